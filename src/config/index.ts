@@ -1,0 +1,343 @@
+/**
+ * Every environment variable the product reads is read here, once, validated with zod into one
+ * frozen, typed Config. Nothing else in src/ touches process.env: modules receive the Config (or
+ * the slice they need) from whoever composes them.
+ */
+import path from 'node:path';
+import { z } from 'zod';
+
+export const CLOUDS = ['public', 'usgov', 'usgov-dod', 'china', 'custom'] as const;
+export type CloudName = (typeof CLOUDS)[number];
+
+/** Login and Graph hosts of Microsoft's national clouds (DESIGN.md: Graph facts). */
+export const CLOUD_ENDPOINTS: Readonly<Record<Exclude<CloudName, 'custom'>, { loginUrl: string; graphUrl: string }>> =
+  Object.freeze({
+    public: { loginUrl: 'https://login.microsoftonline.com', graphUrl: 'https://graph.microsoft.com' },
+    usgov: { loginUrl: 'https://login.microsoftonline.us', graphUrl: 'https://graph.microsoft.us' },
+    'usgov-dod': { loginUrl: 'https://login.microsoftonline.us', graphUrl: 'https://dod-graph.microsoft.us' },
+    china: { loginUrl: 'https://login.chinacloudapi.cn', graphUrl: 'https://microsoftgraph.chinacloudapi.cn' },
+  });
+
+export const CAPABILITIES = ['READ', 'PROPOSE', 'MUTATE'] as const;
+export type Capability = (typeof CAPABILITIES)[number];
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(
+    /** One line per problem, each naming the variable and the fix. */
+    readonly problems: readonly string[],
+  ) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+const TRUE_WORDS = new Set(['true', '1', 'yes', 'on']);
+const FALSE_WORDS = new Set(['false', '0', 'no', 'off']);
+
+const boolVar = (fallback: boolean) =>
+  z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (raw === undefined || raw.trim() === '') return fallback;
+      const word = raw.trim().toLowerCase();
+      if (TRUE_WORDS.has(word)) return true;
+      if (FALSE_WORDS.has(word)) return false;
+      ctx.addIssue({ code: 'custom', message: `is "${raw}"; set it to true or false` });
+      return z.NEVER;
+    });
+
+const intVar = (fallback: number, { min, max, unit }: { min: number; max: number; unit: string }) =>
+  z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (raw === undefined || raw.trim() === '') return fallback;
+      const value = Number(raw.trim());
+      if (!Number.isInteger(value) || value < min || value > max) {
+        ctx.addIssue({ code: 'custom', message: `is "${raw}"; set it to a whole number from ${min} to ${max} (${unit})` });
+        return z.NEVER;
+      }
+      return value;
+    });
+
+const optionalString = z
+  .string()
+  .optional()
+  .transform((raw) => (raw === undefined || raw.trim() === '' ? undefined : raw.trim()));
+
+const httpsUrl = optionalString.refine((raw) => raw === undefined || /^https:\/\/[^\s/]+/.test(raw), {
+  message: 'must be an https:// URL (msal-node and the Graph client refuse plain http)',
+});
+
+const capabilityList = (fallback: readonly Capability[]) =>
+  z
+    .string()
+    .optional()
+    .transform((raw, ctx): Capability[] => {
+      if (raw === undefined || raw.trim() === '') return [...fallback];
+      const words = raw
+        .split(',')
+        .map((w) => w.trim().toUpperCase())
+        .filter((w) => w !== '');
+      const unknown = words.filter((w) => !(CAPABILITIES as readonly string[]).includes(w));
+      if (unknown.length > 0) {
+        ctx.addIssue({ code: 'custom', message: `has unknown capability ${unknown.join(', ')}; use a comma list of ${CAPABILITIES.join(', ')}` });
+        return z.NEVER;
+      }
+      return [...new Set(words as Capability[])];
+    });
+
+/** The raw environment, variable by variable. Defaults live here and nowhere else. */
+const EnvSchema = z.object({
+  INTUNE_ENABLED: boolVar(true),
+  ENTRA_TENANT_ID: optionalString,
+  ENTRA_CLIENT_ID: optionalString,
+  ENTRA_CLIENT_SECRET: optionalString,
+  ENTRA_CLIENT_CERT_FILE: optionalString,
+  INTUNE_CLOUD: z
+    .string()
+    .optional()
+    .transform((raw, ctx): CloudName => {
+      if (raw === undefined || raw.trim() === '') return 'public';
+      const v = raw.trim().toLowerCase();
+      if (!(CLOUDS as readonly string[]).includes(v)) {
+        ctx.addIssue({ code: 'custom', message: `is "${raw}"; set it to one of ${CLOUDS.join(', ')}` });
+        return z.NEVER;
+      }
+      return v as CloudName;
+    }),
+  INTUNE_LOGIN_URL: httpsUrl,
+  INTUNE_GRAPH_URL: httpsUrl,
+  INTUNE_CA_FILE: optionalString,
+  INTUNE_GRAPH_TIMEOUT_MS: intVar(30_000, { min: 100, max: 600_000, unit: 'milliseconds' }),
+  INTUNE_GRAPH_MAX_RETRIES: intVar(4, { min: 0, max: 10, unit: 'retries' }),
+  INTUNE_COMPLIANCE_REQUIRED: boolVar(false),
+  INTUNE_COMPLIANCE_STRICT: boolVar(false),
+  INTUNE_COMPLIANCE_CACHE_TTL: intVar(300, { min: 0, max: 86_400, unit: 'seconds' }),
+  INTUNE_COMPLIANCE_CACHE_MAX: intVar(50_000, { min: 1, max: 10_000_000, unit: 'entries' }),
+  INTUNE_COMPLIANCE_STALE_MAX: intVar(0, { min: 0, max: 604_800, unit: 'seconds' }),
+  INTUNE_POLICY_FILE: optionalString,
+  INTUNE_MCP_CAPABILITIES: capabilityList(['READ']),
+  INTUNE_SYNC_INTERVAL: intVar(3_600, { min: 0, max: 604_800, unit: 'seconds' }),
+  INTUNE_GATE_JWKS_URL: optionalString,
+  INTUNE_GATE_JWT_ISSUER: optionalString,
+  INTUNE_GATE_JWT_AUDIENCE: optionalString,
+  DATABASE_URL: optionalString.refine((raw) => raw === undefined || /^postgres(ql)?:\/\//.test(raw), {
+    message: 'must be a postgres:// or postgresql:// URL; unset it to use the embedded database',
+  }),
+  INTUNE_DATA_DIR: optionalString,
+  CHRONICLE_SIGNING_KEY_FILE: optionalString,
+  CHRONICLE_CHECKPOINT_DIR: optionalString,
+  CHRONICLE_CHECKPOINT_INTERVAL: intVar(60, { min: 0, max: 86_400, unit: 'seconds' }),
+  HOST: optionalString,
+  PORT: intVar(8080, { min: 0, max: 65_535, unit: 'port' }),
+  LOG_LEVEL: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+      if (raw === undefined || raw.trim() === '') return 'info' as const;
+      const v = raw.trim().toLowerCase();
+      if (!(levels as readonly string[]).includes(v)) {
+        ctx.addIssue({ code: 'custom', message: `is "${raw}"; set it to one of ${levels.join(', ')}` });
+        return z.NEVER;
+      }
+      return v as (typeof levels)[number];
+    }),
+});
+
+export interface EntraCredentials {
+  readonly tenantId: string;
+  readonly clientId: string;
+  /** Exactly one of these is set. The secret is held in memory only; it is never stored. */
+  readonly clientSecret?: string;
+  readonly clientCertFile?: string;
+}
+
+export interface Config {
+  readonly intuneEnabled: boolean;
+  /** Set when ENTRA_* name a real tenant; unset means the built-in simulated demo tenant. */
+  readonly entra?: EntraCredentials;
+  readonly graph: {
+    readonly cloud: CloudName;
+    readonly loginUrl: string;
+    readonly graphUrl: string;
+    readonly caFile?: string;
+    readonly timeoutMs: number;
+    readonly maxRetries: number;
+  };
+  readonly compliance: {
+    readonly requiredByDefault: boolean;
+    readonly strict: boolean;
+    readonly cacheTtlMs: number;
+    readonly cacheMaxEntries: number;
+    /** How long past its TTL a cached answer may still be served while Graph fails (0: never). */
+    readonly staleMaxMs: number;
+    readonly policyFile?: string;
+  };
+  readonly mcp: { readonly defaultCapabilities: readonly Capability[] };
+  readonly sync: { readonly intervalMs: number };
+  readonly gateJwt?: { readonly jwksUrl: string; readonly issuer?: string; readonly audience?: string };
+  readonly database: { readonly url?: string; readonly dataDir: string };
+  readonly chronicle: {
+    readonly signingKeyFile: string;
+    readonly checkpointDir: string;
+    readonly checkpointIntervalMs: number;
+  };
+  readonly http: { readonly host: string; readonly port: number };
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const inner of Object.values(value)) deepFreeze(inner);
+  }
+  return value;
+}
+
+/**
+ * Builds the Config from an environment. Every problem is reported at once, each naming the
+ * variable and what to set it to; contradictions between variables are reported the same way.
+ */
+export function loadConfig(env: Env, { cwd = process.cwd() }: { cwd?: string } = {}): Config {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((issue) => `${String(issue.path[0])} ${issue.message}`));
+  }
+  const e = parsed.data;
+  const problems: string[] = [];
+
+  const entraSet = [e.ENTRA_TENANT_ID, e.ENTRA_CLIENT_ID, e.ENTRA_CLIENT_SECRET ?? e.ENTRA_CLIENT_CERT_FILE];
+  let entra: EntraCredentials | undefined;
+  if (e.ENTRA_CLIENT_SECRET !== undefined && e.ENTRA_CLIENT_CERT_FILE !== undefined) {
+    problems.push('ENTRA_CLIENT_SECRET and ENTRA_CLIENT_CERT_FILE are mutually exclusive: set only one');
+  } else if (entraSet.every((v) => v !== undefined)) {
+    entra = {
+      tenantId: e.ENTRA_TENANT_ID as string,
+      clientId: e.ENTRA_CLIENT_ID as string,
+      ...(e.ENTRA_CLIENT_SECRET !== undefined ? { clientSecret: e.ENTRA_CLIENT_SECRET } : {}),
+      ...(e.ENTRA_CLIENT_CERT_FILE !== undefined ? { clientCertFile: e.ENTRA_CLIENT_CERT_FILE } : {}),
+    };
+  } else if (entraSet.some((v) => v !== undefined)) {
+    const missing = [
+      e.ENTRA_TENANT_ID === undefined ? 'ENTRA_TENANT_ID' : undefined,
+      e.ENTRA_CLIENT_ID === undefined ? 'ENTRA_CLIENT_ID' : undefined,
+      e.ENTRA_CLIENT_SECRET === undefined && e.ENTRA_CLIENT_CERT_FILE === undefined
+        ? 'ENTRA_CLIENT_SECRET (or ENTRA_CLIENT_CERT_FILE)'
+        : undefined,
+    ].filter((v) => v !== undefined);
+    problems.push(
+      `Entra credentials are incomplete: also set ${missing.join(' and ')}, or unset all ENTRA_* variables to run the simulated demo tenant`,
+    );
+  }
+  if (e.ENTRA_TENANT_ID !== undefined && !/^[A-Za-z0-9.-]{1,253}$/.test(e.ENTRA_TENANT_ID)) {
+    problems.push(`ENTRA_TENANT_ID is "${e.ENTRA_TENANT_ID}"; set it to the tenant's GUID or its primary domain`);
+  }
+
+  let loginUrl: string;
+  let graphUrl: string;
+  if (e.INTUNE_CLOUD === 'custom') {
+    if (e.INTUNE_LOGIN_URL === undefined || e.INTUNE_GRAPH_URL === undefined) {
+      problems.push('INTUNE_CLOUD=custom needs INTUNE_LOGIN_URL and INTUNE_GRAPH_URL (https URLs of the token endpoint host and the Graph host)');
+    }
+    loginUrl = e.INTUNE_LOGIN_URL ?? '';
+    graphUrl = e.INTUNE_GRAPH_URL ?? '';
+  } else {
+    if (e.INTUNE_LOGIN_URL !== undefined || e.INTUNE_GRAPH_URL !== undefined) {
+      problems.push(`INTUNE_LOGIN_URL and INTUNE_GRAPH_URL apply only with INTUNE_CLOUD=custom (INTUNE_CLOUD is ${e.INTUNE_CLOUD}): unset them or set INTUNE_CLOUD=custom`);
+    }
+    ({ loginUrl, graphUrl } = CLOUD_ENDPOINTS[e.INTUNE_CLOUD]);
+  }
+
+  if (e.INTUNE_GATE_JWKS_URL === undefined && (e.INTUNE_GATE_JWT_ISSUER !== undefined || e.INTUNE_GATE_JWT_AUDIENCE !== undefined)) {
+    problems.push('INTUNE_GATE_JWT_ISSUER and INTUNE_GATE_JWT_AUDIENCE need INTUNE_GATE_JWKS_URL: set it, or unset them');
+  }
+
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const dataDir = path.resolve(cwd, e.INTUNE_DATA_DIR ?? '.data');
+  const config: Config = {
+    intuneEnabled: e.INTUNE_ENABLED,
+    ...(entra !== undefined ? { entra } : {}),
+    graph: {
+      cloud: e.INTUNE_CLOUD,
+      loginUrl: loginUrl.replace(/\/+$/, ''),
+      graphUrl: graphUrl.replace(/\/+$/, ''),
+      ...(e.INTUNE_CA_FILE !== undefined ? { caFile: path.resolve(cwd, e.INTUNE_CA_FILE) } : {}),
+      timeoutMs: e.INTUNE_GRAPH_TIMEOUT_MS,
+      maxRetries: e.INTUNE_GRAPH_MAX_RETRIES,
+    },
+    compliance: {
+      requiredByDefault: e.INTUNE_COMPLIANCE_REQUIRED,
+      strict: e.INTUNE_COMPLIANCE_STRICT,
+      cacheTtlMs: e.INTUNE_COMPLIANCE_CACHE_TTL * 1000,
+      cacheMaxEntries: e.INTUNE_COMPLIANCE_CACHE_MAX,
+      staleMaxMs: e.INTUNE_COMPLIANCE_STALE_MAX * 1000,
+      ...(e.INTUNE_POLICY_FILE !== undefined ? { policyFile: path.resolve(cwd, e.INTUNE_POLICY_FILE) } : {}),
+    },
+    mcp: { defaultCapabilities: e.INTUNE_MCP_CAPABILITIES },
+    sync: { intervalMs: e.INTUNE_SYNC_INTERVAL * 1000 },
+    ...(e.INTUNE_GATE_JWKS_URL !== undefined
+      ? {
+          gateJwt: {
+            jwksUrl: e.INTUNE_GATE_JWKS_URL,
+            ...(e.INTUNE_GATE_JWT_ISSUER !== undefined ? { issuer: e.INTUNE_GATE_JWT_ISSUER } : {}),
+            ...(e.INTUNE_GATE_JWT_AUDIENCE !== undefined ? { audience: e.INTUNE_GATE_JWT_AUDIENCE } : {}),
+          },
+        }
+      : {}),
+    database: {
+      ...(e.DATABASE_URL !== undefined ? { url: e.DATABASE_URL } : {}),
+      dataDir,
+    },
+    chronicle: {
+      signingKeyFile: path.resolve(cwd, e.CHRONICLE_SIGNING_KEY_FILE ?? path.join(dataDir, 'chronicle', 'signing-key.pem')),
+      checkpointDir: path.resolve(cwd, e.CHRONICLE_CHECKPOINT_DIR ?? path.join(dataDir, 'chronicle', 'checkpoints')),
+      checkpointIntervalMs: e.CHRONICLE_CHECKPOINT_INTERVAL * 1000,
+    },
+    http: { host: e.HOST ?? '127.0.0.1', port: e.PORT },
+    logLevel: e.LOG_LEVEL,
+  };
+  return deepFreeze(config);
+}
+
+/**
+ * The documented variables, for the README table and `--help`. Kept beside the schema so a new
+ * variable without a line here fails the config test.
+ */
+export const CONFIG_DOCS: Readonly<Record<keyof z.input<typeof EnvSchema>, string>> = Object.freeze({
+  INTUNE_ENABLED: 'Enable the Intune connector (default true).',
+  ENTRA_TENANT_ID: 'Entra tenant id (GUID or primary domain). With ENTRA_CLIENT_ID and a secret or certificate, the connector talks to that tenant; without, `serve` runs the simulated demo tenant.',
+  ENTRA_CLIENT_ID: 'Application (client) id of the app registration.',
+  ENTRA_CLIENT_SECRET: 'Client secret of the app registration (held in memory, never stored).',
+  ENTRA_CLIENT_CERT_FILE: 'PEM file with the certificate and private key for client-assertion auth (instead of a secret).',
+  INTUNE_CLOUD: 'public (default), usgov, usgov-dod, china, or custom.',
+  INTUNE_LOGIN_URL: 'With INTUNE_CLOUD=custom: https base URL of the token endpoint host.',
+  INTUNE_GRAPH_URL: 'With INTUNE_CLOUD=custom: https base URL of the Graph host.',
+  INTUNE_CA_FILE: 'PEM CA bundle to trust for the login and Graph hosts (the simulator, or a TLS-inspecting proxy).',
+  INTUNE_GRAPH_TIMEOUT_MS: 'Per-request Graph timeout in milliseconds (default 30000).',
+  INTUNE_GRAPH_MAX_RETRIES: 'Retries for throttled or unavailable Graph reads (default 4).',
+  INTUNE_COMPLIANCE_REQUIRED: 'Global default: accords require device compliance (default false).',
+  INTUNE_COMPLIANCE_STRICT: 'Strict mode: deny when the token carries no device id (default false, permissive).',
+  INTUNE_COMPLIANCE_CACHE_TTL: 'Compliance cache TTL in seconds (default 300; 0 disables caching).',
+  INTUNE_COMPLIANCE_CACHE_MAX: 'Compliance cache size bound in entries (default 50000).',
+  INTUNE_COMPLIANCE_STALE_MAX: 'Seconds past its TTL a cached answer may serve while Graph fails (default 0: never). Accords may only shorten it.',
+  INTUNE_POLICY_FILE: 'Per-accord compliance policy file (YAML or JSON); see examples/accord-policy.yaml.',
+  INTUNE_MCP_CAPABILITIES: 'Capabilities MCP callers get when their key does not say (default READ; READ,PROPOSE allows sync_device).',
+  INTUNE_SYNC_INTERVAL: 'Seconds between scheduled posture syncs per connection, with jitter (default 3600; 0 disables).',
+  INTUNE_GATE_JWKS_URL: 'JWKS URL for verifying user bearer tokens sent to the gate instead of claims.',
+  INTUNE_GATE_JWT_ISSUER: 'Expected issuer of those tokens.',
+  INTUNE_GATE_JWT_AUDIENCE: 'Expected audience of those tokens.',
+  DATABASE_URL: 'PostgreSQL URL. Unset: the embedded database (PGlite) under INTUNE_DATA_DIR.',
+  INTUNE_DATA_DIR: 'Data directory for the embedded database, keys and checkpoints (default ./.data).',
+  CHRONICLE_SIGNING_KEY_FILE: 'Ed25519 private key (PEM) for checkpoint signatures (default: generated under the data directory).',
+  CHRONICLE_CHECKPOINT_DIR: 'Directory of append-only signed checkpoints, outside the database (default: under the data directory).',
+  CHRONICLE_CHECKPOINT_INTERVAL: 'Seconds between checkpoints (default 60; 0 disables periodic checkpoints).',
+  HOST: 'Address `serve` listens on (default 127.0.0.1).',
+  PORT: 'Port `serve` listens on (default 8080).',
+  LOG_LEVEL: 'fatal, error, warn, info (default), debug, trace or silent. Logs go to stderr.',
+});

@@ -1,0 +1,82 @@
+/**
+ * The Graph client's surface as the connector and the sync runtime use it. The implementation
+ * (MSAL auth, @microsoft/microsoft-graph-client, retry policy, zod response schemas) lives beside
+ * this file; everything above it depends on these types only.
+ */
+
+/** A managedDevice as parsed at the boundary: the 56 v1.0 properties (see schemas.ts). */
+export type ManagedDevice = Readonly<Record<string, unknown>> & {
+  readonly id: string;
+  readonly azureADDeviceId: string | null;
+  readonly complianceState: 'unknown' | 'compliant' | 'noncompliant' | 'conflict' | 'error' | 'inGracePeriod' | 'configManager';
+  readonly complianceGracePeriodExpirationDateTime: string;
+  readonly lastSyncDateTime: string;
+  readonly operatingSystem: string | null;
+};
+
+/** Filters the connector uses; the client turns them into a safe $filter (values are validated, quotes escaped). */
+export interface DeviceFilter {
+  readonly id?: string;
+  readonly azureADDeviceId?: string;
+  readonly operatingSystem?: string;
+  readonly complianceState?: ManagedDevice['complianceState'];
+  readonly serialNumber?: string;
+  readonly lastSyncAfter?: string;
+  readonly lastSyncBefore?: string;
+}
+
+export interface ListDevicesRequest {
+  readonly filter?: DeviceFilter;
+  /** Page size, 1..1000 (default 1000). */
+  readonly top?: number;
+  readonly select?: readonly string[];
+  /** Resume from a nextLink returned by an earlier page (only ever followed to the configured Graph host). */
+  readonly nextLink?: string;
+  readonly signal?: AbortSignal;
+}
+
+export interface DevicePage {
+  readonly devices: readonly ManagedDevice[];
+  readonly nextLink?: string;
+  readonly requestId: string;
+}
+
+export interface GraphResult<T> {
+  readonly value: T;
+  /** Graph's request-id of the (last) HTTP exchange, for the audit record. */
+  readonly requestId: string;
+}
+
+export interface CompliancePolicyState {
+  readonly id: string;
+  readonly displayName: string | null;
+  readonly state: string;
+  readonly platformType: string | null;
+  readonly settingCount: number;
+  readonly version: number;
+}
+
+export type DeviceAction = 'syncDevice' | 'remoteLock' | 'retire' | 'wipe';
+
+/** Counters a sync run records. */
+export interface GraphClientStats {
+  readonly requests: number;
+  readonly retries: number;
+  readonly throttledWaits: number;
+  readonly throttledWaitMs: number;
+}
+
+export interface GraphClient {
+  /** One page. */
+  listDevicesPage(request: ListDevicesRequest): Promise<DevicePage>;
+  /** Every page, one in memory at a time. */
+  listDevices(request?: Omit<ListDevicesRequest, 'nextLink'>): AsyncIterable<DevicePage>;
+  /** Throws GraphError with status 404 when no such device. */
+  getDevice(id: string, options?: { readonly select?: readonly string[]; readonly signal?: AbortSignal }): Promise<GraphResult<ManagedDevice>>;
+  /** Zero, one or several records (re-enrolment) for an Entra device id. */
+  findDevicesByAzureADDeviceId(azureADDeviceId: string, options?: { readonly signal?: AbortSignal }): Promise<GraphResult<readonly ManagedDevice[]>>;
+  getCompliancePolicyStates(id: string, options?: { readonly signal?: AbortSignal }): Promise<GraphResult<readonly CompliancePolicyState[]>>;
+  /** POST; never retried after an ambiguous failure. Resolves on 204. */
+  performDeviceAction(id: string, action: DeviceAction, options?: { readonly signal?: AbortSignal }): Promise<GraphResult<null>>;
+  stats(): GraphClientStats;
+}

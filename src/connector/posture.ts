@@ -1,0 +1,42 @@
+/**
+ * The redacted device posture: the only shape in which a device leaves the connector (API, MCP,
+ * events, snapshots, exports). It is an allow-list: ids, OS, compliance and management facts, and
+ * a keyed fingerprint of the serial number. Nothing else of the Graph record survives.
+ */
+import { z } from 'zod';
+
+export const COMPLIANCE_STATES = ['unknown', 'compliant', 'noncompliant', 'conflict', 'error', 'inGracePeriod', 'configManager'] as const;
+export type ComplianceState = (typeof COMPLIANCE_STATES)[number];
+
+export const OS_FAMILIES = ['macos', 'windows', 'ios', 'android', 'linux', 'other'] as const;
+export type OsFamily = (typeof OS_FAMILIES)[number];
+
+export const OWNERSHIPS = ['company', 'personal', 'unknown'] as const;
+
+export const DevicePostureSchema = z
+  .object({
+    device_id: z.string().describe('Intune managed device id (GUID).'),
+    azure_ad_device_id: z.string().nullable().describe('Entra device id (the deviceid claim), or null when not Entra-registered.'),
+    os_family: z.enum(OS_FAMILIES),
+    os_version: z.string().nullable(),
+    compliance_state: z.enum(COMPLIANCE_STATES),
+    grace_period_expires_at: z
+      .string()
+      .nullable()
+      .describe('When the compliance grace period ends (ISO 8601); null when the device is not in a grace period.'),
+    is_encrypted: z.boolean(),
+    jailbroken: z.enum(['true', 'false', 'unknown']),
+    management_agent: z.string(),
+    management_state: z.string(),
+    ownership: z.enum(OWNERSHIPS),
+    enrolled_at: z.string().nullable(),
+    last_sync_at: z.string().nullable().describe('Last successful check-in with Intune (ISO 8601).'),
+    model: z.string().nullable(),
+    manufacturer: z.string().nullable(),
+    serial_fingerprint: z
+      .string()
+      .nullable()
+      .describe('hmac-sha256 of the serial number under a per-tenant key: matches the same machine across sources without revealing the serial.'),
+  })
+  .strict();
+export type DevicePosture = z.infer<typeof DevicePostureSchema>;

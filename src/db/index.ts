@@ -1,0 +1,197 @@
+/**
+ * One small query interface over node-postgres (DATABASE_URL) and PGlite (the embedded default).
+ *
+ * The two drivers differ in ways that matter to callers; this module hides them:
+ *  - int8 (bigint, bigserial, count(*)) comes back as a JS number from both (and throws past 2^53
+ *    rather than silently rounding); numeric stays a string.
+ *  - bytea comes back as a Buffer from both.
+ *  - `transaction(fn)` runs fn on one connection between BEGIN and COMMIT (ROLLBACK if fn throws)
+ *    on both; PGlite serialises transactions itself, node-postgres takes a pooled client.
+ *  - errors carry the SQLSTATE `code` from both.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import pg from 'pg';
+import type { PGlite as PGliteType } from '@electric-sql/pglite';
+import { runMigrations, type Migration } from './migrate.js';
+import { MIGRATIONS } from './migrations/index.js';
+import { acquireDirLock, type DirLock } from './lock.js';
+import { DbError } from './errors.js';
+
+export interface QueryResult<R> {
+  readonly rows: R[];
+  /** Rows returned by a SELECT, or changed by INSERT/UPDATE/DELETE. */
+  readonly rowCount: number;
+}
+
+export interface Queryable {
+  query<R = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>>;
+}
+
+export interface Db extends Queryable {
+  readonly kind: 'postgres' | 'pglite';
+  /** Runs fn inside one transaction; commits when it resolves, rolls back when it throws. */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+export { DbError } from './errors.js';
+
+const INT8_OID = 20;
+
+function parseInt8(text: string): number {
+  const value = Number(text);
+  if (!Number.isSafeInteger(value)) throw new RangeError(`int8 value ${text} is outside the safe integer range`);
+  return value;
+}
+
+// node-postgres type parsers are process-global; these are the ones both drivers share.
+pg.types.setTypeParser(INT8_OID, parseInt8);
+
+function toBuffer(value: unknown): unknown {
+  return value instanceof Uint8Array && !Buffer.isBuffer(value) ? Buffer.from(value.buffer, value.byteOffset, value.byteLength) : value;
+}
+
+export interface PostgresOptions {
+  readonly url: string;
+  readonly maxConnections?: number;
+  /** How long to wait for a connection before failing (default 5 s): a down database fails fast. */
+  readonly connectTimeoutMs?: number;
+  /** Server-side statement timeout (default 30 s). */
+  readonly statementTimeoutMs?: number;
+  readonly applicationName?: string;
+}
+
+export function openPostgres(options: PostgresOptions): Db {
+  const pool = new pg.Pool({
+    connectionString: options.url,
+    max: options.maxConnections ?? 10,
+    connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000,
+    statement_timeout: options.statementTimeoutMs ?? 30_000,
+    application_name: options.applicationName ?? 'intune-connector',
+  });
+  // An idle client that loses its server emits 'error' on the pool; without a listener Node exits.
+  pool.on('error', () => undefined);
+
+  const wrap = async <R>(run: () => Promise<pg.QueryResult>): Promise<QueryResult<R>> => {
+    try {
+      const result = await run();
+      return { rows: result.rows as R[], rowCount: result.rowCount ?? result.rows.length };
+    } catch (err) {
+      throw asDbError(err);
+    }
+  };
+
+  return {
+    kind: 'postgres',
+    query: <R>(sql: string, params: readonly unknown[] = []) => wrap<R>(() => pool.query(sql, params as unknown[])),
+    async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+      let client: pg.PoolClient;
+      try {
+        client = await pool.connect();
+      } catch (err) {
+        throw asDbError(err);
+      }
+      let broken = false;
+      try {
+        await client.query('BEGIN');
+        const tx: Queryable = {
+          query: <R>(sql: string, params: readonly unknown[] = []) => wrap<R>(() => client.query(sql, params as unknown[])),
+        };
+        const result = await fn(tx);
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        try {
+          await client.query('ROLLBACK');
+        } catch {
+          broken = true;
+        }
+        throw asDbError(err);
+      } finally {
+        client.release(broken);
+      }
+    },
+    close: () => pool.end(),
+  };
+}
+
+/** Connection-level failures become DbError('db_unavailable'); SQL errors pass through with their code. */
+function asDbError(err: unknown): unknown {
+  if (err instanceof DbError) return err;
+  const code = (err as { code?: unknown } | null)?.code;
+  const message = err instanceof Error ? err.message : String(err);
+  const connectionLevel =
+    (typeof code === 'string' && (/^(ECONN|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|EPIPE|EHOSTUNREACH)/.test(code) || /^(08|57P0[1-3])/.test(code))) ||
+    /timeout exceeded when trying to connect|Connection terminated|Client has encountered a connection error|Cannot use a pool after calling end/i.test(message);
+  return connectionLevel ? new DbError(`database unavailable: ${message}`, 'db_unavailable', { cause: err }) : err;
+}
+
+export interface PGliteOptions {
+  /** A directory, or 'memory://' for a throwaway in-memory database (tests). */
+  readonly dataDir: string;
+}
+
+export async function openPGlite(options: PGliteOptions): Promise<Db> {
+  const { PGlite } = await import('@electric-sql/pglite');
+  const inMemory = options.dataDir.startsWith('memory://');
+  let lock: DirLock | undefined;
+  if (!inMemory) {
+    fs.mkdirSync(options.dataDir, { recursive: true });
+    lock = acquireDirLock(options.dataDir);
+  }
+  let db: PGliteType;
+  try {
+    db = new PGlite(inMemory ? options.dataDir : path.join(options.dataDir, 'pgdata'), {
+      parsers: { [INT8_OID]: parseInt8 },
+    });
+    await db.waitReady;
+  } catch (err) {
+    lock?.release();
+    throw new DbError(`could not open the embedded database in ${options.dataDir}: ${(err as Error).message}`, 'db_unavailable', { cause: err });
+  }
+
+  const normalise = <R>(result: { rows: unknown[]; affectedRows?: number; rowCount?: number }): QueryResult<R> => {
+    const rows = result.rows.map((row) => {
+      const out = row as Record<string, unknown>;
+      for (const key of Object.keys(out)) out[key] = toBuffer(out[key]);
+      return out;
+    });
+    return { rows: rows as R[], rowCount: result.rowCount ?? result.affectedRows ?? rows.length };
+  };
+
+  return {
+    kind: 'pglite',
+    query: async <R>(sql: string, params: readonly unknown[] = []) => normalise<R>(await db.query(sql, params as unknown[])),
+    transaction: <T>(fn: (tx: Queryable) => Promise<T>) =>
+      db.transaction(async (tx) =>
+        fn({ query: async <R>(sql: string, params: readonly unknown[] = []) => normalise<R>(await tx.query(sql, params as unknown[])) }),
+      ),
+    async close() {
+      try {
+        if (!db.closed) await db.close();
+      } finally {
+        lock?.release();
+      }
+    },
+  };
+}
+
+/** Opens the configured database (PostgreSQL with a URL, else PGlite under dataDir) and migrates it. */
+export async function openDatabase(
+  database: { readonly url?: string; readonly dataDir: string },
+  { migrations = MIGRATIONS, migrate = true }: { migrations?: readonly Migration[]; migrate?: boolean } = {},
+): Promise<Db> {
+  const db = database.url !== undefined ? openPostgres({ url: database.url }) : await openPGlite({ dataDir: database.dataDir });
+  if (migrate) {
+    try {
+      await runMigrations(db, migrations);
+    } catch (err) {
+      await db.close().catch(() => undefined);
+      throw err;
+    }
+  }
+  return db;
+}
+
+export { runMigrations, type Migration } from './migrate.js';

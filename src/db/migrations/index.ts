@@ -1,0 +1,12 @@
+/**
+ * The ordered list of migrations. Each area owns its file; numbers are reserved per area so work
+ * in parallel does not collide: 100s chronicle, 200s connector, 300s posture/api.
+ */
+import type { Migration } from '../migrate.js';
+import { chronicleMigrations } from './chronicle.js';
+import { connectorMigrations } from './connector.js';
+import { postureMigrations } from './posture.js';
+
+export const MIGRATIONS: readonly Migration[] = [...chronicleMigrations, ...connectorMigrations, ...postureMigrations].sort(
+  (a, b) => a.version - b.version,
+);

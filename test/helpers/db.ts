@@ -1,0 +1,82 @@
+/**
+ * Real databases for tests: a fresh PostgreSQL database per call (created on the test server and
+ * dropped afterwards), and a fresh in-memory PGlite. Use `forEachDatabase` to run a suite on both.
+ */
+import crypto from 'node:crypto';
+import pg from 'pg';
+import { describe, inject } from 'vitest';
+import './global-setup.js';
+import { openDatabase, openPGlite, openPostgres, type Db } from '../../src/db/index.js';
+import { runMigrations } from '../../src/db/migrate.js';
+import { MIGRATIONS } from '../../src/db/migrations/index.js';
+
+export const pgAvailable = (): boolean => inject('pgAvailable');
+export const serverUrl = (): string => inject('testDatabaseUrl');
+
+export interface TestDatabase {
+  readonly kind: 'postgres' | 'pglite';
+  /** For PostgreSQL, the URL of the fresh database (give it to child processes). */
+  readonly url?: string;
+  /** Opens a new handle (migrated). Close it yourself or let drop() do it. */
+  open(): Promise<Db>;
+  /** Closes every handle opened and drops the database. */
+  drop(): Promise<void>;
+}
+
+async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: serverUrl() });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+export async function createPostgresDatabase(): Promise<TestDatabase> {
+  const name = `ic_test_${crypto.randomBytes(6).toString('hex')}`;
+  await admin((c) => c.query(`CREATE DATABASE ${name}`));
+  const url = new URL(serverUrl());
+  url.pathname = `/${name}`;
+  const handles: Db[] = [];
+  return {
+    kind: 'postgres',
+    url: url.toString(),
+    async open() {
+      const db = openPostgres({ url: url.toString() });
+      await runMigrations(db, MIGRATIONS);
+      handles.push(db);
+      return db;
+    },
+    async drop() {
+      await Promise.all(handles.map((h) => h.close().catch(() => undefined)));
+      await admin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+    },
+  };
+}
+
+export async function createPGliteDatabase(): Promise<TestDatabase> {
+  let db: Db | undefined;
+  return {
+    kind: 'pglite',
+    async open() {
+      // One in-memory PGlite is one database: every open() shares it.
+      if (db === undefined) {
+        db = await openPGlite({ dataDir: 'memory://' });
+        await runMigrations(db, MIGRATIONS);
+      }
+      return { ...db, close: async () => undefined };
+    },
+    async drop() {
+      await db?.close();
+    },
+  };
+}
+
+/** Runs `suite` once for PostgreSQL (skipped loudly when no server) and once for PGlite. */
+export function forEachDatabase(name: string, suite: (create: () => Promise<TestDatabase>) => void): void {
+  describe.skipIf(!pgAvailable())(`${name} [postgres]`, () => suite(createPostgresDatabase));
+  describe(`${name} [pglite]`, () => suite(createPGliteDatabase));
+}
+
+export { openDatabase };
