@@ -1,0 +1,98 @@
+import fs from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { CONFIG_DOCS, ConfigError, loadConfig } from '../../src/config/index.js';
+
+const problemsOf = (env: Record<string, string>): readonly string[] => {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+};
+
+describe('loadConfig', () => {
+  it('gives working defaults with an empty environment: embedded database, demo tenant, permissive gate', () => {
+    const config = loadConfig({}, { cwd: '/srv/app' });
+    expect(config.intuneEnabled).toBe(true);
+    expect(config.entra).toBeUndefined();
+    expect(config.database).toEqual({ dataDir: '/srv/app/.data' });
+    expect(config.compliance).toMatchObject({ requiredByDefault: false, strict: false, cacheTtlMs: 300_000 });
+    expect(config.graph).toMatchObject({ cloud: 'public', loginUrl: 'https://login.microsoftonline.com', graphUrl: 'https://graph.microsoft.com' });
+    expect(config.http).toEqual({ host: '127.0.0.1', port: 8080 });
+    expect(config.mcp.defaultCapabilities).toEqual(['READ']);
+  });
+
+  it('reads the connector guide variables by their exact names', () => {
+    const config = loadConfig({
+      INTUNE_ENABLED: 'true',
+      ENTRA_TENANT_ID: 'contoso.onmicrosoft.com',
+      ENTRA_CLIENT_ID: '11111111-2222-3333-4444-555555555555',
+      ENTRA_CLIENT_SECRET: 's3cret',
+      INTUNE_COMPLIANCE_REQUIRED: 'true',
+      INTUNE_COMPLIANCE_STRICT: 'TRUE',
+      INTUNE_COMPLIANCE_CACHE_TTL: '0',
+    });
+    expect(config.entra).toEqual({
+      tenantId: 'contoso.onmicrosoft.com',
+      clientId: '11111111-2222-3333-4444-555555555555',
+      clientSecret: 's3cret',
+    });
+    expect(config.compliance).toMatchObject({ requiredByDefault: true, strict: true, cacheTtlMs: 0 });
+  });
+
+  it('maps national clouds to their login and Graph hosts', () => {
+    expect(loadConfig({ INTUNE_CLOUD: 'usgov-dod' }).graph).toMatchObject({
+      loginUrl: 'https://login.microsoftonline.us',
+      graphUrl: 'https://dod-graph.microsoft.us',
+    });
+    expect(loadConfig({ INTUNE_CLOUD: 'china' }).graph.graphUrl).toBe('https://microsoftgraph.chinacloudapi.cn');
+  });
+
+  it('returns a deeply frozen config', () => {
+    const config = loadConfig({});
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.compliance)).toBe(true);
+    expect(() => {
+      (config.compliance as { strict: boolean }).strict = true;
+    }).toThrow(TypeError);
+  });
+
+  it('reports every bad value at once, each naming the variable and the fix', () => {
+    const problems = problemsOf({ INTUNE_COMPLIANCE_CACHE_TTL: 'five minutes', INTUNE_ENABLED: 'maybe', PORT: '70000', INTUNE_CLOUD: 'mars' });
+    expect(problems).toHaveLength(4);
+    expect(problems.join('\n')).toMatch(/INTUNE_COMPLIANCE_CACHE_TTL is "five minutes"; set it to a whole number/);
+    expect(problems.join('\n')).toMatch(/INTUNE_ENABLED is "maybe"; set it to true or false/);
+    expect(problems.join('\n')).toMatch(/PORT is "70000"/);
+    expect(problems.join('\n')).toMatch(/INTUNE_CLOUD is "mars"; set it to one of public, usgov, usgov-dod, china, custom/);
+  });
+
+  it('refuses contradictions with a message that says which variables and what to do', () => {
+    expect(problemsOf({ ENTRA_TENANT_ID: 't', ENTRA_CLIENT_ID: 'c', ENTRA_CLIENT_SECRET: 's', ENTRA_CLIENT_CERT_FILE: '/k.pem' })).toEqual([
+      'ENTRA_CLIENT_SECRET and ENTRA_CLIENT_CERT_FILE are mutually exclusive: set only one',
+    ]);
+    expect(problemsOf({ ENTRA_TENANT_ID: 'contoso.example' })[0]).toMatch(/also set ENTRA_CLIENT_ID and ENTRA_CLIENT_SECRET/);
+    expect(problemsOf({ INTUNE_CLOUD: 'custom' })[0]).toMatch(/INTUNE_CLOUD=custom needs INTUNE_LOGIN_URL and INTUNE_GRAPH_URL/);
+    expect(problemsOf({ INTUNE_GRAPH_URL: 'https://graph.example' })[0]).toMatch(/apply only with INTUNE_CLOUD=custom/);
+    expect(problemsOf({ INTUNE_CLOUD: 'custom', INTUNE_LOGIN_URL: 'http://127.0.0.1:1', INTUNE_GRAPH_URL: 'https://x' })[0]).toMatch(
+      /INTUNE_LOGIN_URL must be an https:\/\/ URL/,
+    );
+    expect(problemsOf({ DATABASE_URL: 'mysql://x' })[0]).toMatch(/DATABASE_URL must be a postgres/);
+  });
+
+  it('never echoes a secret in an error message', () => {
+    const problems = problemsOf({ ENTRA_CLIENT_SECRET: 'do-not-print-me', PORT: 'x' });
+    expect(problems.join('\n')).not.toContain('do-not-print-me');
+  });
+});
+
+describe('README configuration table', () => {
+  it('documents every variable the config reads, and nothing else', () => {
+    const readme = fs.readFileSync('README.md', 'utf8');
+    const block = /<!-- section:config-table[^>]*-->\n([\s\S]*?)<!-- \/section:config-table -->/.exec(readme)?.[1] ?? '';
+    const documented = [...block.matchAll(/^\| `([A-Z_]+)` \|/gm)].map((m) => m[1]);
+    expect(documented).toEqual(Object.keys(CONFIG_DOCS));
+    for (const [name, text] of Object.entries(CONFIG_DOCS)) expect(block).toContain(`| \`${name}\` | ${text.replace(/\|/g, '\\|')} |`);
+  });
+});
