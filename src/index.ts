@@ -4,3 +4,63 @@ export { openDatabase, type Db } from './db/index.js';
 export * from './connector/contract.js';
 export * from './connector/posture.js';
 export type { Actor, AppendInput, AppendReceipt, ChronicleEvent, ChronicleWriter } from './chronicle/types.js';
+export {
+  createIntuneConnector,
+  redactDevice,
+  fingerprintSerial,
+  AuditUnavailableError,
+  ConnectorUsageError,
+  OPERATIONS,
+  OPERATION_SCHEMAS,
+  type IntuneConnector,
+  type IntuneConnectorDeps,
+  type IntuneConnectorOptions,
+  type ComplianceLookup,
+  type OperationInput,
+  type OperationOutput,
+} from './connector/index.js';
+export {
+  createMcpServer,
+  mcpRoutes,
+  mcpScope,
+  startStdioServer,
+  TOOLS as MCP_TOOLS,
+  type McpRoutesOptions,
+  type McpSessionOptions,
+  type StdioServerOptions,
+} from './mcp/index.js';
+export {
+  createGate,
+  loadGatePolicy,
+  resolveAccordPolicy,
+  decide,
+  describeDecision,
+  readDeviceIdClaim,
+  GateInputError,
+  GATE_REASONS,
+  OVERRIDABLE_REASONS,
+  type Gate,
+  type GateCheck,
+  type GateOptions,
+  type GateResult,
+  type GatePolicy,
+  type AccordPolicy,
+  type GateReason,
+  type Decision,
+} from './gate/index.js';
+export { gateRoutes, gateJwtOptions, GATE_PATH, type GateRoutesOptions, type GateJwtOptions } from './gate/http.js';
+export { GATE_RESPONSE_JSON_SCHEMA, GATE_REQUEST_JSON_SCHEMA, type GateResponse } from './gate/schemas.js';
+export {
+  startSimulator,
+  generateTenant,
+  parseFaultSpec,
+  createClientCertificate,
+  simulatorAuthorityMetadata,
+  simulatorCloudDiscoveryMetadata,
+  SimulatorError,
+  type SimulatorHandle,
+  type SimulatorOptions,
+  type FaultSpec,
+  type RecordedRequest,
+} from './simulator/index.js';
+export { openRuntime, DEFAULT_TENANT, fingerprintKeys, type Runtime, type OpenRuntimeOptions } from './runtime/index.js';

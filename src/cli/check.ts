@@ -1,11 +1,99 @@
-import type { Command } from 'commander';
+/**
+ * `intune-connector check`: asks the compliance gate about one device, as the authorize endpoint
+ * would, and prints the GateResult as JSON. The decision is recorded in Chronicle like any other
+ * (channel cli). Exit 0 on allow, 1 on deny, 2 for a usage mistake, 3 for bad configuration, 4 when
+ * the database is unavailable.
+ */
+import { CommanderError, type Command } from 'commander';
+import { loadGatePolicy } from '../gate/policy.js';
+import { GateInputError, createGate } from '../gate/gate.js';
+import { DEFAULT_TENANT, openRuntime } from '../runtime/index.js';
+import { EXIT, configFromEnv } from './shared.js';
 
-// Placeholder registration; the command's implementation replaces this file.
+interface CheckOptions {
+  readonly deviceId?: string;
+  readonly claims?: string;
+  readonly accord: string;
+  readonly tenant: string;
+}
+
+class UsageError extends Error {}
+
+/** The claims to evaluate: --claims as given, or a token carrying --device-id as its deviceid claim. */
+function claimsFrom(options: CheckOptions): Readonly<Record<string, unknown>> {
+  if (options.deviceId !== undefined && options.claims !== undefined) throw new UsageError('give --device-id or --claims, not both');
+  if (options.claims !== undefined) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(options.claims);
+    } catch {
+      throw new UsageError('--claims must be a JSON object, e.g. --claims \'{"deviceid":"<Entra device id>"}\'');
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      throw new UsageError('--claims must be a JSON object, e.g. --claims \'{"deviceid":"<Entra device id>"}\'');
+    }
+    return parsed as Record<string, unknown>;
+  }
+  return options.deviceId !== undefined ? { deviceid: options.deviceId } : {};
+}
+
+async function runCheck(options: CheckOptions): Promise<number> {
+  let claims: Readonly<Record<string, unknown>>;
+  try {
+    claims = claimsFrom(options);
+  } catch (err) {
+    process.stderr.write(`error: ${(err as Error).message}\n`);
+    return EXIT.usage;
+  }
+  const config = configFromEnv();
+  // Before anything is opened: a bad policy file is a configuration error (exit 3).
+  const policy = loadGatePolicy(config);
+  const runtime = await openRuntime(config);
+  try {
+    const gate = createGate({ connector: runtime.connector, chronicle: runtime.chronicle, policy, logger: runtime.logger, channel: 'cli' });
+    const accordPolicy = gate.policyFor(options.accord);
+    if (!accordPolicy.required) {
+      process.stderr.write(
+        `note: accord "${options.accord}" does not require a compliant device (INTUNE_COMPLIANCE_REQUIRED and INTUNE_POLICY_FILE), so the device is not checked; name an accord that requires it with --accord\n`,
+      );
+    }
+    let result;
+    try {
+      result = await gate.check({ accord: options.accord, claims, tenant: options.tenant, actor: { kind: 'human', id: 'cli' } });
+    } catch (err) {
+      if (err instanceof GateInputError) {
+        process.stderr.write(`error: ${err.message}\n`);
+        return EXIT.usage;
+      }
+      throw err;
+    }
+    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    return result.decision === 'allow' ? EXIT.ok : EXIT.failure;
+  } finally {
+    await runtime.close();
+  }
+}
+
 export function registerCheck(program: Command): void {
   program
     .command('check')
-    .description('Ask the compliance gate about a device; exit 0 on allow')
-    .action(() => {
-      throw new Error('check is not available in this build yet');
+    .description('Ask the compliance gate about a device, as the authorize endpoint would; prints the decision as JSON, exit 0 on allow, 1 on deny')
+    .option('--device-id <id>', "the Entra device id (what the token's deviceid claim carries)")
+    .option('--claims <json>', 'the token claims as a JSON object, instead of --device-id')
+    .option('--accord <name>', 'the accord template being issued', 'default')
+    .option('--tenant <tenant>', 'the tenant (Chronicle chain) to check and record in', DEFAULT_TENANT)
+    .addHelpText(
+      'after',
+      '\nExit codes: 0 allow, 1 deny, 2 usage, 3 configuration, 4 database unavailable.\n' +
+        'Without ENTRA_* the built-in demo tenant answers. Example:\n' +
+        '  INTUNE_POLICY_FILE=examples/accord-policy.yaml intune-connector check --accord device-management --device-id 0fa4e5e1-0000-4000-8000-00000000c001\n',
+    )
+    // Usage mistakes exit 2, as documented, rather than commander's 1.
+    .exitOverride((err) => {
+      if (err.exitCode === 1 && err.code.startsWith('commander.')) throw new CommanderError(EXIT.usage, err.code, err.message);
+      throw err;
+    })
+    .action(async (options: CheckOptions) => {
+      process.exitCode = await runCheck(options);
     });
 }

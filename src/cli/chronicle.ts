@@ -1,11 +1,222 @@
-import type { Command } from 'commander';
+/**
+ * `intune-connector chronicle verify | query | export | checkpoint`: the reviewer's tools.
+ *
+ * Exit codes: 0 intact (or done), 1 tampering found (each broken chain printed as
+ * `tenant T: seq N: reason: detail`), 2 bad arguments, 3 configuration error, 4 database
+ * unavailable.
+ */
+import fs from 'node:fs';
+import { once } from 'node:events';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { openDatabase, type Db } from '../db/index.js';
+import { DbError } from '../db/errors.js';
+import { createLogger } from '../log/index.js';
+import { createChronicle, type Chronicle } from '../chronicle/index.js';
+import { ChronicleError, EVENT_TYPES, type EventType, type VerifyReport } from '../chronicle/types.js';
+import type { Config } from '../config/index.js';
+import { configFromEnv, EXIT } from './shared.js';
 
-// Placeholder registration; the command's implementation replaces this file.
-export function registerChronicle(program: Command): void {
-  program
-    .command('chronicle')
-    .description('Verify, query and export the Chronicle audit trail')
-    .action(() => {
-      throw new Error('chronicle is not available in this build yet');
+const DEFAULT_TENANT = 'default';
+
+async function withChronicle<T>(config: Config, { createKey }: { createKey: boolean }, fn: (chronicle: Chronicle, db: Db) => Promise<T>): Promise<T> {
+  const logger = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel });
+  const db = await openDatabase(config.database);
+  try {
+    const chronicle = await createChronicle({
+      db,
+      logger,
+      signingKeyFile: config.chronicle.signingKeyFile,
+      checkpointDir: config.chronicle.checkpointDir,
+      checkpointIntervalMs: 0,
+      createSigningKey: createKey,
     });
+    try {
+      return await fn(chronicle, db);
+    } finally {
+      await chronicle.close();
+    }
+  } finally {
+    await db.close();
+  }
+}
+
+/** Runs a command body and turns Chronicle's and the database's failures into exit codes. */
+async function run(body: () => Promise<number>): Promise<void> {
+  try {
+    process.exitCode = await body();
+  } catch (err) {
+    if (err instanceof ChronicleError) {
+      process.stderr.write(`error: ${err.message}\n`);
+      process.exitCode = err.code === 'invalid_query' ? EXIT.usage : err.code === 'unavailable' ? EXIT.unavailable : EXIT.failure;
+      return;
+    }
+    if (err instanceof DbError && (err.code === 'db_unavailable' || err.code === 'db_locked')) {
+      process.stderr.write(`error: ${err.message}\n`);
+      process.exitCode = EXIT.unavailable;
+      return;
+    }
+    throw err; // ConfigError and the rest: cli.ts reports them (3 for configuration)
+  }
+}
+
+export function formatVerifyReport(report: VerifyReport): string {
+  const lines = [
+    `chronicle verify: ${report.chains.length} chain${report.chains.length === 1 ? '' : 's'}, ${report.eventsChecked} events checked in ${(report.durationMs / 1000).toFixed(2)} s: ${report.ok ? 'intact' : 'TAMPERING FOUND'}`,
+  ];
+  for (const chain of report.chains) {
+    lines.push(
+      chain.ok
+        ? `tenant ${chain.tenant}: intact (${chain.eventsChecked} events, head seq ${chain.headSeq}, ${chain.checkpointsChecked} checkpoints)`
+        : `tenant ${chain.tenant}: ${chain.firstBadSeq !== null ? `seq ${chain.firstBadSeq}` : 'head'}: ${chain.reason}: ${chain.detail}`,
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+function wholeNumber(name: string, min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be a whole number from ${min} to ${max}`);
+    return n;
+  };
+}
+
+function eventType(value: string, previous: EventType[] | undefined): EventType[] {
+  if (!(EVENT_TYPES as readonly string[]).includes(value)) throw new InvalidArgumentError(`use one of ${EVENT_TYPES.join(', ')}`);
+  return [...(previous ?? []), value as EventType];
+}
+
+async function write(out: NodeJS.WritableStream, text: string): Promise<void> {
+  if (!out.write(text)) await once(out, 'drain');
+}
+
+interface QueryOptions {
+  tenant: string;
+  type?: EventType[];
+  actor?: string;
+  device?: string;
+  decision?: string;
+  from?: string;
+  to?: string;
+  limit: number;
+  cursor?: string;
+  order: 'asc' | 'desc';
+  all?: boolean;
+}
+
+export function registerChronicle(program: Command): void {
+  const chronicle = program
+    .command('chronicle')
+    .description('Verify, query and export the Chronicle audit trail; write a signed checkpoint')
+    .addHelpText('after', '\nExit codes: 0 intact, 1 tampering found, 2 bad arguments, 3 configuration error, 4 database unavailable.');
+
+  chronicle
+    .command('verify')
+    .description('Recompute every chain (or one) and compare it with the signed checkpoints; exit 0 when intact, 1 naming the first bad seq')
+    .option('--tenant <tenant>', 'verify only this tenant\'s chain')
+    .option('--json', 'print the full report as JSON')
+    .action((options: { tenant?: string; json?: boolean }) =>
+      run(async () => {
+        const config = configFromEnv();
+        const report = await withChronicle(config, { createKey: false }, (c) => c.verify(options.tenant !== undefined ? { tenant: options.tenant } : {}));
+        await write(process.stdout, options.json === true ? `${JSON.stringify(report, null, 2)}\n` : formatVerifyReport(report));
+        for (const warning of report.warnings) process.stderr.write(`warning: checkpoint ${warning}\n`);
+        return report.ok ? EXIT.ok : EXIT.failure;
+      }),
+    );
+
+  chronicle
+    .command('query')
+    .description('Print events of one tenant as JSON lines, oldest first; filters combine with AND')
+    .option('--tenant <tenant>', 'the tenant (chain)', DEFAULT_TENANT)
+    .option('--type <type>', `event type (repeatable): ${EVENT_TYPES.join(', ')}`, eventType)
+    .option('--actor <id>', 'actor id')
+    .option('--device <id>', 'a device id (Intune or Entra) named in the event')
+    .addOption(new Option('--decision <decision>', 'allow or deny').choices(['allow', 'deny']))
+    .option('--from <time>', 'events at or after this ISO 8601 time')
+    .option('--to <time>', 'events before this ISO 8601 time')
+    .option('--limit <n>', 'events per page (1-1000)', wholeNumber('--limit', 1, 1000), 100)
+    .option('--cursor <cursor>', 'continue after a previous page')
+    .addOption(new Option('--order <order>', 'asc (oldest first) or desc').choices(['asc', 'desc']).default('asc'))
+    .option('--all', 'follow cursors to the end instead of printing one page')
+    .action((options: QueryOptions) =>
+      run(async () => {
+        const config = configFromEnv();
+        return withChronicle(config, { createKey: false }, async (c) => {
+          let cursor = options.cursor;
+          let printed = 0;
+          for (;;) {
+            const page = await c.query({
+              tenant: options.tenant,
+              ...(options.type !== undefined ? { types: options.type } : {}),
+              ...(options.actor !== undefined ? { actorId: options.actor } : {}),
+              ...(options.device !== undefined ? { deviceId: options.device } : {}),
+              ...(options.decision !== undefined ? { decision: options.decision } : {}),
+              ...(options.from !== undefined ? { from: options.from } : {}),
+              ...(options.to !== undefined ? { to: options.to } : {}),
+              ...(cursor !== undefined ? { cursor } : {}),
+              limit: options.limit,
+              order: options.order,
+            });
+            await write(process.stdout, page.events.map((e) => `${JSON.stringify(e)}\n`).join(''));
+            printed += page.events.length;
+            if (page.nextCursor === null) break;
+            if (options.all !== true) {
+              process.stderr.write(`more events: run again with --cursor ${page.nextCursor}\n`);
+              break;
+            }
+            cursor = page.nextCursor;
+          }
+          if (printed === 0) process.stderr.write('no events match\n');
+          return EXIT.ok;
+        });
+      }),
+    );
+
+  chronicle
+    .command('export')
+    .description('Write events as JSONL that an outside script re-verifies with SHA-256 alone (see README)')
+    .addOption(new Option('--format <format>', 'output format').choices(['jsonl']).makeOptionMandatory())
+    .option('--tenant <tenant>', 'one tenant (default: every chain)')
+    .option('--from-seq <n>', 'start at this seq', wholeNumber('--from-seq', 1, Number.MAX_SAFE_INTEGER))
+    .option('--out <file>', 'write to this file instead of stdout')
+    .action((options: { format: 'jsonl'; tenant?: string; fromSeq?: number; out?: string }) =>
+      run(async () => {
+        const config = configFromEnv();
+        const out = options.out !== undefined ? fs.createWriteStream(options.out, { flags: 'w', mode: 0o640 }) : process.stdout;
+        const { events } = await withChronicle(config, { createKey: false }, (c) =>
+          c.export(
+            {
+              format: options.format,
+              ...(options.tenant !== undefined ? { tenant: options.tenant } : {}),
+              ...(options.fromSeq !== undefined ? { fromSeq: options.fromSeq } : {}),
+            },
+            out,
+          ),
+        );
+        if (out !== process.stdout) {
+          const file = out as fs.WriteStream;
+          await new Promise<void>((resolve, reject) => file.end((err?: Error | null) => (err ? reject(err) : resolve())));
+        }
+        process.stderr.write(`exported ${events} events${options.out !== undefined ? ` to ${options.out}` : ''}\n`);
+        return EXIT.ok;
+      }),
+    );
+
+  chronicle
+    .command('checkpoint')
+    .description('Write a signed checkpoint of every chain head now (outside the database)')
+    .action(() =>
+      run(async () => {
+        const config = configFromEnv();
+        const result = await withChronicle(config, { createKey: true }, (c) => c.checkpoint());
+        if (result.file === null) {
+          process.stdout.write('no chains yet: nothing to checkpoint\n');
+        } else {
+          for (const cp of result.checkpoints) process.stdout.write(`tenant ${cp.chain}: seq ${cp.seq} ${cp.hash} (key ${cp.key_id})\n`);
+          process.stdout.write(`wrote ${result.checkpoints.length} checkpoint${result.checkpoints.length === 1 ? '' : 's'} to ${result.file}\n`);
+        }
+        return EXIT.ok;
+      }),
+    );
 }

@@ -88,6 +88,40 @@ const capabilityList = (fallback: readonly Capability[]) =>
       return [...new Set(words as Capability[])];
     });
 
+/**
+ * INTUNE_SECRET_REFS: the secret references the operator lets Intune connections use, each bound
+ * to a tenant (`TENANT=env:NAME`, `TENANT=file:/abs/path`, `*=…` for every tenant). Connections
+ * can name only these (and the ENTRA_* bootstrap refs), so a tenant administrator cannot point a
+ * connection at another secret of the process or the machine.
+ */
+export interface IntuneSecretRefGrant {
+  /** A tenant id, or '*' for every tenant. */
+  readonly tenant: string;
+  /** `env:NAME` or `file:/absolute/path`. */
+  readonly ref: string;
+}
+
+const secretRefList = z
+  .string()
+  .optional()
+  .transform((raw, ctx): IntuneSecretRefGrant[] => {
+    if (raw === undefined || raw.trim() === '') return [];
+    const grants: IntuneSecretRefGrant[] = [];
+    for (const entry of raw.split(',').map((e) => e.trim()).filter((e) => e !== '')) {
+      const eq = entry.indexOf('=');
+      const tenant = eq > 0 ? entry.slice(0, eq).trim() : '';
+      const ref = eq > 0 ? entry.slice(eq + 1).trim() : entry;
+      if (!/^([A-Za-z0-9._-]{1,64}|\*)$/.test(tenant)) {
+        ctx.addIssue({ code: 'custom', message: `has "${entry}" without a tenant; write it as TENANT=${ref} (or *=${ref} to allow every tenant)` });
+      } else if (!/^env:[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(ref) && !/^file:\/\S{1,511}$/.test(ref)) {
+        ctx.addIssue({ code: 'custom', message: `has "${entry}"; references are env:VARIABLE_NAME or file:/absolute/path` });
+      } else {
+        grants.push({ tenant, ref });
+      }
+    }
+    return grants;
+  });
+
 /** The raw environment, variable by variable. Defaults live here and nowhere else. */
 const EnvSchema = z.object({
   INTUNE_ENABLED: boolVar(true),
@@ -120,6 +154,7 @@ const EnvSchema = z.object({
   INTUNE_POLICY_FILE: optionalString,
   INTUNE_MCP_CAPABILITIES: capabilityList(['READ']),
   INTUNE_SYNC_INTERVAL: intVar(3_600, { min: 0, max: 604_800, unit: 'seconds' }),
+  INTUNE_SECRET_REFS: secretRefList,
   INTUNE_GATE_JWKS_URL: optionalString,
   INTUNE_GATE_JWT_ISSUER: optionalString,
   INTUNE_GATE_JWT_AUDIENCE: optionalString,
@@ -178,6 +213,8 @@ export interface Config {
   };
   readonly mcp: { readonly defaultCapabilities: readonly Capability[] };
   readonly sync: { readonly intervalMs: number };
+  /** INTUNE_SECRET_REFS: references Intune connections may use, per tenant (absent: none beyond ENTRA_*). */
+  readonly secretRefs?: readonly IntuneSecretRefGrant[];
   readonly gateJwt?: { readonly jwksUrl: string; readonly issuer?: string; readonly audience?: string };
   readonly database: { readonly url?: string; readonly dataDir: string };
   readonly chronicle: {
@@ -281,6 +318,7 @@ export function loadConfig(env: Env, { cwd = process.cwd() }: { cwd?: string } =
     },
     mcp: { defaultCapabilities: e.INTUNE_MCP_CAPABILITIES },
     sync: { intervalMs: e.INTUNE_SYNC_INTERVAL * 1000 },
+    ...(e.INTUNE_SECRET_REFS.length > 0 ? { secretRefs: e.INTUNE_SECRET_REFS } : {}),
     ...(e.INTUNE_GATE_JWKS_URL !== undefined
       ? {
           gateJwt: {
@@ -329,6 +367,7 @@ export const CONFIG_DOCS: Readonly<Record<keyof z.input<typeof EnvSchema>, strin
   INTUNE_POLICY_FILE: 'Per-accord compliance policy file (YAML or JSON); see examples/accord-policy.yaml.',
   INTUNE_MCP_CAPABILITIES: 'Capabilities MCP callers get when their key does not say (default READ; READ,PROPOSE allows sync_device).',
   INTUNE_SYNC_INTERVAL: 'Seconds between scheduled posture syncs per connection, with jitter (default 3600; 0 disables).',
+  INTUNE_SECRET_REFS: 'Secret references Intune connections may use, each bound to a tenant: `TENANT=env:NAME` or `TENANT=file:/abs/path` (`*=` for every tenant), comma-separated.',
   INTUNE_GATE_JWKS_URL: 'JWKS URL for verifying user bearer tokens sent to the gate instead of claims.',
   INTUNE_GATE_JWT_ISSUER: 'Expected issuer of those tokens.',
   INTUNE_GATE_JWT_AUDIENCE: 'Expected audience of those tokens.',

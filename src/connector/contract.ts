@@ -55,6 +55,20 @@ export interface InvocationContext {
   /** Evidence of an approved ceremony, checked by the connector's CeremonyVerifier. */
   readonly ceremony?: { readonly approvalId: string };
   readonly signal?: AbortSignal;
+  /** The surface the call came through, recorded in the audit event. */
+  readonly channel?: InvocationChannel;
+}
+
+export const INVOCATION_CHANNELS = ['library', 'mcp', 'api', 'cli'] as const;
+export type InvocationChannel = (typeof INVOCATION_CHANNELS)[number];
+
+/**
+ * Checks the ceremony evidence on a context (e.g. a human approval recorded elsewhere) for one
+ * operation. The connector asks it only for operations the caller's scope lists in
+ * `ceremonyRequiredFor`; false, a throw, or no verifier at all is a 'ceremony_required' denial.
+ */
+export interface CeremonyVerifier {
+  verify(context: InvocationContext, operation: OperationName): Promise<boolean>;
 }
 
 /** Why a call was not carried out. Each has a sentence for the caller in `message`. */

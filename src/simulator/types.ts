@@ -16,12 +16,32 @@ export interface SimulatorOptions {
   readonly tenantId?: string;
   readonly clientId?: string;
   readonly clientSecret?: string;
-  /** Roles granted to the client's tokens (default: Read.All and ReadWrite.All). */
+  /**
+   * Roles granted to the client's tokens (default: DeviceManagementManagedDevices.Read.All,
+   * .ReadWrite.All and .PrivilegedOperations.All). Device actions need PrivilegedOperations.All,
+   * as Microsoft documents for syncDevice, remoteLock, retire and wipe.
+   */
   readonly roles?: readonly string[];
   /** Access token lifetime in seconds (default 3600). */
   readonly tokenLifetimeSeconds?: number;
   /** Throttling windows; defaults are Intune's published limits. */
-  readonly throttle?: { readonly requestsPer20s?: number; readonly writesPer20s?: number };
+  readonly throttle?: {
+    readonly requestsPer20s?: number;
+    readonly writesPer20s?: number;
+    /** Sliding window length in ms (default 20000); tests shorten it. */
+    readonly windowMs?: number;
+  };
+  /**
+   * Certificates registered on the app for client-assertion auth (PEM, `-----BEGIN CERTIFICATE-----`).
+   * A token request signed by the matching private key is accepted like the client secret.
+   */
+  readonly clientCertificates?: readonly { readonly pem: string }[];
+  /** Reference time the generated tenant's dates are relative to (default: start time). */
+  readonly now?: Date | number;
+  /** Where to write the CA certificate (default: a fresh temp directory). Removed on close. */
+  readonly caFile?: string;
+  /** Oldest entries of the request log are dropped beyond this many (default 100000). */
+  readonly requestLogLimit?: number;
 }
 
 export interface FaultSpec {
@@ -40,6 +60,12 @@ export interface FaultSpec {
   readonly malformedRate?: number;
   /** When true, nextLinks point at a foreign host. */
   readonly foreignNextLink?: boolean;
+  /** Base URL of that foreign host (default https://graph.foreign.invalid). */
+  readonly foreignNextLinkBase?: string;
+  /** 429 Retry-After with one decimal place ("1.5") instead of whole seconds, as Graph sometimes sends. */
+  readonly decimalRetryAfter?: boolean;
+  /** Fraction of token requests answered 503 temporarily_unavailable (Graph faults never touch tokens). */
+  readonly tokenErrorRate?: number;
 }
 
 export interface RecordedRequest {
@@ -51,6 +77,28 @@ export interface RecordedRequest {
   /** Set for device actions: syncDevice, remoteLock, retire, wipe. */
   readonly action?: string;
   readonly deviceId?: string;
+  /** token (Entra token endpoint), metadata (discovery, JWKS) or graph. */
+  readonly kind?: 'token' | 'metadata' | 'graph';
+  /** Whether the request carried an Authorization header (never its value). */
+  readonly authorization?: boolean;
+  /** The client-request-id header the caller sent, if any. */
+  readonly clientRequestId?: string;
+}
+
+/** Claims of an access token minted directly by the test (see SimulatorHandle.mintToken). */
+export interface MintTokenOptions {
+  /** Seconds until expiry; negative for an already expired token (default: tokenLifetimeSeconds). */
+  readonly expiresInSeconds?: number;
+  /** Default: the Graph URL. */
+  readonly audience?: string;
+  /** Default: the configured roles. */
+  readonly roles?: readonly string[];
+  /** Default: the simulated tenant. */
+  readonly tenantId?: string;
+  /** Default: the simulated client id (another app has its own throttling budget). */
+  readonly appId?: string;
+  /** Sign with a key the simulator does not trust (a forged token). */
+  readonly untrustedKey?: boolean;
 }
 
 export interface SimulatorHandle {
@@ -74,5 +122,7 @@ export interface SimulatorHandle {
   setFaults(faults: FaultSpec): void;
   /** Replace or mutate a served device (tests: flip compliance state, move last sync). */
   updateDevice(id: string, patch: Readonly<Record<string, unknown>>): void;
+  /** An access token as the token endpoint would issue it, with overrides for negative tests. */
+  mintToken(options?: MintTokenOptions): Promise<string>;
   close(): Promise<void>;
 }

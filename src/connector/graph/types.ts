@@ -64,6 +64,12 @@ export interface GraphClientStats {
   readonly retries: number;
   readonly throttledWaits: number;
   readonly throttledWaitMs: number;
+  /** All time spent waiting between attempts (throttling, backoff after failures). */
+  readonly retryWaitMs?: number;
+  /** Token requests sent to Entra (MSAL answers the rest from its cache). */
+  readonly tokenRequests?: number;
+  /** Property values Graph sent that did not fit the schema and were replaced by fail-closed defaults. */
+  readonly coercedValues?: number;
 }
 
 export interface GraphClient {
@@ -79,4 +85,6 @@ export interface GraphClient {
   /** POST; never retried after an ambiguous failure. Resolves on 204. */
   performDeviceAction(id: string, action: DeviceAction, options?: { readonly signal?: AbortSignal }): Promise<GraphResult<null>>;
   stats(): GraphClientStats;
+  /** Releases pooled connections; the client is not used afterwards. */
+  close?(): Promise<void>;
 }

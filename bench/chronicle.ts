@@ -1,0 +1,217 @@
+/**
+ * bench:chronicle — committed appends per second with 1, 4 and 16 concurrent writers (each an
+ * async loop awaiting its append, so a writer never has more than one event in flight), p50/p99
+ * append latency, and verify events per second; on PostgreSQL (a fresh database on the server at
+ * BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/postgres) and on PGlite (in memory).
+ *
+ *   npm run bench:chronicle
+ *   BENCH_RUNS=5 BENCH_SECONDS=3 BENCH_VERIFY_EVENTS=300000 npm run bench:chronicle
+ *
+ * Targets on a 2-core machine: ≥ 5,000 committed appends/s with 16 writers on PostgreSQL, and
+ * verify ≥ 200,000 events/s. Prints medians of several runs; writes bench/results/chronicle.json.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { openPGlite, openPostgres, type Db } from '../src/db/index.js';
+import { runMigrations } from '../src/db/migrate.js';
+import { chronicleMigrations } from '../src/db/migrations/chronicle.js';
+import { createChronicle, type AppendInput, type Chronicle } from '../src/chronicle/index.js';
+
+const SERVER_URL = process.env['BENCH_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const RUNS = Number(process.env['BENCH_RUNS'] ?? 3);
+const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 2);
+const VERIFY_EVENTS_PG = Number(process.env['BENCH_VERIFY_EVENTS'] ?? 200_000);
+const VERIFY_EVENTS_PGLITE = Number(process.env['BENCH_VERIFY_EVENTS_PGLITE'] ?? 50_000);
+const WRITERS = [1, 4, 16] as const;
+
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+};
+const percentile = (sorted: readonly number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
+
+/** A typical event: CONNECTOR_INVOKED for a get_compliance answered from the cache (~560 bytes stored). */
+function event(tenant: string, i: number): AppendInput {
+  return {
+    tenant,
+    type: 'CONNECTOR_INVOKED',
+    actor: { kind: 'agent', id: 'key:3f2a9c0d1e' },
+    requestId: `req-${i}`,
+    data: {
+      operation: 'get_compliance',
+      capability: 'READ',
+      decision: 'allowed',
+      reason: 'allowed',
+      outcome: 'succeeded',
+      target: { device_id: '0f8fad5b-d9cb-469f-a165-70867728950e', azure_ad_device_id: '7c9e6679-7425-40de-944b-e07fc1f90ae7' },
+      result_count: 1,
+      duration_ms: 0.42,
+      graph_request_id: null,
+      cache: { hit: true, stale: false },
+      channel: 'mcp',
+    },
+  };
+}
+
+async function adminQuery(sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: SERVER_URL });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+interface Backend {
+  readonly name: 'postgres' | 'pglite';
+  open(): Promise<Db>;
+  drop(): Promise<void>;
+}
+
+function postgresBackend(): Backend {
+  const name = `ic_bench_chronicle_${crypto.randomBytes(4).toString('hex')}`;
+  const url = new URL(SERVER_URL);
+  url.pathname = `/${name}`;
+  let created = false;
+  return {
+    name: 'postgres',
+    async open() {
+      if (!created) {
+        await adminQuery(`CREATE DATABASE ${name}`);
+        created = true;
+      }
+      const db = openPostgres({ url: url.toString(), maxConnections: 8 });
+      await runMigrations(db, chronicleMigrations);
+      return db;
+    },
+    async drop() {
+      if (created) await adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    },
+  };
+}
+
+function pgliteBackend(): Backend {
+  return {
+    name: 'pglite',
+    async open() {
+      const db = await openPGlite({ dataDir: 'memory://' });
+      await runMigrations(db, chronicleMigrations);
+      return db;
+    },
+    async drop() {},
+  };
+}
+
+interface AppendRun {
+  readonly appendsPerSecond: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly meanBatch: number;
+}
+
+async function appendRun(chronicle: Chronicle, tenant: string, writers: number): Promise<AppendRun> {
+  const latencies: number[] = [];
+  const before = chronicle.stats();
+  const deadline = performance.now() + SECONDS * 1000;
+  let i = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: writers }, async () => {
+      while (performance.now() < deadline) {
+        const t0 = performance.now();
+        await chronicle.append(event(tenant, i++));
+        latencies.push(performance.now() - t0);
+      }
+    }),
+  );
+  const elapsed = (performance.now() - started) / 1000;
+  const after = chronicle.stats();
+  latencies.sort((a, b) => a - b);
+  return {
+    appendsPerSecond: latencies.length / elapsed,
+    p50Ms: percentile(latencies, 50),
+    p99Ms: percentile(latencies, 99),
+    meanBatch: (after.appended - before.appended) / Math.max(1, after.batches - before.batches),
+  };
+}
+
+async function fill(chronicle: Chronicle, tenant: string, count: number): Promise<void> {
+  const inFlight = 2_000;
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      while (next < count) await chronicle.append(event(tenant, next++));
+    }),
+  );
+}
+
+async function benchBackend(backend: Backend, verifyEvents: number) {
+  const db = await backend.open();
+  try {
+    const chronicle = await createChronicle({ db, maxBatch: 2_000, appendTimeoutMs: 60_000 });
+    const appends: Record<string, { appendsPerSecond: number; p50Ms: number; p99Ms: number; meanBatch: number; runs: AppendRun[] }> = {};
+    for (const writers of WRITERS) {
+      const runs: AppendRun[] = [];
+      // Warm-up: first appends create the head row and warm the plan cache.
+      await appendRun(chronicle, `w${writers}`, writers);
+      for (let r = 0; r < RUNS; r++) runs.push(await appendRun(chronicle, `w${writers}`, writers));
+      appends[String(writers)] = {
+        appendsPerSecond: Math.round(median(runs.map((x) => x.appendsPerSecond))),
+        p50Ms: Number(median(runs.map((x) => x.p50Ms)).toFixed(3)),
+        p99Ms: Number(median(runs.map((x) => x.p99Ms)).toFixed(3)),
+        meanBatch: Number(median(runs.map((x) => x.meanBatch)).toFixed(1)),
+        runs,
+      };
+      const a = appends[String(writers)];
+      console.log(
+        `${backend.name.padEnd(8)} ${String(writers).padStart(2)} writers: ${String(a?.appendsPerSecond).padStart(6)} appends/s  p50 ${a?.p50Ms} ms  p99 ${a?.p99Ms} ms  (mean batch ${a?.meanBatch})`,
+      );
+    }
+
+    const t0 = performance.now();
+    await fill(chronicle, 'verify', verifyEvents);
+    const fillSeconds = (performance.now() - t0) / 1000;
+    if (db.kind === 'postgres') await db.query('ANALYZE chronicle_event');
+    const verifyRuns: number[] = [];
+    for (let r = 0; r < RUNS; r++) {
+      const started = performance.now();
+      const report = await chronicle.verify({ tenant: 'verify' });
+      const seconds = (performance.now() - started) / 1000;
+      if (!report.ok || report.eventsChecked !== verifyEvents) throw new Error(`verify failed: ${JSON.stringify(report.chains[0])}`);
+      verifyRuns.push(verifyEvents / seconds);
+    }
+    const verifyPerSecond = Math.round(median(verifyRuns));
+    console.log(
+      `${backend.name.padEnd(8)} verify: ${verifyPerSecond} events/s over ${verifyEvents} events (runs: ${verifyRuns.map((v) => Math.round(v)).join(', ')}; chain built at ${Math.round(verifyEvents / fillSeconds)} appends/s with 2000 in flight)`,
+    );
+    await chronicle.close();
+    return { appends, verify: { events: verifyEvents, eventsPerSecond: verifyPerSecond, runs: verifyRuns.map(Math.round) } };
+  } finally {
+    await db.close();
+    await backend.drop();
+  }
+}
+
+async function main(): Promise<void> {
+  console.log(`bench:chronicle — ${RUNS} runs of ${SECONDS} s per writer count, medians; node ${process.version}, ${(await import('node:os')).cpus().length} CPUs`);
+  const results: Record<string, unknown> = { date: new Date().toISOString(), runs: RUNS, secondsPerRun: SECONDS };
+  results['postgres'] = await benchBackend(postgresBackend(), VERIFY_EVENTS_PG);
+  results['pglite'] = await benchBackend(pgliteBackend(), VERIFY_EVENTS_PGLITE);
+  const pgResult = results['postgres'] as Awaited<ReturnType<typeof benchBackend>>;
+  const sixteen = pgResult.appends['16']?.appendsPerSecond ?? 0;
+  console.log(
+    `targets: 16 writers on PostgreSQL ${sixteen} appends/s (target ≥ 5000: ${sixteen >= 5000 ? 'met' : 'NOT met'}); ` +
+      `verify ${pgResult.verify.eventsPerSecond} events/s (target ≥ 200000: ${pgResult.verify.eventsPerSecond >= 200_000 ? 'met' : 'NOT met'})`,
+  );
+  const out = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results', 'chronicle.json');
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  fs.writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
+  console.log(`wrote ${path.relative(process.cwd(), out)}`);
+}
+
+await main();

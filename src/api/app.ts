@@ -1,0 +1,159 @@
+/**
+ * The HTTP app: the runtime contract's posture routes, the gate, MCP over Streamable HTTP, the
+ * chronicle API for reviewers, API key administration, health and metrics, and the Settings panel.
+ * Built from injected parts; it opens nothing itself, so tests and `serve` compose it the same way.
+ */
+import crypto from 'node:crypto';
+import { Ajv, type Options as AjvOptions } from 'ajv';
+import addFormatsModule from 'ajv-formats';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from '../log/index.js';
+import type { Db } from '../db/index.js';
+import type { Migration } from '../db/migrate.js';
+import { MIGRATIONS } from '../db/migrations/index.js';
+import type { IntuneConnector } from '../connector/index.js';
+import type { Gate } from '../gate/index.js';
+import { gateRoutes, type GateJwtOptions } from '../gate/http.js';
+import { mcpRoutes } from '../mcp/http.js';
+import type { PostureService } from '../posture/types.js';
+import type { Authenticator } from './auth-types.js';
+import type { KeyStore } from './keys.js';
+import { ApiError, errorHandler, sendError } from './errors.js';
+import { createMetrics, type MetricsSources } from './metrics.js';
+import { chronicleRoutes, type ChronicleReader } from './routes/chronicle.js';
+import { healthRoutes } from './routes/health.js';
+import { keyRoutes } from './routes/keys.js';
+import { panelRoutes } from './routes/panel.js';
+import { postureRoutes } from './routes/posture.js';
+
+// ajv-formats is CommonJS with a default export; under NodeNext it arrives as the module object.
+const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (ajv: Ajv) => Ajv;
+
+/** The parts of the runtime the app uses (src/runtime's Runtime satisfies it). */
+export interface AppRuntime {
+  readonly db: Db;
+  readonly logger: Logger;
+  readonly chronicle: ChronicleReader & { stats(): { appended: number; failed: number; batches: number; pending: number } };
+  readonly connector: IntuneConnector;
+}
+
+export interface AppOptions {
+  readonly runtime: AppRuntime;
+  readonly posture: PostureService;
+  readonly gate: Gate;
+  readonly authenticator: Authenticator;
+  /** Enables /api/v1/keys (admin keys manage their tenant's keys). */
+  readonly keys?: KeyStore;
+  /** Verifies user tokens sent to the gate instead of claims (Config.gateJwt). */
+  readonly gateJwt?: GateJwtOptions;
+  /** Capabilities MCP callers get when their key carries none (Config.mcp.defaultCapabilities). */
+  readonly mcpDefaultCapabilities?: readonly ('READ' | 'PROPOSE' | 'MUTATE')[];
+  /** Whether Chronicle accepts appends, for /readyz (default: its database answers a write check). */
+  readonly chronicleWritable?: () => Promise<boolean>;
+  /** Extra metric sources (sync runs); the cache and Chronicle figures come from the runtime. */
+  readonly metrics?: Omit<MetricsSources, 'cacheStats' | 'chronicleStats'>;
+  readonly migrations?: readonly Migration[];
+  /** Largest accepted request body (default 64 KiB; the gate route keeps its own smaller limit). */
+  readonly bodyLimitBytes?: number;
+}
+
+const ROUTES = new WeakMap<FastifyInstance, Array<{ method: string; url: string }>>();
+
+/** Every (method, path) the app registered, plugins included; the OpenAPI drift test reads it. */
+export function registeredRoutes(app: FastifyInstance): ReadonlyArray<{ method: string; url: string }> {
+  return ROUTES.get(app) ?? [];
+}
+
+const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{8,64}$/;
+
+function requestValidators(): { body: Ajv; other: Ajv } {
+  const base: AjvOptions = { removeAdditional: false, useDefaults: true, allErrors: false, strict: false };
+  // Bodies are JSON: a number where a string belongs is an error, not something to convert.
+  const body = addFormats(new Ajv({ ...base, coerceTypes: false }));
+  // Query strings and path parameters are text: integers and repeated keys need coercion.
+  const other = addFormats(new Ajv({ ...base, coerceTypes: 'array' }));
+  return { body, other };
+}
+
+/** The default readiness check for Chronicle: its database accepts writes (not a read-only replica or session). */
+async function databaseWritable(db: Db): Promise<boolean> {
+  const { rows } = await db.query<{ read_only: string }>(`SELECT current_setting('transaction_read_only') AS read_only`);
+  return rows[0]?.read_only === 'off';
+}
+
+export async function createApp(options: AppOptions): Promise<FastifyInstance> {
+  const { runtime, posture, gate, authenticator, keys } = options;
+  const metrics = createMetrics({
+    cacheStats: () => {
+      const s = runtime.connector.cacheStats();
+      return { hits: s.hits, misses: s.misses, coalesced: s.coalesced, staleServed: s.staleServed, size: s.size };
+    },
+    chronicleStats: () => runtime.chronicle.stats(),
+    ...options.metrics,
+  });
+
+  const app = Fastify({
+    // pino's Logger is Fastify's logger; the generic parameters differ only in declared custom levels.
+    loggerInstance: runtime.logger as unknown as FastifyBaseLogger,
+    // One line per request at info would dominate the logs and the gate's hot path; see onResponse.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: options.bodyLimitBytes ?? 64 * 1024,
+    genReqId: (req) => {
+      const incoming = req.headers['x-request-id'];
+      return typeof incoming === 'string' && REQUEST_ID_PATTERN.test(incoming) ? incoming : crypto.randomUUID();
+    },
+    requestTimeout: 60_000,
+    return503OnClosing: true,
+    routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
+  });
+
+  const routes: Array<{ method: string; url: string }> = [];
+  ROUTES.set(app, routes);
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) routes.push({ method, url: route.url });
+  });
+
+  const validators = requestValidators();
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? validators.body : validators.other).compile(schema));
+  // JSON only: text/plain bodies are refused with 415 rather than parsed as strings.
+  app.removeContentTypeParser('text/plain');
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler((request, reply) =>
+    sendError(reply, new ApiError(404, 'not_found', `no route for ${request.method} at this path; see specs/openapi.yaml`)),
+  );
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('referrer-policy', 'no-referrer');
+    if (request.url.startsWith('/api/')) reply.header('cache-control', 'no-store');
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    metrics.observeRequest(request.method, route, reply.statusCode, reply.elapsedTime / 1000);
+    request.log.debug({ method: request.method, route, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }, 'request');
+  });
+
+  healthRoutes(app, {
+    db: runtime.db,
+    migrations: options.migrations ?? MIGRATIONS,
+    metrics,
+    chronicleWritable: options.chronicleWritable ?? (() => databaseWritable(runtime.db)),
+  });
+  app.get('/', async (_request, reply) => reply.redirect('/settings', 302));
+  panelRoutes(app);
+  postureRoutes(app, { posture, authenticator });
+  chronicleRoutes(app, { chronicle: runtime.chronicle, authenticator });
+  if (keys !== undefined) keyRoutes(app, { keys, authenticator });
+
+  await app.register(gateRoutes, { gate, authenticator, ...(options.gateJwt !== undefined ? { jwt: options.gateJwt } : {}) });
+  await app.register(mcpRoutes, {
+    connector: runtime.connector,
+    authenticator,
+    logger: runtime.logger,
+    ...(options.mcpDefaultCapabilities !== undefined ? { defaultCapabilities: options.mcpDefaultCapabilities } : {}),
+  });
+
+  await app.ready();
+  return app;
+}

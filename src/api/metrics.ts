@@ -1,0 +1,152 @@
+/**
+ * Prometheus metrics on one registry per app (never the global one, so several apps in one
+ * process, as in tests, do not collide). Counters owned by other modules (the compliance cache,
+ * sync runs, Chronicle appends) are read from them at scrape time rather than counted twice.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export interface CacheStats {
+  readonly hits: number;
+  readonly misses: number;
+  readonly coalesced: number;
+  readonly staleServed: number;
+  readonly size: number;
+}
+
+export interface SyncRunStats {
+  /** Runs recorded in the database, by status (running, succeeded, failed). */
+  readonly byStatus: Readonly<Record<string, number>>;
+  /** Duration of each connection's most recent finished run. */
+  readonly lastDurations: ReadonlyArray<{ readonly connectionId: string; readonly status: string; readonly seconds: number }>;
+}
+
+export interface MetricsSources {
+  readonly cacheStats?: () => CacheStats;
+  readonly syncRuns?: () => Promise<SyncRunStats>;
+  /** Chronicle's own counters (this process). */
+  readonly chronicleStats?: () => { readonly appended: number; readonly failed: number; readonly batches: number; readonly pending: number };
+}
+
+export interface AppMetrics {
+  readonly registry: Registry;
+  observeRequest(method: string, route: string, status: number, seconds: number): void;
+}
+
+/** A counter whose value lives elsewhere: reset and re-set at each scrape. */
+function mirroredCounter<L extends string>(
+  registry: Registry,
+  name: string,
+  help: string,
+  labelNames: readonly L[],
+  read: () => Promise<ReadonlyArray<{ labels: Partial<Record<L, string>>; value: number }>> | ReadonlyArray<{ labels: Partial<Record<L, string>>; value: number }>,
+): void {
+  new Counter<L>({
+    name,
+    help,
+    labelNames,
+    registers: [registry],
+    async collect() {
+      const values = await read();
+      this.reset();
+      for (const { labels, value } of values) if (value > 0) this.inc(labels, value);
+    },
+  });
+}
+
+export function createMetrics(sources: MetricsSources = {}): AppMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+
+  const requests = new Counter({
+    name: 'http_requests_total',
+    help: 'HTTP requests answered, by method, route template and status.',
+    labelNames: ['method', 'route', 'status'] as const,
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'Time to answer an HTTP request, by method, route template and status.',
+    labelNames: ['method', 'route', 'status'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  });
+
+  const { cacheStats, syncRuns, chronicleStats } = sources;
+  if (cacheStats !== undefined) {
+    const cacheCounters: Array<[string, string, keyof CacheStats]> = [
+      ['intune_compliance_cache_hits_total', 'Compliance lookups answered from the cache.', 'hits'],
+      ['intune_compliance_cache_misses_total', 'Compliance lookups that went to Graph.', 'misses'],
+      ['intune_compliance_cache_coalesced_total', 'Lookups that waited on a Graph request already in flight for the same device.', 'coalesced'],
+      ['intune_compliance_cache_stale_served_total', 'Expired cached answers served while Graph failed (within the stale window).', 'staleServed'],
+    ];
+    for (const [name, help, field] of cacheCounters) {
+      mirroredCounter(registry, name, help, [], () => [{ labels: {}, value: cacheStats()[field] }]);
+    }
+    new Gauge({
+      name: 'intune_compliance_cache_entries',
+      help: 'Entries held by the compliance cache.',
+      registers: [registry],
+      collect() {
+        this.set(cacheStats().size);
+      },
+    });
+  }
+  if (syncRuns !== undefined) {
+    let pending: Promise<SyncRunStats> | undefined;
+    // Both metrics read the same query; one scrape runs it once.
+    const read = (): Promise<SyncRunStats> => {
+      pending ??= syncRuns().finally(() => {
+        pending = undefined;
+      });
+      return pending;
+    };
+    new Gauge({
+      name: 'intune_sync_runs',
+      help: 'Posture sync runs recorded in the database (all replicas), by status.',
+      labelNames: ['status'] as const,
+      registers: [registry],
+      async collect() {
+        const stats = await read();
+        this.reset();
+        for (const [status, value] of Object.entries(stats.byStatus)) this.set({ status }, value);
+      },
+    });
+    new Gauge({
+      name: 'intune_sync_last_duration_seconds',
+      help: "Duration of each connection's most recent finished sync run.",
+      labelNames: ['connection_id', 'status'] as const,
+      registers: [registry],
+      async collect() {
+        const stats = await read();
+        this.reset();
+        for (const run of stats.lastDurations) this.set({ connection_id: run.connectionId, status: run.status }, run.seconds);
+      },
+    });
+  }
+  if (chronicleStats !== undefined) {
+    mirroredCounter(registry, 'chronicle_appends_total', 'Events this process appended to Chronicle (committed).', [], () => [
+      { labels: {}, value: chronicleStats().appended },
+    ]);
+    mirroredCounter(registry, 'chronicle_append_failures_total', 'Appends Chronicle could not commit (the caller was told; nothing was recorded).', [], () => [
+      { labels: {}, value: chronicleStats().failed },
+    ]);
+    mirroredCounter(registry, 'chronicle_batches_total', 'Group-commit transactions.', [], () => [{ labels: {}, value: chronicleStats().batches }]);
+    new Gauge({
+      name: 'chronicle_appends_pending',
+      help: 'Appends waiting for their group commit.',
+      registers: [registry],
+      collect() {
+        this.set(chronicleStats().pending);
+      },
+    });
+  }
+
+  return {
+    registry,
+    observeRequest(method, route, status, seconds) {
+      const labels = { method, route, status: String(status) };
+      requests.inc(labels);
+      duration.observe(labels, seconds);
+    },
+  };
+}

@@ -1,0 +1,98 @@
+/**
+ * The Settings page shell. It carries no data: the same-origin script asks for an API key, keeps it
+ * in sessionStorage (gone when the tab closes) and reads the JSON API with it, so the page needs no
+ * cookie, no session store and no CSRF defence. Everything it renders goes through textContent.
+ */
+
+export const PANEL_PATHS = {
+  settings: '/settings',
+  posture: '/settings/integrations/intune',
+  script: '/settings/assets/panel.js',
+  style: '/settings/assets/panel.css',
+} as const;
+
+/** Nothing runs or loads unless it comes from this origin; no inline script or style at all. */
+export const PANEL_CSP = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self'",
+  "connect-src 'self'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+const COMPLIANCE_STATE_OPTIONS = ['compliant', 'noncompliant', 'inGracePeriod', 'conflict', 'error', 'unknown', 'configManager'];
+const OS_FAMILY_OPTIONS = ['macos', 'windows', 'ios', 'android', 'linux', 'other'];
+const OWNERSHIP_OPTIONS = ['company', 'personal', 'unknown'];
+
+const options = (values: readonly string[]): string => values.map((v) => `<option value="${v}">${v}</option>`).join('');
+
+export function renderSettingsPage(): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<title>Settings · Device posture (Intune) · intune-connector</title>
+<link rel="stylesheet" href="${PANEL_PATHS.style}">
+<script src="${PANEL_PATHS.script}" defer></script>
+</head>
+<body>
+<header class="top"><span class="brand">intune-connector</span><span class="crumb">Settings</span></header>
+<div class="layout">
+<nav class="tabs" aria-label="Settings sections">
+  <a href="${PANEL_PATHS.posture}" aria-current="page">Device posture (Intune)</a>
+</nav>
+<main id="posture" data-testid="posture-panel">
+  <h1>Device posture (Intune)</h1>
+  <p class="lede">Read-only view of the redacted device posture synced from Intune. Device names, users and serial numbers are never shown; a keyed fingerprint stands in for the serial.</p>
+
+  <form id="key-form" class="card" hidden autocomplete="off">
+    <label for="api-key">API key (role reader or admin)</label>
+    <input id="api-key" name="api-key" type="password" spellcheck="false" placeholder="icn_…" required>
+    <button type="submit">Show posture</button>
+    <p class="hint">The key stays in this browser tab only (sessionStorage). Create one with <code>intune-connector keys create --role reader</code>.</p>
+    <p id="key-error" class="error" role="alert"></p>
+  </form>
+
+  <div id="panel" hidden>
+    <div class="bar"><span id="whoami" class="muted"></span><button id="sign-out" type="button" class="link">Forget key</button></div>
+    <p id="panel-error" class="error" role="alert"></p>
+
+    <section class="card" aria-labelledby="h-connections">
+      <h2 id="h-connections">Connections</h2>
+      <table data-testid="connections"><thead><tr><th>Name</th><th>Status</th><th>Cloud</th><th>Last sync</th><th>Result</th><th>Devices</th></tr></thead><tbody id="connections-body"></tbody></table>
+    </section>
+
+    <div class="grid">
+      <section class="card" aria-labelledby="h-compliance">
+        <h2 id="h-compliance">By compliance state</h2>
+        <table data-testid="counts-compliance"><tbody id="counts-compliance"></tbody></table>
+      </section>
+      <section class="card" aria-labelledby="h-os">
+        <h2 id="h-os">By OS family</h2>
+        <table data-testid="counts-os"><tbody id="counts-os"></tbody></table>
+      </section>
+    </div>
+
+    <section class="card" aria-labelledby="h-devices">
+      <h2 id="h-devices">Devices <span id="device-total" class="muted" data-testid="device-total"></span></h2>
+      <form id="filters" class="filters">
+        <label>Compliance <select id="f-compliance" name="compliance_state"><option value="">any</option>${options(COMPLIANCE_STATE_OPTIONS)}</select></label>
+        <label>OS <select id="f-os" name="os_family"><option value="">any</option>${options(OS_FAMILY_OPTIONS)}</select></label>
+        <label>Ownership <select id="f-ownership" name="ownership"><option value="">any</option>${options(OWNERSHIP_OPTIONS)}</select></label>
+        <label>Device id starts with <input id="f-q" name="q" type="search" maxlength="36" pattern="[0-9A-Fa-f-]*" spellcheck="false"></label>
+      </form>
+      <table data-testid="devices"><thead><tr><th>Device id</th><th>OS</th><th>Version</th><th>Compliance</th><th>Grace period ends</th><th>Encrypted</th><th>Jailbroken</th><th>Ownership</th><th>Last check-in</th><th>Model</th><th>Serial fingerprint</th></tr></thead><tbody id="devices-body"></tbody></table>
+      <div class="pager"><button id="prev-page" type="button" disabled>Previous</button><span id="page-info" class="muted"></span><button id="next-page" type="button" disabled>Next</button></div>
+    </section>
+  </div>
+</main>
+</div>
+</body>
+</html>
+`;
+}

@@ -1,0 +1,32 @@
+/**
+ * The read-only Settings page with its "Device posture (Intune)" section. The HTML holds no data
+ * and needs no authentication; the data comes from the JSON API with the key the user types in.
+ */
+import crypto from 'node:crypto';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { PANEL_SCRIPT, PANEL_STYLE } from '../panel/assets.js';
+import { PANEL_CSP, PANEL_PATHS, renderSettingsPage } from '../panel/page.js';
+
+function asset(body: string, type: string): { body: string; type: string; etag: string } {
+  return { body, type, etag: `"${crypto.createHash('sha256').update(body).digest('base64url').slice(0, 22)}"` };
+}
+
+export function panelRoutes(app: FastifyInstance): void {
+  const page = asset(renderSettingsPage(), 'text/html; charset=utf-8');
+  const script = asset(PANEL_SCRIPT, 'text/javascript; charset=utf-8');
+  const style = asset(PANEL_STYLE, 'text/css; charset=utf-8');
+
+  const send = (reply: FastifyReply, a: ReturnType<typeof asset>, cacheControl: string) =>
+    reply
+      .header('content-security-policy', PANEL_CSP)
+      .header('x-frame-options', 'DENY')
+      .header('cache-control', cacheControl)
+      .header('etag', a.etag)
+      .type(a.type)
+      .send(a.body);
+
+  app.get(PANEL_PATHS.settings, async (_request, reply) => send(reply, page, 'no-store'));
+  app.get(PANEL_PATHS.posture, async (_request, reply) => send(reply, page, 'no-store'));
+  app.get(PANEL_PATHS.script, async (_request, reply) => send(reply, script, 'no-cache'));
+  app.get(PANEL_PATHS.style, async (_request, reply) => send(reply, style, 'no-cache'));
+}

@@ -1,0 +1,123 @@
+/**
+ * The Intune posture routes of the runtime contract: connections, sync runs, devices, and the
+ * summary the Settings panel shows. Every query is scoped to the key's tenant; another tenant's
+ * id is a 404 like an unknown one.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { Authenticator, Principal } from '../auth-types.js';
+import type { Actor } from '../../chronicle/types.js';
+import type { ConnectionInput, ConnectionPatch, DeviceQuery, PostureService } from '../../posture/types.js';
+import { requirePermission } from '../auth.js';
+import { ApiError, notFound } from '../errors.js';
+import { connectionCreateBody, connectionParams, connectionPatchBody, deviceParams, devicesQuery, runParams, runsQuery } from '../schemas.js';
+
+export const INTUNE_BASE = '/api/v1/integrations/intune';
+
+export interface PostureRouteDeps {
+  readonly posture: PostureService;
+  readonly authenticator: Authenticator;
+}
+
+/** The Chronicle actor for a call made with this key. */
+export function actorOf(principal: Principal): Actor & { kind: 'agent' | 'service' | 'human' } {
+  const kind = principal.role === 'agent' ? 'agent' : principal.role === 'gate' ? 'service' : 'human';
+  return { kind, id: principal.actorId };
+}
+
+export function postureRoutes(app: FastifyInstance, { posture, authenticator }: PostureRouteDeps): void {
+  const read = (request: Parameters<typeof requirePermission>[1]) => requirePermission(authenticator, request, 'posture:read');
+  const write = (request: Parameters<typeof requirePermission>[1]) => requirePermission(authenticator, request, 'posture:write');
+
+  app.get(`${INTUNE_BASE}/connections`, async (request) => {
+    const principal = await read(request);
+    return { connections: await posture.listConnections(principal.tenant) };
+  });
+
+  app.post<{ Body: ConnectionInput }>(`${INTUNE_BASE}/connections`, { schema: { body: connectionCreateBody } }, async (request, reply) => {
+    const principal = await write(request);
+    const connection = await posture.createConnection(principal.tenant, request.body, actorOf(principal));
+    return reply.code(201).header('location', `${INTUNE_BASE}/connections/${connection.id}`).send(connection);
+  });
+
+  app.get<{ Params: { connection_id: string } }>(
+    `${INTUNE_BASE}/connections/:connection_id`,
+    { schema: { params: connectionParams } },
+    async (request) => {
+      const principal = await read(request);
+      const connection = await posture.getConnection(principal.tenant, request.params.connection_id);
+      if (connection === null) throw notFound('connection');
+      return connection;
+    },
+  );
+
+  app.patch<{ Params: { connection_id: string }; Body: ConnectionPatch }>(
+    `${INTUNE_BASE}/connections/:connection_id`,
+    { schema: { params: connectionParams, body: connectionPatchBody } },
+    async (request) => {
+      const principal = await write(request);
+      const connection = await posture.updateConnection(principal.tenant, request.params.connection_id, request.body, actorOf(principal));
+      if (connection === null) throw notFound('connection');
+      return connection;
+    },
+  );
+
+  app.post<{ Params: { connection_id: string } }>(
+    `${INTUNE_BASE}/connections/:connection_id/sync`,
+    { schema: { params: connectionParams } },
+    async (request, reply) => {
+      const principal = await write(request);
+      // No body at all is the usual call; a schema would refuse it, so the "nothing or {}" rule is checked here.
+      const body: unknown = request.body;
+      if (body !== undefined && body !== null && !(typeof body === 'object' && !Array.isArray(body) && Object.keys(body).length === 0)) {
+        throw new ApiError(400, 'invalid_body', 'a sync takes no parameters: send no body, or {}', { field: 'body' });
+      }
+      // Existence first, so another tenant's id is a plain 404 and never reaches the lease.
+      if ((await posture.getConnection(principal.tenant, request.params.connection_id)) === null) throw notFound('connection');
+      const { run, done } = await posture.startSync(principal.tenant, request.params.connection_id, actorOf(principal), { trigger: 'manual' });
+      // The run reports its own outcome (run record, sync_completed event); nothing waits on it here.
+      done.catch((err: unknown) => request.log.warn({ err, runId: run.id }, 'sync run ended with an error'));
+      return reply
+        .code(202)
+        .header('location', `${INTUNE_BASE}/connections/${run.connection_id}/runs/${run.id}`)
+        .send(run);
+    },
+  );
+
+  app.get<{ Params: { connection_id: string }; Querystring: { limit: number } }>(
+    `${INTUNE_BASE}/connections/:connection_id/runs`,
+    { schema: { params: connectionParams, querystring: runsQuery } },
+    async (request) => {
+      const principal = await read(request);
+      if ((await posture.getConnection(principal.tenant, request.params.connection_id)) === null) throw notFound('connection');
+      return { runs: await posture.listRuns(principal.tenant, request.params.connection_id, request.query.limit) };
+    },
+  );
+
+  app.get<{ Params: { connection_id: string; run_id: string } }>(
+    `${INTUNE_BASE}/connections/:connection_id/runs/:run_id`,
+    { schema: { params: runParams } },
+    async (request) => {
+      const principal = await read(request);
+      const run = await posture.getRun(principal.tenant, request.params.run_id);
+      if (run === null || run.connection_id.toLowerCase() !== request.params.connection_id.toLowerCase()) throw notFound('sync run');
+      return run;
+    },
+  );
+
+  app.get<{ Querystring: DeviceQuery }>(`${INTUNE_BASE}/devices`, { schema: { querystring: devicesQuery } }, async (request) => {
+    const principal = await read(request);
+    return posture.listDevices(principal.tenant, request.query);
+  });
+
+  app.get<{ Params: { device_id: string } }>(`${INTUNE_BASE}/devices/:device_id`, { schema: { params: deviceParams } }, async (request) => {
+    const principal = await read(request);
+    const device = await posture.getDevice(principal.tenant, request.params.device_id);
+    if (device === null) throw notFound('device');
+    return device;
+  });
+
+  app.get(`${INTUNE_BASE}/summary`, async (request) => {
+    const principal = await read(request);
+    return posture.summary(principal.tenant);
+  });
+}

@@ -1,0 +1,124 @@
+/**
+ * Request schemas, checked by Fastify before a handler runs (bodies without type coercion, query
+ * strings with it). Unknown fields and unknown query parameters are refused: a mistyped filter
+ * must not silently widen an answer. specs/openapi.yaml declares the same constraints.
+ */
+import { CLOUDS } from '../config/index.js';
+import { COMPLIANCE_STATES, OS_FAMILIES, OWNERSHIPS } from '../connector/posture.js';
+import { ROLES } from './auth-types.js';
+import { EVENT_TYPES } from '../chronicle/types.js';
+
+export const GUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
+const guid = { type: 'string', pattern: GUID_PATTERN } as const;
+const dateTime = { type: 'string', format: 'date-time', maxLength: 40 } as const;
+
+export const connectionParams = {
+  type: 'object',
+  required: ['connection_id'],
+  additionalProperties: false,
+  properties: { connection_id: guid },
+} as const;
+
+export const runParams = {
+  type: 'object',
+  required: ['connection_id', 'run_id'],
+  additionalProperties: false,
+  properties: { connection_id: guid, run_id: guid },
+} as const;
+
+export const deviceParams = {
+  type: 'object',
+  required: ['device_id'],
+  additionalProperties: false,
+  properties: { device_id: guid },
+} as const;
+
+export const keyParams = {
+  type: 'object',
+  required: ['key_id'],
+  additionalProperties: false,
+  properties: { key_id: { type: 'string', pattern: '^[0-9a-f]{16}$' } },
+} as const;
+
+const connectionFields = {
+  display_name: { type: 'string', minLength: 1, maxLength: 200 },
+  entra_tenant_id: { type: 'string', minLength: 1, maxLength: 253 },
+  client_id: guid,
+  cloud: { type: 'string', enum: [...CLOUDS] },
+  secret_ref: { type: 'string', minLength: 1, maxLength: 520 },
+  status: { type: 'string', enum: ['active', 'disabled'] },
+} as const;
+
+export const connectionCreateBody = {
+  type: 'object',
+  required: ['display_name', 'entra_tenant_id', 'client_id', 'secret_ref'],
+  additionalProperties: false,
+  properties: connectionFields,
+} as const;
+
+export const connectionPatchBody = {
+  type: 'object',
+  minProperties: 1,
+  additionalProperties: false,
+  properties: connectionFields,
+} as const;
+
+export const runsQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { limit: { type: 'integer', minimum: 1, maximum: 200, default: 20 } },
+} as const;
+
+export const devicesQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    os_family: { type: 'string', enum: [...OS_FAMILIES] },
+    compliance_state: { type: 'string', enum: [...COMPLIANCE_STATES] },
+    ownership: { type: 'string', enum: [...OWNERSHIPS] },
+    connection_id: guid,
+    last_sync_before: dateTime,
+    last_sync_after: dateTime,
+    q: { type: 'string', pattern: '^[0-9a-fA-F-]{1,36}$' },
+    limit: { type: 'integer', minimum: 1, maximum: 500, default: 100 },
+    cursor: { type: 'string', minLength: 1, maxLength: 1024 },
+  },
+} as const;
+
+export const chronicleEventsQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    type: { type: 'array', maxItems: EVENT_TYPES.length, items: { type: 'string', enum: [...EVENT_TYPES] } },
+    actor: { type: 'string', minLength: 1, maxLength: 200 },
+    device: guid,
+    decision: { type: 'string', enum: ['allow', 'deny', 'allowed', 'denied'] },
+    from: dateTime,
+    to: dateTime,
+    limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+    cursor: { type: 'string', minLength: 1, maxLength: 1024 },
+  },
+} as const;
+
+export const keyCreateBody = {
+  type: 'object',
+  required: ['role'],
+  additionalProperties: false,
+  properties: {
+    role: { type: 'string', enum: [...ROLES] },
+    capabilities: {
+      type: 'array',
+      minItems: 1,
+      maxItems: 3,
+      uniqueItems: true,
+      items: { type: 'string', enum: ['READ', 'PROPOSE', 'MUTATE'] },
+    },
+    name: { type: 'string', minLength: 1, maxLength: 100 },
+  },
+} as const;
+
+export const keysQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { include_revoked: { type: 'boolean', default: false } },
+} as const;

@@ -1,0 +1,208 @@
+/**
+ * The main job: everything `intune-connector serve` runs, in one process. With no configuration it
+ * is a complete demo (embedded database under ./.data, the simulated tenant as `default`, an
+ * initial sync, the API, the gate, MCP and the Settings panel, and an admin key on first start);
+ * with ENTRA_* it serves the real tenant and never starts the simulator.
+ *
+ * Shutdown runs in reverse: stop scheduling syncs, stop accepting requests and let in-flight ones
+ * finish, cancel this process's sync runs, then close Chronicle (flushing pending appends), the
+ * database (releasing the PGlite lock) and the demo simulator.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { Config, Env } from '../config/index.js';
+import { createLogger, type Logger } from '../log/index.js';
+import type { Actor } from '../chronicle/types.js';
+import { openRuntime, DEFAULT_TENANT, type Runtime } from '../runtime/index.js';
+import { createPostureService, secretProviderFromConfig, SyncInProgressError } from '../posture/index.js';
+import type { Connection, PostureService, SyncRunSummary } from '../posture/types.js';
+import { createGate, loadGatePolicy } from '../gate/index.js';
+import { gateJwtOptions } from '../gate/http.js';
+import { createApp } from './app.js';
+import { createKeyStore, type KeyStore } from './keys.js';
+import { createSyncRunStats } from './sync-stats.js';
+
+export interface ServerOptions {
+  readonly logger?: Logger;
+  /** The environment `env:` secret references read (the CLI passes process.env). */
+  readonly env?: Env;
+  /** Start the simulated demo tenant when ENTRA_* are unset (default true). */
+  readonly demo?: boolean;
+  /**
+   * The sync at start: 'wait' finishes it before startServer resolves, 'background' does not wait,
+   * 'off' skips it. Default: 'wait' for the demo tenant (a second or so), 'background' otherwise.
+   */
+  readonly initialSync?: 'wait' | 'background' | 'off';
+  /** Issue the first admin key of tenant `default` when none was ever issued (default true). */
+  readonly bootstrapKey?: boolean;
+  /** How long authenticated keys are cached: the revocation bound for other replicas (default 5 s). */
+  readonly keyCacheTtlMs?: number;
+  /** Run the scheduled sync (default true; it also needs INTUNE_SYNC_INTERVAL > 0). */
+  readonly scheduler?: boolean;
+}
+
+export interface RunningServer {
+  /** Base URL, e.g. http://127.0.0.1:8080 */
+  readonly url: string;
+  /** The bootstrap admin key, only on the first start of a data store. */
+  readonly adminKey?: string;
+  /** Set when the bootstrap key was issued before: the key is not shown again. */
+  readonly adminKeyIssuedBefore: boolean;
+  /** The simulated tenant is serving (no ENTRA_*). */
+  readonly demo: boolean;
+  /** The connection of tenant `default` (ENTRA_* or demo), if any. */
+  readonly connection: Connection | null;
+  /** The start-up sync (settled when it ends; null when none ran). */
+  readonly initialSync: Promise<SyncRunSummary | null>;
+  readonly app: FastifyInstance;
+  readonly runtime: Runtime;
+  readonly posture: PostureService;
+  readonly keys: KeyStore;
+  /** Graceful shutdown; safe to call twice. */
+  close(): Promise<void>;
+}
+
+const SYSTEM_ACTOR: Actor = { kind: 'system', id: 'serve' };
+
+export async function startServer(config: Config, options: ServerOptions = {}): Promise<RunningServer> {
+  const logger = options.logger ?? createLogger({ level: config.logLevel });
+  const closers: Array<{ name: string; close: () => Promise<void> }> = [];
+  const closeAll = async () => {
+    for (const { name, close } of closers.splice(0).reverse()) {
+      try {
+        await close();
+      } catch (err) {
+        logger.warn({ err, part: name }, 'error while shutting down');
+      }
+    }
+  };
+
+  try {
+    // The posture service supplies each tenant's Graph client; it exists only after the runtime.
+    let posture: PostureService | undefined;
+    const runtime = await openRuntime(config, {
+      logger,
+      demo: options.demo ?? true,
+      graphFor: (tenant) => posture?.graphFor(tenant),
+    });
+    closers.push({ name: 'runtime', close: () => runtime.close() });
+
+    const chronicle = runtime.chronicle;
+    const secrets = secretProviderFromConfig(config, options.env ?? {});
+    const service = createPostureService({
+      db: runtime.db,
+      chronicle,
+      logger,
+      secrets,
+      config,
+      fingerprintKeyFor: (tenant) => runtime.fingerprintKeyFor(tenant),
+    });
+    posture = service;
+    closers.push({ name: 'posture', close: () => service.close() });
+
+    const connection = await service.bootstrapFromConfig(config, runtime.demo !== undefined ? { demo: runtime.demo } : {});
+    const keys = createKeyStore({ db: runtime.db, chronicle, ...(options.keyCacheTtlMs !== undefined ? { cacheTtlMs: options.keyCacheTtlMs } : {}) });
+    const gate = createGate({
+      connector: runtime.connector,
+      chronicle,
+      policy: loadGatePolicy(config),
+      tenant: DEFAULT_TENANT,
+      logger,
+      channel: 'api',
+    });
+
+    const gateJwt = gateJwtOptions(config);
+    const app = await createApp({
+      runtime,
+      posture: service,
+      gate,
+      authenticator: keys,
+      keys,
+      mcpDefaultCapabilities: config.mcp.defaultCapabilities,
+      ...(gateJwt !== undefined ? { gateJwt } : {}),
+      metrics: { syncRuns: createSyncRunStats(runtime.db) },
+    });
+    closers.push({ name: 'http', close: () => app.close() });
+
+    let initialSync: Promise<SyncRunSummary | null> = Promise.resolve(null);
+    const initialMode = options.initialSync ?? (runtime.demo !== undefined ? 'wait' : 'background');
+    if (connection !== null && connection.status !== 'disabled' && initialMode !== 'off') {
+      initialSync = service
+        .startSync(DEFAULT_TENANT, connection.id, SYSTEM_ACTOR, { trigger: 'startup' })
+        .then(({ done }) => done)
+        .catch((err: unknown) => {
+          // Another replica may be syncing already: its run serves the same purpose.
+          if (err instanceof SyncInProgressError) logger.info({ runId: err.runId }, 'initial sync skipped: a sync is already running');
+          else logger.error({ err }, 'initial sync could not start');
+          return null;
+        });
+      if (initialMode === 'wait') await initialSync;
+    }
+
+    let adminKey: string | undefined;
+    let adminKeyIssuedBefore = false;
+    if (options.bootstrapKey ?? true) {
+      const created = await keys.issueBootstrapKey(DEFAULT_TENANT, SYSTEM_ACTOR);
+      if (created === null) adminKeyIssuedBefore = true;
+      else adminKey = created.key;
+    }
+
+    if (options.scheduler ?? true) {
+      service.startScheduler();
+      // Registered after 'http' so it runs first on close: no new runs while the server drains.
+      closers.push({ name: 'scheduler', close: () => service.stopScheduler() });
+    }
+
+    const address = await app.listen({ host: config.http.host, port: config.http.port });
+    const url = new URL(address);
+    const base = `${url.protocol}//${url.host}`;
+
+    let closing: Promise<void> | undefined;
+    return {
+      url: base,
+      ...(adminKey !== undefined ? { adminKey } : {}),
+      adminKeyIssuedBefore,
+      demo: runtime.demo !== undefined,
+      connection,
+      initialSync,
+      app,
+      runtime,
+      posture: service,
+      keys,
+      close() {
+        closing ??= closeAll();
+        return closing;
+      },
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
+
+/** The lines `serve` prints: where everything is, and the admin key when there is one to show. */
+export function describeServer(server: RunningServer): string[] {
+  const u = server.url;
+  const lines = [
+    `intune-connector is serving at ${u}`,
+    `  REST API        ${u}/api/v1/integrations/intune/devices   (and /connections)`,
+    `  Compliance gate POST ${u}/api/v1/gate/device-compliance`,
+    `  MCP             ${u}/mcp`,
+    `  Settings panel  ${u}/settings/integrations/intune`,
+    `  Chronicle       ${u}/api/v1/chronicle/events   ${u}/api/v1/chronicle/verify`,
+    `  Health          ${u}/healthz   ${u}/readyz   ${u}/metrics`,
+  ];
+  if (server.demo) {
+    lines.push(`  DEMO tenant "default": simulated devices from the built-in simulator, not a real Intune tenant.`);
+    lines.push(`  Connect a real tenant with ENTRA_TENANT_ID, ENTRA_CLIENT_ID and ENTRA_CLIENT_SECRET.`);
+  } else if (server.connection !== null) {
+    lines.push(`  Tenant "default" is connected to Entra tenant ${server.connection.entra_tenant_id}.`);
+  }
+  if (server.adminKey !== undefined) {
+    lines.push(`  Admin key (tenant "default"; shown once, store it now):`);
+    lines.push(`  ${server.adminKey}`);
+  } else if (server.adminKeyIssuedBefore) {
+    lines.push(`  An admin key was issued on first start. Create more with: intune-connector keys create --role admin`);
+    lines.push(`  (with the embedded database stop serve first, or POST ${u}/api/v1/keys with an admin key)`);
+  }
+  return lines;
+}

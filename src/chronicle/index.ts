@@ -1,0 +1,192 @@
+/**
+ * Chronicle: the tamper-evident audit trail. One hash chain per tenant in PostgreSQL (or PGlite),
+ * appended with group commit, guarded by append-only triggers, and anchored by Ed25519-signed
+ * checkpoints written outside the database. See README "Chronicle" for the formats and the
+ * outside-verifier recipe.
+ */
+import { ConfigError } from '../config/index.js';
+import type { Db } from '../db/index.js';
+import type { Logger } from '../log/index.js';
+import { loadEventSchemas } from './catalog.js';
+import { loadSigningKey, prepareCheckpointDir, writeCheckpoints, type SigningKey } from './checkpoints.js';
+import { exportChronicle, queryChronicle } from './query.js';
+import {
+  ChronicleError,
+  type AppendInput,
+  type AppendReceipt,
+  type CheckpointResult,
+  type ChronicleQuery,
+  type ChronicleQueryResult,
+  type ChronicleStats,
+  type ChronicleWriter,
+  type ExportOptions,
+  type VerifyReport,
+} from './types.js';
+import { verifyChronicle } from './verify.js';
+import { GroupCommitWriter } from './writer.js';
+
+export interface ChronicleOptions {
+  db: Db;
+  logger?: Logger;
+  /** Config.chronicle.signingKeyFile; generated (0600) when missing unless createSigningKey is false. */
+  signingKeyFile?: string;
+  /** Config.chronicle.checkpointDir. */
+  checkpointDir?: string;
+  /** Periodic checkpoints of chains whose head moved (0 or absent: no timer). */
+  checkpointIntervalMs?: number;
+  /** Group commit bound: at most this many events per transaction (default 500). */
+  maxBatch?: number;
+  /** An append that has not committed within this time rejects with 'unavailable' (default 5000). */
+  appendTimeoutMs?: number;
+  /**
+   * Generate the signing key when the file is missing (default true). Reviewer tools pass false:
+   * a verifier that made itself a new key would only prove that old checkpoints are not its own.
+   */
+  createSigningKey?: boolean;
+}
+
+export interface Chronicle extends ChronicleWriter {
+  /** Walks every chain (or one) and reports, per chain, whether it is intact or its first bad seq and why. */
+  verify(options?: { tenant?: string }): Promise<VerifyReport>;
+  /** Events of one tenant's chain in seq order, filtered; page with nextCursor. */
+  query(filter: ChronicleQuery): Promise<ChronicleQueryResult>;
+  /** Writes events as JSONL that an outside script re-verifies with SHA-256 alone. */
+  export(options: ExportOptions, out: NodeJS.WritableStream): Promise<{ events: number }>;
+  /** Writes a signed checkpoint of every chain head now. */
+  checkpoint(): Promise<CheckpointResult>;
+  /** Counters for metrics. */
+  stats(): ChronicleStats;
+  /** Id of the checkpoint signing key, or null when checkpoints are not configured. */
+  readonly keyId: string | null;
+  /** Refuses new appends, waits for pending ones, stops the timer and checkpoints the chains it wrote to. */
+  close(): Promise<void>;
+}
+
+export { ChronicleError } from './types.js';
+export type {
+  Actor,
+  AppendInput,
+  AppendReceipt,
+  ChainVerifyReport,
+  Checkpoint,
+  CheckpointResult,
+  ChronicleEvent,
+  ChronicleQuery,
+  ChronicleQueryResult,
+  ChronicleStats,
+  ChronicleWriter,
+  EventType,
+  ExportOptions,
+  VerifyFailure,
+  VerifyReport,
+} from './types.js';
+export { EVENT_TYPES, VERIFY_FAILURES } from './types.js';
+export {
+  EVENT_CATALOG,
+  ENVELOPE_SCHEMA_FILE,
+  specPath,
+  validateAppendInput,
+  validateEventData,
+  type EventCatalogEntry,
+  type ValidationResult,
+} from './catalog.js';
+export { GENESIS_HASH, canonicalJson, chainHash } from './canonical.js';
+
+const DEFAULT_MAX_BATCH = 500;
+const DEFAULT_APPEND_TIMEOUT_MS = 5_000;
+
+function positiveInt(value: number | undefined, fallback: number, name: string, max: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < 1 || value > max) throw new ConfigError([`Chronicle option ${name} is ${value}; set it to a whole number from 1 to ${max}`]);
+  return value;
+}
+
+export async function createChronicle(options: ChronicleOptions): Promise<Chronicle> {
+  const { db, logger } = options;
+  loadEventSchemas();
+  const maxBatch = positiveInt(options.maxBatch, DEFAULT_MAX_BATCH, 'maxBatch', 10_000);
+  const appendTimeoutMs = positiveInt(options.appendTimeoutMs, DEFAULT_APPEND_TIMEOUT_MS, 'appendTimeoutMs', 600_000);
+  const intervalMs = options.checkpointIntervalMs ?? 0;
+  if (!Number.isInteger(intervalMs) || intervalMs < 0) {
+    throw new ConfigError([`Chronicle option checkpointIntervalMs is ${intervalMs}; set it to a whole number of milliseconds (0: no periodic checkpoints)`]);
+  }
+
+  const key: SigningKey | null =
+    options.signingKeyFile !== undefined
+      ? loadSigningKey(options.signingKeyFile, { create: options.createSigningKey ?? true, ...(logger !== undefined ? { logger } : {}) })
+      : null;
+  const checkpointDir = options.checkpointDir;
+  const canCheckpoint = key !== null && checkpointDir !== undefined;
+  if (canCheckpoint) prepareCheckpointDir(checkpointDir, key);
+
+  const writer = new GroupCommitWriter({ db, maxBatch, appendTimeoutMs, ...(logger !== undefined ? { logger } : {}) });
+
+  // What this process last signed per chain, so the timer only writes chains whose head moved.
+  const lastSigned = new Map<string, number>();
+  let checkpointChain: Promise<unknown> = Promise.resolve();
+
+  const writeNow = async (onlyMoved: boolean, chains?: ReadonlySet<string>): Promise<CheckpointResult> => {
+    if (!canCheckpoint) {
+      throw new ConfigError([
+        'Chronicle checkpoints need a signing key and a directory: set CHRONICLE_SIGNING_KEY_FILE and CHRONICLE_CHECKPOINT_DIR (options signingKeyFile and checkpointDir)',
+      ]);
+    }
+    const { rows } = await db.query<{ tenant: string; head_seq: number; head_hash: string }>(
+      'SELECT tenant, head_seq, head_hash FROM chronicle_chain WHERE head_seq > 0 ORDER BY tenant',
+    );
+    const heads = rows
+      .map((r) => ({ chain: r.tenant, seq: Number(r.head_seq), hash: r.head_hash }))
+      .filter((h) => (!onlyMoved || lastSigned.get(h.chain) !== h.seq) && (chains === undefined || chains.has(h.chain)));
+    const result = await writeCheckpoints(checkpointDir, key, heads, new Date());
+    for (const cp of result.checkpoints) lastSigned.set(cp.chain, cp.seq);
+    if (result.file !== null) logger?.debug({ file: result.file, chains: result.checkpoints.length }, 'Chronicle checkpoint written');
+    return result;
+  };
+  // One checkpoint write at a time: the timer and an explicit call never interleave lines.
+  const serialised = (onlyMoved: boolean, chains?: ReadonlySet<string>): Promise<CheckpointResult> => {
+    const run = checkpointChain.then(() => writeNow(onlyMoved, chains));
+    checkpointChain = run.catch(() => undefined);
+    return run;
+  };
+
+  let timer: NodeJS.Timeout | undefined;
+  if (canCheckpoint && intervalMs > 0) {
+    timer = setInterval(() => {
+      serialised(true).catch((err: unknown) => logger?.warn({ err: { message: (err as Error).message } }, 'Chronicle checkpoint failed; will retry'));
+    }, intervalMs);
+    timer.unref();
+  }
+
+  let closing: Promise<void> | undefined;
+  return {
+    keyId: key?.keyId ?? null,
+    append: (input: AppendInput): Promise<AppendReceipt> => writer.append(input),
+    verify: (verifyOptions = {}) =>
+      verifyChronicle({
+        db,
+        key,
+        ...(checkpointDir !== undefined ? { checkpointDir } : {}),
+        ...(verifyOptions.tenant !== undefined ? { tenant: verifyOptions.tenant } : {}),
+      }),
+    query: (filter) => queryChronicle(db, filter),
+    export: (exportOptions, out) => exportChronicle(db, exportOptions, out),
+    checkpoint: () => serialised(false),
+    stats: () => writer.stats(),
+    close() {
+      closing ??= (async () => {
+        if (timer !== undefined) clearInterval(timer);
+        await writer.close();
+        // Only chains this instance wrote: a reviewer's tool that merely reads never signs anything.
+        if (canCheckpoint && writer.touchedChains.size > 0) {
+          await serialised(true, writer.touchedChains).catch((err: unknown) =>
+            logger?.warn({ err: { message: (err as Error).message } }, 'Chronicle could not write its closing checkpoint'),
+          );
+        }
+      })();
+      return closing;
+    },
+  };
+}
+
+// Re-exported so hosts can tell Chronicle's failures apart without importing types.ts.
+export const isChronicleError = (err: unknown): err is ChronicleError => err instanceof ChronicleError;

@@ -1,0 +1,382 @@
+/**
+ * createGraphClient: the GraphClient (types.ts) over MSAL, @microsoft/microsoft-graph-client with
+ * our own middleware chain (pipeline.ts), and zod schemas at the boundary (schemas.ts).
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import {
+  AuthenticationHandler,
+  AuthenticationHandlerOptions,
+  Client,
+  ResponseType,
+  type GraphRequest,
+} from '@microsoft/microsoft-graph-client';
+import { ConfigError, type Config } from '../../config/index.js';
+import type { Logger } from '../../log/index.js';
+import { createTokenSource, splitCertificateFile, type ClientCredential } from './auth.js';
+import { GraphError, abortedError, badRequest, malformedError } from './errors.js';
+import { buildDeviceFilter, requireAction, requireGuid, requirePageSize, requireSelect } from './filter.js';
+import {
+  AttemptMiddleware,
+  CallState,
+  RetryMiddleware,
+  TransportMiddleware,
+  defaultSleep,
+  foreignNextLinkError,
+  isUnderApiRoot,
+  requestIdOf,
+  type MutableStats,
+  type Sleep,
+} from './pipeline.js';
+import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.js';
+import {
+  CORE_PROPERTIES,
+  CompliancePolicyStateSchema,
+  createManagedDeviceSchema,
+  parseCollectionPage,
+  parseManagedDevice,
+  type CoercionReason,
+} from './schemas.js';
+import { createMsalNetworkModule, createTransport, readCaFile } from './transport.js';
+import type {
+  CompliancePolicyState,
+  DeviceAction,
+  DevicePage,
+  GraphClient,
+  GraphClientStats,
+  GraphResult,
+  ListDevicesRequest,
+  ManagedDevice,
+} from './types.js';
+
+export interface GraphClientOptions {
+  readonly tenantId: string;
+  readonly clientId: string;
+  readonly credential: ClientCredential;
+  readonly graph: Config['graph'];
+  readonly logger?: Logger;
+  /** Injectable for tests with fake timers or recorded waits. */
+  readonly sleep?: Sleep;
+  /** Jitter source, [0, 1). */
+  readonly random?: () => number;
+  /** Overrides of the retry policy beyond config.graph.maxRetries (see RetryPolicy). */
+  readonly retry?: Partial<Omit<RetryPolicy, 'maxRetries'>>;
+}
+
+const DEVICES_PATH = '/deviceManagement/managedDevices';
+const TOKEN_TIMEOUT_FLOOR_MS = 10_000;
+
+const TENANT_ID = /^[A-Za-z0-9.-]{1,253}$/;
+const CLIENT_ID = /^[A-Za-z0-9-]{1,100}$/;
+
+function validateOptions(options: GraphClientOptions): { graphUrl: URL; loginUrl: URL } {
+  const problems: string[] = [];
+  if (typeof options.tenantId !== 'string' || !TENANT_ID.test(options.tenantId)) {
+    problems.push("ENTRA_TENANT_ID must be the tenant's GUID or primary domain");
+  }
+  if (typeof options.clientId !== 'string' || !CLIENT_ID.test(options.clientId)) {
+    problems.push('ENTRA_CLIENT_ID must be the application (client) id of the app registration');
+  }
+  const credential = options.credential as Partial<Record<'clientSecret' | 'certificatePem' | 'privateKeyPem', unknown>> | undefined;
+  const hasSecret = typeof credential?.clientSecret === 'string' && credential.clientSecret !== '';
+  const hasCert = typeof credential?.certificatePem === 'string' && typeof credential.privateKeyPem === 'string';
+  if (!hasSecret && !hasCert) {
+    problems.push('a client secret (ENTRA_CLIENT_SECRET) or a certificate with its private key (ENTRA_CLIENT_CERT_FILE) is needed');
+  }
+  const parse = (raw: string, name: string): URL | undefined => {
+    try {
+      const url = new URL(raw);
+      if (url.protocol !== 'https:') {
+        problems.push(`${name} must be an https:// URL (msal-node and the Graph client refuse plain http)`);
+        return undefined;
+      }
+      return url;
+    } catch {
+      problems.push(`${name} is not a URL; set it to the https base URL of the host`);
+      return undefined;
+    }
+  };
+  const graphUrl = parse(options.graph.graphUrl, 'INTUNE_GRAPH_URL');
+  const loginUrl = parse(options.graph.loginUrl, 'INTUNE_LOGIN_URL');
+  if (!Number.isInteger(options.graph.timeoutMs) || options.graph.timeoutMs < 1) {
+    problems.push('INTUNE_GRAPH_TIMEOUT_MS must be a positive whole number of milliseconds');
+  }
+  if (!Number.isInteger(options.graph.maxRetries) || options.graph.maxRetries < 0) {
+    problems.push('INTUNE_GRAPH_MAX_RETRIES must be a whole number from 0');
+  }
+  if (problems.length > 0 || graphUrl === undefined || loginUrl === undefined) throw new ConfigError(problems);
+  return { graphUrl, loginUrl };
+}
+
+const stripTrailingSlash = (s: string): string => s.replace(/\/+$/, '');
+
+export function createGraphClient(options: GraphClientOptions): GraphClient & { close(): Promise<void> } {
+  const { graphUrl, loginUrl } = validateOptions(options);
+  const logger = options.logger?.child({ component: 'graph' });
+  const graphBase = stripTrailingSlash(graphUrl.origin + graphUrl.pathname);
+  const loginBase = stripTrailingSlash(loginUrl.origin + loginUrl.pathname);
+  const apiRoot = `${stripTrailingSlash(graphUrl.pathname)}/v1.0`;
+  const policy: RetryPolicy = { ...DEFAULT_RETRY_POLICY, ...options.retry, maxRetries: options.graph.maxRetries };
+  const stats: MutableStats = {
+    requests: 0,
+    retries: 0,
+    throttledWaits: 0,
+    throttledWaitMs: 0,
+    retryWaitMs: 0,
+    tokenRequests: 0,
+    coercedValues: 0,
+  };
+
+  const caPem = options.graph.caFile !== undefined ? readCaFile(options.graph.caFile) : undefined;
+  const transport = createTransport({ ...(caPem !== undefined ? { caPem } : {}), connectTimeoutMs: options.graph.timeoutMs });
+  const tokens = createTokenSource({
+    tenantId: options.tenantId,
+    clientId: options.clientId,
+    credential: options.credential,
+    loginUrl: loginBase,
+    graphUrl: graphBase,
+    networkClient: createMsalNetworkModule({
+      transport,
+      loginOrigin: loginUrl.origin,
+      // INTUNE_GRAPH_TIMEOUT_MS is about Graph; a tight one (for the gate) must not starve the
+      // token request, which happens once an hour. Callers bound the whole call with their signal.
+      timeoutMs: Math.max(options.graph.timeoutMs, TOKEN_TIMEOUT_FLOOR_MS),
+      onTokenRequest: () => {
+        stats.tokenRequests++;
+      },
+    }),
+    ...(logger !== undefined ? { logger } : {}),
+  });
+
+  // The handler's default provider is never used: every call brings its own, bound to its state.
+  const authHandler = new AuthenticationHandler({ getAccessToken: () => Promise.reject(new Error('no per-call token provider')) });
+  const retry = new RetryMiddleware(policy, options.sleep ?? defaultSleep, options.random ?? Math.random, stats, logger);
+  const attempt = new AttemptMiddleware(options.graph.timeoutMs, logger);
+  const transportMiddleware = new TransportMiddleware(transport.dispatcher, graphUrl.origin, apiRoot, stats);
+  const library = Client.initWithMiddleware({
+    middleware: [authHandler, retry, attempt, transportMiddleware],
+    baseUrl: graphBase,
+    defaultVersion: 'v1.0',
+    // The library attaches the token only to hosts it knows; add the configured one. It compares
+    // host names without ports, which is why TransportMiddleware checks the full origin again.
+    customHosts: new Set([graphUrl.hostname]),
+  });
+
+  // Coercions are collected per parsed payload and logged once, by property name and count.
+  let coercions: Map<string, number> | undefined;
+  const deviceSchema = createManagedDeviceSchema((property: string, reason: CoercionReason) => {
+    stats.coercedValues++;
+    if (coercions !== undefined) {
+      const key = `${property}:${reason}`;
+      coercions.set(key, (coercions.get(key) ?? 0) + 1);
+    }
+  });
+  const withCoercionLog = <T>(path: string, parse: () => T): T => {
+    coercions = new Map();
+    try {
+      return parse();
+    } finally {
+      const seen = coercions;
+      coercions = undefined;
+      if (seen.size > 0) logger?.warn({ path, coerced: Object.fromEntries(seen) }, 'graph values replaced by fail-closed defaults');
+    }
+  };
+
+  const send = async (method: 'GET' | 'POST', target: string, pathForLog: string, signal: AbortSignal | undefined): Promise<CallState> => {
+    if (signal?.aborted === true) throw abortedError();
+    const state = new CallState(method, pathForLog, crypto.randomUUID(), signal);
+    const tokenProvider = {
+      getAccessToken: async (): Promise<string> => {
+        try {
+          return await tokens.getToken(signal);
+        } catch (err) {
+          throw state.fail(err instanceof GraphError ? err : new GraphError('auth_failed', 'MSAL could not acquire a token.', { graphCode: 'auth_failed' }));
+        }
+      },
+    };
+    let request: GraphRequest = library
+      .api(target)
+      .header('client-request-id', state.clientRequestId)
+      .responseType(ResponseType.RAW)
+      .middlewareOptions([state, new AuthenticationHandlerOptions(tokenProvider)]);
+    try {
+      if (method === 'GET') {
+        await request.get();
+      } else {
+        request = request.header('Content-Type', 'application/json');
+        await request.post(undefined);
+      }
+    } catch (err) {
+      throw state.failure ?? new GraphError('network', 'The Graph request failed before it was sent; retry shortly.', { graphCode: 'client_error' }, { cause: err });
+    }
+    if (state.failure !== undefined) throw state.failure;
+    return state;
+  };
+
+  const resultRequestId = (state: CallState): string => requestIdOf(state.exchange) ?? state.clientRequestId;
+
+  /** Validates a nextLink to be followed: the configured origin, API root and the same collection. */
+  const checkNextLink = (nextLink: unknown, collectionPath: string): string => {
+    if (typeof nextLink !== 'string' || nextLink.length === 0 || nextLink.length > 8192) {
+      throw badRequest('nextLink must be the @odata.nextLink string of an earlier page.');
+    }
+    if (!isUnderApiRoot(nextLink, graphUrl.origin, apiRoot) || new URL(nextLink).pathname !== `${apiRoot}${collectionPath}`) {
+      logger?.warn({ collectionPath }, 'refused a nextLink outside the configured Graph host');
+      throw foreignNextLinkError();
+    }
+    return nextLink;
+  };
+
+  const parseCollection = <T>(
+    state: CallState,
+    collectionPath: string,
+    parseItem: (item: unknown, index: number, requestId: string) => T,
+  ): { items: T[]; nextLink?: string; requestId: string } => {
+    const requestId = resultRequestId(state);
+    const page = withCoercionLog(collectionPath, () =>
+      parseCollectionPage(state.json, (item, index) => parseItem(item, index, requestId), { requestId, status: state.exchange?.status ?? 0 }),
+    );
+    // Checked on arrival, not only when followed: a listing that cannot be completed fails now.
+    if (page.nextLink !== undefined) checkNextLink(page.nextLink, collectionPath);
+    return { ...page, requestId };
+  };
+
+  const parseDevice = (item: unknown, index: number | undefined, requestId: string): ManagedDevice =>
+    parseManagedDevice(deviceSchema, item, index, { requestId });
+
+  const selectQuery = (select: unknown): string | undefined => {
+    const names = requireSelect(select, CORE_PROPERTIES);
+    return names === undefined ? undefined : names.join(',');
+  };
+
+  const listDevicesPage = async (request: ListDevicesRequest): Promise<DevicePage> => {
+    if (request === null || typeof request !== 'object') throw badRequest('listDevicesPage needs a request object.');
+    let target: string;
+    if (request.nextLink !== undefined) {
+      target = checkNextLink(request.nextLink, DEVICES_PATH);
+    } else {
+      const query: string[] = [`$top=${requirePageSize(request.top)}`];
+      const filter = buildDeviceFilter(request.filter);
+      if (filter !== undefined) query.push(`$filter=${encodeURIComponent(filter)}`);
+      const select = selectQuery(request.select);
+      if (select !== undefined) query.push(`$select=${select}`);
+      target = `${DEVICES_PATH}?${query.join('&')}`;
+    }
+    const state = await send('GET', target, DEVICES_PATH, request.signal);
+    const { items, nextLink, requestId } = parseCollection(state, DEVICES_PATH, (item, index, id) => parseDevice(item, index, id));
+    return { devices: items, ...(nextLink !== undefined ? { nextLink } : {}), requestId };
+  };
+
+  async function* listDevices(request: Omit<ListDevicesRequest, 'nextLink'> = {}): AsyncGenerator<DevicePage> {
+    // Only the current page is referenced here, so a 100,000-device listing holds one page at a time.
+    const { nextLink: ignored, ...first } = request as ListDevicesRequest;
+    void ignored;
+    let page = await listDevicesPage(first);
+    yield page;
+    while (page.nextLink !== undefined) {
+      page = await listDevicesPage({ nextLink: page.nextLink, ...(request.signal !== undefined ? { signal: request.signal } : {}) });
+      yield page;
+    }
+  }
+
+  const collectAll = async <T>(
+    firstTarget: string,
+    collectionPath: string,
+    pathForLog: string,
+    signal: AbortSignal | undefined,
+    parseItem: (item: unknown, index: number, requestId: string) => T,
+  ): Promise<GraphResult<T[]>> => {
+    const all: T[] = [];
+    let target: string | undefined = firstTarget;
+    let requestId = '';
+    while (target !== undefined) {
+      const state = await send('GET', target, pathForLog, signal);
+      const page = parseCollection(state, collectionPath, parseItem);
+      all.push(...page.items);
+      requestId = page.requestId;
+      target = page.nextLink;
+    }
+    return { value: all, requestId };
+  };
+
+  return {
+    listDevicesPage,
+    listDevices,
+
+    async getDevice(id, getOptions = {}) {
+      const guid = requireGuid(id, 'id');
+      const select = selectQuery(getOptions.select);
+      const path = `${DEVICES_PATH}/${guid}`;
+      const state = await send('GET', select !== undefined ? `${path}?$select=${select}` : path, `${DEVICES_PATH}/{id}`, getOptions.signal);
+      const requestId = resultRequestId(state);
+      const device = withCoercionLog(`${DEVICES_PATH}/{id}`, () => parseDevice(state.json, undefined, requestId));
+      return { value: device, requestId };
+    },
+
+    async findDevicesByAzureADDeviceId(azureADDeviceId, findOptions = {}) {
+      const guid = requireGuid(azureADDeviceId, 'azureADDeviceId');
+      const filter = buildDeviceFilter({ azureADDeviceId: guid }) as string;
+      return collectAll(`${DEVICES_PATH}?$top=1000&$filter=${encodeURIComponent(filter)}`, DEVICES_PATH, DEVICES_PATH, findOptions.signal, (item, index, id) =>
+        parseDevice(item, index, id),
+      );
+    },
+
+    async getCompliancePolicyStates(id, policyOptions = {}): Promise<GraphResult<readonly CompliancePolicyState[]>> {
+      const guid = requireGuid(id, 'id');
+      const path = `${DEVICES_PATH}/${guid}/deviceCompliancePolicyStates`;
+      return collectAll(path, path, `${DEVICES_PATH}/{id}/deviceCompliancePolicyStates`, policyOptions.signal, (item, index, requestId) => {
+        const parsed = CompliancePolicyStateSchema.safeParse(item);
+        if (!parsed.success) throw malformedError(`the compliance policy state at position ${index} has no usable id`, { requestId });
+        return parsed.data;
+      });
+    },
+
+    async performDeviceAction(id, action: DeviceAction, actionOptions = {}) {
+      const guid = requireGuid(id, 'id');
+      const verb = requireAction(action);
+      const state = await send('POST', `${DEVICES_PATH}/${guid}/${verb}`, `${DEVICES_PATH}/{id}/${verb}`, actionOptions.signal);
+      return { value: null, requestId: resultRequestId(state) };
+    },
+
+    stats(): GraphClientStats {
+      return { ...stats };
+    },
+
+    close: () => transport.close(),
+  };
+}
+
+/**
+ * The client for the tenant named by ENTRA_* (a secret, or ENTRA_CLIENT_CERT_FILE holding the
+ * certificate and its key) and the cloud named by INTUNE_CLOUD.
+ */
+export function graphClientFromConfig(config: Config, logger?: Logger): GraphClient & { close(): Promise<void> } {
+  const entra = config.entra;
+  if (entra === undefined) {
+    throw new ConfigError([
+      'no Entra credentials are configured: set ENTRA_TENANT_ID, ENTRA_CLIENT_ID and ENTRA_CLIENT_SECRET (or ENTRA_CLIENT_CERT_FILE) to reach a tenant, or run against the simulator (`intune-connector simulator` prints the variables)',
+    ]);
+  }
+  let credential: ClientCredential;
+  if (entra.clientSecret !== undefined) {
+    credential = { clientSecret: entra.clientSecret };
+  } else if (entra.clientCertFile !== undefined) {
+    let pem: string;
+    try {
+      pem = fs.readFileSync(entra.clientCertFile, 'utf8');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';
+      throw new ConfigError([`ENTRA_CLIENT_CERT_FILE names ${entra.clientCertFile}, which cannot be read (${code}); point it at the PEM file with the certificate and its private key`]);
+    }
+    credential = splitCertificateFile(pem);
+  } else {
+    throw new ConfigError(['ENTRA_CLIENT_SECRET or ENTRA_CLIENT_CERT_FILE must be set']);
+  }
+  return createGraphClient({
+    tenantId: entra.tenantId,
+    clientId: entra.clientId,
+    credential,
+    graph: config.graph,
+    ...(logger !== undefined ? { logger } : {}),
+  });
+}

@@ -1,0 +1,353 @@
+/**
+ * The compliance gate's decision table, as a pure function: plain data in (the device id from the
+ * token, the connector's lookup, the accord's policy, the time), a tagged decision out. No I/O, no
+ * clock, no `this`; the evaluator in ./gate.ts does the lookup and the audit around it.
+ *
+ * DESIGN.md, "Compliance gate: default decision table (each row overridable per accord)":
+ *
+ * | situation                                                  | decision              | reason                        |
+ * |------------------------------------------------------------|-----------------------|-------------------------------|
+ * | compliance not required for the accord                     | allow (not evaluated) | compliance_not_required       |
+ * | no device id, strict                                       | deny                  | device_id_missing             |
+ * | no device id, permissive                                   | allow (not evaluated) | device_id_missing_permissive  |
+ * | device id not a GUID                                       | deny                  | device_id_invalid             |
+ * | no managed device matches                                  | deny                  | device_not_managed            |
+ * | compliant                                                  | allow                 | compliant                     |
+ * | inGracePeriod, before complianceGracePeriodExpirationDateTime | allow              | in_grace_period               |
+ * | inGracePeriod, after it                                    | deny                  | grace_period_expired          |
+ * | noncompliant / conflict / error / unknown / configManager  | deny                  | noncompliant / compliance_conflict / compliance_error / compliance_unknown / compliance_config_manager |
+ * | last check-in older than the accord's max age              | deny                  | stale_checkin                 |
+ * | Graph unavailable and no cached answer young enough        | deny                  | compliance_unavailable        |
+ * | Chronicle unavailable                                      | deny                  | audit_unavailable             |
+ *
+ * Several matches: the most recently synced record decides; the count is recorded.
+ *
+ * How the rows combine (the choices the table leaves open):
+ *  - Order: required? → device id present? → GUID? → lookup answered? → any record? → the
+ *    deciding record's state → its check-in age. The first row that applies decides.
+ *  - Staleness only guards an allow. A record whose state denies keeps its own reason (a stale
+ *    noncompliant device is reported as noncompliant: that is what the user must fix); a record
+ *    whose state would allow is refused with stale_checkin when its last check-in is older than
+ *    the accord's max age, or unknown. Overriding stale_checkin to allow keeps the reason, so the
+ *    audit record still says the answer was old.
+ *  - Grace: before the expiry (strictly earlier than complianceGracePeriodExpirationDateTime) the
+ *    device allows with in_grace_period, unless the accord sets grace_period_counts: false, in
+ *    which case it is what Intune will call it once grace ends: noncompliant (the noncompliant
+ *    row, and its override, apply; the recorded compliance_state stays inGracePeriod). At or after
+ *    the expiry, or with no readable expiry, grace_period_expired: grace that cannot be shown to
+ *    be running does not count.
+ *  - Overrides flip allow/deny of the rows in OVERRIDABLE_REASONS; the reason never changes, so
+ *    the audit trail shows which row decided.
+ *  - audit_unavailable is not decided here: the evaluator turns any decision it could not record
+ *    into one (see withAuditUnavailable).
+ */
+import type { DevicePosture } from '../connector/posture.js';
+import { DEFAULT_DECISIONS, type AccordPolicy, type ComplianceLookup, type GateMode, type OverridableReason, type Verdict } from './types.js';
+
+/** The `deviceid` claim of the user's token, read as untrusted input (see readDeviceIdClaim). */
+export type DeviceIdClaim =
+  | { readonly kind: 'absent' }
+  | { readonly kind: 'invalid' }
+  | { readonly kind: 'guid'; readonly azureADDeviceId: string };
+
+/** Passed as `lookup` when the gate did not ask the connector. */
+export const LOOKUP_NOT_PERFORMED = Object.freeze({ performed: false as const });
+export type LookupNotPerformed = typeof LOOKUP_NOT_PERFORMED;
+
+export interface DecideInput {
+  readonly deviceId: DeviceIdClaim;
+  readonly lookup: ComplianceLookup | LookupNotPerformed;
+  /** Carries the mode (strict/permissive) too, so mode and accord cannot disagree. */
+  readonly policy: AccordPolicy;
+  /** Milliseconds since the epoch. */
+  readonly now: number;
+}
+
+export type StateReason =
+  | 'compliant'
+  | 'in_grace_period'
+  | 'grace_period_expired'
+  | 'noncompliant'
+  | 'compliance_conflict'
+  | 'compliance_error'
+  | 'compliance_unknown'
+  | 'compliance_config_manager';
+
+interface Evaluated {
+  readonly evaluated: true;
+  readonly decision: Verdict;
+  /** True when the accord's `decisions:` changed this row's default. */
+  readonly overridden: boolean;
+  /** The most recently synced record: the one that decides. */
+  readonly device: DevicePosture;
+  readonly recordCount: number;
+}
+
+export type Decision =
+  | { readonly reason: 'compliance_not_required'; readonly decision: 'allow'; readonly evaluated: false; readonly mode: GateMode }
+  | { readonly reason: 'device_id_missing'; readonly decision: 'deny'; readonly evaluated: false; readonly mode: 'strict' }
+  | { readonly reason: 'device_id_missing_permissive'; readonly decision: 'allow'; readonly evaluated: false; readonly mode: 'permissive' }
+  | { readonly reason: 'device_id_invalid'; readonly decision: 'deny'; readonly evaluated: false; readonly mode: GateMode }
+  | {
+      readonly reason: 'compliance_unavailable';
+      readonly decision: Verdict;
+      readonly evaluated: false;
+      readonly overridden: boolean;
+      readonly mode: GateMode;
+      readonly azureADDeviceId: string;
+      /** Why the connector had no answer young enough ('not_performed': it was never asked). */
+      readonly failure: Exclude<Extract<ComplianceLookup, { ok: false }>['reason'], 'invalid_id'> | 'not_performed';
+      readonly retryAfterMs: number | null;
+    }
+  | {
+      readonly reason: 'device_not_managed';
+      readonly decision: Verdict;
+      readonly evaluated: true;
+      readonly overridden: boolean;
+      readonly mode: GateMode;
+      readonly azureADDeviceId: string;
+    }
+  | (Evaluated & {
+      readonly reason: StateReason;
+      readonly mode: GateMode;
+      /** Set for inGracePeriod records: the expiry as recorded (null: none readable). */
+      readonly gracePeriodExpiresAt: string | null;
+      /** False only when an inGracePeriod record fell to noncompliant because grace does not count. */
+      readonly graceCounted: boolean;
+    })
+  | (Evaluated & {
+      readonly reason: 'stale_checkin';
+      readonly mode: GateMode;
+      readonly lastSyncAt: string | null;
+      readonly maxCheckinAgeMs: number;
+      /** The reason the record's state alone would have given. */
+      readonly stateReason: StateReason;
+    })
+  | {
+      readonly reason: 'audit_unavailable';
+      readonly decision: 'deny';
+      readonly evaluated: boolean;
+      readonly mode: GateMode;
+      /** What would have been answered, had it been recorded. */
+      readonly unrecorded: Exclude<Decision, { reason: 'audit_unavailable' }>;
+    };
+
+/** Canonical form of a GUID: 8-4-4-4-12 hex digits, compared and stored lower-case. */
+const GUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export function isGuid(value: unknown): value is string {
+  return typeof value === 'string' && GUID_PATTERN.test(value);
+}
+
+/**
+ * Reads the `deviceid` claim (Entra puts the device's object id there for tokens issued on a
+ * registered or joined device). Claims are untrusted: only an own property is read, absent or
+ * null means no device id, and anything but a GUID string is invalid (never a crash, never
+ * passed on). GUIDs are lower-cased: Intune stores them that way and azureADDeviceId is a string.
+ */
+export function readDeviceIdClaim(claims: Readonly<Record<string, unknown>>): DeviceIdClaim {
+  const value = Object.hasOwn(claims, 'deviceid') ? claims['deviceid'] : undefined;
+  if (value === undefined || value === null) return { kind: 'absent' };
+  if (!isGuid(value)) return { kind: 'invalid' };
+  return { kind: 'guid', azureADDeviceId: value.toLowerCase() };
+}
+
+/**
+ * The rows that need no answer from Intune. Null means: look the device up, then call decide().
+ * The evaluator calls this to know whether to ask the connector at all, so the two cannot drift.
+ */
+export function decideWithoutIntune(
+  policy: AccordPolicy,
+  deviceId: DeviceIdClaim,
+): Extract<Decision, { reason: 'compliance_not_required' | 'device_id_missing' | 'device_id_missing_permissive' | 'device_id_invalid' }> | null {
+  if (!policy.required) return { reason: 'compliance_not_required', decision: 'allow', evaluated: false, mode: policy.mode };
+  switch (deviceId.kind) {
+    case 'absent':
+      return policy.mode === 'strict'
+        ? { reason: 'device_id_missing', decision: 'deny', evaluated: false, mode: 'strict' }
+        : { reason: 'device_id_missing_permissive', decision: 'allow', evaluated: false, mode: 'permissive' };
+    case 'invalid':
+      return { reason: 'device_id_invalid', decision: 'deny', evaluated: false, mode: policy.mode };
+    case 'guid':
+      return null;
+  }
+}
+
+const verdictOf = (policy: AccordPolicy, row: OverridableReason): { decision: Verdict; overridden: boolean } => {
+  const decision = policy.decisions[row];
+  return { decision, overridden: decision !== DEFAULT_DECISIONS[row] };
+};
+
+/** Milliseconds since the epoch, or NaN for null and unreadable timestamps. */
+const timeOf = (iso: string | null): number => (iso === null ? Number.NaN : Date.parse(iso));
+
+/** Orders timestamps; null and unreadable ones sort before every real time. */
+const compareTimes = (a: string | null, b: string | null): number => {
+  const x = timeOf(a);
+  const y = timeOf(b);
+  if (Number.isNaN(x) || Number.isNaN(y)) return Number.isNaN(x) ? (Number.isNaN(y) ? 0 : -1) : 1;
+  return Math.sign(x - y);
+};
+
+/** Is `a` the more current record: later last sync, then later enrolment, then greater Intune id. */
+const isMoreCurrent = (a: DevicePosture, b: DevicePosture): boolean =>
+  (compareTimes(a.last_sync_at, b.last_sync_at) || compareTimes(a.enrolled_at, b.enrolled_at) || (a.device_id > b.device_id ? 1 : 0)) > 0;
+
+/**
+ * The most recently synced record. Ties go to the later enrolment (a re-enrolled device's current
+ * record), then to the greater Intune id, so the answer never depends on the order records arrive
+ * in. Records without a readable last sync come last. The rule is part of the table, so the
+ * connector's ordering is not relied on.
+ */
+export function decidingRecord(records: readonly DevicePosture[]): DevicePosture | undefined {
+  let best: DevicePosture | undefined;
+  for (const record of records) if (best === undefined || isMoreCurrent(record, best)) best = record;
+  return best;
+}
+
+const STATE_REASONS: Readonly<Record<Exclude<DevicePosture['compliance_state'], 'compliant' | 'inGracePeriod'>, OverridableReason & StateReason>> = {
+  noncompliant: 'noncompliant',
+  conflict: 'compliance_conflict',
+  error: 'compliance_error',
+  unknown: 'compliance_unknown',
+  configManager: 'compliance_config_manager',
+};
+
+/** The row the record's compliance state alone selects, with its verdict under this accord. */
+function decideState(
+  policy: AccordPolicy,
+  device: DevicePosture,
+  now: number,
+): { reason: StateReason; decision: Verdict; overridden: boolean; graceCounted: boolean; gracePeriodExpiresAt: string | null } {
+  const state = device.compliance_state;
+  const noGrace = { graceCounted: true, gracePeriodExpiresAt: null };
+  switch (state) {
+    case 'compliant':
+      return { reason: 'compliant', decision: 'allow', overridden: false, ...noGrace };
+    case 'inGracePeriod': {
+      const expiresAt = device.grace_period_expires_at;
+      const expiry = timeOf(expiresAt);
+      if (Number.isNaN(expiry) || now >= expiry) {
+        return { reason: 'grace_period_expired', ...verdictOf(policy, 'grace_period_expired'), graceCounted: true, gracePeriodExpiresAt: expiresAt };
+      }
+      if (!policy.gracePeriodCounts) {
+        return { reason: 'noncompliant', ...verdictOf(policy, 'noncompliant'), graceCounted: false, gracePeriodExpiresAt: expiresAt };
+      }
+      return { reason: 'in_grace_period', decision: 'allow', overridden: false, graceCounted: true, gracePeriodExpiresAt: expiresAt };
+    }
+    case 'noncompliant':
+    case 'conflict':
+    case 'error':
+    case 'unknown':
+    case 'configManager': {
+      const reason = STATE_REASONS[state];
+      return { reason, ...verdictOf(policy, reason), ...noGrace };
+    }
+  }
+}
+
+/** The whole table. Total: every input yields a decision, and a missing lookup fails closed. */
+export function decide(input: DecideInput): Exclude<Decision, { reason: 'audit_unavailable' }> {
+  const { policy, deviceId, lookup, now } = input;
+  const early = decideWithoutIntune(policy, deviceId);
+  if (early !== null) return early;
+  // decideWithoutIntune returns null only for a GUID.
+  const azureADDeviceId = (deviceId as Extract<DeviceIdClaim, { kind: 'guid' }>).azureADDeviceId;
+  const mode = policy.mode;
+
+  if (!('ok' in lookup)) {
+    return { reason: 'compliance_unavailable', ...verdictOf(policy, 'compliance_unavailable'), evaluated: false, mode, azureADDeviceId, failure: 'not_performed', retryAfterMs: null };
+  }
+  if (!lookup.ok) {
+    if (lookup.reason === 'invalid_id') return { reason: 'device_id_invalid', decision: 'deny', evaluated: false, mode };
+    return {
+      reason: 'compliance_unavailable',
+      ...verdictOf(policy, 'compliance_unavailable'),
+      evaluated: false,
+      mode,
+      azureADDeviceId,
+      failure: lookup.reason,
+      retryAfterMs: lookup.retryAfterMs ?? null,
+    };
+  }
+
+  const device = decidingRecord(lookup.records);
+  if (device === undefined) {
+    return { reason: 'device_not_managed', ...verdictOf(policy, 'device_not_managed'), evaluated: true, mode, azureADDeviceId };
+  }
+  const recordCount = lookup.records.length;
+  const state = decideState(policy, device, now);
+  if (state.decision === 'allow' && policy.maxCheckinAgeMs !== null) {
+    const lastSync = timeOf(device.last_sync_at);
+    if (Number.isNaN(lastSync) || now - lastSync > policy.maxCheckinAgeMs) {
+      return {
+        reason: 'stale_checkin',
+        ...verdictOf(policy, 'stale_checkin'),
+        evaluated: true,
+        mode,
+        device,
+        recordCount,
+        lastSyncAt: device.last_sync_at,
+        maxCheckinAgeMs: policy.maxCheckinAgeMs,
+        stateReason: state.reason,
+      };
+    }
+  }
+  return { ...state, evaluated: true, mode, device, recordCount };
+}
+
+/** What the evaluator answers when Chronicle could not record `decision`: deny, whatever it was. */
+export function withAuditUnavailable(decision: Exclude<Decision, { reason: 'audit_unavailable' }>): Extract<Decision, { reason: 'audit_unavailable' }> {
+  return { reason: 'audit_unavailable', decision: 'deny', evaluated: decision.evaluated, mode: decision.mode, unrecorded: decision };
+}
+
+/** The deciding record, when the decision rests on one. */
+export function deviceOf(decision: Decision): DevicePosture | null {
+  return 'device' in decision ? decision.device : null;
+}
+
+const days = (ms: number): string => {
+  const value = ms / 86_400_000;
+  return `${Number.isInteger(value) ? value : value.toFixed(1)} day${value === 1 ? '' : 's'}`;
+};
+
+/** One sentence per row, for the person refused and the operator reading the answer. */
+export function describeDecision(decision: Decision): string {
+  const flipped = 'overridden' in decision && decision.overridden ? ` This accord's policy sets this case to ${decision.decision}.` : '';
+  switch (decision.reason) {
+    case 'compliance_not_required':
+      return 'This accord does not require a compliant device; the device was not checked.';
+    case 'device_id_missing':
+      return 'The token carries no device id (deviceid claim) and this accord runs in strict mode: sign in from an Entra-registered or joined device.';
+    case 'device_id_missing_permissive':
+      return 'The token carries no device id (deviceid claim); permissive mode lets it pass without a device check.';
+    case 'device_id_invalid':
+      return 'The deviceid claim is not a GUID, so no device could be checked: the token is malformed or not from Entra.';
+    case 'device_not_managed':
+      return `No device managed by Intune has this Entra device id: enrol the device in Intune.${flipped}`;
+    case 'compliant':
+      return 'The device is compliant with its Intune compliance policies.';
+    case 'in_grace_period':
+      return `The device is not yet compliant but within its grace period (until ${decision.gracePeriodExpiresAt ?? 'unknown'}): fix it before then.`;
+    case 'grace_period_expired':
+      return `The device's compliance grace period has ended${decision.gracePeriodExpiresAt === null ? '' : ` (${decision.gracePeriodExpiresAt})`}: bring it into compliance.${flipped}`;
+    case 'noncompliant':
+      return decision.graceCounted
+        ? `The device is not compliant with its Intune compliance policies: bring it into compliance.${flipped}`
+        : `The device is in its compliance grace period, which this accord does not accept: bring it into compliance.${flipped}`;
+    case 'compliance_conflict':
+      return `The device's Intune compliance policies conflict, so it is not compliant: an administrator must resolve the conflict.${flipped}`;
+    case 'compliance_error':
+      return `Intune reports an error evaluating the device's compliance: sync the device, or ask an administrator.${flipped}`;
+    case 'compliance_unknown':
+      return `Intune has not evaluated the device's compliance yet: sync the device and try again.${flipped}`;
+    case 'compliance_config_manager':
+      return `The device's compliance is managed by Configuration Manager, which this accord does not accept.${flipped}`;
+    case 'stale_checkin':
+      return `The device last checked in with Intune ${decision.lastSyncAt === null ? 'at an unknown time' : `at ${decision.lastSyncAt}`}, longer ago than this accord accepts (${days(decision.maxCheckinAgeMs)}): sync the device.${flipped}`;
+    case 'compliance_unavailable':
+      return `Intune could not be asked about the device (${decision.failure}) and no recent answer was cached: try again${decision.retryAfterMs === null ? '' : ` in ${Math.ceil(decision.retryAfterMs / 1000)} s`}.${flipped}`;
+    case 'audit_unavailable':
+      return 'The decision could not be recorded in the audit trail, so it is refused: try again; if it persists, the audit database is down.';
+  }
+}

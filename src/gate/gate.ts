@@ -1,0 +1,175 @@
+/**
+ * The evaluator: claims → device id → (cached) Intune lookup → decision table → Chronicle. It is
+ * the only place the gate does I/O. No decision leaves without its DEVICE_COMPLIANCE_CHECKED
+ * record: when the append fails, the answer is deny / audit_unavailable with `event: null`.
+ */
+import type { Logger } from '../log/index.js';
+import type { Actor, ChronicleWriter } from '../chronicle/types.js';
+import {
+  LOOKUP_NOT_PERFORMED,
+  decide,
+  decideWithoutIntune,
+  describeDecision,
+  deviceOf,
+  isGuid,
+  readDeviceIdClaim,
+  withAuditUnavailable,
+  type Decision,
+  type DeviceIdClaim,
+  type LookupNotPerformed,
+} from './decision.js';
+import { resolveAccordPolicy } from './policy.js';
+import { ACCORD_NAME_PATTERN, type AccordPolicy, type ComplianceLookup, type ComplianceSource, type GatePolicy, type GateResult } from './types.js';
+
+/** The tenant (Chronicle chain) checks use when neither the gate nor the call names one. */
+export const GATE_DEFAULT_TENANT = 'default';
+const TENANT_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+
+export type GateChannel = 'library' | 'api' | 'cli';
+
+/** A caller's mistake, found before anything is looked up or recorded. */
+export class GateInputError extends Error {
+  override readonly name = 'GateInputError';
+  constructor(
+    readonly code: 'invalid_accord' | 'invalid_claims' | 'invalid_tenant',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface GateOptions {
+  readonly connector: ComplianceSource;
+  readonly chronicle: ChronicleWriter;
+  readonly policy: GatePolicy;
+  /** Chain for checks that name no tenant (default 'default', the runtime's tenant). */
+  readonly tenant?: string;
+  readonly logger?: Logger;
+  /** Clock for grace periods and check-in age (milliseconds since the epoch). */
+  readonly now?: () => number;
+  /** Recorded as the event's `channel` unless a check says otherwise (default 'library'). */
+  readonly channel?: GateChannel;
+  /** Recorded as the event's actor unless a check says otherwise (default service "gate"). */
+  readonly actor?: Actor;
+}
+
+export interface GateCheck {
+  /** The accord template being issued; ^[A-Za-z0-9._-]{1,128}$. */
+  readonly accord: string;
+  /** The user's token claims (only `deviceid` is read). Absent: a token without device claims. */
+  readonly claims?: Readonly<Record<string, unknown>> | undefined;
+  readonly tenant?: string;
+  readonly actor?: Actor;
+  readonly requestId?: string;
+  readonly channel?: GateChannel;
+  readonly signal?: AbortSignal;
+}
+
+export interface Gate {
+  /** Decides, records, answers. Throws GateInputError for a bad accord, tenant or claims; never for a device. */
+  check(request: GateCheck): Promise<GateResult>;
+  /** The policy an accord resolves to, for operators and `check --explain`-style tooling. */
+  policyFor(accord: string): AccordPolicy;
+}
+
+const isPlainObject = (value: unknown): value is Readonly<Record<string, unknown>> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** DEVICE_COMPLIANCE_CHECKED data (specs/events/DEVICE_COMPLIANCE_CHECKED.v1.schema.json): ids and facts, nothing typed by a user. */
+export function complianceCheckedData(
+  policy: AccordPolicy,
+  deviceId: DeviceIdClaim,
+  lookup: ComplianceLookup | LookupNotPerformed,
+  decision: Exclude<Decision, { reason: 'audit_unavailable' }>,
+  channel: GateChannel,
+): Record<string, unknown> {
+  const device = deviceOf(decision);
+  const answered = 'ok' in lookup && lookup.ok ? lookup : undefined;
+  return {
+    accord: policy.accord,
+    mode: policy.mode,
+    required: policy.required,
+    decision: decision.decision,
+    reason: decision.reason,
+    evaluated: decision.evaluated,
+    cache_hit: answered?.cacheHit ?? false,
+    served_stale: answered?.servedStale ?? false,
+    intune_device_id: device !== null && isGuid(device.device_id) ? device.device_id : null,
+    // Only a claim that was a GUID is recorded: an invalid claim's value is attacker-controlled text.
+    azure_ad_device_id: deviceId.kind === 'guid' ? deviceId.azureADDeviceId : null,
+    record_count: answered?.records.length ?? 0,
+    compliance_state: device?.compliance_state ?? null,
+    last_sync_at: device?.last_sync_at ?? null,
+    channel,
+  };
+}
+
+export function createGate(options: GateOptions): Gate {
+  const { connector, chronicle, policy, logger } = options;
+  const now = options.now ?? Date.now;
+  const defaultTenant = options.tenant ?? GATE_DEFAULT_TENANT;
+  const defaultChannel = options.channel ?? 'library';
+  const defaultActor: Actor = options.actor ?? { kind: 'service', id: 'gate' };
+
+  async function lookUp(tenant: string, accordPolicy: AccordPolicy, azureADDeviceId: string, signal: AbortSignal | undefined): Promise<ComplianceLookup> {
+    try {
+      return await connector.lookupCompliance(tenant, { azureADDeviceId }, { maxStaleMs: accordPolicy.staleMaxMs, ...(signal !== undefined ? { signal } : {}) });
+    } catch (err) {
+      // The connector answers failures as values; a throw is a defect, and the gate fails closed on it.
+      logger?.error({ err, tenant, accord: accordPolicy.accord }, 'compliance lookup threw; denying as compliance_unavailable');
+      return { ok: false, reason: 'graph_error', message: 'the compliance lookup failed unexpectedly' };
+    }
+  }
+
+  return {
+    policyFor: (accord) => resolveAccordPolicy(policy, accord),
+
+    async check(request) {
+      if (typeof request.accord !== 'string' || !ACCORD_NAME_PATTERN.test(request.accord)) {
+        throw new GateInputError('invalid_accord', 'accord must be 1 to 128 letters, digits, dots, underscores or hyphens (the accord template name)');
+      }
+      const tenant = request.tenant ?? defaultTenant;
+      if (typeof tenant !== 'string' || !TENANT_PATTERN.test(tenant)) {
+        throw new GateInputError('invalid_tenant', 'tenant must be 1 to 64 letters, digits, dots, underscores or hyphens');
+      }
+      const claims = request.claims ?? {};
+      if (!isPlainObject(claims)) {
+        throw new GateInputError('invalid_claims', 'claims must be an object of the user token claims (e.g. { "deviceid": "<Entra device id>" })');
+      }
+
+      const accordPolicy = resolveAccordPolicy(policy, request.accord);
+      const deviceId = readDeviceIdClaim(claims);
+      const lookup =
+        decideWithoutIntune(accordPolicy, deviceId) === null && deviceId.kind === 'guid'
+          ? await lookUp(tenant, accordPolicy, deviceId.azureADDeviceId, request.signal)
+          : LOOKUP_NOT_PERFORMED;
+      const decision = decide({ deviceId, lookup, policy: accordPolicy, now: now() });
+      const channel = request.channel ?? defaultChannel;
+
+      try {
+        const receipt = await chronicle.append({
+          tenant,
+          type: 'DEVICE_COMPLIANCE_CHECKED',
+          actor: request.actor ?? defaultActor,
+          ...(request.requestId !== undefined ? { requestId: request.requestId } : {}),
+          data: complianceCheckedData(accordPolicy, deviceId, lookup, decision, channel),
+        });
+        return {
+          decision: decision.decision,
+          reason: decision.reason,
+          evaluated: decision.evaluated,
+          message: describeDecision(decision),
+          device: deviceOf(decision),
+          event: { seq: receipt.seq, hash: receipt.hash },
+        };
+      } catch (err) {
+        logger?.error(
+          { err: { name: (err as Error).name, code: (err as { code?: unknown }).code, message: (err as Error).message }, tenant, accord: accordPolicy.accord, unrecorded: decision.reason },
+          'DEVICE_COMPLIANCE_CHECKED could not be recorded; denying as audit_unavailable',
+        );
+        const refused = withAuditUnavailable(decision);
+        return { decision: refused.decision, reason: refused.reason, evaluated: refused.evaluated, message: describeDecision(refused), device: null, event: null };
+      }
+    },
+  };
+}

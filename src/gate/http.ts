@@ -1,0 +1,269 @@
+/**
+ * The gate over HTTP, for authorize endpoints written in other languages:
+ *
+ *   POST /api/v1/gate/device-compliance
+ *   Authorization: Bearer <API key with role gate or admin>     (the service's key, not the user's)
+ *   Content-Type: application/json
+ *   { "accord": "device-management", "claims": { "deviceid": "<Entra device id>" } }
+ *   or { "accord": "...", "user_token": "<the user's JWT>" }   (verified against INTUNE_GATE_JWKS_URL)
+ *
+ * 200 for allow and for deny (the decision is the answer): { decision, reason, evaluated, message,
+ * device, event }. Every refusal of the request itself is 4xx `{ error: { code, message } }`.
+ * The tenant (Chronicle chain) is the key's tenant.
+ *
+ * A Fastify plugin: `app.register(gateRoutes, options)`. Registered that way it keeps its error
+ * handler, body limit and parsers to itself. Authentication runs in onRequest, before the body is
+ * read, so an unauthenticated caller cannot make the server parse anything.
+ */
+import fs from 'node:fs';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { createLocalJWKSet, createRemoteJWKSet, customFetch, errors as joseErrors, jwtVerify, type FetchImplementation, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey, type RemoteJWKSetOptions } from 'jose';
+import { Agent, fetch as undiciFetch, type RequestInit as UndiciRequestInit } from 'undici';
+import type { Authenticator, Principal, Role } from '../api/auth-types.js';
+import type { Config } from '../config/index.js';
+import { GateInputError, type Gate } from './gate.js';
+import { GATE_RESPONSE_JSON_SCHEMA, type GateResponse } from './schemas.js';
+import { ACCORD_NAME_PATTERN } from './types.js';
+
+export const GATE_PATH = '/api/v1/gate/device-compliance';
+export const GATE_ROLES: readonly Role[] = ['gate', 'admin'];
+export const GATE_BODY_LIMIT_BYTES = 16 * 1024;
+const WWW_AUTHENTICATE = 'Bearer realm="intune-connector"';
+const BEARER = /^Bearer[ \t]+(\S{1,256})[ \t]*$/i;
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const MAX_USER_TOKEN_CHARS = 8192;
+const BODY_FIELDS = ['accord', 'claims', 'user_token'];
+
+/** How user tokens sent as `user_token` are verified. One of jwksUrl or jwks. */
+export interface GateJwtOptions {
+  /** The issuer's JWKS endpoint (INTUNE_GATE_JWKS_URL); keys are fetched and cached by jose. */
+  readonly jwksUrl?: string;
+  /** A fixed key set, for hosts that pin their issuer's keys. */
+  readonly jwks?: JSONWebKeySet;
+  /** Expected `iss` (INTUNE_GATE_JWT_ISSUER). */
+  readonly issuer?: string;
+  /** Expected `aud` (INTUNE_GATE_JWT_AUDIENCE). */
+  readonly audience?: string;
+  /** Extra CA (PEM) to trust when fetching jwksUrl, e.g. the simulator's or a TLS-inspecting proxy's. */
+  readonly caPem?: string;
+}
+
+export interface GateRoutesOptions {
+  readonly gate: Gate;
+  readonly authenticator: Authenticator;
+  readonly jwt?: GateJwtOptions;
+  readonly bodyLimitBytes?: number;
+}
+
+/** Config.gateJwt with INTUNE_CA_FILE trusted for the JWKS fetch (the same login host it serves). */
+export function gateJwtOptions(config: Pick<Config, 'gateJwt' | 'graph'>): GateJwtOptions | undefined {
+  if (config.gateJwt === undefined) return undefined;
+  return {
+    ...config.gateJwt,
+    ...(config.graph.caFile !== undefined ? { caPem: fs.readFileSync(config.graph.caFile, 'utf8') } : {}),
+  };
+}
+
+/** A refusal of the request itself, answered as `{ error: { code, message } }`. */
+class GateHttpError extends Error {
+  constructor(
+    readonly statusCode: number,
+    readonly code: string,
+    message: string,
+    readonly headers: Readonly<Record<string, string>> = {},
+  ) {
+    super(message);
+  }
+}
+
+function sendError(reply: FastifyReply, err: GateHttpError): FastifyReply {
+  for (const [name, value] of Object.entries(err.headers)) reply.header(name, value);
+  return reply.code(err.statusCode).type('application/json; charset=utf-8').send({ error: { code: err.code, message: err.message } });
+}
+
+/** Fastify's parsing errors and anything unexpected, in the gate's error shape; never a stack or internals. */
+function toGateHttpError(err: FastifyError | Error): GateHttpError {
+  if (err instanceof GateHttpError) return err;
+  const code = (err as FastifyError).code;
+  switch (code) {
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new GateHttpError(415, 'unsupported_media_type', 'send the body as JSON with `Content-Type: application/json`');
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new GateHttpError(413, 'payload_too_large', `the body is larger than ${GATE_BODY_LIMIT_BYTES / 1024} KiB; send the accord and only the claims the gate reads (deviceid)`);
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new GateHttpError(400, 'invalid_json', 'the body is empty; send a JSON object { accord, claims }');
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new GateHttpError(400, 'invalid_body', 'the Content-Length header does not match the body');
+    default:
+      break;
+  }
+  const status = (err as FastifyError).statusCode;
+  if (err instanceof SyntaxError || code === 'FST_ERR_CTP_INVALID_JSON_BODY' || (status === 400 && /JSON|prototype/i.test(err.message))) {
+    return new GateHttpError(400, 'invalid_json', 'the body is not valid JSON; send a JSON object { accord, claims }');
+  }
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    return new GateHttpError(status, 'bad_request', 'the request was not accepted; send POST with a JSON object { accord, claims }');
+  }
+  return new GateHttpError(500, 'internal_error', 'internal error');
+}
+
+interface GateBody {
+  readonly accord: string;
+  readonly claims?: Readonly<Record<string, unknown>>;
+  readonly userToken?: string;
+}
+
+const isPlainObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** The body, validated field by field so each mistake gets its own code; the accord is checked first. */
+function readBody(body: unknown): GateBody {
+  if (!isPlainObject(body)) throw new GateHttpError(400, 'invalid_body', 'the body must be a JSON object: { "accord": "...", "claims": { "deviceid": "..." } }');
+  const { accord, claims, user_token: userToken } = body;
+  if (accord === undefined) throw new GateHttpError(400, 'invalid_body', 'accord is required: the name of the accord template being issued');
+  if (typeof accord !== 'string' || !ACCORD_NAME_PATTERN.test(accord)) {
+    throw new GateHttpError(400, 'invalid_accord', 'accord must be 1 to 128 letters, digits, dots, underscores or hyphens (the accord template name)');
+  }
+  const unknown = Object.keys(body).find((key) => !BODY_FIELDS.includes(key));
+  if (unknown !== undefined) {
+    const shown = unknown.replace(/[^\x20-\x7e]/g, '?').slice(0, 40);
+    throw new GateHttpError(400, 'invalid_body', `the body has an unknown field "${shown}"; send only accord and claims (or user_token)`);
+  }
+  if (claims !== undefined && userToken !== undefined) throw new GateHttpError(400, 'invalid_body', 'send claims or user_token, not both');
+  if (claims === undefined && userToken === undefined) {
+    throw new GateHttpError(400, 'invalid_body', 'claims is required: the user token\'s claims (only deviceid is read; {} for a token without device claims), or user_token');
+  }
+  if (claims !== undefined) {
+    if (!isPlainObject(claims)) throw new GateHttpError(400, 'invalid_body', 'claims must be a JSON object of the user token\'s claims, e.g. { "deviceid": "..." }');
+    return { accord, claims };
+  }
+  if (typeof userToken !== 'string' || userToken.length === 0 || userToken.length > MAX_USER_TOKEN_CHARS) {
+    throw new GateHttpError(400, 'invalid_body', `user_token must be the user's JWT as a string of at most ${MAX_USER_TOKEN_CHARS} characters`);
+  }
+  return { accord, userToken };
+}
+
+const TOKEN_PROBLEMS = new Set([
+  'ERR_JWT_EXPIRED',
+  'ERR_JWT_CLAIM_VALIDATION_FAILED',
+  'ERR_JWT_INVALID',
+  'ERR_JWS_INVALID',
+  'ERR_JWS_SIGNATURE_VERIFICATION_FAILED',
+  'ERR_JWKS_NO_MATCHING_KEY',
+  'ERR_JWKS_MULTIPLE_MATCHING_KEYS',
+  'ERR_JOSE_ALG_NOT_ALLOWED',
+  'ERR_JOSE_NOT_SUPPORTED',
+]);
+
+/** Asymmetric algorithms only: a shared-secret (HS*) or unsigned token is never accepted. */
+const ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
+
+function createTokenVerifier(options: GateJwtOptions): (token: string) => Promise<JWTPayload> {
+  let keys: JWTVerifyGetKey;
+  if (options.jwks !== undefined) {
+    keys = createLocalJWKSet(options.jwks);
+  } else if (options.jwksUrl !== undefined) {
+    const remoteOptions: RemoteJWKSetOptions = { timeoutDuration: 5_000, cooldownDuration: 30_000, cacheMaxAge: 10 * 60_000 };
+    if (options.caPem !== undefined) {
+      const dispatcher = new Agent({ connect: { ca: options.caPem } });
+      const fetchWithCa: FetchImplementation = (url, init) => undiciFetch(url, { ...(init as unknown as UndiciRequestInit), dispatcher }) as unknown as Promise<Response>;
+      remoteOptions[customFetch] = fetchWithCa;
+    }
+    keys = createRemoteJWKSet(new URL(options.jwksUrl), remoteOptions);
+  } else {
+    throw new TypeError('gateRoutes: jwt needs jwksUrl or jwks');
+  }
+  const verifyOptions = {
+    algorithms: ALGORITHMS,
+    clockTolerance: 60,
+    ...(options.issuer !== undefined ? { issuer: options.issuer } : {}),
+    ...(options.audience !== undefined ? { audience: options.audience } : {}),
+  };
+
+  return async (token) => {
+    try {
+      return (await jwtVerify(token, keys, verifyOptions)).payload;
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (typeof code === 'string' && TOKEN_PROBLEMS.has(code)) {
+        let why = 'its signature or format is not valid';
+        if (err instanceof joseErrors.JWTExpired) why = 'it has expired';
+        else if (err instanceof joseErrors.JWTClaimValidationFailed) why = `its "${err.claim.replace(/[^a-z_]/gi, '')}" claim is not accepted (${err.reason.replace(/[^a-z_]/gi, '')})`;
+        else if (code === 'ERR_JWKS_NO_MATCHING_KEY') why = 'it is not signed by a key of the configured issuer';
+        else if (code === 'ERR_JOSE_ALG_NOT_ALLOWED') why = 'its signing algorithm is not accepted';
+        throw new GateHttpError(400, 'invalid_token', `user_token was not accepted: ${why}`);
+      }
+      // The key set could not be fetched: not the caller's fault, and not a decision either.
+      throw new GateHttpError(503, 'jwks_unavailable', "the issuer's signing keys (INTUNE_GATE_JWKS_URL) could not be fetched; retry shortly, or send claims", { 'retry-after': '5' });
+    }
+  };
+}
+
+async function authenticate(authenticator: Authenticator, request: FastifyRequest): Promise<Principal> {
+  const header = request.headers.authorization;
+  const key = typeof header === 'string' ? BEARER.exec(header)?.[1] : undefined;
+  const unauthorized = (message: string) => new GateHttpError(401, 'unauthorized', message, { 'www-authenticate': WWW_AUTHENTICATE });
+  if (key === undefined) throw unauthorized('send the service\'s API key as `Authorization: Bearer icn_…` (a key with role gate; create one with `intune-connector keys create --role gate`)');
+  let principal: Principal | null;
+  try {
+    principal = await authenticator.authenticate(key);
+  } catch {
+    throw new GateHttpError(503, 'service_unavailable', 'API keys cannot be checked right now (the database is unavailable); retry shortly', { 'retry-after': '5' });
+  }
+  if (principal === null) throw unauthorized('the API key is unknown or revoked; create one with `intune-connector keys create --role gate`');
+  if (!GATE_ROLES.includes(principal.role)) {
+    throw new GateHttpError(403, 'forbidden', `a ${principal.role} key may not call the gate; it needs a key with role ${GATE_ROLES.join(' or ')}`);
+  }
+  return principal;
+}
+
+export async function gateRoutes(app: FastifyInstance, options: GateRoutesOptions): Promise<void> {
+  const { gate, authenticator } = options;
+  const verifyToken = options.jwt !== undefined ? createTokenVerifier(options.jwt) : undefined;
+  const bodyLimit = options.bodyLimitBytes ?? GATE_BODY_LIMIT_BYTES;
+  const principals = new WeakMap<FastifyRequest, Principal>();
+
+  // JSON only; a text body is refused with 415, not parsed into a string.
+  if (app.hasContentTypeParser('text/plain')) app.removeContentTypeParser('text/plain');
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    const mapped = toGateHttpError(err);
+    if (mapped.statusCode >= 500) request.log.error({ err }, 'gate request failed');
+    return sendError(reply, mapped);
+  });
+
+  app.post(
+    GATE_PATH,
+    {
+      bodyLimit,
+      schema: { response: { 200: GATE_RESPONSE_JSON_SCHEMA } },
+      onRequest: async (request) => {
+        principals.set(request, await authenticate(authenticator, request));
+      },
+    },
+    async (request, reply): Promise<GateResponse> => {
+      const principal = principals.get(request) as Principal;
+      const body = readBody(request.body);
+      let claims = body.claims;
+      if (body.userToken !== undefined) {
+        if (verifyToken === undefined) {
+          throw new GateHttpError(400, 'user_token_not_accepted', 'this server verifies no user tokens (INTUNE_GATE_JWKS_URL is unset): send the token\'s claims as claims instead');
+        }
+        claims = await verifyToken(body.userToken);
+      }
+      try {
+        const result = await gate.check({
+          accord: body.accord,
+          claims,
+          tenant: principal.tenant,
+          actor: { kind: 'service', id: principal.actorId },
+          channel: 'api',
+          ...(REQUEST_ID.test(request.id) ? { requestId: request.id } : {}),
+        });
+        reply.header('cache-control', 'no-store');
+        return result;
+      } catch (err) {
+        if (err instanceof GateInputError) throw new GateHttpError(400, err.code, err.message);
+        throw err;
+      }
+    },
+  );
+}

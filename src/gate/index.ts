@@ -1,0 +1,37 @@
+/**
+ * The compliance gate: decides at authorize time whether an accord may be issued to the user's
+ * device, and records every decision in Chronicle. Hosts in Node call createGate(...).check(...);
+ * hosts in other languages call POST /api/v1/gate/device-compliance (./http.ts).
+ */
+export {
+  ACCORD_NAME_PATTERN,
+  DEFAULT_DECISIONS,
+  GATE_REASONS,
+  OVERRIDABLE_REASONS,
+  type AccordPolicy,
+  type ComplianceLookup,
+  type ComplianceSource,
+  type GateMode,
+  type GatePolicy,
+  type GateReason,
+  type GateResult,
+  type OverridableReason,
+  type Verdict,
+} from './types.js';
+export {
+  LOOKUP_NOT_PERFORMED,
+  decide,
+  decideWithoutIntune,
+  decidingRecord,
+  describeDecision,
+  isGuid,
+  readDeviceIdClaim,
+  withAuditUnavailable,
+  type DecideInput,
+  type Decision,
+  type DeviceIdClaim,
+  type LookupNotPerformed,
+  type StateReason,
+} from './decision.js';
+export { buildGatePolicy, loadGatePolicy, parsePolicyText, resolveAccordPolicy, validatePolicyDocument, type PolicyConfig } from './policy.js';
+export { GATE_DEFAULT_TENANT, GateInputError, complianceCheckedData, createGate, type Gate, type GateChannel, type GateCheck, type GateOptions } from './gate.js';

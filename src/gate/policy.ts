@@ -1,0 +1,280 @@
+/**
+ * Accord policies: global defaults from the environment (INTUNE_COMPLIANCE_REQUIRED,
+ * INTUNE_COMPLIANCE_STRICT, INTUNE_COMPLIANCE_STALE_MAX) and per-accord overrides from the policy
+ * file (INTUNE_POLICY_FILE, YAML or JSON). Read and validated once, at start: a bad file stops
+ * start-up with one line per problem naming the accord and the key, and a policy that contradicts
+ * INTUNE_ENABLED=false is refused the same way.
+ *
+ * The file:
+ *
+ *   version: 1                      # optional; only 1 exists
+ *   defaults:                       # optional; for every accord, listed or not
+ *     max_checkin_age_days: 30      # number > 0, or null for no limit (default null)
+ *     grace_period_counts: true     # inGracePeriod before expiry allows (default true)
+ *     stale_max_seconds: 120        # ≤ INTUNE_COMPLIANCE_STALE_MAX (default: that value)
+ *     decisions: { compliance_unknown: allow }   # flip rows of the decision table
+ *   accords:
+ *     device-management:            # accord name, ^[A-Za-z0-9._-]{1,128}$
+ *       device_compliance_required: true          # default INTUNE_COMPLIANCE_REQUIRED
+ *       strict: true                              # default INTUNE_COMPLIANCE_STRICT
+ *       max_checkin_age_days: 7
+ *       ...any key of `defaults`
+ *
+ * device_compliance_required and strict have global defaults in the environment only, so there is
+ * one place to look for each; `defaults:` refuses them with a message saying so.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { ConfigError, type Config } from '../config/index.js';
+import {
+  ACCORD_NAME_PATTERN,
+  DEFAULT_DECISIONS,
+  GATE_REASONS,
+  OVERRIDABLE_REASONS,
+  type AccordPolicy,
+  type GatePolicy,
+  type OverridableReason,
+  type Verdict,
+} from './types.js';
+
+/** The slice of Config the policy depends on. */
+export type PolicyConfig = Pick<Config, 'intuneEnabled'> & {
+  readonly compliance: Pick<Config['compliance'], 'requiredByDefault' | 'strict' | 'staleMaxMs' | 'policyFile'>;
+};
+
+const MAX_POLICY_FILE_BYTES = 1024 * 1024;
+const MS_PER_DAY = 86_400_000;
+
+/** Why a row cannot be flipped, for the message that refuses it. */
+const NOT_OVERRIDABLE: Readonly<Record<Exclude<(typeof GATE_REASONS)[number], OverridableReason>, string>> = {
+  compliance_not_required: 'set device_compliance_required instead',
+  device_id_missing: 'set strict: false (permissive) instead',
+  device_id_missing_permissive: 'set strict: true instead',
+  device_id_invalid: 'a malformed deviceid claim always denies',
+  compliant: 'a compliant device always allows',
+  in_grace_period: 'set grace_period_counts instead',
+  audit_unavailable: 'a decision is never given without its audit record',
+};
+
+const verdictSchema = z.enum(['allow', 'deny'], { error: 'expected allow or deny' });
+
+const decisionsSchema = z
+  .record(z.string(), z.unknown(), { error: 'expected a mapping of decision-table reasons to allow or deny' })
+  .superRefine((entries, ctx) => {
+    for (const [reason, verdict] of Object.entries(entries)) {
+      if ((OVERRIDABLE_REASONS as readonly string[]).includes(reason)) {
+        if (!verdictSchema.safeParse(verdict).success) ctx.addIssue({ code: 'custom', path: [reason], message: 'expected allow or deny' });
+      } else if (Object.hasOwn(NOT_OVERRIDABLE, reason)) {
+        ctx.addIssue({ code: 'custom', path: [reason], message: `cannot be overridden: ${NOT_OVERRIDABLE[reason as keyof typeof NOT_OVERRIDABLE]}` });
+      } else {
+        ctx.addIssue({ code: 'custom', path: [reason], message: `is not a reason of the decision table; overridable: ${OVERRIDABLE_REASONS.join(', ')}` });
+      }
+    }
+  })
+  .transform((entries) => entries as Partial<Record<OverridableReason, Verdict>>);
+
+const settingsShape = {
+  max_checkin_age_days: z
+    .number({ error: 'expected a number (days, greater than 0) or null for no limit' })
+    .positive({ error: 'expected a number greater than 0 (days), or null for no limit' })
+    .max(3650, { error: 'expected at most 3650 days' })
+    .nullable()
+    .optional(),
+  grace_period_counts: z.boolean({ error: 'expected true or false' }).optional(),
+  stale_max_seconds: z
+    .number({ error: 'expected a number (whole seconds, 0 or more)' })
+    .int({ error: 'expected a whole number of seconds' })
+    .min(0, { error: 'expected 0 or more seconds' })
+    .optional(),
+  decisions: decisionsSchema.optional(),
+};
+
+const defaultsSchema = z.strictObject(settingsShape, { error: 'expected a mapping of settings' });
+const accordSchema = z.strictObject(
+  {
+    device_compliance_required: z.boolean({ error: 'expected true or false' }).optional(),
+    strict: z.boolean({ error: 'expected true or false' }).optional(),
+    ...settingsShape,
+  },
+  { error: 'expected a mapping of settings (device_compliance_required, strict, max_checkin_age_days, …)' },
+);
+
+const policyFileSchema = z.strictObject(
+  {
+    version: z.literal(1, { error: 'expected 1 (the only policy file version)' }).optional(),
+    defaults: defaultsSchema.optional(),
+    accords: z.record(
+      z.string().regex(ACCORD_NAME_PATTERN, { error: 'is not a valid accord name: use 1 to 128 letters, digits, dots, underscores or hyphens' }),
+      accordSchema,
+      { error: 'expected a mapping of accord names to their settings' },
+    )
+      .optional(),
+  },
+  { error: 'expected a mapping with `accords:` (and optionally `defaults:` and `version: 1`)' },
+);
+export type PolicyFile = z.infer<typeof policyFileSchema>;
+
+const ENV_ONLY: Readonly<Record<string, string>> = {
+  device_compliance_required: 'the global default is INTUNE_COMPLIANCE_REQUIRED; set it there, or per accord under accords:',
+  strict: 'the global default is INTUNE_COMPLIANCE_STRICT; set it there, or per accord under accords:',
+};
+
+/** "accords.device-management.max_checkin_age_days: expected a number …", one line per problem. */
+function describeIssues(issues: readonly z.core.$ZodIssue[]): string[] {
+  const at = (segments: readonly PropertyKey[]): string => segments.map(String).join('.');
+  return issues.flatMap((issue) => {
+    if (issue.code === 'unrecognized_keys') {
+      return issue.keys.map((key) => {
+        const where = at([...issue.path, key]);
+        const envOnly = issue.path.length === 1 && issue.path[0] === 'defaults' ? ENV_ONLY[key] : undefined;
+        return `${where}: ${envOnly ?? 'unknown key'}`;
+      });
+    }
+    const where = at(issue.path);
+    // A bad record key (an accord name) carries its own message inside.
+    const message = issue.code === 'invalid_key' ? (issue.issues[0]?.message ?? issue.message) : issue.message;
+    return [`${where === '' ? '(file)' : where}: ${message}`];
+  });
+}
+
+/** Validates a parsed policy document. Problems are returned, not thrown, so callers report all at once. */
+export function validatePolicyDocument(document: unknown): { ok: true; value: PolicyFile } | { ok: false; problems: string[] } {
+  const parsed = policyFileSchema.safeParse(document ?? {});
+  return parsed.success ? { ok: true, value: parsed.data } : { ok: false, problems: describeIssues(parsed.error.issues) };
+}
+
+type Settings = z.infer<typeof defaultsSchema>;
+
+function applySettings(base: Omit<AccordPolicy, 'accord' | 'source'>, settings: Settings | undefined): Omit<AccordPolicy, 'accord' | 'source'> {
+  if (settings === undefined) return base;
+  return {
+    ...base,
+    ...(settings.max_checkin_age_days !== undefined
+      ? { maxCheckinAgeMs: settings.max_checkin_age_days === null ? null : Math.round(settings.max_checkin_age_days * MS_PER_DAY) }
+      : {}),
+    ...(settings.grace_period_counts !== undefined ? { gracePeriodCounts: settings.grace_period_counts } : {}),
+    ...(settings.stale_max_seconds !== undefined ? { staleMaxMs: settings.stale_max_seconds * 1000 } : {}),
+    decisions: Object.freeze({ ...base.decisions, ...settings.decisions }),
+  };
+}
+
+/**
+ * Builds the policy from the configuration and an (already parsed) policy document. Throws
+ * ConfigError listing every problem: invalid keys and values, stale windows longer than the
+ * global one, and accords that require compliance while INTUNE_ENABLED=false.
+ */
+export function buildGatePolicy(config: PolicyConfig, document: unknown, file: string | null = null): GatePolicy {
+  const label = file === null ? 'policy' : `INTUNE_POLICY_FILE ${file}`;
+  const validated = validatePolicyDocument(document);
+  if (!validated.ok) throw new ConfigError(validated.problems.map((p) => `${label}: ${p}`));
+  const doc = validated.value;
+  const problems: string[] = [];
+  const globalStaleMaxMs = config.compliance.staleMaxMs;
+
+  const checkStale = (where: string, settings: Settings | undefined): void => {
+    const seconds = settings?.stale_max_seconds;
+    if (seconds !== undefined && seconds * 1000 > globalStaleMaxMs) {
+      problems.push(
+        `${label}: ${where}.stale_max_seconds: ${seconds} is longer than INTUNE_COMPLIANCE_STALE_MAX (${globalStaleMaxMs / 1000} s); an accord may only shorten it: lower it, or raise INTUNE_COMPLIANCE_STALE_MAX`,
+      );
+    }
+  };
+
+  const defaults = applySettings(
+    {
+      required: config.compliance.requiredByDefault,
+      mode: config.compliance.strict ? 'strict' : 'permissive',
+      maxCheckinAgeMs: null,
+      gracePeriodCounts: true,
+      staleMaxMs: globalStaleMaxMs,
+      decisions: DEFAULT_DECISIONS,
+    },
+    doc.defaults,
+  );
+  checkStale('defaults', doc.defaults);
+
+  const accords = new Map<string, AccordPolicy>();
+  for (const [accord, entry] of Object.entries(doc.accords ?? {})) {
+    checkStale(`accords.${accord}`, entry);
+    const settings = applySettings(defaults, entry);
+    accords.set(
+      accord,
+      Object.freeze({
+        ...settings,
+        accord,
+        ...(entry.device_compliance_required !== undefined ? { required: entry.device_compliance_required } : {}),
+        ...(entry.strict !== undefined ? { mode: entry.strict ? ('strict' as const) : ('permissive' as const) } : {}),
+        source: 'policy_file' as const,
+      }),
+    );
+  }
+
+  if (!config.intuneEnabled) {
+    // A gate that must ask Intune while Intune is switched off could only ever deny: refuse to start.
+    if (config.compliance.requiredByDefault) {
+      const exempt = [...accords.values()].filter((a) => !a.required).map((a) => a.accord);
+      problems.push(
+        `INTUNE_ENABLED=false contradicts INTUNE_COMPLIANCE_REQUIRED=true: every accord${exempt.length > 0 ? ` except ${exempt.join(', ')}` : ''} would require a device check the disabled connector cannot make; set INTUNE_ENABLED=true or INTUNE_COMPLIANCE_REQUIRED=false`,
+      );
+    }
+    for (const policy of accords.values()) {
+      if (policy.required && !config.compliance.requiredByDefault) {
+        problems.push(
+          `INTUNE_ENABLED=false contradicts ${label}: accord "${policy.accord}" requires device compliance (accords.${policy.accord}.device_compliance_required); set INTUNE_ENABLED=true or set it to false`,
+        );
+      }
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  return Object.freeze({ defaults: Object.freeze(defaults), accords, file });
+}
+
+/** Parses policy text as YAML (.yaml, .yml) or JSON (.json), by the file's extension. */
+export function parsePolicyText(text: string, file: string): unknown {
+  const extension = path.extname(file).toLowerCase();
+  try {
+    if (extension === '.json') return JSON.parse(text) as unknown;
+    if (extension === '.yaml' || extension === '.yml') {
+      // core schema: no timestamps or other implicit types; duplicate keys (an accord listed twice) fail.
+      return parseYaml(text, { schema: 'core', uniqueKeys: true, maxAliasCount: 50, prettyErrors: true }) as unknown;
+    }
+  } catch (err) {
+    const reason = (err as Error).message.split('\n')[0] ?? 'unreadable';
+    throw new ConfigError([`INTUNE_POLICY_FILE ${file} is not valid ${extension === '.json' ? 'JSON' : 'YAML'}: ${reason}`]);
+  }
+  throw new ConfigError([`INTUNE_POLICY_FILE ${file} must end in .yaml, .yml or .json, so its format is known`]);
+}
+
+/**
+ * The gate policy for a Config: the environment's defaults, overlaid with INTUNE_POLICY_FILE when
+ * set. Reads the file once; call it at start. Throws ConfigError with every problem.
+ */
+export function loadGatePolicy(config: PolicyConfig): GatePolicy {
+  const file = config.compliance.policyFile;
+  if (file === undefined) return buildGatePolicy(config, {}, null);
+  let text: string;
+  try {
+    const size = fs.statSync(file).size;
+    if (size > MAX_POLICY_FILE_BYTES) {
+      throw new ConfigError([`INTUNE_POLICY_FILE ${file} is ${size} bytes; a policy file is at most ${MAX_POLICY_FILE_BYTES} bytes`]);
+    }
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ConfigError([
+      code === 'ENOENT'
+        ? `INTUNE_POLICY_FILE ${file} does not exist: create it (see examples/accord-policy.yaml) or unset INTUNE_POLICY_FILE`
+        : `INTUNE_POLICY_FILE ${file} cannot be read (${code ?? (err as Error).message}): check the path and its permissions`,
+    ]);
+  }
+  return buildGatePolicy(config, parsePolicyText(text, file), file);
+}
+
+/** The policy of one accord: its entry in the file, or the defaults for accords the file does not name. */
+export function resolveAccordPolicy(policy: GatePolicy, accord: string): AccordPolicy {
+  return policy.accords.get(accord) ?? { ...policy.defaults, accord, source: 'defaults' };
+}

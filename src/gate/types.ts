@@ -1,0 +1,111 @@
+/**
+ * The gate's vocabulary: reason codes, the resolved per-accord policy, and what a check returns.
+ * Everything here is plain data so the decision table (./decision.ts) can stay a pure function.
+ */
+import type { DevicePosture } from '../connector/posture.js';
+import type { IntuneConnector } from '../connector/index.js';
+
+export type { ComplianceLookup } from '../connector/index.js';
+
+/** Accord template names as host frameworks send them; also the Chronicle schema's pattern. */
+export const ACCORD_NAME_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
+
+/** Every reason a gate decision can carry, in the order of DESIGN.md's table. */
+export const GATE_REASONS = [
+  'compliance_not_required',
+  'device_id_missing',
+  'device_id_missing_permissive',
+  'device_id_invalid',
+  'device_not_managed',
+  'compliant',
+  'in_grace_period',
+  'grace_period_expired',
+  'noncompliant',
+  'compliance_conflict',
+  'compliance_error',
+  'compliance_unknown',
+  'compliance_config_manager',
+  'stale_checkin',
+  'compliance_unavailable',
+  'audit_unavailable',
+] as const;
+export type GateReason = (typeof GATE_REASONS)[number];
+
+/**
+ * Rows whose allow/deny an accord may flip in its policy (`decisions:`). The other rows are
+ * either set by a dedicated key (device_compliance_required, strict, grace_period_counts), are
+ * untrusted input that always fails closed (device_id_invalid), make no sense flipped
+ * (compliant), or are the audit guarantee itself (audit_unavailable).
+ */
+export const OVERRIDABLE_REASONS = [
+  'device_not_managed',
+  'grace_period_expired',
+  'noncompliant',
+  'compliance_conflict',
+  'compliance_error',
+  'compliance_unknown',
+  'compliance_config_manager',
+  'stale_checkin',
+  'compliance_unavailable',
+] as const;
+export type OverridableReason = (typeof OVERRIDABLE_REASONS)[number];
+
+export type Verdict = 'allow' | 'deny';
+export type GateMode = 'strict' | 'permissive';
+
+/** The default table: every overridable row denies. */
+export const DEFAULT_DECISIONS: Readonly<Record<OverridableReason, Verdict>> = Object.freeze({
+  device_not_managed: 'deny',
+  grace_period_expired: 'deny',
+  noncompliant: 'deny',
+  compliance_conflict: 'deny',
+  compliance_error: 'deny',
+  compliance_unknown: 'deny',
+  compliance_config_manager: 'deny',
+  stale_checkin: 'deny',
+  compliance_unavailable: 'deny',
+});
+
+/** One accord's policy with every default filled in: what decide() reads. */
+export interface AccordPolicy {
+  readonly accord: string;
+  /** Does issuing this accord need a compliant device at all (device_compliance_required). */
+  readonly required: boolean;
+  /** strict: a token without a device id is refused; permissive: it passes unevaluated. */
+  readonly mode: GateMode;
+  /** Deny (stale_checkin) when the deciding record last checked in longer ago; null: no limit. */
+  readonly maxCheckinAgeMs: number | null;
+  /** Whether inGracePeriod before its expiry allows (in_grace_period) or counts as noncompliant. */
+  readonly gracePeriodCounts: boolean;
+  /** How long past its TTL a cached answer may still decide while Graph fails (0: never). */
+  readonly staleMaxMs: number;
+  /** allow/deny for each overridable row, defaults merged with the accord's overrides. */
+  readonly decisions: Readonly<Record<OverridableReason, Verdict>>;
+  /** Where this policy came from, for operators reading logs. */
+  readonly source: 'defaults' | 'policy_file';
+}
+
+/** The loaded policy: global defaults and the accords the policy file names. */
+export interface GatePolicy {
+  readonly defaults: Omit<AccordPolicy, 'accord' | 'source'>;
+  readonly accords: ReadonlyMap<string, AccordPolicy>;
+  /** Absolute path of the policy file, or null when only the environment's defaults apply. */
+  readonly file: string | null;
+}
+
+/** What the gate needs from the connector: the cached lookup, nothing else. */
+export type ComplianceSource = Pick<IntuneConnector, 'lookupCompliance'>;
+
+/** The answer a host acts on. `event` is null only when nothing was recorded, and then decision is deny. */
+export interface GateResult {
+  readonly decision: Verdict;
+  readonly reason: GateReason;
+  /** True when the decision rests on an answer from Intune (fresh or served from the cache). */
+  readonly evaluated: boolean;
+  /** One sentence for the person being refused or the operator reading the log. */
+  readonly message: string;
+  /** The record that decided (the most recently synced match), redacted. */
+  readonly device: DevicePosture | null;
+  /** The DEVICE_COMPLIANCE_CHECKED event that records this decision. */
+  readonly event: { readonly seq: number; readonly hash: string } | null;
+}

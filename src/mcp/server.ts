@@ -1,0 +1,133 @@
+/**
+ * One MCP server per session (stdio: per process; HTTP: per request), bound to one tenant, one
+ * actor and one delegation scope. It lists only the tools the scope permits now (the connector's
+ * permittedOperations, Phase 1 applied) and sends every tools/call, listed or not, through
+ * connector.invoke, so each one is checked and reaches Chronicle as CONNECTOR_INVOKED.
+ *
+ * Why tools/call is ours and not McpServer's: in SDK 1.32 McpServer answers a call to an
+ * unregistered tool itself (no audit), and turns every thrown error into a tool result carrying
+ * the raw message. Here an internal failure (Chronicle unavailable, a bug) is JSON-RPC -32603 with
+ * a reference id and no internals; the details go to the log. Listing stays the SDK's (the
+ * JSON Schemas are generated from the connector's zod schemas by registerTool).
+ */
+import { randomUUID } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { z } from 'zod';
+import { ErrorCode, McpError, type CallToolRequest, type CallToolResult, type Implementation } from '@modelcontextprotocol/sdk/types.js';
+import type { Capability, DelegationScope, InvocationContext, InvokeOutcome, OperationName } from '../connector/contract.js';
+import type { Logger } from '../log/index.js';
+import { refusalResult, successResult } from './results.js';
+import { registerTools, TOOLS, type McpTool, type ToolContext } from './tools/index.js';
+import type { McpConnector } from './types.js';
+
+const require = createRequire(import.meta.url);
+const { version } = require('../../package.json') as { version: string };
+
+export const SERVER_NAME = 'intune-connector';
+
+export const SERVER_INSTRUCTIONS =
+  'Read-mostly access to Microsoft Intune device posture for one tenant. Devices are identified by their Intune id ' +
+  '(device_id, a GUID) or their Entra device id (azure_ad_device_id, the deviceid claim of a user token). Use ' +
+  'get_device_compliance to answer "is this device compliant?", list_devices to browse (page with next_cursor), ' +
+  'get_device for one device\'s posture. Results are redacted: no names, users or serial numbers. Every call is recorded ' +
+  'in an audit trail. Tools you are not permitted to use are not listed.';
+
+/** MUTATE operations need a human ceremony; an MCP call has no way to carry one. */
+const MCP_CEREMONY_REQUIRED_FOR: readonly OperationName[] = Object.freeze(['remote_lock', 'retire_device', 'wipe_device']);
+
+/** The delegation scope of an MCP session holding these capabilities. */
+export function mcpScope(capabilities: readonly Capability[]): DelegationScope {
+  return Object.freeze({ capabilities: Object.freeze([...capabilities]), ceremonyRequiredFor: MCP_CEREMONY_REQUIRED_FOR });
+}
+
+export type McpActor = InvocationContext['actor'];
+
+export interface McpSessionOptions {
+  readonly connector: McpConnector;
+  readonly tenant: string;
+  readonly scope: DelegationScope;
+  /**
+   * The actor recorded for each call. It receives the client's initialize clientInfo, which stdio
+   * uses as the agent's identity (HTTP takes the key's identity instead).
+   */
+  readonly actorFor: (client: Implementation | undefined) => McpActor;
+  readonly logger?: Logger;
+  /** The tools this server knows (default: all). Listing still follows the scope. */
+  readonly tools?: readonly McpTool[];
+}
+
+/**
+ * The SDK parses a request against the handler's schema before anything else, and a failure there
+ * leaves as -32603. With this envelope that parse cannot fail, so a malformed tools/call reaches
+ * Server's own CallToolRequestSchema check and is answered -32602 (invalid params), as it should.
+ */
+const ToolsCallEnvelopeSchema = z.object({ method: z.literal('tools/call'), params: z.unknown().optional() });
+
+/** Stands in for a tool name the server does not have, so no free text reaches the connector or the audit trail. */
+const UNKNOWN_TOOL_OPERATION = 'unknown';
+const TOOL_NAME_ECHO_MAX = 64;
+
+export function createMcpServer(options: McpSessionOptions): McpServer {
+  const { connector, tenant, scope, logger } = options;
+  const known = options.tools ?? TOOLS;
+  const permitted = new Set(connector.permittedOperations(scope).map((d) => d.name));
+  const listed = known.filter((t) => permitted.has(t.operation));
+  const listedByName = new Map<string, McpTool>(listed.map((t) => [t.name, t]));
+  const listedNames = listed.map((t) => t.name);
+
+  const server = new McpServer(
+    { name: SERVER_NAME, version },
+    { capabilities: { tools: { listChanged: false } }, instructions: SERVER_INSTRUCTIONS },
+  );
+
+  async function callTool(name: string, rawArgs: Record<string, unknown> | undefined, signal?: AbortSignal): Promise<CallToolResult> {
+    const requestId = randomUUID();
+    const context: InvocationContext = {
+      tenant,
+      actor: options.actorFor(server.server.getClientVersion()),
+      scope,
+      requestId,
+      channel: 'mcp',
+      ...(signal !== undefined ? { signal } : {}),
+    };
+    const bound: ToolContext = {
+      invoke: (operation, input) => connector.invoke(operation, input, context),
+    };
+    const tool = listedByName.get(name);
+    const knownTool = tool ?? known.find((t) => t.name === name);
+    try {
+      let outcome: InvokeOutcome<unknown>;
+      if (tool !== undefined) {
+        const parsed = tool.input.safeParse(rawArgs ?? {});
+        // Bad arguments still go to the connector: it refuses them with the field at fault and records the refusal.
+        outcome = parsed.success ? await tool.call(parsed.data, bound) : await connector.invoke(tool.operation, rawArgs ?? {}, context);
+      } else {
+        // Not listed for this session, or not a tool at all: the connector refuses and records it.
+        outcome = await connector.invoke(knownTool?.operation ?? UNKNOWN_TOOL_OPERATION, knownTool !== undefined ? (rawArgs ?? {}) : {}, context);
+      }
+      if (outcome.ok) {
+        // The connector is the authority: a call it carried out is reported as done, listed or not.
+        const summary = knownTool !== undefined ? knownTool.summarize(outcome.value) : 'Done.';
+        return successResult(outcome.value, summary, outcome.audit.seq);
+      }
+      return refusalResult(outcome, {
+        tool: knownTool?.name ?? (name.length > TOOL_NAME_ECHO_MAX ? `${name.slice(0, TOOL_NAME_ECHO_MAX)}…` : name),
+        capability: knownTool?.capability ?? null,
+        granted: scope.capabilities,
+        listed: listedNames,
+      });
+    } catch (err) {
+      logger?.error({ err, requestId, tenant, tool: knownTool?.name ?? 'unknown' }, 'MCP tool call failed');
+      throw new McpError(ErrorCode.InternalError, `Internal error: the call could not be completed. Reference ${requestId}.`);
+    }
+  }
+
+  registerTools(server, listed, (name, args) => callTool(name, args));
+  server.server.setRequestHandler(ToolsCallEnvelopeSchema, (request, extra) => {
+    // Server validated it against CallToolRequestSchema before this runs (-32602 when malformed).
+    const { params } = request as CallToolRequest;
+    return callTool(params.name, params.arguments, extra.signal);
+  });
+  return server;
+}

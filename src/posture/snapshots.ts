@@ -1,0 +1,189 @@
+/**
+ * Snapshot rows: written page by page under the run's id, read only through a connection's
+ * current_snapshot_id, pruned once no longer current.
+ */
+import crypto from 'node:crypto';
+import type { Db, Queryable } from '../db/index.js';
+import type { DevicePosture } from '../connector/posture.js';
+import { PostureInputError } from './errors.js';
+import { iso, pickPosture, zeroCounts } from './rows.js';
+import type { DevicePage, DeviceQuery, SnapshotDevice } from './types.js';
+
+/**
+ * One round trip per page: the page travels as one jsonb array and is unpacked by the server,
+ * which is as fast as a multi-row VALUES and works the same on PostgreSQL and PGlite. A device id
+ * Graph repeats across pages is stored once.
+ */
+export async function insertPage(
+  q: Queryable,
+  snapshot: { snapshotId: string; connectionId: string; tenant: string },
+  postures: readonly DevicePosture[],
+): Promise<number> {
+  if (postures.length === 0) return 0;
+  const { rowCount } = await q.query(
+    `INSERT INTO intune_device_postures (snapshot_id, device_id, connection_id, tenant, os_family, compliance_state, ownership, last_sync_at, posture)
+     SELECT $1, e->>'device_id', $2, $3, e->>'os_family', e->>'compliance_state', e->>'ownership', (e->>'last_sync_at')::timestamptz, e
+       FROM jsonb_array_elements($4::jsonb) AS e
+     ON CONFLICT (snapshot_id, device_id) DO NOTHING`,
+    [snapshot.snapshotId, snapshot.connectionId, snapshot.tenant, JSON.stringify(postures)],
+  );
+  return rowCount;
+}
+
+export async function snapshotCounts(
+  q: Queryable,
+  snapshotId: string,
+): Promise<{ devices: number; byComplianceState: Record<string, number>; byOsFamily: Record<string, number> }> {
+  const { rows } = await q.query<{ compliance_state: string; os_family: string; n: number }>(
+    `SELECT compliance_state, os_family, count(*)::int AS n FROM intune_device_postures WHERE snapshot_id = $1 GROUP BY 1, 2`,
+    [snapshotId],
+  );
+  const byComplianceState: Record<string, number> = {};
+  const byOsFamily: Record<string, number> = {};
+  let devices = 0;
+  for (const row of rows) {
+    byComplianceState[row.compliance_state] = (byComplianceState[row.compliance_state] ?? 0) + row.n;
+    byOsFamily[row.os_family] = (byOsFamily[row.os_family] ?? 0) + row.n;
+    devices += row.n;
+  }
+  return { devices, byComplianceState, byOsFamily };
+}
+
+/**
+ * Deletes the rows of the connection's runs that are neither current nor running: the snapshot
+ * a flip replaced, and the partial rows of failed or abandoned runs. Runs are marked pruned so
+ * each is cleaned once; a crash between flip and prune is cleaned by the next run.
+ */
+export async function pruneSnapshots(db: Db, connectionId: string): Promise<number> {
+  const { rows } = await db.query<{ id: string }>(
+    `SELECT r.id::text AS id FROM intune_sync_runs r JOIN intune_connections c ON c.id = r.connection_id
+      WHERE r.connection_id = $1 AND NOT r.pruned AND r.status <> 'running' AND r.id IS DISTINCT FROM c.current_snapshot_id`,
+    [connectionId],
+  );
+  let deleted = 0;
+  for (const { id } of rows) {
+    deleted += (await db.query('DELETE FROM intune_device_postures WHERE snapshot_id = $1', [id])).rowCount;
+    await db.query('UPDATE intune_sync_runs SET pruned = true WHERE id = $1', [id]);
+  }
+  return deleted;
+}
+
+const CURRENT = `FROM intune_device_postures p
+  JOIN intune_connections c ON c.current_snapshot_id = p.snapshot_id AND c.tenant = p.tenant
+ WHERE c.tenant = $1 AND c.status <> 'disabled'`;
+
+interface CursorPosition {
+  readonly d: string;
+  readonly c: string;
+  readonly h: string;
+}
+
+function filterHash(tenant: string, query: DeviceQuery): string {
+  const { cursor: _cursor, limit: _limit, ...filters } = query;
+  const canonical = JSON.stringify([tenant, Object.entries(filters).sort(([a], [b]) => (a < b ? -1 : 1))]);
+  return crypto.createHash('sha256').update(canonical).digest('base64url').slice(0, 16);
+}
+
+function encodeCursor(position: CursorPosition): string {
+  return Buffer.from(JSON.stringify(position)).toString('base64url');
+}
+
+function decodeCursor(cursor: string, expectedHash: string): CursorPosition {
+  const invalid = new PostureInputError('invalid_cursor', 'cursor', 'cursor must be the next_cursor of a previous page with the same filters, unchanged');
+  let position: unknown;
+  try {
+    position = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    throw invalid;
+  }
+  const p = position as Partial<CursorPosition> | null;
+  if (
+    typeof p !== 'object' ||
+    p === null ||
+    typeof p.d !== 'string' ||
+    p.d.length > 64 ||
+    typeof p.c !== 'string' ||
+    !/^[0-9a-f-]{36}$/.test(p.c) ||
+    p.h !== expectedHash
+  ) {
+    throw invalid;
+  }
+  return { d: p.d, c: p.c, h: p.h };
+}
+
+/** Keyset pages ordered by (device id, connection id) over the current snapshots; `total` ignores the cursor. */
+export async function listDevices(q: Queryable, tenant: string, query: DeviceQuery): Promise<DevicePage> {
+  const limit = query.limit ?? 100;
+  const hash = filterHash(tenant, query);
+  const params: unknown[] = [tenant];
+  const where: string[] = [];
+  const add = (sql: (n: string) => string, value: unknown) => {
+    params.push(value);
+    where.push(sql(`$${params.length}`));
+  };
+  if (query.os_family !== undefined) add((n) => `p.os_family = ${n}`, query.os_family);
+  if (query.compliance_state !== undefined) add((n) => `p.compliance_state = ${n}`, query.compliance_state);
+  if (query.ownership !== undefined) add((n) => `p.ownership = ${n}`, query.ownership);
+  if (query.connection_id !== undefined) add((n) => `c.id = ${n}::uuid`, query.connection_id);
+  if (query.last_sync_before !== undefined) add((n) => `p.last_sync_at < ${n}::timestamptz`, query.last_sync_before);
+  if (query.last_sync_after !== undefined) add((n) => `p.last_sync_at > ${n}::timestamptz`, query.last_sync_after);
+  // q is validated to hex digits and dashes: no LIKE wildcard can be in it.
+  if (query.q !== undefined) add((n) => `p.device_id LIKE ${n} || '%'`, query.q);
+  const filterSql = where.map((w) => ` AND ${w}`).join('');
+  const filterParams = [...params];
+
+  if (query.cursor !== undefined) {
+    const position = decodeCursor(query.cursor, hash);
+    params.push(position.d, position.c);
+    where.push(`(p.device_id, p.connection_id) > ($${params.length - 1}, $${params.length}::uuid)`);
+  }
+  params.push(limit + 1);
+  const pageSql = `SELECT p.posture, p.connection_id::text AS connection_id ${CURRENT}${where.map((w) => ` AND ${w}`).join('')}
+    ORDER BY p.device_id, p.connection_id LIMIT $${params.length}`;
+
+  const [page, count] = await Promise.all([
+    q.query<{ posture: Record<string, unknown>; connection_id: string }>(pageSql, params),
+    q.query<{ n: number }>(`SELECT count(*)::int AS n ${CURRENT}${filterSql}`, filterParams),
+  ]);
+  const rows = page.rows.slice(0, limit);
+  const devices: SnapshotDevice[] = rows.map((row) => ({ ...pickPosture(row.posture), connection_id: row.connection_id }));
+  const last = rows[rows.length - 1];
+  const next_cursor =
+    page.rows.length > limit && last !== undefined ? encodeCursor({ d: String(last.posture['device_id']), c: last.connection_id, h: hash }) : null;
+  return { devices, next_cursor, total: count.rows[0]?.n ?? 0 };
+}
+
+export async function getDevice(
+  q: Queryable,
+  tenant: string,
+  deviceId: string,
+): Promise<(SnapshotDevice & { readonly snapshot_at: string }) | null> {
+  const { rows } = await q.query<{ posture: Record<string, unknown>; connection_id: string; snapshot_at: Date | string }>(
+    `SELECT p.posture, p.connection_id::text AS connection_id, c.snapshot_at ${CURRENT} AND p.device_id = $2
+      ORDER BY c.snapshot_at DESC, c.id LIMIT 1`,
+    [tenant, deviceId],
+  );
+  const row = rows[0];
+  return row === undefined ? null : { ...pickPosture(row.posture), connection_id: row.connection_id, snapshot_at: iso(row.snapshot_at) };
+}
+
+/** Sums the counts each current snapshot's run recorded (no scan of the posture rows). */
+export async function currentTotals(
+  q: Queryable,
+  tenant: string,
+): Promise<{ devices: number; byComplianceState: ReturnType<typeof zeroCounts>['compliance']; byOsFamily: ReturnType<typeof zeroCounts>['os'] }> {
+  const { rows } = await q.query<{ devices: number; counts_by_compliance_state: Record<string, number>; counts_by_os_family: Record<string, number> }>(
+    `SELECT r.devices, r.counts_by_compliance_state, r.counts_by_os_family
+       FROM intune_connections c JOIN intune_sync_runs r ON r.id = c.current_snapshot_id
+      WHERE c.tenant = $1 AND c.status <> 'disabled'`,
+    [tenant],
+  );
+  const { compliance, os } = zeroCounts();
+  let devices = 0;
+  for (const row of rows) {
+    devices += row.devices;
+    for (const [state, n] of Object.entries(row.counts_by_compliance_state)) if (state in compliance) compliance[state as keyof typeof compliance] += n;
+    for (const [family, n] of Object.entries(row.counts_by_os_family)) if (family in os) os[family as keyof typeof os] += n;
+  }
+  return { devices, byComplianceState: compliance, byOsFamily: os };
+}

@@ -1,0 +1,245 @@
+/**
+ * One sync run: resolve the connection's secret, stream every managed device page by page through
+ * redactDevice into rows under the run's snapshot id, then flip the connection to the new snapshot
+ * in one transaction. Any failure (or a lost lease, or shutdown) leaves the previous snapshot
+ * current and the run failed with a code and a safe sentence. Either way sync_completed goes to
+ * Chronicle with counts and ids only.
+ */
+import { ConfigError } from '../config/index.js';
+import type { Actor, ChronicleWriter } from '../chronicle/types.js';
+import { GraphError } from '../connector/graph/errors.js';
+import type { GraphClient } from '../connector/graph/types.js';
+import { redactDevice } from '../connector/redaction.js';
+import { DbError, type Db } from '../db/index.js';
+import type { Logger } from '../log/index.js';
+import { SecretRefError } from './errors.js';
+import { pickPosture, type ConnectionRow } from './rows.js';
+import { insertPage, pruneSnapshots, snapshotCounts } from './snapshots.js';
+import { completeRun, failRun, renewLease } from './store.js';
+import type { SecretProvider, SyncProgress, SyncRunSummary } from './types.js';
+
+/** A failure with a code for the run record (`^[a-z_]{1,64}$`) and a sentence safe to show an administrator. */
+export class SyncFailure extends Error {
+  override readonly name = 'SyncFailure';
+  constructor(
+    readonly code: string,
+    message: string,
+    /** The connection itself needs an administrator (credentials, permissions): its status becomes error. */
+    readonly connectionError = false,
+  ) {
+    super(message);
+  }
+}
+
+export interface RunContext {
+  readonly db: Db;
+  readonly chronicle: ChronicleWriter;
+  readonly logger: Logger;
+  readonly secrets: SecretProvider;
+  readonly fingerprintKeyFor: (tenant: string) => Buffer;
+  readonly now: () => number;
+  readonly leaseTtlMs: number;
+  readonly pageSize: number;
+  /** A client for this run; closed when the run ends. May throw SyncFailure (e.g. demo tenant not served here). */
+  readonly clientFor: (connection: ConnectionRow, secret: string) => GraphClient;
+}
+
+export interface RunArgs {
+  readonly connection: ConnectionRow;
+  readonly run: SyncRunSummary;
+  readonly actor: Actor;
+  /** Aborted by close() (reason: a SyncFailure 'cancelled') or by a lost lease. */
+  readonly abort: AbortController;
+  readonly onProgress?: (progress: SyncProgress) => void;
+}
+
+const GRAPH_FAILURES: Readonly<Record<GraphError['kind'], { code: string; connectionError: boolean }>> = {
+  auth_failed: { code: 'auth_failed', connectionError: true },
+  unauthorized: { code: 'auth_failed', connectionError: true },
+  forbidden: { code: 'graph_forbidden', connectionError: true },
+  throttled: { code: 'graph_throttled', connectionError: false },
+  unavailable: { code: 'graph_unavailable', connectionError: false },
+  network: { code: 'graph_unavailable', connectionError: false },
+  timeout: { code: 'graph_timeout', connectionError: false },
+  malformed_response: { code: 'graph_malformed_response', connectionError: false },
+  foreign_next_link: { code: 'graph_foreign_next_link', connectionError: false },
+  bad_request: { code: 'graph_error', connectionError: false },
+  not_found: { code: 'graph_error', connectionError: false },
+  aborted: { code: 'cancelled', connectionError: false },
+};
+
+function classify(err: unknown, signal: AbortSignal, runId: string, logger: Logger): SyncFailure {
+  // Our own abort reasons (shutdown, lost lease) explain whatever the aborted call threw.
+  if (signal.aborted && signal.reason instanceof SyncFailure) return signal.reason;
+  if (err instanceof SyncFailure) return err;
+  if (err instanceof SecretRefError) return new SyncFailure(err.code, err.message, true);
+  if (err instanceof GraphError) {
+    const { code, connectionError } = GRAPH_FAILURES[err.kind] ?? { code: 'graph_error', connectionError: false };
+    return new SyncFailure(code, err.message, connectionError);
+  }
+  if (err instanceof ConfigError) return new SyncFailure('invalid_connection', err.problems.join('; '), true);
+  if (err instanceof DbError) return new SyncFailure('storage_unavailable', 'the database could not be reached during the run; the previous snapshot stays current');
+  logger.error({ err, runId }, 'sync run failed unexpectedly');
+  return new SyncFailure('internal_error', `the run failed unexpectedly; the server log has the details (run ${runId})`);
+}
+
+/** Keeps a message to one printable line and never lets the secret through, whatever produced the text. */
+function safeMessage(message: string, secret: string | undefined): string {
+  let text = message.replace(/[\p{Cc}]+/gu, ' ').trim();
+  if (secret !== undefined && secret.length >= 4) text = text.split(secret).join('[redacted]');
+  return text.length > 500 ? `${text.slice(0, 497)}...` : text;
+}
+
+export async function executeRun(ctx: RunContext, args: RunArgs): Promise<SyncRunSummary> {
+  const { connection, run, abort } = args;
+  const signal = abort.signal;
+  const startedMs = Date.parse(run.started_at);
+  const log = ctx.logger.child({ component: 'posture-sync', connection_id: connection.id, run_id: run.id });
+  let pages = 0;
+  let devices = 0;
+  let client: GraphClient | undefined;
+  let secret: string | undefined;
+
+  // Renewal keeps the lease ours while we work; if it is gone, another replica may be syncing: stop.
+  const renewEveryMs = Math.max(50, Math.floor(ctx.leaseTtlMs / 3));
+  const renewTimer = setInterval(() => {
+    renewLease(ctx.db, connection.id, run.id, ctx.leaseTtlMs).then(
+      (held) => {
+        if (!held && !signal.aborted) abort.abort(new SyncFailure('lease_lost', 'the run lost its lease (it could not renew it in time) and stopped; the previous snapshot stays current'));
+      },
+      (err: unknown) => log.warn({ err }, 'could not renew the sync lease; retrying'),
+    );
+  }, renewEveryMs);
+  renewTimer.unref?.();
+
+  const totals = () => {
+    const stats = client?.stats();
+    const finishedMs = Math.max(ctx.now(), startedMs);
+    return {
+      finishedAt: new Date(finishedMs).toISOString(),
+      durationMs: finishedMs - startedMs,
+      devices,
+      pages,
+      graphRequests: stats?.requests ?? 0,
+      throttledWaits: stats?.throttledWaits ?? 0,
+    };
+  };
+
+  let summary: SyncRunSummary;
+  try {
+    secret = await ctx.secrets.resolve(connection.secret_ref, 'intune', { tenant: connection.tenant });
+    client = ctx.clientFor(connection, secret);
+    const key = ctx.fingerprintKeyFor(connection.tenant);
+    const snapshot = { snapshotId: run.id, connectionId: connection.id, tenant: connection.tenant };
+    const iterator = client.listDevices({ top: ctx.pageSize, signal })[Symbol.asyncIterator]();
+    // Fetch page n+1 while page n is written: Graph and the database work at the same time.
+    let pending: Promise<IteratorResult<{ readonly devices: readonly unknown[] }>> | undefined = iterator.next();
+    try {
+      for (;;) {
+        const result = await pending;
+        pending = undefined;
+        if (result.done) break;
+        if (signal.aborted) throw signal.reason;
+        pending = iterator.next();
+        // A failure of the prefetch is handled where it is awaited; until then it must not count as unhandled.
+        pending.catch(() => undefined);
+        const postures = result.value.devices.map((device) => pickPosture(redactDevice(device as Parameters<typeof redactDevice>[0], key)));
+        await insertPage(ctx.db, snapshot, postures);
+        pages += 1;
+        devices += postures.length;
+        try {
+          args.onProgress?.({ devices, pages });
+        } catch (err) {
+          log.debug({ err }, 'progress callback threw; ignored');
+        }
+      }
+    } finally {
+      if (pending !== undefined) {
+        pending.catch(() => undefined);
+        void iterator.return?.()?.catch(() => undefined);
+      }
+    }
+    if (signal.aborted) throw signal.reason;
+    const counts = await snapshotCounts(ctx.db, run.id);
+    devices = counts.devices;
+    const completed = await completeRun(ctx.db, connection.id, run.id, {
+      ...totals(),
+      countsByComplianceState: counts.byComplianceState,
+      countsByOsFamily: counts.byOsFamily,
+    });
+    if (completed === null) {
+      throw new SyncFailure('lease_lost', 'the run lost its lease before it could make its snapshot current; the previous snapshot stays current');
+    }
+    summary = completed;
+  } catch (err) {
+    const failure = classify(err, signal, run.id, log);
+    const message = safeMessage(failure.message, secret);
+    try {
+      summary = await failRun(ctx.db, connection.id, run.id, { code: failure.code, message, connectionError: failure.connectionError }, totals());
+    } catch (recordErr) {
+      // The database is gone: the row stays 'running' until its lease expires and the next run marks it abandoned.
+      log.error({ err: recordErr }, 'could not record the failed sync run');
+      summary = { ...run, status: 'failed', ...finishedFields(totals()), error_code: failure.code, error_message: message };
+    }
+  } finally {
+    clearInterval(renewTimer);
+    await (client as { close?: () => Promise<void> } | undefined)?.close?.().catch(() => undefined);
+  }
+
+  try {
+    await pruneSnapshots(ctx.db, connection.id);
+  } catch (err) {
+    log.warn({ err }, 'could not delete superseded snapshot rows; the next run will');
+  }
+  await recordCompletion(ctx, connection.tenant, args.actor, summary);
+  log.info(
+    { status: summary.status, devices: summary.devices, pages: summary.pages, duration_ms: summary.duration_ms, error_code: summary.error_code },
+    'sync run finished',
+  );
+  return summary;
+}
+
+function finishedFields(t: { finishedAt: string; durationMs: number; devices: number; pages: number; graphRequests: number; throttledWaits: number }) {
+  return {
+    finished_at: t.finishedAt,
+    duration_ms: t.durationMs,
+    devices: t.devices,
+    pages: t.pages,
+    graph_requests: t.graphRequests,
+    throttled_waits: t.throttledWaits,
+  };
+}
+
+/** sync_completed: counts and ids only. A Chronicle failure is logged; the run record stands. */
+export async function recordCompletion(
+  ctx: Pick<RunContext, 'chronicle' | 'logger'>,
+  tenant: string,
+  actor: Actor,
+  run: SyncRunSummary,
+): Promise<void> {
+  if (run.status === 'running') return;
+  try {
+    await ctx.chronicle.append({
+      tenant,
+      type: 'integration.intune.sync_completed',
+      actor,
+      data: {
+        connection_id: run.connection_id,
+        run_id: run.id,
+        status: run.status,
+        started_at: run.started_at,
+        finished_at: run.finished_at ?? run.started_at,
+        duration_ms: run.duration_ms ?? 0,
+        devices: run.devices,
+        pages: run.pages,
+        graph_requests: run.graph_requests,
+        throttled_waits: run.throttled_waits,
+        counts_by_compliance_state: run.counts_by_compliance_state,
+        counts_by_os_family: run.counts_by_os_family,
+        error_code: run.error_code,
+      },
+    });
+  } catch (err) {
+    ctx.logger.error({ err, run_id: run.id }, 'could not record sync_completed in Chronicle');
+  }
+}

@@ -1,0 +1,200 @@
+/**
+ * The posture runtime's public surface: tenant-scoped Intune connections, sync runs, redacted
+ * posture snapshots and the scheduler. The REST API, the Settings panel, `serve` and `sync` use
+ * these types; the implementation lives beside this file.
+ */
+import type { Actor } from '../chronicle/types.js';
+import type { CloudName } from '../config/index.js';
+import type { GraphClient } from '../connector/graph/types.js';
+import type { ComplianceState, DevicePosture, OsFamily } from '../connector/posture.js';
+import type { SimulatorHandle } from '../simulator/types.js';
+import type { Config } from '../config/index.js';
+
+export type { Actor } from '../chronicle/types.js';
+
+export const CONNECTION_STATUSES = ['active', 'disabled', 'error'] as const;
+export type ConnectionStatus = (typeof CONNECTION_STATUSES)[number];
+
+export const SYNC_TRIGGERS = ['manual', 'scheduled', 'startup'] as const;
+export type SyncTrigger = (typeof SYNC_TRIGGERS)[number];
+
+export const SYNC_STATUSES = ['running', 'succeeded', 'failed'] as const;
+export type SyncStatus = (typeof SYNC_STATUSES)[number];
+
+export interface SyncRunSummary {
+  readonly id: string;
+  readonly connection_id: string;
+  readonly status: SyncStatus;
+  readonly trigger: SyncTrigger;
+  readonly started_at: string;
+  readonly finished_at: string | null;
+  readonly duration_ms: number | null;
+  readonly devices: number;
+  readonly pages: number;
+  readonly graph_requests: number;
+  readonly throttled_waits: number;
+  readonly counts_by_compliance_state: Readonly<Partial<Record<ComplianceState, number>>>;
+  readonly counts_by_os_family: Readonly<Partial<Record<OsFamily, number>>>;
+  /** `^[a-z_]{1,64}$`, e.g. graph_unavailable, auth_failed, secret_unavailable, abandoned, cancelled. */
+  readonly error_code: string | null;
+  /** A sentence safe to show an administrator: never a secret, a token or a Graph response body. */
+  readonly error_message: string | null;
+}
+
+export interface Connection {
+  /** GUID. */
+  readonly id: string;
+  readonly tenant: string;
+  readonly display_name: string;
+  /** Entra tenant: GUID or primary domain. */
+  readonly entra_tenant_id: string;
+  /** Application (client) id: GUID. */
+  readonly client_id: string;
+  readonly cloud: CloudName;
+  /** A SecretProvider reference (`env:NAME` or `file:/path`), never the secret itself. */
+  readonly secret_ref: string;
+  /** active and error connections are synced; disabled ones are not, and their devices are not served. */
+  readonly status: ConnectionStatus;
+  /** Why the status is what it is (set with `error`, e.g. the last sync could not authenticate). */
+  readonly status_reason: string | null;
+  /** The built-in simulated tenant, not a real Intune tenant. */
+  readonly demo: boolean;
+  readonly created_at: string;
+  readonly updated_at: string;
+  /** The most recent run (it may still be running). */
+  readonly last_sync: SyncRunSummary | null;
+}
+
+/** What an administrator sends to create a connection. Unknown fields are refused. */
+export interface ConnectionInput {
+  readonly display_name: string;
+  readonly entra_tenant_id: string;
+  readonly client_id: string;
+  /** Default public. `custom` only where the operator configured INTUNE_CLOUD=custom (its hosts apply). */
+  readonly cloud?: CloudName;
+  readonly secret_ref: string;
+  /** Default active. `error` is set by the runtime, never by callers. */
+  readonly status?: Exclude<ConnectionStatus, 'error'>;
+}
+
+export type ConnectionPatch = Partial<ConnectionInput>;
+
+export interface DeviceQuery {
+  readonly os_family?: OsFamily;
+  readonly compliance_state?: ComplianceState;
+  readonly ownership?: DevicePosture['ownership'];
+  readonly connection_id?: string;
+  /** ISO 8601 date-times, compared with the device's last check-in. */
+  readonly last_sync_before?: string;
+  readonly last_sync_after?: string;
+  /** Prefix of the Intune device id (case-insensitive). */
+  readonly q?: string;
+  /** 1..500, default 100. */
+  readonly limit?: number;
+  /** Opaque, from a previous page with the same filters. */
+  readonly cursor?: string;
+}
+
+export type SnapshotDevice = DevicePosture & { readonly connection_id: string };
+
+export interface DevicePage {
+  readonly devices: SnapshotDevice[];
+  readonly next_cursor: string | null;
+  /** Devices matching the filters (all pages). */
+  readonly total: number;
+}
+
+export interface PostureSummary {
+  readonly connections: Connection[];
+  /** Devices in the current snapshots of the tenant's enabled connections. */
+  readonly devices: number;
+  readonly counts_by_compliance_state: Readonly<Record<ComplianceState, number>>;
+  readonly counts_by_os_family: Readonly<Record<OsFamily, number>>;
+  readonly last_run: SyncRunSummary | null;
+}
+
+export interface SyncProgress {
+  readonly devices: number;
+  readonly pages: number;
+}
+
+export interface StartSyncOptions {
+  readonly trigger?: SyncTrigger;
+  readonly onProgress?: (progress: SyncProgress) => void;
+}
+
+export interface PostureService {
+  listConnections(tenant: string): Promise<Connection[]>;
+  /** null for an unknown id and for another tenant's id alike (callers answer 404). */
+  getConnection(tenant: string, id: string): Promise<Connection | null>;
+  /** Validates the input and that secret_ref resolves for purpose `intune` in this tenant; audited. */
+  createConnection(tenant: string, input: ConnectionInput, actor: Actor): Promise<Connection>;
+  /** null when no such connection in this tenant; audited with the changed fields. */
+  updateConnection(tenant: string, id: string, patch: ConnectionPatch, actor: Actor): Promise<Connection | null>;
+  /**
+   * Starts a run and returns once it is leased and recorded; `done` settles when it ends (it
+   * resolves with the failed summary too, it does not reject). Throws SyncInProgressError when a
+   * run of this connection is under way anywhere, PostureNotFoundError for an unknown connection.
+   */
+  startSync(
+    tenant: string,
+    connectionId: string,
+    actor: Actor,
+    options?: StartSyncOptions,
+  ): Promise<{ run: SyncRunSummary; done: Promise<SyncRunSummary> }>;
+  getRun(tenant: string, runId: string): Promise<SyncRunSummary | null>;
+  /** Most recent first; limit 1..200 (default 20). */
+  listRuns(tenant: string, connectionId: string, limit?: number): Promise<SyncRunSummary[]>;
+  /** From the current snapshot of each enabled connection of the tenant. */
+  listDevices(tenant: string, query?: DeviceQuery): Promise<DevicePage>;
+  getDevice(tenant: string, deviceId: string): Promise<(SnapshotDevice & { readonly snapshot_at: string }) | null>;
+  summary(tenant: string): Promise<PostureSummary>;
+  /** The Graph client of the tenant's active connection (cached; refreshed on changes and scheduler ticks). */
+  graphFor(tenant: string): GraphClient | undefined;
+  /**
+   * ENTRA_* → the connection of tenant 'default' (secret_ref env:ENTRA_CLIENT_SECRET or
+   * file:<ENTRA_CLIENT_CERT_FILE>); without them and with a demo simulator → the demo connection.
+   * Idempotent: a restart with the same settings changes nothing; changed settings are an audited update.
+   */
+  bootstrapFromConfig(config: Config, options?: { demo?: { simulator: SimulatorHandle } }): Promise<Connection | null>;
+  startScheduler(): void;
+  stopScheduler(): Promise<void>;
+  /** Stops the scheduler, cancels runs of this process (they are marked failed: cancelled) and waits for them. */
+  close(): Promise<void>;
+}
+
+/** Purposes a secret reference can be registered for; only `intune` refs may back a connection. */
+export const SECRET_PURPOSES = ['intune', 'database', 'chronicle_signing', 'fingerprint'] as const;
+export type SecretPurpose = (typeof SECRET_PURPOSES)[number];
+
+export interface SecretRefDescription {
+  readonly scheme: 'env' | 'file';
+  /** The normalised reference (file paths resolved). */
+  readonly ref: string;
+  /** null: not registered for anything (it cannot be resolved). */
+  readonly purpose: SecretPurpose | null;
+  /** Tenants allowed to use it ('*': every tenant). Empty when unregistered. */
+  readonly tenants: readonly string[];
+}
+
+export interface SecretRegistration {
+  readonly purpose: SecretPurpose;
+  /** Tenants allowed to use it; '*' for every tenant. */
+  readonly tenants: readonly string[];
+  /**
+   * A value this process supplies itself instead of reading it (the demo simulator's secret).
+   * Held in memory only.
+   */
+  readonly value?: string;
+}
+
+/**
+ * Resolves secret references. A reference resolves only when the operator registered it for the
+ * asked purpose and the caller's tenant; everything else is refused with a SecretRefError.
+ */
+export interface SecretProvider {
+  resolve(ref: string, purpose: 'intune', options?: { readonly tenant?: string }): Promise<string>;
+  /** Throws SecretRefError('secret_ref_invalid' | 'secret_ref_scheme') for a malformed reference. */
+  describe(ref: string): SecretRefDescription;
+  register(ref: string, registration: SecretRegistration): void;
+}

@@ -1,0 +1,134 @@
+/**
+ * Input validation at the service boundary: zod schemas declared once, their issues turned into a
+ * PostureInputError that names the field and says what to send instead.
+ */
+import { z } from 'zod';
+import { CLOUDS } from '../config/index.js';
+import { COMPLIANCE_STATES, OS_FAMILIES, OWNERSHIPS } from '../connector/posture.js';
+import { PostureInputError } from './errors.js';
+import type { ConnectionInput, ConnectionPatch, DeviceQuery } from './types.js';
+
+export const GUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+/** Chronicle's chain id pattern: a tenant that cannot have an audit chain cannot have connections. */
+export const TENANT = /^[A-Za-z0-9._-]{1,64}$/;
+const ENTRA_TENANT = /^[A-Za-z0-9.-]{1,253}$/;
+const NO_CONTROL_CHARS = /^[^\p{Cc}]*$/u;
+
+export const isGuid = (value: unknown): value is string => typeof value === 'string' && GUID.test(value);
+
+export function assertTenant(tenant: unknown): asserts tenant is string {
+  if (typeof tenant !== 'string' || !TENANT.test(tenant)) {
+    throw new PostureInputError('invalid_tenant', 'tenant', 'tenant must be 1 to 64 letters, digits, dots, dashes or underscores');
+  }
+}
+
+const CONNECTION_FIELDS = ['display_name', 'entra_tenant_id', 'client_id', 'cloud', 'secret_ref', 'status'] as const;
+
+const FIELD_HELP: Readonly<Record<string, string>> = {
+  display_name: 'display_name must be a name of 1 to 200 characters, without control characters',
+  entra_tenant_id: "entra_tenant_id must be the Entra tenant's GUID or its primary domain (e.g. contoso.onmicrosoft.com)",
+  client_id: 'client_id must be the application (client) id of the app registration, a GUID',
+  cloud: `cloud must be one of ${CLOUDS.join(', ')}`,
+  secret_ref: 'secret_ref must be a secret reference, env:VARIABLE_NAME or file:/absolute/path (never the secret itself)',
+  status: 'status must be active or disabled (error is set by the runtime)',
+  os_family: `os_family must be one of ${OS_FAMILIES.join(', ')}`,
+  compliance_state: `compliance_state must be one of ${COMPLIANCE_STATES.join(', ')}`,
+  ownership: `ownership must be one of ${OWNERSHIPS.join(', ')}`,
+  connection_id: 'connection_id must be a connection id (GUID)',
+  last_sync_before: 'last_sync_before must be an ISO 8601 date-time, e.g. 2025-01-31T00:00:00Z',
+  last_sync_after: 'last_sync_after must be an ISO 8601 date-time, e.g. 2025-01-31T00:00:00Z',
+  q: 'q must be the start of an Intune device id: 1 to 36 hex digits and dashes',
+  limit: 'limit must be a whole number from 1 to 500',
+  cursor: 'cursor must be the next_cursor of a previous page, unchanged',
+};
+
+const displayName = z.string().trim().min(1).max(200).regex(NO_CONTROL_CHARS);
+const connectionFields = {
+  display_name: displayName,
+  entra_tenant_id: z.string().trim().regex(ENTRA_TENANT),
+  client_id: z.string().trim().regex(GUID).transform((v) => v.toLowerCase()),
+  cloud: z.enum(CLOUDS),
+  secret_ref: z.string().min(1).max(520),
+  status: z.enum(['active', 'disabled']),
+};
+
+const ConnectionInputSchema = z
+  .object({
+    ...connectionFields,
+    cloud: connectionFields.cloud.optional(),
+    status: connectionFields.status.optional(),
+  })
+  .strict();
+
+const ConnectionPatchSchema = z
+  .object({
+    display_name: connectionFields.display_name.optional(),
+    entra_tenant_id: connectionFields.entra_tenant_id.optional(),
+    client_id: connectionFields.client_id.optional(),
+    cloud: connectionFields.cloud.optional(),
+    secret_ref: connectionFields.secret_ref.optional(),
+    status: connectionFields.status.optional(),
+  })
+  .strict();
+
+const isoDateTime = z
+  .string()
+  .max(40)
+  .regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/)
+  .refine((v) => !Number.isNaN(Date.parse(v)));
+
+const DeviceQuerySchema = z
+  .object({
+    os_family: z.enum(OS_FAMILIES).optional(),
+    compliance_state: z.enum(COMPLIANCE_STATES).optional(),
+    ownership: z.enum(OWNERSHIPS).optional(),
+    connection_id: z.string().regex(GUID).transform((v) => v.toLowerCase()).optional(),
+    last_sync_before: isoDateTime.optional(),
+    last_sync_after: isoDateTime.optional(),
+    q: z
+      .string()
+      .regex(/^[0-9A-Fa-f-]{1,36}$/)
+      .transform((v) => v.toLowerCase())
+      .optional(),
+    // Query strings arrive as text; a numeric string is as good as a number.
+    limit: z.coerce.number().int().min(1).max(500).optional(),
+    cursor: z.string().min(1).max(512).optional(),
+  })
+  .strict();
+
+function inputError(error: z.ZodError, allowed: readonly string[], what: string): PostureInputError {
+  const issue = error.issues[0];
+  if (issue === undefined) return new PostureInputError('invalid_body', null, `invalid ${what}`);
+  if (issue.code === 'unrecognized_keys') {
+    const key = issue.keys[0] ?? '';
+    return new PostureInputError('unknown_field', key, `unknown field "${key.slice(0, 64)}": ${what} takes ${allowed.join(', ')}`);
+  }
+  const field = issue.path.map(String).join('.');
+  if (field === '') return new PostureInputError('invalid_body', null, `${what} must be a JSON object with ${allowed.join(', ')}`);
+  const missing = issue.code === 'invalid_type' && issue.input === undefined;
+  const help = FIELD_HELP[field] ?? `${field} is invalid`;
+  return new PostureInputError(missing ? 'missing_field' : 'invalid_field', field, missing ? `${field} is required: ${help}` : help);
+}
+
+export function parseConnectionInput(input: unknown): ConnectionInput {
+  const parsed = ConnectionInputSchema.safeParse(input);
+  if (!parsed.success) throw inputError(parsed.error, CONNECTION_FIELDS, 'a connection');
+  return stripUndefined(parsed.data) as ConnectionInput;
+}
+
+export function parseConnectionPatch(patch: unknown): ConnectionPatch {
+  const parsed = ConnectionPatchSchema.safeParse(patch);
+  if (!parsed.success) throw inputError(parsed.error, CONNECTION_FIELDS, 'a connection update');
+  return stripUndefined(parsed.data) as ConnectionPatch;
+}
+
+export function parseDeviceQuery(query: unknown): DeviceQuery {
+  const parsed = DeviceQuerySchema.safeParse(query ?? {});
+  if (!parsed.success) throw inputError(parsed.error, Object.keys(DeviceQuerySchema.shape), 'the device query');
+  return stripUndefined(parsed.data) as DeviceQuery;
+}
+
+/** exactOptionalPropertyTypes: absent and undefined are different; callers may send either. */
+function stripUndefined<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
+}

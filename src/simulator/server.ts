@@ -1,0 +1,254 @@
+/**
+ * startSimulator: one HTTPS listener on loopback that is both the Entra login host and the Graph
+ * host (the connector gets the same base URL for INTUNE_LOGIN_URL and INTUNE_GRAPH_URL), with a
+ * CA generated at start and written to a file the connector trusts through INTUNE_CA_FILE.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { DEFAULT_ROLES, EntraTenant } from './entra.js';
+import { SimulatorError } from './errors.js';
+import { validateFaults } from './faults.js';
+import { generateTenant } from './generator.js';
+import { GraphService } from './graph.js';
+import { sendGraphError, type Exchange, type MutableRecord } from './http.js';
+import { createRandom } from './random.js';
+import { DeviceStore } from './store.js';
+import { loadTenantFile } from './tenant-file.js';
+import { INTUNE_THROTTLE, Throttle } from './throttle.js';
+import { createTlsMaterial } from './tls.js';
+import type { FaultSpec, RecordedRequest, SimulatorHandle, SimulatorOptions } from './types.js';
+
+export const DEFAULT_DEVICES = 200;
+export const DEFAULT_SEED = 'intune-connector';
+const DEFAULT_REQUEST_LOG_LIMIT = 100_000;
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '::1']);
+
+function invalid(message: string): SimulatorError {
+  return new SimulatorError('invalid_options', message);
+}
+
+function positiveInt(value: unknown, name: string, { min, max }: { min: number; max: number }): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw invalid(`${name} is ${JSON.stringify(value)}; set it to a whole number from ${min} to ${max}`);
+  }
+  return value;
+}
+
+function checkOptions(options: SimulatorOptions): void {
+  positiveInt(options.port, 'port', { min: 0, max: 65_535 });
+  positiveInt(options.devices, 'devices', { min: 0, max: 1_000_000 });
+  positiveInt(options.tokenLifetimeSeconds, 'tokenLifetimeSeconds', { min: 1, max: 86_400 });
+  positiveInt(options.requestLogLimit, 'requestLogLimit', { min: 1, max: 10_000_000 });
+  positiveInt(options.throttle?.requestsPer20s, 'throttle.requestsPer20s', { min: 1, max: 1_000_000 });
+  positiveInt(options.throttle?.writesPer20s, 'throttle.writesPer20s', { min: 1, max: 1_000_000 });
+  positiveInt(options.throttle?.windowMs, 'throttle.windowMs', { min: 1, max: 3_600_000 });
+  if (options.host !== undefined && !LOOPBACK_HOSTS.has(options.host)) {
+    throw invalid(`host is "${options.host}"; the simulator listens on loopback only: use 127.0.0.1, localhost or ::1`);
+  }
+  if (options.devices !== undefined && options.tenantFile !== undefined) {
+    throw invalid('devices and tenantFile are mutually exclusive: the tenant file decides the devices');
+  }
+  for (const [name, value] of [['tenantId', options.tenantId], ['clientId', options.clientId]] as const) {
+    if (value !== undefined && !/^[A-Za-z0-9.-]{1,253}$/.test(value)) throw invalid(`${name} is "${value}"; use a GUID or a domain name`);
+  }
+  if (options.clientSecret !== undefined && (typeof options.clientSecret !== 'string' || options.clientSecret === '')) {
+    throw invalid('clientSecret must be a non-empty string');
+  }
+  if (options.roles !== undefined && (!Array.isArray(options.roles) || !options.roles.every((r) => typeof r === 'string'))) {
+    throw invalid('roles must be an array of role names, e.g. ["DeviceManagementManagedDevices.Read.All"]');
+  }
+}
+
+/** Shell-safe `export NAME=value`; values are quoted only when they need it. */
+export function exportLine(name: string, value: string): string {
+  return /^[A-Za-z0-9_@%+=:,./~-]+$/.test(value) ? `export ${name}=${value}` : `export ${name}='${value.replace(/'/g, `'\\''`)}'`;
+}
+
+export async function startSimulator(options: SimulatorOptions = {}): Promise<SimulatorHandle> {
+  checkOptions(options);
+  const seed = options.seed ?? DEFAULT_SEED;
+  let faults: FaultSpec = validateFaults(options.faults ?? {});
+  const ids = createRandom(`identity:${seed}`);
+  const tenantId = options.tenantId ?? ids.guid();
+  const clientId = options.clientId ?? ids.guid();
+  const clientSecret = options.clientSecret ?? `sim8Q~${randomBytes(30).toString('base64url')}`;
+  const host = options.host ?? '127.0.0.1';
+
+  // Key generation runs on libuv's thread pool, so it overlaps with building the tenant.
+  const keys = Promise.all([
+    createTlsMaterial([host]),
+    EntraTenant.create({
+      tenantId,
+      clientId,
+      clientSecret,
+      roles: options.roles ?? DEFAULT_ROLES,
+      tokenLifetimeSeconds: options.tokenLifetimeSeconds ?? 3600,
+      clientCertificatePems: (options.clientCertificates ?? []).map((c) => c.pem),
+    }),
+  ]);
+  // Marked handled now: a failure surfaces at the await below, not as an unhandled rejection meanwhile.
+  keys.catch(() => undefined);
+  let devices: Record<string, unknown>[];
+  try {
+    devices =
+      options.tenantFile !== undefined
+        ? await loadTenantFile(options.tenantFile)
+        : generateTenant(options.devices ?? DEFAULT_DEVICES, seed, options.now !== undefined ? { now: options.now } : {});
+  } catch (err) {
+    await keys.catch(() => undefined);
+    throw err;
+  }
+  const [tls, entra] = await keys;
+
+  const store = new DeviceStore(devices);
+  const log: RecordedRequest[] = [];
+  const logLimit = options.requestLogLimit ?? DEFAULT_REQUEST_LOG_LIMIT;
+  let baseUrl = '';
+  const dice = createRandom(`faults:${seed}`);
+  const graph = new GraphService({
+    store,
+    entra,
+    throttle: new Throttle({ ...INTUNE_THROTTLE, ...options.throttle }),
+    faults: () => faults,
+    dice,
+    baseUrl: () => baseUrl,
+    // node:timers/promises, not the global: a test's fake timers must not stall the simulator.
+    sleep: (ms) => delay(ms),
+  });
+
+  const route = async (ex: Exchange, segments: readonly string[]): Promise<void> => {
+    const method = ex.req.method ?? 'GET';
+    const [first, second, third, fourth] = segments;
+    if (first === 'v1.0' || first === 'beta') return graph.handle(ex, segments);
+    if (segments.length === 3 && first === 'common' && second === 'discovery' && third === 'instance' && method === 'GET') {
+      ex.record.kind = 'metadata';
+      return entra.instanceDiscovery(ex);
+    }
+    if (first !== undefined && segments.length === 4 && second === 'v2.0' && third === '.well-known' && fourth === 'openid-configuration' && method === 'GET') {
+      ex.record.kind = 'metadata';
+      return entra.openIdConfiguration(ex, first);
+    }
+    if (first !== undefined && second === 'discovery' && segments.at(-1) === 'keys' && segments.length <= 4 && method === 'GET') {
+      ex.record.kind = 'metadata';
+      return entra.jwks(ex);
+    }
+    if (first !== undefined && segments.length === 4 && second === 'oauth2' && third === 'v2.0' && fourth === 'token') {
+      ex.record.kind = 'token';
+      if (method !== 'POST') return entra.error(ex, 405, 'invalid_request', 900561, 'The endpoint only accepts POST requests.');
+      if ((faults.tokenErrorRate ?? 0) > 0 && dice.chance(faults.tokenErrorRate ?? 0)) {
+        return entra.error(ex, 503, 'temporarily_unavailable', 90033, 'A transient error has occurred. Please try again.');
+      }
+      return entra.token(ex, first);
+    }
+    return sendGraphError(ex, 404, 'ResourceNotFound', `Resource not found for the segment '${segments.join('/').slice(0, 120)}'.`);
+  };
+
+  const server = https.createServer({ key: tls.keyPem, cert: tls.certPem, keepAliveTimeout: 10_000 }, (req, res) => {
+    const clientRequestIdHeader = req.headers['client-request-id'];
+    const clientRequestId = typeof clientRequestIdHeader === 'string' && clientRequestIdHeader.length <= 200 ? clientRequestIdHeader : undefined;
+    const record: MutableRecord = {
+      method: req.method ?? 'GET',
+      url: req.url ?? '/',
+      status: 0,
+      time: new Date().toISOString(),
+      authorization: req.headers.authorization !== undefined,
+      ...(clientRequestId !== undefined ? { clientRequestId } : {}),
+    };
+    log.push(record);
+    // Trimmed in batches so a long-running demo does not pay for a shift on every request.
+    if (log.length > logLimit + Math.ceil(logLimit / 10)) log.splice(0, log.length - logLimit);
+    let url: URL;
+    let segments: string[] | undefined;
+    try {
+      url = new URL(req.url ?? '/', baseUrl);
+      segments = url.pathname.split('/').filter((s) => s !== '').map((s) => decodeURIComponent(s));
+    } catch {
+      url = new URL(baseUrl);
+    }
+    const ex: Exchange = { req, res, url, requestId: randomUUID(), clientRequestId, record };
+    if (segments === undefined) return sendGraphError(ex, 400, 'BadRequest', 'The request URL is malformed.');
+    route(ex, segments).catch((err: unknown) => {
+      // A defect in the simulator, not a fault it was asked for: answer 500 so the test sees it.
+      if (!res.headersSent && !res.destroyed) sendGraphError(ex, 500, 'InternalServerError', `Simulator defect: ${(err as Error).message}`);
+      else res.destroy();
+    });
+  });
+  server.on('clientError', (_err, socket) => socket.destroy());
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(err.code === 'EADDRINUSE' ? invalid(`port ${options.port ?? 0} is already in use; pick another with --port or use 0 for a free one`) : err),
+    );
+    server.listen(options.port ?? 0, host, () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  baseUrl = `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  entra.setBaseUrl(baseUrl);
+
+  let caDir: string | undefined;
+  let caFile: string;
+  if (options.caFile !== undefined) {
+    caFile = path.resolve(options.caFile);
+  } else {
+    caDir = await mkdtemp(path.join(os.tmpdir(), 'intune-simulator-'));
+    caFile = path.join(caDir, 'ca.pem');
+  }
+  try {
+    await writeFile(caFile, tls.caPem, { mode: 0o644 });
+  } catch (err) {
+    server.closeAllConnections();
+    server.close();
+    throw invalid(`cannot write the CA file ${caFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+
+  const env = Object.freeze({
+    ENTRA_TENANT_ID: tenantId,
+    ENTRA_CLIENT_ID: clientId,
+    ENTRA_CLIENT_SECRET: clientSecret,
+    INTUNE_CLOUD: 'custom',
+    INTUNE_LOGIN_URL: baseUrl,
+    INTUNE_GRAPH_URL: baseUrl,
+    INTUNE_CA_FILE: caFile,
+  });
+
+  let closing: Promise<void> | undefined;
+  const handle: SimulatorHandle = {
+    tenantId,
+    clientId,
+    clientSecret,
+    loginUrl: baseUrl,
+    graphUrl: baseUrl,
+    caFile,
+    caPem: tls.caPem,
+    env,
+    get devices() {
+      return store.all();
+    },
+    requests: () => log.slice(Math.max(0, log.length - logLimit)).map((r) => ({ ...r })),
+    clearRequests: () => {
+      log.length = 0;
+    },
+    setFaults: (next: FaultSpec) => {
+      faults = validateFaults(next);
+    },
+    updateDevice: (id, patch) => store.update(id, patch),
+    mintToken: (mintOptions = {}) => entra.mint(mintOptions),
+    close: () => {
+      closing ??= (async () => {
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeAllConnections();
+        await closed;
+        if (caDir !== undefined) await rm(caDir, { recursive: true, force: true });
+        else await rm(caFile, { force: true });
+      })();
+      return closing;
+    },
+  };
+  return handle;
+}

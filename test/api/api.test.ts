@@ -1,0 +1,412 @@
+/**
+ * The REST API of a real server (startServer on PostgreSQL and on PGlite, the demo simulator as
+ * tenant `default`, a second simulator behind tenant `acme`'s connection): every route's happy
+ * path and errors, each response checked against specs/openapi.yaml; roles; tenant isolation;
+ * events from real calls checked against specs/asyncapi.yaml; readiness when the database goes.
+ */
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROLES, type Role } from '../../src/api/auth-types.js';
+import { registeredRoutes } from '../../src/api/app.js';
+import { pgAvailable } from '../helpers/db.js';
+import { OTHER_SECRET_VAR, OTHER_TENANT, findPii, piiValues, startTestServer, waitForRun, type TestServer } from './helpers.js';
+import { specChecker } from './openapi.js';
+import { eventChecker } from './asyncapi.js';
+
+const I = '/api/v1/integrations/intune';
+const spec = specChecker();
+const events = eventChecker();
+const UNKNOWN_GUID = '7d1c1f0e-0000-4000-8000-000000000000';
+
+function suite(kind: 'postgres' | 'pglite') {
+  let t: TestServer;
+  let admin: string; // tenant default
+  const keys = {} as Record<'default' | 'acme', Record<Role, string>>;
+  let acmeConnection: any;
+  let demoConnection: any;
+  let pii: string[];
+  /** Everything the API answered, for the PII search at the end. */
+  const seen: string[] = [];
+
+  const call = async (method: string, template: string, urlPath: string, init: Parameters<TestServer['request']>[2] = {}) => {
+    const res = await t.request(method, urlPath, init);
+    spec.check(method, template, res);
+    seen.push(res.text);
+    return res;
+  };
+
+  beforeAll(async () => {
+    t = await startTestServer(kind);
+    admin = t.server.adminKey as string;
+    expect(admin).toMatch(/^icn_/);
+    for (const tenant of ['default', OTHER_TENANT] as const) {
+      keys[tenant] = {} as Record<Role, string>;
+      for (const role of ROLES) keys[tenant][role] = await t.key(tenant, role, role === 'agent' || role === 'admin' ? ['READ', 'PROPOSE'] : undefined);
+    }
+    pii = [...piiValues(t.server.runtime.demo!.simulator.devices), ...piiValues(t.otherSim.devices)];
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('creates, reads and changes a connection, and syncs it (202, then 409 while it runs)', async () => {
+    const list = await call('GET', `${I}/connections`, `${I}/connections`, { key: admin });
+    expect(list.status).toBe(200);
+    demoConnection = list.body.connections.find((c: any) => c.demo);
+    expect(demoConnection).toMatchObject({ tenant: 'default', status: 'active', demo: true });
+    expect(demoConnection.last_sync).toMatchObject({ status: 'succeeded', trigger: 'startup', devices: 200 });
+
+    const created = await call('POST', `${I}/connections`, `${I}/connections`, {
+      key: keys.acme.admin,
+      body: {
+        display_name: 'Acme Intune',
+        entra_tenant_id: t.otherSim.tenantId,
+        client_id: t.otherSim.clientId,
+        cloud: 'custom',
+        secret_ref: `env:${OTHER_SECRET_VAR}`,
+      },
+    });
+    expect(created.status).toBe(201);
+    acmeConnection = created.body;
+    expect(created.headers.get('location')).toBe(`${I}/connections/${acmeConnection.id}`);
+    expect(acmeConnection).toMatchObject({ tenant: OTHER_TENANT, status: 'active', demo: false, last_sync: null, secret_ref: `env:${OTHER_SECRET_VAR}` });
+    expect(created.text).not.toContain(t.otherSim.clientSecret);
+
+    const got = await call('GET', `${I}/connections/{connection_id}`, `${I}/connections/${acmeConnection.id}`, { key: keys.acme.reader });
+    expect(got.status).toBe(200);
+    expect(got.body.id).toBe(acmeConnection.id);
+
+    const patched = await call('PATCH', `${I}/connections/{connection_id}`, `${I}/connections/${acmeConnection.id}`, {
+      key: keys.acme.admin,
+      body: { display_name: 'Acme production tenant' },
+    });
+    expect(patched.status).toBe(200);
+    expect(patched.body.display_name).toBe('Acme production tenant');
+
+    // A slow Graph makes the run last long enough for the second request to meet it.
+    t.otherSim.setFaults({ latencyMs: 400 });
+    const started = await call('POST', `${I}/connections/{connection_id}/sync`, `${I}/connections/${acmeConnection.id}/sync`, { key: keys.acme.admin });
+    expect(started.status).toBe(202);
+    expect(started.body).toMatchObject({ connection_id: acmeConnection.id, status: 'running', trigger: 'manual' });
+    const conflict = await call('POST', `${I}/connections/{connection_id}/sync`, `${I}/connections/${acmeConnection.id}/sync`, {
+      key: keys.acme.admin,
+      body: {},
+    });
+    expect(conflict.status).toBe(409);
+    expect(conflict.body.error).toMatchObject({ code: 'sync_in_progress', run_id: started.body.id });
+    t.otherSim.setFaults({});
+
+    const run = await waitForRun(t, keys.acme.reader, acmeConnection.id, started.body.id);
+    expect(run).toMatchObject({ status: 'succeeded', devices: t.otherSim.devices.length });
+    const runRes = await call('GET', `${I}/connections/{connection_id}/runs/{run_id}`, `${I}/connections/${acmeConnection.id}/runs/${run.id}`, {
+      key: keys.acme.reader,
+    });
+    expect(runRes.status).toBe(200);
+    const runs = await call('GET', `${I}/connections/{connection_id}/runs`, `${I}/connections/${acmeConnection.id}/runs?limit=5`, { key: keys.acme.reader });
+    expect(runs.status).toBe(200);
+    expect(runs.body.runs[0].id).toBe(run.id);
+  });
+
+  it('lists devices with filters and paging, gets one, and the counts agree with the summary', async () => {
+    const summary = await call('GET', `${I}/summary`, `${I}/summary`, { key: keys.default.reader });
+    expect(summary.status).toBe(200);
+    expect(summary.body.devices).toBe(200);
+    const byState: Record<string, number> = summary.body.counts_by_compliance_state;
+    expect(Object.values(byState).reduce((a, b) => a + b, 0)).toBe(200);
+
+    for (const [state, count] of Object.entries(byState)) {
+      const res = await call('GET', `${I}/devices`, `${I}/devices?compliance_state=${state}&limit=500`, { key: keys.default.reader });
+      expect(res.status).toBe(200);
+      expect(res.body.total).toBe(count);
+      expect(res.body.devices.every((d: any) => d.compliance_state === state)).toBe(true);
+    }
+
+    // Paging walks every device exactly once.
+    const ids = new Set<string>();
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const res: any = await call('GET', `${I}/devices`, `${I}/devices?limit=70${cursor !== null ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, {
+        key: keys.default.admin,
+      });
+      for (const d of res.body.devices) ids.add(d.device_id);
+      cursor = res.body.next_cursor;
+      pages += 1;
+    } while (cursor !== null && pages < 10);
+    expect(ids.size).toBe(200);
+    expect(pages).toBe(3);
+
+    const macs = await call('GET', `${I}/devices`, `${I}/devices?os_family=macos&ownership=company&limit=5`, { key: keys.default.reader });
+    expect(macs.body.devices.every((d: any) => d.os_family === 'macos' && d.ownership === 'company')).toBe(true);
+
+    const one = macs.body.devices[0];
+    const device = await call('GET', `${I}/devices/{device_id}`, `${I}/devices/${one.device_id}`, { key: keys.default.reader });
+    expect(device.status).toBe(200);
+    expect(device.body).toMatchObject({ device_id: one.device_id, connection_id: demoConnection.id });
+
+    const prefix = await call('GET', `${I}/devices`, `${I}/devices?q=${one.device_id.slice(0, 6)}`, { key: keys.default.reader });
+    expect(prefix.body.devices.map((d: any) => d.device_id)).toContain(one.device_id);
+
+    const missing = await call('GET', `${I}/devices/{device_id}`, `${I}/devices/${UNKNOWN_GUID}`, { key: keys.default.reader });
+    expect(missing.status).toBe(404);
+    expect(missing.body.error.code).toBe('not_found');
+  });
+
+  it('keeps tenants apart: another tenant’s ids are 404 and its lists show nothing of the other', async () => {
+    const acmeDevice = (await t.request('GET', `${I}/devices?limit=1`, { key: keys.acme.reader })).body.devices[0];
+    const demoDevice = (await t.request('GET', `${I}/devices?limit=1`, { key: keys.default.reader })).body.devices[0];
+    const acmeRun = acmeConnection.id;
+
+    const attempts: Array<[string, string, string, unknown?]> = [
+      ['GET', `${I}/connections/{connection_id}`, `${I}/connections/${acmeConnection.id}`],
+      ['PATCH', `${I}/connections/{connection_id}`, `${I}/connections/${acmeConnection.id}`, { status: 'disabled' }],
+      ['POST', `${I}/connections/{connection_id}/sync`, `${I}/connections/${acmeConnection.id}/sync`],
+      ['GET', `${I}/connections/{connection_id}/runs`, `${I}/connections/${acmeRun}/runs`],
+      ['GET', `${I}/devices/{device_id}`, `${I}/devices/${acmeDevice.device_id}`],
+    ];
+    for (const [method, template, url, body] of attempts) {
+      const res = await call(method, template, url, { key: admin, ...(body !== undefined ? { body } : {}) });
+      expect(res.status, `${method} ${url} with the other tenant's admin key`).toBe(404);
+    }
+    const run = (await t.request('GET', `${I}/connections/${acmeConnection.id}/runs`, { key: keys.acme.reader })).body.runs[0];
+    expect((await call('GET', `${I}/connections/{connection_id}/runs/{run_id}`, `${I}/connections/${acmeConnection.id}/runs/${run.id}`, { key: admin })).status).toBe(404);
+    expect((await call('GET', `${I}/connections/{connection_id}/runs/{run_id}`, `${I}/connections/${demoConnection.id}/runs/${run.id}`, { key: admin })).status).toBe(404);
+    expect((await call('GET', `${I}/devices/{device_id}`, `${I}/devices/${demoDevice.device_id}`, { key: keys.acme.admin })).status).toBe(404);
+
+    // The PATCH above changed nothing.
+    expect((await t.request('GET', `${I}/connections/${acmeConnection.id}`, { key: keys.acme.admin })).body.status).toBe('active');
+
+    const acmeIds = new Set((await t.request('GET', `${I}/devices?limit=500`, { key: keys.acme.reader })).body.devices.map((d: any) => d.device_id));
+    const demoList = (await t.request('GET', `${I}/devices?limit=500`, { key: keys.default.reader })).body;
+    expect(demoList.total).toBe(200);
+    expect(demoList.devices.some((d: any) => acmeIds.has(d.device_id))).toBe(false);
+    expect((await t.request('GET', `${I}/devices?connection_id=${acmeConnection.id}`, { key: keys.default.reader })).body.total).toBe(0);
+    expect((await t.request('GET', `${I}/connections`, { key: keys.default.reader })).body.connections.map((c: any) => c.id)).not.toContain(acmeConnection.id);
+    const acmeSummary = (await t.request('GET', `${I}/summary`, { key: keys.acme.reader })).body;
+    expect(acmeSummary.devices).toBe(t.otherSim.devices.length);
+    expect(acmeSummary.connections.map((c: any) => c.id)).toEqual([acmeConnection.id]);
+
+    const acmeEvents = (await t.request('GET', '/api/v1/chronicle/events?limit=1000', { key: keys.acme.auditor })).body.events;
+    expect(acmeEvents.every((e: any) => e.tenant === OTHER_TENANT)).toBe(true);
+    expect(JSON.stringify(acmeEvents)).not.toContain(demoConnection.id);
+    const acmeKeys = (await t.request('GET', '/api/v1/keys', { key: keys.acme.admin })).body.keys;
+    expect(acmeKeys.every((k: any) => k.tenant === OTHER_TENANT)).toBe(true);
+  });
+
+  it('grants each role exactly its permissions (401 without a key, 403 with the wrong role)', async () => {
+    const deviceId = (await t.request('GET', `${I}/devices?limit=1`, { key: admin })).body.devices[0].device_id;
+    const probes: Array<{ name: string; allowed: readonly Role[]; method: string; template: string; url: string; body?: unknown; ok: number }> = [
+      { name: 'list connections', allowed: ['admin', 'reader'], method: 'GET', template: `${I}/connections`, url: `${I}/connections`, ok: 200 },
+      { name: 'get device', allowed: ['admin', 'reader'], method: 'GET', template: `${I}/devices/{device_id}`, url: `${I}/devices/${deviceId}`, ok: 200 },
+      { name: 'summary', allowed: ['admin', 'reader'], method: 'GET', template: `${I}/summary`, url: `${I}/summary`, ok: 200 },
+      {
+        name: 'patch connection',
+        allowed: ['admin'],
+        method: 'PATCH',
+        template: `${I}/connections/{connection_id}`,
+        url: `${I}/connections/${demoConnection.id}`,
+        body: { display_name: 'Demo tenant (simulated devices, not a real Intune tenant)' },
+        ok: 200,
+      },
+      {
+        name: 'gate',
+        allowed: ['admin', 'gate'],
+        method: 'POST',
+        template: '/api/v1/gate/device-compliance',
+        url: '/api/v1/gate/device-compliance',
+        body: { accord: 'device-management', claims: {} },
+        ok: 200,
+      },
+      { name: 'chronicle events', allowed: ['admin', 'auditor'], method: 'GET', template: '/api/v1/chronicle/events', url: '/api/v1/chronicle/events?limit=1', ok: 200 },
+      { name: 'chronicle verify', allowed: ['admin', 'auditor'], method: 'GET', template: '/api/v1/chronicle/verify', url: '/api/v1/chronicle/verify', ok: 200 },
+      { name: 'keys', allowed: ['admin'], method: 'GET', template: '/api/v1/keys', url: '/api/v1/keys', ok: 200 },
+    ];
+    for (const probe of probes) {
+      const anonymous = await call(probe.method, probe.template, probe.url, probe.body !== undefined ? { body: probe.body } : {});
+      expect(anonymous.status, `${probe.name} without a key`).toBe(401);
+      expect(anonymous.headers.get('www-authenticate')).toBe('Bearer realm="intune-connector"');
+      const bogus = await call(probe.method, probe.template, probe.url, { key: `icn_${'0'.repeat(16)}_${'A'.repeat(43)}`, ...(probe.body !== undefined ? { body: probe.body } : {}) });
+      expect(bogus.status, `${probe.name} with an unknown key`).toBe(401);
+      for (const role of ROLES) {
+        const res = await call(probe.method, probe.template, probe.url, { key: keys.default[role], ...(probe.body !== undefined ? { body: probe.body } : {}) });
+        expect(res.status, `${probe.name} as ${role}`).toBe(probe.allowed.includes(role) ? probe.ok : 403);
+        if (res.status === 403) expect(res.body.error.code).toBe('forbidden');
+      }
+    }
+
+    // MCP: agent and admin keys, through the real SDK client; others are refused.
+    const connect = async (key: string) => {
+      const client = new Client({ name: 'api-test', version: '1.0.0' });
+      const transport = new StreamableHTTPClientTransport(new URL(`${t.url}/mcp`), { requestInit: { headers: { authorization: `Bearer ${key}` } } });
+      await client.connect(transport);
+      return client;
+    };
+    for (const role of ['agent', 'admin'] as const) {
+      const client = await connect(keys.default[role]);
+      const { tools } = await client.listTools();
+      expect(tools.map((tool) => tool.name)).toEqual(expect.arrayContaining(['list_devices', 'get_device', 'get_device_compliance', 'sync_device']));
+      const result = await client.callTool({ name: 'get_device', arguments: { device_id: deviceId } });
+      expect(result.isError ?? false).toBe(false);
+      seen.push(JSON.stringify(result));
+      await client.close();
+    }
+    for (const role of ['reader', 'gate', 'auditor'] as const) {
+      await expect(connect(keys.default[role])).rejects.toThrow();
+      const raw = await call('POST', '/mcp', '/mcp', {
+        key: keys.default[role],
+        body: { jsonrpc: '2.0', id: 1, method: 'tools/list' },
+        headers: { accept: 'application/json, text/event-stream' },
+      });
+      expect(raw.status).toBe(403);
+    }
+    const stream = await call('GET', '/mcp', '/mcp', { key: keys.default.agent });
+    expect(stream.status).toBe(405);
+  });
+
+  it('answers the gate for a real device, recorded in Chronicle', async () => {
+    const device = t.server.runtime.demo!.simulator.devices.find((d) => d['complianceState'] === 'compliant' && typeof d['azureADDeviceId'] === 'string');
+    const res = await call('POST', '/api/v1/gate/device-compliance', '/api/v1/gate/device-compliance', {
+      key: keys.default.gate,
+      body: { accord: 'device-management', claims: { deviceid: device!['azureADDeviceId'] } },
+    });
+    expect(res.status).toBe(200);
+    expect(res.body.event).not.toBeNull();
+    const recorded = await call('GET', '/api/v1/chronicle/events', `/api/v1/chronicle/events?type=DEVICE_COMPLIANCE_CHECKED&device=${device!['azureADDeviceId']}`, {
+      key: keys.default.auditor,
+    });
+    expect(recorded.body.events.map((e: any) => e.seq)).toContain(res.body.event.seq);
+    expect(recorded.body.events.every((e: any) => e.code === '0x2801')).toBe(true);
+  });
+
+  it('manages API keys of its own tenant over HTTP; a revoked key stops working at once', async () => {
+    const created = await call('POST', '/api/v1/keys', '/api/v1/keys', { key: admin, body: { role: 'reader', name: 'settings panel' } });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ tenant: 'default', role: 'reader', capabilities: ['READ'], name: 'settings panel', revoked_at: null });
+    const key: string = created.body.key;
+    expect((await t.request('GET', `${I}/devices?limit=1`, { key })).status).toBe(200);
+
+    const listed = await call('GET', '/api/v1/keys', '/api/v1/keys', { key: admin });
+    expect(listed.body.keys.map((k: any) => k.key_id)).toContain(created.body.key_id);
+    expect(listed.text).not.toContain(key);
+
+    const scoped = await call('POST', '/api/v1/keys', '/api/v1/keys', { key: admin, body: { role: 'gate', capabilities: ['READ', 'PROPOSE'] } });
+    expect(scoped.status).toBe(400);
+    expect(scoped.body.error.code).toBe('invalid_capabilities');
+
+    const foreign = await call('DELETE', '/api/v1/keys/{key_id}', `/api/v1/keys/${created.body.key_id}`, { key: keys.acme.admin });
+    expect(foreign.status).toBe(404);
+    const revoked = await call('DELETE', '/api/v1/keys/{key_id}', `/api/v1/keys/${created.body.key_id}`, { key: admin });
+    expect(revoked.status).toBe(200);
+    expect(revoked.body.revoked_at).not.toBeNull();
+    expect((await t.request('GET', `${I}/devices?limit=1`, { key })).status).toBe(401);
+    expect((await call('DELETE', '/api/v1/keys/{key_id}', '/api/v1/keys/not-a-key-id', { key: admin })).status).toBe(400);
+  });
+
+  it('serves the chronicle to reviewers: filtered events and an intact chain; real events match asyncapi.yaml', async () => {
+    const verify = await call('GET', '/api/v1/chronicle/verify', '/api/v1/chronicle/verify', { key: keys.default.auditor });
+    expect(verify.status).toBe(200);
+    expect(verify.body.ok).toBe(true);
+    expect(verify.body.chains.map((c: any) => c.tenant)).toEqual(['default']);
+
+    const all: any[] = [];
+    for (const key of [keys.default.auditor, keys.acme.auditor]) {
+      let cursor: string | null = null;
+      do {
+        const res: any = await call('GET', '/api/v1/chronicle/events', `/api/v1/chronicle/events?limit=200${cursor !== null ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, { key });
+        all.push(...res.body.events);
+        cursor = res.body.next_cursor;
+      } while (cursor !== null);
+    }
+    const types = new Set(all.map((e) => e.type));
+    for (const type of [
+      'integration.intune.sync_completed',
+      'integration.intune.connection_created',
+      'integration.intune.connection_updated',
+      'admin.api_key_created',
+      'admin.api_key_revoked',
+      'CONNECTOR_INVOKED',
+      'DEVICE_COMPLIANCE_CHECKED',
+    ]) {
+      expect(types, `no ${type} event was produced`).toContain(type);
+    }
+    for (const event of all) expect(events.errorsFor(event), `${event.type} #${event.seq}`).toEqual([]);
+
+    const syncs = await call('GET', '/api/v1/chronicle/events', '/api/v1/chronicle/events?type=integration.intune.sync_completed', { key: keys.acme.auditor });
+    expect(syncs.body.events.length).toBeGreaterThanOrEqual(1);
+    expect(syncs.body.events.every((e: any) => e.type === 'integration.intune.sync_completed')).toBe(true);
+    const mine = await call('GET', '/api/v1/chronicle/events', `/api/v1/chronicle/events?actor=key:${(await keyIdOf(admin))}&type=admin.api_key_created&type=admin.api_key_revoked`, {
+      key: keys.default.auditor,
+    });
+    expect(mine.body.events.map((e: any) => e.type).sort()).toEqual(['admin.api_key_created', 'admin.api_key_revoked']);
+    const bad = await call('GET', '/api/v1/chronicle/events', '/api/v1/chronicle/events?cursor=garbage', { key: keys.default.auditor });
+    expect(bad.status).toBe(400);
+    seen.push(JSON.stringify(all));
+  });
+
+  it('reports health, readiness and metrics without a key', async () => {
+    expect((await call('GET', '/healthz', '/healthz')).status).toBe(200);
+    const ready = await call('GET', '/readyz', '/readyz');
+    expect(ready.status).toBe(200);
+    expect(ready.body.checks.map((c: any) => c.name)).toEqual(['database', 'migrations', 'chronicle']);
+    const metrics = await call('GET', '/metrics', '/metrics');
+    expect(metrics.status).toBe(200);
+    for (const name of [
+      'http_requests_total{method="GET",route="/api/v1/integrations/intune/devices",status="200"}',
+      'http_request_duration_seconds_bucket',
+      'intune_compliance_cache_misses_total',
+      'intune_sync_runs{status="succeeded"}',
+      'intune_sync_last_duration_seconds',
+      'chronicle_appends_total',
+      'process_cpu_user_seconds_total',
+    ]) {
+      expect(metrics.text).toContain(name);
+    }
+    expect((await call('GET', '/', '/')).status).toBe(302);
+    for (const path of ['/settings', '/settings/integrations/intune', '/settings/assets/panel.js', '/settings/assets/panel.css']) {
+      const res = await call('GET', path, path);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-security-policy')).toContain("default-src 'none'");
+    }
+  });
+
+  it('registers exactly the routes openapi.yaml documents', () => {
+    const registered = new Set(
+      registeredRoutes(t.server.app)
+        .filter((r) => r.method !== 'HEAD')
+        .map((r) => `${r.method} ${r.url.replace(/:([A-Za-z_]+)/g, '{$1}')}`),
+    );
+    const documented = new Set(
+      Object.entries(spec.doc.paths).flatMap(([p, ops]) =>
+        Object.keys(ops)
+          .filter((m) => ['get', 'post', 'put', 'patch', 'delete'].includes(m))
+          .map((m) => `${m.toUpperCase()} ${p}`),
+      ),
+    );
+    expect([...registered].filter((r) => !documented.has(r)), 'registered but not in openapi.yaml').toEqual([]);
+    expect([...documented].filter((r) => !registered.has(r)), 'in openapi.yaml but not registered').toEqual([]);
+  });
+
+  it('never shows a PII value of either simulated tenant in any answer', () => {
+    expect(pii.length).toBeGreaterThan(100);
+    expect(findPii(seen.join('\n'), pii)).toEqual([]);
+  });
+
+  // PostgreSQL only: a lost server is the realistic case; the embedded database lives in the process.
+  it.runIf(kind === 'postgres')('answers 503 (not 500) and reports not ready when the database goes away', async () => {
+    await t.server.runtime.db.close();
+    const ready = await call('GET', '/readyz', '/readyz');
+    expect(ready.status).toBe(503);
+    expect(ready.body.checks.find((c: any) => c.name === 'database').ok).toBe(false);
+    t.server.keys.clearCache();
+    const res = await call('GET', `${I}/connections`, `${I}/connections`, { key: admin });
+    expect(res.status).toBe(503);
+    expect(res.body.error.code).toBe('service_unavailable');
+    expect(res.text).not.toMatch(/select|pglite|postgres|stack/i);
+  });
+}
+
+const keyIdOf = async (key: string): Promise<string> => key.slice(4, 20);
+
+describe.skipIf(!pgAvailable())('REST API [postgres]', () => suite('postgres'));
+describe('REST API [pglite]', () => suite('pglite'));

@@ -1,0 +1,168 @@
+/**
+ * The API key store against real databases and a real Chronicle: keys are shown once and stored
+ * only as a digest, authenticate to their tenant and role, revocation is audited and takes effect
+ * at once here and within the cache lifetime elsewhere, and the bootstrap key is issued once.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createChronicle, type Chronicle } from '../../src/chronicle/index.js';
+import { createKeyStore, KeyInputError, parseApiKey, parseCapabilities } from '../../src/api/keys.js';
+import type { Db } from '../../src/db/index.js';
+import { forEachDatabase, type TestDatabase } from '../helpers/db.js';
+
+const ADMIN = { kind: 'human' as const, id: 'test-admin' };
+
+const openChronicle = (db: Db, dir: string): Promise<Chronicle> =>
+  createChronicle({ db, signingKeyFile: path.join(dir, 'signing-key.pem'), checkpointDir: path.join(dir, 'checkpoints'), checkpointIntervalMs: 0 });
+
+forEachDatabase('API key store', (create) => {
+  let database: TestDatabase;
+  let db: Db;
+  let chronicle: Chronicle;
+  let dir: string;
+
+  // One database per suite (PGlite takes seconds to open); each test works in its own tenants.
+  beforeAll(async () => {
+    database = await create();
+    db = await database.open();
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ic-keys-'));
+    chronicle = await openChronicle(db, dir);
+  });
+  afterAll(async () => {
+    await chronicle.close();
+    await database.drop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('creates a key shown once, stores only its digest, and authenticates it to its tenant and role', async () => {
+    const keys = createKeyStore({ db, chronicle });
+    const { key, record } = await keys.create({ tenant: 'acme', role: 'agent', capabilities: ['propose', 'READ'], name: 'claude desktop' }, ADMIN);
+
+    expect(key).toMatch(/^icn_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$/);
+    expect(parseApiKey(key)?.keyId).toBe(record.key_id);
+    expect(record).toMatchObject({ tenant: 'acme', role: 'agent', capabilities: ['READ', 'PROPOSE'], name: 'claude desktop', revoked_at: null });
+
+    const principal = await keys.authenticate(key);
+    expect(principal).toEqual({ keyId: record.key_id, tenant: 'acme', role: 'agent', capabilities: ['READ', 'PROPOSE'], actorId: `key:${record.key_id}` });
+
+    // Neither the key nor its secret half is anywhere in the table.
+    const { rows } = await db.query('SELECT * FROM api_keys');
+    const dump = JSON.stringify(rows, (_k, v: unknown) => (Buffer.isBuffer(v) ? v.toString('hex') : v));
+    expect(dump).not.toContain(key.slice(21));
+    expect(dump).not.toContain(Buffer.from(key.slice(21)).toString('hex'));
+    expect(rows[0]!['secret_sha256']).toEqual(crypto.createHash('sha256').update(key).digest());
+  });
+
+  it('refuses wrong, malformed, oversized and tampered keys without throwing', async () => {
+    const keys = createKeyStore({ db, chronicle });
+    const { key } = await keys.create({ tenant: 't-refuse', role: 'reader' }, ADMIN);
+    const tampered = key.slice(0, -1) + (key.endsWith('A') ? 'B' : 'A');
+    for (const presented of [tampered, '', 'icn_', 'Bearer x', key + 'x', 'x'.repeat(10_000), `icn_${'0'.repeat(16)}_${'A'.repeat(43)}`, "icn_' OR 1=1 --"]) {
+      expect(await keys.authenticate(presented)).toBeNull();
+    }
+    expect(await keys.authenticate(key)).not.toBeNull();
+  });
+
+  it('audits creation and revocation in the tenant chain with key id, role and capabilities only', async () => {
+    const keys = createKeyStore({ db, chronicle });
+    const { key, record } = await keys.create({ tenant: 't-audit', role: 'gate', name: 'authorize.py' }, ADMIN);
+    const revoked = await keys.revoke(record.key_id, ADMIN);
+    expect(revoked?.revoked_at).not.toBeNull();
+
+    const { events } = await chronicle.query({ tenant: 't-audit', types: ['admin.api_key_created', 'admin.api_key_revoked'] });
+    expect(events.map((e) => [e.type, e.data])).toEqual([
+      ['admin.api_key_created', { key_id: record.key_id, role: 'gate', capabilities: ['READ'] }],
+      ['admin.api_key_revoked', { key_id: record.key_id, role: 'gate', capabilities: ['READ'] }],
+    ]);
+    expect(events.every((e) => e.actor.id === 'test-admin')).toBe(true);
+    expect(JSON.stringify(events)).not.toContain(key);
+    expect(JSON.stringify(events)).not.toContain('authorize.py');
+
+    // Revoking again changes nothing and records nothing.
+    await keys.revoke(record.key_id, ADMIN);
+    expect((await chronicle.query({ tenant: 't-audit', types: ['admin.api_key_revoked'] })).events).toHaveLength(1);
+  });
+
+  it('stops accepting a revoked key at once in the revoking store and within the cache TTL in another', async () => {
+    let now = 1_000_000;
+    const here = createKeyStore({ db, chronicle, cacheTtlMs: 5_000, now: () => now });
+    const elsewhere = createKeyStore({ db, chronicle, cacheTtlMs: 5_000, now: () => now });
+    const { key, record } = await here.create({ tenant: 't-revoke', role: 'admin' }, ADMIN);
+    expect(await here.authenticate(key)).not.toBeNull();
+    expect(await elsewhere.authenticate(key)).not.toBeNull();
+
+    await here.revoke(record.key_id, ADMIN);
+    expect(await here.authenticate(key)).toBeNull();
+    // The other replica still holds its cached answer, for at most the TTL.
+    now += 4_999;
+    expect(await elsewhere.authenticate(key)).not.toBeNull();
+    now += 1;
+    expect(await elsewhere.authenticate(key)).toBeNull();
+  });
+
+  it('validates input with errors that say what to fix', async () => {
+    const keys = createKeyStore({ db, chronicle });
+    const cases: Array<[Parameters<typeof keys.create>[0], string]> = [
+      [{ tenant: 'bad tenant!', role: 'reader' }, 'invalid_tenant'],
+      [{ tenant: 't-input', role: 'superuser' }, 'invalid_role'],
+      [{ tenant: 't-input', role: 'agent', capabilities: ['READ', 'DELETE'] }, 'invalid_capabilities'],
+      [{ tenant: 't-input', role: 'reader', capabilities: ['READ', 'PROPOSE'] }, 'invalid_capabilities'],
+      [{ tenant: 't-input', role: 'reader', name: 'x'.repeat(101) }, 'invalid_name'],
+      [{ tenant: 't-input', role: 'reader', name: 'line\nbreak' }, 'invalid_name'],
+    ];
+    for (const [input, code] of cases) {
+      const err = await keys.create(input, ADMIN).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(KeyInputError);
+      expect((err as KeyInputError).code).toBe(code);
+      expect((err as KeyInputError).message.length).toBeGreaterThan(10);
+    }
+    expect(await keys.list({ tenant: 't-input', includeRevoked: true })).toEqual([]);
+    expect(() => parseCapabilities('read, propose')).not.toThrow();
+    expect(parseCapabilities('propose,read,READ')).toEqual(['READ', 'PROPOSE']);
+    await expect(keys.revoke('not-an-id', ADMIN)).rejects.toBeInstanceOf(KeyInputError);
+  });
+
+  it('lists keys per tenant without secrets and hides other tenants from tenant-scoped lookups', async () => {
+    const keys = createKeyStore({ db, chronicle });
+    const a = await keys.create({ tenant: 't-list-a', role: 'reader' }, ADMIN);
+    const b = await keys.create({ tenant: 't-list-b', role: 'auditor' }, ADMIN);
+    expect((await keys.list({ tenant: 't-list-a' })).map((r) => r.key_id)).toEqual([a.record.key_id]);
+    expect((await keys.list()).map((r) => r.key_id)).toEqual(expect.arrayContaining([a.record.key_id, b.record.key_id]));
+    expect(JSON.stringify(await keys.list())).not.toContain('icn_');
+    expect(await keys.get(b.record.key_id, { tenant: 't-list-a' })).toBeNull();
+    expect(await keys.get(b.record.key_id, { tenant: 't-list-b' })).not.toBeNull();
+    expect(await keys.revoke(b.record.key_id, ADMIN, { tenant: 't-list-a' })).toBeNull();
+    expect(await keys.authenticate(b.key)).not.toBeNull();
+  });
+
+  it('issues the bootstrap admin key once, even across store instances', async () => {
+    const first = createKeyStore({ db, chronicle });
+    const second = createKeyStore({ db, chronicle });
+    expect(await first.bootstrapIssued('default')).toBe(false);
+    const [x, y] = await Promise.all([first.issueBootstrapKey('default', ADMIN), second.issueBootstrapKey('default', ADMIN)]);
+    const issued = [x, y].filter((k) => k !== null);
+    expect(issued).toHaveLength(1);
+    expect((await first.authenticate(issued[0]!.key))?.role).toBe('admin');
+    expect(await second.issueBootstrapKey('default', ADMIN)).toBeNull();
+    expect(await first.bootstrapIssued('default')).toBe(true);
+  });
+
+  it('withdraws a key whose creation Chronicle could not record', async () => {
+    const closed = await openChronicle(db, dir);
+    await closed.close();
+    const keys = createKeyStore({ db, chronicle: closed });
+    await expect(keys.create({ tenant: 't-unaudited', role: 'admin' }, ADMIN)).rejects.toThrow();
+    expect(await keys.list({ tenant: 't-unaudited', includeRevoked: true })).toEqual([]);
+  });
+});
+
+describe('key format', () => {
+  it('parses only well-formed keys', () => {
+    expect(parseApiKey('icn_0123456789abcdef_' + 'a'.repeat(43))).toEqual({ keyId: '0123456789abcdef' });
+    expect(parseApiKey('icn_0123456789ABCDEF_' + 'a'.repeat(43))).toBeNull();
+    expect(parseApiKey('icn_0123456789abcdef_' + 'a'.repeat(42))).toBeNull();
+  });
+});
