@@ -142,7 +142,10 @@ async function main(): Promise<void> {
       const graphRequests = sim.requests().filter((r) => r.kind === 'graph').length;
       if (results.some((r) => !r.ok)) throw new Error('a burst lookup failed');
       bursts.push({ lookups, devices, graphRequests, ms: Math.round(ms) });
-      process.stdout.write(`burst: ${lookups} concurrent cold lookups over ${devices} device(s) -> ${graphRequests} Graph request(s) in ${ms.toFixed(0)} ms\n`);
+      const statuses = sim.requests().filter((r) => r.kind === 'graph' && r.status !== 200).map((r) => r.status);
+      process.stdout.write(
+        `burst: ${lookups} concurrent cold lookups over ${devices} device(s) -> ${graphRequests} Graph request(s) in ${ms.toFixed(0)} ms${statuses.length ? ` (non-200: ${statuses.join(',')})` : ''}\n`,
+      );
     }
 
     const result = {

@@ -12,6 +12,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -25,6 +26,9 @@ interface SimulatorInfo {
   readonly loginUrl: string;
   readonly graphUrl: string;
   readonly caFile: string;
+  readonly caPem: string;
+  /** An access token for the raw baseline, which has no MSAL. */
+  readonly token: string;
 }
 
 async function serve(devices: number): Promise<void> {
@@ -43,6 +47,8 @@ async function serve(devices: number): Promise<void> {
     loginUrl: handle.loginUrl,
     graphUrl: handle.graphUrl,
     caFile: handle.caFile,
+    caPem: handle.caPem,
+    token: await handle.mintToken(),
   };
   process.stdout.write(`${JSON.stringify(info)}\n`);
   const stop = (): void => {
@@ -82,14 +88,21 @@ interface RunResult {
   readonly retries: number;
 }
 
-async function listOnce(info: SimulatorInfo, expected: number): Promise<RunResult> {
+type Client = ReturnType<typeof import('../src/connector/graph/index.js').createGraphClient>;
+
+async function createClient(info: SimulatorInfo): Promise<Client> {
   const { createGraphClient } = await import('../src/connector/graph/index.js');
-  const client = createGraphClient({
+  return createGraphClient({
     tenantId: info.tenantId,
     clientId: info.clientId,
     credential: { clientSecret: info.clientSecret },
     graph: { cloud: 'custom', loginUrl: info.loginUrl, graphUrl: info.graphUrl, caFile: info.caFile, timeoutMs: 30_000, maxRetries: 4 },
   });
+}
+
+/** One full listing with a long-lived client (token cached, connection kept alive), as a sync run sees it. */
+async function listOnce(client: Client, expected: number): Promise<RunResult> {
+  const before = client.stats();
   let peakRss = process.memoryUsage.rss();
   const sampler = setInterval(() => {
     peakRss = Math.max(peakRss, process.memoryUsage.rss());
@@ -108,7 +121,6 @@ async function listOnce(info: SimulatorInfo, expected: number): Promise<RunResul
   }
   const seconds = (performance.now() - started) / 1000;
   const stats = client.stats();
-  await client.close();
   if (seen.size !== expected) throw new Error(`listed ${seen.size} distinct devices, expected ${expected}`);
   return {
     devices: seen.size,
@@ -116,9 +128,38 @@ async function listOnce(info: SimulatorInfo, expected: number): Promise<RunResul
     seconds: Number(seconds.toFixed(3)),
     devicesPerSecond: Math.round(seen.size / seconds),
     peakRssMb: Number((peakRss / 1024 / 1024).toFixed(1)),
-    requests: stats.requests,
-    retries: stats.retries,
+    requests: stats.requests - before.requests,
+    retries: stats.retries - before.retries,
   };
+}
+
+/**
+ * The floor: the same pages fetched with a bare undici request and JSON.parse, no MSAL, no Graph
+ * client, no zod. The gap between this and listOnce is what the client costs.
+ */
+async function rawOnce(info: SimulatorInfo, expected: number): Promise<{ seconds: number; peakRssMb: number }> {
+  const { Agent, request } = await import('undici');
+  const agent = new Agent({ connect: { ca: info.caPem } });
+  let count = 0;
+  let peakRss = process.memoryUsage.rss();
+  const sampler = setInterval(() => {
+    peakRss = Math.max(peakRss, process.memoryUsage.rss());
+  }, 20);
+  const started = performance.now();
+  try {
+    let url: string | undefined = `${info.graphUrl}/v1.0/deviceManagement/managedDevices?$top=1000`;
+    while (url !== undefined) {
+      const response = await request(url, { headers: { authorization: `Bearer ${info.token}` }, dispatcher: agent });
+      const page = JSON.parse(await response.body.text()) as { value: unknown[]; '@odata.nextLink'?: string };
+      count += page.value.length;
+      url = page['@odata.nextLink'];
+    }
+  } finally {
+    clearInterval(sampler);
+    await agent.close();
+  }
+  if (count !== expected) throw new Error(`raw baseline listed ${count} devices, expected ${expected}`);
+  return { seconds: (performance.now() - started) / 1000, peakRssMb: Number((peakRss / 1024 / 1024).toFixed(1)) };
 }
 
 const median = (values: readonly number[]): number => {
@@ -138,6 +179,8 @@ async function main(): Promise<void> {
     await serve(Number(serveArg));
     return;
   }
+  // What the process holds before any listing (node, tsx, the modules): part of every peak below.
+  const startRssMb = Number((process.memoryUsage.rss() / 1024 / 1024).toFixed(1));
   const sizes = (argValue('--sizes') ?? '10000,100000').split(',').map(Number);
   const runsArg = argValue('--runs');
   const summary: Record<string, unknown>[] = [];
@@ -145,17 +188,22 @@ async function main(): Promise<void> {
     const runs = runsArg !== undefined ? Number(runsArg) : size >= 100_000 ? 3 : 5;
     const { child, info } = await startChild(size);
     const results: RunResult[] = [];
+    const raw: { seconds: number; peakRssMb: number }[] = [];
+    const client = await createClient(info);
     try {
-      // One unmeasured warm-up so JIT and TLS session setup do not count against the first run.
-      await listOnce(info, size);
+      // One unmeasured warm-up: token, TLS session and JIT do not count against the first run.
+      await listOnce(client, size);
       for (let run = 0; run < runs; run++) {
-        const result = await listOnce(info, size);
+        const result = await listOnce(client, size);
         results.push(result);
         console.log(
           `  ${size} devices, run ${run + 1}/${runs}: ${result.seconds.toFixed(2)} s, ${result.devicesPerSecond} devices/s, peak RSS ${result.peakRssMb} MB, ${result.pages} pages`,
         );
       }
+      // After the client's runs, so its garbage does not count against the client's peak RSS.
+      for (let run = 0; run < runs; run++) raw.push(await rawOnce(info, size));
     } finally {
+      await client.close();
       await stopChild(child);
     }
     const row = {
@@ -165,17 +213,24 @@ async function main(): Promise<void> {
       medianDevicesPerSecond: Math.round(median(results.map((r) => r.devicesPerSecond))),
       medianPeakRssMb: Number(median(results.map((r) => r.peakRssMb)).toFixed(1)),
       maxPeakRssMb: Math.max(...results.map((r) => r.peakRssMb)),
+      rawBaselineMedianSeconds: Number(median(raw.map((r) => r.seconds)).toFixed(3)),
+      // Same process, after the client's runs: indicative of the runtime's own share of the peak.
+      rawBaselineMedianPeakRssMb: Number(median(raw.map((r) => r.peakRssMb)).toFixed(1)),
       results,
     };
     summary.push(row);
     console.log(
-      `${size} devices: median ${row.medianSeconds} s (${row.medianDevicesPerSecond} devices/s), median peak RSS ${row.medianPeakRssMb} MB (max ${row.maxPeakRssMb} MB)`,
+      `${size} devices: median ${row.medianSeconds} s (${row.medianDevicesPerSecond} devices/s), median peak RSS ${row.medianPeakRssMb} MB (max ${row.maxPeakRssMb} MB); bare undici + JSON.parse baseline ${row.rawBaselineMedianSeconds} s, ${row.rawBaselineMedianPeakRssMb} MB`,
     );
   }
   const target = summary.find((row) => row['devices'] === 100_000);
   const output = {
     benchmark: 'graph',
-    setup: 'simulator in a child process; client (MSAL + Graph client + zod) in this process; $top=1000; HTTPS over loopback',
+    setup:
+      'simulator in a child process; client (MSAL + Graph client + zod) in this process; $top=1000; HTTPS over loopback; rawBaseline = the same pages with bare undici + JSON.parse',
+    loadAverage: os.loadavg().map((l) => Number(l.toFixed(2))),
+    cpus: os.cpus().length,
+    startRssMb,
     node: process.version,
     target: '100,000 devices in < 10 s with < 300 MB peak RSS',
     ...(target !== undefined

@@ -134,7 +134,15 @@ async function benchHttp(env: Record<string, string>, deviceIds: readonly string
       });
     });
     const client = new Client({ name: 'bench-mcp', version: '1.0.0' });
-    await client.connect(new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${port}/mcp`), { requestInit: { headers: { Authorization: `Bearer ${key}` } } }));
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${port}/mcp`), {
+        requestInit: { headers: { Authorization: `Bearer ${key}` } },
+        // The transport sends every request with one long-lived AbortSignal, to which Node's fetch
+        // adds a listener per request until garbage collection (and warns past 1,500). The bench
+        // never cancels, so its requests go without it.
+        fetch: (url, init) => fetch(url, { ...init, signal: null }),
+      }),
+    );
     try {
       return summarize('http', database, await measure(client, deviceIds));
     } finally {
@@ -182,12 +190,35 @@ async function withDatabase<T>(kind: DbKind, fn: (env: Record<string, string>) =
   }
 }
 
+/**
+ * The floor under an audited call on PostgreSQL: one durable single-row commit (fsync), which
+ * every Chronicle append waits for when calls come one at a time.
+ */
+async function commitFloorMs(url: string): Promise<number> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query('CREATE TABLE bench_commit_probe (x int)');
+    const samples: number[] = [];
+    for (let i = 0; i < 200; i += 1) {
+      const started = performance.now();
+      await client.query('INSERT INTO bench_commit_probe VALUES ($1)', [i]);
+      samples.push(performance.now() - started);
+    }
+    await client.query('DROP TABLE bench_commit_probe');
+    return round(median(samples));
+  } finally {
+    await client.end();
+  }
+}
+
 async function main(): Promise<void> {
   if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first`);
   const simulator = await startSimulator({ devices: 200, seed: 'bench-mcp', throttle: { requestsPer20s: 1_000_000 } });
   const deviceIds = simulator.devices.slice(0, WARM_DEVICES).map((d) => String(d['id']));
   const results: Result[] = [];
   const skipped: string[] = [];
+  let postgresCommitP50Ms: number | undefined;
   try {
     for (const kind of DBS) {
       if (kind === 'postgres' && !(await postgresReachable())) {
@@ -203,6 +234,7 @@ async function main(): Promise<void> {
           CHRONICLE_CHECKPOINT_INTERVAL: '0',
           INTUNE_SYNC_INTERVAL: '0',
         };
+        if (dbEnv['DATABASE_URL'] !== undefined) postgresCommitP50Ms = await commitFloorMs(dbEnv['DATABASE_URL']);
         results.push(await benchStdio(env, deviceIds, kind));
         results.push(await benchHttp(env, deviceIds, kind));
       });
@@ -212,6 +244,7 @@ async function main(): Promise<void> {
   }
 
   process.stdout.write(`tools/call get_device_compliance, warm cache, audit on: ${CALLS} sequential calls x ${RUNS} runs (medians of the runs)\n`);
+  process.stdout.write(`machine: ${os.cpus().length} CPUs, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}\n`);
   process.stdout.write(`${'transport'.padEnd(10)}${'database'.padEnd(10)}${'p50 ms'.padStart(9)}${'p99 ms'.padStart(9)}${'mean ms'.padStart(9)}   per-run p50\n`);
   for (const r of results) {
     process.stdout.write(
@@ -219,14 +252,18 @@ async function main(): Promise<void> {
     );
   }
   for (const s of skipped) process.stdout.write(`skipped ${s}\n`);
-  const stdioP50 = results.filter((r) => r.transport === 'stdio').map((r) => r.median.p50Ms);
-  if (stdioP50.length > 0) process.stdout.write(`target: p50 under 2 ms over stdio: ${stdioP50.every((p) => p < 2) ? 'met' : 'NOT met'}\n`);
+  if (postgresCommitP50Ms !== undefined) {
+    process.stdout.write(`PostgreSQL durable single-row commit p50: ${postgresCommitP50Ms.toFixed(3)} ms (the floor of an audited call on PostgreSQL)\n`);
+  }
+  for (const r of results.filter((x) => x.transport === 'stdio')) {
+    process.stdout.write(`target p50 < 2 ms over stdio on ${r.database}: ${r.median.p50Ms < 2 ? 'met' : 'NOT met'} (${r.median.p50Ms.toFixed(3)} ms)\n`);
+  }
 
   const out = path.join(ROOT, 'bench', 'results', 'mcp.json');
   fs.mkdirSync(path.dirname(out), { recursive: true });
   fs.writeFileSync(
     out,
-    `${JSON.stringify({ bench: 'mcp', date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, calls: CALLS, runs: RUNS, results, skipped }, null, 2)}\n`,
+    `${JSON.stringify({ bench: 'mcp', date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, calls: CALLS, runs: RUNS, loadAverage: os.loadavg(), postgresCommitP50Ms, results, skipped }, null, 2)}\n`,
   );
   process.stdout.write(`wrote ${path.relative(process.cwd(), out)}\n`);
 }

@@ -14,6 +14,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -40,7 +41,19 @@ interface Served {
   readonly token: string;
   readonly aad: string;
   readonly startMs: number;
+  /** CPU time (user + system) the child spent getting there, module loading included. */
+  readonly startCpuMs: number;
 }
+
+interface Usage {
+  readonly rssMb: number;
+  readonly cpuMs: number;
+}
+
+const cpuMs = (): number => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+};
 
 /** Child: start a simulator, print what the parent needs as one JSON line, report RSS on request. */
 async function serve(devices: number): Promise<void> {
@@ -55,10 +68,11 @@ async function serve(devices: number): Promise<void> {
     await fetch(`${sim.graphUrl}/v1.0/deviceManagement/managedDevices?$top=1&$select=azureADDeviceId`, { headers: { authorization: `Bearer ${token}` }, dispatcher: agent })
   ).json()) as { value: { azureADDeviceId: string }[] };
   await agent.close();
-  const served: Served = { graphUrl: sim.graphUrl, caPem: sim.caPem, token, aad: String(page.value[0]?.azureADDeviceId), startMs };
+  const served: Served = { graphUrl: sim.graphUrl, caPem: sim.caPem, token, aad: String(page.value[0]?.azureADDeviceId), startMs, startCpuMs: cpuMs() };
   process.stdout.write(`${JSON.stringify(served)}\n`);
   readline.createInterface({ input: process.stdin }).on('line', () => {
-    process.stdout.write(`${JSON.stringify({ rssMb: process.memoryUsage().rss / 1_048_576 })}\n`);
+    const usage: Usage = { rssMb: process.memoryUsage().rss / 1_048_576, cpuMs: cpuMs() };
+    process.stdout.write(`${JSON.stringify(usage)}\n`);
   });
   process.stdin.on('end', () => {
     void sim.close().then(() => process.exit(0));
@@ -104,20 +118,29 @@ async function main(): Promise<void> {
   const runs = arg('runs', 5);
 
   const starts: number[] = [];
+  const startCpus: number[] = [];
   for (let i = 0; i < runs; i++) {
     const { child, served } = await startChild(200);
     starts.push(served.startMs);
+    startCpus.push(served.startCpuMs);
     child.stdin?.end();
     await new Promise((resolve) => child.once('exit', resolve));
   }
 
   const { child, served, lines } = await startChild(size);
+  const usage = async (): Promise<Usage> => {
+    child.stdin?.write('usage\n');
+    return new Promise((resolve) => lines.once('line', (line) => resolve(JSON.parse(line) as Usage)));
+  };
   const agent = new Agent({ connect: { ca: served.caPem } });
   const lists: number[] = [];
+  const serverCpus: number[] = [];
   let last = { ms: 0, devices: 0, bytes: 0, pages: 0 };
   await listAll(served, agent); // warm-up: connection, JIT, filter-free path
   for (let i = 0; i < runs; i++) {
+    const before = await usage();
     last = await listAll(served, agent);
+    serverCpus.push((await usage()).cpuMs - before.cpuMs);
     if (last.devices !== size) throw new Error(`listed ${last.devices} devices, expected ${size}`);
     lists.push(last.ms);
   }
@@ -131,14 +154,13 @@ async function main(): Promise<void> {
     await res.text();
     lookups.push(performance.now() - started);
   }
-  child.stdin?.write('rss\n');
-  const rss = await new Promise<number>((resolve) => lines.once('line', (line) => resolve((JSON.parse(line) as { rssMb: number }).rssMb)));
+  const rss = (await usage()).rssMb;
   child.stdin?.end();
   await new Promise((resolve) => child.once('exit', resolve));
   await agent.close();
 
   const result = {
-    startMs200Devices: { median: Math.round(median(starts)), runs: starts.map(Math.round) },
+    startMs200Devices: { median: Math.round(median(starts)), runs: starts.map(Math.round), cpuMsMedian: Math.round(median(startCpus)) },
     startMs100kDevices: Math.round(served.startMs),
     list: {
       devices: size,
@@ -148,16 +170,20 @@ async function main(): Promise<void> {
       medianMs: Math.round(median(lists)),
       runsMs: lists.map(Math.round),
       devicesPerSecond: Math.round(size / (median(lists) / 1000)),
+      simulatorCpuMsMedian: Math.round(median(serverCpus)),
     },
     azureADDeviceIdLookupMs: { median: Number(median(lookups).toFixed(2)), p95: Number([...lookups].sort((a, b) => a - b)[Math.floor(lookups.length * 0.95)]?.toFixed(2)) },
     simulatorRssMb: Math.round(rss),
     node: process.version,
+    // The figures are wall-clock: on a shared machine read them with the load beside them.
+    loadAverage1m: Number(os.loadavg()[0]?.toFixed(2)),
+    cpus: os.cpus().length,
   };
   process.stdout.write(
     [
-      `start, 200 devices (fresh process, median of ${runs}): ${result.startMs200Devices.median} ms`,
+      `start, 200 devices (fresh process, median of ${runs}): ${result.startMs200Devices.median} ms wall, ${result.startMs200Devices.cpuMsMedian} ms CPU`,
       `start, ${size} devices: ${result.startMs100kDevices} ms`,
-      `list ${size} devices in pages of 1000 (median of ${runs}): ${result.list.medianMs} ms, ${result.list.devicesPerSecond} devices/s, ${result.list.megabytes} MB`,
+      `list ${size} devices in pages of 1000 (median of ${runs}): ${result.list.medianMs} ms, ${result.list.devicesPerSecond} devices/s, ${result.list.megabytes} MB; simulator CPU ${result.list.simulatorCpuMsMedian} ms`,
       `azureADDeviceId lookup over ${size} devices: median ${result.azureADDeviceIdLookupMs.median} ms, p95 ${result.azureADDeviceIdLookupMs.p95} ms`,
       `simulator RSS after the runs: ${result.simulatorRssMb} MB`,
     ].join('\n') + '\n',

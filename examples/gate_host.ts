@@ -1,4 +1,4 @@
-import { createGate, loadConfig, loadGatePolicy, openRuntime } from 'intune-connector';
+import { createGate, loadConfig, loadGatePolicy, openRuntime } from '../src/index.js';
 
 const config = loadConfig(process.env);
 const policy = loadGatePolicy(config); // INTUNE_POLICY_FILE, validated before anything starts

@@ -5,6 +5,32 @@ export * from './connector/contract.js';
 export * from './connector/posture.js';
 export type { Actor, AppendInput, AppendReceipt, ChronicleEvent, ChronicleWriter } from './chronicle/types.js';
 export {
+  createChronicle,
+  ChronicleError,
+  EVENT_CATALOG,
+  EVENT_TYPES,
+  VERIFY_FAILURES,
+  GENESIS_HASH,
+  canonicalJson,
+  chainHash,
+  validateEventData,
+  validateAppendInput,
+  type Chronicle,
+  type ChronicleOptions,
+  type ChronicleQuery,
+  type ChronicleQueryResult,
+  type ChronicleStats,
+  type ChainVerifyReport,
+  type Checkpoint,
+  type CheckpointResult,
+  type EventCatalogEntry,
+  type EventType,
+  type ExportOptions,
+  type ValidationResult,
+  type VerifyFailure,
+  type VerifyReport,
+} from './chronicle/index.js';
+export {
   createIntuneConnector,
   redactDevice,
   fingerprintSerial,
@@ -19,6 +45,22 @@ export {
   type OperationInput,
   type OperationOutput,
 } from './connector/index.js';
+export {
+  createGraphClient,
+  graphClientFromConfig,
+  GraphError,
+  computeRetryDelayMs,
+  buildDeviceFilter,
+  ManagedDeviceSchema,
+  type GraphClient,
+  type GraphClientOptions,
+  type GraphClientStats,
+  type GraphErrorKind,
+  type ManagedDevice,
+  type DeviceFilter,
+  type DevicePage,
+  type RetryPolicy,
+} from './connector/graph/index.js';
 export {
   createMcpServer,
   mcpRoutes,
@@ -64,3 +106,43 @@ export {
   type RecordedRequest,
 } from './simulator/index.js';
 export { openRuntime, DEFAULT_TENANT, fingerprintKeys, type Runtime, type OpenRuntimeOptions } from './runtime/index.js';
+export {
+  createPostureService,
+  createSecretProvider,
+  secretProviderFromConfig,
+  parseSecretRef,
+  PostureInputError,
+  PostureNotFoundError,
+  SyncInProgressError,
+  SecretRefError,
+  type PostureService,
+  type PostureServiceDeps,
+  type PostureServiceOptions,
+  type Connection,
+  type ConnectionInput,
+  type ConnectionPatch,
+  type DeviceQuery,
+  type SnapshotDevice,
+  type SnapshotDevicePage,
+  type PostureSummary,
+  type SecretProvider,
+  type SecretPurpose,
+  type SyncRunSummary,
+  type SyncTrigger,
+} from './posture/index.js';
+export { startServer, describeServer, type ServerOptions, type RunningServer } from './api/server.js';
+export { createApp, registeredRoutes, type AppOptions, type AppRuntime } from './api/app.js';
+export {
+  createKeyStore,
+  parseApiKey,
+  parseCapabilities,
+  validateKeyInput,
+  KeyInputError,
+  type KeyStore,
+  type KeyStoreOptions,
+  type ApiKeyRecord,
+  type CreatedApiKey,
+  type CreateKeyInput,
+} from './api/keys.js';
+export { ROLES, type Role, type Principal, type Authenticator } from './api/auth-types.js';
+export { PERMISSIONS, type Permission } from './api/auth.js';

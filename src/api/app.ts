@@ -6,7 +6,7 @@
 import crypto from 'node:crypto';
 import { Ajv, type Options as AjvOptions } from 'ajv';
 import addFormatsModule from 'ajv-formats';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from '../log/index.js';
 import type { Db } from '../db/index.js';
 import type { Migration } from '../db/migrate.js';
@@ -46,9 +46,9 @@ export interface AppOptions {
   readonly keys?: KeyStore;
   /** Verifies user tokens sent to the gate instead of claims (Config.gateJwt). */
   readonly gateJwt?: GateJwtOptions;
-  /** Capabilities MCP callers get when their key carries none (Config.mcp.defaultCapabilities). */
+  /** Capabilities every MCP caller gets beside its key's own (Config.mcp.defaultCapabilities). */
   readonly mcpDefaultCapabilities?: readonly ('READ' | 'PROPOSE' | 'MUTATE')[];
-  /** Whether Chronicle accepts appends, for /readyz (default: its database answers a write check). */
+  /** Whether Chronicle accepts appends, for /readyz (default: the session may write its event table). */
   readonly chronicleWritable?: () => Promise<boolean>;
   /** Extra metric sources (sync runs); the cache and Chronicle figures come from the runtime. */
   readonly metrics?: Omit<MetricsSources, 'cacheStats' | 'chronicleStats'>;
@@ -75,10 +75,15 @@ function requestValidators(): { body: Ajv; other: Ajv } {
   return { body, other };
 }
 
-/** The default readiness check for Chronicle: its database accepts writes (not a read-only replica or session). */
-async function databaseWritable(db: Db): Promise<boolean> {
-  const { rows } = await db.query<{ read_only: string }>(`SELECT current_setting('transaction_read_only') AS read_only`);
-  return rows[0]?.read_only === 'off';
+/**
+ * The default readiness check for Chronicle: its database session accepts writes (not a read-only
+ * replica or session) and may insert into the event table.
+ */
+async function chronicleTableWritable(db: Db): Promise<boolean> {
+  const { rows } = await db.query<{ ok: boolean }>(
+    `SELECT current_setting('transaction_read_only') = 'off' AND has_table_privilege('chronicle_event', 'INSERT') AS ok`,
+  );
+  return rows[0]?.ok === true;
 }
 
 export async function createApp(options: AppOptions): Promise<FastifyInstance> {
@@ -104,6 +109,16 @@ export async function createApp(options: AppOptions): Promise<FastifyInstance> {
     },
     requestTimeout: 60_000,
     return503OnClosing: true,
+    // Errors the router raises before any route runs (bad URL encoding, oversized path segments):
+    // answered in the same shape as every other error, without echoing the URL.
+    frameworkErrors: (error, _request, reply) => {
+      sendError(
+        reply as unknown as FastifyReply,
+        error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+          ? new ApiError(414, 'uri_too_long', 'a path segment is too long; ids here are GUIDs')
+          : new ApiError(400, 'bad_request', 'the URL is not valid (bad percent-encoding)'),
+      );
+    },
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
   });
 
@@ -138,7 +153,7 @@ export async function createApp(options: AppOptions): Promise<FastifyInstance> {
     db: runtime.db,
     migrations: options.migrations ?? MIGRATIONS,
     metrics,
-    chronicleWritable: options.chronicleWritable ?? (() => databaseWritable(runtime.db)),
+    chronicleWritable: options.chronicleWritable ?? (() => chronicleTableWritable(runtime.db)),
   });
   app.get('/', async (_request, reply) => reply.redirect('/settings', 302));
   panelRoutes(app);

@@ -158,7 +158,7 @@ export function validateTenant(tenant: unknown): string {
   return tenant;
 }
 
-/** Splits a presented key into its id and the whole key; null when it cannot be one of ours. */
+/** The key id of a presented key; null when it cannot be one of ours (checked before any lookup). */
 export function parseApiKey(presented: string): { keyId: string } | null {
   const match = KEY_PATTERN.exec(presented);
   return match === null ? null : { keyId: match[1] as string };
@@ -166,6 +166,35 @@ export function parseApiKey(presented: string): { keyId: string } | null {
 
 export function isKeyId(value: string): boolean {
   return KEY_ID_PATTERN.test(value);
+}
+
+/** Checks a key request without touching the database (the CLI calls it before opening one). */
+export function validateKeyInput(input: CreateKeyInput): { tenant: string; role: Role; capabilities: Capability[]; name: string | null } {
+  const tenant = validateTenant(input.tenant);
+  if (typeof input.role !== 'string' || !(ROLES as readonly string[]).includes(input.role)) {
+    throw new KeyInputError('invalid_role', 'role', `role must be one of ${ROLES.join(', ')}`);
+  }
+  const role = input.role as Role;
+  let capabilities: Capability[] = ['READ'];
+  if (input.capabilities !== undefined) {
+    capabilities = parseCapabilities(input.capabilities);
+    if (!SCOPED_ROLES.includes(role) && capabilities.some((c) => c !== 'READ')) {
+      throw new KeyInputError(
+        'invalid_capabilities',
+        'capabilities',
+        `only ${SCOPED_ROLES.join(' and ')} keys carry capabilities beyond READ; leave the scope out for a ${role} key`,
+      );
+    }
+  }
+  let name: string | null = null;
+  if (input.name !== undefined && input.name !== null) {
+    const trimmed = typeof input.name === 'string' ? input.name.trim() : '';
+    if (trimmed === '' || trimmed.length > NAME_MAX_CHARS || !NAME_PATTERN.test(trimmed)) {
+      throw new KeyInputError('invalid_name', 'name', `name must be 1 to ${NAME_MAX_CHARS} printable characters`);
+    }
+    name = trimmed;
+  }
+  return { tenant, role, capabilities, name };
 }
 
 export function createKeyStore(options: KeyStoreOptions): KeyStore {
@@ -200,36 +229,8 @@ export function createKeyStore(options: KeyStoreOptions): KeyStore {
     return rows[0] ?? null;
   }
 
-  function validateCreate(input: CreateKeyInput): { tenant: string; role: Role; capabilities: Capability[]; name: string | null } {
-    const tenant = validateTenant(input.tenant);
-    if (typeof input.role !== 'string' || !(ROLES as readonly string[]).includes(input.role)) {
-      throw new KeyInputError('invalid_role', 'role', `role must be one of ${ROLES.join(', ')}`);
-    }
-    const role = input.role as Role;
-    let capabilities: Capability[] = ['READ'];
-    if (input.capabilities !== undefined) {
-      capabilities = parseCapabilities(input.capabilities);
-      if (!SCOPED_ROLES.includes(role) && capabilities.some((c) => c !== 'READ')) {
-        throw new KeyInputError(
-          'invalid_capabilities',
-          'capabilities',
-          `only ${SCOPED_ROLES.join(' and ')} keys carry capabilities beyond READ; leave the scope out for a ${role} key`,
-        );
-      }
-    }
-    let name: string | null = null;
-    if (input.name !== undefined && input.name !== null) {
-      const trimmed = typeof input.name === 'string' ? input.name.trim() : '';
-      if (trimmed === '' || trimmed.length > NAME_MAX_CHARS || !NAME_PATTERN.test(trimmed)) {
-        throw new KeyInputError('invalid_name', 'name', `name must be 1 to ${NAME_MAX_CHARS} printable characters`);
-      }
-      name = trimmed;
-    }
-    return { tenant, role, capabilities, name };
-  }
-
   async function create(input: CreateKeyInput, actor: Actor, opts: { requestId?: string } = {}): Promise<CreatedApiKey> {
-    const { tenant, role, capabilities, name } = validateCreate(input);
+    const { tenant, role, capabilities, name } = validateKeyInput(input);
     const keyId = crypto.randomBytes(8).toString('hex');
     const key = `${KEY_PREFIX}${keyId}_${crypto.randomBytes(32).toString('base64url')}`;
     const { rows } = await db.query<KeyRow>(

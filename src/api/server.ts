@@ -123,6 +123,20 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     });
     closers.push({ name: 'http', close: () => app.close() });
 
+    // Listen before the first sync and before minting the bootstrap key: a port in use must fail
+    // start-up before a key is issued that nobody would ever see.
+    let address: string;
+    try {
+      address = await app.listen({ host: config.http.host, port: config.http.port });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+        throw new Error(`${config.http.host}:${config.http.port} is already in use: stop the other process, or set PORT (and HOST) to a free address`, { cause: err });
+      }
+      throw err;
+    }
+    const url = new URL(address);
+    const base = `${url.protocol}//${url.host}`;
+
     let initialSync: Promise<SyncRunSummary | null> = Promise.resolve(null);
     const initialMode = options.initialSync ?? (runtime.demo !== undefined ? 'wait' : 'background');
     if (connection !== null && connection.status !== 'disabled' && initialMode !== 'off') {
@@ -151,10 +165,6 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       // Registered after 'http' so it runs first on close: no new runs while the server drains.
       closers.push({ name: 'scheduler', close: () => service.stopScheduler() });
     }
-
-    const address = await app.listen({ host: config.http.host, port: config.http.port });
-    const url = new URL(address);
-    const base = `${url.protocol}//${url.host}`;
 
     let closing: Promise<void> | undefined;
     return {

@@ -4,10 +4,11 @@
  * checkpoints written outside the database. See README "Chronicle" for the formats and the
  * outside-verifier recipe.
  */
+import os from 'node:os';
 import { ConfigError } from '../config/index.js';
 import type { Db } from '../db/index.js';
 import type { Logger } from '../log/index.js';
-import { loadEventSchemas } from './catalog.js';
+import { loadEventSchemas } from './validate.js';
 import { loadSigningKey, prepareCheckpointDir, writeCheckpoints, type SigningKey } from './checkpoints.js';
 import { exportChronicle, queryChronicle } from './query.js';
 import {
@@ -23,6 +24,7 @@ import {
   type VerifyReport,
 } from './types.js';
 import { verifyChronicle } from './verify.js';
+import { VerifyPool } from './verify-pool.js';
 import { GroupCommitWriter } from './writer.js';
 
 export interface ChronicleOptions {
@@ -43,6 +45,11 @@ export interface ChronicleOptions {
    * a verifier that made itself a new key would only prove that old checkpoints are not its own.
    */
   createSigningKey?: boolean;
+  /**
+   * Worker threads verify may use for long chains (default: up to 2, one per CPU; 0: none).
+   * `minEventsForWorkers` (default 20000) and `chunkSize` (rows per range, default 5000) tune it.
+   */
+  verify?: { workers?: number; minEventsForWorkers?: number; chunkSize?: number };
 }
 
 export interface Chronicle extends ChronicleWriter {
@@ -81,15 +88,8 @@ export type {
   VerifyReport,
 } from './types.js';
 export { EVENT_TYPES, VERIFY_FAILURES } from './types.js';
-export {
-  EVENT_CATALOG,
-  ENVELOPE_SCHEMA_FILE,
-  specPath,
-  validateAppendInput,
-  validateEventData,
-  type EventCatalogEntry,
-  type ValidationResult,
-} from './catalog.js';
+export { EVENT_CATALOG, ENVELOPE_SCHEMA_FILE, specPath, type EventCatalogEntry } from './catalog.js';
+export { validateAppendInput, validateEventData, type ValidationResult } from './validate.js';
 export { GENESIS_HASH, canonicalJson, chainHash } from './canonical.js';
 
 const DEFAULT_MAX_BATCH = 500;
@@ -157,6 +157,8 @@ export async function createChronicle(options: ChronicleOptions): Promise<Chroni
     timer.unref();
   }
 
+  const verifyWorkers = options.verify?.workers ?? Math.min(2, os.availableParallelism());
+  let pool: VerifyPool | undefined;
   let closing: Promise<void> | undefined;
   return {
     keyId: key?.keyId ?? null,
@@ -167,6 +169,14 @@ export async function createChronicle(options: ChronicleOptions): Promise<Chroni
         key,
         ...(checkpointDir !== undefined ? { checkpointDir } : {}),
         ...(verifyOptions.tenant !== undefined ? { tenant: verifyOptions.tenant } : {}),
+        ...(options.verify?.chunkSize !== undefined ? { chunkSize: options.verify.chunkSize } : {}),
+        ...(options.verify?.minEventsForWorkers !== undefined ? { minEventsForWorkers: options.verify.minEventsForWorkers } : {}),
+        // Started on the first long chain and kept until close(): starting threads costs more than a short verify.
+        pool: () => {
+          if (verifyWorkers <= 0 || closing !== undefined) return undefined;
+          pool ??= new VerifyPool(verifyWorkers);
+          return pool;
+        },
       }),
     query: (filter) => queryChronicle(db, filter),
     export: (exportOptions, out) => exportChronicle(db, exportOptions, out),
@@ -176,6 +186,7 @@ export async function createChronicle(options: ChronicleOptions): Promise<Chroni
       closing ??= (async () => {
         if (timer !== undefined) clearInterval(timer);
         await writer.close();
+        await pool?.close();
         // Only chains this instance wrote: a reviewer's tool that merely reads never signs anything.
         if (canCheckpoint && writer.touchedChains.size > 0) {
           await serialised(true, writer.touchedChains).catch((err: unknown) =>

@@ -139,7 +139,7 @@ export type VerifyFailure = (typeof VERIFY_FAILURES)[number];
 export interface ChainVerifyReport {
   readonly tenant: string;
   readonly ok: boolean;
-  /** Events whose hash, link, form and columns were checked. */
+  /** Events found intact (hash, link, form, columns): all of them when ok, else those before firstBadSeq. */
   readonly eventsChecked: number;
   /** The head row's seq (0 for a chain without a head row). */
   readonly headSeq: number;

@@ -1,26 +1,24 @@
 /**
  * Verify: walk each chain in seq order and name the first seq that can no longer be trusted.
  *
- * For every row it checks, from the stored text alone (nothing is trusted from the database but
- * the bytes it returns):
- *   - seq is the next one (gap, or truncated at the end);
- *   - hash = SHA-256(prev_hash || SHA-256(body)) (hash_mismatch);
- *   - the body is this position's event of this chain (reordered, inserted);
- *   - prev_hash is the previous row's hash, or the genesis hash for seq 1 (chain_break);
- *   - the body is RFC 8785 canonical JSON of itself (not_canonical);
- *   - time does not run backwards (reordered);
- *   - the indexed columns agree with the body (column_mismatch);
- * then that the head row names the last event, that nothing lies beyond it, and that every signed
- * checkpoint agrees with the chain (truncated, checkpoint_mismatch, bad_signature).
+ * Row by row (verify-core.ts), from the stored text alone: seq is the next one (gap), the hash is
+ * SHA-256(prev_hash || SHA-256(body)) (hash_mismatch), the body is this position's event of this
+ * chain (reordered, inserted), prev_hash is the previous row's hash or the genesis hash
+ * (chain_break), the body is RFC 8785 canonical (not_canonical), time does not run backwards
+ * (reordered), the indexed columns agree with the body (column_mismatch). Then: the head row names
+ * the last event, nothing lies beyond it, and every signed checkpoint agrees with the chain
+ * (truncated, beyond_head, head_mismatch, checkpoint_mismatch, bad_signature).
  *
- * Rows stream in bounded seq ranges (keyset, not OFFSET) with the next range fetched while the
- * current one is hashed.
+ * Rows stream in bounded seq ranges (keyset, never OFFSET), the next range fetched while the
+ * current one is checked; long chains are checked by worker threads in parallel.
  */
 import type { Db } from '../db/index.js';
-import { GENESIS_HASH, createChainHasher, isCanonicalText } from './canonical.js';
+import { GENESIS_HASH } from './canonical.js';
 import { checkSignature, readCheckpoints, type SigningKey } from './checkpoints.js';
-import { INDEX_KEY_SQL, indexKeyOf, type Envelope } from './envelope.js';
-import { ChronicleError, type ChainVerifyReport, type Checkpoint, type VerifyFailure, type VerifyReport } from './types.js';
+import { INDEX_KEY_SQL } from './envelope.js';
+import { BEFORE_CHAIN, ChainWalk, checkChunk, type CheckpointRef, type ChunkResult, type ChunkTask, type Failure, type PreviousRow } from './verify-core.js';
+import type { VerifyPool } from './verify-pool.js';
+import { ChronicleError, type ChainVerifyReport, type Checkpoint, type VerifyReport } from './types.js';
 
 export interface VerifyOptions {
   readonly db: Db;
@@ -29,15 +27,13 @@ export interface VerifyOptions {
   readonly checkpointDir?: string;
   /** Rows per fetched range (default 5000). */
   readonly chunkSize?: number;
+  /** Worker threads for long chains; absent: everything on the calling thread. */
+  readonly pool?: () => VerifyPool | undefined;
+  /** Chains shorter than this are checked on the calling thread (default 20000). */
+  readonly minEventsForWorkers?: number;
 }
 
 const TENANT = /^[A-Za-z0-9._-]{1,64}$/;
-
-interface Failure {
-  readonly seq: number | null;
-  readonly reason: VerifyFailure;
-  readonly detail: string;
-}
 
 interface Row {
   seq: number;
@@ -60,9 +56,7 @@ export async function verifyChronicle(options: VerifyOptions): Promise<VerifyRep
   const byChain = new Map<string, Array<Checkpoint & { source: string }>>();
   for (const cp of checkpoints) {
     if (options.tenant !== undefined && cp.chain !== options.tenant) continue;
-    const list = byChain.get(cp.chain) ?? [];
-    list.push(cp);
-    byChain.set(cp.chain, list);
+    byChain.set(cp.chain, [...(byChain.get(cp.chain) ?? []), cp]);
   }
 
   let tenants: string[];
@@ -81,9 +75,7 @@ export async function verifyChronicle(options: VerifyOptions): Promise<VerifyRep
   }
 
   const chains: ChainVerifyReport[] = [];
-  for (const tenant of tenants) {
-    chains.push(await verifyChain(options, tenant, byChain.get(tenant) ?? []));
-  }
+  for (const tenant of tenants) chains.push(await verifyChain(options, tenant, byChain.get(tenant) ?? []));
   return {
     ok: chains.every((c) => c.ok),
     chains,
@@ -93,49 +85,39 @@ export async function verifyChronicle(options: VerifyOptions): Promise<VerifyRep
   };
 }
 
-async function verifyChain(
-  options: VerifyOptions,
-  tenant: string,
-  checkpoints: ReadonlyArray<Checkpoint & { source: string }>,
-): Promise<ChainVerifyReport> {
+async function verifyChain(options: VerifyOptions, tenant: string, checkpoints: ReadonlyArray<Checkpoint & { source: string }>): Promise<ChainVerifyReport> {
   const { db } = options;
   const chunkSize = options.chunkSize ?? 5_000;
   const failures: Failure[] = [];
 
   // Signed checkpoints are evidence; forged ones are failures at the seq they claim.
-  const trusted: Array<Checkpoint & { source: string }> = [];
+  const trusted: CheckpointRef[] = [];
   for (const cp of checkpoints) {
     const check = checkSignature(cp, options.key);
-    if (check.ok) trusted.push(cp);
+    if (check.ok) trusted.push({ seq: cp.seq, hash: cp.hash, time: cp.time, source: cp.source });
     else failures.push({ seq: cp.seq, reason: 'bad_signature', detail: `${cp.source}: ${check.detail}` });
   }
   trusted.sort((a, b) => a.seq - b.seq);
-  const checkpointAt = new Map<number, Array<Checkpoint & { source: string }>>();
-  for (const cp of trusted) checkpointAt.set(cp.seq, [...(checkpointAt.get(cp.seq) ?? []), cp]);
 
-  const { rows: headRows } = await db.query<{ head_seq: number; head_hash: string }>(
-    'SELECT head_seq, head_hash FROM chronicle_chain WHERE tenant = $1',
+  // Head and last row in one statement: an append moves both atomically, so rows past the head
+  // in this snapshot were put there around the append path, not by a concurrent writer.
+  const { rows: snapshot } = await db.query<{ head_seq: number | null; head_hash: string | null; max_seq: number | null }>(
+    `SELECT (SELECT head_seq FROM chronicle_chain WHERE tenant = $1) AS head_seq,
+            (SELECT head_hash FROM chronicle_chain WHERE tenant = $1) AS head_hash,
+            (SELECT max(seq) FROM chronicle_event WHERE tenant = $1) AS max_seq`,
     [tenant],
   );
-  const head = headRows[0];
-  let lastSeq: number;
-  if (head !== undefined) {
-    lastSeq = Number(head.head_seq);
-  } else {
-    const { rows } = await db.query<{ max: number | null }>('SELECT max(seq) AS max FROM chronicle_event WHERE tenant = $1', [tenant]);
-    lastSeq = Number(rows[0]?.max ?? 0);
-    if (lastSeq > 0) failures.push({ seq: lastSeq, reason: 'head_mismatch', detail: 'the chain has events but no head row' });
-  }
+  const hasHead = snapshot[0]?.head_seq != null;
+  const headSeq = Number(snapshot[0]?.head_seq ?? 0);
+  const headHash = snapshot[0]?.head_hash ?? null;
+  const maxSeq = Number(snapshot[0]?.max_seq ?? 0);
+  // Rows past the head are walked too: they may explain an earlier row (an insertion shifts them up).
+  const lastSeq = Math.max(headSeq, maxSeq);
+  if (!hasHead && maxSeq > 0) failures.push({ seq: maxSeq, reason: 'head_mismatch', detail: 'the chain has events but no head row' });
 
-  const hasher = createChainHasher();
-  let expected = 1;
-  let prevHash = GENESIS_HASH;
-  let prevBody = '';
-  let prevTime = '';
-  let lastGoodCheckpoint = 0;
-  let checked = 0;
-  let rowFailure: Failure | null = null;
-
+  const pool = lastSeq >= (options.minEventsForWorkers ?? 20_000) ? options.pool?.() : undefined;
+  const parallel = pool !== undefined && pool.size > 0;
+  const walk = new ChainWalk();
   const fetchRange = (after: number) =>
     db.query<Row>(
       `SELECT seq, body, prev_hash, hash, ${INDEX_KEY_SQL} AS idx FROM chronicle_event
@@ -143,100 +125,55 @@ async function verifyChain(
       [tenant, after, Math.min(after + chunkSize, lastSeq)],
     );
 
+  let previous: PreviousRow = BEFORE_CHAIN;
   let rangeStart = 0;
-  let pending = lastSeq > 0 ? fetchRange(0) : null;
-  walk: while (pending !== null) {
-    const { rows } = await pending;
-    rangeStart += chunkSize;
-    pending = rangeStart < lastSeq ? fetchRange(rangeStart) : null;
-
-    for (const row of rows) {
-      const seq = Number(row.seq);
-      if (seq !== expected) {
-        rowFailure = { seq: expected, reason: 'gap', detail: `seq ${expected}${seq - 1 > expected ? ` to ${seq - 1}` : ''} is missing: rows were deleted` };
-        break walk;
+  let fetching = lastSeq > 0 ? fetchRange(0) : null;
+  const checking: Array<Promise<ChunkResult>> = [];
+  // Enough ranges in flight to keep every worker busy, few enough to bound memory.
+  const maxInFlight = parallel ? (pool as VerifyPool).size * 2 : 0;
+  try {
+    while (fetching !== null && walk.outcome === undefined) {
+      const { rows } = await fetching;
+      const end = Math.min(rangeStart + chunkSize, lastSeq);
+      rangeStart = end;
+      fetching = rangeStart < lastSeq ? fetchRange(rangeStart) : null;
+      if (rows.length > 0) {
+        const task = toTask(tenant, previous, headSeq, rows, trusted);
+        const last = rows[rows.length - 1] as Row;
+        previous = { seq: Number(last.seq), hash: last.hash, body: last.body, time: timeOf(last.body) };
+        checking.push(parallel ? (pool as VerifyPool).run(task) : Promise.resolve(checkChunk(task)));
       }
-      const body = row.body;
-      const hash = hasher(row.prev_hash, body);
-      let parsed: Envelope | undefined;
-      try {
-        parsed = JSON.parse(body) as Envelope;
-      } catch {
-        parsed = undefined;
+      while (checking.length > maxInFlight || (fetching === null && checking.length > 0)) {
+        walk.add(await (checking.shift() as Promise<ChunkResult>));
+        if (walk.outcome !== undefined) break;
       }
-      const hashOk = hash === row.hash;
-      const linkOk = row.prev_hash === prevHash;
-      const placeOk = parsed !== undefined && parsed !== null && parsed.seq === seq && parsed.chain === tenant;
-      if (!hashOk || !linkOk || !placeOk) {
-        rowFailure = classify(seq, tenant, row, parsed, { hashOk, linkOk }, prevBody);
-        break walk;
-      }
-      const envelope = parsed as Envelope;
-      if (!isCanonicalText(body, envelope)) {
-        rowFailure = { seq, reason: 'not_canonical', detail: 'the stored body is not RFC 8785 canonical JSON' };
-        break walk;
-      }
-      if (typeof envelope.time !== 'string' || envelope.time < prevTime) {
-        rowFailure = { seq, reason: 'reordered', detail: `time ${String(envelope.time)} is earlier than the previous event's ${prevTime}: events were moved` };
-        break walk;
-      }
-      if (row.idx !== indexKeyOf(envelope)) {
-        rowFailure = { seq, reason: 'column_mismatch', detail: 'an indexed column (time, type, code, actor, request id, decision or device ids) differs from the stored body' };
-        break walk;
-      }
-      const atCheckpoint = checkpointAt.get(seq);
-      if (atCheckpoint !== undefined) {
-        const differing = atCheckpoint.find((cp) => cp.hash !== row.hash);
-        if (differing !== undefined) {
-          rowFailure = {
-            seq: lastGoodCheckpoint + 1,
-            reason: 'checkpoint_mismatch',
-            detail: `the hash at seq ${seq} differs from the signed checkpoint of ${differing.time} (${differing.source}): the chain was rewritten somewhere in seq ${lastGoodCheckpoint + 1} to ${seq}`,
-          };
-          break walk;
-        }
-        lastGoodCheckpoint = seq;
-      }
-      prevHash = row.hash;
-      prevBody = body;
-      prevTime = envelope.time;
-      checked++;
-      expected++;
     }
+  } finally {
+    fetching?.catch(() => undefined); // abandoned after an answer: its result no longer matters
   }
+  await Promise.all(checking); // let stragglers finish so none outlives this call
 
+  const rowFailure = walk.finish();
   if (rowFailure !== null) {
     failures.push(rowFailure);
   } else {
-    const walked = expected - 1;
-    if (walked < lastSeq) {
-      failures.push({ seq: walked + 1, reason: 'truncated', detail: `the chain ends at seq ${walked} but its head row says seq ${lastSeq}: the tail was deleted` });
-    } else if (head !== undefined && lastSeq > 0 && head.head_hash !== prevHash) {
-      failures.push({ seq: lastSeq, reason: 'head_mismatch', detail: `the head row's hash is not the hash of seq ${lastSeq}` });
-    } else if (head !== undefined && lastSeq === 0 && head.head_hash !== GENESIS_HASH) {
-      failures.push({ seq: null, reason: 'head_mismatch', detail: 'an empty chain whose head row does not hold the genesis hash' });
+    const walked = walk.walked;
+    if (hasHead && walked < headSeq) {
+      failures.push({ seq: walked + 1, reason: 'truncated', detail: `the chain ends at seq ${walked} but its head row says seq ${headSeq}: the tail was deleted` });
+    } else if (hasHead && maxSeq > headSeq) {
+      failures.push({ seq: headSeq + 1, reason: 'beyond_head', detail: `rows up to seq ${maxSeq} exist past the head (seq ${headSeq}): they were written around the append path` });
+    } else if (hasHead && headSeq > 0 && walk.hashAtHead !== headHash) {
+      failures.push({ seq: headSeq, reason: 'head_mismatch', detail: `the head row's hash is not the hash of seq ${headSeq}` });
+    } else if (hasHead && headSeq === 0 && headHash !== GENESIS_HASH) {
+      failures.push({ seq: null, reason: 'head_mismatch', detail: 'the head row of an empty chain does not hold the genesis hash' });
     }
     const beyond = trusted.filter((cp) => cp.seq > walked);
-    if (beyond.length > 0 && walked >= lastSeq) {
-      const top = beyond[beyond.length - 1] as Checkpoint & { source: string };
+    const top = beyond[beyond.length - 1];
+    if (top !== undefined && walked >= headSeq) {
       failures.push({
         seq: walked + 1,
         reason: 'truncated',
         detail: `the chain ends at seq ${walked} but a signed checkpoint of ${top.time} (${top.source}) records seq ${top.seq}: the tail was cut`,
-      });
-    }
-    // Rows past the head, read in one statement so a concurrent append cannot look like one.
-    const { rows } = await db.query<{ head_seq: number | null; max_seq: number | null }>(
-      `SELECT (SELECT head_seq FROM chronicle_chain WHERE tenant = $1) AS head_seq,
-              (SELECT max(seq) FROM chronicle_event WHERE tenant = $1) AS max_seq`,
-      [tenant],
-    );
-    const now = rows[0];
-    if (head !== undefined && now?.head_seq != null && now.max_seq != null && Number(now.max_seq) > Number(now.head_seq)) {
-      failures.push({
-        seq: Number(now.head_seq) + 1,
-        reason: 'beyond_head',
-        detail: `rows up to seq ${now.max_seq} exist past the head (seq ${now.head_seq}): they were inserted around the append path`,
       });
     }
   }
@@ -246,8 +183,9 @@ async function verifyChain(
   return {
     tenant,
     ok: first === undefined,
-    eventsChecked: checked,
-    headSeq: head !== undefined ? Number(head.head_seq) : 0,
+    // Deterministic whatever the ranges: every event when intact, else those before the first bad seq.
+    eventsChecked: first?.seq != null ? Math.min(walk.checked, Math.max(0, first.seq - 1)) : walk.checked,
+    headSeq,
     checkpointsChecked: checkpoints.length,
     firstBadSeq: first?.seq ?? null,
     reason: first?.reason ?? null,
@@ -255,36 +193,28 @@ async function verifyChain(
   };
 }
 
-function classify(
-  seq: number,
-  tenant: string,
-  row: Row,
-  parsed: Envelope | undefined,
-  { hashOk, linkOk }: { hashOk: boolean; linkOk: boolean },
-  prevBody: string,
-): Failure {
-  if (!hashOk) {
-    return { seq, reason: 'hash_mismatch', detail: 'the stored hash is not SHA-256(prev_hash || SHA-256(body)): the body or its hash was changed' };
+function toTask(tenant: string, previous: PreviousRow, headSeq: number, rows: readonly Row[], trusted: readonly CheckpointRef[]): ChunkTask {
+  const n = rows.length;
+  const seq = new Array<number>(n);
+  const body = new Array<string>(n);
+  const prevHash = new Array<string>(n);
+  const hash = new Array<string>(n);
+  const idx = new Array<string | null>(n);
+  for (let i = 0; i < n; i++) {
+    const row = rows[i] as Row;
+    seq[i] = Number(row.seq);
+    body[i] = row.body;
+    prevHash[i] = row.prev_hash;
+    hash[i] = row.hash;
+    idx[i] = row.idx;
   }
-  if (parsed === undefined || parsed === null || typeof parsed !== 'object') {
-    return { seq, reason: 'not_canonical', detail: 'the stored body is not JSON' };
-  }
-  if (parsed.chain !== tenant) {
-    return { seq, reason: 'reordered', detail: `the row holds an event of chain ${JSON.stringify(String(parsed.chain)).slice(0, 80)}: events were moved between chains` };
-  }
-  if (parsed.seq !== seq) {
-    if (parsed.seq === seq - 1 && row.body !== prevBody) {
-      return {
-        seq: seq - 1,
-        reason: 'inserted',
-        detail: `a row was inserted at seq ${seq - 1}: the event recorded as seq ${seq - 1} now sits at seq ${seq}`,
-      };
-    }
-    const held = typeof parsed.seq === 'number' ? `seq ${parsed.seq}` : 'no seq';
-    return { seq, reason: 'reordered', detail: `the row at seq ${seq} holds the event recorded as ${held}: rows were moved, swapped or removed` };
-  }
-  if (!linkOk) {
-    return { seq, reason: 'chain_break', detail: `prev_hash does not match the hash of seq ${seq - 1}` };
-  }
-  return { seq, reason: 'hash_mismatch', detail: 'the row does not link' };
+  const from = seq[0] as number;
+  const to = seq[n - 1] as number;
+  return { tenant, previous, headSeq, seq, body, prevHash, hash, idx, checkpoints: trusted.filter((cp) => cp.seq >= from && cp.seq <= to) };
+}
+
+/** The time of a stored body, for the next range's "time never goes back" check; '' when unreadable. */
+function timeOf(body: string): string {
+  const at = body.lastIndexOf('"time":"');
+  return at < 0 ? '' : body.slice(at + 8, at + 32);
 }

@@ -11,7 +11,7 @@
 import type { Db } from '../db/index.js';
 import type { Logger } from '../log/index.js';
 import { GENESIS_HASH, createChainHasher } from './canonical.js';
-import { validateAppendInput } from './catalog.js';
+import { validateAppendInput } from './validate.js';
 import { bodyAt, prepareEvent, type PreparedEvent } from './envelope.js';
 import { ChronicleError, type AppendInput, type AppendReceipt, type ChronicleStats } from './types.js';
 
@@ -110,7 +110,8 @@ export class GroupCommitWriter {
   private kick(): void {
     if (this.running) return;
     this.running = true;
-    void this.drain();
+    // Start after the current turn, so appends made together (a loop, a Promise.all) share the first batch too.
+    queueMicrotask(() => void this.drain());
   }
 
   private async drain(): Promise<void> {

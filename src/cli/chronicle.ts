@@ -59,14 +59,16 @@ async function run(body: () => Promise<number>): Promise<void> {
   }
 }
 
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+
 export function formatVerifyReport(report: VerifyReport): string {
   const lines = [
-    `chronicle verify: ${report.chains.length} chain${report.chains.length === 1 ? '' : 's'}, ${report.eventsChecked} events checked in ${(report.durationMs / 1000).toFixed(2)} s: ${report.ok ? 'intact' : 'TAMPERING FOUND'}`,
+    `chronicle verify: ${plural(report.chains.length, 'chain')}, ${plural(report.eventsChecked, 'event')} checked in ${(report.durationMs / 1000).toFixed(2)} s: ${report.ok ? 'intact' : 'TAMPERING FOUND'}`,
   ];
   for (const chain of report.chains) {
     lines.push(
       chain.ok
-        ? `tenant ${chain.tenant}: intact (${chain.eventsChecked} events, head seq ${chain.headSeq}, ${chain.checkpointsChecked} checkpoints)`
+        ? `tenant ${chain.tenant}: intact (${plural(chain.eventsChecked, 'event')}, head seq ${chain.headSeq}, ${plural(chain.checkpointsChecked, 'checkpoint')})`
         : `tenant ${chain.tenant}: ${chain.firstBadSeq !== null ? `seq ${chain.firstBadSeq}` : 'head'}: ${chain.reason}: ${chain.detail}`,
     );
   }
@@ -214,7 +216,7 @@ export function registerChronicle(program: Command): void {
           process.stdout.write('no chains yet: nothing to checkpoint\n');
         } else {
           for (const cp of result.checkpoints) process.stdout.write(`tenant ${cp.chain}: seq ${cp.seq} ${cp.hash} (key ${cp.key_id})\n`);
-          process.stdout.write(`wrote ${result.checkpoints.length} checkpoint${result.checkpoints.length === 1 ? '' : 's'} to ${result.file}\n`);
+          process.stdout.write(`wrote ${plural(result.checkpoints.length, 'checkpoint')} to ${result.file}\n`);
         }
         return EXIT.ok;
       }),

@@ -7,7 +7,7 @@ import { openDatabase } from '../db/index.js';
 import { createChronicle } from '../chronicle/index.js';
 import { createLogger } from '../log/index.js';
 import { ROLES } from '../api/auth-types.js';
-import { createKeyStore, parseCapabilities, type ApiKeyRecord, type KeyStore } from '../api/keys.js';
+import { createKeyStore, parseCapabilities, validateKeyInput, type ApiKeyRecord, type KeyStore } from '../api/keys.js';
 import type { Actor } from '../chronicle/types.js';
 import type { Config } from '../config/index.js';
 import { configFromEnv } from './shared.js';
@@ -77,17 +77,15 @@ With the embedded database, stop \`serve\` first (one process at a time) or use 
     .option('--name <label>', 'a label to recognise the key by in `keys list`')
     .action(async (opts: { role: string; tenant: string; scope?: string[]; name?: string }) => {
       const config = configFromEnv();
-      const created = await withKeyStore(config, (store) =>
-        store.create(
-          {
-            tenant: opts.tenant,
-            role: opts.role,
-            ...(opts.scope !== undefined ? { capabilities: opts.scope } : {}),
-            ...(opts.name !== undefined ? { name: opts.name } : {}),
-          },
-          CLI_ACTOR,
-        ),
-      );
+      const input = {
+        tenant: opts.tenant,
+        role: opts.role,
+        ...(opts.scope !== undefined ? { capabilities: opts.scope } : {}),
+        ...(opts.name !== undefined ? { name: opts.name } : {}),
+      };
+      // Refuse a bad request before opening the database (seconds with the embedded one).
+      validateKeyInput(input);
+      const created = await withKeyStore(config, (store) => store.create(input, CLI_ACTOR));
       process.stdout.write(`${created.key}\n`);
       process.stderr.write(
         `created key ${created.record.key_id} (tenant ${created.record.tenant}, role ${created.record.role}, ` +

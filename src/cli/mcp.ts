@@ -45,19 +45,16 @@ export function registerMcp(program: Command): void {
       const config = configFromEnv();
       const logger = createLogger({ level: config.logLevel, name: 'intune-connector-mcp' });
       const runtime = await openRuntime(config, { logger });
-      let server: Awaited<ReturnType<typeof startStdioServer>> | undefined;
-      const stop = async (): Promise<void> => {
-        await server?.close();
-      };
-      process.once('SIGINT', () => void stop());
-      process.once('SIGTERM', () => void stop());
       try {
-        server = await startStdioServer({
+        const server = await startStdioServer({
           connector: runtime.connector,
           tenant: DEFAULT_TENANT,
           capabilities: options.capabilities ?? config.mcp.defaultCapabilities,
           logger,
         });
+        const stop = (): void => void server.close();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
         await server.closed;
       } finally {
         await runtime.close();

@@ -3,6 +3,7 @@
  */
 import { ChronicleError } from '../chronicle/types.js';
 import type { FailureReason } from './contract.js';
+import { isGraphError } from './graph/errors.js';
 
 /**
  * Thrown by invoke when the CONNECTOR_INVOKED record could not be appended: the caller gets this
@@ -28,15 +29,6 @@ export class ConnectorUsageError extends Error {
   }
 }
 
-/** What the connector needs from a Graph failure. GraphError (./graph) has these fields; matching by shape keeps this module free of the HTTP stack. */
-interface GraphFailureLike {
-  readonly name?: unknown;
-  readonly kind?: unknown;
-  readonly status?: unknown;
-  readonly requestId?: unknown;
-  readonly retryAfterMs?: unknown;
-}
-
 export interface GraphFailure {
   readonly reason: Exclude<FailureReason, 'not_found'> | 'not_found';
   /** A sentence for the caller. Never the Graph body: it may carry PII. */
@@ -59,13 +51,15 @@ function isAbort(err: unknown): boolean {
 
 /** Maps any error thrown by the Graph client to a failure reason and a safe sentence. */
 export function classifyGraphError(err: unknown): GraphFailure {
-  const e = (typeof err === 'object' && err !== null ? err : {}) as GraphFailureLike;
-  const kind = typeof e.kind === 'string' ? e.kind : isAbort(err) ? 'aborted' : undefined;
-  const status = typeof e.status === 'number' ? e.status : null;
-  const graphRequestId = safeRequestId(e.requestId);
-  const retryAfterMs = typeof e.retryAfterMs === 'number' && Number.isFinite(e.retryAfterMs) && e.retryAfterMs >= 0 ? Math.ceil(e.retryAfterMs) : undefined;
+  const graphError = isGraphError(err) ? err : undefined;
+  const kind = graphError?.kind ?? (isAbort(err) ? 'aborted' : undefined);
+  // GraphError uses status 0 for "no answer received"; here that is null.
+  const status = graphError !== undefined && graphError.status > 0 ? graphError.status : null;
+  const graphRequestId = safeRequestId(graphError?.requestId);
+  const retryAfterMs =
+    graphError?.retryAfterMs !== undefined && Number.isFinite(graphError.retryAfterMs) && graphError.retryAfterMs >= 0 ? Math.ceil(graphError.retryAfterMs) : undefined;
   const base = { graphRequestId, status, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) };
-  switch (kind ?? (status === 404 ? 'not_found' : undefined)) {
+  switch (kind) {
     case 'throttled':
       return {
         ...base,

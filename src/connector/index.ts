@@ -167,7 +167,6 @@ function normalizeScope(scope: unknown): DelegationScope {
 
 /** Chronicle refuses control characters and long ids; an agent's self-chosen name must not make the audit fail. */
 function sanitizeActorId(id: unknown): string {
-  // eslint-disable-next-line no-control-regex
   const clean = typeof id === 'string' ? id.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?').slice(0, 200) : '';
   return clean === '' ? 'unknown' : clean;
 }
@@ -200,10 +199,6 @@ function invalidInput(error: { issues: readonly { path: readonly PropertyKey[]; 
   return { kind: 'denied', reason: 'invalid_input', message, field };
 }
 
-function freezePosture(p: DevicePosture): DevicePosture {
-  return Object.freeze(p);
-}
-
 export function createIntuneConnector(deps: IntuneConnectorDeps): IntuneConnector {
   const { chronicle, graphFor, fingerprintKeyFor, options, ceremony, logger } = deps;
   const now = deps.now ?? Date.now;
@@ -233,12 +228,12 @@ export function createIntuneConnector(deps: IntuneConnectorDeps): IntuneConnecto
         const key = await fingerprintKeyFor(tenant);
         if (kind === 'azureADDeviceId') {
           const found = await graph.findDevicesByAzureADDeviceId(lowerId);
-          const records = found.value.map((d) => freezePosture(redactDevice(d, key))).sort(byMostRecentSync);
+          const records = found.value.map((d) => Object.freeze(redactDevice(d, key))).sort(byMostRecentSync);
           return { records: Object.freeze(records), graphRequestId: safeRequestId(found.requestId) };
         }
         try {
           const found = await graph.getDevice(lowerId);
-          return { records: Object.freeze([freezePosture(redactDevice(found.value, key))]), graphRequestId: safeRequestId(found.requestId) };
+          return { records: Object.freeze([Object.freeze(redactDevice(found.value, key))]), graphRequestId: safeRequestId(found.requestId) };
         } catch (err) {
           const failure = classifyGraphError(err);
           if (failure.reason === 'not_found') return { records: Object.freeze([]), graphRequestId: failure.graphRequestId };
@@ -322,7 +317,7 @@ export function createIntuneConnector(deps: IntuneConnectorDeps): IntuneConnecto
     const byEntra = input.azure_ad_device_id !== undefined;
     const id = (input.azure_ad_device_id ?? input.device_id) as string;
     const lookup = await cachedLookup(graph, tenant, byEntra ? 'azureADDeviceId' : 'deviceId', id, signal !== undefined ? { signal } : {});
-    if (!lookup.ok) return failedFrom(logGraphFailure(lookup.failure, 'get_compliance'));
+    if (!lookup.ok) return failedFrom(noteFailure(lookup.failure, 'get_compliance'));
     const cacheInfo = { hit: lookup.cacheHit, stale: lookup.servedStale };
     const first = lookup.records[0];
     if (first === undefined) {
@@ -432,12 +427,16 @@ export function createIntuneConnector(deps: IntuneConnectorDeps): IntuneConnecto
     };
   }
 
-  function logGraphFailure(err: unknown, operation: string): GraphFailure {
-    const failure = typeof err === 'object' && err !== null && 'reason' in err && 'graphRequestId' in err ? (err as GraphFailure) : classifyGraphError(err);
-    if (failure.reason === 'graph_error' && logger !== undefined) {
-      logger.warn({ err: err instanceof Error ? { name: err.name, message: err.message } : undefined, operation, graphRequestId: failure.graphRequestId }, 'Graph call failed');
+  /** Unexpected Graph failures go to the log (their safe message only); the caller gets the failure's sentence. */
+  function noteFailure(failure: GraphFailure, operation: string, err?: unknown): GraphFailure {
+    if (failure.reason === 'graph_error') {
+      logger?.warn({ err: err instanceof Error ? { name: err.name, message: err.message } : undefined, operation, graphRequestId: failure.graphRequestId }, 'Graph call failed');
     }
     return failure;
+  }
+
+  function logGraphFailure(err: unknown, operation: string): GraphFailure {
+    return noteFailure(classifyGraphError(err), operation, err);
   }
 
   // -------------------------------------------------------------------------------------------

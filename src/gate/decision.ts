@@ -41,6 +41,7 @@
  *  - audit_unavailable is not decided here: the evaluator turns any decision it could not record
  *    into one (see withAuditUnavailable).
  */
+import { isGuid } from '../connector/operations.js';
 import type { DevicePosture } from '../connector/posture.js';
 import { DEFAULT_DECISIONS, type AccordPolicy, type ComplianceLookup, type GateMode, type OverridableReason, type Verdict } from './types.js';
 
@@ -131,13 +132,6 @@ export type Decision =
       /** What would have been answered, had it been recorded. */
       readonly unrecorded: Exclude<Decision, { reason: 'audit_unavailable' }>;
     };
-
-/** Canonical form of a GUID: 8-4-4-4-12 hex digits, compared and stored lower-case. */
-const GUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-export function isGuid(value: unknown): value is string {
-  return typeof value === 'string' && GUID_PATTERN.test(value);
-}
 
 /**
  * Reads the `deviceid` claim (Entra puts the device's object id there for tokens issued on a

@@ -5,13 +5,13 @@
  */
 import type { Logger } from '../log/index.js';
 import type { Actor, ChronicleWriter } from '../chronicle/types.js';
+import { isGuid } from '../connector/operations.js';
 import {
   LOOKUP_NOT_PERFORMED,
   decide,
   decideWithoutIntune,
   describeDecision,
   deviceOf,
-  isGuid,
   readDeviceIdClaim,
   withAuditUnavailable,
   type Decision,

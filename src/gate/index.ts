@@ -24,7 +24,6 @@ export {
   decideWithoutIntune,
   decidingRecord,
   describeDecision,
-  isGuid,
   readDeviceIdClaim,
   withAuditUnavailable,
   type DecideInput,

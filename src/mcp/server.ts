@@ -18,7 +18,7 @@ import { ErrorCode, McpError, type CallToolRequest, type CallToolResult, type Im
 import type { Capability, DelegationScope, InvocationContext, InvokeOutcome, OperationName } from '../connector/contract.js';
 import type { Logger } from '../log/index.js';
 import { refusalResult, successResult } from './results.js';
-import { registerTools, TOOLS, type McpTool, type ToolContext } from './tools/index.js';
+import { findTool, registerTools, TOOLS, type McpTool, type ToolContext } from './tools/index.js';
 import type { McpConnector } from './types.js';
 
 const require = createRequire(import.meta.url);
@@ -53,8 +53,6 @@ export interface McpSessionOptions {
    */
   readonly actorFor: (client: Implementation | undefined) => McpActor;
   readonly logger?: Logger;
-  /** The tools this server knows (default: all). Listing still follows the scope. */
-  readonly tools?: readonly McpTool[];
 }
 
 /**
@@ -70,9 +68,8 @@ const TOOL_NAME_ECHO_MAX = 64;
 
 export function createMcpServer(options: McpSessionOptions): McpServer {
   const { connector, tenant, scope, logger } = options;
-  const known = options.tools ?? TOOLS;
   const permitted = new Set(connector.permittedOperations(scope).map((d) => d.name));
-  const listed = known.filter((t) => permitted.has(t.operation));
+  const listed = TOOLS.filter((t) => permitted.has(t.operation));
   const listedByName = new Map<string, McpTool>(listed.map((t) => [t.name, t]));
   const listedNames = listed.map((t) => t.name);
 
@@ -95,7 +92,7 @@ export function createMcpServer(options: McpSessionOptions): McpServer {
       invoke: (operation, input) => connector.invoke(operation, input, context),
     };
     const tool = listedByName.get(name);
-    const knownTool = tool ?? known.find((t) => t.name === name);
+    const knownTool = tool ?? findTool(name);
     try {
       let outcome: InvokeOutcome<unknown>;
       if (tool !== undefined) {

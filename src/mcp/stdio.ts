@@ -95,8 +95,8 @@ export async function startStdioServer(options: StdioServerOptions): Promise<Std
     void transport.whenIdle(options.drainTimeoutMs ?? 30_000).then(close);
   };
 
-  // The message text of a parse error can quote the input, which is the client's to keep: log the fact only.
-  transport.onerror = () => options.logger?.warn('an unreadable message on stdin (not JSON-RPC) was ignored');
+  // A parse error's text can quote the input, which is the client's to keep: log the fact only.
+  transport.onerror = () => options.logger?.warn('stdin: a message that is not JSON-RPC was ignored, or the stream failed');
   await server.connect(transport);
   transport.track();
   stdin.on('end', onEnd);

@@ -43,8 +43,13 @@ export interface RunRow {
 export const iso = (value: Date | string): string => (value instanceof Date ? value : new Date(value)).toISOString();
 export const isoOrNull = (value: Date | string | null | undefined): string | null => (value === null || value === undefined ? null : iso(value));
 
-const jsonObject = (value: Record<string, number> | string): Record<string, number> =>
-  typeof value === 'string' ? (JSON.parse(value) as Record<string, number>) : value;
+/** jsonb returns keys in its own order; callers get them in the catalog's (compliant before error, …). */
+function countsInOrder(value: Record<string, number> | string, order: readonly string[]): Record<string, number> {
+  const counts = typeof value === 'string' ? (JSON.parse(value) as Record<string, number>) : value;
+  const out: Record<string, number> = {};
+  for (const key of order) if (counts[key] !== undefined) out[key] = counts[key];
+  return out;
+}
 
 export function runFromRow(row: RunRow): SyncRunSummary {
   return {
@@ -59,8 +64,8 @@ export function runFromRow(row: RunRow): SyncRunSummary {
     pages: row.pages,
     graph_requests: row.graph_requests,
     throttled_waits: row.throttled_waits,
-    counts_by_compliance_state: jsonObject(row.counts_by_compliance_state),
-    counts_by_os_family: jsonObject(row.counts_by_os_family),
+    counts_by_compliance_state: countsInOrder(row.counts_by_compliance_state, COMPLIANCE_STATES),
+    counts_by_os_family: countsInOrder(row.counts_by_os_family, OS_FAMILIES),
     error_code: row.error_code,
     error_message: row.error_message,
   };

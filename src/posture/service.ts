@@ -7,7 +7,7 @@ import crypto from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import type { Actor, ChronicleWriter, EventType } from '../chronicle/types.js';
-import { CLOUD_ENDPOINTS, type Config } from '../config/index.js';
+import { CLOUD_ENDPOINTS, ConfigError, type Config } from '../config/index.js';
 import { splitCertificateFile } from '../connector/graph/auth.js';
 import { createGraphClient } from '../connector/graph/index.js';
 import type { GraphClient } from '../connector/graph/types.js';
@@ -161,11 +161,13 @@ export function createPostureService(deps: PostureServiceDeps): PostureService {
       }
     }
     for (const [tenant, row] of chosen) {
-      const version = `${row.id}|${iso(row.updated_at)}|${row.origin === 'demo' ? (demoHosts?.graphUrl ?? '') : ''}`;
       const cached = clients.get(tenant);
-      if (cached?.version === version) continue;
       try {
+        // The secret is part of the version (as a digest, in memory only): a rotated secret file gets a new client.
         const secret = await secrets.resolve(row.secret_ref, 'intune', { tenant });
+        const digest = crypto.createHash('sha256').update(secret).digest('base64url');
+        const version = `${row.id}|${iso(row.updated_at)}|${row.origin === 'demo' ? (demoHosts?.graphUrl ?? '') : ''}|${digest}`;
+        if (cached?.version === version) continue;
         clients.set(tenant, { version, client: clientFor(row, secret) });
       } catch (err) {
         clients.delete(tenant);
@@ -463,6 +465,9 @@ export function createPostureService(deps: PostureServiceDeps): PostureService {
     async bootstrapFromConfig(bootConfig, bootOptions = {}) {
       if (bootConfig.entra !== undefined) {
         const { entra } = bootConfig;
+        if (!isGuid(entra.clientId)) {
+          throw new ConfigError([`ENTRA_CLIENT_ID is "${entra.clientId}"; set it to the application (client) id of the app registration, a GUID`]);
+        }
         const connection = await upsertBootstrap(
           'config',
           {

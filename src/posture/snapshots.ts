@@ -4,10 +4,9 @@
  */
 import crypto from 'node:crypto';
 import type { Db, Queryable } from '../db/index.js';
-import type { DevicePosture } from '../connector/posture.js';
 import { PostureInputError } from './errors.js';
 import { iso, pickPosture, zeroCounts } from './rows.js';
-import type { DevicePage, DeviceQuery, SnapshotDevice } from './types.js';
+import type { DeviceQuery, SnapshotDevice, SnapshotDevicePage } from './types.js';
 
 /**
  * One round trip per page: the page travels as one jsonb array and is unpacked by the server,
@@ -17,15 +16,15 @@ import type { DevicePage, DeviceQuery, SnapshotDevice } from './types.js';
 export async function insertPage(
   q: Queryable,
   snapshot: { snapshotId: string; connectionId: string; tenant: string },
-  postures: readonly DevicePosture[],
+  /** JSON array of redacted postures (DevicePosture[]). */
+  postures: string,
 ): Promise<number> {
-  if (postures.length === 0) return 0;
   const { rowCount } = await q.query(
     `INSERT INTO intune_device_postures (snapshot_id, device_id, connection_id, tenant, os_family, compliance_state, ownership, last_sync_at, posture)
      SELECT $1, e->>'device_id', $2, $3, e->>'os_family', e->>'compliance_state', e->>'ownership', (e->>'last_sync_at')::timestamptz, e
        FROM jsonb_array_elements($4::jsonb) AS e
      ON CONFLICT (snapshot_id, device_id) DO NOTHING`,
-    [snapshot.snapshotId, snapshot.connectionId, snapshot.tenant, JSON.stringify(postures)],
+    [snapshot.snapshotId, snapshot.connectionId, snapshot.tenant, postures],
   );
   return rowCount;
 }
@@ -112,7 +111,7 @@ function decodeCursor(cursor: string, expectedHash: string): CursorPosition {
 }
 
 /** Keyset pages ordered by (device id, connection id) over the current snapshots; `total` ignores the cursor. */
-export async function listDevices(q: Queryable, tenant: string, query: DeviceQuery): Promise<DevicePage> {
+export async function listDevices(q: Queryable, tenant: string, query: DeviceQuery): Promise<SnapshotDevicePage> {
   const limit = query.limit ?? 100;
   const hash = filterHash(tenant, query);
   const params: unknown[] = [tenant];

@@ -8,7 +8,7 @@
 import { ConfigError } from '../config/index.js';
 import type { Actor, ChronicleWriter } from '../chronicle/types.js';
 import { GraphError } from '../connector/graph/errors.js';
-import type { GraphClient } from '../connector/graph/types.js';
+import type { DevicePage, GraphClient } from '../connector/graph/types.js';
 import { redactDevice } from '../connector/redaction.js';
 import { DbError, type Db } from '../db/index.js';
 import type { Logger } from '../log/index.js';
@@ -133,20 +133,23 @@ export async function executeRun(ctx: RunContext, args: RunArgs): Promise<SyncRu
     const snapshot = { snapshotId: run.id, connectionId: connection.id, tenant: connection.tenant };
     const iterator = client.listDevices({ top: ctx.pageSize, signal })[Symbol.asyncIterator]();
     // Fetch page n+1 while page n is written: Graph and the database work at the same time.
-    let pending: Promise<IteratorResult<{ readonly devices: readonly unknown[] }>> | undefined = iterator.next();
+    let pending: Promise<IteratorResult<DevicePage>> | undefined = iterator.next();
     try {
       for (;;) {
-        const result = await pending;
+        let result: IteratorResult<DevicePage> | undefined = await pending;
         pending = undefined;
         if (result.done) break;
         if (signal.aborted) throw signal.reason;
         pending = iterator.next();
         // A failure of the prefetch is handled where it is awaited; until then it must not count as unhandled.
         pending.catch(() => undefined);
-        const postures = result.value.devices.map((device) => pickPosture(redactDevice(device as Parameters<typeof redactDevice>[0], key)));
-        await insertPage(ctx.db, snapshot, postures);
+        const rows = JSON.stringify(result.value.devices.map((device) => pickPosture(redactDevice(device, key))));
+        const count = result.value.devices.length;
+        // Let the raw page go before the database round trip: two raw pages in memory are enough.
+        result = undefined;
+        await insertPage(ctx.db, snapshot, rows);
         pages += 1;
-        devices += postures.length;
+        devices += count;
         try {
           args.onProgress?.({ devices, pages });
         } catch (err) {

@@ -97,7 +97,7 @@ export interface DeviceQuery {
 
 export type SnapshotDevice = DevicePosture & { readonly connection_id: string };
 
-export interface DevicePage {
+export interface SnapshotDevicePage {
   readonly devices: SnapshotDevice[];
   readonly next_cursor: string | null;
   /** Devices matching the filters (all pages). */
@@ -146,7 +146,7 @@ export interface PostureService {
   /** Most recent first; limit 1..200 (default 20). */
   listRuns(tenant: string, connectionId: string, limit?: number): Promise<SyncRunSummary[]>;
   /** From the current snapshot of each enabled connection of the tenant. */
-  listDevices(tenant: string, query?: DeviceQuery): Promise<DevicePage>;
+  listDevices(tenant: string, query?: DeviceQuery): Promise<SnapshotDevicePage>;
   getDevice(tenant: string, deviceId: string): Promise<(SnapshotDevice & { readonly snapshot_at: string }) | null>;
   summary(tenant: string): Promise<PostureSummary>;
   /** The Graph client of the tenant's active connection (cached; refreshed on changes and scheduler ticks). */

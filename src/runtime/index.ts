@@ -158,7 +158,7 @@ export async function openRuntime(config: Config, options: OpenRuntimeOptions = 
       },
     };
   } catch (err) {
-    // MUTATION await closeAll();
+    await closeAll();
     throw err;
   }
 }

@@ -456,7 +456,10 @@ export function generateTenant(count: number, seed: string, options: GenerateOpt
       // The old record stopped checking in shortly before the new enrolment.
       const ghostLastSyncMs = Date.parse(String(device['enrolledDateTime'])) - rng.int(1, 20) * DAY_MS;
       ghost['lastSyncDateTime'] = isoSeconds(ghostLastSyncMs);
-      ghost['enrolledDateTime'] = isoSeconds(ghostLastSyncMs - rng.int(60, 400) * DAY_MS);
+      const ghostEnrolledMs = ghostLastSyncMs - rng.int(60, 400) * DAY_MS;
+      ghost['enrolledDateTime'] = isoSeconds(ghostEnrolledMs);
+      const [local, tag] = String(ghost['managedDeviceName']).split('_');
+      ghost['managedDeviceName'] = `${String(local)}_${String(tag)}_${intuneNameDate(ghostEnrolledMs)}`;
       devices.push(ghost);
       i++;
     }

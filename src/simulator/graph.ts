@@ -334,48 +334,37 @@ export class GraphService {
     send(ex, 200, String(matches?.length ?? this.deps.store.size), graphHeaders(ex, { 'content-type': 'text/plain;charset=utf-8' }));
   }
 
-  private requireDevice(id: string): number {
+  /** The device's index, or undefined once 404 has been answered; a malformed id is a 400. */
+  private findDevice(ex: Exchange, id: string): number | undefined {
     if (!GUID_PATTERN.test(id)) {
       throw new BadRequest(`The key value '${id.slice(0, 100)}' is not a valid managedDevice id; ids are GUIDs such as 0fa4e5e1-0000-4000-8000-00000000a001.`);
     }
     const index = this.deps.store.indexOf(id);
-    if (index === undefined) throw new NotFound(id);
-    return index;
-  }
-
-  private withDevice(ex: Exchange, id: string, answer: (index: number) => void): void {
-    let index: number;
-    try {
-      index = this.requireDevice(id);
-    } catch (err) {
-      if (err instanceof NotFound) {
-        return sendGraphError(ex, 404, 'ResourceNotFound', `The managedDevice with id '${id}' was not found. It may have been deleted or never enrolled.`);
-      }
-      throw err;
+    if (index === undefined) {
+      sendGraphError(ex, 404, 'ResourceNotFound', `The managedDevice with id '${id}' was not found. It may have been deleted or never enrolled.`);
     }
-    answer(index);
+    return index;
   }
 
   private device(ex: Exchange, id: string): void {
     const q = parseQuery(ex.url, new Set(['$select']));
-    this.withDevice(ex, id, (index) => {
-      const base = this.deps.baseUrl();
-      const context = `${base}/v1.0/$metadata#deviceManagement/managedDevices${q.select === undefined ? '' : `(${q.select.join(',')})`}/$entity`;
-      const body = JSON.stringify({ '@odata.context': context, ...project(this.deps.store.full(index), q.select) });
-      send(ex, 200, body, graphHeaders(ex, { 'content-type': GRAPH_JSON }));
-    });
+    const index = this.findDevice(ex, id);
+    if (index === undefined) return;
+    const context = `${this.deps.baseUrl()}/v1.0/$metadata#deviceManagement/managedDevices${q.select === undefined ? '' : `(${q.select.join(',')})`}/$entity`;
+    const body = JSON.stringify({ '@odata.context': context, ...project(this.deps.store.full(index), q.select) });
+    send(ex, 200, body, graphHeaders(ex, { 'content-type': GRAPH_JSON }));
   }
 
   private policyStates(ex: Exchange, id: string): void {
     parseQuery(ex.url, new Set());
-    this.withDevice(ex, id, (index) => {
-      const device = this.deps.store.listedAt(index);
-      const body = JSON.stringify({
-        '@odata.context': `${this.deps.baseUrl()}/v1.0/$metadata#deviceManagement/managedDevices('${String(device['id'])}')/deviceCompliancePolicyStates`,
-        value: policyStates(device),
-      });
-      send(ex, 200, body, graphHeaders(ex, { 'content-type': GRAPH_JSON }));
+    const index = this.findDevice(ex, id);
+    if (index === undefined) return;
+    const device = this.deps.store.listedAt(index);
+    const body = JSON.stringify({
+      '@odata.context': `${this.deps.baseUrl()}/v1.0/$metadata#deviceManagement/managedDevices('${String(device['id'])}')/deviceCompliancePolicyStates`,
+      value: policyStates(device),
     });
+    send(ex, 200, body, graphHeaders(ex, { 'content-type': GRAPH_JSON }));
   }
 
   private async action(ex: Exchange, id: string, action: DeviceAction, resetAfter: boolean): Promise<void> {
@@ -395,14 +384,14 @@ export class GraphService {
       }
       if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new BadRequest('The request body must be a JSON object.');
     }
-    this.withDevice(ex, id, (index) => {
-      ex.record.action = action;
-      ex.record.deviceId = String(this.deps.store.listedAt(index)['id']);
-      const state = action === 'retire' ? { managementState: 'retirePending' } : action === 'wipe' ? { managementState: 'wipePending' } : {};
-      this.deps.store.recordAction(index, action, state);
-      if (resetAfter) return this.reset(ex);
-      send(ex, 204, '', graphHeaders(ex));
-    });
+    const index = this.findDevice(ex, id);
+    if (index === undefined) return;
+    ex.record.action = action;
+    ex.record.deviceId = String(this.deps.store.listedAt(index)['id']);
+    const state = action === 'retire' ? { managementState: 'retirePending' } : action === 'wipe' ? { managementState: 'wipePending' } : {};
+    this.deps.store.recordAction(index, action, state);
+    if (resetAfter) return this.reset(ex);
+    send(ex, 204, '', graphHeaders(ex));
   }
 
   private writeSkiptoken(offset: number, filterHash: string): string {
@@ -431,5 +420,3 @@ export class GraphService {
     return o;
   }
 }
-
-class NotFound extends Error {}

@@ -51,9 +51,6 @@ function checkOptions(options: SimulatorOptions): void {
   if (options.host !== undefined && !LOOPBACK_HOSTS.has(options.host)) {
     throw invalid(`host is "${options.host}"; the simulator listens on loopback only: use 127.0.0.1, localhost or ::1`);
   }
-  if (options.devices !== undefined && options.tenantFile !== undefined) {
-    throw invalid('devices and tenantFile are mutually exclusive: the tenant file decides the devices');
-  }
   for (const [name, value] of [['tenantId', options.tenantId], ['clientId', options.clientId]] as const) {
     if (value !== undefined && !/^[A-Za-z0-9.-]{1,253}$/.test(value)) throw invalid(`${name} is "${value}"; use a GUID or a domain name`);
   }

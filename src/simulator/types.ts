@@ -4,7 +4,7 @@ export interface SimulatorOptions {
   /** Loopback port; 0 (default) picks a free one. */
   readonly port?: number;
   readonly host?: string;
-  /** Generated tenant size (default 200). Ignored with tenantFile. */
+  /** Generated tenant size (default 200). Ignored with tenantFile (the CLI refuses both flags together). */
   readonly devices?: number;
   /** Seed of the deterministic generator (default 'intune-connector'). */
   readonly seed?: string;
@@ -49,6 +49,7 @@ export interface FaultSpec {
   readonly errorRate?: number;
   /** Fraction answered 503 with Retry-After. */
   readonly unavailableRate?: number;
+  /** Retry-After of those 503s, in seconds; decimals are sent as given ("1.5"). Default 1. */
   readonly retryAfterSeconds?: number;
   /** Added latency per Graph request, in ms. */
   readonly latencyMs?: number;

@@ -363,11 +363,73 @@ function suite(kind: 'postgres' | 'pglite') {
       expect(metrics.text).toContain(name);
     }
     expect((await call('GET', '/', '/')).status).toBe(302);
-    for (const path of ['/settings', '/settings/integrations/intune', '/settings/assets/panel.js', '/settings/assets/panel.css']) {
+    for (const path of ['/settings', '/settings/integrations/intune', '/settings/assets/panel.js', '/settings/assets/panel.css', '/settings/assets/icon.svg']) {
       const res = await call('GET', path, path);
       expect(res.status).toBe(200);
       expect(res.headers.get('content-security-policy')).toContain("default-src 'none'");
     }
+  });
+
+  it('refuses bad input with 4xx and { error: { code, message } }, never 5xx', async () => {
+    const demo = (await t.request('GET', `${I}/connections`, { key: admin })).body.connections[0];
+    const conn = `${I}/connections/${demo.id}`;
+    const valid = { display_name: 'x', entra_tenant_id: 'contoso.example', client_id: UNKNOWN_GUID, secret_ref: 'env:NOPE' };
+    const cases: Array<{ name: string; method: string; template: string; url: string; init: Parameters<TestServer['request']>[2]; status: number; code?: string }> = [
+      { name: 'invalid JSON', method: 'POST', template: `${I}/connections`, url: `${I}/connections`, init: { rawBody: '{"display_name": ', headers: { 'content-type': 'application/json' } }, status: 400, code: 'invalid_json' },
+      { name: 'empty JSON body', method: 'POST', template: `${I}/connections`, url: `${I}/connections`, init: { rawBody: '', headers: { 'content-type': 'application/json' } }, status: 400, code: 'invalid_json' },
+      { name: 'JSON array', method: 'POST', template: `${I}/connections`, url: `${I}/connections`, init: { body: [valid] }, status: 400, code: 'invalid_body' },
+      { name: 'wrong type', method: 'POST', template: `${I}/connections`, url: `${I}/connections`, init: { body: { ...valid, display_name: 123 } }, status: 400, code: 'invalid_body' },
+      { name: 'missing field', method: 'POST', template: `${I}/connections`, url: `${I}/connections`, init: { body: { display_name: 'x' } }, status: 400, code: 'invalid_body' },
+      { name: 'unknown field', method: 'POST', template: `${I}/connections`, url: `${I}/connections`, init: { body: { ...valid, client_secret: 'hunter2' } }, status: 400, code: 'invalid_body' },
+      { name: 'a secret value where a reference belongs', method: 'POST', template: `${I}/connections`, url: `${I}/connections`, init: { body: { ...valid, secret_ref: 'Zx8Q~not-a-reference' } }, status: 400 },
+      { name: 'unregistered secret reference', method: 'POST', template: `${I}/connections`, url: `${I}/connections`, init: { body: { ...valid, secret_ref: 'env:DATABASE_URL' } }, status: 400 },
+      { name: 'prototype pollution', method: 'POST', template: `${I}/connections`, url: `${I}/connections`, init: { rawBody: `{"__proto__":{"admin":true},"display_name":"x"}`, headers: { 'content-type': 'application/json' } }, status: 400 },
+      { name: 'huge body', method: 'POST', template: `${I}/connections`, url: `${I}/connections`, init: { body: { ...valid, display_name: 'x'.repeat(200_000) } }, status: 413, code: 'payload_too_large' },
+      { name: 'text/plain', method: 'POST', template: `${I}/connections`, url: `${I}/connections`, init: { rawBody: JSON.stringify(valid), headers: { 'content-type': 'text/plain' } }, status: 415, code: 'unsupported_media_type' },
+      { name: 'form body', method: 'PATCH', template: `${I}/connections/{connection_id}`, url: conn, init: { rawBody: 'status=disabled', headers: { 'content-type': 'application/x-www-form-urlencoded' } }, status: 415, code: 'unsupported_media_type' },
+      { name: 'XML body', method: 'POST', template: '/api/v1/keys', url: '/api/v1/keys', init: { rawBody: '<role>admin</role>', headers: { 'content-type': 'application/xml' } }, status: 415 },
+      { name: 'empty patch', method: 'PATCH', template: `${I}/connections/{connection_id}`, url: conn, init: { body: {} }, status: 400, code: 'invalid_body' },
+      { name: 'status error set by a caller', method: 'PATCH', template: `${I}/connections/{connection_id}`, url: conn, init: { body: { status: 'error' } }, status: 400, code: 'invalid_body' },
+      { name: 'sync with parameters', method: 'POST', template: `${I}/connections/{connection_id}/sync`, url: `${conn}/sync`, init: { body: { full: true } }, status: 400, code: 'invalid_body' },
+      { name: 'non-GUID connection id', method: 'GET', template: `${I}/connections/{connection_id}`, url: `${I}/connections/1%20OR%201=1`, init: {}, status: 400, code: 'invalid_request' },
+      { name: 'non-GUID device id', method: 'GET', template: `${I}/devices/{device_id}`, url: `${I}/devices/abc'%20or%201%20eq%201`, init: {}, status: 400, code: 'invalid_request' },
+      { name: 'non-GUID run id', method: 'GET', template: `${I}/connections/{connection_id}/runs/{run_id}`, url: `${conn}/runs/42`, init: {}, status: 400 },
+      { name: 'unknown query parameter', method: 'GET', template: `${I}/devices`, url: `${I}/devices?complianceState=compliant`, init: {}, status: 400, code: 'invalid_request' },
+      { name: 'unknown enum value', method: 'GET', template: `${I}/devices`, url: `${I}/devices?os_family=beos`, init: {}, status: 400 },
+      { name: 'limit out of range', method: 'GET', template: `${I}/devices`, url: `${I}/devices?limit=100000`, init: {}, status: 400 },
+      { name: 'limit not a number', method: 'GET', template: `${I}/devices`, url: `${I}/devices?limit=ten`, init: {}, status: 400 },
+      { name: 'bad date', method: 'GET', template: `${I}/devices`, url: `${I}/devices?last_sync_after=yesterday`, init: {}, status: 400 },
+      { name: 'OData injection in q', method: 'GET', template: `${I}/devices`, url: `${I}/devices?q=${encodeURIComponent("' or 1 eq 1")}`, init: {}, status: 400 },
+      { name: 'forged device cursor', method: 'GET', template: `${I}/devices`, url: `${I}/devices?cursor=eyJvZmZzZXQiOjB9`, init: {}, status: 400 },
+      { name: 'bad chronicle type', method: 'GET', template: '/api/v1/chronicle/events', url: '/api/v1/chronicle/events?type=DROP_TABLE', init: {}, status: 400 },
+      { name: 'bad key role', method: 'POST', template: '/api/v1/keys', url: '/api/v1/keys', init: { body: { role: 'root' } }, status: 400 },
+    ];
+    for (const c of cases) {
+      const res = await call(c.method, c.template, c.url, { key: admin, ...c.init });
+      if (process.env['DEBUG_BAD_INPUT']) console.log(c.name, res.status, res.text.slice(0, 200));
+      expect(res.status, `${c.name}: ${res.text.slice(0, 200)}`).toBe(c.status);
+      expect(res.body?.error?.code, c.name).toMatch(/^[a-z_]+$/);
+      expect(res.body.error.message.length, c.name).toBeGreaterThan(10);
+      if (c.code !== undefined) expect(res.body.error.code, c.name).toBe(c.code);
+      expect(res.text).not.toMatch(/\bat \S+\.(js|ts):\d+|SELECT |node_modules/);
+    }
+
+    // Outside the documented routes: still JSON errors, still 4xx.
+    for (const [method, url] of [
+      ['GET', '/api/v1/nope'],
+      ['PUT', `${I}/connections`],
+      ['GET', `${I}/devices/${'a'.repeat(5000)}`],
+      ['GET', '/%E0%A4%A'],
+    ] as const) {
+      const res = await t.request(method, url, { key: admin });
+      expect(res.status, `${method} ${url}`).toBeGreaterThanOrEqual(400);
+      expect(res.status, `${method} ${url}`).toBeLessThan(500);
+      expect(res.body.error.code).toMatch(/^[a-z_]+$/);
+    }
+    const malformedAuth = await call('GET', `${I}/devices`, `${I}/devices`, { headers: { authorization: 'Basic YWRtaW46YWRtaW4=' } });
+    expect(malformedAuth.status).toBe(401);
+    // Nothing above changed the connection.
+    expect((await t.request('GET', conn, { key: admin })).body.status).toBe('active');
   });
 
   it('registers exactly the routes openapi.yaml documents', () => {

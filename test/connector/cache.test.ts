@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ComplianceCache, type FetchedRecords } from '../../src/connector/cache.js';
 import type { DevicePosture } from '../../src/connector/posture.js';
+import { GraphError } from '../../src/connector/graph/errors.js';
 
 // Unit tests of the cache's own rules over a counted fetch function; the same behaviour against
 // the real Graph client and simulator is in connector.integration.test.ts.
@@ -24,10 +25,6 @@ const posture = (id: string): DevicePosture => ({
   serial_fingerprint: null,
 });
 
-class Unavailable extends Error {
-  readonly kind = 'unavailable';
-  readonly status = 503;
-}
 
 function setup(options: { ttlMs: number; staleMaxMs?: number; notFoundTtlMs?: number; maxEntries?: number }) {
   let now = 1_000_000;
@@ -38,7 +35,7 @@ function setup(options: { ttlMs: number; staleMaxMs?: number; notFoundTtlMs?: nu
   const fetch = async (): Promise<FetchedRecords> => {
     calls += 1;
     await new Promise((r) => setTimeout(r, 1));
-    if (fail) throw new Unavailable('down');
+    if (fail) throw new GraphError('unavailable', 'Microsoft Graph is unavailable', { status: 503 });
     return { records, graphRequestId: `req-${calls}` };
   };
   return {
@@ -128,7 +125,7 @@ describe('ComplianceCache', () => {
     const key = ComplianceCache.key('t', 'deviceId', 'a');
     await t.cache.lookup(key, t.fetch);
     t.advance(2_000);
-    const forbidden = Object.assign(new Error('no'), { kind: 'forbidden', status: 403 });
+    const forbidden = new GraphError('forbidden', 'refused', { status: 403 });
     const result = await t.cache.lookup(key, async () => {
       throw forbidden;
     });

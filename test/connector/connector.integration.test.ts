@@ -27,7 +27,7 @@ import {
   type ClosableGraph,
 } from './helpers.js';
 
-const DEVICE_COUNT = 120;
+const DEVICE_COUNT = 100;
 let sim: SimulatorHandle;
 
 beforeAll(async () => {
@@ -173,6 +173,13 @@ forEachDatabase('IntuneConnector', (createDatabase) => {
         ok: false,
         reason: 'ceremony_required',
       });
+      // enabled by policy, still governed by the scope: no MUTATE capability, or not among the named operations
+      expect(await enabled.invoke('remote_lock', { device_id: id }, context({ capabilities: ['READ', 'PROPOSE'] }, { ceremony: { approvalId: 'approval-42' } }))).toMatchObject({
+        reason: 'capability_not_granted',
+      });
+      expect(
+        await enabled.invoke('remote_lock', { device_id: id }, context({ capabilities: ['MUTATE'], operations: ['wipe_device'] }, { ceremony: { approvalId: 'approval-42' } })),
+      ).toMatchObject({ reason: 'operation_not_granted' });
       expect(graphRequests(sim)).toHaveLength(0);
 
       const done = await enabled.invoke('remote_lock', { device_id: id }, { ...ctx, ceremony: { approvalId: 'approval-42' } });
@@ -189,7 +196,12 @@ forEachDatabase('IntuneConnector', (createDatabase) => {
       });
       expect(sim.requests()).toHaveLength(0);
       const reasons = (await auditEvents(db)).map((e) => `${e.data['operation']}:${e.data['reason']}`);
-      expect(reasons).toEqual(['remote_lock:ceremony_required', 'remote_lock:ceremony_required', 'remote_lock:allowed', 'wipe_device:operation_disabled', 'remote_lock:operation_disabled']);
+      expect(reasons).toEqual([
+        'remote_lock:ceremony_required',
+        'remote_lock:ceremony_required',
+        'remote_lock:capability_not_granted',
+        'remote_lock:operation_not_granted',
+        'remote_lock:allowed', 'wipe_device:operation_disabled', 'remote_lock:operation_disabled']);
     });
   });
 
@@ -475,7 +487,8 @@ forEachDatabase('IntuneConnector', (createDatabase) => {
       for (let i = 0; i < ids.length; i += 20) {
         outputs.push(...(await Promise.all(ids.slice(i, i + 20).map((id) => connector.invoke('get_device', { device_id: id }, context())))));
       }
-      const azureIds = [...new Set(raw().map((d) => d['azureADDeviceId']).filter((v): v is string => typeof v === 'string'))];
+      // get_compliance answers with the same postures; a sample (re-enrolled ids included) with policies
+      const azureIds = [...new Set(raw().map((d) => d['azureADDeviceId']).filter((v): v is string => typeof v === 'string'))].filter((_, i) => i % 4 === 0);
       for (let i = 0; i < azureIds.length; i += 20) {
         outputs.push(
           ...(await Promise.all(azureIds.slice(i, i + 20).map((id) => connector.invoke('get_compliance', { azure_ad_device_id: id, include_policies: true }, context())))),

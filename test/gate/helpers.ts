@@ -15,6 +15,7 @@ import { startSimulator } from '../../src/simulator/index.js';
 import type { SimulatorHandle, SimulatorOptions } from '../../src/simulator/types.js';
 import { buildGatePolicy, createGate, type Gate, type GatePolicy } from '../../src/gate/index.js';
 import type { TestDatabase } from '../helpers/db.js';
+import { findLeaks, piiValues } from '../connector/helpers.js';
 
 export const TENANT = 'acme';
 
@@ -174,35 +175,7 @@ export function lookupsOf(sim: SimulatorHandle, azureADDeviceId: string): number
   return sim.requests().filter((r) => r.kind === 'graph' && decodeURIComponent(r.url).includes(azureADDeviceId)).length;
 }
 
-export const PII_PROPERTIES = [
-  'deviceName',
-  'userPrincipalName',
-  'emailAddress',
-  'userDisplayName',
-  'serialNumber',
-  'imei',
-  'meid',
-  'iccid',
-  'udid',
-  'wiFiMacAddress',
-  'ethernetMacAddress',
-  'phoneNumber',
-  'managedDeviceName',
-  'notes',
-  'activationLockBypassCode',
-  'userId',
-  'easDeviceId',
-  'subscriberCarrier',
-] as const;
-
-/** PII values of the simulated devices that appear in `text`. */
+/** PII values of the simulated devices that appear in `text` (the connector tests' list of PII properties). */
 export function leakedPii(sim: SimulatorHandle, text: string): string[] {
-  const leaks: string[] = [];
-  for (const device of sim.devices) {
-    for (const prop of PII_PROPERTIES) {
-      const value = device[prop];
-      if (typeof value === 'string' && value.trim().length >= 5 && text.includes(value)) leaks.push(`${prop}=${value}`);
-    }
-  }
-  return leaks;
+  return findLeaks(text, piiValues(sim.devices));
 }

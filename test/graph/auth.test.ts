@@ -6,7 +6,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AuthError, ServerError } from '@azure/msal-node';
 import { ConfigError, loadConfig } from '../../src/config/index.js';
+import { authErrorFrom } from '../../src/connector/graph/auth.js';
 import { GraphError, graphClientFromConfig } from '../../src/connector/graph/index.js';
 import { createClientCertificate, ROLE_READ } from '../../src/simulator/index.js';
 import type { SimulatorHandle } from '../../src/simulator/types.js';
@@ -225,5 +227,40 @@ describe('graphClientFromConfig', () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('the sentence for each Entra error', () => {
+  const description = 'AADSTS7000215: Invalid client secret provided. Trace ID: 5f3c Correlation ID: 9a1b Timestamp: 2025-06-02 08:00:00Z';
+  it.each([
+    ['invalid_client', '7000215', 'ENTRA_CLIENT_SECRET'],
+    ['invalid_client', '7000222', 'expired'],
+    ['unauthorized_client', '700016', 'ENTRA_CLIENT_ID'],
+    ['invalid_request', '90002', 'ENTRA_TENANT_ID'],
+    ['invalid_scope', '1002012', 'INTUNE_GRAPH_URL'],
+    ['invalid_scope', '70011', 'INTUNE_GRAPH_URL'],
+    ['invalid_resource', '500011', 'INTUNE_GRAPH_URL'],
+    ['invalid_client', '700027', 'ENTRA_CLIENT_CERT_FILE'],
+    ['invalid_client', '12345', 'ENTRA_CLIENT_ID'],
+    ['temporarily_unavailable', undefined, 'retry shortly'],
+  ])('%s %s names %s and nothing from Entra but codes', (code, number, hint) => {
+    const error = authErrorFrom(new ServerError(code, 'corr-1', description, undefined, number, 400));
+    expect(error).toMatchObject({ kind: 'auth_failed', status: 400, graphCode: number !== undefined ? `AADSTS${number}` : code });
+    expect(error.message).toContain(hint);
+    expect(error.message).not.toContain('Invalid client secret provided');
+    expect(error.message).not.toMatch(/Trace ID|Correlation ID|5f3c|9a1b/);
+  });
+
+  it('does not pass on a code that is not an identifier', () => {
+    const error = authErrorFrom(new ServerError('<script>alert(1)</script>', 'c', 'x', undefined, 'NaN; drop', 400));
+    expect(error.graphCode).toBe('server_error');
+    expect(error.message).not.toContain('<script>');
+  });
+
+  it('explains client-side failures without their internals', () => {
+    const network = authErrorFrom(new AuthError('network_error', 'c', 'Network request failed: connect ECONNREFUSED 10.0.0.1:443'));
+    expect(network.message).toContain('INTUNE_LOGIN_URL');
+    expect(network.message).not.toContain('10.0.0.1');
+    expect(authErrorFrom(new Error('anything at all: secret=abc')).message).not.toContain('secret=abc');
   });
 });

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ManagedDevice } from '../../src/connector/graph/index.js';
 import type { SimulatorHandle } from '../../src/simulator/types.js';
-import { clientFor, failureOf, graphRequests, simulator, type TestClient } from './helpers.js';
+import { capturingLogger, clientFor, failureOf, graphRequests, simulator, type TestClient } from './helpers.js';
 
 describe('a 5,000-device tenant', () => {
   let sim: SimulatorHandle;
@@ -96,6 +96,30 @@ describe('a 5,000-device tenant', () => {
       ['azureADDeviceId', 'complianceGracePeriodExpirationDateTime', 'complianceState', 'id', 'lastSyncDateTime', 'model', 'operatingSystem'].sort(),
     );
     expect(page.devices[0]).not.toHaveProperty('serialNumber');
+  });
+
+  it('logs every exchange at debug level without tokens, secrets or device PII', async () => {
+    const { logger, lines } = capturingLogger();
+    const logged = clientFor(sim, { logger });
+    try {
+      const device = sim.devices.find((d) => typeof d['serialNumber'] === 'string' && d['serialNumber'] !== '') as Record<string, unknown>;
+      const found = await logged.listDevicesPage({ filter: { serialNumber: device['serialNumber'] as string } });
+      expect(found.devices.map((d) => d.id)).toContain(device['id']);
+      await logged.getDevice(device['id'] as string);
+      for await (const page of logged.listDevices({ top: 1000 })) expect(page.devices.length).toBeGreaterThan(0);
+      const text = lines();
+      expect(text).toContain('graph exchange');
+      expect(text).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}/); // no JWT
+      expect(text).not.toContain(sim.clientSecret);
+      for (const d of sim.devices.slice(0, 200)) {
+        for (const field of ['serialNumber', 'userPrincipalName', 'deviceName', 'emailAddress', 'imei', 'wiFiMacAddress']) {
+          const value = d[field];
+          if (typeof value === 'string' && value.length > 3) expect(text).not.toContain(value);
+        }
+      }
+    } finally {
+      await logged.close();
+    }
   });
 
   it('refuses a page size Graph would refuse, before sending anything', async () => {

@@ -4,6 +4,7 @@
  */
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { CONFIG_DOCS } from '../../src/config/index.js';
 import { OPERATIONS } from '../../src/connector/operations.js';
 import { annotationsFor } from '../../src/mcp/annotations.js';
 import { buildToolsSnapshot, serializeSnapshot, SNAPSHOT_FILE } from '../../src/mcp/snapshot.js';
@@ -43,5 +44,25 @@ describe('MCP tool contract', () => {
       for (const [name, schema] of Object.entries(properties)) expect(schema.description, `${tool.name}.${name}`).toBeTruthy();
       expect(tool.outputSchema, tool.name).toBeDefined();
     }
+  });
+});
+
+describe('README MCP client configuration', () => {
+  const readme = fs.readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+  const block = readme.slice(readme.indexOf('<!-- section:mcp -->'), readme.indexOf('<!-- /section:mcp -->'));
+  const snippets = [...block.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => JSON.parse(m[1] as string) as { mcpServers: Record<string, Record<string, unknown>> });
+
+  it('gives a stdio configuration that starts `intune-connector mcp` with documented variables', () => {
+    const stdio = snippets.map((s) => s.mcpServers['intune']).find((c) => c?.['command'] !== undefined);
+    expect(stdio).toBeDefined();
+    expect(stdio?.['command']).toBe('intune-connector');
+    expect(stdio?.['args']).toEqual(['mcp']);
+    for (const name of Object.keys(stdio?.['env'] as object)) expect(Object.keys(CONFIG_DOCS)).toContain(name);
+  });
+
+  it('gives an HTTP configuration with the /mcp URL and a bearer key header', () => {
+    const http = snippets.map((s) => s.mcpServers['intune']).find((c) => c?.['url'] !== undefined);
+    expect(new URL(http?.['url'] as string).pathname).toBe('/mcp');
+    expect((http?.['headers'] as Record<string, string>)['Authorization']).toMatch(/^Bearer icn_/);
   });
 });

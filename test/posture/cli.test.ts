@@ -8,13 +8,15 @@ import { createPostgresDatabase, pgAvailable, type TestDatabase } from '../helpe
 import { startSimulator } from '../../src/simulator/index.js';
 import type { SimulatorHandle } from '../../src/simulator/types.js';
 
-const CLI = path.resolve(import.meta.dirname, '../../src/cli.ts');
+// The built binary, as users run it (`npm test` builds first).
+const CLI = path.resolve(import.meta.dirname, '../../dist/cli.js');
 
 /** The real command, run as a user runs it: a process with an environment and no TTY. */
 function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(ENTRA_|INTUNE_|DATABASE_URL)/.test(k)));
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
+    if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`);
+    const child = spawn(process.execPath, [CLI, ...args], {
       env: { ...clean, LOG_LEVEL: 'error', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

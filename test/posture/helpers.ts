@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { createChronicle, type Chronicle } from '../../src/chronicle/index.js';
+import type { ChronicleWriter } from '../../src/chronicle/types.js';
 import { loadConfig, type Config } from '../../src/config/index.js';
 import type { Db } from '../../src/db/index.js';
 import { createLogger } from '../../src/log/index.js';
@@ -38,7 +39,7 @@ export interface World {
   readonly dir: string;
   readonly fingerprintKeyFor: (tenant: string) => Buffer;
   /** Another service over the same database (another replica), with its own handle if `db` is given. */
-  makeService(overrides?: { db?: Db; config?: Config; options?: PostureServiceOptions; secrets?: SecretProvider }): PostureService;
+  makeService(overrides?: { db?: Db; config?: Config; options?: PostureServiceOptions; secrets?: SecretProvider; chronicle?: ChronicleWriter }): PostureService;
   close(): Promise<void>;
 }
 
@@ -87,7 +88,7 @@ export async function openWorld(database: TestDatabase, worldOptions: WorldOptio
   const makeService: World['makeService'] = (overrides = {}) => {
     const service = createPostureService({
       db: overrides.db ?? db,
-      chronicle,
+      chronicle: overrides.chronicle ?? chronicle,
       logger,
       secrets: overrides.secrets ?? secrets,
       config: overrides.config ?? config,

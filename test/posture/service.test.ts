@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { validateEventData } from '../../src/chronicle/catalog.js';
+import { createChronicle, validateEventData } from '../../src/chronicle/index.js';
 import { loadConfig } from '../../src/config/index.js';
 import { osFamilyOf } from '../../src/connector/redaction.js';
 import { createLogger } from '../../src/log/index.js';
@@ -23,6 +23,7 @@ import {
 } from '../../src/posture/index.js';
 import { createScheduler, jitteredIntervalMs, type Scheduler } from '../../src/posture/scheduler.js';
 import { insertConnection } from '../../src/posture/store.js';
+import { startSimulator } from '../../src/simulator/index.js';
 import { forEachDatabase } from '../helpers/db.js';
 import { ADMIN, dumpDatabase, eventually, leaksIn, openWorld, piiValues, type World } from './helpers.js';
 
@@ -71,7 +72,9 @@ forEachDatabase('posture service', (create) => {
     for (const d of world.sim.devices) counts[key(d)] = (counts[key(d)] ?? 0) + 1;
     return counts;
   };
-  const rowsInTable = async () => (await world.db.query<{ n: number }>('SELECT count(*)::int AS n FROM intune_device_postures')).rows[0]?.n;
+  /** Posture rows of the default tenant's real connection, in every snapshot (current or not). */
+  const rowsInTable = async () =>
+    (await world.db.query<{ n: number }>('SELECT count(*)::int AS n FROM intune_device_postures WHERE connection_id = $1', [connection.id])).rows[0]?.n;
   const allDevices = async (query: Record<string, unknown> = {}): Promise<SnapshotDevice[]> => {
     const devices: SnapshotDevice[] = [];
     let cursor: string | null = null;
@@ -180,6 +183,18 @@ forEachDatabase('posture service', (create) => {
       expect(await world.service.getConnection('acme', "x' OR 1=1 --")).toBeNull();
     });
 
+    it('does not make a change Chronicle cannot record', async () => {
+      const closed = await createChronicle({ db: world.db, checkpointIntervalMs: 0 });
+      await closed.close();
+      const unaudited = world.makeService({ chronicle: closed });
+      await expect(unaudited.createConnection('acme', input({ display_name: 'Unrecorded', client_id: crypto.randomUUID() }), ADMIN)).rejects.toMatchObject({
+        name: 'ChronicleError',
+      });
+      await expect(unaudited.updateConnection('acme', acme.id, { display_name: 'Unrecorded rename' }, ADMIN)).rejects.toMatchObject({ name: 'ChronicleError' });
+      expect((await world.service.listConnections('acme')).map((c) => c.display_name)).toEqual([acme.display_name]);
+      await unaudited.close();
+    });
+
     it('refuses bad input with a code, the field and a sentence that says what to send', async () => {
       const cases: [unknown, string, string | null][] = [
         [{ ...input(), api_key: 'x' }, 'unknown_field', 'api_key'],
@@ -228,6 +243,42 @@ forEachDatabase('posture service', (create) => {
       }
       // Refusals are not audited as changes and change nothing.
       expect(await world.service.listConnections('acme')).toHaveLength(1);
+    });
+    it('bootstraps the labelled demo connection idempotently, and switches it off once real credentials are configured', async () => {
+      const demoSim = await startSimulator({ devices: 20, seed: 'posture-demo' });
+      try {
+        const noEntra = loadConfig({ INTUNE_SYNC_INTERVAL: '0' }, { cwd: world.dir });
+        const demo = (await world.service.bootstrapFromConfig(noEntra, { demo: { simulator: demoSim } })) as Connection;
+        expect(demo).toMatchObject({
+          tenant: 'default',
+          demo: true,
+          cloud: 'custom',
+          entra_tenant_id: demoSim.tenantId,
+          secret_ref: 'env:INTUNE_DEMO_CLIENT_SECRET',
+          status: 'active',
+        });
+        expect(demo.display_name).toMatch(/simulated devices, not a real Intune tenant/);
+        expect(await world.service.bootstrapFromConfig(noEntra, { demo: { simulator: demoSim } })).toEqual(demo);
+        expect((await (await world.service.startSync('default', demo.id, ADMIN)).done).devices).toBe(20);
+        expect(world.service.graphFor('default')).toBeDefined();
+
+        const real = (await world.service.bootstrapFromConfig(world.config)) as Connection;
+        expect(real).toMatchObject({ demo: false, secret_ref: 'env:ENTRA_CLIENT_SECRET', entra_tenant_id: world.sim.tenantId });
+        expect(await world.service.getConnection('default', demo.id)).toMatchObject({ status: 'disabled', status_reason: expect.stringMatching(/ENTRA_/) });
+        // Simulated devices are not served beside real ones.
+        expect((await world.service.listDevices('default')).total).toBe(0);
+        const { events } = await world.chronicle.query({ tenant: 'default', types: [...CONNECTION_EVENTS] });
+        expect(events.map((e) => [e.type, e.data['connection_id'], e.data['changed_fields'] ?? null, e.actor.id])).toEqual([
+          ['integration.intune.connection_created', demo.id, null, 'bootstrap'],
+          ['integration.intune.connection_created', real.id, null, 'bootstrap'],
+          ['integration.intune.connection_updated', demo.id, ['status'], 'bootstrap'],
+        ]);
+        await expect(world.service.bootstrapFromConfig(loadConfig({ ...world.env, ENTRA_CLIENT_ID: 'my-app' }, { cwd: world.dir }))).rejects.toThrow(
+          /ENTRA_CLIENT_ID is "my-app"; set it to the application \(client\) id/,
+        );
+      } finally {
+        await demoSim.close();
+      }
     });
   });
 

@@ -114,7 +114,8 @@ describe('a tenant file', () => {
   it('accepts a bare array', async () => {
     const file = path.join(dir, 'array.json');
     await writeFile(file, JSON.stringify([{ id: '0fa4e5e1-0000-4000-8000-00000000a003' }]));
-    const sim = await startSimulator({ tenantFile: file });
+    // devices is ignored when a tenant file decides (callers spread their defaults over it).
+    const sim = await startSimulator({ devices: 50, tenantFile: file });
     expect(sim.devices).toHaveLength(1);
     await sim.close();
   });

@@ -68,7 +68,6 @@ describe('startSimulator', () => {
     [{ host: '0.0.0.0' }, /loopback only/],
     [{ port: 70_000 }, /port is 70000/],
     [{ devices: -3 }, /devices is -3/],
-    [{ devices: 5, tenantFile: 'x.json' }, /mutually exclusive/],
     [{ throttle: { requestsPer20s: 0 } }, /throttle.requestsPer20s/],
     [{ tenantId: 'bad tenant!' }, /tenantId is "bad tenant!"/],
     [{ faults: { resetRate: 2 } }, /resetRate \(reset\) is 2/],

@@ -155,6 +155,7 @@ export const PANEL_SCRIPT = String.raw`'use strict';
 export const PANEL_STYLE = `
 :root { --fg: #1d2330; --muted: #5b6475; --line: #d9dee7; --bg: #f6f7f9; --card: #fff; --accent: #2452c9; --ok: #18794e; --bad: #b42318; --warn: #b54708; }
 * { box-sizing: border-box; }
+[hidden] { display: none !important; }
 body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg); background: var(--bg); }
 .top { display: flex; gap: 12px; align-items: baseline; padding: 12px 24px; background: #111827; color: #fff; }
 .brand { font-weight: 600; } .crumb { color: #cbd5e1; }
@@ -189,4 +190,8 @@ button.link { background: none; border: none; color: var(--accent); padding: 0; 
 .status.error, .state.noncompliant, .state.error, .state.conflict { color: var(--bad); font-weight: 600; }
 .state.inGracePeriod { color: var(--warn); font-weight: 600; }
 .table-wrap { overflow-x: auto; }
+`;
+
+/** A shield, so the browser asks for this instead of /favicon.ico. */
+export const PANEL_ICON = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><path d="M16 2 4 7v8c0 7.2 5.1 13.3 12 15 6.9-1.7 12-7.8 12-15V7z" fill="#2452c9"/><path d="m10.5 16.5 4 4 7-8" fill="none" stroke="#fff" stroke-width="2.6" stroke-linecap="round" stroke-linejoin="round"/></svg>
 `;

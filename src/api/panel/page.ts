@@ -9,6 +9,7 @@ export const PANEL_PATHS = {
   posture: '/settings/integrations/intune',
   script: '/settings/assets/panel.js',
   style: '/settings/assets/panel.css',
+  icon: '/settings/assets/icon.svg',
 } as const;
 
 /** Nothing runs or loads unless it comes from this origin; no inline script or style at all. */
@@ -37,6 +38,7 @@ export function renderSettingsPage(): string {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer">
 <title>Settings · Device posture (Intune) · intune-connector</title>
+<link rel="icon" href="${PANEL_PATHS.icon}" type="image/svg+xml">
 <link rel="stylesheet" href="${PANEL_PATHS.style}">
 <script src="${PANEL_PATHS.script}" defer></script>
 </head>
@@ -86,7 +88,7 @@ export function renderSettingsPage(): string {
         <label>Ownership <select id="f-ownership" name="ownership"><option value="">any</option>${options(OWNERSHIP_OPTIONS)}</select></label>
         <label>Device id starts with <input id="f-q" name="q" type="search" maxlength="36" pattern="[0-9A-Fa-f-]*" spellcheck="false"></label>
       </form>
-      <table data-testid="devices"><thead><tr><th>Device id</th><th>OS</th><th>Version</th><th>Compliance</th><th>Grace period ends</th><th>Encrypted</th><th>Jailbroken</th><th>Ownership</th><th>Last check-in</th><th>Model</th><th>Serial fingerprint</th></tr></thead><tbody id="devices-body"></tbody></table>
+      <div class="table-wrap"><table data-testid="devices"><thead><tr><th>Device id</th><th>OS</th><th>Version</th><th>Compliance</th><th>Grace period ends</th><th>Encrypted</th><th>Jailbroken</th><th>Ownership</th><th>Last check-in</th><th>Model</th><th>Serial fingerprint</th></tr></thead><tbody id="devices-body"></tbody></table></div>
       <div class="pager"><button id="prev-page" type="button" disabled>Previous</button><span id="page-info" class="muted"></span><button id="next-page" type="button" disabled>Next</button></div>
     </section>
   </div>

@@ -4,7 +4,7 @@
  */
 import crypto from 'node:crypto';
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { PANEL_SCRIPT, PANEL_STYLE } from '../panel/assets.js';
+import { PANEL_ICON, PANEL_SCRIPT, PANEL_STYLE } from '../panel/assets.js';
 import { PANEL_CSP, PANEL_PATHS, renderSettingsPage } from '../panel/page.js';
 
 function asset(body: string, type: string): { body: string; type: string; etag: string } {
@@ -15,6 +15,7 @@ export function panelRoutes(app: FastifyInstance): void {
   const page = asset(renderSettingsPage(), 'text/html; charset=utf-8');
   const script = asset(PANEL_SCRIPT, 'text/javascript; charset=utf-8');
   const style = asset(PANEL_STYLE, 'text/css; charset=utf-8');
+  const icon = asset(PANEL_ICON, 'image/svg+xml');
 
   const send = (reply: FastifyReply, a: ReturnType<typeof asset>, cacheControl: string) =>
     reply
@@ -29,4 +30,5 @@ export function panelRoutes(app: FastifyInstance): void {
   app.get(PANEL_PATHS.posture, async (_request, reply) => send(reply, page, 'no-store'));
   app.get(PANEL_PATHS.script, async (_request, reply) => send(reply, script, 'no-cache'));
   app.get(PANEL_PATHS.style, async (_request, reply) => send(reply, style, 'no-cache'));
+  app.get(PANEL_PATHS.icon, async (_request, reply) => send(reply, icon, 'max-age=86400'));
 }

@@ -268,13 +268,20 @@ export function createGraphClient(options: GraphClientOptions): GraphClient & { 
   };
 
   async function* listDevices(request: Omit<ListDevicesRequest, 'nextLink'> = {}): AsyncGenerator<DevicePage> {
-    // Only the current page is referenced here, so a 100,000-device listing holds one page at a time.
-    const { nextLink: ignored, ...first } = request as ListDevicesRequest;
-    void ignored;
-    let page = await listDevicesPage(first);
-    yield page;
-    while (page.nextLink !== undefined) {
-      page = await listDevicesPage({ nextLink: page.nextLink, ...(request.signal !== undefined ? { signal: request.signal } : {}) });
+    // A nextLink smuggled in by an untyped caller is dropped: listing starts from the first page.
+    const { nextLink: _dropped, ...first } = request as ListDevicesRequest;
+    const signal = request.signal !== undefined ? { signal: request.signal } : {};
+    let nextLink: string | undefined;
+    {
+      const page = await listDevicesPage(first);
+      nextLink = page.nextLink;
+      yield page;
+    }
+    // The generator keeps only the link between pages, so the previous page can be collected
+    // while the next one downloads.
+    while (nextLink !== undefined) {
+      const page: DevicePage = await listDevicesPage({ nextLink, ...signal });
+      nextLink = page.nextLink;
       yield page;
     }
   }

@@ -77,7 +77,7 @@ export class CallState implements MiddlewareOptions {
 
   constructor(
     readonly method: 'GET' | 'POST',
-    /** Path of the resource without the query, for log lines and the nextLink rule. */
+    /** The resource path as a template (ids replaced by {id}), without the query: log lines only. */
     readonly pathForLog: string,
     readonly clientRequestId: string,
     readonly signal: AbortSignal | undefined,
@@ -242,7 +242,7 @@ export class RetryMiddleware implements Middleware {
       state.json = undefined;
       return undefined;
     }
-    if (exchange.truncated) return malformedError('the body was cut off before its end', details);
+    if (exchange.truncated) return malformedError('the body ended before its end, or exceeded 64 MB', details);
     if (exchange.text === '' || exchange.status === 204) {
       state.json = undefined;
       return undefined;
@@ -250,6 +250,8 @@ export class RetryMiddleware implements Middleware {
     if (!isJsonContent(exchange)) return malformedError('the body is not JSON', details);
     try {
       state.json = JSON.parse(exchange.text);
+      // The text of a 1,000-device page is megabytes; nothing reads it once parsed.
+      state.exchange = { status: exchange.status, header: exchange.header, text: '', truncated: false };
       return undefined;
     } catch {
       return malformedError('the body is not valid JSON', details);
@@ -367,7 +369,7 @@ export class TransportMiddleware implements Middleware {
     let text = '';
     let truncated = false;
     try {
-      text = await response.body.text();
+      text = await readLimited(response.body, MAX_BODY_BYTES);
     } catch (err) {
       if (signal?.aborted === true) throw err;
       truncated = true;
@@ -383,6 +385,23 @@ export class TransportMiddleware implements Middleware {
       truncated,
     };
   }
+}
+
+/** Far above a 1,000-device page (~3 MB); a body beyond it is not Graph talking. */
+export const MAX_BODY_BYTES = 64 * 1024 * 1024;
+
+async function readLimited(body: AsyncIterable<Buffer | Uint8Array> & { destroy(): unknown }, limit: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.length;
+    if (size > limit) {
+      body.destroy();
+      throw new Error('response body over the size limit');
+    }
+    chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
+  }
+  return Buffer.concat(chunks, size).toString('utf8');
 }
 
 /** The library hands headers over as a plain object, a Headers instance or pairs; undici takes an object. */

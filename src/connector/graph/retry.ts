@@ -17,7 +17,12 @@ export interface RetryPolicy {
   readonly maxRetryAfterMs: number;
   /** Total time one call may spend waiting between attempts. */
   readonly maxTotalWaitMs: number;
-  /** Extra attempts for a read whose body arrived truncated or as broken JSON (bounded by maxRetries). */
+  /**
+   * Extra attempts for a read whose body arrived truncated or as broken JSON (bounded by
+   * maxRetries): reads are idempotent and those faults are transient. A body that is valid JSON
+   * in the wrong shape (`value` not an array, a device without an id) is not asked for again:
+   * the same answer would come back, so it fails at once as 'malformed_response'.
+   */
   readonly maxMalformedRetries: number;
 }
 

@@ -31,11 +31,15 @@ export function readCaFile(caFile: string): string {
 }
 
 export function createTransport(options: { readonly caPem?: string; readonly connectTimeoutMs: number }): Transport {
+  // Built once: handing `ca` to every connection would re-parse the whole root store each time.
+  // The CA file is trusted in addition to the system roots, not instead: a proxy's CA must not
+  // cut the client off from hosts the proxy passes through untouched.
+  const secureContext =
+    options.caPem !== undefined ? tls.createSecureContext({ ca: [...tls.rootCertificates, options.caPem] }) : undefined;
   const dispatcher = new Agent({
     connect: {
       timeout: options.connectTimeoutMs,
-      // In addition to the system roots, not instead: a proxy CA must not cut off other hosts.
-      ...(options.caPem !== undefined ? { ca: [...tls.rootCertificates, options.caPem] } : {}),
+      ...(secureContext !== undefined ? { secureContext } : {}),
     },
     keepAliveTimeout: 10_000,
   });

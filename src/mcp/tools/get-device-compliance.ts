@@ -6,7 +6,6 @@ export const getDeviceComplianceDescriptor = describeTool(
   'get_device_compliance',
   'get_compliance',
   {
-    title: 'Check device compliance',
     description:
       'Answers whether a device is compliant with its Intune policies. Give exactly one of device_id (the Intune id, as ' +
       'list_devices shows it) or azure_ad_device_id (the Entra device id, the deviceid claim of a user token). Returns the ' +

@@ -1,0 +1,227 @@
+/**
+ * Gate benchmark: audited decisions per second over HTTP, on a warm compliance cache, with
+ * PostgreSQL.
+ *
+ * Two processes, as in production: this one generates load with autocannon; a child process
+ * (`bench/gate.ts --serve`) serves POST /api/v1/gate/device-compliance with the real API key
+ * store, the real gate, the real connector (its Graph client points at the demo simulator, used
+ * only to warm the cache) and a real Chronicle on a fresh PostgreSQL database. Every 200 is a
+ * decision recorded in Chronicle before it was sent: after each run the DEVICE_COMPLIANCE_CHECKED
+ * rows are counted and must equal the 200 responses. Each run sends a fixed number of requests
+ * (not a duration) so that no request is in flight when the rows are counted.
+ *
+ * Env: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres), BENCH_RUNS (5),
+ * BENCH_REQUESTS per run (50000), BENCH_CONNECTIONS (32). Prints medians; writes bench/results/gate.json.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import Fastify from 'fastify';
+import pg from 'pg';
+import { loadConfig } from '../src/config/index.js';
+import { createLogger } from '../src/log/index.js';
+import { openRuntime } from '../src/runtime/index.js';
+import { createKeyStore } from '../src/api/keys.js';
+import { createGate, loadGatePolicy } from '../src/gate/index.js';
+import { GATE_PATH, gateRoutes } from '../src/gate/http.js';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(HERE, '..');
+const SERVER_URL = process.env['BENCH_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const RUNS = Number(process.env['BENCH_RUNS'] ?? 5);
+const REQUESTS = Number(process.env['BENCH_REQUESTS'] ?? 50_000);
+const CONNECTIONS = Number(process.env['BENCH_CONNECTIONS'] ?? 32);
+const WARM_DEVICES = 100;
+const ACCORD = 'device-management';
+
+/** The slice of autocannon's programmatic API used here (it ships no type declarations). */
+interface AutocannonResult {
+  readonly requests: { readonly average: number; readonly total: number };
+  readonly latency: { readonly p50: number; readonly p99: number; readonly average: number; readonly max: number };
+  readonly duration: number;
+  readonly errors: number;
+  readonly timeouts: number;
+  readonly non2xx: number;
+  readonly '2xx': number;
+}
+type Autocannon = (options: Record<string, unknown>) => Promise<AutocannonResult>;
+const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
+
+interface ServerReady {
+  readonly url: string;
+  readonly key: string;
+  readonly deviceIds: readonly string[];
+  readonly warmDecisions: Readonly<Record<string, number>>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server process.
+
+async function serve(): Promise<void> {
+  const config = loadConfig(process.env);
+  const logger = createLogger({ level: 'warn' });
+  const runtime = await openRuntime(config, { logger });
+  const keys = createKeyStore({ db: runtime.db, chronicle: runtime.chronicle });
+  const { key } = await keys.create({ tenant: 'default', role: 'gate', name: 'bench' }, { kind: 'system', id: 'bench' });
+  const gate = createGate({ connector: runtime.connector, chronicle: runtime.chronicle, policy: loadGatePolicy(config) });
+
+  const app = Fastify({ logger: false });
+  await app.register(gateRoutes, { gate, authenticator: keys });
+  const url = await app.listen({ host: '127.0.0.1', port: 0 });
+
+  // Warm the compliance cache: one Graph lookup per device, before any measured request.
+  const simulator = runtime.demo?.simulator;
+  if (simulator === undefined) throw new Error('the benchmark needs the demo simulator: unset ENTRA_*');
+  const seen = new Set<string>();
+  const deviceIds: string[] = [];
+  for (const device of simulator.devices) {
+    const id = device['azureADDeviceId'];
+    if (typeof id === 'string' && !seen.has(id)) {
+      seen.add(id);
+      deviceIds.push(id);
+    }
+    if (deviceIds.length === WARM_DEVICES) break;
+  }
+  const warmDecisions: Record<string, number> = {};
+  for (const deviceid of deviceIds) {
+    const result = await gate.check({ accord: ACCORD, claims: { deviceid } });
+    warmDecisions[result.reason] = (warmDecisions[result.reason] ?? 0) + 1;
+  }
+  process.stdout.write(`${JSON.stringify({ url, key, deviceIds, warmDecisions } satisfies ServerReady)}\n`);
+
+  const stop = async () => {
+    await app.close();
+    await runtime.close();
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void stop());
+  process.once('SIGINT', () => void stop());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The load generator.
+
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+};
+
+async function admin(sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: SERVER_URL });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+async function startServer(databaseUrl: string, dataDir: string): Promise<{ child: ChildProcess; ready: ServerReady }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--serve'], {
+    cwd: ROOT,
+    env: {
+      PATH: process.env['PATH'],
+      HOME: process.env['HOME'],
+      DATABASE_URL: databaseUrl,
+      INTUNE_DATA_DIR: dataDir,
+      INTUNE_POLICY_FILE: path.join(ROOT, 'examples', 'accord-policy.yaml'),
+      INTUNE_COMPLIANCE_CACHE_TTL: '86400',
+      CHRONICLE_CHECKPOINT_INTERVAL: '0',
+      LOG_LEVEL: 'warn',
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const lines = readline.createInterface({ input: child.stdout as NodeJS.ReadableStream });
+  const ready = await new Promise<ServerReady>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`the gate server exited (${code}) before it was ready`)));
+    lines.once('line', (line) => resolve(JSON.parse(line) as ServerReady));
+  });
+  return { child, ready };
+}
+
+async function main(): Promise<void> {
+  const dbName = `ic_bench_gate_${crypto.randomBytes(4).toString('hex')}`;
+  const databaseUrl = new URL(SERVER_URL);
+  databaseUrl.pathname = `/${dbName}`;
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ic-bench-gate-'));
+  await admin(`CREATE DATABASE ${dbName}`);
+  const db = new pg.Client({ connectionString: databaseUrl.toString() });
+  let child: ChildProcess | undefined;
+  try {
+    process.stdout.write(`gate benchmark: ${RUNS} runs x ${REQUESTS} requests, ${CONNECTIONS} connections, ${os.cpus().length} CPUs\n`);
+    const started = await startServer(databaseUrl.toString(), dataDir);
+    child = started.child;
+    const { url, key, deviceIds, warmDecisions } = started.ready;
+    process.stdout.write(`server ready at ${url}; cache warmed with ${deviceIds.length} devices: ${JSON.stringify(warmDecisions)}\n`);
+    await db.connect();
+    const countRows = async (): Promise<number> =>
+      Number((await db.query<{ n: string }>(`SELECT count(*) AS n FROM chronicle_event WHERE type = 'DEVICE_COMPLIANCE_CHECKED'`)).rows[0]?.n ?? 0);
+
+    const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
+    const requests = deviceIds.map((deviceid) => ({ method: 'POST', path: GATE_PATH, headers, body: JSON.stringify({ accord: ACCORD, claims: { deviceid } }) }));
+    const load = (amount: number) => autocannon({ url, connections: CONNECTIONS, amount, requests, timeout: 10 });
+
+    await load(Math.min(5_000, REQUESTS)); // JIT and pool warm-up, not reported
+    const runs: Array<{ decisionsPerSecond: number; p50Ms: number; p99Ms: number; ok: number; rowsAdded: number; non2xx: number; errors: number }> = [];
+    for (let i = 0; i < RUNS; i++) {
+      const before = await countRows();
+      const result = await load(REQUESTS);
+      const rowsAdded = (await countRows()) - before;
+      const ok = result['2xx'];
+      const run = {
+        decisionsPerSecond: Math.round(ok / result.duration),
+        p50Ms: result.latency.p50,
+        p99Ms: result.latency.p99,
+        ok,
+        rowsAdded,
+        non2xx: result.non2xx,
+        errors: result.errors + result.timeouts,
+      };
+      runs.push(run);
+      process.stdout.write(
+        `run ${i + 1}: ${run.decisionsPerSecond} audited decisions/s, p50 ${run.p50Ms} ms, p99 ${run.p99Ms} ms, 200s ${ok}, rows ${rowsAdded}${run.non2xx + run.errors > 0 ? `, non-2xx ${run.non2xx}, errors ${run.errors}` : ''}\n`,
+      );
+      if (rowsAdded !== ok) throw new Error(`run ${i + 1}: ${ok} decisions answered but ${rowsAdded} recorded: every 200 must have its DEVICE_COMPLIANCE_CHECKED row`);
+    }
+
+    const summary = {
+      date: new Date().toISOString(),
+      cpus: os.cpus().length,
+      runs: RUNS,
+      requestsPerRun: REQUESTS,
+      connections: CONNECTIONS,
+      warmDevices: deviceIds.length,
+      medianDecisionsPerSecond: median(runs.map((r) => r.decisionsPerSecond)),
+      medianP50Ms: median(runs.map((r) => r.p50Ms)),
+      medianP99Ms: median(runs.map((r) => r.p99Ms)),
+      everyAnswerRecorded: runs.every((r) => r.rowsAdded === r.ok),
+      targets: { decisionsPerSecond: 5_000, p99Ms: 25 },
+      perRun: runs,
+    };
+    process.stdout.write(
+      `median: ${summary.medianDecisionsPerSecond} audited decisions/s (target >= 5000), p50 ${summary.medianP50Ms} ms, p99 ${summary.medianP99Ms} ms (target < 25); rows = 200s in every run: ${summary.everyAnswerRecorded}\n`,
+    );
+    const out = path.join(HERE, 'results', 'gate.json');
+    fs.mkdirSync(path.dirname(out), { recursive: true });
+    fs.writeFileSync(out, `${JSON.stringify(summary, null, 2)}\n`);
+    process.stdout.write(`wrote ${path.relative(ROOT, out)}\n`);
+  } finally {
+    if (child !== undefined && child.exitCode === null) {
+      const exited = new Promise((resolve) => child?.once('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
+    }
+    await db.end().catch(() => undefined);
+    await admin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv.includes('--serve')) await serve();
+else await main();

@@ -1,0 +1,11 @@
+/** A verify worker thread: checks ranges of rows it is handed (see verify-core.ts). */
+import { parentPort } from 'node:worker_threads';
+import { checkChunk, type ChunkTask } from './verify-core.js';
+
+parentPort?.on('message', ({ id, task }: { id: number; task: ChunkTask }) => {
+  try {
+    parentPort?.postMessage({ id, result: checkChunk(task) });
+  } catch (err) {
+    parentPort?.postMessage({ id, error: err instanceof Error ? err.message : String(err) });
+  }
+});

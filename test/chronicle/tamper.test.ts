@@ -1,0 +1,295 @@
+/**
+ * Tampering by someone with database superuser rights (triggers disabled, as such an attacker
+ * would), each caught by verify at the exact seq. Chains are per tenant, so every case builds its
+ * own chain in one shared database and checkpoint directory.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import fc from 'fast-check';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { Db } from '../../src/db/index.js';
+import { canonicalJson, chainHash, createChronicle, type Chronicle, type ChainVerifyReport } from '../../src/chronicle/index.js';
+import { forEachDatabase, type TestDatabase } from '../helpers/db.js';
+import {
+  appendPastHead,
+  asSuperuserWithoutGuards,
+  changeBodyByte,
+  deleteRow,
+  insertRow,
+  invoked,
+  rewriteChain,
+  rows,
+  swapRows,
+  tempDir,
+  truncateTail,
+  uniqueTenant,
+} from './helpers.js';
+
+forEachDatabase('chronicle tamper detection', (create) => {
+  let tdb: TestDatabase;
+  let db: Db;
+  let chronicle: Chronicle;
+  /** The same trail read in ranges of 3 rows on this thread, and in ranges of 4 by worker threads. */
+  let chunked: Chronicle;
+  let parallel: Chronicle;
+  let keys: ReturnType<typeof tempDir>;
+  let checkpointDir: string;
+
+  beforeAll(async () => {
+    tdb = await create();
+    db = await tdb.open();
+    keys = tempDir('tamper');
+    checkpointDir = path.join(keys.dir, 'checkpoints');
+    chronicle = await createChronicle({ db, signingKeyFile: path.join(keys.dir, 'signing-key.pem'), checkpointDir });
+    const readers = { db, signingKeyFile: path.join(keys.dir, 'signing-key.pem'), checkpointDir };
+    chunked = await createChronicle({ ...readers, verify: { workers: 0, chunkSize: 3 } });
+    parallel = await createChronicle({ ...readers, verify: { workers: 2, minEventsForWorkers: 0, chunkSize: 4 } });
+  });
+  afterAll(async () => {
+    await chunked?.close();
+    await parallel?.close();
+    await chronicle?.close();
+    await tdb?.drop();
+    keys?.remove();
+  });
+
+  /** A fresh chain of `n` events with a signed checkpoint after each seq in `checkpointAt`. */
+  async function chain(n: number, checkpointAt: readonly number[] = []): Promise<string> {
+    const tenant = uniqueTenant();
+    let written = 0;
+    for (const stop of [...new Set([...checkpointAt, n])]) {
+      await Promise.all(Array.from({ length: stop - written }, (_, i) => chronicle.append(invoked(tenant, written + i + 1))));
+      written = stop;
+      if (checkpointAt.includes(stop)) await chronicle.checkpoint();
+    }
+    const report = await verifyChain(tenant);
+    expect(report.ok, 'the untouched chain verifies').toBe(true);
+    expect(report.checkpointsChecked).toBe(checkpointAt.length);
+    return tenant;
+  }
+
+  async function verifyChain(tenant: string, using: Chronicle = chronicle): Promise<ChainVerifyReport> {
+    const report = await using.verify({ tenant });
+    expect(report.chains).toHaveLength(1);
+    if (using === chronicle) {
+      // Whatever the ranges and threads, one answer.
+      expect((await chunked.verify({ tenant })).chains, 'ranges of 3 rows').toEqual(report.chains);
+      expect((await parallel.verify({ tenant })).chains, 'worker threads').toEqual(report.chains);
+    }
+    return report.chains[0] as ChainVerifyReport;
+  }
+
+  it('reports an untouched chain as intact, with the signed checkpoints it compared', async () => {
+    const tenant = await chain(12, [4, 12]);
+    expect(await verifyChain(tenant)).toEqual({
+      tenant,
+      ok: true,
+      eventsChecked: 12,
+      headSeq: 12,
+      checkpointsChecked: 2,
+      firstBadSeq: null,
+      reason: null,
+      detail: null,
+    });
+  });
+
+  it('catches one changed byte in a body at its seq', async () => {
+    const tenant = await chain(12);
+    await changeBodyByte(db, tenant, 7, 150);
+    expect(await verifyChain(tenant)).toMatchObject({ ok: false, firstBadSeq: 7, reason: 'hash_mismatch' });
+  });
+
+  it('catches a deleted row at its seq', async () => {
+    const tenant = await chain(12);
+    await deleteRow(db, tenant, 5);
+    expect(await verifyChain(tenant)).toMatchObject({ ok: false, firstBadSeq: 5, reason: 'gap' });
+  });
+
+  it('catches swapped rows at the first of them', async () => {
+    const tenant = await chain(12);
+    await swapRows(db, tenant, 4, 9);
+    expect(await verifyChain(tenant)).toMatchObject({ ok: false, firstBadSeq: 4, reason: 'reordered' });
+  });
+
+  it('catches an inserted row, even a well-forged one, at the seq it was inserted at', async () => {
+    const tenant = await chain(12);
+    await insertRow(db, tenant, 6);
+    const report = await verifyChain(tenant);
+    expect(report).toMatchObject({ ok: false, firstBadSeq: 6, reason: 'inserted' });
+    expect(report.detail).toContain('now sits at seq 7');
+  });
+
+  it('catches a row appended around the append path, past the head', async () => {
+    const tenant = await chain(12);
+    await appendPastHead(db, tenant);
+    expect(await verifyChain(tenant)).toMatchObject({ ok: false, firstBadSeq: 13, reason: 'beyond_head' });
+  });
+
+  it('catches a truncated tail: by the head row, and by a checkpoint when the head was moved back too', async () => {
+    const careless = await chain(12);
+    await truncateTail(db, careless, 9, { moveHead: false });
+    expect(await verifyChain(careless)).toMatchObject({ ok: false, firstBadSeq: 9, reason: 'truncated' });
+
+    const careful = await chain(12, [12]);
+    await truncateTail(db, careful, 9, { moveHead: true });
+    const report = await verifyChain(careful);
+    expect(report).toMatchObject({ ok: false, firstBadSeq: 9, reason: 'truncated' });
+    expect(report.detail).toMatch(/signed checkpoint .* records seq 12/);
+
+    // Without the checkpoint the cut is invisible: that is what checkpoints are for.
+    const blind = await createChronicle({ db });
+    try {
+      expect(await verifyChain(careful, blind)).toMatchObject({ ok: true, eventsChecked: 8 });
+    } finally {
+      await blind.close();
+    }
+  });
+
+  it('catches a whole chain recomputed from seq 1 by its checkpoint', async () => {
+    const tenant = await chain(12, [12]);
+    await rewriteChain(db, tenant, 1);
+    const report = await verifyChain(tenant);
+    expect(report).toMatchObject({ ok: false, firstBadSeq: 1, reason: 'checkpoint_mismatch' });
+    expect(report.detail).toContain('rewritten somewhere in seq 1 to 12');
+
+    const blind = await createChronicle({ db });
+    try {
+      expect(await verifyChain(tenant, blind)).toMatchObject({ ok: true });
+    } finally {
+      await blind.close();
+    }
+  });
+
+  it('narrows a rewrite down to the span after the last checkpoint that still matches', async () => {
+    const tenant = await chain(12, [5, 12]);
+    await rewriteChain(db, tenant, 8);
+    expect(await verifyChain(tenant)).toMatchObject({ ok: false, firstBadSeq: 6, reason: 'checkpoint_mismatch' });
+  });
+
+  it('catches a recomputed chain whose checkpoint lines were rewritten to match: the signature fails', async () => {
+    const tenant = await chain(12, [12]);
+    await rewriteChain(db, tenant, 1);
+    const newHead = (await rows(db, tenant)).at(-1)?.hash as string;
+    for (const name of fs.readdirSync(checkpointDir).filter((n) => n.endsWith('.jsonl'))) {
+      const file = path.join(checkpointDir, name);
+      const lines = fs.readFileSync(file, 'utf8').split('\n');
+      const forged = lines.map((line) => {
+        if (line === '') return line;
+        const cp = JSON.parse(line) as { chain: string; hash: string };
+        return cp.chain === tenant ? canonicalJson({ ...cp, hash: newHead }) : line;
+      });
+      fs.writeFileSync(file, forged.join('\n'));
+    }
+    const report = await verifyChain(tenant);
+    expect(report).toMatchObject({ ok: false, firstBadSeq: 12, reason: 'bad_signature' });
+    expect(report.detail).toMatch(/signature does not verify/);
+  });
+
+  it('does not trust checkpoints signed by another key', async () => {
+    const tenant = await chain(6, [6]);
+    const other = tempDir('other-key');
+    try {
+      // Someone else's chronicle (their own key) signs this chain's head into our directory.
+      const theirs = await createChronicle({ db, signingKeyFile: path.join(other.dir, 'key.pem'), checkpointDir });
+      await theirs.checkpoint();
+      await theirs.close();
+      const report = await verifyChain(tenant);
+      expect(report).toMatchObject({ ok: false, firstBadSeq: 6, reason: 'bad_signature' });
+      expect(report.detail).toMatch(/not by this deployment's key/);
+    } finally {
+      other.remove();
+      // Leave the directory with checkpoints of our key only for the cases that follow.
+      for (const name of fs.readdirSync(checkpointDir).filter((n) => n.endsWith('.jsonl'))) {
+        const file = path.join(checkpointDir, name);
+        const kept = fs
+          .readFileSync(file, 'utf8')
+          .split('\n')
+          .filter((line) => line === '' || (JSON.parse(line) as { key_id: string }).key_id === chronicle.keyId);
+        fs.writeFileSync(file, kept.join('\n'));
+      }
+    }
+  });
+
+  it('catches an indexed column that no longer matches the body', async () => {
+    const tenant = await chain(8);
+    await asSuperuserWithoutGuards(db, (tx) => tx.query("UPDATE chronicle_event SET decision = 'denied' WHERE tenant = $1 AND seq = 3", [tenant]));
+    expect(await verifyChain(tenant)).toMatchObject({ ok: false, firstBadSeq: 3, reason: 'column_mismatch' });
+  });
+
+  it('catches a body that is not canonical JSON even when its hashes were recomputed', async () => {
+    const tenant = await chain(8);
+    await asSuperuserWithoutGuards(db, async (tx) => {
+      const all = await rows(tx, tenant);
+      let prev = (all[3] as { hash: string }).hash;
+      for (const row of all.filter((r) => r.seq >= 5)) {
+        const body = row.seq === 5 ? JSON.stringify(JSON.parse(row.body), null, 1) : row.body;
+        const hash = chainHash(prev, body);
+        await tx.query('UPDATE chronicle_event SET body = $3, prev_hash = $4, hash = $5 WHERE tenant = $1 AND seq = $2', [tenant, row.seq, body, prev, hash]);
+        prev = hash;
+      }
+      await tx.query('UPDATE chronicle_chain SET head_hash = $2 WHERE tenant = $1', [tenant, prev]);
+    });
+    expect(await verifyChain(tenant)).toMatchObject({ ok: false, firstBadSeq: 5, reason: 'not_canonical' });
+  });
+
+  it('finds random edits at the exact seq (property)', async () => {
+    const N = 10;
+    type Edit =
+      | { kind: 'byte'; seq: number; at: number }
+      | { kind: 'delete'; seq: number }
+      | { kind: 'swap'; seq: number; other: number }
+      | { kind: 'insert'; seq: number }
+      | { kind: 'truncate'; seq: number }
+      | { kind: 'rewrite'; seq: number };
+    const seq = fc.integer({ min: 1, max: N });
+    const edit: fc.Arbitrary<Edit> = fc.oneof(
+      fc.record({ kind: fc.constant('byte' as const), seq, at: fc.nat({ max: 2_000 }) }),
+      fc.record({ kind: fc.constant('delete' as const), seq }),
+      fc.record({ kind: fc.constant('swap' as const), seq: fc.integer({ min: 1, max: N - 1 }), other: fc.integer({ min: 1, max: N - 1 }) }),
+      fc.record({ kind: fc.constant('insert' as const), seq: fc.integer({ min: 1, max: N + 1 }) }),
+      fc.record({ kind: fc.constant('truncate' as const), seq }),
+      fc.record({ kind: fc.constant('rewrite' as const), seq }),
+    );
+    await fc.assert(
+      fc.asyncProperty(edit, async (e) => {
+        const tenant = await chain(N, [5, N]);
+        let expected: { firstBadSeq: number; reason: string };
+        switch (e.kind) {
+          case 'byte':
+            await changeBodyByte(db, tenant, e.seq, e.at);
+            expected = { firstBadSeq: e.seq, reason: 'hash_mismatch' };
+            break;
+          case 'delete':
+            await deleteRow(db, tenant, e.seq);
+            expected = { firstBadSeq: e.seq, reason: e.seq === N ? 'truncated' : 'gap' };
+            break;
+          case 'swap': {
+            const other = e.other >= e.seq ? e.other + 1 : e.other;
+            await swapRows(db, tenant, e.seq, other);
+            expected = { firstBadSeq: Math.min(e.seq, other), reason: 'reordered' };
+            break;
+          }
+          case 'insert':
+            if (e.seq === N + 1) {
+              await appendPastHead(db, tenant);
+              expected = { firstBadSeq: N + 1, reason: 'beyond_head' };
+            } else {
+              await insertRow(db, tenant, e.seq);
+              expected = { firstBadSeq: e.seq, reason: 'inserted' };
+            }
+            break;
+          case 'truncate':
+            await truncateTail(db, tenant, e.seq, { moveHead: true });
+            expected = { firstBadSeq: e.seq, reason: 'truncated' };
+            break;
+          case 'rewrite':
+            await rewriteChain(db, tenant, e.seq);
+            expected = { firstBadSeq: e.seq <= 5 ? 1 : 6, reason: 'checkpoint_mismatch' };
+            break;
+        }
+        expect(await verifyChain(tenant)).toMatchObject({ ok: false, ...expected });
+      }),
+      { numRuns: 30 },
+    );
+  });
+});
