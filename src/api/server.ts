@@ -20,6 +20,7 @@ import { gateJwtOptions } from '../gate/http.js';
 import { createApp } from './app.js';
 import { createKeyStore, type KeyStore } from './keys.js';
 import { createSyncRunStats } from './sync-stats.js';
+import { createCloserStack } from '../runtime/closers.js';
 
 export interface ServerOptions {
   readonly logger?: Logger;
@@ -65,16 +66,8 @@ const SYSTEM_ACTOR: Actor = { kind: 'system', id: 'serve' };
 
 export async function startServer(config: Config, options: ServerOptions = {}): Promise<RunningServer> {
   const logger = options.logger ?? createLogger({ level: config.logLevel });
-  const closers: Array<{ name: string; close: () => Promise<void> }> = [];
-  const closeAll = async () => {
-    for (const { name, close } of closers.splice(0).reverse()) {
-      try {
-        await close();
-      } catch (err) {
-        logger.warn({ err, part: name }, 'error while shutting down');
-      }
-    }
-  };
+  const closers = createCloserStack(logger);
+  const closeAll = () => closers.closeAll();
 
   try {
     // The posture service supplies each tenant's Graph client; it exists only after the runtime.
@@ -84,7 +77,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       demo: options.demo ?? true,
       graphFor: (tenant) => posture?.graphFor(tenant),
     });
-    closers.push({ name: 'runtime', close: () => runtime.close() });
+    closers.push('runtime', () => runtime.close());
 
     const chronicle = runtime.chronicle;
     const secrets = secretProviderFromConfig(config, options.env ?? {});
@@ -97,7 +90,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       fingerprintKeyFor: (tenant) => runtime.fingerprintKeyFor(tenant),
     });
     posture = service;
-    closers.push({ name: 'posture', close: () => service.close() });
+    closers.push('posture', () => service.close());
 
     const connection = await service.bootstrapFromConfig(config, runtime.demo !== undefined ? { demo: runtime.demo } : {});
     const keys = createKeyStore({ db: runtime.db, chronicle, ...(options.keyCacheTtlMs !== undefined ? { cacheTtlMs: options.keyCacheTtlMs } : {}) });
@@ -121,7 +114,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       ...(gateJwt !== undefined ? { gateJwt } : {}),
       metrics: { syncRuns: createSyncRunStats(runtime.db) },
     });
-    closers.push({ name: 'http', close: () => app.close() });
+    closers.push('http', () => app.close());
 
     // Listen before the first sync and before minting the bootstrap key: a port in use must fail
     // start-up before a key is issued that nobody would ever see.
@@ -163,7 +156,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     if (options.scheduler ?? true) {
       service.startScheduler();
       // Registered after 'http' so it runs first on close: no new runs while the server drains.
-      closers.push({ name: 'scheduler', close: () => service.stopScheduler() });
+      closers.push('scheduler', () => service.stopScheduler());
     }
 
     let closing: Promise<void> | undefined;

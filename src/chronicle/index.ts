@@ -11,17 +11,16 @@ import type { Logger } from '../log/index.js';
 import { loadEventSchemas } from './validate.js';
 import { loadSigningKey, prepareCheckpointDir, writeCheckpoints, type SigningKey } from './checkpoints.js';
 import { exportChronicle, queryChronicle } from './query.js';
-import {
-  ChronicleError,
-  type AppendInput,
-  type AppendReceipt,
-  type CheckpointResult,
-  type ChronicleQuery,
-  type ChronicleQueryResult,
-  type ChronicleStats,
-  type ChronicleWriter,
-  type ExportOptions,
-  type VerifyReport,
+import type {
+  AppendInput,
+  AppendReceipt,
+  CheckpointResult,
+  ChronicleQuery,
+  ChronicleQueryResult,
+  ChronicleStats,
+  ChronicleWriter,
+  ExportOptions,
+  VerifyReport,
 } from './types.js';
 import { verifyChronicle } from './verify.js';
 import { VerifyPool } from './verify-pool.js';
@@ -198,6 +197,3 @@ export async function createChronicle(options: ChronicleOptions): Promise<Chroni
     },
   };
 }
-
-// Re-exported so hosts can tell Chronicle's failures apart without importing types.ts.
-export const isChronicleError = (err: unknown): err is ChronicleError => err instanceof ChronicleError;

@@ -10,6 +10,7 @@
  */
 import { GENESIS_HASH, createChainHasher, isCanonicalText } from './canonical.js';
 import { indexKeyOf, type Envelope } from './envelope.js';
+import { scanCanonicalEnvelope } from './scan.js';
 import type { VerifyFailure } from './types.js';
 
 export interface Failure {
@@ -49,6 +50,56 @@ export interface ChunkTask {
   readonly checkpoints: readonly CheckpointRef[];
 }
 
+/**
+ * The same range as one string per row, `seq:` + prev_hash + hash + body + "\x1d" + index key,
+ * which costs the fetching thread a fraction of five columns. Only trusted for a "yes": a row
+ * that fails is fetched again column by column and judged from that (see verify.ts).
+ */
+export interface PackedChunkTask {
+  readonly tenant: string;
+  readonly previous: PreviousRow;
+  readonly headSeq: number;
+  readonly packed: ReadonlyArray<string | null>;
+  readonly checkpoints: readonly CheckpointRef[];
+}
+
+const HEX_LENGTH = 64;
+
+/** One packed row; null fields when it does not have the expected shape. */
+export function unpackRow(record: string | null): { seq: number; prevHash: string; hash: string; body: string; idx: string | null } {
+  const colon = record === null ? -1 : record.indexOf(':');
+  const hashesAt = colon + 1;
+  // The first separator after the hashes: a canonical body never holds a raw control character,
+  // so for every row that can pass, this is the one between body and index key.
+  const separator = record === null || colon < 1 ? -1 : record.indexOf('\x1d', hashesAt + 2 * HEX_LENGTH);
+  if (record === null || separator < 0) return { seq: Number.NaN, prevHash: '', hash: '', body: '', idx: null };
+  return {
+    seq: Number(record.slice(0, colon)),
+    prevHash: record.slice(hashesAt, hashesAt + HEX_LENGTH),
+    hash: record.slice(hashesAt + HEX_LENGTH, hashesAt + 2 * HEX_LENGTH),
+    body: record.slice(hashesAt + 2 * HEX_LENGTH, separator),
+    idx: record.slice(separator + 1),
+  };
+}
+
+export function unpackChunk(task: PackedChunkTask): ChunkTask {
+  const n = task.packed.length;
+  const seq = new Array<number>(n);
+  const body = new Array<string>(n);
+  const prevHash = new Array<string>(n);
+  const hash = new Array<string>(n);
+  const idx = new Array<string | null>(n);
+  for (let i = 0; i < n; i++) {
+    const row = unpackRow(task.packed[i] ?? null);
+    seq[i] = row.seq;
+    body[i] = row.body;
+    prevHash[i] = row.prevHash;
+    hash[i] = row.hash;
+    idx[i] = row.idx;
+  }
+  return { tenant: task.tenant, previous: task.previous, headSeq: task.headSeq, seq, body, prevHash, hash, idx, checkpoints: task.checkpoints };
+}
+
 export interface ChunkResult {
   /** Rows that passed every check, from the start of the range. */
   readonly passed: number;
@@ -62,7 +113,8 @@ export interface ChunkResult {
   readonly hashAtHead: string | null;
 }
 
-export function checkChunk(task: ChunkTask): ChunkResult {
+export function checkChunk(input: ChunkTask | PackedChunkTask): ChunkResult {
+  const task = 'packed' in input ? unpackChunk(input) : input;
   const hasher = createChainHasher();
   const checkpointsAt = new Map<number, CheckpointRef[]>();
   for (const cp of task.checkpoints) checkpointsAt.set(cp.seq, [...(checkpointsAt.get(cp.seq) ?? []), cp]);
@@ -71,6 +123,16 @@ export function checkChunk(task: ChunkTask): ChunkResult {
   let hashAtHead: string | null = null;
   let failure: Failure | null = null;
   let passed = 0;
+  const recordCheckpoint = (seq: number, rowHash: string): void => {
+    const atCheckpoint = checkpointsAt.get(seq);
+    if (atCheckpoint === undefined) return;
+    const differing = atCheckpoint.find((cp) => cp.hash !== rowHash);
+    checkpointChecks.push(
+      differing === undefined
+        ? { seq, matches: true, detail: '' }
+        : { seq, matches: false, detail: `the hash at seq ${seq} differs from the signed checkpoint of ${differing.time} (${differing.source})` },
+    );
+  };
 
   for (let i = 0; i < task.seq.length; i++) {
     const seq = task.seq[i] as number;
@@ -84,6 +146,18 @@ export function checkChunk(task: ChunkTask): ChunkResult {
     const rowHash = task.hash[i] as string;
     const hashOk = hasher(rowPrevHash, body) === rowHash;
     const linkOk = rowPrevHash === prevHash;
+    // The common case in one pass; anything it does not vouch for is judged the exact way below.
+    const fast = hashOk && linkOk ? scanCanonicalEnvelope(body) : null;
+    if (fast !== null && fast.seq === seq && fast.chain === task.tenant && fast.time >= prevTime && fast.indexKey === task.idx[i]) {
+      recordCheckpoint(seq, rowHash);
+      if (seq === task.headSeq) hashAtHead = rowHash;
+      prevSeq = seq;
+      prevHash = rowHash;
+      prevBody = body;
+      prevTime = fast.time;
+      passed++;
+      continue;
+    }
     let parsed: Envelope | undefined;
     try {
       parsed = JSON.parse(body) as Envelope;
@@ -112,15 +186,7 @@ export function checkChunk(task: ChunkTask): ChunkResult {
       };
       break;
     }
-    const atCheckpoint = checkpointsAt.get(seq);
-    if (atCheckpoint !== undefined) {
-      const differing = atCheckpoint.find((cp) => cp.hash !== rowHash);
-      checkpointChecks.push(
-        differing === undefined
-          ? { seq, matches: true, detail: '' }
-          : { seq, matches: false, detail: `the hash at seq ${seq} differs from the signed checkpoint of ${differing.time} (${differing.source})` },
-      );
-    }
+    recordCheckpoint(seq, rowHash);
     if (seq === task.headSeq) hashAtHead = rowHash;
     prevSeq = seq;
     prevHash = rowHash;

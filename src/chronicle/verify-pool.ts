@@ -6,7 +6,7 @@
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { checkChunk, type ChunkResult, type ChunkTask } from './verify-core.js';
+import { checkChunk, type ChunkResult, type ChunkTask, type PackedChunkTask } from './verify-core.js';
 
 function spawnWorker(): Worker {
   const fromSource = import.meta.url.endsWith('.ts');
@@ -26,7 +26,7 @@ interface Slot {
 
 export class VerifyPool {
   private readonly slots: Slot[] = [];
-  private readonly waiting = new Map<number, { resolve: (r: ChunkResult) => void; task: ChunkTask; slot: Slot }>();
+  private readonly waiting = new Map<number, { resolve: (r: ChunkResult) => void; task: ChunkTask | PackedChunkTask; slot: Slot }>();
   private nextId = 0;
   private closed = false;
 
@@ -67,7 +67,7 @@ export class VerifyPool {
     return this.slots.length;
   }
 
-  run(task: ChunkTask): Promise<ChunkResult> {
+  run(task: ChunkTask | PackedChunkTask): Promise<ChunkResult> {
     const slot = this.slots.reduce<Slot | undefined>((best, s) => (best === undefined || s.busy < best.busy ? s : best), undefined);
     if (slot === undefined || this.closed) return Promise.resolve(checkChunk(task));
     const id = this.nextId++;

@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs';
 import { once } from 'node:events';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { openDatabase, type Db } from '../db/index.js';
 import { DbError } from '../db/errors.js';
 import { createLogger } from '../log/index.js';
@@ -110,7 +110,11 @@ export function registerChronicle(program: Command): void {
   const chronicle = program
     .command('chronicle')
     .description('Verify, query and export the Chronicle audit trail; write a signed checkpoint')
-    .addHelpText('after', '\nExit codes: 0 intact, 1 tampering found, 2 bad arguments, 3 configuration error, 4 database unavailable.');
+    .addHelpText('after', '\nExit codes: 0 intact, 1 tampering found, 2 bad arguments, 3 configuration error, 4 database unavailable.')
+    // Scripts read exit 1 as "tampering found": a mistyped option must not look like that.
+    .exitOverride((err) => {
+      throw err.exitCode === 0 ? err : new CommanderError(EXIT.usage, err.code, err.message);
+    });
 
   chronicle
     .command('verify')

@@ -8,7 +8,9 @@
  *   or { "accord": "...", "user_token": "<the user's JWT>" }   (verified against INTUNE_GATE_JWKS_URL)
  *
  * 200 for allow and for deny (the decision is the answer): { decision, reason, evaluated, message,
- * device, event }. Every refusal of the request itself is 4xx `{ error: { code, message } }`.
+ * device, event }. Every refusal of the request itself is 4xx `{ error: { code, message } }`; a
+ * deviceid claim that is not a GUID is one of those (400 device_id_invalid), and its deny is still
+ * recorded in Chronicle, with the event named in the error body.
  * The tenant (Chronicle chain) is the key's tenant.
  *
  * A Fastify plugin: `app.register(gateRoutes, options)`. Registered that way it keeps its error
@@ -22,7 +24,7 @@ import { Agent, fetch as undiciFetch, type RequestInit as UndiciRequestInit } fr
 import type { Authenticator, Principal, Role } from '../api/auth-types.js';
 import type { Config } from '../config/index.js';
 import { GateInputError, type Gate } from './gate.js';
-import { GATE_RESPONSE_JSON_SCHEMA, type GateResponse } from './schemas.js';
+import { GATE_ERROR_JSON_SCHEMA, GATE_RESPONSE_JSON_SCHEMA, type GateResponse } from './schemas.js';
 import { ACCORD_NAME_PATTERN } from './types.js';
 
 export const GATE_PATH = '/api/v1/gate/device-compliance';
@@ -234,7 +236,7 @@ export async function gateRoutes(app: FastifyInstance, options: GateRoutesOption
     GATE_PATH,
     {
       bodyLimit,
-      schema: { response: { 200: GATE_RESPONSE_JSON_SCHEMA } },
+      schema: { response: { 200: GATE_RESPONSE_JSON_SCHEMA, 400: GATE_ERROR_JSON_SCHEMA } },
       onRequest: async (request) => {
         principals.set(request, await authenticate(authenticator, request));
       },
@@ -259,6 +261,14 @@ export async function gateRoutes(app: FastifyInstance, options: GateRoutesOption
           ...(REQUEST_ID.test(request.id) ? { requestId: request.id } : {}),
         });
         reply.header('cache-control', 'no-store');
+        if (result.reason === 'device_id_invalid') {
+          // The claim cannot name a device: the request is at fault, so it is a 4xx, and the deny
+          // it stands for is recorded all the same (the event is named in the error).
+          return reply
+            .code(400)
+            .type('application/json; charset=utf-8')
+            .send({ error: { code: 'device_id_invalid', message: result.message, field: 'claims.deviceid', decision: 'deny', event: result.event } });
+        }
         return result;
       } catch (err) {
         if (err instanceof GateInputError) throw new GateHttpError(400, err.code, err.message);

@@ -18,6 +18,7 @@ import { startSimulator } from '../simulator/index.js';
 import type { SimulatorHandle } from '../simulator/types.js';
 import { createIntuneConnector, type IntuneConnector, type IntuneConnectorOptions } from '../connector/index.js';
 import { fingerprintKeys } from './fingerprint-keys.js';
+import { createCloserStack } from './closers.js';
 
 export { fingerprintKeys, deriveFingerprintKeys, loadOrCreateMasterKey, FingerprintKeyError, FINGERPRINT_KEY_FILE } from './fingerprint-keys.js';
 
@@ -69,20 +70,12 @@ export function simulatorGraphSettings(config: Config, simulator: SimulatorHandl
 export async function openRuntime(config: Config, options: OpenRuntimeOptions = {}): Promise<Runtime> {
   const logger = options.logger ?? createLogger({ level: config.logLevel });
   // Closers run in reverse order; a failure half-way closes what was opened and rethrows.
-  const closers: Array<{ name: string; close: () => Promise<void> }> = [];
-  const closeAll = async () => {
-    for (const { name, close } of closers.splice(0).reverse()) {
-      try {
-        await close();
-      } catch (err) {
-        logger.warn({ err, part: name }, 'error while closing');
-      }
-    }
-  };
+  const closers = createCloserStack(logger);
+  const closeAll = () => closers.closeAll();
 
   try {
     const db = await openDatabase(config.database, { migrate: options.migrate ?? true });
-    closers.push({ name: 'database', close: () => db.close() });
+    closers.push('database', () => db.close());
 
     const chronicle = await createChronicle({
       db,
@@ -91,7 +84,7 @@ export async function openRuntime(config: Config, options: OpenRuntimeOptions = 
       checkpointDir: config.chronicle.checkpointDir,
       checkpointIntervalMs: config.chronicle.checkpointIntervalMs,
     });
-    closers.push({ name: 'chronicle', close: () => chronicle.close() });
+    closers.push('chronicle', () => chronicle.close());
 
     const keys = fingerprintKeys({ dataDir: config.database.dataDir, logger });
 
@@ -102,10 +95,10 @@ export async function openRuntime(config: Config, options: OpenRuntimeOptions = 
     } else if (config.entra !== undefined) {
       graph = graphClientFromConfig(config, logger);
       const client = graph;
-      closers.push({ name: 'graph client', close: () => client.close() });
+      closers.push('graph client', () => client.close());
     } else if (options.demo ?? true) {
       const simulator = await startSimulator({ devices: DEMO_DEVICES, seed: DEMO_SEED });
-      closers.push({ name: 'demo simulator', close: () => simulator.close() });
+      closers.push('demo simulator', () => simulator.close());
       demo = { simulator };
       graph = createGraphClient({
         tenantId: simulator.tenantId,
@@ -115,7 +108,7 @@ export async function openRuntime(config: Config, options: OpenRuntimeOptions = 
         logger,
       });
       const client = graph;
-      closers.push({ name: 'graph client', close: () => client.close() });
+      closers.push('graph client', () => client.close());
       logger.warn(
         { tenant: DEFAULT_TENANT, devices: DEMO_DEVICES, graphUrl: simulator.graphUrl },
         'DEMO tenant: simulated devices, not a real Intune tenant (set ENTRA_TENANT_ID, ENTRA_CLIENT_ID and ENTRA_CLIENT_SECRET to connect a real one)',

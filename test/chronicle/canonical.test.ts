@@ -3,7 +3,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { GENESIS_HASH, canonicalJson, chainHash } from '../../src/chronicle/index.js';
 import { isCanonicalText } from '../../src/chronicle/canonical.js';
-import { bodyAt, prepareEvent } from '../../src/chronicle/envelope.js';
+import { bodyAt, indexKeyOf, prepareEvent, type Envelope } from '../../src/chronicle/envelope.js';
+import { scanCanonicalEnvelope } from '../../src/chronicle/scan.js';
 import { SAMPLE_DATA } from './helpers.js';
 import { EVENT_TYPES } from '../../src/chronicle/types.js';
 
@@ -152,5 +153,123 @@ describe('stored body', () => {
       request_id: 'req-1',
       data: SAMPLE_DATA[type],
     });
+  });
+});
+
+describe('the one-pass scan verify uses for intact rows', () => {
+  /** The exact answer: canonical, and the index key read from the parsed body. */
+  function reference(text: string): { canonical: boolean; indexKey: string | null } {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      return { canonical: false, indexKey: null };
+    }
+    let canonical = false;
+    try {
+      canonical = canonicalJson(parsed) === text;
+    } catch {
+      canonical = false;
+    }
+    return { canonical, indexKey: parsed !== null && typeof parsed === 'object' ? indexKeyOf(parsed as Envelope) : null };
+  }
+
+  const envelope = (data: unknown, extra: Record<string, unknown> = {}) => ({
+    actor: { id: 'agent-1', kind: 'agent' },
+    chain: 'acme',
+    code: null,
+    data,
+    request_id: 'req-1',
+    seq: 7,
+    time: '2025-01-02T03:04:05.678Z',
+    type: 'CONNECTOR_INVOKED',
+    v: 1,
+    ...extra,
+  });
+
+  it.each(EVENT_TYPES)('reads a stored %s body exactly like the parser does', (type) => {
+    const body = bodyAt(prepareEvent({ tenant: 'acme', type, actor: { kind: 'human', id: 'Zoë "Q" \\ ✓ 😀' }, requestId: 'r-1', data: SAMPLE_DATA[type] }), 9, '2025-01-02T03:04:05.678Z');
+    const scanned = scanCanonicalEnvelope(body);
+    expect(scanned).toEqual({ seq: 9, chain: 'acme', time: '2025-01-02T03:04:05.678Z', indexKey: indexKeyOf(JSON.parse(body) as Envelope) });
+  });
+
+  it('vouches for canonical envelopes with any data, and matches the parser\'s index key', () => {
+    fc.assert(
+      fc.property(fc.dictionary(fc.string(), fc.jsonValue()), fc.option(fc.string(), { nil: null }), (data, requestId) => {
+        const text = canonicalJson(envelope({ ...data, decision: 'denied', target: { device_id: 'ABC-1' } }, { request_id: requestId }));
+        const scanned = scanCanonicalEnvelope(text);
+        expect(scanned).not.toBeNull();
+        expect(scanned?.indexKey).toBe(reference(text).indexKey);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('never vouches for text that is not canonical (random edits)', () => {
+    const base = canonicalJson(envelope({ ...SAMPLE_DATA.CONNECTOR_INVOKED, note: 'a\u0001b"c\\d€😀', n: [1.5, -0.25, 1e21, 0, null, true, false, {}] }));
+    const edit = fc.record({
+      at: fc.nat({ max: base.length - 1 }),
+      kind: fc.constantFrom('replace', 'insert', 'delete', 'swap'),
+      char: fc.constantFrom(' ', '\n', '"', '\\', '0', '1', '.', 'e', '-', 'E', '+', ',', ':', '{', '}', '[', ']', 'a', 'z', 'u', '\u0001', '\ud800', '€'),
+    });
+    fc.assert(
+      fc.property(fc.array(edit, { minLength: 1, maxLength: 3 }), (edits) => {
+        let text = base;
+        for (const e of edits) {
+          const i = e.at % text.length;
+          if (e.kind === 'replace') text = text.slice(0, i) + e.char + text.slice(i + 1);
+          else if (e.kind === 'insert') text = text.slice(0, i) + e.char + text.slice(i);
+          else if (e.kind === 'delete') text = text.slice(0, i) + text.slice(i + 1);
+          else text = text.slice(0, i) + text.slice(i + 1, i + 2) + text.slice(i, i + 1) + text.slice(i + 2);
+        }
+        const scanned = scanCanonicalEnvelope(text);
+        if (scanned !== null) {
+          const exact = reference(text);
+          expect(exact.canonical, text).toBe(true);
+          expect(scanned.indexKey).toBe(exact.indexKey);
+        }
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it.each([
+    ['whitespace', '{"a": 1}'],
+    ['unsorted keys', '{"b":1,"a":2}'],
+    ['duplicate keys', '{"a":1,"a":1}'],
+    ['a non-canonical number', '{"a":1.0}'],
+    ['an exponent where none belongs', '{"a":1e3}'],
+    ['minus zero', '{"a":-0}'],
+    ['an escaped solidus', '{"a":"\\/"}'],
+    ['an escaped letter', '{"a":"\\u0041"}'],
+    ['an uppercase escape', '{"a":"\\u001F"}'],
+    ['a long escape for a short one', '{"a":"\\u000a"}'],
+    ['a raw control character', '{"a":"\u0001"}'],
+    ['an escaped lone surrogate', '{"a":"\\ud800"}'],
+    ['a raw lone surrogate', '{"a":"\ud800"}'],
+    ['an unterminated string', '{"a":"x}'],
+  ])('turns down data with %s', (_what, data) => {
+    const good = canonicalJson(envelope({ a: 'PLACEHOLDER' }));
+    expect(scanCanonicalEnvelope(good)).not.toBeNull();
+    const text = good.replace('{"a":"PLACEHOLDER"}', data);
+    expect(reference(text).canonical).toBe(false);
+    expect(scanCanonicalEnvelope(text)).toBeNull();
+  });
+
+  it('turns down trailing text, a non-object, and an envelope missing its position', () => {
+    const good = canonicalJson(envelope({}));
+    expect(scanCanonicalEnvelope(`${good}x`)).toBeNull();
+    expect(scanCanonicalEnvelope(`[${good}]`)).toBeNull();
+    expect(scanCanonicalEnvelope(good.replace('"seq":7', '"seq":"7"'))).toBeNull();
+  });
+
+  it('leaves what it cannot vouch for to the exact check, which agrees where it must', () => {
+    // Integer-like keys sort differently in JS property order; the scan compares code units, as RFC 8785 does.
+    const text = canonicalJson(envelope({ '10': 1, '9': 2 }));
+    expect(reference(text).canonical).toBe(true);
+    expect(scanCanonicalEnvelope(text)).not.toBeNull();
+    // A key named __proto__ is just a key.
+    const proto = canonicalJson(envelope(JSON.parse('{"__proto__":{"decision":"x"},"decision":"allowed"}')));
+    expect(scanCanonicalEnvelope(proto)?.indexKey).toBe(reference(proto).indexKey);
   });
 });

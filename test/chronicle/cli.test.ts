@@ -88,14 +88,17 @@ describe.skipIf(!pgAvailable())('chronicle CLI on PostgreSQL', () => {
     expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, chains: [{ tenant: 'acme', firstBadSeq: 3, reason: 'hash_mismatch' }] });
   });
 
-  it('exits 2 for a malformed filter, 3 for bad configuration, 4 when the database is unreachable', async () => {
-    const [badFilter, badConfig, unreachable] = await Promise.all([
+  it('exits 2 for a malformed filter or option, 3 for bad configuration, 4 when the database is unreachable', async () => {
+    const [badFilter, badOption, badConfig, unreachable] = await Promise.all([
       cli(['verify', '--tenant', 'no spaces'], env),
+      cli(['query', '--decision', 'maybe'], env),
       cli(['verify'], { ...env, DATABASE_URL: 'mysql://db/intune' }),
       cli(['verify'], { ...env, DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none' }),
     ]);
     expect(badFilter.code).toBe(2);
     expect(badFilter.stderr).toContain('tenant: must be 1 to 64 letters');
+    expect(badOption.code).toBe(2); // never 1: that means tampering
+    expect(badOption.stderr).toContain('Allowed choices are allow, deny');
     expect(badConfig.code).toBe(3);
     expect(badConfig.stderr).toContain('DATABASE_URL must be a postgres:// or postgresql:// URL');
     expect(unreachable.code).toBe(4);

@@ -216,6 +216,15 @@ forEachDatabase('chronicle tamper detection', (create) => {
     expect(await verifyChain(tenant)).toMatchObject({ ok: false, firstBadSeq: 3, reason: 'column_mismatch' });
   });
 
+  it('names the exact reason even for values that confuse a fast read (odd lengths, separators)', async () => {
+    const tenant = await chain(8);
+    await asSuperuserWithoutGuards(db, async (tx) => {
+      await tx.query("UPDATE chronicle_event SET actor_id = 'agent-1' || chr(29) || 'x' WHERE tenant = $1 AND seq = 5", [tenant]);
+      await tx.query("UPDATE chronicle_event SET prev_hash = 'short' WHERE tenant = $1 AND seq = 7", [tenant]);
+    });
+    expect(await verifyChain(tenant)).toMatchObject({ ok: false, firstBadSeq: 5, reason: 'column_mismatch' });
+  });
+
   it('catches a body that is not canonical JSON even when its hashes were recomputed', async () => {
     const tenant = await chain(8);
     await asSuperuserWithoutGuards(db, async (tx) => {

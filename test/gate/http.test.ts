@@ -164,12 +164,18 @@ describe('answers', () => {
     }
   });
 
-  it("an injection attempt in the device id is a recorded deny (device_id_invalid), never a Graph filter", async () => {
+  it("an injection attempt in the device id is a 400 device_id_invalid, recorded as a deny, never a Graph filter", async () => {
     const before = world.sim.requests().length;
     const answer = await post(app, { key, body: { accord: 'device-management', claims: { deviceid: "' or 1 eq 1" } } });
-    expect(answer.status).toBe(200);
-    expect(answer.body).toMatchObject({ decision: 'deny', reason: 'device_id_invalid', evaluated: false, device: null });
-    expect(validResponse(answer.body)).toBe(true);
+    expect(answer.status).toBe(400);
+    expect(answer.body).toMatchObject({ error: { code: 'device_id_invalid', field: 'claims.deviceid', decision: 'deny' } });
+    expect(answer.body.error.message).toMatch(/GUID/i);
+    const events = await recordedChecks(world.db);
+    expect(events.find((e) => e.seq === answer.body.error.event.seq)).toMatchObject({
+      hash: answer.body.error.event.hash,
+      data: { reason: 'device_id_invalid', decision: 'deny', azure_ad_device_id: null },
+    });
+    expect(JSON.stringify(events)).not.toContain("' or 1 eq 1");
     expect(world.sim.requests().length).toBe(before);
   });
 });
