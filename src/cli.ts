@@ -6,7 +6,7 @@
 import { Command, CommanderError } from 'commander';
 import { createRequire } from 'node:module';
 import { COMMANDS } from './cli/index.js';
-import { reportFatal } from './cli/shared.js';
+import { EXIT, reportFatal } from './cli/shared.js';
 
 const require = createRequire(import.meta.url);
 const { version } = require('../package.json') as { version: string };
@@ -27,7 +27,8 @@ async function main(argv: readonly string[]): Promise<void> {
     await program.parseAsync(argv as string[]);
   } catch (err) {
     if (err instanceof CommanderError) {
-      process.exitCode = err.exitCode;
+      // --help and --version exit 0; every usage error (unknown option, missing argument) exits 2.
+      process.exitCode = err.exitCode === 0 ? EXIT.ok : EXIT.usage;
       return;
     }
     process.exitCode = reportFatal(err);

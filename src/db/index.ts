@@ -160,12 +160,26 @@ export async function openPGlite(options: PGliteOptions): Promise<Db> {
     return { rows: rows as R[], rowCount: result.rowCount ?? result.affectedRows ?? rows.length };
   };
 
+  // After close (or a fatal WASM error) PGlite throws plain errors; callers see the same typed
+  // db_unavailable as for a lost PostgreSQL server, so they answer 503, not 500.
+  const guard = async <T>(run: () => Promise<T>): Promise<T> => {
+    if (db.closed) throw new DbError('database unavailable: the embedded database is closed', 'db_unavailable');
+    try {
+      return await run();
+    } catch (err) {
+      if (db.closed) throw new DbError('database unavailable: the embedded database is closed', 'db_unavailable', { cause: err });
+      throw err;
+    }
+  };
+
   return {
     kind: 'pglite',
-    query: async <R>(sql: string, params: readonly unknown[] = []) => normalise<R>(await db.query(sql, params as unknown[])),
+    query: <R>(sql: string, params: readonly unknown[] = []) => guard(async () => normalise<R>(await db.query(sql, params as unknown[]))),
     transaction: <T>(fn: (tx: Queryable) => Promise<T>) =>
-      db.transaction(async (tx) =>
-        fn({ query: async <R>(sql: string, params: readonly unknown[] = []) => normalise<R>(await tx.query(sql, params as unknown[])) }),
+      guard(() =>
+        db.transaction(async (tx) =>
+          fn({ query: async <R>(sql: string, params: readonly unknown[] = []) => normalise<R>(await tx.query(sql, params as unknown[])) }),
+        ),
       ),
     async close() {
       try {

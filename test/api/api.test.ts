@@ -454,8 +454,7 @@ function suite(kind: 'postgres' | 'pglite') {
     expect(findPii(seen.join('\n'), pii)).toEqual([]);
   });
 
-  // PostgreSQL only: a lost server is the realistic case; the embedded database lives in the process.
-  it.runIf(kind === 'postgres')('answers 503 (not 500) and reports not ready when the database goes away', async () => {
+  it('answers 503 (not 500) and reports not ready when the database goes away', async () => {
     await t.server.runtime.db.close();
     const ready = await call('GET', '/readyz', '/readyz');
     expect(ready.status).toBe(503);

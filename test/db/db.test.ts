@@ -85,6 +85,18 @@ describe('PostgreSQL unavailable', () => {
   });
 });
 
+describe('embedded database closed underneath its users', () => {
+  it('fails queries and transactions with the same typed db_unavailable as a lost server', async () => {
+    const db = await openPGlite({ dataDir: 'memory://' });
+    await db.close();
+    for (const attempt of [() => db.query('SELECT 1'), () => db.transaction((tx) => tx.query('SELECT 1'))]) {
+      const err = await attempt().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(DbError);
+      expect((err as DbError).code).toBe('db_unavailable');
+    }
+  });
+});
+
 describe('embedded database directory lock', () => {
   const dirs: string[] = [];
   afterEach(() => {

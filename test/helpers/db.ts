@@ -56,19 +56,21 @@ export async function createPostgresDatabase(): Promise<TestDatabase> {
 }
 
 export async function createPGliteDatabase(): Promise<TestDatabase> {
-  let db: Db | undefined;
+  // One in-memory PGlite is one database: every open() shares it, even when called concurrently.
+  let opening: Promise<Db> | undefined;
   return {
     kind: 'pglite',
     async open() {
-      // One in-memory PGlite is one database: every open() shares it.
-      if (db === undefined) {
-        db = await openPGlite({ dataDir: 'memory://' });
+      opening ??= (async () => {
+        const db = await openPGlite({ dataDir: 'memory://' });
         await runMigrations(db, MIGRATIONS);
-      }
+        return db;
+      })();
+      const db = await opening;
       return { ...db, close: async () => undefined };
     },
     async drop() {
-      await db?.close();
+      await (await opening?.catch(() => undefined))?.close();
     },
   };
 }
