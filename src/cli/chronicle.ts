@@ -8,37 +8,12 @@
 import fs from 'node:fs';
 import { once } from 'node:events';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { openDatabase, type Db } from '../db/index.js';
 import { DbError } from '../db/errors.js';
-import { createLogger } from '../log/index.js';
-import { createChronicle, type Chronicle } from '../chronicle/index.js';
 import { ChronicleError, EVENT_TYPES, type EventType, type VerifyReport } from '../chronicle/types.js';
 import type { Config } from '../config/index.js';
-import { configFromEnv, EXIT } from './shared.js';
+import { configFromEnv, EXIT, withChronicle } from './shared.js';
 
 const DEFAULT_TENANT = 'default';
-
-async function withChronicle<T>(config: Config, { createKey }: { createKey: boolean }, fn: (chronicle: Chronicle, db: Db) => Promise<T>): Promise<T> {
-  const logger = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel });
-  const db = await openDatabase(config.database);
-  try {
-    const chronicle = await createChronicle({
-      db,
-      logger,
-      signingKeyFile: config.chronicle.signingKeyFile,
-      checkpointDir: config.chronicle.checkpointDir,
-      checkpointIntervalMs: 0,
-      createSigningKey: createKey,
-    });
-    try {
-      return await fn(chronicle, db);
-    } finally {
-      await chronicle.close();
-    }
-  } finally {
-    await db.close();
-  }
-}
 
 /** Runs a command body and turns Chronicle's and the database's failures into exit codes. */
 async function run(body: () => Promise<number>): Promise<void> {

@@ -3,37 +3,17 @@
  * printed alone on stdout (so `KEY=$(intune-connector keys create …)` works) and never again.
  */
 import { Command, InvalidArgumentError } from 'commander';
-import { openDatabase } from '../db/index.js';
-import { createChronicle } from '../chronicle/index.js';
-import { createLogger } from '../log/index.js';
 import { ROLES } from '../api/auth-types.js';
 import { createKeyStore, parseCapabilities, validateKeyInput, type ApiKeyRecord, type KeyStore } from '../api/keys.js';
 import type { Actor } from '../chronicle/types.js';
 import type { Config } from '../config/index.js';
-import { configFromEnv } from './shared.js';
+import { configFromEnv, withChronicle } from './shared.js';
 
 const CLI_ACTOR: Actor = { kind: 'human', id: 'cli:keys' };
 const DEFAULT_TENANT = 'default';
 
 async function withKeyStore<T>(config: Config, fn: (keys: KeyStore) => Promise<T>): Promise<T> {
-  const logger = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel });
-  const db = await openDatabase(config.database);
-  try {
-    const chronicle = await createChronicle({
-      db,
-      logger,
-      signingKeyFile: config.chronicle.signingKeyFile,
-      checkpointDir: config.chronicle.checkpointDir,
-      checkpointIntervalMs: 0,
-    });
-    try {
-      return await fn(createKeyStore({ db, chronicle }));
-    } finally {
-      await chronicle.close();
-    }
-  } finally {
-    await db.close();
-  }
+  return withChronicle(config, { createKey: true }, (chronicle, db) => fn(createKeyStore({ db, chronicle })));
 }
 
 function table(records: readonly ApiKeyRecord[]): string {

@@ -163,6 +163,7 @@ const EnvSchema = z.object({
   }),
   INTUNE_DATA_DIR: optionalString,
   CHRONICLE_SIGNING_KEY_FILE: optionalString,
+  INTUNE_FINGERPRINT_KEY_FILE: optionalString,
   CHRONICLE_CHECKPOINT_DIR: optionalString,
   CHRONICLE_CHECKPOINT_INTERVAL: intVar(60, { min: 0, max: 86_400, unit: 'seconds' }),
   HOST: optionalString,
@@ -217,6 +218,8 @@ export interface Config {
   readonly secretRefs?: readonly IntuneSecretRefGrant[];
   readonly gateJwt?: { readonly jwksUrl: string; readonly issuer?: string; readonly audience?: string };
   readonly database: { readonly url?: string; readonly dataDir: string };
+  /** Master key of the per-tenant serial fingerprint (and cursor) keys; replicas must share it. */
+  readonly fingerprintKeyFile: string;
   readonly chronicle: {
     readonly signingKeyFile: string;
     readonly checkpointDir: string;
@@ -332,6 +335,7 @@ export function loadConfig(env: Env, { cwd = process.cwd() }: { cwd?: string } =
       ...(e.DATABASE_URL !== undefined ? { url: e.DATABASE_URL } : {}),
       dataDir,
     },
+    fingerprintKeyFile: path.resolve(cwd, e.INTUNE_FINGERPRINT_KEY_FILE ?? path.join(dataDir, 'fingerprint.key')),
     chronicle: {
       signingKeyFile: path.resolve(cwd, e.CHRONICLE_SIGNING_KEY_FILE ?? path.join(dataDir, 'chronicle', 'signing-key.pem')),
       checkpointDir: path.resolve(cwd, e.CHRONICLE_CHECKPOINT_DIR ?? path.join(dataDir, 'chronicle', 'checkpoints')),
@@ -373,6 +377,7 @@ export const CONFIG_DOCS: Readonly<Record<keyof z.input<typeof EnvSchema>, strin
   INTUNE_GATE_JWT_AUDIENCE: 'Expected audience of those tokens.',
   DATABASE_URL: 'PostgreSQL URL. Unset: the embedded database (PGlite) under INTUNE_DATA_DIR.',
   INTUNE_DATA_DIR: 'Data directory for the embedded database, keys and checkpoints (default ./.data).',
+  INTUNE_FINGERPRINT_KEY_FILE: 'Master key for serial-number fingerprints and list cursors (default: generated under the data directory). Replicas must share one file.',
   CHRONICLE_SIGNING_KEY_FILE: 'Ed25519 private key (PEM) for checkpoint signatures (default: generated under the data directory).',
   CHRONICLE_CHECKPOINT_DIR: 'Directory of append-only signed checkpoints, outside the database (default: under the data directory).',
   CHRONICLE_CHECKPOINT_INTERVAL: 'Seconds between checkpoints (default 60; 0 disables periodic checkpoints).',

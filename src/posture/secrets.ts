@@ -152,7 +152,7 @@ export function secretProviderFromConfig(config: Config, env: Env): SecretProvid
   const provider = createSecretProvider({ env });
   provider.register('env:DATABASE_URL', { purpose: 'database', tenants: [] });
   provider.register(`file:${path.resolve(config.chronicle.signingKeyFile)}`, { purpose: 'chronicle_signing', tenants: [] });
-  provider.register(`file:${path.resolve(config.database.dataDir, 'fingerprint.key')}`, { purpose: 'fingerprint', tenants: [] });
+  provider.register(`file:${path.resolve(config.fingerprintKeyFile)}`, { purpose: 'fingerprint', tenants: [] });
 
   const problems: string[] = [];
   const grant = (ref: string, tenant: string, source: string) => {

@@ -57,9 +57,14 @@ export function deriveFingerprintKeys(masterKey: Buffer): (tenant: string) => Bu
   };
 }
 
-/** The helper the runtime uses: `<dataDir>/fingerprint.key`, loaded or created, and the per-tenant derivation. */
-export function fingerprintKeys(options: { dataDir: string; logger?: Logger }): { readonly file: string; keyFor(tenant: string): Buffer } {
-  const file = path.join(options.dataDir, FINGERPRINT_KEY_FILE);
+/**
+ * The helper the runtime uses: the master key file (`file`, else `<dataDir>/fingerprint.key`),
+ * loaded or created, and the per-tenant derivation.
+ */
+export function fingerprintKeys(
+  options: ({ file: string; dataDir?: string } | { dataDir: string; file?: string }) & { logger?: Logger },
+): { readonly file: string; keyFor(tenant: string): Buffer } {
+  const file = options.file ?? path.join(options.dataDir as string, FINGERPRINT_KEY_FILE);
   const keyFor = deriveFingerprintKeys(loadOrCreateMasterKey(file, options.logger));
   return { file, keyFor };
 }

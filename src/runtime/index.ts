@@ -86,7 +86,7 @@ export async function openRuntime(config: Config, options: OpenRuntimeOptions = 
     });
     closers.push('chronicle', () => chronicle.close());
 
-    const keys = fingerprintKeys({ dataDir: config.database.dataDir, logger });
+    const keys = fingerprintKeys({ file: config.fingerprintKeyFile, logger });
 
     let graph: (GraphClient & { close(): Promise<void> }) | undefined;
     let demo: Runtime['demo'];

@@ -129,39 +129,4 @@ export async function waitForRun(t: TestServer, key: string, connectionId: strin
   }
 }
 
-/** Every PII value of a simulator's devices (the fake ones it generated), for searching outputs. */
-export function piiValues(devices: readonly Readonly<Record<string, unknown>>[]): string[] {
-  const fields = [
-    'deviceName',
-    'userPrincipalName',
-    'emailAddress',
-    'userDisplayName',
-    'serialNumber',
-    'imei',
-    'meid',
-    'iccid',
-    'udid',
-    'wiFiMacAddress',
-    'ethernetMacAddress',
-    'phoneNumber',
-    'managedDeviceName',
-    'notes',
-    'activationLockBypassCode',
-    'easDeviceId',
-    'userId',
-    'subscriberCarrier',
-  ];
-  const values = new Set<string>();
-  for (const device of devices) {
-    for (const field of fields) {
-      const value = device[field];
-      // Short values ("", "N/A", carrier names shared with docs) would match by accident.
-      if (typeof value === 'string' && value.length >= 6) values.add(value);
-    }
-  }
-  return [...values];
-}
-
-export function findPii(haystack: string, pii: readonly string[]): string[] {
-  return pii.filter((value) => haystack.includes(value));
-}
+export { findPii, piiValues } from '../helpers/pii.js';

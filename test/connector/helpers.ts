@@ -12,6 +12,7 @@ import type { GraphClient } from '../../src/connector/graph/types.js';
 import type { SimulatorHandle } from '../../src/simulator/types.js';
 import { createIntuneConnector, type IntuneConnector, type IntuneConnectorDeps, type IntuneConnectorOptions } from '../../src/connector/index.js';
 import type { DelegationScope, InvocationContext } from '../../src/connector/contract.js';
+import { piiValuesByProperty } from '../helpers/pii.js';
 
 export const TENANT = 'acme';
 /** Tests share one database and tell their audit chains apart by tenant: each test takes a fresh one. */
@@ -112,39 +113,10 @@ export async function dumpAllTables(db: Db): Promise<string> {
   return parts.join('\n');
 }
 
-/** The PII values of the simulator's devices (raw Graph shape), long enough that a hit is a leak. */
-export const PII_PROPERTIES = [
-  'deviceName',
-  'userPrincipalName',
-  'emailAddress',
-  'userDisplayName',
-  'serialNumber',
-  'imei',
-  'meid',
-  'iccid',
-  'udid',
-  'wiFiMacAddress',
-  'ethernetMacAddress',
-  'phoneNumber',
-  'managedDeviceName',
-  'notes',
-  'activationLockBypassCode',
-  'userId',
-  'easDeviceId',
-  'subscriberCarrier',
-  'remoteAssistanceSessionUrl',
-] as const;
+export { PII_PROPERTIES } from '../helpers/pii.js';
 
-export function piiValues(devices: readonly Readonly<Record<string, unknown>>[]): Map<string, string> {
-  const values = new Map<string, string>();
-  for (const device of devices) {
-    for (const prop of PII_PROPERTIES) {
-      const v = device[prop];
-      if (typeof v === 'string' && v.trim().length >= 5) values.set(v, prop);
-    }
-  }
-  return values;
-}
+/** The simulator's PII values, each with the property it came from (see test/helpers/pii.ts). */
+export const piiValues = piiValuesByProperty;
 
 export function findLeaks(text: string, values: Map<string, string>): string[] {
   const leaks: string[] = [];

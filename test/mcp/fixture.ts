@@ -16,33 +16,15 @@ import { createMcpServer, mcpScope } from '../../src/mcp/server.js';
 import { stdioActor } from '../../src/mcp/stdio.js';
 import { DEFAULT_TENANT, openRuntime, type Runtime } from '../../src/runtime/index.js';
 import { startSimulator } from '../../src/simulator/index.js';
-import { MANAGED_DEVICE_PROPERTIES } from '../../src/simulator/properties.js';
 import type { SimulatorHandle, SimulatorOptions } from '../../src/simulator/types.js';
 import { createPostgresDatabase, type TestDatabase } from '../helpers/db.js';
+import { piiValues as piiValuesOf } from '../helpers/pii.js';
 
 export type DbKind = 'postgres' | 'pglite';
 
-/**
- * Every fake PII value the simulator serves, to search outputs for. azureADDeviceId is flagged PII
- * by Microsoft but is, by design, part of the redacted posture (it is the device identity the gate
- * looks up); short values could match by accident and say nothing, so they are left out.
- */
-export function piiValues(simulator: SimulatorHandle): string[] {
-  const names = MANAGED_DEVICE_PROPERTIES.filter((p) => p.pii && p.name !== 'azureADDeviceId').map((p) => p.name);
-  const values = new Set<string>();
-  for (const device of simulator.devices) {
-    for (const name of names) {
-      const value = device[name];
-      if (typeof value === 'string' && value.length >= 6) values.add(value);
-    }
-  }
-  return [...values];
-}
-
-/** The PII values found in `text` (expected: none). */
-export function findPii(text: string, pii: readonly string[]): string[] {
-  return pii.filter((value) => text.includes(value));
-}
+/** Every fake PII value the simulator serves, to search outputs for (see test/helpers/pii.ts). */
+export const piiValues = (simulator: SimulatorHandle): string[] => piiValuesOf(simulator.devices);
+export { findPii } from '../helpers/pii.js';
 
 export interface McpFixture {
   readonly simulator: SimulatorHandle;

@@ -3,6 +3,7 @@
  * simulator over HTTPS, the real Graph client (MSAL), and a posture service wired like `serve`
  * wires it. Logs are captured so tests can search them.
  */
+import { piiValues as piiValuesOf } from '../helpers/pii.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -135,40 +136,10 @@ export async function dumpDatabase(db: Db): Promise<string> {
   return parts.join('\n');
 }
 
-/** The Graph properties that must never leave the connector (azureADDeviceId is part of the posture by design). */
-export const PII_PROPERTIES = [
-  'activationLockBypassCode',
-  'deviceName',
-  'easDeviceId',
-  'emailAddress',
-  'ethernetMacAddress',
-  'iccid',
-  'imei',
-  'managedDeviceName',
-  'meid',
-  'notes',
-  'phoneNumber',
-  'remoteAssistanceSessionUrl',
-  'serialNumber',
-  'subscriberCarrier',
-  'udid',
-  'userDisplayName',
-  'userId',
-  'userPrincipalName',
-  'wiFiMacAddress',
-] as const;
+export { PII_PROPERTIES } from '../helpers/pii.js';
 
-/** The simulator's distinctive PII values (long enough that a match is a leak, not a coincidence). */
-export function piiValues(sim: SimulatorHandle): string[] {
-  const values = new Set<string>();
-  for (const device of sim.devices) {
-    for (const key of PII_PROPERTIES) {
-      const value = device[key];
-      if (typeof value === 'string' && value.length >= 6) values.add(value);
-    }
-  }
-  return [...values];
-}
+/** The simulator's distinctive PII values (see test/helpers/pii.ts). */
+export const piiValues = (sim: SimulatorHandle): string[] => piiValuesOf(sim.devices);
 
 /**
  * The values that occur in `text` (case-insensitive). Indexed by each value's first six
