@@ -3,9 +3,10 @@
  * PostgreSQL.
  *
  * Two processes, as in production: this one generates load with autocannon; a child process
- * (`bench/gate.ts --serve`) serves POST /api/v1/gate/device-compliance with the real API key
- * store, the real gate, the real connector (its Graph client points at the demo simulator, used
- * only to warm the cache) and a real Chronicle on a fresh PostgreSQL database. Every 200 is a
+ * (`bench/gate.ts --serve`) runs the real main job (`startServer`, as `intune-connector serve`
+ * does: every hook, metrics, the API key store, the gate, the connector with its Graph client
+ * pointed at the demo simulator, used only to warm the cache, and Chronicle on a fresh PostgreSQL
+ * database). Every 200 is a
  * decision recorded in Chronicle before it was sent: after each run the DEVICE_COMPLIANCE_CHECKED
  * rows are counted and must equal the 200 responses. Each run sends a fixed number of requests
  * (not a duration) so that no request is in flight when the rows are counted.
@@ -21,14 +22,11 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import Fastify from 'fastify';
 import pg from 'pg';
 import { loadConfig } from '../src/config/index.js';
 import { createLogger } from '../src/log/index.js';
-import { openRuntime } from '../src/runtime/index.js';
-import { createKeyStore } from '../src/api/keys.js';
-import { createGate, loadGatePolicy } from '../src/gate/index.js';
-import { GATE_PATH, gateRoutes } from '../src/gate/http.js';
+import { startServer as startMainJob } from '../src/api/server.js';
+import { GATE_PATH } from '../src/gate/http.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
@@ -63,19 +61,15 @@ interface ServerReady {
 // The server process.
 
 async function serve(): Promise<void> {
-  const config = loadConfig(process.env);
+  const config = loadConfig({ ...process.env, PORT: '0' });
   const logger = createLogger({ level: 'warn' });
-  const runtime = await openRuntime(config, { logger });
-  const keys = createKeyStore({ db: runtime.db, chronicle: runtime.chronicle });
-  const { key } = await keys.create({ tenant: 'default', role: 'gate', name: 'bench' }, { kind: 'system', id: 'bench' });
-  const gate = createGate({ connector: runtime.connector, chronicle: runtime.chronicle, policy: loadGatePolicy(config) });
+  // The real main job (`intune-connector serve`): every hook, the key store, metrics and Chronicle.
+  const server = await startMainJob(config, { logger, env: process.env, initialSync: 'off', bootstrapKey: false, scheduler: false });
+  const { key } = await server.keys.create({ tenant: 'default', role: 'gate', name: 'bench' }, { kind: 'system', id: 'bench' });
+  const url = server.url;
 
-  const app = Fastify({ logger: false });
-  await app.register(gateRoutes, { gate, authenticator: keys });
-  const url = await app.listen({ host: '127.0.0.1', port: 0 });
-
-  // Warm the compliance cache: one Graph lookup per device, before any measured request.
-  const simulator = runtime.demo?.simulator;
+  // Warm the compliance cache: one Graph lookup per device, over HTTP, before any measured request.
+  const simulator = server.runtime.demo?.simulator;
   if (simulator === undefined) throw new Error('the benchmark needs the demo simulator: unset ENTRA_*');
   const seen = new Set<string>();
   const deviceIds: string[] = [];
@@ -89,14 +83,18 @@ async function serve(): Promise<void> {
   }
   const warmDecisions: Record<string, number> = {};
   for (const deviceid of deviceIds) {
-    const result = await gate.check({ accord: ACCORD, claims: { deviceid } });
+    const response = await fetch(`${url}${GATE_PATH}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ accord: ACCORD, claims: { deviceid } }),
+    });
+    const result = (await response.json()) as { reason: string };
     warmDecisions[result.reason] = (warmDecisions[result.reason] ?? 0) + 1;
   }
   process.stdout.write(`${JSON.stringify({ url, key, deviceIds, warmDecisions } satisfies ServerReady)}\n`);
 
   const stop = async () => {
-    await app.close();
-    await runtime.close();
+    await server.close();
     process.exit(0);
   };
   process.once('SIGTERM', () => void stop());
