@@ -66,6 +66,11 @@ const SYSTEM_ACTOR: Actor = { kind: 'system', id: 'serve' };
 
 export async function startServer(config: Config, options: ServerOptions = {}): Promise<RunningServer> {
   const logger = options.logger ?? createLogger({ level: config.logLevel });
+  // Configuration that can be wrong is read before anything is opened, so a bad policy file, a
+  // contradiction with INTUNE_ENABLED or a bad grant stops start-up at once, with nothing to undo.
+  const policy = loadGatePolicy(config);
+  const secrets = secretProviderFromConfig(config, options.env ?? {});
+  const gateJwt = gateJwtOptions(config);
   const closers = createCloserStack(logger);
   const closeAll = () => closers.closeAll();
 
@@ -80,7 +85,6 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     closers.push('runtime', () => runtime.close());
 
     const chronicle = runtime.chronicle;
-    const secrets = secretProviderFromConfig(config, options.env ?? {});
     const service = createPostureService({
       db: runtime.db,
       chronicle,
@@ -97,13 +101,12 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     const gate = createGate({
       connector: runtime.connector,
       chronicle,
-      policy: loadGatePolicy(config),
+      policy,
       tenant: DEFAULT_TENANT,
       logger,
       channel: 'api',
     });
 
-    const gateJwt = gateJwtOptions(config);
     const app = await createApp({
       runtime,
       posture: service,

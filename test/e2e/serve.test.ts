@@ -162,4 +162,15 @@ describe('README quick start: intune-connector serve with no configuration', () 
     }
     expect(fs.existsSync(path.join(dataDir, 'intune-connector.lock'))).toBe(false);
   });
+
+  it('refuses to start on a contradictory configuration, naming the accord and the variable, before opening anything', async () => {
+    const otherData = path.join(dir, 'never-created');
+    const env = { ...freshEnv(otherData), INTUNE_ENABLED: 'false', INTUNE_POLICY_FILE: path.join(ROOT, 'examples', 'accord-policy.yaml') };
+    const failed = await promisify(execFile)(process.execPath, [CLI, 'serve'], { cwd: dir, env }).catch((err: { code: number; stdout: string; stderr: string }) => err);
+    expect((failed as { code: number }).code).toBe(3);
+    expect((failed as { stderr: string }).stderr).toMatch(/INTUNE_ENABLED/);
+    expect((failed as { stderr: string }).stderr).toMatch(/infrastructure-operations|device-management/);
+    expect((failed as { stdout: string }).stdout).not.toMatch(/icn_/);
+    expect(fs.existsSync(otherData)).toBe(false);
+  });
 });
