@@ -167,7 +167,14 @@ function normalizeScope(scope: unknown): DelegationScope {
 
 /** Chronicle refuses control characters and long ids; an agent's self-chosen name must not make the audit fail. */
 function sanitizeActorId(id: unknown): string {
-  const clean = typeof id === 'string' ? id.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?').slice(0, 200) : '';
+  // Lone surrogates have no canonical JSON (UTF-8) form; the cut at 200 must not split a pair either.
+  const clean =
+    typeof id === 'string'
+      ? id
+          .replace(/[\u0000-\u001f\u007f-\u009f]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '?')
+          .slice(0, 200)
+          .replace(/[\uD800-\uDBFF]$/, '')
+      : '';
   return clean === '' ? 'unknown' : clean;
 }
 
@@ -364,6 +371,8 @@ export function createIntuneConnector(deps: IntuneConnectorDeps): IntuneConnecto
 
   async function syncDevice(graph: GraphClient, tenant: string, deviceId: string, signal: AbortSignal | undefined): Promise<Result> {
     const id = deviceId.toLowerCase();
+    // Cancelled before anything started: Intune is certainly not asked, so no cooldown is taken.
+    if (signal?.aborted === true) return notStarted();
     const at = now();
     let claim;
     try {
@@ -405,6 +414,7 @@ export function createIntuneConnector(deps: IntuneConnectorDeps): IntuneConnecto
   }
 
   async function deviceAction(graph: GraphClient, tenant: string, operation: keyof typeof DEVICE_ACTIONS, deviceId: string, signal: AbortSignal | undefined): Promise<Result> {
+    if (signal?.aborted === true) return notStarted();
     const budget = writeBudget.take(tenant);
     if (!budget.ok) return throttledByBudget(budget.retryAfterMs);
     const requestedAt = now();
@@ -414,6 +424,10 @@ export function createIntuneConnector(deps: IntuneConnectorDeps): IntuneConnecto
     } catch (err) {
       return failedFrom(logGraphFailure(err, operation));
     }
+  }
+
+  function notStarted(): Result {
+    return { kind: 'failed', reason: 'cancelled', message: 'The call was cancelled before it started; nothing was sent to Intune.', graphRequestId: null };
   }
 
   function throttledByBudget(retryAfterMs: number): Result {

@@ -141,8 +141,16 @@ function describeIssues(issues: readonly z.core.$ZodIssue[]): string[] {
 
 /** Validates a parsed policy document. Problems are returned, not thrown, so callers report all at once. */
 export function validatePolicyDocument(document: unknown): { ok: true; value: PolicyFile } | { ok: false; problems: string[] } {
+  // Parsing a record assigns keys to a plain object, where "__proto__" sets the prototype instead:
+  // such an accord would vanish silently and fall back to the defaults. Refuse it by name.
+  const accords = typeof document === 'object' && document !== null ? (document as Record<string, unknown>)['accords'] : undefined;
+  const protoProblem =
+    typeof accords === 'object' && accords !== null && Object.hasOwn(accords, '__proto__')
+      ? ['accords.__proto__: is not a usable accord name (it is the name of the JavaScript object prototype); rename the accord']
+      : [];
   const parsed = policyFileSchema.safeParse(document ?? {});
-  return parsed.success ? { ok: true, value: parsed.data } : { ok: false, problems: describeIssues(parsed.error.issues) };
+  if (parsed.success && protoProblem.length === 0) return { ok: true, value: parsed.data };
+  return { ok: false, problems: [...protoProblem, ...(parsed.success ? [] : describeIssues(parsed.error.issues))] };
 }
 
 type Settings = z.infer<typeof defaultsSchema>;

@@ -21,16 +21,22 @@ export class FingerprintKeyError extends Error {
 /** Reads the master key, creating it (exclusively, 0600) when missing. */
 export function loadOrCreateMasterKey(file: string, logger?: Logger): Buffer {
   fs.mkdirSync(path.dirname(file), { recursive: true });
+  // Written whole to a private temporary file, then linked into place: link fails if the file
+  // exists, so of two processes starting together one creates the key and the other reads it,
+  // and no reader ever sees a half-written file.
+  const created = crypto.randomBytes(MASTER_KEY_BYTES);
+  const temporary = `${file}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`;
   try {
-    const created = crypto.randomBytes(MASTER_KEY_BYTES);
-    // 'wx': of two processes starting together, one creates the file and the other reads it.
-    fs.writeFileSync(file, `${created.toString('hex')}\n`, { mode: 0o600, flag: 'wx' });
+    fs.writeFileSync(temporary, `${created.toString('hex')}\n`, { mode: 0o600, flag: 'wx' });
+    fs.linkSync(temporary, file);
     logger?.info({ file }, 'created the serial fingerprint master key');
     return created;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
       throw new FingerprintKeyError(`could not create the fingerprint key file ${file}: ${(err as Error).message}; make the data directory writable`);
     }
+  } finally {
+    fs.rmSync(temporary, { force: true });
   }
   const text = fs.readFileSync(file, 'utf8').trim();
   if (!/^[0-9a-f]{64}$/i.test(text)) {

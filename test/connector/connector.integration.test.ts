@@ -8,10 +8,11 @@ import type { Db } from '../../src/db/index.js';
 import type { Chronicle } from '../../src/chronicle/index.js';
 import { startSimulator } from '../../src/simulator/index.js';
 import type { SimulatorHandle } from '../../src/simulator/types.js';
-import { AuditUnavailableError, type IntuneConnector, OPERATION_SCHEMAS } from '../../src/connector/index.js';
+import { AuditUnavailableError, createIntuneConnector, type IntuneConnector, OPERATION_SCHEMAS } from '../../src/connector/index.js';
 import { ChronicleError } from '../../src/chronicle/types.js';
 import { DevicePostureSchema } from '../../src/connector/posture.js';
 import {
+  DEFAULT_OPTIONS,
   UNCONNECTED,
   auditEvents,
   freshTenant,
@@ -110,6 +111,18 @@ forEachDatabase('IntuneConnector', (createDatabase) => {
       expect(graphRequests(sim).filter((r) => r.action === 'syncDevice').map((r) => r.deviceId)).toEqual([id]);
       const narrowed = await connector.invoke('get_device', { device_id: id }, context({ operations: ['get_compliance'] }));
       expect(narrowed).toMatchObject({ ok: false, kind: 'denied', reason: 'operation_not_granted' });
+    });
+
+    it('a sync_device cancelled before it started sends nothing and does not hold the device in its cooldown', async () => {
+      const id = deviceIds()[4] as string;
+      const propose = context({ capabilities: ['READ', 'PROPOSE'] });
+      const cancelled = await connector.invoke('sync_device', { device_id: id }, { ...propose, signal: AbortSignal.abort() });
+      expect(cancelled).toMatchObject({ ok: false, kind: 'failed', reason: 'cancelled' });
+      expect(graphRequests(sim).filter((r) => r.action === 'syncDevice')).toHaveLength(0);
+      // Intune was never asked, so asking again asks Intune (not "recently requested").
+      expect(await connector.invoke('sync_device', { device_id: id }, propose)).toMatchObject({ ok: true, value: { status: 'requested' } });
+      expect(graphRequests(sim).filter((r) => r.action === 'syncDevice').map((r) => r.deviceId)).toEqual([id]);
+      expect((await auditEvents(db)).map((e) => e.data['reason'])).toEqual(['cancelled', 'allowed']);
     });
 
     it('denies every MUTATE operation even to a scope that grants it, with zero Graph calls, and audits it', async () => {
@@ -302,6 +315,19 @@ forEachDatabase('IntuneConnector', (createDatabase) => {
       await expect(call).rejects.toMatchObject({ code: 'unavailable' });
       await expect(down.invoke('remote_lock', { device_id: id }, context())).rejects.toBeInstanceOf(ChronicleError);
       await ownChronicle.close().catch(() => undefined);
+    });
+
+    it('records a call that fails unexpectedly exactly once (internal_error), then rethrows', async () => {
+      const broken = createIntuneConnector({
+        chronicle,
+        graphFor: () => graph,
+        fingerprintKeyFor: () => {
+          throw new Error('key store down');
+        },
+        options: DEFAULT_OPTIONS,
+      });
+      await expect(broken.invoke('list_devices', { cursor: 'bm90LWEtY3Vyc29y' }, context())).rejects.toThrow('key store down');
+      expect((await auditEvents(db)).map((e) => [e.data['operation'], e.data['outcome'], e.data['reason']])).toEqual([['list_devices', 'failed', 'internal_error']]);
     });
   });
 

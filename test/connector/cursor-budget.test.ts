@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -61,6 +62,29 @@ describe('fingerprint keys', () => {
       expect(first.keyFor('default')).toHaveLength(32);
       fs.writeFileSync(first.file, 'garbage');
       expect(() => fingerprintKeys({ dataDir: dir })).toThrow(FingerprintKeyError);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('gives every process the same key when several start together on a fresh directory', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ic-fp-race-'));
+    try {
+      const module = path.resolve('src/runtime/fingerprint-keys.ts');
+      const script = `import('${module}').then((m) => process.stdout.write(m.fingerprintKeys({ dataDir: ${JSON.stringify(dir)} }).keyFor('t').toString('hex')))`;
+      const run = () =>
+        new Promise<string>((resolve, reject) => {
+          const child = spawn(process.execPath, ['--import', 'tsx', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+          let out = '';
+          let err = '';
+          child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+          child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+          child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`exit ${code}: ${err}`))));
+        });
+      const keys = await Promise.all(Array.from({ length: 6 }, run));
+      expect(new Set(keys).size).toBe(1);
+      expect(keys[0]).toMatch(/^[0-9a-f]{64}$/);
+      expect(fs.readdirSync(dir)).toEqual(['fingerprint.key']);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

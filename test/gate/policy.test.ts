@@ -94,6 +94,18 @@ accords:
     expect(resolveAccordPolicy(policy, 'constructor').required).toBe(true);
     expect(resolveAccordPolicy(policy, 'toString').required).toBe(false);
   });
+
+  it.each([
+    ['proto.json', '{ "accords": { "__proto__": { "device_compliance_required": true } } }'],
+    ['proto.yaml', 'accords:\n  __proto__:\n    device_compliance_required: true\n'],
+  ])('%s: an accord named __proto__ is never silently dropped (it would not require compliance)', (name, text) => {
+    const outcome = startWith({ INTUNE_POLICY_FILE: writePolicy(name, text) });
+    if (Array.isArray(outcome)) {
+      expect(outcome.join('\n')).toMatch(/accords\.__proto__/);
+    } else {
+      expect(resolveAccordPolicy(outcome, '__proto__')).toMatchObject({ required: true, source: 'policy_file' });
+    }
+  });
 });
 
 describe('a bad policy file stops start-up, naming the accord and the key', () => {
