@@ -101,10 +101,11 @@ async function verifyChain(options: VerifyOptions, tenant: string, checkpoints: 
 
   // Head and last row in one statement: an append moves both atomically, so rows past the head
   // in this snapshot were put there around the append path, not by a concurrent writer.
-  const { rows: snapshot } = await db.query<{ head_seq: number | null; head_hash: string | null; max_seq: number | null }>(
+  const { rows: snapshot } = await db.query<{ head_seq: number | null; head_hash: string | null; max_seq: number | null; min_seq: number | null }>(
     `SELECT (SELECT head_seq FROM chronicle_chain WHERE tenant = $1) AS head_seq,
             (SELECT head_hash FROM chronicle_chain WHERE tenant = $1) AS head_hash,
-            (SELECT max(seq) FROM chronicle_event WHERE tenant = $1) AS max_seq`,
+            (SELECT max(seq) FROM chronicle_event WHERE tenant = $1) AS max_seq,
+            (SELECT min(seq) FROM chronicle_event WHERE tenant = $1) AS min_seq`,
     [tenant],
   );
   const hasHead = snapshot[0]?.head_seq != null;
@@ -113,6 +114,11 @@ async function verifyChain(options: VerifyOptions, tenant: string, checkpoints: 
   const maxSeq = Number(snapshot[0]?.max_seq ?? 0);
   // Rows past the head are walked too: they may explain an earlier row (an insertion shifts them up).
   const lastSeq = Math.max(headSeq, maxSeq);
+  // The walk starts at seq 1; rows below it (the seq > 0 constraint dropped) would still be queried.
+  const minSeq = Number(snapshot[0]?.min_seq ?? 1);
+  if (minSeq < 1) {
+    failures.push({ seq: minSeq, reason: 'inserted', detail: `a row exists at seq ${minSeq}, before seq 1: it was written around the append path` });
+  }
   if (!hasHead && maxSeq > 0) failures.push({ seq: maxSeq, reason: 'head_mismatch', detail: 'the chain has events but no head row' });
 
   const pool = lastSeq >= (options.minEventsForWorkers ?? 20_000) ? options.pool?.() : undefined;
@@ -120,9 +126,13 @@ async function verifyChain(options: VerifyOptions, tenant: string, checkpoints: 
   const walk = new ChainWalk();
   const rangeEnd = (after: number) => Math.min(after + chunkSize, lastSeq);
   // One string per row (see PackedChunkTask): a fifth of the fetching thread's work of five columns.
+  // Hashes of any other length would move the boundaries between the concatenated columns (a
+  // digit moved from hash to prev_hash reads the same), so such a row is packed as NULL: it fails
+  // and is judged column by column.
   const fetchPacked = (after: number) =>
     db.query<{ r: string | null }>(
-      `SELECT seq::text || ':' || prev_hash || hash || body || E'\\x1d' || ${INDEX_KEY_SQL} AS r FROM chronicle_event
+      `SELECT CASE WHEN length(prev_hash) = 64 AND length(hash) = 64
+                   THEN seq::text || ':' || prev_hash || hash || body || E'\\x1d' || ${INDEX_KEY_SQL} END AS r FROM chronicle_event
        WHERE tenant = $1 AND seq > $2 AND seq <= $3 ORDER BY seq`,
       [tenant, after, rangeEnd(after)],
     );

@@ -122,6 +122,14 @@ const secretRefList = z
     return grants;
   });
 
+function isHttpsUrl(raw: string): boolean {
+  try {
+    return new URL(raw).protocol === 'https:';
+  } catch {
+    return false;
+  }
+}
+
 /** The raw environment, variable by variable. Defaults live here and nowhere else. */
 const EnvSchema = z.object({
   INTUNE_ENABLED: boolVar(true),
@@ -155,7 +163,9 @@ const EnvSchema = z.object({
   INTUNE_MCP_CAPABILITIES: capabilityList(['READ']),
   INTUNE_SYNC_INTERVAL: intVar(3_600, { min: 0, max: 604_800, unit: 'seconds' }),
   INTUNE_SECRET_REFS: secretRefList,
-  INTUNE_GATE_JWKS_URL: optionalString,
+  INTUNE_GATE_JWKS_URL: optionalString.refine((raw) => raw === undefined || isHttpsUrl(raw), {
+    message: "must be the https:// URL of the token issuer's JWKS endpoint",
+  }),
   INTUNE_GATE_JWT_ISSUER: optionalString,
   INTUNE_GATE_JWT_AUDIENCE: optionalString,
   DATABASE_URL: optionalString.refine((raw) => raw === undefined || /^postgres(ql)?:\/\//.test(raw), {

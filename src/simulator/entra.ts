@@ -224,8 +224,16 @@ export class EntraTenant {
       const decoded = Buffer.from(basic[1], 'base64').toString('utf8');
       const colon = decoded.indexOf(':');
       if (colon > 0) {
-        clientId ??= decodeURIComponent(decoded.slice(0, colon));
-        clientSecret ??= decodeURIComponent(decoded.slice(colon + 1));
+        // Broken percent-encoding is taken as written: it then names no known client or secret.
+        const decode = (part: string): string => {
+          try {
+            return decodeURIComponent(part);
+          } catch {
+            return part;
+          }
+        };
+        clientId ??= decode(decoded.slice(0, colon));
+        clientSecret ??= decode(decoded.slice(colon + 1));
       }
     }
     if (clientId === null || clientId === '') {

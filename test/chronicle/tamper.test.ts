@@ -125,6 +125,76 @@ forEachDatabase('chronicle tamper detection', (create) => {
     expect(await verifyChain(tenant)).toMatchObject({ ok: false, firstBadSeq: 13, reason: 'beyond_head' });
   });
 
+  it('catches a row put before seq 1 (the seq > 0 constraint dropped), which query would show', async () => {
+    const tenant = await chain(6, [6]);
+    await asSuperuserWithoutGuards(db, async (tx) => {
+      await tx.query('ALTER TABLE chronicle_event DROP CONSTRAINT chronicle_event_seq_check');
+      await tx.query(
+        `INSERT INTO chronicle_event (tenant, seq, time, type, code, actor_kind, actor_id, request_id, decision, device_ids, body, prev_hash, hash)
+         SELECT tenant, 0, time, type, code, actor_kind, actor_id, 'forged', decision, device_ids, body, prev_hash, hash FROM chronicle_event WHERE tenant = $1 AND seq = 3`,
+        [tenant],
+      );
+      await tx.query('ALTER TABLE chronicle_event ADD CONSTRAINT chronicle_event_seq_check CHECK (seq > 0) NOT VALID');
+    });
+    expect((await chronicle.query({ tenant })).events).toHaveLength(7);
+    const report = await verifyChain(tenant);
+    expect(report).toMatchObject({ ok: false, firstBadSeq: 0, reason: 'inserted' });
+  });
+
+  it('catches hash columns edited so that prev_hash || hash || body reads the same as before', async () => {
+    for (const [seq, shift] of [
+      [4, 'prev_hash takes the first digit of hash'],
+      [8, 'hash takes the first character of body'],
+    ] as const) {
+      const tenant = await chain(12);
+      await asSuperuserWithoutGuards(db, (tx) =>
+        tx.query(
+          seq === 4
+            ? 'UPDATE chronicle_event SET prev_hash = prev_hash || left(hash, 1), hash = substr(hash, 2) WHERE tenant = $1 AND seq = $2'
+            : 'UPDATE chronicle_event SET hash = hash || left(body, 1), body = substr(body, 2) WHERE tenant = $1 AND seq = $2',
+          [tenant, seq],
+        ),
+      );
+      expect(await verifyChain(tenant), shift).toMatchObject({ ok: false, firstBadSeq: seq, reason: 'hash_mismatch' });
+    }
+  });
+
+  it('catches an edited or deleted head row, and a prev_hash relinked with its hash recomputed', async () => {
+    const edited = await chain(12);
+    await asSuperuserWithoutGuards(db, (tx) => tx.query("UPDATE chronicle_chain SET head_hash = repeat('a', 64) WHERE tenant = $1", [edited]));
+    expect(await verifyChain(edited)).toMatchObject({ ok: false, firstBadSeq: 12, reason: 'head_mismatch' });
+
+    const headless = await chain(12);
+    await asSuperuserWithoutGuards(db, (tx) => tx.query('DELETE FROM chronicle_chain WHERE tenant = $1', [headless]));
+    expect(await verifyChain(headless)).toMatchObject({ ok: false, firstBadSeq: 12, reason: 'head_mismatch' });
+
+    const relinked = await chain(12);
+    await asSuperuserWithoutGuards(db, async (tx) => {
+      const row = (await rows(tx, relinked)).find((r) => r.seq === 5) as { body: string };
+      const prev = 'b'.repeat(64);
+      await tx.query('UPDATE chronicle_event SET prev_hash = $3, hash = $4 WHERE tenant = $1 AND seq = $2', [relinked, 5, prev, chainHash(prev, row.body)]);
+    });
+    expect(await verifyChain(relinked)).toMatchObject({ ok: false, firstBadSeq: 5, reason: 'chain_break' });
+  });
+
+  it('catches an event dated before the one it follows, even with every hash after it recomputed', async () => {
+    const tenant = await chain(12);
+    await asSuperuserWithoutGuards(db, async (tx) => {
+      const all = await rows(tx, tenant);
+      let prev = (all.find((r) => r.seq === 6) as { hash: string }).hash;
+      for (const row of all.filter((r) => r.seq >= 7)) {
+        const envelope = JSON.parse(row.body) as { time: string };
+        if (row.seq === 7) envelope.time = new Date(Date.parse(envelope.time) - 3_600_000).toISOString();
+        const body = canonicalJson(envelope);
+        const hash = chainHash(prev, body);
+        await tx.query('UPDATE chronicle_event SET body = $3, prev_hash = $4, hash = $5, time = $6 WHERE tenant = $1 AND seq = $2', [tenant, row.seq, body, prev, hash, envelope.time]);
+        prev = hash;
+      }
+      await tx.query('UPDATE chronicle_chain SET head_hash = $2 WHERE tenant = $1', [tenant, prev]);
+    });
+    expect(await verifyChain(tenant)).toMatchObject({ ok: false, firstBadSeq: 7, reason: 'reordered' });
+  });
+
   it('catches a truncated tail: by the head row, and by a checkpoint when the head was moved back too', async () => {
     const careless = await chain(12);
     await truncateTail(db, careless, 9, { moveHead: false });

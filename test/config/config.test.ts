@@ -96,3 +96,30 @@ describe('README configuration table', () => {
     for (const [name, text] of Object.entries(CONFIG_DOCS)) expect(block).toContain(`| \`${name}\` | ${text.replace(/\|/g, '\\|')} |`);
   });
 });
+
+describe('loadConfig with hostile values', () => {
+  it('refuses an INTUNE_GATE_JWKS_URL that is not an https URL with a ConfigError (it would crash the gate at start)', () => {
+    for (const bad of ['not a url', 'https://exa mple.com/keys', 'ftp://login.example.com/keys', 'https://[::1/keys']) {
+      expect(problemsOf({ INTUNE_GATE_JWKS_URL: bad }).join('\n')).toMatch(/INTUNE_GATE_JWKS_URL/);
+    }
+    expect(loadConfig({ INTUNE_GATE_JWKS_URL: 'https://login.example.com/common/discovery/v2.0/keys' }).gateJwt?.jwksUrl).toBe(
+      'https://login.example.com/common/discovery/v2.0/keys',
+    );
+  });
+
+  it('answers any value of any variable with a Config or a ConfigError, never another exception (property)', async () => {
+    const fc = (await import('fast-check')).default;
+    const names = Object.keys(CONFIG_DOCS);
+    fc.assert(
+      fc.property(fc.dictionary(fc.constantFrom(...names), fc.oneof(fc.string(), fc.string({ unit: 'grapheme' }), fc.constantFrom('https://', 'https://a b', 'https://[', 'custom', '1e3', '0x10', '-0', ' 8080 '))), (env) => {
+        try {
+          const config = loadConfig(env, { cwd: '/srv/app' });
+          if (config.gateJwt !== undefined) new URL(config.gateJwt.jwksUrl);
+        } catch (err) {
+          if (!(err instanceof ConfigError)) throw err;
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+});

@@ -358,3 +358,53 @@ describe('nextLinks outside the configured Graph host', () => {
     expect(connections).toBe(0);
   });
 });
+
+describe('a Graph host that pages in a circle', () => {
+  let looping: https.Server;
+  let loopingUrl: string;
+  let bundleDir: string;
+  let bundleFile: string;
+  let requests = 0;
+
+  beforeAll(async () => {
+    // A real HTTPS Graph host whose every page links back to itself (cut off after 50 pages so
+    // that a client which follows it for ever still ends this test).
+    const tls = await createTlsMaterial(['127.0.0.1']);
+    looping = https.createServer({ cert: tls.certPem, key: tls.keyPem }, (req, res) => {
+      if (req.method === 'POST') {
+        // It is its own login host too (the client brings the authority metadata): one token.
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ token_type: 'Bearer', expires_in: 3600, ext_expires_in: 3600, access_token: 'a.b.c' }));
+        return;
+      }
+      requests++;
+      const self = `${loopingUrl}${req.url ?? ''}`;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ value: [{ id: `p${requests}`, state: 'compliant' }], ...(requests < 50 ? { '@odata.nextLink': self } : {}) }));
+    });
+    await new Promise<void>((resolve) => looping.listen(0, '127.0.0.1', resolve));
+    loopingUrl = `https://127.0.0.1:${(looping.address() as { port: number }).port}`;
+    bundleDir = fs.mkdtempSync(path.join(os.tmpdir(), 'graph-ca-loop-'));
+    bundleFile = path.join(bundleDir, 'bundle.pem');
+    fs.writeFileSync(bundleFile, `${sim.caPem}\n${tls.caPem}`);
+  });
+  afterAll(async () => {
+    await new Promise<void>((resolve) => looping.close(() => resolve()));
+    fs.rmSync(bundleDir, { recursive: true, force: true });
+  });
+
+  it('stops at a nextLink it has already followed instead of collecting for ever', async () => {
+    const client = track(clientFor(sim, { graph: { graphUrl: loopingUrl, loginUrl: loopingUrl, caFile: bundleFile } }));
+    const error = await failureOf(() => client.getCompliancePolicyStates(deviceId));
+    expect(error).toMatchObject({ kind: 'malformed_response' });
+    expect(requests).toBe(2);
+
+    requests = 0;
+    const pages: number[] = [];
+    const listing = await failureOf(async () => {
+      for await (const page of client.listDevices({ top: 1 })) pages.push(page.devices.length);
+    });
+    expect(listing).toMatchObject({ kind: 'malformed_response' });
+    expect(requests).toBe(2);
+  });
+});

@@ -145,6 +145,16 @@ describe('the token endpoint, raw', () => {
     expect(res.status).toBe(200);
   });
 
+  it('answers client_secret_basic with broken percent-encoding as an unknown client, not a 500', async () => {
+    const { client_secret: _s, client_id: _c, ...form } = secretForm();
+    const res = await request(sim, tokenPath(), {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'client-request-id': 'corr-1', authorization: `Basic ${Buffer.from('%E0%A4%A:%zz').toString('base64')}` },
+      body: new URLSearchParams(form).toString(),
+    });
+    expectEntraError({ status: res.status, body: res.json as Record<string, unknown> }, 400, 'unauthorized_client', 700016);
+  });
+
   it('answers a wrong secret with 401 invalid_client AADSTS7000215', async () => {
     expectEntraError(await postToken({ ...secretForm(), client_secret: 'nope' }), 401, 'invalid_client', 7000215);
   });

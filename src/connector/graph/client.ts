@@ -227,6 +227,12 @@ export function createGraphClient(options: GraphClientOptions): GraphClient & { 
     return nextLink;
   };
 
+  /** Graph answered a page with a nextLink already followed: following it would never end. */
+  const circularNextLink = (collectionPath: string): GraphError => {
+    logger?.warn({ collectionPath }, 'Graph sent a nextLink that was already followed; stopped paging');
+    return malformedError('a page links back to an earlier page, so the listing would never end');
+  };
+
   const parseCollection = <T>(
     state: CallState,
     collectionPath: string,
@@ -277,9 +283,12 @@ export function createGraphClient(options: GraphClientOptions): GraphClient & { 
       nextLink = page.nextLink;
       yield page;
     }
-    // The generator keeps only the link between pages, so the previous page can be collected
+    // The generator keeps only the links between pages, so the previous page can be collected
     // while the next one downloads.
+    const followed = new Set<string>();
     while (nextLink !== undefined) {
+      if (followed.has(nextLink)) throw circularNextLink(DEVICES_PATH);
+      followed.add(nextLink);
       const page: DevicePage = await listDevicesPage({ nextLink, ...signal });
       nextLink = page.nextLink;
       yield page;
@@ -296,7 +305,10 @@ export function createGraphClient(options: GraphClientOptions): GraphClient & { 
     const all: T[] = [];
     let target: string | undefined = firstTarget;
     let requestId = '';
+    const followed = new Set<string>();
     while (target !== undefined) {
+      if (followed.has(target)) throw circularNextLink(collectionPath);
+      followed.add(target);
       const state = await send('GET', target, pathForLog, signal);
       const page = parseCollection(state, collectionPath, parseItem);
       all.push(...page.items);
