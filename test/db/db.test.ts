@@ -125,6 +125,24 @@ describe('embedded database directory lock', () => {
     await again.close();
   });
 
+  it('lets exactly one of several processes racing for a stale lock take it', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ic-lock-race-'));
+    dirs.push(dir);
+    fs.writeFileSync(path.join(dir, 'intune-connector.lock'), '999999999\n');
+    const script = `import('${path.resolve('src/db/lock.ts')}').then((m) => { try { m.acquireDirLock(${JSON.stringify(dir)}); process.stdout.write('locked'); setTimeout(() => process.exit(0), 1500); } catch (e) { process.stdout.write(e.code); process.exit(0); } })`;
+    const run = () =>
+      new Promise<string>((resolve) => {
+        const child = spawn(process.execPath, ['--import', 'tsx', '-e', script], { stdio: ['ignore', 'pipe', 'ignore'] });
+        let out = '';
+        child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+        child.on('exit', () => resolve(out));
+      });
+    const outcomes = await Promise.all(Array.from({ length: 5 }, run));
+    expect(outcomes.filter((o) => o === 'locked')).toHaveLength(1);
+    expect(outcomes.filter((o) => o === 'db_locked')).toHaveLength(4);
+    expect(fs.readdirSync(dir).filter((f) => f !== 'intune-connector.lock')).toEqual([]);
+  });
+
   it('takes over a lock left by a process that no longer exists', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ic-lock-'));
     dirs.push(dir);
