@@ -283,20 +283,30 @@ export function createKeyStore(options: KeyStoreOptions): KeyStore {
     const row = await loadRow(keyId);
     if (row === null || (opts.tenant !== undefined && row.tenant !== opts.tenant)) return null;
     if (row.revoked_at !== null) return toRecord(row);
-    // Audit first: if Chronicle cannot record, the key stays as it was and the caller is told.
-    await chronicle.append({
-      tenant: row.tenant,
-      type: 'admin.api_key_revoked',
-      actor,
-      ...(opts.requestId !== undefined ? { requestId: opts.requestId } : {}),
-      data: { key_id: row.key_id, role: row.role, capabilities: row.capabilities.split(',') },
-    });
+    // Claim the revocation atomically, so concurrent calls record it once; then audit it, and if
+    // Chronicle cannot record, put the key back as it was and tell the caller.
     const { rows } = await db.query<KeyRow>(
-      `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()), revoked_by = COALESCE(revoked_by, $2)
-       WHERE key_id = $1 RETURNING ${SELECT_COLUMNS}`,
+      `UPDATE api_keys SET revoked_at = now(), revoked_by = $2
+       WHERE key_id = $1 AND revoked_at IS NULL RETURNING ${SELECT_COLUMNS}`,
       [keyId, actor.id.slice(0, 200)],
     );
+    if (rows.length === 0) {
+      const current = await loadRow(keyId);
+      return current === null ? null : toRecord(current);
+    }
     cache.delete(keyId);
+    try {
+      await chronicle.append({
+        tenant: row.tenant,
+        type: 'admin.api_key_revoked',
+        actor,
+        ...(opts.requestId !== undefined ? { requestId: opts.requestId } : {}),
+        data: { key_id: row.key_id, role: row.role, capabilities: row.capabilities.split(',') },
+      });
+    } catch (err) {
+      await db.query('UPDATE api_keys SET revoked_at = NULL, revoked_by = NULL WHERE key_id = $1', [keyId]).catch(() => undefined);
+      throw err;
+    }
     return toRecord(rows[0] as KeyRow);
   }
 

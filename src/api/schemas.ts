@@ -10,7 +10,14 @@ import { EVENT_TYPES } from '../chronicle/types.js';
 
 export const GUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
 const guid = { type: 'string', pattern: GUID_PATTERN } as const;
-const dateTime = { type: 'string', format: 'date-time', maxLength: 40 } as const;
+// PostgreSQL refuses year 0000 and UTC offsets beyond ±15:59, which the date-time format admits;
+// real offsets stop at ±14:00. Refused here, so they are a 400 and not a failed query.
+const dateTime = {
+  type: 'string',
+  format: 'date-time',
+  maxLength: 40,
+  pattern: '^(?!0000)\\d{4}-.*(?:[zZ]|[+-](?:0\\d|1[0-4])(?::?\\d\\d)?)$',
+} as const;
 
 export const connectionParams = {
   type: 'object',
@@ -90,7 +97,7 @@ export const chronicleEventsQuery = {
   additionalProperties: false,
   properties: {
     type: { type: 'array', maxItems: EVENT_TYPES.length, items: { type: 'string', enum: [...EVENT_TYPES] } },
-    actor: { type: 'string', minLength: 1, maxLength: 200 },
+    actor: { type: 'string', minLength: 1, maxLength: 200, pattern: '^[^\\u0000-\\u001f\\u007f]+$' },
     device: guid,
     decision: { type: 'string', enum: ['allow', 'deny', 'allowed', 'denied'] },
     from: dateTime,

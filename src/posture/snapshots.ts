@@ -101,8 +101,10 @@ function decodeCursor(cursor: string, expectedHash: string): CursorPosition {
     p === null ||
     typeof p.d !== 'string' ||
     p.d.length > 64 ||
+    // PostgreSQL text holds no NUL, and c is cast to uuid: either would fail the query, not the input.
+    /[\u0000-\u001f\u007f]/.test(p.d) ||
     typeof p.c !== 'string' ||
-    !/^[0-9a-f-]{36}$/.test(p.c) ||
+    !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(p.c) ||
     p.h !== expectedHash
   ) {
     throw invalid;

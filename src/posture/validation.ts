@@ -75,7 +75,9 @@ const isoDateTime = z
   .string()
   .max(40)
   .regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/)
-  .refine((v) => !Number.isNaN(Date.parse(v)));
+  .refine((v) => !Number.isNaN(Date.parse(v)))
+  // PostgreSQL refuses year 0000 and offsets beyond ±15:59; real offsets stop at ±14:00.
+  .refine((v) => !v.startsWith('0000') && !/[+-](1[5-9]|[2-9]\d):\d{2}$/.test(v));
 
 const DeviceQuerySchema = z
   .object({

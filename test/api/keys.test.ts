@@ -86,6 +86,25 @@ forEachDatabase('API key store', (create) => {
     expect((await chronicle.query({ tenant: 't-audit', types: ['admin.api_key_revoked'] })).events).toHaveLength(1);
   });
 
+  it('records one revocation when the same key is revoked by concurrent calls', async () => {
+    const keys = createKeyStore({ db, chronicle });
+    const { record } = await keys.create({ tenant: 't-revoke-race', role: 'reader' }, ADMIN);
+    const results = await Promise.all(Array.from({ length: 6 }, () => keys.revoke(record.key_id, ADMIN)));
+    expect(results.every((r) => r?.revoked_at !== null)).toBe(true);
+    expect((await chronicle.query({ tenant: 't-revoke-race', types: ['admin.api_key_revoked'] })).events).toHaveLength(1);
+  });
+
+  it('keeps a key usable when Chronicle cannot record its revocation', async () => {
+    const keys = createKeyStore({ db, chronicle });
+    const { key, record } = await keys.create({ tenant: 't-revoke-unaudited', role: 'reader' }, ADMIN);
+    const closed = await openChronicle(db, dir);
+    await closed.close();
+    const unaudited = createKeyStore({ db, chronicle: closed });
+    await expect(unaudited.revoke(record.key_id, ADMIN)).rejects.toThrow();
+    expect(await unaudited.authenticate(key)).not.toBeNull();
+    expect((await keys.get(record.key_id))?.revoked_at).toBeNull();
+  });
+
   it('stops accepting a revoked key at once in the revoking store and within the cache TTL in another', async () => {
     let now = 1_000_000;
     const here = createKeyStore({ db, chronicle, cacheTtlMs: 5_000, now: () => now });
