@@ -94,7 +94,7 @@ export async function executeRun(ctx: RunContext, args: RunArgs): Promise<SyncRu
   const { connection, run, abort } = args;
   const signal = abort.signal;
   const startedMs = Date.parse(run.started_at);
-  const log = ctx.logger.child({ component: 'posture-sync', connection_id: connection.id, run_id: run.id });
+  const log = ctx.logger.child({ step: 'sync', connection_id: connection.id, run_id: run.id });
   let pages = 0;
   let devices = 0;
   let client: GraphClient | undefined;
