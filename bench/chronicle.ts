@@ -14,11 +14,11 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
 import { openPGlite, openPostgres, type Db } from '../src/db/index.js';
 import { runMigrations } from '../src/db/migrate.js';
 import { chronicleMigrations } from '../src/db/migrations/chronicle.js';
 import { createChronicle, type AppendInput, type Chronicle } from '../src/chronicle/index.js';
+import { median, adminQuery } from './lib.js';
 
 const SERVER_URL = process.env['BENCH_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 3);
@@ -27,11 +27,6 @@ const VERIFY_EVENTS_PG = Number(process.env['BENCH_VERIFY_EVENTS'] ?? 200_000);
 const VERIFY_EVENTS_PGLITE = Number(process.env['BENCH_VERIFY_EVENTS_PGLITE'] ?? 50_000);
 const WRITERS = [1, 4, 16] as const;
 
-const median = (xs: readonly number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-};
 const percentile = (sorted: readonly number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 
 /** A typical event: CONNECTOR_INVOKED for a get_compliance answered from the cache (~560 bytes stored). */
@@ -57,16 +52,6 @@ function event(tenant: string, i: number): AppendInput {
   };
 }
 
-async function adminQuery(sql: string): Promise<void> {
-  const client = new pg.Client({ connectionString: SERVER_URL });
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
-
 interface Backend {
   readonly name: 'postgres' | 'pglite';
   open(): Promise<Db>;
@@ -82,7 +67,7 @@ function postgresBackend(): Backend {
     name: 'postgres',
     async open() {
       if (!created) {
-        await adminQuery(`CREATE DATABASE ${name}`);
+        await adminQuery(SERVER_URL, `CREATE DATABASE ${name}`);
         created = true;
       }
       const db = openPostgres({ url: url.toString(), maxConnections: 8 });
@@ -90,7 +75,7 @@ function postgresBackend(): Backend {
       return db;
     },
     async drop() {
-      if (created) await adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      if (created) await adminQuery(SERVER_URL, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     },
   };
 }

@@ -17,7 +17,6 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
 import { openPostgres } from '../src/db/index.js';
 import { runMigrations } from '../src/db/migrate.js';
 import { MIGRATIONS } from '../src/db/migrations/index.js';
@@ -26,28 +25,13 @@ import { createGraphClient } from '../src/connector/graph/index.js';
 import { startSimulator } from '../src/simulator/index.js';
 import { createIntuneConnector, type IntuneConnector } from '../src/connector/index.js';
 import type { InvocationContext } from '../src/connector/contract.js';
+import { median, adminQuery } from './lib.js';
 
 const SERVER_URL = process.env['BENCH_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 5);
 const CALLS_PER_RUN = Number(process.env['BENCH_CALLS'] ?? 20_000);
 const CONCURRENCY = Number(process.env['BENCH_CONCURRENCY'] ?? 256);
 const WARM_DEVICES = 500;
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-};
-
-async function admin(sql: string): Promise<void> {
-  const client = new pg.Client({ connectionString: SERVER_URL });
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
 
 async function runConcurrently(total: number, concurrency: number, task: (i: number) => Promise<void>): Promise<void> {
   let next = 0;
@@ -71,7 +55,7 @@ const ctx: InvocationContext = {
 
 async function main(): Promise<void> {
   const dbName = `ic_bench_${crypto.randomBytes(5).toString('hex')}`;
-  await admin(`CREATE DATABASE ${dbName}`);
+  await adminQuery(SERVER_URL, `CREATE DATABASE ${dbName}`);
   const url = new URL(SERVER_URL);
   url.pathname = `/${dbName}`;
   const db = openPostgres({ url: url.toString(), maxConnections: 10 });
@@ -171,7 +155,7 @@ async function main(): Promise<void> {
     await graph.close();
     await sim.close();
     await db.close();
-    await admin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => undefined);
+    await adminQuery(SERVER_URL, `DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => undefined);
     fs.rmSync(keyDir, { recursive: true, force: true });
   }
 }

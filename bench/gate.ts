@@ -27,6 +27,7 @@ import { loadConfig } from '../src/config/index.js';
 import { createLogger } from '../src/log/index.js';
 import { startServer as startMainJob } from '../src/api/server.js';
 import { GATE_PATH } from '../src/gate/http.js';
+import { median, adminQuery } from './lib.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
@@ -104,22 +105,6 @@ async function serve(): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // The load generator.
 
-const median = (xs: readonly number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-};
-
-async function admin(sql: string): Promise<void> {
-  const client = new pg.Client({ connectionString: SERVER_URL });
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
-
 async function startServer(databaseUrl: string, dataDir: string): Promise<{ child: ChildProcess; ready: ServerReady }> {
   const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--serve'], {
     cwd: ROOT,
@@ -148,7 +133,7 @@ async function main(): Promise<void> {
   const databaseUrl = new URL(SERVER_URL);
   databaseUrl.pathname = `/${dbName}`;
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ic-bench-gate-'));
-  await admin(`CREATE DATABASE ${dbName}`);
+  await adminQuery(SERVER_URL, `CREATE DATABASE ${dbName}`);
   const db = new pg.Client({ connectionString: databaseUrl.toString() });
   let child: ChildProcess | undefined;
   try {
@@ -218,7 +203,7 @@ async function main(): Promise<void> {
       await exited;
     }
     await db.end().catch(() => undefined);
-    await admin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+    await adminQuery(SERVER_URL, `DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
     fs.rmSync(dataDir, { recursive: true, force: true });
   }
 }

@@ -16,6 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { median } from './lib.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -161,12 +162,6 @@ async function rawOnce(info: SimulatorInfo, expected: number): Promise<{ seconds
   if (count !== expected) throw new Error(`raw baseline listed ${count} devices, expected ${expected}`);
   return { seconds: (performance.now() - started) / 1000, peakRssMb: Number((peakRss / 1024 / 1024).toFixed(1)) };
 }
-
-const median = (values: readonly number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-};
 
 function argValue(name: string): string | undefined {
   const index = process.argv.indexOf(name);

@@ -28,6 +28,7 @@ import { openDatabase } from '../src/db/index.js';
 import { createLogger } from '../src/log/index.js';
 import { createPostureService, secretProviderFromConfig } from '../src/posture/index.js';
 import { fingerprintKeys } from '../src/runtime/index.js';
+import { median } from './lib.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const TARGET_WALL_MS = 20_000;
@@ -67,12 +68,6 @@ async function startSimulatorProcess(devices: number): Promise<{ child: ChildPro
   });
   return { child, env };
 }
-
-const median = (values: readonly number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-};
 
 async function main(): Promise<void> {
   const devices = flag('devices', 100_000);
