@@ -17,20 +17,14 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { median } from './lib.js';
+import type { SimulatorHandle } from '../src/simulator/types.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
-interface SimulatorInfo {
-  readonly tenantId: string;
-  readonly clientId: string;
-  readonly clientSecret: string;
-  readonly loginUrl: string;
-  readonly graphUrl: string;
-  readonly caFile: string;
-  readonly caPem: string;
-  /** An access token for the raw baseline, which has no MSAL. */
+/** What the simulator child reports: its handle's identities and URLs, plus a token for the raw baseline, which has no MSAL. */
+type SimulatorInfo = Pick<SimulatorHandle, 'tenantId' | 'clientId' | 'clientSecret' | 'loginUrl' | 'graphUrl' | 'caFile' | 'caPem'> & {
   readonly token: string;
-}
+};
 
 async function serve(devices: number): Promise<void> {
   const { startSimulator } = await import('../src/simulator/index.js');

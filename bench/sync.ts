@@ -90,8 +90,7 @@ async function main(): Promise<void> {
   const chronicle = await createChronicle({
     db,
     logger,
-    signingKeyFile: config.chronicle.signingKeyFile,
-    checkpointDir: config.chronicle.checkpointDir,
+    ...config.chronicle,
     checkpointIntervalMs: 0,
   });
   const service = createPostureService({

@@ -11,7 +11,9 @@ import { EVENT_TYPES } from '../chronicle/types.js';
 export const GUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
 const guid = { type: 'string', pattern: GUID_PATTERN } as const;
 // PostgreSQL refuses year 0000 and UTC offsets beyond ±15:59, which the date-time format admits;
-// real offsets stop at ±14:00. Refused here, so they are a 400 and not a failed query.
+// real offsets stop at ±14:00, so this pattern admits hours 00 to 14 only. The posture service
+// checks the same rule (src/posture/validation.ts) for callers that do not come through HTTP;
+// here it makes the answer a 400 before any work, and documents it in openapi.yaml.
 const dateTime = {
   type: 'string',
   format: 'date-time',

@@ -99,6 +99,37 @@ export interface ChronicleQuery {
   readonly order?: 'asc' | 'desc';
 }
 
+/**
+ * The filters reviewers type (CLI flags, API query parameters), by their short names. One mapping,
+ * `reviewerQuery`, turns them into a ChronicleQuery, so both surfaces filter alike.
+ */
+export interface ReviewerFilter {
+  readonly type?: readonly EventType[];
+  readonly actor?: string;
+  readonly device?: string;
+  readonly decision?: string;
+  readonly from?: string;
+  readonly to?: string;
+  readonly limit?: number;
+  readonly cursor?: string;
+  readonly order?: 'asc' | 'desc';
+}
+
+export function reviewerQuery(tenant: string, f: ReviewerFilter): ChronicleQuery {
+  return {
+    tenant,
+    ...(f.type !== undefined ? { types: f.type } : {}),
+    ...(f.actor !== undefined ? { actorId: f.actor } : {}),
+    ...(f.device !== undefined ? { deviceId: f.device } : {}),
+    ...(f.decision !== undefined ? { decision: f.decision } : {}),
+    ...(f.from !== undefined ? { from: f.from } : {}),
+    ...(f.to !== undefined ? { to: f.to } : {}),
+    ...(f.limit !== undefined ? { limit: f.limit } : {}),
+    ...(f.cursor !== undefined ? { cursor: f.cursor } : {}),
+    ...(f.order !== undefined ? { order: f.order } : {}),
+  };
+}
+
 export interface ChronicleQueryResult {
   readonly events: ChronicleEvent[];
   /** Pass as `cursor` for the next page; null when this page is the last. */

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import { once } from 'node:events';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { DbError } from '../db/errors.js';
-import { ChronicleError, EVENT_TYPES, type EventType, type VerifyReport } from '../chronicle/types.js';
+import { ChronicleError, EVENT_TYPES, reviewerQuery, type ReviewerFilter, type EventType, type VerifyReport } from '../chronicle/types.js';
 import type { Config } from '../config/index.js';
 import { configFromEnv, EXIT, withChronicle } from './shared.js';
 
@@ -67,19 +67,7 @@ async function write(out: NodeJS.WritableStream, text: string): Promise<void> {
   if (!out.write(text)) await once(out, 'drain');
 }
 
-interface QueryOptions {
-  tenant: string;
-  type?: EventType[];
-  actor?: string;
-  device?: string;
-  decision?: string;
-  from?: string;
-  to?: string;
-  limit: number;
-  cursor?: string;
-  order: 'asc' | 'desc';
-  all?: boolean;
-}
+type QueryOptions = ReviewerFilter & { tenant: string; limit: number; order: 'asc' | 'desc'; all?: boolean };
 
 export function registerChronicle(program: Command): void {
   const chronicle = program
@@ -127,18 +115,7 @@ export function registerChronicle(program: Command): void {
           let cursor = options.cursor;
           let printed = 0;
           for (;;) {
-            const page = await c.query({
-              tenant: options.tenant,
-              ...(options.type !== undefined ? { types: options.type } : {}),
-              ...(options.actor !== undefined ? { actorId: options.actor } : {}),
-              ...(options.device !== undefined ? { deviceId: options.device } : {}),
-              ...(options.decision !== undefined ? { decision: options.decision } : {}),
-              ...(options.from !== undefined ? { from: options.from } : {}),
-              ...(options.to !== undefined ? { to: options.to } : {}),
-              ...(cursor !== undefined ? { cursor } : {}),
-              limit: options.limit,
-              order: options.order,
-            });
+            const page = await c.query(reviewerQuery(options.tenant, { ...options, ...(cursor !== undefined ? { cursor } : {}) }));
             await write(process.stdout, page.events.map((e) => `${JSON.stringify(e)}\n`).join(''));
             printed += page.events.length;
             if (page.nextCursor === null) break;

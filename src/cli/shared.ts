@@ -44,8 +44,7 @@ export async function withChronicle<T>(
     const chronicle = await createChronicle({
       db,
       logger,
-      signingKeyFile: config.chronicle.signingKeyFile,
-      checkpointDir: config.chronicle.checkpointDir,
+      ...config.chronicle,
       checkpointIntervalMs: 0,
       createSigningKey: createKey,
     });

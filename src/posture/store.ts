@@ -55,19 +55,14 @@ export async function listConnections(q: Queryable, tenant: string, id?: string)
   return rows.map((row) => connectionFromRow(row, runs.get(row.id) ?? null));
 }
 
-export interface NewConnection {
-  readonly id: string;
-  readonly tenant: string;
-  readonly display_name: string;
-  readonly entra_tenant_id: string;
-  readonly client_id: string;
-  readonly cloud: CloudName;
-  readonly secret_ref: string;
-  readonly status: ConnectionStatus;
-  readonly status_reason: string | null;
+/** What the store needs to insert a connection: its fields, where it came from, and when. */
+export type NewConnection = Pick<
+  Connection,
+  'id' | 'tenant' | 'display_name' | 'entra_tenant_id' | 'client_id' | 'cloud' | 'secret_ref' | 'status' | 'status_reason'
+> & {
   readonly origin: 'api' | 'config' | 'demo';
   readonly at: string;
-}
+};
 
 export async function insertConnection(q: Queryable, c: NewConnection): Promise<void> {
   await q.query(

@@ -80,9 +80,7 @@ export async function openRuntime(config: Config, options: OpenRuntimeOptions = 
     const chronicle = await createChronicle({
       db,
       logger,
-      signingKeyFile: config.chronicle.signingKeyFile,
-      checkpointDir: config.chronicle.checkpointDir,
-      checkpointIntervalMs: config.chronicle.checkpointIntervalMs,
+      ...config.chronicle,
     });
     closers.push('chronicle', () => chronicle.close());
 

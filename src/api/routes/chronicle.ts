@@ -4,38 +4,17 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { Authenticator } from '../auth-types.js';
-import type { ChainVerifyReport, ChronicleEvent, EventType, VerifyReport } from '../../chronicle/types.js';
+import type { Chronicle } from '../../chronicle/index.js';
+import { reviewerQuery, type ChainVerifyReport, type ChronicleEvent, type ReviewerFilter, type VerifyReport } from '../../chronicle/types.js';
 import { requirePermission } from '../auth.js';
 import { chronicleEventsQuery } from '../schemas.js';
 
 export const CHRONICLE_BASE = '/api/v1/chronicle';
 
 /** The reading half of Chronicle this module needs. */
-export interface ChronicleReader {
-  query(filter: {
-    tenant: string;
-    types?: EventType[];
-    actorId?: string;
-    deviceId?: string;
-    decision?: string;
-    from?: string;
-    to?: string;
-    limit?: number;
-    cursor?: string;
-  }): Promise<{ events: ChronicleEvent[]; nextCursor: string | null }>;
-  verify(options?: { tenant?: string }): Promise<VerifyReport>;
-}
+export type ChronicleReader = Pick<Chronicle, 'query' | 'verify'>;
 
-interface EventsQuery {
-  type?: EventType[];
-  actor?: string;
-  device?: string;
-  decision?: string;
-  from?: string;
-  to?: string;
-  limit: number;
-  cursor?: string;
-}
+type EventsQuery = ReviewerFilter & { limit: number };
 
 /** The API speaks snake_case throughout; events are rendered the same way. */
 export function eventToJson(event: ChronicleEvent): Record<string, unknown> {
@@ -79,18 +58,7 @@ export function verifyReportToJson(report: VerifyReport): Record<string, unknown
 export function chronicleRoutes(app: FastifyInstance, { chronicle, authenticator }: { chronicle: ChronicleReader; authenticator: Authenticator }): void {
   app.get<{ Querystring: EventsQuery }>(`${CHRONICLE_BASE}/events`, { schema: { querystring: chronicleEventsQuery } }, async (request) => {
     const principal = await requirePermission(authenticator, request, 'chronicle:read');
-    const q = request.query;
-    const { events, nextCursor } = await chronicle.query({
-      tenant: principal.tenant,
-      ...(q.type !== undefined ? { types: q.type } : {}),
-      ...(q.actor !== undefined ? { actorId: q.actor } : {}),
-      ...(q.device !== undefined ? { deviceId: q.device } : {}),
-      ...(q.decision !== undefined ? { decision: q.decision } : {}),
-      ...(q.from !== undefined ? { from: q.from } : {}),
-      ...(q.to !== undefined ? { to: q.to } : {}),
-      limit: q.limit,
-      ...(q.cursor !== undefined ? { cursor: q.cursor } : {}),
-    });
+    const { events, nextCursor } = await chronicle.query(reviewerQuery(principal.tenant, request.query));
     return { events: events.map(eventToJson), next_cursor: nextCursor };
   });
 
