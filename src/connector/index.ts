@@ -40,6 +40,9 @@ import { WriteBudget } from './write-budget.js';
 import { databaseCooldownStore, memoryCooldownStore, type SyncCooldownStore } from './sync-cooldown.js';
 import { ChronicleError } from '../chronicle/types.js';
 
+/** `{ signal }` when there is one: with exactOptionalPropertyTypes an absent option must be left out, not undefined. */
+const signalOption = (signal: AbortSignal | undefined): { signal?: AbortSignal } => (signal !== undefined ? { signal } : {});
+
 export * from './operations.js';
 export { PHASE1_POLICY, authorizeOperation, isOperationEnabled, type Authorization, type OperationPolicy } from './scope.js';
 export { redactDevice, fingerprintSerial, osFamilyOf, byMostRecentSync, SERIAL_FINGERPRINT_PREFIX } from './redaction.js';
@@ -278,8 +281,8 @@ export function createIntuneConnector(deps: IntuneConnectorDeps): IntuneConnecto
       for (let pagesRead = 1; ; pagesRead += 1) {
         const page =
           link === null
-            ? await graph.listDevicesPage({ filter, top, ...(signal !== undefined ? { signal } : {}) })
-            : await graph.listDevicesPage({ nextLink: link, ...(signal !== undefined ? { signal } : {}) });
+            ? await graph.listDevicesPage({ filter, top, ...signalOption(signal) })
+            : await graph.listDevicesPage({ nextLink: link, ...signalOption(signal) });
         graphRequestId = safeRequestId(page.requestId) ?? graphRequestId;
         let i = skip;
         for (; i < page.devices.length && devices.length < input.page_size; i += 1) {
@@ -307,7 +310,7 @@ export function createIntuneConnector(deps: IntuneConnectorDeps): IntuneConnecto
 
   async function getDevice(graph: GraphClient, tenant: string, deviceId: string, signal: AbortSignal | undefined): Promise<Result> {
     try {
-      const found = await graph.getDevice(deviceId.toLowerCase(), signal !== undefined ? { signal } : {});
+      const found = await graph.getDevice(deviceId.toLowerCase(), signalOption(signal));
       const key = await fingerprintKeyFor(tenant);
       return { kind: 'succeeded', value: { device: redactDevice(found.value, key) }, resultCount: 1, graphRequestId: safeRequestId(found.requestId) };
     } catch (err) {
@@ -323,7 +326,7 @@ export function createIntuneConnector(deps: IntuneConnectorDeps): IntuneConnecto
   ): Promise<Result> {
     const byEntra = input.azure_ad_device_id !== undefined;
     const id = (input.azure_ad_device_id ?? input.device_id) as string;
-    const lookup = await cachedLookup(graph, tenant, byEntra ? 'azureADDeviceId' : 'deviceId', id, signal !== undefined ? { signal } : {});
+    const lookup = await cachedLookup(graph, tenant, byEntra ? 'azureADDeviceId' : 'deviceId', id, signalOption(signal));
     if (!lookup.ok) return failedFrom(noteFailure(lookup.failure, 'get_compliance'));
     const cacheInfo = { hit: lookup.cacheHit, stale: lookup.servedStale };
     const first = lookup.records[0];
@@ -342,7 +345,7 @@ export function createIntuneConnector(deps: IntuneConnectorDeps): IntuneConnecto
     let policies: GetComplianceOutput['policies'];
     if (input.include_policies === true) {
       try {
-        const states = await graph.getCompliancePolicyStates(first.device_id, signal !== undefined ? { signal } : {});
+        const states = await graph.getCompliancePolicyStates(first.device_id, signalOption(signal));
         graphRequestId = safeRequestId(states.requestId) ?? graphRequestId;
         policies = states.value.map((p) => ({
           id: p.id,
@@ -400,7 +403,7 @@ export function createIntuneConnector(deps: IntuneConnectorDeps): IntuneConnecto
       return throttledByBudget(budget.retryAfterMs);
     }
     try {
-      const done = await graph.performDeviceAction(id, 'syncDevice', signal !== undefined ? { signal } : {});
+      const done = await graph.performDeviceAction(id, 'syncDevice', signalOption(signal));
       return { kind: 'succeeded', value: answer('requested', claim.requestedAt), graphRequestId: safeRequestId(done.requestId) };
     } catch (err) {
       const failure = logGraphFailure(err, 'sync_device');
@@ -419,7 +422,7 @@ export function createIntuneConnector(deps: IntuneConnectorDeps): IntuneConnecto
     if (!budget.ok) return throttledByBudget(budget.retryAfterMs);
     const requestedAt = now();
     try {
-      const done = await graph.performDeviceAction(deviceId.toLowerCase(), DEVICE_ACTIONS[operation], signal !== undefined ? { signal } : {});
+      const done = await graph.performDeviceAction(deviceId.toLowerCase(), DEVICE_ACTIONS[operation], signalOption(signal));
       return { kind: 'succeeded', value: { status: 'requested', requested_at: new Date(requestedAt).toISOString() }, graphRequestId: safeRequestId(done.requestId) };
     } catch (err) {
       return failedFrom(logGraphFailure(err, operation));
