@@ -143,6 +143,5 @@ export {
   type ApiKeyRecord,
   type CreatedApiKey,
   type CreateKeyInput,
-} from './api/keys.js';
-export { ROLES, type Role, type Principal, type Authenticator } from './api/auth-types.js';
-export { PERMISSIONS, type Permission } from './api/auth.js';
+} from './auth/keys.js';
+export { ROLES, PERMISSIONS, type Role, type Principal, type Authenticator, type Permission } from './auth/index.js';

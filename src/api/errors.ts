@@ -6,34 +6,10 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { DbError } from '../db/errors.js';
 import { ChronicleError } from '../chronicle/types.js';
-import { KeyInputError } from './keys.js';
+import { ApiError, sendError } from '../auth/errors.js';
+import { KeyInputError } from '../auth/keys.js';
 
-export interface ErrorBody {
-  readonly error: { readonly code: string; readonly message: string; readonly [extra: string]: unknown };
-}
-
-/** A failure the caller can act on, with its HTTP status. */
-export class ApiError extends Error {
-  override readonly name = 'ApiError';
-  constructor(
-    readonly statusCode: number,
-    readonly code: string,
-    message: string,
-    /** Extra fields beside code and message, e.g. `run_id` of the sync already running. */
-    readonly extra: Readonly<Record<string, unknown>> = {},
-    readonly headers: Readonly<Record<string, string>> = {},
-  ) {
-    super(message);
-  }
-}
-
-export const WWW_AUTHENTICATE = 'Bearer realm="intune-connector"';
-
-export const unauthorized = (message = 'send an API key as `Authorization: Bearer icn_…`; create one with `intune-connector keys create`'): ApiError =>
-  new ApiError(401, 'unauthorized', message, {}, { 'www-authenticate': WWW_AUTHENTICATE });
-
-export const forbidden = (role: string, allowed: readonly string[]): ApiError =>
-  new ApiError(403, 'forbidden', `a ${role} key may not call this; it needs a key with role ${allowed.join(' or ')}`);
+export { ApiError, sendError };
 
 export const notFound = (what: string): ApiError => new ApiError(404, 'not_found', `${what} not found in this tenant`);
 
@@ -117,11 +93,6 @@ function fromFastifyError(err: FastifyError): ApiError | null {
 export function toApiError(err: unknown): ApiError | null {
   if (!(err instanceof Error)) return null;
   return fromDomainError(err) ?? fromFastifyError(err as FastifyError);
-}
-
-export function sendError(reply: FastifyReply, err: ApiError): FastifyReply {
-  for (const [name, value] of Object.entries(err.headers)) reply.header(name, value);
-  return reply.code(err.statusCode).type('application/json; charset=utf-8').send({ error: { code: err.code, message: err.message, ...err.extra } });
 }
 
 export function errorHandler(err: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {

@@ -5,7 +5,7 @@
  */
 import { CLOUDS } from '../config/index.js';
 import { COMPLIANCE_STATES, OS_FAMILIES, OWNERSHIPS } from '../connector/posture.js';
-import { ROLES } from './auth-types.js';
+import { ROLES } from '../auth/types.js';
 import { EVENT_TYPES } from '../chronicle/types.js';
 
 export const GUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';

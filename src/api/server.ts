@@ -18,7 +18,7 @@ import type { Connection, PostureService, SyncRunSummary } from '../posture/type
 import { createGate, loadGatePolicy } from '../gate/index.js';
 import { gateJwtOptions } from '../gate/http.js';
 import { createApp } from './app.js';
-import { createKeyStore, type KeyStore } from './keys.js';
+import { createKeyStore, type KeyStore } from '../auth/keys.js';
 import { createSyncRunStats } from './sync-stats.js';
 import { createCloserStack } from '../runtime/closers.js';
 

@@ -3,8 +3,8 @@
  * printed alone on stdout (so `KEY=$(intune-connector keys create …)` works) and never again.
  */
 import { Command, InvalidArgumentError } from 'commander';
-import { ROLES } from '../api/auth-types.js';
-import { createKeyStore, parseCapabilities, validateKeyInput, type ApiKeyRecord, type KeyStore } from '../api/keys.js';
+import { ROLES } from '../auth/types.js';
+import { createKeyStore, parseCapabilities, validateKeyInput, type ApiKeyRecord, type KeyStore } from '../auth/keys.js';
 import type { Actor } from '../chronicle/types.js';
 import type { Config } from '../config/index.js';
 import { configFromEnv, withChronicle } from './shared.js';

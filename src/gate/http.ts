@@ -21,17 +21,16 @@ import fs from 'node:fs';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { createLocalJWKSet, createRemoteJWKSet, customFetch, errors as joseErrors, jwtVerify, type FetchImplementation, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey, type RemoteJWKSetOptions } from 'jose';
 import { Agent, fetch as undiciFetch, type RequestInit as UndiciRequestInit } from 'undici';
-import type { Authenticator, Principal, Role } from '../api/auth-types.js';
+import { ApiError, sendError } from '../auth/errors.js';
+import { requirePermission } from '../auth/permissions.js';
+import type { Authenticator, Principal } from '../auth/types.js';
 import type { Config } from '../config/index.js';
 import { GateInputError, type Gate } from './gate.js';
 import { GATE_ERROR_JSON_SCHEMA, GATE_RESPONSE_JSON_SCHEMA, type GateResponse } from './schemas.js';
 import { ACCORD_NAME_PATTERN } from './types.js';
 
 export const GATE_PATH = '/api/v1/gate/device-compliance';
-export const GATE_ROLES: readonly Role[] = ['gate', 'admin'];
 export const GATE_BODY_LIMIT_BYTES = 16 * 1024;
-const WWW_AUTHENTICATE = 'Bearer realm="intune-connector"';
-const BEARER = /^Bearer[ \t]+(\S{1,256})[ \t]*$/i;
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const MAX_USER_TOKEN_CHARS = 8192;
 const BODY_FIELDS = ['accord', 'claims', 'user_token'];
@@ -66,47 +65,30 @@ export function gateJwtOptions(config: Pick<Config, 'gateJwt' | 'graph'>): GateJ
   };
 }
 
-/** A refusal of the request itself, answered as `{ error: { code, message } }`. */
-class GateHttpError extends Error {
-  constructor(
-    readonly statusCode: number,
-    readonly code: string,
-    message: string,
-    readonly headers: Readonly<Record<string, string>> = {},
-  ) {
-    super(message);
-  }
-}
-
-function sendError(reply: FastifyReply, err: GateHttpError): FastifyReply {
-  for (const [name, value] of Object.entries(err.headers)) reply.header(name, value);
-  return reply.code(err.statusCode).type('application/json; charset=utf-8').send({ error: { code: err.code, message: err.message } });
-}
-
 /** Fastify's parsing errors and anything unexpected, in the gate's error shape; never a stack or internals. */
-function toGateHttpError(err: FastifyError | Error): GateHttpError {
-  if (err instanceof GateHttpError) return err;
+function toGateError(err: FastifyError | Error): ApiError {
+  if (err instanceof ApiError) return err;
   const code = (err as FastifyError).code;
   switch (code) {
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new GateHttpError(415, 'unsupported_media_type', 'send the body as JSON with `Content-Type: application/json`');
+      return new ApiError(415, 'unsupported_media_type', 'send the body as JSON with `Content-Type: application/json`');
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new GateHttpError(413, 'payload_too_large', `the body is larger than ${GATE_BODY_LIMIT_BYTES / 1024} KiB; send the accord and only the claims the gate reads (deviceid)`);
+      return new ApiError(413, 'payload_too_large', `the body is larger than ${GATE_BODY_LIMIT_BYTES / 1024} KiB; send the accord and only the claims the gate reads (deviceid)`);
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return new GateHttpError(400, 'invalid_json', 'the body is empty; send a JSON object { accord, claims }');
+      return new ApiError(400, 'invalid_json', 'the body is empty; send a JSON object { accord, claims }');
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return new GateHttpError(400, 'invalid_body', 'the Content-Length header does not match the body');
+      return new ApiError(400, 'invalid_body', 'the Content-Length header does not match the body');
     default:
       break;
   }
   const status = (err as FastifyError).statusCode;
   if (err instanceof SyntaxError || code === 'FST_ERR_CTP_INVALID_JSON_BODY' || (status === 400 && /JSON|prototype/i.test(err.message))) {
-    return new GateHttpError(400, 'invalid_json', 'the body is not valid JSON; send a JSON object { accord, claims }');
+    return new ApiError(400, 'invalid_json', 'the body is not valid JSON; send a JSON object { accord, claims }');
   }
   if (typeof status === 'number' && status >= 400 && status < 500) {
-    return new GateHttpError(status, 'bad_request', 'the request was not accepted; send POST with a JSON object { accord, claims }');
+    return new ApiError(status, 'bad_request', 'the request was not accepted; send POST with a JSON object { accord, claims }');
   }
-  return new GateHttpError(500, 'internal_error', 'internal error');
+  return new ApiError(500, 'internal_error', 'internal error');
 }
 
 interface GateBody {
@@ -119,27 +101,27 @@ const isPlainObject = (value: unknown): value is Record<string, unknown> => type
 
 /** The body, validated field by field so each mistake gets its own code; the accord is checked first. */
 function readBody(body: unknown): GateBody {
-  if (!isPlainObject(body)) throw new GateHttpError(400, 'invalid_body', 'the body must be a JSON object: { "accord": "...", "claims": { "deviceid": "..." } }');
+  if (!isPlainObject(body)) throw new ApiError(400, 'invalid_body', 'the body must be a JSON object: { "accord": "...", "claims": { "deviceid": "..." } }');
   const { accord, claims, user_token: userToken } = body;
-  if (accord === undefined) throw new GateHttpError(400, 'invalid_body', 'accord is required: the name of the accord template being issued');
+  if (accord === undefined) throw new ApiError(400, 'invalid_body', 'accord is required: the name of the accord template being issued');
   if (typeof accord !== 'string' || !ACCORD_NAME_PATTERN.test(accord)) {
-    throw new GateHttpError(400, 'invalid_accord', 'accord must be 1 to 128 letters, digits, dots, underscores or hyphens (the accord template name)');
+    throw new ApiError(400, 'invalid_accord', 'accord must be 1 to 128 letters, digits, dots, underscores or hyphens (the accord template name)');
   }
   const unknown = Object.keys(body).find((key) => !BODY_FIELDS.includes(key));
   if (unknown !== undefined) {
     const shown = unknown.replace(/[^\x20-\x7e]/g, '?').slice(0, 40);
-    throw new GateHttpError(400, 'invalid_body', `the body has an unknown field "${shown}"; send only accord and claims (or user_token)`);
+    throw new ApiError(400, 'invalid_body', `the body has an unknown field "${shown}"; send only accord and claims (or user_token)`);
   }
-  if (claims !== undefined && userToken !== undefined) throw new GateHttpError(400, 'invalid_body', 'send claims or user_token, not both');
+  if (claims !== undefined && userToken !== undefined) throw new ApiError(400, 'invalid_body', 'send claims or user_token, not both');
   if (claims === undefined && userToken === undefined) {
-    throw new GateHttpError(400, 'invalid_body', 'claims is required: the user token\'s claims (only deviceid is read; {} for a token without device claims), or user_token');
+    throw new ApiError(400, 'invalid_body', 'claims is required: the user token\'s claims (only deviceid is read; {} for a token without device claims), or user_token');
   }
   if (claims !== undefined) {
-    if (!isPlainObject(claims)) throw new GateHttpError(400, 'invalid_body', 'claims must be a JSON object of the user token\'s claims, e.g. { "deviceid": "..." }');
+    if (!isPlainObject(claims)) throw new ApiError(400, 'invalid_body', 'claims must be a JSON object of the user token\'s claims, e.g. { "deviceid": "..." }');
     return { accord, claims };
   }
   if (typeof userToken !== 'string' || userToken.length === 0 || userToken.length > MAX_USER_TOKEN_CHARS) {
-    throw new GateHttpError(400, 'invalid_body', `user_token must be the user's JWT as a string of at most ${MAX_USER_TOKEN_CHARS} characters`);
+    throw new ApiError(400, 'invalid_body', `user_token must be the user's JWT as a string of at most ${MAX_USER_TOKEN_CHARS} characters`);
   }
   return { accord, userToken };
 }
@@ -192,30 +174,12 @@ function createTokenVerifier(options: GateJwtOptions): (token: string) => Promis
         else if (err instanceof joseErrors.JWTClaimValidationFailed) why = `its "${err.claim.replace(/[^a-z_]/gi, '')}" claim is not accepted (${err.reason.replace(/[^a-z_]/gi, '')})`;
         else if (code === 'ERR_JWKS_NO_MATCHING_KEY') why = 'it is not signed by a key of the configured issuer';
         else if (code === 'ERR_JOSE_ALG_NOT_ALLOWED') why = 'its signing algorithm is not accepted';
-        throw new GateHttpError(400, 'invalid_token', `user_token was not accepted: ${why}`);
+        throw new ApiError(400, 'invalid_token', `user_token was not accepted: ${why}`);
       }
       // The key set could not be fetched: not the caller's fault, and not a decision either.
-      throw new GateHttpError(503, 'jwks_unavailable', "the issuer's signing keys (INTUNE_GATE_JWKS_URL) could not be fetched; retry shortly, or send claims", { 'retry-after': '5' });
+      throw new ApiError(503, 'jwks_unavailable', "the issuer's signing keys (INTUNE_GATE_JWKS_URL) could not be fetched; retry shortly, or send claims", {}, { 'retry-after': '5' });
     }
   };
-}
-
-async function authenticate(authenticator: Authenticator, request: FastifyRequest): Promise<Principal> {
-  const header = request.headers.authorization;
-  const key = typeof header === 'string' ? BEARER.exec(header)?.[1] : undefined;
-  const unauthorized = (message: string) => new GateHttpError(401, 'unauthorized', message, { 'www-authenticate': WWW_AUTHENTICATE });
-  if (key === undefined) throw unauthorized('send the service\'s API key as `Authorization: Bearer icn_…` (a key with role gate; create one with `intune-connector keys create --role gate`)');
-  let principal: Principal | null;
-  try {
-    principal = await authenticator.authenticate(key);
-  } catch {
-    throw new GateHttpError(503, 'service_unavailable', 'API keys cannot be checked right now (the database is unavailable); retry shortly', { 'retry-after': '5' });
-  }
-  if (principal === null) throw unauthorized('the API key is unknown or revoked; create one with `intune-connector keys create --role gate`');
-  if (!GATE_ROLES.includes(principal.role)) {
-    throw new GateHttpError(403, 'forbidden', `a ${principal.role} key may not call the gate; it needs a key with role ${GATE_ROLES.join(' or ')}`);
-  }
-  return principal;
 }
 
 export async function gateRoutes(app: FastifyInstance, options: GateRoutesOptions): Promise<void> {
@@ -227,7 +191,7 @@ export async function gateRoutes(app: FastifyInstance, options: GateRoutesOption
   // JSON only; a text body is refused with 415, not parsed into a string.
   if (app.hasContentTypeParser('text/plain')) app.removeContentTypeParser('text/plain');
   app.setErrorHandler((err: FastifyError, request, reply) => {
-    const mapped = toGateHttpError(err);
+    const mapped = toGateError(err);
     if (mapped.statusCode >= 500) request.log.error({ err }, 'gate request failed');
     return sendError(reply, mapped);
   });
@@ -238,7 +202,7 @@ export async function gateRoutes(app: FastifyInstance, options: GateRoutesOption
       bodyLimit,
       schema: { response: { 200: GATE_RESPONSE_JSON_SCHEMA, 400: GATE_ERROR_JSON_SCHEMA } },
       onRequest: async (request) => {
-        principals.set(request, await authenticate(authenticator, request));
+        principals.set(request, await requirePermission(authenticator, request, 'gate:check'));
       },
     },
     async (request, reply): Promise<GateResponse> => {
@@ -247,7 +211,7 @@ export async function gateRoutes(app: FastifyInstance, options: GateRoutesOption
       let claims = body.claims;
       if (body.userToken !== undefined) {
         if (verifyToken === undefined) {
-          throw new GateHttpError(400, 'user_token_not_accepted', 'this server verifies no user tokens (INTUNE_GATE_JWKS_URL is unset): send the token\'s claims as claims instead');
+          throw new ApiError(400, 'user_token_not_accepted', 'this server verifies no user tokens (INTUNE_GATE_JWKS_URL is unset): send the token\'s claims as claims instead');
         }
         claims = await verifyToken(body.userToken);
       }
@@ -264,14 +228,11 @@ export async function gateRoutes(app: FastifyInstance, options: GateRoutesOption
         if (result.reason === 'device_id_invalid') {
           // The claim cannot name a device: the request is at fault, so it is a 4xx, and the deny
           // it stands for is recorded all the same (the event is named in the error).
-          return reply
-            .code(400)
-            .type('application/json; charset=utf-8')
-            .send({ error: { code: 'device_id_invalid', message: result.message, field: 'claims.deviceid', decision: 'deny', event: result.event } });
+          return sendError(reply, new ApiError(400, 'device_id_invalid', result.message, { field: 'claims.deviceid', decision: 'deny', event: result.event }));
         }
         return result;
       } catch (err) {
-        if (err instanceof GateInputError) throw new GateHttpError(400, err.code, err.message);
+        if (err instanceof GateInputError) throw new ApiError(400, err.code, err.message);
         throw err;
       }
     },

@@ -13,7 +13,9 @@
  */
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Authenticator, Principal, Role } from '../api/auth-types.js';
+import { ApiError, sendError } from '../auth/errors.js';
+import { MCP_WWW_AUTHENTICATE, PERMISSIONS, requirePermission } from '../auth/permissions.js';
+import type { Authenticator, Principal, Role } from '../auth/types.js';
 import type { Capability } from '../connector/contract.js';
 import type { Logger } from '../log/index.js';
 import { createMcpServer, mcpScope } from './server.js';
@@ -32,37 +34,18 @@ export interface McpRoutesOptions {
   readonly path?: string;
 }
 
-export const MCP_ROLES: readonly Role[] = Object.freeze(['agent', 'admin']);
-export const MCP_WWW_AUTHENTICATE = 'Bearer realm="intune-connector", error="invalid_token"';
+export const MCP_ROLES: readonly Role[] = PERMISSIONS['mcp:call'];
+export { MCP_WWW_AUTHENTICATE };
 
-const BEARER = /^Bearer[ \t]+(\S{1,512})[ \t]*$/i;
-
-function sendError(reply: FastifyReply, status: number, code: string, message: string, headers: Record<string, string> = {}): FastifyReply {
-  return reply.code(status).headers(headers).type('application/json; charset=utf-8').send({ error: { code, message } });
-}
-
-/** The principal behind a request, or undefined after answering 401/403 itself. */
+/** The principal behind a request, or undefined after answering 401/403/503 itself. */
 async function authenticate(request: FastifyRequest, reply: FastifyReply, authenticator: Authenticator): Promise<Principal | undefined> {
-  const header = request.headers.authorization;
-  const key = typeof header === 'string' ? BEARER.exec(header)?.[1] : undefined;
-  const principal = key === undefined ? null : await authenticator.authenticate(key);
-  if (principal === null) {
-    sendError(
-      reply,
-      401,
-      'unauthorized',
-      key === undefined
-        ? 'send an agent API key as `Authorization: Bearer icn_…`; create one with `intune-connector keys create --role agent`'
-        : 'the API key is unknown or revoked; create one with `intune-connector keys create --role agent`',
-      { 'www-authenticate': MCP_WWW_AUTHENTICATE },
-    );
+  try {
+    return await requirePermission(authenticator, request, 'mcp:call');
+  } catch (err) {
+    if (!(err instanceof ApiError)) throw err;
+    sendError(reply, err);
     return undefined;
   }
-  if (!MCP_ROLES.includes(principal.role)) {
-    sendError(reply, 403, 'forbidden', `a ${principal.role} key may not call /mcp; it needs a key with role agent or admin`);
-    return undefined;
-  }
-  return principal;
 }
 
 export async function mcpRoutes(app: FastifyInstance, options: McpRoutesOptions): Promise<void> {
@@ -103,9 +86,10 @@ export async function mcpRoutes(app: FastifyInstance, options: McpRoutesOptions)
 
   const notAllowed = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
     if ((await authenticate(request, reply, authenticator)) === undefined) return reply;
-    return sendError(reply, 405, 'method_not_allowed', 'this MCP endpoint is stateless: send JSON-RPC requests with POST (no SSE stream, no sessions)', {
-      allow: 'POST',
-    });
+    return sendError(
+      reply,
+      new ApiError(405, 'method_not_allowed', 'this MCP endpoint is stateless: send JSON-RPC requests with POST (no SSE stream, no sessions)', {}, { allow: 'POST' }),
+    );
   };
   app.get(path, notAllowed);
   app.delete(path, notAllowed);

@@ -7,7 +7,7 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROLES, type Role } from '../../src/api/auth-types.js';
+import { ROLES, type Role } from '../../src/auth/types.js';
 import { registeredRoutes } from '../../src/api/app.js';
 import { pgAvailable } from '../helpers/db.js';
 import { OTHER_SECRET_VAR, OTHER_TENANT, findPii, piiValues, startTestServer, waitForRun, type TestServer } from './helpers.js';

@@ -6,7 +6,7 @@
 import Fastify from 'fastify';
 import { describe, expect, it } from 'vitest';
 import { ApiError, errorHandler } from '../../src/api/errors.js';
-import { KeyInputError } from '../../src/api/keys.js';
+import { KeyInputError } from '../../src/auth/keys.js';
 import { ChronicleError } from '../../src/chronicle/types.js';
 import { DbError } from '../../src/db/errors.js';
 import { PostureInputError, PostureNotFoundError, SecretRefError, SyncInProgressError } from '../../src/posture/index.js';

@@ -9,7 +9,7 @@
 import crypto from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROLES, type Role } from '../../src/api/auth-types.js';
+import { ROLES, type Role } from '../../src/auth/types.js';
 import { registeredRoutes } from '../../src/api/app.js';
 import { pgAvailable } from '../helpers/db.js';
 import { OTHER_SECRET_VAR, OTHER_TENANT, findPii, piiValues, startTestServer, waitForRun, type TestResponse, type TestServer } from './helpers.js';

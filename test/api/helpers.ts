@@ -11,7 +11,7 @@ import { createLogger } from '../../src/log/index.js';
 import { startServer, type RunningServer, type ServerOptions } from '../../src/api/server.js';
 import { startSimulator } from '../../src/simulator/index.js';
 import type { SimulatorHandle } from '../../src/simulator/types.js';
-import type { Role } from '../../src/api/auth-types.js';
+import type { Role } from '../../src/auth/types.js';
 import { createPostgresDatabase, type TestDatabase } from '../helpers/db.js';
 
 export const OTHER_TENANT = 'acme';

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createChronicle, type Chronicle } from '../../src/chronicle/index.js';
-import { createKeyStore, KeyInputError, parseApiKey, parseCapabilities } from '../../src/api/keys.js';
+import { createKeyStore, KeyInputError, parseApiKey, parseCapabilities } from '../../src/auth/keys.js';
 import type { Db } from '../../src/db/index.js';
 import { forEachDatabase, type TestDatabase } from '../helpers/db.js';
 

@@ -3,10 +3,10 @@
  * (or admin) read their own tenant's chain only.
  */
 import type { FastifyInstance } from 'fastify';
-import type { Authenticator } from '../auth-types.js';
+import type { Authenticator } from '../../auth/types.js';
 import type { Chronicle } from '../../chronicle/index.js';
 import { reviewerQuery, type ChainVerifyReport, type ChronicleEvent, type ReviewerFilter, type VerifyReport } from '../../chronicle/types.js';
-import { requirePermission } from '../auth.js';
+import { requirePermission } from '../../auth/permissions.js';
 import { chronicleEventsQuery } from '../schemas.js';
 
 export const CHRONICLE_BASE = '/api/v1/chronicle';

@@ -4,9 +4,9 @@
  * cannot open it, but an admin key can still mint a reader key for the Settings panel.
  */
 import type { FastifyInstance } from 'fastify';
-import type { Authenticator } from '../auth-types.js';
-import type { KeyStore } from '../keys.js';
-import { requirePermission } from '../auth.js';
+import type { Authenticator } from '../../auth/types.js';
+import type { KeyStore } from '../../auth/keys.js';
+import { requirePermission } from '../../auth/permissions.js';
 import { notFound } from '../errors.js';
 import { keyCreateBody, keyParams, keysQuery } from '../schemas.js';
 import { actorOf } from './posture.js';

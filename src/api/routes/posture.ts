@@ -4,10 +4,10 @@
  * id is a 404 like an unknown one.
  */
 import type { FastifyInstance } from 'fastify';
-import type { Authenticator, Principal } from '../auth-types.js';
+import type { Authenticator, Principal } from '../../auth/types.js';
 import type { Actor } from '../../chronicle/types.js';
 import type { ConnectionInput, ConnectionPatch, DeviceQuery, PostureService } from '../../posture/types.js';
-import { requirePermission } from '../auth.js';
+import { requirePermission } from '../../auth/permissions.js';
 import { ApiError, notFound } from '../errors.js';
 import { connectionCreateBody, connectionParams, connectionPatchBody, deviceParams, devicesQuery, runParams, runsQuery } from '../schemas.js';
 

@@ -15,7 +15,7 @@ import crypto from 'node:crypto';
 import type { Db } from '../db/index.js';
 import type { Actor, ChronicleWriter } from '../chronicle/types.js';
 import { CAPABILITIES, type Capability } from '../config/index.js';
-import { ROLES, type Authenticator, type Principal, type Role } from './auth-types.js';
+import { ROLES, type Authenticator, type Principal, type Role } from './types.js';
 
 export const KEY_PREFIX = 'icn_';
 const KEY_PATTERN = /^icn_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
