@@ -17,24 +17,9 @@ import { runMigrations, type Migration } from './migrate.js';
 import { MIGRATIONS } from './migrations/index.js';
 import { acquireDirLock, type DirLock } from './lock.js';
 import { DbError } from './errors.js';
+import type { Db, Queryable, QueryResult } from './types.js';
 
-export interface QueryResult<R> {
-  readonly rows: R[];
-  /** Rows returned by a SELECT, or changed by INSERT/UPDATE/DELETE. */
-  readonly rowCount: number;
-}
-
-export interface Queryable {
-  query<R = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>>;
-}
-
-export interface Db extends Queryable {
-  readonly kind: 'postgres' | 'pglite';
-  /** Runs fn inside one transaction; commits when it resolves, rolls back when it throws. */
-  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
-  close(): Promise<void>;
-}
-
+export type { Db, Queryable, QueryResult } from './types.js';
 export { DbError } from './errors.js';
 
 const INT8_OID = 20;

@@ -3,7 +3,7 @@
  * schema_migrations. Running them twice is a no-op; concurrent starters serialise on an advisory
  * lock (PostgreSQL), so two replicas booting together do not race.
  */
-import type { Db } from './index.js';
+import type { Db } from './types.js';
 import { DbError } from './errors.js';
 
 export interface Migration {

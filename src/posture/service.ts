@@ -13,7 +13,6 @@ import { createGraphClient } from '../connector/graph/index.js';
 import type { GraphClient } from '../connector/graph/types.js';
 import type { Db } from '../db/index.js';
 import type { Logger } from '../log/index.js';
-import type { SimulatorHandle } from '../simulator/types.js';
 import { PostureInputError, PostureNotFoundError, SecretRefError, SyncInProgressError } from './errors.js';
 import { connectionFromRow, iso, type ConnectionRow } from './rows.js';
 import { createScheduler, jitteredIntervalMs } from './scheduler.js';
@@ -21,7 +20,7 @@ import { BOOTSTRAP_TENANT, DEMO_SECRET_REF, parseSecretRef } from './secrets.js'
 import * as snapshots from './snapshots.js';
 import * as store from './store.js';
 import { executeRun, recordCompletion, SyncFailure, type RunContext } from './sync.js';
-import { SYNC_TRIGGERS, type Connection, type ConnectionInput, type ConnectionPatch, type PostureService, type SecretProvider, type SyncRunSummary } from './types.js';
+import { SYNC_TRIGGERS, type Connection, type ConnectionInput, type ConnectionPatch, type DemoGraphService, type PostureService, type SecretProvider, type SyncRunSummary } from './types.js';
 import { assertTenant, isGuid, parseConnectionInput, parseConnectionPatch, parseDeviceQuery } from './validation.js';
 
 export interface PostureServiceOptions {
@@ -100,7 +99,7 @@ export function createPostureService(deps: PostureServiceDeps): PostureService {
   const intervalMs = config.sync.intervalMs;
 
   /** The simulator serving the demo connection in this process (there is at most one demo connection). */
-  let demoHosts: Pick<SimulatorHandle, 'loginUrl' | 'graphUrl' | 'caFile'> | undefined;
+  let demoHosts: Pick<DemoGraphService, 'loginUrl' | 'graphUrl' | 'caFile'> | undefined;
   /** Runs of this process, for close(). */
   const activeRuns = new Map<string, { abort: AbortController; done: Promise<SyncRunSummary> }>();
   /** graphFor's cache: tenant → the client of its chosen connection, keyed by that connection's version. */

@@ -7,7 +7,6 @@ import type { Actor } from '../chronicle/types.js';
 import type { CloudName } from '../config/index.js';
 import type { GraphClient } from '../connector/graph/types.js';
 import type { ComplianceState, DevicePosture, OsFamily } from '../connector/posture.js';
-import type { SimulatorHandle } from '../simulator/types.js';
 import type { Config } from '../config/index.js';
 
 export type { Actor } from '../chronicle/types.js';
@@ -156,7 +155,7 @@ export interface PostureService {
    * file:<ENTRA_CLIENT_CERT_FILE>); without them and with a demo simulator → the demo connection.
    * Idempotent: a restart with the same settings changes nothing; changed settings are an audited update.
    */
-  bootstrapFromConfig(config: Config, options?: { demo?: { simulator: SimulatorHandle } }): Promise<Connection | null>;
+  bootstrapFromConfig(config: Config, options?: { demo?: { simulator: DemoGraphService } }): Promise<Connection | null>;
   startScheduler(): void;
   stopScheduler(): Promise<void>;
   /** Stops the scheduler, cancels runs of this process (they are marked failed: cancelled) and waits for them. */
@@ -197,4 +196,20 @@ export interface SecretProvider {
   /** Throws SecretRefError('secret_ref_invalid' | 'secret_ref_scheme') for a malformed reference. */
   describe(ref: string): SecretRefDescription;
   register(ref: string, registration: SecretRegistration): void;
+}
+
+/**
+ * What the demo connection needs of the Graph service serving it: the built-in simulator's handle
+ * satisfies it, and posture does not depend on the simulator.
+ */
+export interface DemoGraphService {
+  readonly tenantId: string;
+  readonly clientId: string;
+  readonly clientSecret: string;
+  /** The token endpoint host. */
+  readonly loginUrl: string;
+  /** The Graph host. */
+  readonly graphUrl: string;
+  /** PEM file of the CA that signed the service's certificate. */
+  readonly caFile: string;
 }

@@ -7,7 +7,7 @@ import path from 'node:path';
 import ts from 'typescript';
 
 export interface ImportGraph {
-  /** Repository-relative file -> the src/ files it imports. */
+  /** File (relative to the scanned folder, `/`-separated) -> the files of that folder it imports. */
   readonly edges: ReadonlyMap<string, ReadonlySet<string>>;
 }
 
@@ -27,11 +27,13 @@ function compilerOptions(): ts.CompilerOptions {
   return ts.parseJsonConfigFileContent(read.config, ts.sys, ROOT).options;
 }
 
-/** Builds the graph of the .ts files under `srcDir` (default: the repository's src/). */
+/** Builds the graph of the .ts files under `srcDir` (default: the repository's src/), resolved with the repository's tsconfig. */
 export function importGraph(srcDir = path.join(ROOT, 'src')): ImportGraph {
   const options = compilerOptions();
   const host = ts.createCompilerHost(options);
-  const files = sourceFiles(srcDir);
+  const root = path.resolve(srcDir);
+  const relative = (file: string): string => path.relative(root, file).split(path.sep).join('/');
+  const files = sourceFiles(root);
   const edges = new Map<string, Set<string>>();
   for (const file of files) {
     const info = ts.preProcessFile(fs.readFileSync(file, 'utf8'), true, true);
@@ -40,9 +42,9 @@ export function importGraph(srcDir = path.join(ROOT, 'src')): ImportGraph {
       const resolved = ts.resolveModuleName(imported.fileName, file, options, host).resolvedModule;
       if (resolved === undefined || resolved.isExternalLibraryImport === true) continue;
       const target = path.resolve(resolved.resolvedFileName);
-      if (target.startsWith(srcDir + path.sep)) targets.add(path.relative(ROOT, target));
+      if (target.startsWith(root + path.sep)) targets.add(relative(target));
     }
-    edges.set(path.relative(ROOT, file), targets);
+    edges.set(relative(file), targets);
   }
   return { edges };
 }
@@ -84,9 +86,9 @@ export function cycles(edges: ReadonlyMap<string, ReadonlySet<string>>): string[
   return found;
 }
 
-/** The folder of a src/ file: its first directory under src/ (`connector/graph` kept apart), or `.` for src/*.ts. */
+/** The folder of a file: its first directory (`connector/graph` kept apart), or `.` for a file at the top. */
 export function folderOf(file: string): string {
-  const parts = path.relative('src', file).split(path.sep);
+  const parts = file.split('/');
   if (parts.length === 1) return '.';
   if (parts[0] === 'connector' && parts[1] === 'graph' && parts.length > 2) return 'connector/graph';
   return parts[0]!;
@@ -102,4 +104,19 @@ export function folderGraph(edges: ReadonlyMap<string, ReadonlySet<string>>): Ma
     for (const target of targets) if (folderOf(target) !== source) set.add(folderOf(target));
   }
   return folders;
+}
+
+/** Folder edges that the allow-list does not permit, as "from -> to"; a folder missing from the list is reported too. */
+export function directionViolations(folders: ReadonlyMap<string, ReadonlySet<string>>, mayImport: Readonly<Record<string, readonly string[]>>): string[] {
+  const violations: string[] = [];
+  for (const [from, targets] of folders) {
+    const allowed = mayImport[from];
+    if (allowed === undefined) {
+      violations.push(`${from} is not in the import-direction table`);
+      continue;
+    }
+    if (allowed.includes('*')) continue;
+    for (const to of targets) if (!allowed.includes(to)) violations.push(`${from} -> ${to}`);
+  }
+  return violations.sort();
 }

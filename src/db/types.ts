@@ -1,0 +1,17 @@
+/** The query interface both drivers implement; apart from ./index.ts so migrations can name it without importing the drivers. */
+export interface QueryResult<R> {
+  readonly rows: R[];
+  /** Rows returned by a SELECT, or changed by INSERT/UPDATE/DELETE. */
+  readonly rowCount: number;
+}
+
+export interface Queryable {
+  query<R = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>>;
+}
+
+export interface Db extends Queryable {
+  readonly kind: 'postgres' | 'pglite';
+  /** Runs fn inside one transaction; commits when it resolves, rolls back when it throws. */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
