@@ -28,6 +28,7 @@ import { createLogger } from '../src/log/index.js';
 import { startServer as startMainJob } from '../src/api/server.js';
 import { GATE_PATH } from '../src/gate/http.js';
 import { median, adminQuery } from './lib.js';
+import { DEFAULT_TENANT } from '../src/common/ids.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
@@ -66,7 +67,7 @@ async function serve(): Promise<void> {
   const logger = createLogger({ level: 'warn' });
   // The real main job (`intune-connector serve`): every hook, the key store, metrics and Chronicle.
   const server = await startMainJob(config, { logger, env: process.env, initialSync: 'off', bootstrapKey: false, scheduler: false });
-  const { key } = await server.keys.create({ tenant: 'default', role: 'gate', name: 'bench' }, { kind: 'system', id: 'bench' });
+  const { key } = await server.keys.create({ tenant: DEFAULT_TENANT, role: 'gate', name: 'bench' }, { kind: 'system', id: 'bench' });
   const url = server.url;
 
   // Warm the compliance cache: one Graph lookup per device, over HTTP, before any measured request.

@@ -29,6 +29,7 @@ import { createLogger } from '../src/log/index.js';
 import { createPostureService, secretProviderFromConfig } from '../src/posture/index.js';
 import { fingerprintKeys } from '../src/runtime/index.js';
 import { median } from './lib.js';
+import { DEFAULT_TENANT } from '../src/common/ids.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const TARGET_WALL_MS = 20_000;
@@ -117,7 +118,7 @@ async function main(): Promise<void> {
         peakHeap = Math.max(peakHeap, usage.heapUsed);
       }, 20);
       const started = performance.now();
-      const { done } = await service.startSync('default', connection.id, { kind: 'system', id: 'bench' });
+      const { done } = await service.startSync(DEFAULT_TENANT, connection.id, { kind: 'system', id: 'bench' });
       const run = await done;
       const wallMs = performance.now() - started;
       clearInterval(sampler);

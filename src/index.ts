@@ -105,7 +105,8 @@ export {
   type FaultSpec,
   type RecordedRequest,
 } from './simulator/index.js';
-export { openRuntime, DEFAULT_TENANT, fingerprintKeys, type Runtime, type OpenRuntimeOptions } from './runtime/index.js';
+export { DEFAULT_TENANT, TENANT_PATTERN, GUID_PATTERN, isGuid, isTenant } from './common/ids.js';
+export { openRuntime, fingerprintKeys, type Runtime, type OpenRuntimeOptions } from './runtime/index.js';
 export {
   createPostureService,
   createSecretProvider,

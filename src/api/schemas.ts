@@ -7,9 +7,9 @@ import { CLOUDS } from '../config/index.js';
 import { COMPLIANCE_STATES, OS_FAMILIES, OWNERSHIPS } from '../connector/posture.js';
 import { ROLES } from '../auth/types.js';
 import { EVENT_TYPES } from '../chronicle/types.js';
+import { GUID_PATTERN } from '../common/ids.js';
 
-export const GUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
-const guid = { type: 'string', pattern: GUID_PATTERN } as const;
+const guid = { type: 'string', pattern: GUID_PATTERN.source } as const;
 // PostgreSQL refuses year 0000 and UTC offsets beyond ±15:59, which the date-time format admits;
 // real offsets stop at ±14:00, so this pattern admits hours 00 to 14 only. The posture service
 // checks the same rule (src/posture/validation.ts) for callers that do not come through HTTP;

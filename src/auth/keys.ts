@@ -16,11 +16,12 @@ import type { Db } from '../db/index.js';
 import type { Actor, ChronicleWriter } from '../chronicle/types.js';
 import { CAPABILITIES, type Capability } from '../config/index.js';
 import { ROLES, type Authenticator, type Principal, type Role } from './types.js';
+import { isTenant } from '../common/ids.js';
+import { iso, isoOrNull } from '../common/values.js';
 
 export const KEY_PREFIX = 'icn_';
 const KEY_PATTERN = /^icn_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
 const KEY_ID_PATTERN = /^[0-9a-f]{16}$/;
-export const TENANT_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 const NAME_MAX_CHARS = 100;
 // Printable text only: a label ends up in terminals and HTML.
 const NAME_PATTERN = /^[^\p{Cc}\p{Cf}]+$/u;
@@ -114,11 +115,6 @@ type CacheEntry = { readonly expiresAt: number } & ({ readonly principal: Princi
 
 const SELECT_COLUMNS = 'key_id, tenant, role, capabilities, name, secret_sha256, created_at, created_by, revoked_at';
 
-function iso(value: Date | string | null): string | null {
-  if (value === null) return null;
-  return (value instanceof Date ? value : new Date(value)).toISOString();
-}
-
 function toRecord(row: KeyRow): ApiKeyRecord {
   return {
     key_id: row.key_id,
@@ -126,9 +122,9 @@ function toRecord(row: KeyRow): ApiKeyRecord {
     role: row.role as Role,
     capabilities: row.capabilities.split(',') as Capability[],
     name: row.name,
-    created_at: iso(row.created_at) as string,
+    created_at: iso(row.created_at),
     created_by: row.created_by,
-    revoked_at: iso(row.revoked_at),
+    revoked_at: isoOrNull(row.revoked_at),
   };
 }
 
@@ -152,7 +148,7 @@ export function parseCapabilities(input: string | readonly string[]): Capability
 }
 
 export function validateTenant(tenant: unknown): string {
-  if (typeof tenant !== 'string' || !TENANT_PATTERN.test(tenant)) {
+  if (!isTenant(tenant)) {
     throw new KeyInputError('invalid_tenant', 'tenant', 'tenant must be 1 to 64 characters of letters, digits, dot, underscore or hyphen');
   }
   return tenant;

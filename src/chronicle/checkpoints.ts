@@ -18,6 +18,7 @@ import { ConfigError } from '../config/index.js';
 import type { Logger } from '../log/index.js';
 import { canonicalJson } from './canonical.js';
 import type { Checkpoint, CheckpointResult } from './types.js';
+import { isTenant } from '../common/ids.js';
 
 export interface SigningKey {
   readonly privateKey: KeyObject;
@@ -173,13 +174,12 @@ export async function writeCheckpoints(
 
 const HEX64 = /^[0-9a-f]{64}$/;
 const KEY_ID = /^[0-9a-f]{16}$/;
-const CHAIN = /^[A-Za-z0-9._-]{1,64}$/;
 
 function asCheckpoint(value: unknown): Checkpoint | null {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return null;
   const v = value as Record<string, unknown>;
   if (v['v'] !== 1) return null;
-  if (typeof v['chain'] !== 'string' || !CHAIN.test(v['chain'])) return null;
+  if (!isTenant(v['chain'])) return null;
   if (typeof v['seq'] !== 'number' || !Number.isSafeInteger(v['seq']) || v['seq'] < 1) return null;
   if (typeof v['hash'] !== 'string' || !HEX64.test(v['hash'])) return null;
   if (typeof v['time'] !== 'string' || v['time'].length > 40) return null;

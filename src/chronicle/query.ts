@@ -8,8 +8,8 @@ import type { Db } from '../db/index.js';
 import { isEventType } from './catalog.js';
 import { toChronicleEvent, type Envelope } from './envelope.js';
 import { ChronicleError, type ChronicleEvent, type ChronicleQuery, type ChronicleQueryResult, type ExportOptions } from './types.js';
+import { isTenant } from '../common/ids.js';
 
-const TENANT = /^[A-Za-z0-9._-]{1,64}$/;
 const DEFAULT_LIMIT = 100;
 const MAX_LIMIT = 1000;
 
@@ -18,7 +18,7 @@ function invalid(field: string, message: string): ChronicleError {
 }
 
 function checkTenant(tenant: unknown, field = 'tenant'): string {
-  if (typeof tenant !== 'string' || !TENANT.test(tenant)) throw invalid(field, 'must be 1 to 64 letters, digits, dots, underscores or hyphens');
+  if (!isTenant(tenant)) throw invalid(field, 'must be 1 to 64 letters, digits, dots, underscores or hyphens');
   return tenant;
 }
 

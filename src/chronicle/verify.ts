@@ -19,6 +19,7 @@ import { INDEX_KEY_SQL } from './envelope.js';
 import { BEFORE_CHAIN, ChainWalk, checkChunk, unpackRow, type CheckpointRef, type ChunkResult, type ChunkTask, type Failure, type PackedChunkTask, type PreviousRow } from './verify-core.js';
 import type { VerifyPool } from './verify-pool.js';
 import { ChronicleError, type ChainVerifyReport, type Checkpoint, type VerifyReport } from './types.js';
+import { isTenant } from '../common/ids.js';
 
 export interface VerifyOptions {
   readonly db: Db;
@@ -33,8 +34,6 @@ export interface VerifyOptions {
   readonly minEventsForWorkers?: number;
 }
 
-const TENANT = /^[A-Za-z0-9._-]{1,64}$/;
-
 interface Row {
   seq: number;
   body: string;
@@ -45,7 +44,7 @@ interface Row {
 
 export async function verifyChronicle(options: VerifyOptions): Promise<VerifyReport> {
   const started = performance.now();
-  if (options.tenant !== undefined && (typeof options.tenant !== 'string' || !TENANT.test(options.tenant))) {
+  if (options.tenant !== undefined && !isTenant(options.tenant)) {
     throw new ChronicleError('tenant: must be 1 to 64 letters, digits, dots, underscores or hyphens', 'invalid_query', 'tenant');
   }
 

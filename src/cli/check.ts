@@ -8,8 +8,9 @@ import { CommanderError, type Command } from 'commander';
 import { loadGatePolicy } from '../gate/policy.js';
 import { ACCORD_NAME_PATTERN } from '../gate/types.js';
 import { GateInputError, createGate } from '../gate/gate.js';
-import { DEFAULT_TENANT, openRuntime } from '../runtime/index.js';
+import { openRuntime } from '../runtime/index.js';
 import { EXIT, configFromEnv } from './shared.js';
+import { DEFAULT_TENANT, isTenant } from '../common/ids.js';
 
 interface CheckOptions {
   readonly deviceId?: string;
@@ -41,7 +42,7 @@ function claimsFrom(options: CheckOptions): Readonly<Record<string, unknown>> {
 /** Names are checked before anything starts, so a typo costs no start-up and leaves no record. */
 function checkNames(options: CheckOptions): void {
   if (!ACCORD_NAME_PATTERN.test(options.accord)) throw new UsageError('--accord must be 1 to 128 letters, digits, dots, underscores or hyphens (the accord template name)');
-  if (!/^[A-Za-z0-9._-]{1,64}$/.test(options.tenant)) throw new UsageError('--tenant must be 1 to 64 letters, digits, dots, underscores or hyphens');
+  if (!isTenant(options.tenant)) throw new UsageError('--tenant must be 1 to 64 letters, digits, dots, underscores or hyphens');
 }
 
 async function runCheck(options: CheckOptions): Promise<number> {

@@ -12,8 +12,8 @@ import { DbError } from '../db/errors.js';
 import { ChronicleError, EVENT_TYPES, reviewerQuery, type ReviewerFilter, type EventType, type VerifyReport } from '../chronicle/types.js';
 import type { Config } from '../config/index.js';
 import { configFromEnv, EXIT, withChronicle } from './shared.js';
+import { DEFAULT_TENANT } from '../common/ids.js';
 
-const DEFAULT_TENANT = 'default';
 
 /** Runs a command body and turns Chronicle's and the database's failures into exit codes. */
 async function run(body: () => Promise<number>): Promise<void> {

@@ -8,9 +8,9 @@ import { createKeyStore, parseCapabilities, validateKeyInput, type ApiKeyRecord,
 import type { Actor } from '../chronicle/types.js';
 import type { Config } from '../config/index.js';
 import { configFromEnv, withChronicle } from './shared.js';
+import { DEFAULT_TENANT } from '../common/ids.js';
 
 const CLI_ACTOR: Actor = { kind: 'human', id: 'cli:keys' };
-const DEFAULT_TENANT = 'default';
 
 async function withKeyStore<T>(config: Config, fn: (keys: KeyStore) => Promise<T>): Promise<T> {
   return withChronicle(config, { createKey: true }, (chronicle, db) => fn(createKeyStore({ db, chronicle })));

@@ -6,7 +6,8 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { CAPABILITIES, type Capability } from '../config/index.js';
 import { createLogger } from '../log/index.js';
 import { startStdioServer } from '../mcp/stdio.js';
-import { DEFAULT_TENANT, openRuntime } from '../runtime/index.js';
+import { openRuntime } from '../runtime/index.js';
+import { DEFAULT_TENANT } from '../common/ids.js';
 import { configFromEnv } from './shared.js';
 
 export function parseCapabilities(raw: string): Capability[] {

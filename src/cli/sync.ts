@@ -6,7 +6,8 @@
 import os from 'node:os';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
-import { DEFAULT_TENANT, openRuntime } from '../runtime/index.js';
+import { openRuntime } from '../runtime/index.js';
+import { DEFAULT_TENANT } from '../common/ids.js';
 import { createPostureService, secretProviderFromConfig, type PostureService, type SyncProgress, type SyncRunSummary } from '../posture/index.js';
 import type { Actor } from '../chronicle/types.js';
 import { configFromEnv, EXIT } from './shared.js';

@@ -5,6 +5,7 @@
  */
 import path from 'node:path';
 import { z } from 'zod';
+import { isTenant } from '../common/ids.js';
 
 export const CLOUDS = ['public', 'usgov', 'usgov-dod', 'china', 'custom'] as const;
 export type CloudName = (typeof CLOUDS)[number];
@@ -111,7 +112,7 @@ const secretRefList = z
       const eq = entry.indexOf('=');
       const tenant = eq > 0 ? entry.slice(0, eq).trim() : '';
       const ref = eq > 0 ? entry.slice(eq + 1).trim() : entry;
-      if (!/^([A-Za-z0-9._-]{1,64}|\*)$/.test(tenant)) {
+      if (tenant !== '*' && !isTenant(tenant)) {
         ctx.addIssue({ code: 'custom', message: `has "${entry}" without a tenant; write it as TENANT=${ref} (or *=${ref} to allow every tenant)` });
       } else if (!/^env:[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(ref) && !/^file:\/\S{1,511}$/.test(ref)) {
         ctx.addIssue({ code: 'custom', message: `has "${entry}"; references are env:VARIABLE_NAME or file:/absolute/path` });

@@ -26,7 +26,6 @@ import {
   DEVICE_ACTIONS,
   OPERATIONS,
   findOperation,
-  isGuid,
   type GetComplianceOutput,
   type ListDevicesInput,
   type OperationOutput,
@@ -39,6 +38,7 @@ import { CursorError, filterHash, openCursor, sealCursor, type ListPosition } fr
 import { WriteBudget } from './write-budget.js';
 import { databaseCooldownStore, memoryCooldownStore, type SyncCooldownStore } from './sync-cooldown.js';
 import { ChronicleError } from '../chronicle/types.js';
+import { isGuid, isTenant } from '../common/ids.js';
 
 /** `{ signal }` when there is one: with exactOptionalPropertyTypes an absent option must be left out, not undefined. */
 const signalOption = (signal: AbortSignal | undefined): { signal?: AbortSignal } => (signal !== undefined ? { signal } : {});
@@ -119,7 +119,6 @@ export interface IntuneConnector {
 
 export const DEFAULT_SYNC_COOLDOWN_MS = 5 * 60_000;
 const DEFAULT_LIST_MAX_GRAPH_PAGES = 5;
-const TENANT_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 const ACTOR_KINDS = new Set(['agent', 'service', 'human']);
 /** macOS, Windows and Linux are one Graph value each, so Graph filters them; the other families span several values and are filtered here. */
 const GRAPH_OS_VALUE: Partial<Record<OsFamily, string>> = { macos: 'macOS', windows: 'Windows', linux: 'Linux' };
@@ -526,7 +525,7 @@ export function createIntuneConnector(deps: IntuneConnectorDeps): IntuneConnecto
 
   function checkContext(context: InvocationContext): void {
     if (typeof context !== 'object' || context === null) throw new ConnectorUsageError('invoke needs an InvocationContext as its third argument', 'invalid_context', 'context');
-    if (typeof context.tenant !== 'string' || !TENANT_PATTERN.test(context.tenant)) {
+    if (!isTenant(context.tenant)) {
       throw new ConnectorUsageError('context.tenant must match ^[A-Za-z0-9._-]{1,64}$ (it names the audit chain)', 'invalid_context', 'tenant');
     }
     if (typeof context.actor !== 'object' || context.actor === null || !ACTOR_KINDS.has(context.actor.kind)) {

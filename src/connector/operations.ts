@@ -9,12 +9,7 @@
 import { z } from 'zod';
 import type { Capability, OperationDescriptor, OperationName } from './contract.js';
 import { COMPLIANCE_STATES, DevicePostureSchema, OS_FAMILIES, OWNERSHIPS } from './posture.js';
-
-export const GUID_PATTERN = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
-
-export function isGuid(value: unknown): value is string {
-  return typeof value === 'string' && GUID_PATTERN.test(value);
-}
+import { GUID_PATTERN } from '../common/ids.js';
 
 const guid = (what: string) =>
   z

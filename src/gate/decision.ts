@@ -41,7 +41,7 @@
  *  - audit_unavailable is not decided here: the evaluator turns any decision it could not record
  *    into one (see withAuditUnavailable).
  */
-import { isGuid } from '../connector/operations.js';
+import { isGuid } from '../common/ids.js';
 import type { DevicePosture } from '../connector/posture.js';
 import { DEFAULT_DECISIONS, type AccordPolicy, type ComplianceLookup, type GateMode, type OverridableReason, type Verdict } from './types.js';
 

@@ -5,7 +5,6 @@
  */
 import type { Logger } from '../log/index.js';
 import type { Actor, ChronicleWriter } from '../chronicle/types.js';
-import { isGuid } from '../connector/operations.js';
 import {
   LOOKUP_NOT_PERFORMED,
   decide,
@@ -20,10 +19,8 @@ import {
 } from './decision.js';
 import { resolveAccordPolicy } from './policy.js';
 import { ACCORD_NAME_PATTERN, type AccordPolicy, type ComplianceLookup, type ComplianceSource, type GatePolicy, type GateResult } from './types.js';
-
-/** The tenant (Chronicle chain) checks use when neither the gate nor the call names one. */
-export const GATE_DEFAULT_TENANT = 'default';
-const TENANT_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+import { DEFAULT_TENANT, isGuid, isTenant } from '../common/ids.js';
+import { isPlainObject } from '../common/values.js';
 
 export type GateChannel = 'library' | 'api' | 'cli';
 
@@ -72,9 +69,6 @@ export interface Gate {
   policyFor(accord: string): AccordPolicy;
 }
 
-const isPlainObject = (value: unknown): value is Readonly<Record<string, unknown>> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
-
 /** DEVICE_COMPLIANCE_CHECKED data (specs/events/DEVICE_COMPLIANCE_CHECKED.v1.schema.json): ids and facts, nothing typed by a user. */
 export function complianceCheckedData(
   policy: AccordPolicy,
@@ -107,7 +101,7 @@ export function complianceCheckedData(
 export function createGate(options: GateOptions): Gate {
   const { connector, chronicle, policy, logger } = options;
   const now = options.now ?? Date.now;
-  const defaultTenant = options.tenant ?? GATE_DEFAULT_TENANT;
+  const defaultTenant = options.tenant ?? DEFAULT_TENANT;
   const defaultChannel = options.channel ?? 'library';
   const defaultActor: Actor = options.actor ?? { kind: 'service', id: 'gate' };
 
@@ -129,7 +123,7 @@ export function createGate(options: GateOptions): Gate {
         throw new GateInputError('invalid_accord', 'accord must be 1 to 128 letters, digits, dots, underscores or hyphens (the accord template name)');
       }
       const tenant = request.tenant ?? defaultTenant;
-      if (typeof tenant !== 'string' || !TENANT_PATTERN.test(tenant)) {
+      if (!isTenant(tenant)) {
         throw new GateInputError('invalid_tenant', 'tenant must be 1 to 64 letters, digits, dots, underscores or hyphens');
       }
       const claims = request.claims ?? {};

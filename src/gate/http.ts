@@ -28,6 +28,7 @@ import type { Config } from '../config/index.js';
 import { GateInputError, type Gate } from './gate.js';
 import { GATE_ERROR_JSON_SCHEMA, GATE_RESPONSE_JSON_SCHEMA, type GateResponse } from './schemas.js';
 import { ACCORD_NAME_PATTERN } from './types.js';
+import { isPlainObject } from '../common/values.js';
 
 export const GATE_PATH = '/api/v1/gate/device-compliance';
 export const GATE_BODY_LIMIT_BYTES = 16 * 1024;
@@ -96,8 +97,6 @@ interface GateBody {
   readonly claims?: Readonly<Record<string, unknown>>;
   readonly userToken?: string;
 }
-
-const isPlainObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** The body, validated field by field so each mistake gets its own code; the accord is checked first. */
 function readBody(body: unknown): GateBody {

@@ -33,4 +33,4 @@ export {
   type StateReason,
 } from './decision.js';
 export { buildGatePolicy, loadGatePolicy, parsePolicyText, resolveAccordPolicy, validatePolicyDocument, type PolicyConfig } from './policy.js';
-export { GATE_DEFAULT_TENANT, GateInputError, complianceCheckedData, createGate, type Gate, type GateChannel, type GateCheck, type GateOptions } from './gate.js';
+export { GateInputError, complianceCheckedData, createGate, type Gate, type GateChannel, type GateCheck, type GateOptions } from './gate.js';

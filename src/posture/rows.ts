@@ -2,6 +2,7 @@
 import type { CloudName } from '../config/index.js';
 import { COMPLIANCE_STATES, OS_FAMILIES, type ComplianceState, type DevicePosture, DevicePostureSchema, type OsFamily } from '../connector/posture.js';
 import type { Connection, ConnectionStatus, SyncRunSummary, SyncStatus, SyncTrigger } from './types.js';
+import { iso, isoOrNull } from '../common/values.js';
 
 export interface ConnectionRow {
   id: string;
@@ -40,8 +41,6 @@ export interface RunRow {
   error_message: string | null;
 }
 
-export const iso = (value: Date | string): string => (value instanceof Date ? value : new Date(value)).toISOString();
-export const isoOrNull = (value: Date | string | null | undefined): string | null => (value === null || value === undefined ? null : iso(value));
 
 /** jsonb returns keys in its own order; callers get them in the catalog's (compliant before error, …). */
 function countsInOrder(value: Record<string, number> | string, order: readonly string[]): Record<string, number> {

@@ -15,9 +15,8 @@ import path from 'node:path';
 import { ConfigError, type Config, type Env } from '../config/index.js';
 import { SecretRefError } from './errors.js';
 import type { SecretProvider, SecretPurpose, SecretRefDescription, SecretRegistration } from './types.js';
+import { DEFAULT_TENANT } from '../common/ids.js';
 
-/** The tenant ENTRA_* and the demo tenant bootstrap into (the runtime's DEFAULT_TENANT). */
-export const BOOTSTRAP_TENANT = 'default';
 /** The process-local reference under which the demo simulator's secret is supplied (never written anywhere). */
 export const DEMO_SECRET_REF = 'env:INTUNE_DEMO_CLIENT_SECRET';
 
@@ -162,8 +161,8 @@ export function secretProviderFromConfig(config: Config, env: Env): SecretProvid
       problems.push(`${source} names ${ref}, which is ${(err as Error).message.replace(/^.* is registered for purpose (\S+);.*$/, 'the process secret for $1')}: name a secret set aside for Intune`);
     }
   };
-  if (config.entra?.clientSecret !== undefined) grant('env:ENTRA_CLIENT_SECRET', BOOTSTRAP_TENANT, 'ENTRA_CLIENT_SECRET');
-  if (config.entra?.clientCertFile !== undefined) grant(`file:${path.resolve(config.entra.clientCertFile)}`, BOOTSTRAP_TENANT, 'ENTRA_CLIENT_CERT_FILE');
+  if (config.entra?.clientSecret !== undefined) grant('env:ENTRA_CLIENT_SECRET', DEFAULT_TENANT, 'ENTRA_CLIENT_SECRET');
+  if (config.entra?.clientCertFile !== undefined) grant(`file:${path.resolve(config.entra.clientCertFile)}`, DEFAULT_TENANT, 'ENTRA_CLIENT_CERT_FILE');
   for (const { tenant, ref } of config.secretRefs ?? []) grant(ref, tenant, 'INTUNE_SECRET_REFS');
   if (problems.length > 0) throw new ConfigError(problems);
   return provider;

@@ -14,14 +14,16 @@ import type { GraphClient } from '../connector/graph/types.js';
 import type { Db } from '../db/index.js';
 import type { Logger } from '../log/index.js';
 import { PostureInputError, PostureNotFoundError, SecretRefError, SyncInProgressError } from './errors.js';
-import { connectionFromRow, iso, type ConnectionRow } from './rows.js';
+import { connectionFromRow, type ConnectionRow } from './rows.js';
+import { iso } from '../common/values.js';
 import { createScheduler, jitteredIntervalMs } from './scheduler.js';
-import { BOOTSTRAP_TENANT, DEMO_SECRET_REF, parseSecretRef } from './secrets.js';
+import { DEMO_SECRET_REF, parseSecretRef } from './secrets.js';
 import * as snapshots from './snapshots.js';
 import * as store from './store.js';
 import { executeRun, recordCompletion, SyncFailure, type RunContext } from './sync.js';
 import { SYNC_TRIGGERS, type Connection, type ConnectionInput, type ConnectionPatch, type DemoGraphService, type PostureService, type SecretProvider, type SyncRunSummary } from './types.js';
-import { assertTenant, isGuid, parseConnectionInput, parseConnectionPatch, parseDeviceQuery } from './validation.js';
+import { assertTenant, parseConnectionInput, parseConnectionPatch, parseDeviceQuery } from './validation.js';
+import { DEFAULT_TENANT, isGuid } from '../common/ids.js';
 
 export interface PostureServiceOptions {
   /** How long a run's lease lasts without renewal (default 60 s); renewed every third of it. */
@@ -264,7 +266,7 @@ export function createPostureService(deps: PostureServiceDeps): PostureService {
     desired: Pick<store.ConnectionValues, 'entra_tenant_id' | 'client_id' | 'cloud' | 'secret_ref'>,
     displayName: string,
   ): Promise<Connection> => {
-    const tenant = BOOTSTRAP_TENANT;
+    const tenant = DEFAULT_TENANT;
     for (let attempt = 0; ; attempt++) {
       const existing = await store.bootstrapRow(db, tenant, origin);
       if (existing !== undefined) {
@@ -477,16 +479,16 @@ export function createPostureService(deps: PostureServiceDeps): PostureService {
           },
           `Entra tenant ${entra.tenantId}`,
         );
-        const demo = await store.bootstrapRow(db, BOOTSTRAP_TENANT, 'demo');
+        const demo = await store.bootstrapRow(db, DEFAULT_TENANT, 'demo');
         if (demo !== undefined && demo.status !== 'disabled') {
-          await updateAudited(BOOTSTRAP_TENANT, demo.id, async () => ({ status: 'disabled', status_reason: DEMO_DISABLED_REASON }), BOOTSTRAP_ACTOR);
+          await updateAudited(DEFAULT_TENANT, demo.id, async () => ({ status: 'disabled', status_reason: DEMO_DISABLED_REASON }), BOOTSTRAP_ACTOR);
         }
         await refreshClients();
         return connection;
       }
       const simulator = bootOptions.demo?.simulator;
       if (simulator === undefined) return null;
-      secrets.register(DEMO_SECRET_REF, { purpose: 'intune', tenants: [BOOTSTRAP_TENANT], value: simulator.clientSecret });
+      secrets.register(DEMO_SECRET_REF, { purpose: 'intune', tenants: [DEFAULT_TENANT], value: simulator.clientSecret });
       demoHosts = { loginUrl: simulator.loginUrl, graphUrl: simulator.graphUrl, caFile: simulator.caFile };
       const connection = await upsertBootstrap(
         'demo',

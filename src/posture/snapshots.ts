@@ -5,8 +5,10 @@
 import crypto from 'node:crypto';
 import type { Db, Queryable } from '../db/index.js';
 import { PostureInputError } from './errors.js';
-import { iso, pickPosture, zeroCounts } from './rows.js';
+import { pickPosture, zeroCounts } from './rows.js';
+import { iso } from '../common/values.js';
 import type { DeviceQuery, SnapshotDevice, SnapshotDevicePage } from './types.js';
+import { isGuid } from '../common/ids.js';
 
 /**
  * One round trip per page: the page travels as one jsonb array and is unpacked by the server,
@@ -104,7 +106,8 @@ function decodeCursor(cursor: string, expectedHash: string): CursorPosition {
     // PostgreSQL text holds no NUL, and c is cast to uuid: either would fail the query, not the input.
     /[\u0000-\u001f\u007f]/.test(p.d) ||
     typeof p.c !== 'string' ||
-    !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(p.c) ||
+    !isGuid(p.c) ||
+    p.c !== p.c.toLowerCase() ||
     p.h !== expectedHash
   ) {
     throw invalid;

@@ -7,17 +7,14 @@ import { CLOUDS } from '../config/index.js';
 import { COMPLIANCE_STATES, OS_FAMILIES, OWNERSHIPS } from '../connector/posture.js';
 import { PostureInputError } from './errors.js';
 import type { ConnectionInput, ConnectionPatch, DeviceQuery } from './types.js';
+import { GUID_PATTERN, isTenant } from '../common/ids.js';
 
-export const GUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
-/** Chronicle's chain id pattern: a tenant that cannot have an audit chain cannot have connections. */
-export const TENANT = /^[A-Za-z0-9._-]{1,64}$/;
 const ENTRA_TENANT = /^[A-Za-z0-9.-]{1,253}$/;
 const NO_CONTROL_CHARS = /^[^\p{Cc}]*$/u;
 
-export const isGuid = (value: unknown): value is string => typeof value === 'string' && GUID.test(value);
-
 export function assertTenant(tenant: unknown): asserts tenant is string {
-  if (typeof tenant !== 'string' || !TENANT.test(tenant)) {
+  // Chronicle's chain id pattern: a tenant that cannot have an audit chain cannot have connections.
+  if (!isTenant(tenant)) {
     throw new PostureInputError('invalid_tenant', 'tenant', 'tenant must be 1 to 64 letters, digits, dots, dashes or underscores');
   }
 }
@@ -46,7 +43,7 @@ const displayName = z.string().trim().min(1).max(200).regex(NO_CONTROL_CHARS);
 const connectionFields = {
   display_name: displayName,
   entra_tenant_id: z.string().trim().regex(ENTRA_TENANT),
-  client_id: z.string().trim().regex(GUID).transform((v) => v.toLowerCase()),
+  client_id: z.string().trim().regex(GUID_PATTERN).transform((v) => v.toLowerCase()),
   cloud: z.enum(CLOUDS),
   secret_ref: z.string().min(1).max(520),
   status: z.enum(['active', 'disabled']),
@@ -84,7 +81,7 @@ const DeviceQuerySchema = z
     os_family: z.enum(OS_FAMILIES).optional(),
     compliance_state: z.enum(COMPLIANCE_STATES).optional(),
     ownership: z.enum(OWNERSHIPS).optional(),
-    connection_id: z.string().regex(GUID).transform((v) => v.toLowerCase()).optional(),
+    connection_id: z.string().regex(GUID_PATTERN).transform((v) => v.toLowerCase()).optional(),
     last_sync_before: isoDateTime.optional(),
     last_sync_after: isoDateTime.optional(),
     q: z

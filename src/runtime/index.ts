@@ -19,11 +19,11 @@ import type { SimulatorHandle } from '../simulator/types.js';
 import { createIntuneConnector, type IntuneConnector, type IntuneConnectorOptions } from '../connector/index.js';
 import { fingerprintKeys } from './fingerprint-keys.js';
 import { createCloserStack } from './closers.js';
+import { DEFAULT_TENANT } from '../common/ids.js';
 
 export { fingerprintKeys, deriveFingerprintKeys, loadOrCreateMasterKey, FingerprintKeyError, FINGERPRINT_KEY_FILE } from './fingerprint-keys.js';
 
 /** The tenant ENTRA_* (or the demo simulator) is connected as. */
-export const DEFAULT_TENANT = 'default';
 
 export const DEMO_DEVICES = 200;
 export const DEMO_SEED = 'demo';

@@ -15,6 +15,7 @@
  * The result is compiled once per request into a predicate over device objects.
  */
 import { MANAGED_DEVICE_PROPERTIES, PROPERTY_BY_NAME } from './properties.js';
+import { GUID_SOURCE } from '../common/ids.js';
 
 export class FilterError extends Error {
   override readonly name = 'FilterError';
@@ -35,7 +36,7 @@ const MAX_FILTER_LENGTH = 4096;
 const MAX_DEPTH = 32;
 // Fixed-shape literals are matched whole at the current position (sticky), never searched for.
 const DATETIME_AT = /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,7})?)?(?:Z|[+-]\d{2}:\d{2})/y;
-const GUID_AT = /[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(?![\w-])/y;
+const GUID_AT = new RegExp(`${GUID_SOURCE}(?![\\w-])`, 'y');
 const NUMBER_AT = /-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?(?![\w.:-])/y;
 
 function isWordStart(c: string): boolean {

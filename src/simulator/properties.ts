@@ -114,7 +114,6 @@ export const LIST_DEFAULTS: Readonly<Record<string, unknown>> = Object.freeze({
   remoteAssistanceSessionUrl: '',
 });
 
-export const GUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const DATE_TIME_PATTERN = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,7})?)?(Z|[+-]\d{2}:\d{2})$/;
 
 export function isDateTimeOffset(value: unknown): value is string {

@@ -5,7 +5,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { SimulatorError } from './errors.js';
-import { GUID_PATTERN, MANAGED_DEVICE_PROPERTIES, ODATA_TYPE, PROPERTY_BY_NAME, graphDefault, propertyProblem } from './properties.js';
+import { MANAGED_DEVICE_PROPERTIES, ODATA_TYPE, PROPERTY_BY_NAME, graphDefault, propertyProblem } from './properties.js';
+import { GUID_PATTERN } from '../common/ids.js';
 
 const MAX_REPORTED_PROBLEMS = 10;
 

@@ -10,7 +10,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createPostgresDatabase, pgAvailable, type TestDatabase } from '../helpers/db.js';
 import { loadConfig } from '../../src/config/index.js';
 import { createLogger } from '../../src/log/index.js';
-import { DEFAULT_TENANT, FINGERPRINT_KEY_FILE, openRuntime } from '../../src/runtime/index.js';
+import { DEFAULT_TENANT } from '../../src/common/ids.js';
+import { FINGERPRINT_KEY_FILE, openRuntime } from '../../src/runtime/index.js';
 import { startSimulator } from '../../src/simulator/index.js';
 import type { InvocationContext } from '../../src/connector/contract.js';
 

@@ -10,28 +10,30 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cycles, directionViolations, folderGraph, importGraph } from './graph.js';
 
-/** Which folders each folder of src/ may import. config and log are leaves every layer may use. */
+/** Which folders each folder of src/ may import. common, config and log are leaves every layer may use. */
 const MAY_IMPORT: Readonly<Record<string, readonly string[]>> = {
   // The library entry point re-exports every layer.
   '.': ['*'],
-  cli: ['api', 'mcp', 'gate', 'posture', 'assets', 'agents', 'runtime', 'simulator', 'auth', 'connector', 'connector/graph', 'chronicle', 'db', 'config', 'log'],
-  api: ['mcp', 'gate', 'posture', 'assets', 'agents', 'runtime', 'auth', 'connector', 'connector/graph', 'chronicle', 'db', 'config', 'log'],
-  mcp: ['gate', 'posture', 'assets', 'agents', 'auth', 'connector', 'chronicle', 'db', 'config', 'log'],
+  cli: ['api', 'mcp', 'gate', 'posture', 'assets', 'agents', 'runtime', 'simulator', 'auth', 'connector', 'connector/graph', 'chronicle', 'db', 'config', 'log', 'common'],
+  api: ['mcp', 'gate', 'posture', 'assets', 'agents', 'runtime', 'auth', 'connector', 'connector/graph', 'chronicle', 'db', 'config', 'log', 'common'],
+  mcp: ['gate', 'posture', 'assets', 'agents', 'auth', 'connector', 'chronicle', 'db', 'config', 'log', 'common'],
   // Process wiring for cli and api: the database, Chronicle, the built-in simulator.
-  runtime: ['posture', 'connector', 'connector/graph', 'simulator', 'chronicle', 'db', 'config', 'log'],
-  gate: ['assets', 'auth', 'connector', 'chronicle', 'db', 'config', 'log'],
-  agents: ['assets', 'auth', 'connector', 'chronicle', 'db', 'config', 'log'],
-  posture: ['connector', 'connector/graph', 'chronicle', 'db', 'config', 'log'],
-  assets: ['connector', 'chronicle', 'db', 'config', 'log'],
-  auth: ['chronicle', 'db', 'config', 'log'],
-  connector: ['connector/graph', 'chronicle', 'db', 'config', 'log'],
-  'connector/graph': ['config', 'log'],
-  chronicle: ['db', 'config', 'log'],
-  db: [],
-  config: [],
-  log: [],
+  runtime: ['posture', 'connector', 'connector/graph', 'simulator', 'chronicle', 'db', 'config', 'log', 'common'],
+  gate: ['assets', 'auth', 'connector', 'chronicle', 'db', 'config', 'log', 'common'],
+  agents: ['assets', 'auth', 'connector', 'chronicle', 'db', 'config', 'log', 'common'],
+  posture: ['connector', 'connector/graph', 'chronicle', 'db', 'config', 'log', 'common'],
+  assets: ['connector', 'chronicle', 'db', 'config', 'log', 'common'],
+  auth: ['chronicle', 'db', 'config', 'log', 'common'],
+  connector: ['connector/graph', 'chronicle', 'db', 'config', 'log', 'common'],
+  'connector/graph': ['config', 'log', 'common'],
+  chronicle: ['db', 'config', 'log', 'common'],
+  db: ['common'],
+  config: ['common'],
+  log: ['common'],
+  // Shared identifiers and value helpers: a leaf.
+  common: [],
   // The Graph simulator stands alone: the product reaches it only over HTTPS.
-  simulator: [],
+  simulator: ['common'],
 };
 
 describe('src/ imports', () => {

@@ -3,6 +3,7 @@
  * in sessionStorage (gone when the tab closes) and reads the JSON API with it, so the page needs no
  * cookie, no session store and no CSRF defence. Everything it renders goes through textContent.
  */
+import { COMPLIANCE_STATES, OS_FAMILIES, OWNERSHIPS } from '../../connector/posture.js';
 
 export const PANEL_PATHS = {
   settings: '/settings',
@@ -24,9 +25,8 @@ export const PANEL_CSP = [
   "frame-ancestors 'none'",
 ].join('; ');
 
-const COMPLIANCE_STATE_OPTIONS = ['compliant', 'noncompliant', 'inGracePeriod', 'conflict', 'error', 'unknown', 'configManager'];
-const OS_FAMILY_OPTIONS = ['macos', 'windows', 'ios', 'android', 'linux', 'other'];
-const OWNERSHIP_OPTIONS = ['company', 'personal', 'unknown'];
+/** The filters offer exactly the values the devices API accepts (connector/posture.ts); compliant leads, as the most asked for. */
+const COMPLIANCE_STATE_OPTIONS = ['compliant', ...COMPLIANCE_STATES.filter((state) => state !== 'compliant')];
 
 const options = (values: readonly string[]): string => values.map((v) => `<option value="${v}">${v}</option>`).join('');
 
@@ -84,8 +84,8 @@ export function renderSettingsPage(): string {
       <h2 id="h-devices">Devices <span id="device-total" class="muted" data-testid="device-total"></span></h2>
       <form id="filters" class="filters">
         <label>Compliance <select id="f-compliance" name="compliance_state"><option value="">any</option>${options(COMPLIANCE_STATE_OPTIONS)}</select></label>
-        <label>OS <select id="f-os" name="os_family"><option value="">any</option>${options(OS_FAMILY_OPTIONS)}</select></label>
-        <label>Ownership <select id="f-ownership" name="ownership"><option value="">any</option>${options(OWNERSHIP_OPTIONS)}</select></label>
+        <label>OS <select id="f-os" name="os_family"><option value="">any</option>${options(OS_FAMILIES)}</select></label>
+        <label>Ownership <select id="f-ownership" name="ownership"><option value="">any</option>${options(OWNERSHIPS)}</select></label>
         <label>Device id starts with <input id="f-q" name="q" type="search" maxlength="36" pattern="[0-9A-Fa-f-]*" spellcheck="false"></label>
       </form>
       <div class="table-wrap"><table data-testid="devices"><thead><tr><th>Device id</th><th>OS</th><th>Version</th><th>Compliance</th><th>Grace period ends</th><th>Encrypted</th><th>Jailbroken</th><th>Ownership</th><th>Last check-in</th><th>Model</th><th>Serial fingerprint</th></tr></thead><tbody id="devices-body"></tbody></table></div>

@@ -8,12 +8,9 @@
 import { badRequest } from './errors.js';
 import { COMPLIANCE_STATE_VALUES, MANAGED_DEVICE_PROPERTIES } from './schemas.js';
 import type { DeviceAction, DeviceFilter } from './types.js';
+import { isGuid } from '../../common/ids.js';
 
-const GUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
-
-export function isGuid(value: unknown): value is string {
-  return typeof value === 'string' && GUID.test(value);
-}
+export { isGuid };
 
 /** Returns the GUID in lower case, or throws GraphError 'bad_request' naming the field. */
 export function requireGuid(value: unknown, field: string): string {
