@@ -18,7 +18,8 @@
  * read, so an unauthenticated caller cannot make the server parse anything.
  */
 import fs from 'node:fs';
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
+import type { z } from 'zod';
 import { createLocalJWKSet, createRemoteJWKSet, customFetch, errors as joseErrors, jwtVerify, type FetchImplementation, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey, type RemoteJWKSetOptions } from 'jose';
 import { Agent, fetch as undiciFetch, type RequestInit as UndiciRequestInit } from 'undici';
 import { ApiError, sendError } from '../auth/errors.js';
@@ -26,15 +27,11 @@ import { requirePermission } from '../auth/permissions.js';
 import type { Authenticator, Principal } from '../auth/types.js';
 import type { Config } from '../config/index.js';
 import { GateInputError, type Gate } from './gate.js';
-import { GATE_ERROR_JSON_SCHEMA, GATE_RESPONSE_JSON_SCHEMA, type GateResponse } from './schemas.js';
-import { ACCORD_NAME_PATTERN } from './types.js';
-import { isPlainObject } from '../common/values.js';
+import { GATE_ERROR_JSON_SCHEMA, GATE_REQUEST_JSON_SCHEMA, GATE_RESPONSE_JSON_SCHEMA, GateRequestSchema, type GateRequest, type GateResponse } from './schemas.js';
 
 export const GATE_PATH = '/api/v1/gate/device-compliance';
 export const GATE_BODY_LIMIT_BYTES = 16 * 1024;
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-const MAX_USER_TOKEN_CHARS = 8192;
-const BODY_FIELDS = ['accord', 'claims', 'user_token'];
 
 /** How user tokens sent as `user_token` are verified. One of jwksUrl or jwks. */
 export interface GateJwtOptions {
@@ -92,37 +89,19 @@ function toGateError(err: FastifyError | Error): ApiError {
   return new ApiError(500, 'internal_error', 'internal error');
 }
 
-interface GateBody {
-  readonly accord: string;
-  readonly claims?: Readonly<Record<string, unknown>>;
-  readonly userToken?: string;
-}
-
-/** The body, validated field by field so each mistake gets its own code; the accord is checked first. */
-function readBody(body: unknown): GateBody {
-  if (!isPlainObject(body)) throw new ApiError(400, 'invalid_body', 'the body must be a JSON object: { "accord": "...", "claims": { "deviceid": "..." } }');
-  const { accord, claims, user_token: userToken } = body;
-  if (accord === undefined) throw new ApiError(400, 'invalid_body', 'accord is required: the name of the accord template being issued');
-  if (typeof accord !== 'string' || !ACCORD_NAME_PATTERN.test(accord)) {
-    throw new ApiError(400, 'invalid_accord', 'accord must be 1 to 128 letters, digits, dots, underscores or hyphens (the accord template name)');
-  }
-  const unknown = Object.keys(body).find((key) => !BODY_FIELDS.includes(key));
-  if (unknown !== undefined) {
-    const shown = unknown.replace(/[^\x20-\x7e]/g, '?').slice(0, 40);
-    throw new ApiError(400, 'invalid_body', `the body has an unknown field "${shown}"; send only accord and claims (or user_token)`);
-  }
-  if (claims !== undefined && userToken !== undefined) throw new ApiError(400, 'invalid_body', 'send claims or user_token, not both');
-  if (claims === undefined && userToken === undefined) {
-    throw new ApiError(400, 'invalid_body', 'claims is required: the user token\'s claims (only deviceid is read; {} for a token without device claims), or user_token');
-  }
-  if (claims !== undefined) {
-    if (!isPlainObject(claims)) throw new ApiError(400, 'invalid_body', 'claims must be a JSON object of the user token\'s claims, e.g. { "deviceid": "..." }');
-    return { accord, claims };
-  }
-  if (typeof userToken !== 'string' || userToken.length === 0 || userToken.length > MAX_USER_TOKEN_CHARS) {
-    throw new ApiError(400, 'invalid_body', `user_token must be the user's JWT as a string of at most ${MAX_USER_TOKEN_CHARS} characters`);
-  }
-  return { accord, userToken };
+/**
+ * Fastify's body validator for the gate route: the zod schema the route's JSON Schema is derived
+ * from, so the messages are the schema's own. The first issue decides, in the order a caller fixes
+ * them: the body's shape, then the accord, then unknown fields, then the rest.
+ */
+function validateGateBody(body: unknown): { value: GateRequest } | { error: ApiError } {
+  const parsed = GateRequestSchema.safeParse(body);
+  if (parsed.success) return { value: parsed.data };
+  const rank = (issue: z.core.$ZodIssue): number =>
+    issue.path.length === 0 && issue.code === 'invalid_type' ? 0 : issue.path[0] === 'accord' ? 1 : issue.code === 'unrecognized_keys' ? 2 : 3;
+  const first = parsed.error.issues.reduce((best, issue) => (rank(issue) < rank(best) ? issue : best));
+  const malformedAccord = first.path[0] === 'accord' && (body as { accord?: unknown }).accord !== undefined;
+  return { error: new ApiError(400, malformedAccord ? 'invalid_accord' : 'invalid_body', first.message) };
 }
 
 const TOKEN_PROBLEMS = new Set([
@@ -195,24 +174,25 @@ export async function gateRoutes(app: FastifyInstance, options: GateRoutesOption
     return sendError(reply, mapped);
   });
 
-  app.post(
+  app.post<{ Body: GateRequest }>(
     GATE_PATH,
     {
       bodyLimit,
-      schema: { response: { 200: GATE_RESPONSE_JSON_SCHEMA, 400: GATE_ERROR_JSON_SCHEMA } },
+      schema: { body: GATE_REQUEST_JSON_SCHEMA, response: { 200: GATE_RESPONSE_JSON_SCHEMA, 400: GATE_ERROR_JSON_SCHEMA } },
+      validatorCompiler: ({ httpPart }) => (httpPart === 'body' ? validateGateBody : () => true),
       onRequest: async (request) => {
         principals.set(request, await requirePermission(authenticator, request, 'gate:check'));
       },
     },
     async (request, reply): Promise<GateResponse> => {
       const principal = principals.get(request) as Principal;
-      const body = readBody(request.body);
+      const body = request.body;
       let claims = body.claims;
-      if (body.userToken !== undefined) {
+      if (body.user_token !== undefined) {
         if (verifyToken === undefined) {
           throw new ApiError(400, 'user_token_not_accepted', 'this server verifies no user tokens (INTUNE_GATE_JWKS_URL is unset): send the token\'s claims as claims instead');
         }
-        claims = await verifyToken(body.userToken);
+        claims = await verifyToken(body.user_token);
       }
       try {
         const result = await gate.check({

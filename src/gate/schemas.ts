@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { DevicePostureSchema } from '../connector/posture.js';
-import { GATE_REASONS } from './types.js';
+import { ACCORD_NAME_PATTERN, GATE_REASONS } from './types.js';
 
 export const GateResponseSchema = z
   .object({
@@ -22,13 +22,50 @@ export const GateResponseSchema = z
   .strict();
 export type GateResponse = z.infer<typeof GateResponseSchema>;
 
+export const MAX_USER_TOKEN_CHARS = 8192;
+
+/** An unknown field's name as a message may show it: printable ASCII, at most 40 characters. */
+const shownField = (name: string): string => name.replace(/[^\x20-\x7e]/g, '?').slice(0, 40);
+
+/**
+ * The request body. Each message says what to send instead; the HTTP route turns the first issue
+ * into its error code (invalid_accord for a malformed accord, invalid_body for everything else).
+ */
 export const GateRequestSchema = z
-  .object({
-    accord: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/).describe('The accord template being issued.'),
-    claims: z.record(z.string(), z.unknown()).optional().describe("The user token's claims; only deviceid is read. Send {} for a token without device claims."),
-    user_token: z.string().max(8192).optional().describe('Instead of claims: the user token itself, verified against INTUNE_GATE_JWKS_URL.'),
-  })
-  .strict();
+  .strictObject(
+    {
+      accord: z
+        .string({
+          error: (issue) =>
+            issue.input === undefined
+              ? 'accord is required: the name of the accord template being issued'
+              : 'accord must be 1 to 128 letters, digits, dots, underscores or hyphens (the accord template name)',
+        })
+        .regex(ACCORD_NAME_PATTERN, { error: 'accord must be 1 to 128 letters, digits, dots, underscores or hyphens (the accord template name)' })
+        .describe('The accord template being issued.'),
+      claims: z
+        .record(z.string(), z.unknown(), { error: 'claims must be a JSON object of the user token\'s claims, e.g. { "deviceid": "..." }' })
+        .optional()
+        .describe("The user token's claims; only deviceid is read. Send {} for a token without device claims."),
+      user_token: z
+        .string({ error: `user_token must be the user's JWT as a string of at most ${MAX_USER_TOKEN_CHARS} characters` })
+        .min(1, { error: `user_token must be the user's JWT as a string of at most ${MAX_USER_TOKEN_CHARS} characters` })
+        .max(MAX_USER_TOKEN_CHARS, { error: `user_token must be the user's JWT as a string of at most ${MAX_USER_TOKEN_CHARS} characters` })
+        .optional()
+        .describe('Instead of claims: the user token itself, verified against INTUNE_GATE_JWKS_URL.'),
+    },
+    {
+      error: (issue) =>
+        issue.code === 'unrecognized_keys'
+          ? `the body has an unknown field "${shownField(issue.keys[0] ?? '')}"; send only accord and claims (or user_token)`
+          : 'the body must be a JSON object: { "accord": "...", "claims": { "deviceid": "..." } }',
+    },
+  )
+  .refine((body) => body.claims === undefined || body.user_token === undefined, { error: 'send claims or user_token, not both' })
+  .refine((body) => body.claims !== undefined || body.user_token !== undefined, {
+    error: "claims is required: the user token's claims (only deviceid is read; {} for a token without device claims), or user_token",
+  });
+export type GateRequest = z.infer<typeof GateRequestSchema>;
 
 export const GateErrorSchema = z
   .object({ error: z.object({ code: z.string().regex(/^[a-z_]{1,64}$/), message: z.string() }).catchall(z.unknown()) })

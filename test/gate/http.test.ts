@@ -215,6 +215,24 @@ describe('malformed requests: 4xx with a code and a message, never 5xx', () => {
     const answer = await post(app, { key, ...(init as object) });
     expectError(answer, status, code);
   });
+
+  it('says what to fix, naming the first problem a caller would correct', async () => {
+    const cases: [unknown, string, RegExp][] = [
+      [{ claims: {}, tenant: 'other' }, 'invalid_body', /^accord is required/],
+      [{ accord: 'a b', tenant: 'other' }, 'invalid_accord', /^accord must be 1 to 128 letters/],
+      [{ accord: 'a', claims: {}, 'ten\u0000ant': 'other' }, 'invalid_body', /unknown field "ten\?ant"; send only accord and claims/],
+      [{ accord: 'a', claims: {}, user_token: 'x.y.z' }, 'invalid_body', /^send claims or user_token, not both$/],
+      [{ accord: 'a' }, 'invalid_body', /^claims is required/],
+      [{ accord: 'a', user_token: '' }, 'invalid_body', /^user_token must be the user's JWT as a string of at most 8192 characters$/],
+      [{ accord: 'a', claims: ['deviceid'] }, 'invalid_body', /^claims must be a JSON object/],
+      [[{ accord: 'a' }], 'invalid_body', /^the body must be a JSON object/],
+    ];
+    for (const [body, code, message] of cases) {
+      const answer = await post(app, { key, body });
+      expectError(answer, 400, code);
+      expect(answer.body.error.message).toMatch(message);
+    }
+  });
 });
 
 describe('user_token instead of claims', () => {
