@@ -19,6 +19,7 @@ import type { Logger } from '../log/index.js';
 import { canonicalJson } from './canonical.js';
 import type { Checkpoint, CheckpointResult } from './types.js';
 import { isTenant } from '../common/ids.js';
+import { isPlainObject } from '../common/values.js';
 
 export interface SigningKey {
   readonly privateKey: KeyObject;
@@ -176,7 +177,7 @@ const HEX64 = /^[0-9a-f]{64}$/;
 const KEY_ID = /^[0-9a-f]{16}$/;
 
 function asCheckpoint(value: unknown): Checkpoint | null {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) return null;
+  if (!isPlainObject(value)) return null;
   const v = value as Record<string, unknown>;
   if (v['v'] !== 1) return null;
   if (!isTenant(v['chain'])) return null;

@@ -8,6 +8,7 @@ import Ajv2020Module, { type ErrorObject, type ValidateFunction } from 'ajv/dist
 import addFormatsModule from 'ajv-formats';
 import { ENVELOPE_SCHEMA_FILE, EVENT_CATALOG, isEventType, specPath } from './catalog.js';
 import { EVENT_TYPES, type EventType } from './types.js';
+import { isPlainObject } from '../common/values.js';
 
 export type ValidationResult = { readonly ok: true } | { readonly ok: false; readonly field: string; readonly message: string };
 
@@ -120,7 +121,7 @@ export function validateEventData(type: string, data: unknown): ValidationResult
 
 /** Validates a whole append input: tenant, type, actor, requestId and data. */
 export function validateAppendInput(input: unknown): ValidationResult {
-  if (input === null || typeof input !== 'object' || Array.isArray(input)) return { ok: false, field: 'input', message: 'must be an object' };
+  if (!isPlainObject(input)) return { ok: false, field: 'input', message: 'must be an object' };
   const raw = input as Record<string, unknown>;
   // null and undefined both mean "no request id".
   const normalised = raw['requestId'] === null || raw['requestId'] === undefined ? { ...raw, requestId: undefined } : raw;

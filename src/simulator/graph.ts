@@ -30,6 +30,7 @@ import type { Random } from './random.js';
 import type { DeviceStore } from './store.js';
 import type { Throttle } from './throttle.js';
 import type { FaultSpec } from './types.js';
+import { isPlainObject } from '../common/values.js';
 
 export const MAX_PAGE_SIZE = 1000;
 const DEVICE_ACTIONS = ['syncDevice', 'remoteLock', 'retire', 'wipe'] as const;
@@ -383,7 +384,7 @@ export class GraphService {
       } catch {
         throw new BadRequest('The request body is not valid JSON.');
       }
-      if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new BadRequest('The request body must be a JSON object.');
+      if (!isPlainObject(parsed)) throw new BadRequest('The request body must be a JSON object.');
     }
     const index = this.findDevice(ex, id);
     if (index === undefined) return;

@@ -7,6 +7,7 @@
 import { SimulatorError } from './errors.js';
 import type { CompiledFilter } from './filter.js';
 import { LIST_DEFAULTS, PROPERTY_BY_NAME, propertyProblem } from './properties.js';
+import { isPlainObject } from '../common/values.js';
 
 type Device = Record<string, unknown>;
 
@@ -107,7 +108,7 @@ export class DeviceStore {
   update(id: string, patch: Readonly<Record<string, unknown>>): void {
     const index = this.indexOf(id);
     if (index === undefined) throw new SimulatorError('unknown_device', `No served device has id '${id}'; pick one from handle.devices.`);
-    if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) {
+    if (!isPlainObject(patch)) {
       throw new SimulatorError('invalid_device_patch', 'The patch must be an object of managedDevice properties.');
     }
     const listed = this.listed[index] as Device;

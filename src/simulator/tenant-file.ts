@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { SimulatorError } from './errors.js';
 import { MANAGED_DEVICE_PROPERTIES, ODATA_TYPE, PROPERTY_BY_NAME, graphDefault, propertyProblem } from './properties.js';
 import { GUID_PATTERN } from '../common/ids.js';
+import { isPlainObject } from '../common/values.js';
 
 const MAX_REPORTED_PROBLEMS = 10;
 
@@ -25,7 +26,7 @@ export function devicesFromJson(json: unknown, source: string): Record<string, u
   const devices: Record<string, unknown>[] = [];
   list.forEach((item, index) => {
     const where = `${source}: device ${index}`;
-    if (item === null || typeof item !== 'object' || Array.isArray(item)) {
+    if (!isPlainObject(item)) {
       problems.push(`${where} is not an object`);
       return;
     }

@@ -18,6 +18,7 @@
 import { z } from 'zod';
 import { malformedError } from './errors.js';
 import type { CompliancePolicyState, ManagedDevice } from './types.js';
+import { isPlainObject } from '../../common/values.js';
 
 /** Graph's marker for a date that was never set; also the fail-closed reading of a bad date. */
 export const NEVER_DATE = '0001-01-01T00:00:00Z';
@@ -270,7 +271,7 @@ export function parseCollectionPage<T>(
   const page = CollectionPageSchema.safeParse(json);
   if (!page.success) {
     const what =
-      json === null || typeof json !== 'object' || Array.isArray(json)
+      !isPlainObject(json)
         ? 'the body is not a JSON object'
         : Array.isArray((json as { value?: unknown }).value)
           ? 'its @odata.nextLink is not a string'
@@ -290,7 +291,7 @@ export function parseManagedDevice(
   details: { readonly requestId?: string } = {},
 ): ManagedDevice {
   const where = index === undefined ? 'the device' : `the device at position ${index}`;
-  if (item === null || typeof item !== 'object' || Array.isArray(item)) {
+  if (!isPlainObject(item)) {
     throw malformedError(`${where} is not a JSON object`, details);
   }
   const parsed = schema.safeParse(item);
