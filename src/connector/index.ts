@@ -20,7 +20,7 @@ import {
   type OperationName,
 } from './contract.js';
 import type { DevicePosture } from './posture.js';
-import { OPERATIONS, findOperation, isGuid, type ListDevicesInput, type OperationOutput } from './operations.js';
+import { OPERATIONS, findOperation, isGuid, type ListDevicesInput, type OperationInput, type OperationOutput } from './operations.js';
 import { PHASE1_POLICY, authorizeOperation, permittedOperations, type OperationPolicy } from './scope.js';
 import { ComplianceCache, type CacheStats } from './cache.js';
 import { cachedComplianceLookup, type CachedComplianceLookup } from './compliance-lookup.js';
@@ -235,22 +235,26 @@ interface Runners {
   readonly deviceAction: DeviceActionDeps;
 }
 
+/** The input passed `operation`'s schema in the decide step, so it is that operation's input. */
+const callOf = <N extends OperationName>(call: RunCall<Record<string, unknown>>, _operation: N): RunCall<OperationInput<N>> =>
+  call as RunCall<unknown> as RunCall<OperationInput<N>>;
+
 /** Step 8: the operation's runner. */
 function run(runners: Runners, { descriptor, call, listing }: Cleared): Promise<RunOutcome> {
-  const withId = call as RunCall<never> as RunCall<{ readonly device_id: string }>;
-  switch (descriptor.name) {
+  const operation = descriptor.name;
+  switch (operation) {
     case 'list_devices':
-      return runListDevices(runners.listDevices, call as RunCall<never>, listing as Listing);
+      return runListDevices(runners.listDevices, callOf(call, operation), listing as Listing);
     case 'get_device':
-      return runGetDevice(runners.getDevice, withId);
+      return runGetDevice(runners.getDevice, callOf(call, operation));
     case 'get_compliance':
-      return runGetCompliance(runners.getCompliance, call);
+      return runGetCompliance(runners.getCompliance, callOf(call, operation));
     case 'sync_device':
-      return runSyncDevice(runners.syncDevice, withId);
+      return runSyncDevice(runners.syncDevice, callOf(call, operation));
     case 'remote_lock':
     case 'retire_device':
     case 'wipe_device':
-      return runDeviceAction(runners.deviceAction, descriptor.name, withId);
+      return runDeviceAction(runners.deviceAction, operation, callOf(call, operation));
   }
 }
 
