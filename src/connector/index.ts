@@ -84,7 +84,7 @@ export interface IntuneConnectorDeps {
 export type ComplianceLookup =
   | {
       readonly ok: true;
-      /** Most recently synced first; [] = not managed. */
+      /** Current record first (./current-record.ts); [] = not managed. */
       readonly records: readonly DevicePosture[];
       readonly cacheHit: boolean;
       readonly servedStale: boolean;
