@@ -84,8 +84,9 @@ export type DenialReason =
 /** Why an allowed call did not succeed. */
 export type FailureReason = 'not_found' | 'throttled' | 'graph_unavailable' | 'graph_error' | 'graph_forbidden' | 'timeout' | 'cancelled';
 
-export type InvokeOutcome<O> =
-  | { readonly ok: true; readonly value: O; readonly audit: { readonly seq: number } }
+/** How a call ended: invoke's outcome before the audit step adds its receipt. */
+export type SettledOutcome<O> =
+  | { readonly ok: true; readonly value: O }
   | {
       readonly ok: false;
       readonly kind: 'denied';
@@ -93,7 +94,6 @@ export type InvokeOutcome<O> =
       readonly message: string;
       /** For invalid_input: the offending field path. */
       readonly field?: string;
-      readonly audit: { readonly seq: number };
     }
   | {
       readonly ok: false;
@@ -102,5 +102,7 @@ export type InvokeOutcome<O> =
       readonly message: string;
       readonly retryAfterMs?: number;
       readonly graphRequestId?: string;
-      readonly audit: { readonly seq: number };
     };
+
+/** What invoke answers: how the call ended, and the sequence number of its CONNECTOR_INVOKED record. */
+export type InvokeOutcome<O> = SettledOutcome<O> & { readonly audit: { readonly seq: number } };

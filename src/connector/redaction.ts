@@ -97,11 +97,3 @@ export function redactDevice(device: ManagedDevice, fingerprintKey: Buffer): Dev
     serial_fingerprint: fingerprintSerial(device['serialNumber'], fingerprintKey),
   };
 }
-
-/** Most recently synced first; records that never synced last; ties keep a stable order by id. */
-export function byMostRecentSync(a: DevicePosture, b: DevicePosture): number {
-  const ta = a.last_sync_at === null ? -Infinity : Date.parse(a.last_sync_at);
-  const tb = b.last_sync_at === null ? -Infinity : Date.parse(b.last_sync_at);
-  if (ta !== tb) return tb > ta ? 1 : -1;
-  return a.device_id < b.device_id ? -1 : a.device_id > b.device_id ? 1 : 0;
-}

@@ -20,7 +20,8 @@
  * | Graph unavailable and no cached answer young enough        | deny                  | compliance_unavailable        |
  * | Chronicle unavailable                                      | deny                  | audit_unavailable             |
  *
- * Several matches: the most recently synced record decides; the count is recorded.
+ * Several matches: the most recently synced record decides (ties: the later enrolment, then the
+ * greater Intune id; the one rule of ../connector/current-record.ts); the count is recorded.
  *
  * How the rows combine (the choices the table leaves open):
  *  - Order: required? → device id present? → GUID? → lookup answered? → any record? → the
@@ -42,6 +43,7 @@
  *    into one (see withAuditUnavailable).
  */
 import { isGuid } from '../common/ids.js';
+import { currentRecord } from '../connector/current-record.js';
 import type { DevicePosture } from '../connector/posture.js';
 import { DEFAULT_DECISIONS, type AccordPolicy, type ComplianceLookup, type GateMode, type OverridableReason, type Verdict } from './types.js';
 
@@ -175,28 +177,15 @@ const verdictOf = (policy: AccordPolicy, row: OverridableReason): { decision: Ve
 /** Milliseconds since the epoch, or NaN for null and unreadable timestamps. */
 const timeOf = (iso: string | null): number => (iso === null ? Number.NaN : Date.parse(iso));
 
-/** Orders timestamps; null and unreadable ones sort before every real time. */
-const compareTimes = (a: string | null, b: string | null): number => {
-  const x = timeOf(a);
-  const y = timeOf(b);
-  if (Number.isNaN(x) || Number.isNaN(y)) return Number.isNaN(x) ? (Number.isNaN(y) ? 0 : -1) : 1;
-  return Math.sign(x - y);
-};
-
-/** Is `a` the more current record: later last sync, then later enrolment, then greater Intune id. */
-const isMoreCurrent = (a: DevicePosture, b: DevicePosture): boolean =>
-  (compareTimes(a.last_sync_at, b.last_sync_at) || compareTimes(a.enrolled_at, b.enrolled_at) || (a.device_id > b.device_id ? 1 : 0)) > 0;
-
 /**
- * The most recently synced record. Ties go to the later enrolment (a re-enrolled device's current
- * record), then to the greater Intune id, so the answer never depends on the order records arrive
- * in. Records without a readable last sync come last. The rule is part of the table, so the
- * connector's ordering is not relied on.
+ * The record that decides: the connector's current record (../connector/current-record.ts), the
+ * same rule get_compliance reports by. Most recent last sync, then the later enrolment (a
+ * re-enrolled device's current record), then the greater Intune id, so the answer never depends on
+ * the order records arrive in; records without a readable last sync come last. The rule is applied
+ * here, so the connector's ordering of `records` is not relied on.
  */
 export function decidingRecord(records: readonly DevicePosture[]): DevicePosture | undefined {
-  let best: DevicePosture | undefined;
-  for (const record of records) if (best === undefined || isMoreCurrent(record, best)) best = record;
-  return best;
+  return currentRecord(records);
 }
 
 const STATE_REASONS: Readonly<Record<Exclude<DevicePosture['compliance_state'], 'compliant' | 'inGracePeriod'>, OverridableReason & StateReason>> = {

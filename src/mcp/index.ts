@@ -4,5 +4,6 @@ export { mcpRoutes, MCP_ROLES, MCP_WWW_AUTHENTICATE, type McpRoutesOptions } fro
 export { startStdioServer, stdioActor, type StdioServerHandle, type StdioServerOptions } from './stdio.js';
 export { annotationsFor } from './annotations.js';
 export { explainRefusal, META_KEY as MCP_RESULT_META_KEY } from './results.js';
-export { TOOLS, TOOL_NAMES, findTool, registerTools, type McpTool, type ToolContext, type ToolName } from './tools/index.js';
+export { TOOLS, TOOL_NAMES, findTool, serveToolList, toolDefinition, type McpTool, type ToolName } from './tools/index.js';
+export { dispatchToolCall, type DispatchDeps } from './dispatch.js';
 export type { McpConnector } from './types.js';

@@ -4,21 +4,23 @@
  * permittedOperations, Phase 1 applied) and sends every tools/call, listed or not, through
  * connector.invoke, so each one is checked and reaches Chronicle as CONNECTOR_INVOKED.
  *
- * Why tools/call is ours and not McpServer's: in SDK 1.32 McpServer answers a call to an
- * unregistered tool itself (no audit), and turns every thrown error into a tool result carrying
- * the raw message. Here an internal failure (Chronicle unavailable, a bug) is JSON-RPC -32603 with
- * a reference id and no internals; the details go to the log. Listing stays the SDK's (the
- * JSON Schemas are generated from the connector's zod schemas by registerTool).
+ * Why tools/list and tools/call are answered here and not by McpServer.registerTool: in SDK 1.32
+ * McpServer answers a call to an unregistered tool itself (no audit), validates arguments a second
+ * time before its callback, and turns every thrown error into a tool result carrying the raw
+ * message. Here one dispatcher (./dispatch.ts) sends each call to connector.invoke, which validates
+ * once; an internal failure is JSON-RPC -32603 with a reference id. tools/list sends the tool
+ * modules' descriptors (./tools/index.ts), with JSON Schemas generated from the connector's zod
+ * schemas.
  */
 import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
-import { ErrorCode, McpError, type CallToolRequest, type CallToolResult, type Implementation } from '@modelcontextprotocol/sdk/types.js';
-import type { Capability, DelegationScope, InvocationContext, InvokeOutcome, OperationName } from '../connector/contract.js';
+import type { CallToolRequest, Implementation } from '@modelcontextprotocol/sdk/types.js';
+import type { Capability, DelegationScope, InvocationContext, OperationName } from '../connector/contract.js';
 import type { Logger } from '../log/index.js';
-import { refusalResult, successResult } from './results.js';
-import { findTool, registerTools, TOOLS, type McpTool, type ToolContext } from './tools/index.js';
+import { dispatchToolCall, type DispatchDeps } from './dispatch.js';
+import { serveToolList, TOOLS } from './tools/index.js';
 import type { McpConnector } from './types.js';
 
 const require = createRequire(import.meta.url);
@@ -62,69 +64,29 @@ export interface McpSessionOptions {
  */
 const ToolsCallEnvelopeSchema = z.object({ method: z.literal('tools/call'), params: z.unknown().optional() });
 
-/** Stands in for a tool name the server does not have, so no free text reaches the connector or the audit trail. */
-const UNKNOWN_TOOL_OPERATION = 'unknown';
-const TOOL_NAME_ECHO_MAX = 64;
-
 export function createMcpServer(options: McpSessionOptions): McpServer {
   const { connector, tenant, scope, logger } = options;
   const permitted = new Set(connector.permittedOperations(scope).map((d) => d.name));
   const listed = TOOLS.filter((t) => permitted.has(t.operation));
-  const listedByName = new Map<string, McpTool>(listed.map((t) => [t.name, t]));
-  const listedNames = listed.map((t) => t.name);
+  const dispatch: DispatchDeps = { connector, listedNames: listed.map((t) => t.name), logger };
 
   const server = new McpServer(
     { name: SERVER_NAME, version },
     { capabilities: { tools: { listChanged: false } }, instructions: SERVER_INSTRUCTIONS },
   );
-
-  async function callTool(name: string, rawArgs: Record<string, unknown> | undefined, signal?: AbortSignal): Promise<CallToolResult> {
-    const requestId = randomUUID();
+  serveToolList(server, listed);
+  server.server.setRequestHandler(ToolsCallEnvelopeSchema, (request, extra) => {
+    // Server validated it against CallToolRequestSchema before this runs (-32602 when malformed).
+    const { params } = request as CallToolRequest;
     const context: InvocationContext = {
       tenant,
       actor: options.actorFor(server.server.getClientVersion()),
       scope,
-      requestId,
+      requestId: randomUUID(),
       channel: 'mcp',
-      ...(signal !== undefined ? { signal } : {}),
+      signal: extra.signal,
     };
-    const bound: ToolContext = {
-      invoke: (operation, input) => connector.invoke(operation, input, context),
-    };
-    const tool = listedByName.get(name);
-    const knownTool = tool ?? findTool(name);
-    try {
-      let outcome: InvokeOutcome<unknown>;
-      if (tool !== undefined) {
-        const parsed = tool.input.safeParse(rawArgs ?? {});
-        // Bad arguments still go to the connector: it refuses them with the field at fault and records the refusal.
-        outcome = parsed.success ? await tool.call(parsed.data, bound) : await connector.invoke(tool.operation, rawArgs ?? {}, context);
-      } else {
-        // Not listed for this session, or not a tool at all: the connector refuses and records it.
-        outcome = await connector.invoke(knownTool?.operation ?? UNKNOWN_TOOL_OPERATION, knownTool !== undefined ? (rawArgs ?? {}) : {}, context);
-      }
-      if (outcome.ok) {
-        // The connector is the authority: a call it carried out is reported as done, listed or not.
-        const summary = knownTool !== undefined ? knownTool.summarize(outcome.value) : 'Done.';
-        return successResult(outcome.value, summary, outcome.audit.seq);
-      }
-      return refusalResult(outcome, {
-        tool: knownTool?.name ?? (name.length > TOOL_NAME_ECHO_MAX ? `${name.slice(0, TOOL_NAME_ECHO_MAX)}…` : name),
-        capability: knownTool?.capability ?? null,
-        granted: scope.capabilities,
-        listed: listedNames,
-      });
-    } catch (err) {
-      logger?.error({ err, requestId, tenant, tool: knownTool?.name ?? 'unknown' }, 'MCP tool call failed');
-      throw new McpError(ErrorCode.InternalError, `Internal error: the call could not be completed. Reference ${requestId}.`);
-    }
-  }
-
-  registerTools(server, listed, (name, args) => callTool(name, args));
-  server.server.setRequestHandler(ToolsCallEnvelopeSchema, (request, extra) => {
-    // Server validated it against CallToolRequestSchema before this runs (-32602 when malformed).
-    const { params } = request as CallToolRequest;
-    return callTool(params.name, params.arguments, extra.signal);
+    return dispatchToolCall(dispatch, params.name, params.arguments, context);
   });
   return server;
 }

@@ -18,7 +18,7 @@ import type { Capability } from '../connector/contract.js';
 import { OPERATIONS } from '../connector/operations.js';
 import { permittedOperations, PHASE1_POLICY } from '../connector/scope.js';
 import { mcpScope, SERVER_NAME } from './server.js';
-import { registerTools, TOOLS } from './tools/index.js';
+import { serveToolList, TOOLS } from './tools/index.js';
 
 export const SNAPSHOT_FILE = fileURLToPath(new URL('../../specs/mcp/tools.json', import.meta.url));
 
@@ -36,8 +36,8 @@ export interface ToolsSnapshot {
 
 /** Every tool exactly as the SDK lists it, read through a real client. */
 export async function listAllTools(): Promise<Tool[]> {
-  const server = new McpServer({ name: SERVER_NAME, version: '0.0.0' });
-  registerTools(server, TOOLS, () => Promise.reject(new Error('the snapshot server does not run tools')));
+  const server = new McpServer({ name: SERVER_NAME, version: '0.0.0' }, { capabilities: { tools: { listChanged: false } } });
+  serveToolList(server, TOOLS);
   const client = new Client({ name: 'snapshot', version: '0.0.0' });
   const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
   await server.connect(serverSide);

@@ -110,12 +110,19 @@ function validateOptions(options: GraphClientOptions): { graphUrl: URL; loginUrl
 
 const stripTrailingSlash = (s: string): string => s.replace(/\/+$/, '');
 
-export function createGraphClient(options: GraphClientOptions): GraphClient & { close(): Promise<void> } {
-  const { graphUrl, loginUrl } = validateOptions(options);
-  const logger = options.logger?.child({ component: 'graph' });
-  const graphBase = stripTrailingSlash(graphUrl.origin + graphUrl.pathname);
-  const loginBase = stripTrailingSlash(loginUrl.origin + loginUrl.pathname);
-  const apiRoot = `${stripTrailingSlash(graphUrl.pathname)}/v1.0`;
+/** Sends one Graph call through MSAL and the middleware chain (auth, retry, attempt, transport); counts what it does. */
+interface Sender {
+  send(method: 'GET' | 'POST', target: string, pathForLog: string, signal: AbortSignal | undefined): Promise<CallState>;
+  readonly stats: MutableStats;
+  close(): Promise<void>;
+}
+
+function createSender(
+  options: GraphClientOptions,
+  urls: { readonly graphUrl: URL; readonly loginUrl: URL; readonly graphBase: string; readonly loginBase: string; readonly apiRoot: string },
+  logger: Logger | undefined,
+): Sender {
+  const { graphUrl, loginUrl, graphBase, loginBase, apiRoot } = urls;
   const policy: RetryPolicy = { ...DEFAULT_RETRY_POLICY, ...options.retry, maxRetries: options.graph.maxRetries };
   const stats: MutableStats = {
     requests: 0,
@@ -162,26 +169,6 @@ export function createGraphClient(options: GraphClientOptions): GraphClient & { 
     customHosts: new Set([graphUrl.hostname]),
   });
 
-  // Coercions are collected per parsed payload and logged once, by property name and count.
-  let coercions: Map<string, number> | undefined;
-  const deviceSchema = createManagedDeviceSchema((property: string, reason: CoercionReason) => {
-    stats.coercedValues++;
-    if (coercions !== undefined) {
-      const key = `${property}:${reason}`;
-      coercions.set(key, (coercions.get(key) ?? 0) + 1);
-    }
-  });
-  const withCoercionLog = <T>(path: string, parse: () => T): T => {
-    coercions = new Map();
-    try {
-      return parse();
-    } finally {
-      const seen = coercions;
-      coercions = undefined;
-      if (seen.size > 0) logger?.warn({ path, coerced: Object.fromEntries(seen) }, 'graph values replaced by fail-closed defaults');
-    }
-  };
-
   const send = async (method: 'GET' | 'POST', target: string, pathForLog: string, signal: AbortSignal | undefined): Promise<CallState> => {
     if (signal?.aborted === true) throw abortedError();
     const state = new CallState(method, pathForLog, crypto.randomUUID(), signal);
@@ -213,14 +200,45 @@ export function createGraphClient(options: GraphClientOptions): GraphClient & { 
     return state;
   };
 
-  const resultRequestId = (state: CallState): string => requestIdOf(state.exchange) ?? state.clientRequestId;
+  return { send, stats, close: () => transport.close() };
+}
 
+/**
+ * The managedDevice schema with its coercion counter: coercions are collected per parsed payload
+ * and logged once, by property name and count.
+ */
+function coercionLogging(stats: MutableStats, logger: Logger | undefined) {
+  let coercions: Map<string, number> | undefined;
+  const deviceSchema = createManagedDeviceSchema((property: string, reason: CoercionReason) => {
+    stats.coercedValues++;
+    if (coercions !== undefined) {
+      const key = `${property}:${reason}`;
+      coercions.set(key, (coercions.get(key) ?? 0) + 1);
+    }
+  });
+  const withCoercionLog = <T>(path: string, parse: () => T): T => {
+    coercions = new Map();
+    try {
+      return parse();
+    } finally {
+      const seen = coercions;
+      coercions = undefined;
+      if (seen.size > 0) logger?.warn({ path, coerced: Object.fromEntries(seen) }, 'graph values replaced by fail-closed defaults');
+    }
+  };
+  return { deviceSchema, withCoercionLog };
+}
+
+const resultRequestId = (state: CallState): string => requestIdOf(state.exchange) ?? state.clientRequestId;
+
+/** What a nextLink may be, and the error for one that loops back. */
+function nextLinkRules(origin: string, apiRoot: string, logger: Logger | undefined) {
   /** Validates a nextLink to be followed: the configured origin, API root and the same collection. */
   const checkNextLink = (nextLink: unknown, collectionPath: string): string => {
     if (typeof nextLink !== 'string' || nextLink.length === 0 || nextLink.length > 8192) {
       throw badRequest('nextLink must be the @odata.nextLink string of an earlier page.');
     }
-    if (!isUnderApiRoot(nextLink, graphUrl.origin, apiRoot) || new URL(nextLink).pathname !== `${apiRoot}${collectionPath}`) {
+    if (!isUnderApiRoot(nextLink, origin, apiRoot) || new URL(nextLink).pathname !== `${apiRoot}${collectionPath}`) {
       logger?.warn({ collectionPath }, 'refused a nextLink outside the configured Graph host');
       throw foreignNextLinkError();
     }
@@ -232,6 +250,19 @@ export function createGraphClient(options: GraphClientOptions): GraphClient & { 
     logger?.warn({ collectionPath }, 'Graph sent a nextLink that was already followed; stopped paging');
     return malformedError('a page links back to an earlier page, so the listing would never end');
   };
+  return { checkNextLink, circularNextLink };
+}
+
+export function createGraphClient(options: GraphClientOptions): GraphClient & { close(): Promise<void> } {
+  const { graphUrl, loginUrl } = validateOptions(options);
+  const logger = options.logger?.child({ component: 'graph' });
+  const graphBase = stripTrailingSlash(graphUrl.origin + graphUrl.pathname);
+  const loginBase = stripTrailingSlash(loginUrl.origin + loginUrl.pathname);
+  const apiRoot = `${stripTrailingSlash(graphUrl.pathname)}/v1.0`;
+  const { send, stats, close } = createSender(options, { graphUrl, loginUrl, graphBase, loginBase, apiRoot }, logger);
+  const { deviceSchema, withCoercionLog } = coercionLogging(stats, logger);
+
+  const { checkNextLink, circularNextLink } = nextLinkRules(graphUrl.origin, apiRoot, logger);
 
   const parseCollection = <T>(
     state: CallState,
@@ -361,7 +392,7 @@ export function createGraphClient(options: GraphClientOptions): GraphClient & { 
       return { ...stats };
     },
 
-    close: () => transport.close(),
+    close,
   };
 }
 

@@ -1,6 +1,6 @@
 /** get_device_compliance: is this device compliant? The connector's get_compliance, through its cache. */
 import { describeCompliance, plural } from '../text.js';
-import { describeTool, type ToolHandler } from './types.js';
+import { describeTool } from './types.js';
 
 export const getDeviceComplianceDescriptor = describeTool(
   'get_device_compliance',
@@ -35,5 +35,3 @@ export const getDeviceComplianceDescriptor = describeTool(
     return lines.join('\n');
   },
 );
-
-export const handleGetDeviceCompliance: ToolHandler<'get_compliance'> = (args, ctx) => ctx.invoke('get_compliance', args);

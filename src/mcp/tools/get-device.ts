@@ -1,6 +1,6 @@
 /** get_device: one managed device's redacted posture by its Intune id. */
 import { describeCompliance, describeOs } from '../text.js';
-import { describeTool, type ToolHandler } from './types.js';
+import { describeTool } from './types.js';
 
 export const getDeviceDescriptor = describeTool(
   'get_device',
@@ -21,5 +21,3 @@ export const getDeviceDescriptor = describeTool(
       ...(d.manufacturer !== null || d.model !== null ? [`Hardware: ${[d.manufacturer, d.model].filter((v) => v !== null).join(' ')}.`] : []),
     ].join('\n'),
 );
-
-export const handleGetDevice: ToolHandler<'get_device'> = (args, ctx) => ctx.invoke('get_device', args);

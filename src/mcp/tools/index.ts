@@ -1,20 +1,21 @@
 /** Every MCP tool, in the order tools/list shows them. Adding a tool is one module and one line here. */
-import { getDeviceComplianceDescriptor, handleGetDeviceCompliance } from './get-device-compliance.js';
-import { getDeviceDescriptor, handleGetDevice } from './get-device.js';
-import { handleListDevices, listDevicesDescriptor } from './list-devices.js';
-import { handleRemoteLock, remoteLockDescriptor } from './remote-lock.js';
-import { handleSyncDevice, syncDeviceDescriptor } from './sync-device.js';
+import { getDeviceComplianceDescriptor } from './get-device-compliance.js';
+import { getDeviceDescriptor } from './get-device.js';
+import { listDevicesDescriptor } from './list-devices.js';
+import { remoteLockDescriptor } from './remote-lock.js';
+import { syncDeviceDescriptor } from './sync-device.js';
+import { z } from 'zod';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { ListToolsRequestSchema, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import { annotationsFor } from '../annotations.js';
 import { eraseTool, type McpTool } from './types.js';
 
 export const TOOLS: readonly McpTool[] = Object.freeze([
-  eraseTool(listDevicesDescriptor, handleListDevices),
-  eraseTool(getDeviceDescriptor, handleGetDevice),
-  eraseTool(getDeviceComplianceDescriptor, handleGetDeviceCompliance),
-  eraseTool(syncDeviceDescriptor, handleSyncDevice),
-  eraseTool(remoteLockDescriptor, handleRemoteLock),
+  eraseTool(listDevicesDescriptor),
+  eraseTool(getDeviceDescriptor),
+  eraseTool(getDeviceComplianceDescriptor),
+  eraseTool(syncDeviceDescriptor),
+  eraseTool(remoteLockDescriptor),
 ]);
 
 const BY_NAME: ReadonlyMap<string, McpTool> = new Map(TOOLS.map((t) => [t.name, t]));
@@ -24,27 +25,27 @@ export function findTool(name: string): McpTool | undefined {
 }
 
 /**
- * Registers `tools` on a server: their schemas, annotations (derived from the capability) and a
- * callback into `call`, the server's one dispatch path for every tools/call.
+ * A tool as tools/list sends it: JSON Schemas generated from the connector's zod schemas (draft-7,
+ * the input as a caller writes it, the output as the connector returns it) and annotations derived
+ * from the capability.
  */
-export function registerTools(
-  server: McpServer,
-  tools: readonly McpTool[],
-  call: (name: string, args: Record<string, unknown> | undefined) => Promise<CallToolResult>,
-): void {
-  for (const tool of tools) {
-    server.registerTool(
-      tool.name,
-      {
-        title: tool.title,
-        description: tool.description,
-        inputSchema: tool.input,
-        outputSchema: tool.output,
-        annotations: annotationsFor(tool.capability, tool.title),
-      },
-      (args: Record<string, unknown>) => call(tool.name, args),
-    );
-  }
+export function toolDefinition(tool: McpTool): Tool {
+  return {
+    name: tool.name,
+    title: tool.title,
+    description: tool.description,
+    inputSchema: z.toJSONSchema(tool.input, { target: 'draft-7', io: 'input' }) as Tool['inputSchema'],
+    outputSchema: z.toJSONSchema(tool.output, { target: 'draft-7', io: 'output' }) as NonNullable<Tool['outputSchema']>,
+    annotations: annotationsFor(tool.capability, tool.title),
+    // Every call is a plain request/response; none runs as an MCP task.
+    execution: { taskSupport: 'forbidden' },
+  };
 }
 
-export { TOOL_NAMES, type McpTool, type ToolContext, type ToolName } from './types.js';
+/** Answers tools/list on `server` with `tools`; the definitions are built once, a session lists the same tools throughout. */
+export function serveToolList(server: McpServer, tools: readonly McpTool[]): void {
+  const definitions = tools.map(toolDefinition);
+  server.server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: definitions }));
+}
+
+export { TOOL_NAMES, type McpTool, type ToolName } from './types.js';

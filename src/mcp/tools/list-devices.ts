@@ -1,7 +1,7 @@
 /** list_devices: a tenant's managed devices, a bounded page at a time behind an opaque cursor. */
 import { LIST_PAGE_SIZE_DEFAULT, LIST_PAGE_SIZE_MAX } from '../../connector/operations.js';
 import { plural, postureLine } from '../text.js';
-import { describeTool, type ToolHandler } from './types.js';
+import { describeTool } from './types.js';
 
 export const listDevicesDescriptor = describeTool(
   'list_devices',
@@ -23,5 +23,3 @@ export const listDevicesDescriptor = describeTool(
     return [head, ...value.devices.map(postureLine)].join('\n');
   },
 );
-
-export const handleListDevices: ToolHandler<'list_devices'> = (args, ctx) => ctx.invoke('list_devices', args);

@@ -2,7 +2,7 @@
  * remote_lock (MUTATE): declared so its contract is fixed, but in Phase 1 the connector refuses it
  * for every scope; it is never listed, and a call anyway is refused and audited.
  */
-import { describeTool, type ToolHandler } from './types.js';
+import { describeTool } from './types.js';
 
 export const remoteLockDescriptor = describeTool(
   'remote_lock',
@@ -14,5 +14,3 @@ export const remoteLockDescriptor = describeTool(
   },
   (v) => `Intune was asked at ${v.requested_at} to lock the device.`,
 );
-
-export const handleRemoteLock: ToolHandler<'remote_lock'> = (args, ctx) => ctx.invoke('remote_lock', args);

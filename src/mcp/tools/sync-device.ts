@@ -1,5 +1,5 @@
 /** sync_device (PROPOSE): ask Intune to have a device check in now; listed only when the scope grants PROPOSE. */
-import { describeTool, type ToolHandler } from './types.js';
+import { describeTool } from './types.js';
 
 export const syncDeviceDescriptor = describeTool(
   'sync_device',
@@ -15,5 +15,3 @@ export const syncDeviceDescriptor = describeTool(
       ? `Intune was asked at ${v.requested_at} to sync the device; it should check in within minutes. A new request is allowed from ${v.next_allowed_at}.`
       : `The device was already asked to sync at ${v.requested_at}, so Intune was not asked again. A new request is allowed from ${v.next_allowed_at}.`,
 );
-
-export const handleSyncDevice: ToolHandler<'sync_device'> = (args, ctx) => ctx.invoke('sync_device', args);

@@ -1,20 +1,14 @@
 /**
- * The shape every tool module fills in: a descriptor (what a client is told) and a handler (typed
- * arguments in, the connector's typed outcome out). The schemas are the connector's own, so what
- * a model is shown and what the connector validates are one declaration.
+ * The shape every tool module fills in: its descriptor (what a client is told) and its result
+ * summary (the text content of a successful result). A tool has no handler of its own: the
+ * server's one dispatcher (../dispatch.ts) sends every call to connector.invoke, which validates
+ * the arguments once, against the same schemas a model is shown here.
  */
-import type { Capability, InvokeOutcome, OperationName } from '../../connector/contract.js';
-import { findOperation, OPERATION_SCHEMAS, type OperationInput, type OperationOutput } from '../../connector/operations.js';
+import type { Capability, OperationName } from '../../connector/contract.js';
+import { findOperation, OPERATION_SCHEMAS, type OperationOutput } from '../../connector/operations.js';
 
 export const TOOL_NAMES = ['list_devices', 'get_device', 'get_device_compliance', 'sync_device', 'remote_lock'] as const;
 export type ToolName = (typeof TOOL_NAMES)[number];
-
-/** What a handler may do: invoke the connector within the caller's invocation context, bound by the server. */
-export interface ToolContext {
-  invoke<N extends OperationName>(operation: N, input: OperationInput<N>): Promise<InvokeOutcome<OperationOutput<N>>>;
-}
-
-export type ToolHandler<N extends OperationName> = (args: OperationInput<N>, ctx: ToolContext) => Promise<InvokeOutcome<OperationOutput<N>>>;
 
 export interface ToolDescriptor<N extends OperationName> {
   readonly name: ToolName;
@@ -30,7 +24,7 @@ export interface ToolDescriptor<N extends OperationName> {
   summarize(value: OperationOutput<N>): string;
 }
 
-/** A tool with its types erased, as the server registers and dispatches it. */
+/** A tool with its operation's types erased, as the server lists and dispatches it. */
 export interface McpTool {
   readonly name: ToolName;
   readonly operation: OperationName;
@@ -39,8 +33,7 @@ export interface McpTool {
   readonly description: string;
   readonly input: (typeof OPERATION_SCHEMAS)[OperationName]['input'];
   readonly output: (typeof OPERATION_SCHEMAS)[OperationName]['output'];
-  /** Runs the handler on arguments that already passed `input`. */
-  call(args: unknown, ctx: ToolContext): Promise<InvokeOutcome<unknown>>;
+  /** Called only with a value the connector returned for `operation`. */
   summarize(value: unknown): string;
 }
 
@@ -68,7 +61,7 @@ export function describeTool<N extends OperationName>(
   });
 }
 
-export function eraseTool<N extends OperationName>(descriptor: ToolDescriptor<N>, handler: ToolHandler<N>): McpTool {
+export function eraseTool<N extends OperationName>(descriptor: ToolDescriptor<N>): McpTool {
   return Object.freeze({
     name: descriptor.name,
     operation: descriptor.operation,
@@ -77,7 +70,6 @@ export function eraseTool<N extends OperationName>(descriptor: ToolDescriptor<N>
     description: descriptor.description,
     input: descriptor.input,
     output: descriptor.output,
-    call: (args: unknown, ctx: ToolContext) => handler(args as OperationInput<N>, ctx),
     summarize: (value: unknown) => descriptor.summarize(value as OperationOutput<N>),
   });
 }
