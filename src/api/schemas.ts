@@ -1,133 +1,90 @@
 /**
- * Request schemas, checked by Fastify before a handler runs (bodies without type coercion, query
- * strings with it). Unknown fields and unknown query parameters are refused: a mistyped filter
- * must not silently widen an answer. specs/openapi.yaml declares the same constraints.
+ * Request schemas, declared once in zod; the JSON Schemas Fastify checks before a handler runs
+ * (bodies without type coercion, query strings with it) are derived from them with
+ * z.toJSONSchema, and test/api/specs.test.ts fails when specs/openapi.yaml says otherwise.
+ * Unknown fields and unknown query parameters are refused: a mistyped filter must not silently
+ * widen an answer. Connection bodies are the posture service's own input schemas.
  */
-import { CLOUDS } from '../config/index.js';
-import { COMPLIANCE_STATES, OS_FAMILIES, OWNERSHIPS } from '../connector/posture.js';
-import { ROLES } from '../auth/types.js';
+import { z } from 'zod';
 import { EVENT_TYPES } from '../chronicle/types.js';
+import { COMPLIANCE_STATES, OS_FAMILIES, OWNERSHIPS } from '../connector/posture.js';
+import { ConnectionInputSchema, ConnectionPatchSchema } from '../posture/validation.js';
+import { ROLES } from '../auth/types.js';
 import { GUID_PATTERN } from '../common/ids.js';
 
-const guid = { type: 'string', pattern: GUID_PATTERN.source } as const;
+const guid = z.string().regex(GUID_PATTERN);
 // PostgreSQL refuses year 0000 and UTC offsets beyond ±15:59, which the date-time format admits;
 // real offsets stop at ±14:00, so this pattern admits hours 00 to 14 only. The posture service
 // checks the same rule (src/posture/validation.ts) for callers that do not come through HTTP;
 // here it makes the answer a 400 before any work, and documents it in openapi.yaml.
-const dateTime = {
-  type: 'string',
-  format: 'date-time',
-  maxLength: 40,
-  pattern: '^(?!0000)\\d{4}-.*(?:[zZ]|[+-](?:0\\d|1[0-4])(?::?\\d\\d)?)$',
-} as const;
+const dateTime = z
+  .string()
+  .max(40)
+  .regex(/^(?!0000)\d{4}-.*(?:[zZ]|[+-](?:0\d|1[0-4])(?::?\d\d)?)$/)
+  .meta({ format: 'date-time' });
+const cursor = z.string().min(1).max(1024);
 
-export const connectionParams = {
-  type: 'object',
-  required: ['connection_id'],
-  additionalProperties: false,
-  properties: { connection_id: guid },
-} as const;
+export const ConnectionParamsSchema = z.object({ connection_id: guid }).strict();
+export const RunParamsSchema = z.object({ connection_id: guid, run_id: guid }).strict();
+export const DeviceParamsSchema = z.object({ device_id: guid }).strict();
+export const KeyParamsSchema = z.object({ key_id: z.string().regex(/^[0-9a-f]{16}$/) }).strict();
 
-export const runParams = {
-  type: 'object',
-  required: ['connection_id', 'run_id'],
-  additionalProperties: false,
-  properties: { connection_id: guid, run_id: guid },
-} as const;
+export const ConnectionCreateBodySchema = ConnectionInputSchema;
+export const ConnectionPatchBodySchema = ConnectionPatchSchema.meta({ minProperties: 1 });
 
-export const deviceParams = {
-  type: 'object',
-  required: ['device_id'],
-  additionalProperties: false,
-  properties: { device_id: guid },
-} as const;
+export const RunsQuerySchema = z.object({ limit: z.int().min(1).max(200).default(20) }).strict();
 
-export const keyParams = {
-  type: 'object',
-  required: ['key_id'],
-  additionalProperties: false,
-  properties: { key_id: { type: 'string', pattern: '^[0-9a-f]{16}$' } },
-} as const;
+export const DevicesQuerySchema = z
+  .object({
+    os_family: z.enum(OS_FAMILIES).optional(),
+    compliance_state: z.enum(COMPLIANCE_STATES).optional(),
+    ownership: z.enum(OWNERSHIPS).optional(),
+    connection_id: guid.optional(),
+    last_sync_before: dateTime.optional(),
+    last_sync_after: dateTime.optional(),
+    q: z.string().regex(/^[0-9a-fA-F-]{1,36}$/).optional(),
+    limit: z.int().min(1).max(500).default(100),
+    cursor: cursor.optional(),
+  })
+  .strict();
 
-const connectionFields = {
-  display_name: { type: 'string', minLength: 1, maxLength: 200 },
-  entra_tenant_id: { type: 'string', minLength: 1, maxLength: 253 },
-  client_id: guid,
-  cloud: { type: 'string', enum: [...CLOUDS] },
-  secret_ref: { type: 'string', minLength: 1, maxLength: 520 },
-  status: { type: 'string', enum: ['active', 'disabled'] },
-} as const;
+export const ChronicleEventsQuerySchema = z
+  .object({
+    type: z.array(z.enum(EVENT_TYPES)).max(EVENT_TYPES.length).optional(),
+    actor: z.string().min(1).max(200).regex(/^[^\u0000-\u001f\u007f]+$/).optional(),
+    device: guid.optional(),
+    decision: z.enum(['allow', 'deny', 'allowed', 'denied']).optional(),
+    from: dateTime.optional(),
+    to: dateTime.optional(),
+    limit: z.int().min(1).max(1000).default(100),
+    cursor: cursor.optional(),
+  })
+  .strict();
 
-export const connectionCreateBody = {
-  type: 'object',
-  required: ['display_name', 'entra_tenant_id', 'client_id', 'secret_ref'],
-  additionalProperties: false,
-  properties: connectionFields,
-} as const;
+export const KeyCreateBodySchema = z
+  .object({
+    role: z.enum(ROLES),
+    capabilities: z.array(z.enum(['READ', 'PROPOSE', 'MUTATE'])).min(1).max(3).meta({ uniqueItems: true }).optional(),
+    name: z.string().min(1).max(100).optional(),
+  })
+  .strict();
 
-export const connectionPatchBody = {
-  type: 'object',
-  minProperties: 1,
-  additionalProperties: false,
-  properties: connectionFields,
-} as const;
+export const KeysQuerySchema = z.object({ include_revoked: z.boolean().default(false) }).strict();
 
-export const runsQuery = {
-  type: 'object',
-  additionalProperties: false,
-  properties: { limit: { type: 'integer', minimum: 1, maximum: 200, default: 20 } },
-} as const;
+/** The JSON Schema (draft-07, what Fastify's ajv speaks) of what a client sends. */
+export function requestJsonSchema(schema: z.ZodType): Record<string, unknown> {
+  const { $schema: _dialect, ...rest } = z.toJSONSchema(schema, { target: 'draft-7', io: 'input' }) as Record<string, unknown>;
+  return rest;
+}
 
-export const devicesQuery = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    os_family: { type: 'string', enum: [...OS_FAMILIES] },
-    compliance_state: { type: 'string', enum: [...COMPLIANCE_STATES] },
-    ownership: { type: 'string', enum: [...OWNERSHIPS] },
-    connection_id: guid,
-    last_sync_before: dateTime,
-    last_sync_after: dateTime,
-    q: { type: 'string', pattern: '^[0-9a-fA-F-]{1,36}$' },
-    limit: { type: 'integer', minimum: 1, maximum: 500, default: 100 },
-    cursor: { type: 'string', minLength: 1, maxLength: 1024 },
-  },
-} as const;
-
-export const chronicleEventsQuery = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    type: { type: 'array', maxItems: EVENT_TYPES.length, items: { type: 'string', enum: [...EVENT_TYPES] } },
-    actor: { type: 'string', minLength: 1, maxLength: 200, pattern: '^[^\\u0000-\\u001f\\u007f]+$' },
-    device: guid,
-    decision: { type: 'string', enum: ['allow', 'deny', 'allowed', 'denied'] },
-    from: dateTime,
-    to: dateTime,
-    limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
-    cursor: { type: 'string', minLength: 1, maxLength: 1024 },
-  },
-} as const;
-
-export const keyCreateBody = {
-  type: 'object',
-  required: ['role'],
-  additionalProperties: false,
-  properties: {
-    role: { type: 'string', enum: [...ROLES] },
-    capabilities: {
-      type: 'array',
-      minItems: 1,
-      maxItems: 3,
-      uniqueItems: true,
-      items: { type: 'string', enum: ['READ', 'PROPOSE', 'MUTATE'] },
-    },
-    name: { type: 'string', minLength: 1, maxLength: 100 },
-  },
-} as const;
-
-export const keysQuery = {
-  type: 'object',
-  additionalProperties: false,
-  properties: { include_revoked: { type: 'boolean', default: false } },
-} as const;
+export const connectionParams = requestJsonSchema(ConnectionParamsSchema);
+export const runParams = requestJsonSchema(RunParamsSchema);
+export const deviceParams = requestJsonSchema(DeviceParamsSchema);
+export const keyParams = requestJsonSchema(KeyParamsSchema);
+export const connectionCreateBody = requestJsonSchema(ConnectionCreateBodySchema);
+export const connectionPatchBody = requestJsonSchema(ConnectionPatchBodySchema);
+export const runsQuery = requestJsonSchema(RunsQuerySchema);
+export const devicesQuery = requestJsonSchema(DevicesQuerySchema);
+export const chronicleEventsQuery = requestJsonSchema(ChronicleEventsQuerySchema);
+export const keyCreateBody = requestJsonSchema(KeyCreateBodySchema);
+export const keysQuery = requestJsonSchema(KeysQuerySchema);

@@ -64,35 +64,9 @@ export interface Connection {
   readonly last_sync: SyncRunSummary | null;
 }
 
-/** What an administrator sends to create a connection. Unknown fields are refused. */
-export interface ConnectionInput {
-  readonly display_name: string;
-  readonly entra_tenant_id: string;
-  readonly client_id: string;
-  /** Default public. `custom` only where the operator configured INTUNE_CLOUD=custom (its hosts apply). */
-  readonly cloud?: CloudName;
-  readonly secret_ref: string;
-  /** Default active. `error` is set by the runtime, never by callers. */
-  readonly status?: Exclude<ConnectionStatus, 'error'>;
-}
-
-export type ConnectionPatch = Partial<ConnectionInput>;
-
-export interface DeviceQuery {
-  readonly os_family?: OsFamily;
-  readonly compliance_state?: ComplianceState;
-  readonly ownership?: DevicePosture['ownership'];
-  readonly connection_id?: string;
-  /** ISO 8601 date-times, compared with the device's last check-in. */
-  readonly last_sync_before?: string;
-  readonly last_sync_after?: string;
-  /** Prefix of the Intune device id (case-insensitive). */
-  readonly q?: string;
-  /** 1..500, default 100. */
-  readonly limit?: number;
-  /** Opaque, from a previous page with the same filters. */
-  readonly cursor?: string;
-}
+import type { ConnectionInput, ConnectionPatch, DeviceQuery } from './validation.js';
+// Declared once, in zod, beside their validation; the REST API derives its JSON Schema from the same.
+export type { ConnectionInput, ConnectionPatch, DeviceQuery };
 
 export type SnapshotDevice = DevicePosture & { readonly connection_id: string };
 

@@ -6,15 +6,14 @@ import { z } from 'zod';
 import { CLOUDS } from '../config/index.js';
 import { COMPLIANCE_STATES, OS_FAMILIES, OWNERSHIPS } from '../connector/posture.js';
 import { PostureInputError } from './errors.js';
-import type { ConnectionInput, ConnectionPatch, DeviceQuery } from './types.js';
-import { GUID_PATTERN, isTenant } from '../common/ids.js';
+import { GUID_PATTERN, isGuid, isTenant } from '../common/ids.js';
 
 const ENTRA_TENANT = /^[A-Za-z0-9.-]{1,253}$/;
 const NO_CONTROL_CHARS = /^[^\p{Cc}]*$/u;
 
+
 export function assertTenant(tenant: unknown): asserts tenant is string {
-  // Chronicle's chain id pattern: a tenant that cannot have an audit chain cannot have connections.
-  if (!isTenant(tenant)) {
+  if (typeof tenant !== 'string' || !isTenant(tenant)) {
     throw new PostureInputError('invalid_tenant', 'tenant', 'tenant must be 1 to 64 letters, digits, dots, dashes or underscores');
   }
 }
@@ -39,17 +38,17 @@ const FIELD_HELP: Readonly<Record<string, string>> = {
   cursor: 'cursor must be the next_cursor of a previous page, unchanged',
 };
 
-const displayName = z.string().trim().min(1).max(200).regex(NO_CONTROL_CHARS);
 const connectionFields = {
-  display_name: displayName,
-  entra_tenant_id: z.string().trim().regex(ENTRA_TENANT),
-  client_id: z.string().trim().regex(GUID_PATTERN).transform((v) => v.toLowerCase()),
-  cloud: z.enum(CLOUDS),
-  secret_ref: z.string().min(1).max(520),
-  status: z.enum(['active', 'disabled']),
+  display_name: z.string().trim().min(1).max(200).regex(NO_CONTROL_CHARS),
+  entra_tenant_id: z.string().trim().min(1).max(253).regex(ENTRA_TENANT).describe("The Entra tenant's GUID or primary domain."),
+  client_id: z.string().trim().regex(GUID_PATTERN).transform((v) => v.toLowerCase()).describe('The application (client) id of the app registration.'),
+  cloud: z.enum(CLOUDS).describe('Default public. custom only where the operator configured INTUNE_CLOUD=custom (its hosts apply).'),
+  secret_ref: z.string().min(1).max(520).describe('env:NAME or file:/path, registered for purpose intune; never the secret itself.'),
+  status: z.enum(['active', 'disabled']).describe('Default active. error is set by the runtime, never by callers.'),
 };
 
-const ConnectionInputSchema = z
+/** What an administrator sends to create a connection: the REST body and the service's input alike. Unknown fields are refused. */
+export const ConnectionInputSchema = z
   .object({
     ...connectionFields,
     cloud: connectionFields.cloud.optional(),
@@ -57,7 +56,8 @@ const ConnectionInputSchema = z
   })
   .strict();
 
-const ConnectionPatchSchema = z
+/** What an administrator sends to change a connection; the REST body also needs at least one field. */
+export const ConnectionPatchSchema = z
   .object({
     display_name: connectionFields.display_name.optional(),
     entra_tenant_id: connectionFields.entra_tenant_id.optional(),
@@ -68,6 +68,13 @@ const ConnectionPatchSchema = z
   })
   .strict();
 
+/** As sent (before trimming and lower-casing). */
+export type ConnectionInput = z.input<typeof ConnectionInputSchema>;
+export type ConnectionPatch = z.input<typeof ConnectionPatchSchema>;
+/** As validated: trimmed, client_id lower-cased, absent fields absent. */
+export type ValidConnectionInput = StrictOptional<z.output<typeof ConnectionInputSchema>>;
+export type ValidConnectionPatch = StrictOptional<z.output<typeof ConnectionPatchSchema>>;
+
 const isoDateTime = z
   .string()
   .max(40)
@@ -76,7 +83,7 @@ const isoDateTime = z
   // PostgreSQL refuses year 0000 and offsets beyond ±15:59; real offsets stop at ±14:00.
   .refine((v) => !v.startsWith('0000') && !/[+-](1[5-9]|[2-9]\d):\d{2}$/.test(v));
 
-const DeviceQuerySchema = z
+export const DeviceQuerySchema = z
   .object({
     os_family: z.enum(OS_FAMILIES).optional(),
     compliance_state: z.enum(COMPLIANCE_STATES).optional(),
@@ -95,6 +102,9 @@ const DeviceQuerySchema = z
   })
   .strict();
 
+/** A device query as validated (the REST query string takes the same names). */
+export type DeviceQuery = StrictOptional<z.output<typeof DeviceQuerySchema>>;
+
 function inputError(error: z.ZodError, allowed: readonly string[], what: string): PostureInputError {
   const issue = error.issues[0];
   if (issue === undefined) return new PostureInputError('invalid_body', null, `invalid ${what}`);
@@ -109,25 +119,28 @@ function inputError(error: z.ZodError, allowed: readonly string[], what: string)
   return new PostureInputError(missing ? 'missing_field' : 'invalid_field', field, missing ? `${field} is required: ${help}` : help);
 }
 
-export function parseConnectionInput(input: unknown): ConnectionInput {
+export function parseConnectionInput(input: unknown): ValidConnectionInput {
   const parsed = ConnectionInputSchema.safeParse(input);
   if (!parsed.success) throw inputError(parsed.error, CONNECTION_FIELDS, 'a connection');
-  return stripUndefined(parsed.data) as ConnectionInput;
+  return stripUndefined(parsed.data);
 }
 
-export function parseConnectionPatch(patch: unknown): ConnectionPatch {
+export function parseConnectionPatch(patch: unknown): ValidConnectionPatch {
   const parsed = ConnectionPatchSchema.safeParse(patch);
   if (!parsed.success) throw inputError(parsed.error, CONNECTION_FIELDS, 'a connection update');
-  return stripUndefined(parsed.data) as ConnectionPatch;
+  return stripUndefined(parsed.data);
 }
 
 export function parseDeviceQuery(query: unknown): DeviceQuery {
   const parsed = DeviceQuerySchema.safeParse(query ?? {});
   if (!parsed.success) throw inputError(parsed.error, Object.keys(DeviceQuerySchema.shape), 'the device query');
-  return stripUndefined(parsed.data) as DeviceQuery;
+  return stripUndefined(parsed.data);
 }
 
-/** exactOptionalPropertyTypes: absent and undefined are different; callers may send either. */
-function stripUndefined<T extends object>(value: T): T {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
+/** exactOptionalPropertyTypes: an optional field is absent, never present and undefined. */
+type StrictOptional<T> = { [K in keyof T]: Exclude<T[K], undefined> };
+
+/** Callers may send an optional field as undefined; what the service passes on leaves it out. */
+function stripUndefined<T extends object>(value: T): StrictOptional<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as StrictOptional<T>;
 }

@@ -86,7 +86,7 @@ export async function openRuntime(config: Config, options: OpenRuntimeOptions = 
 
     const keys = fingerprintKeys({ file: config.fingerprintKeyFile, logger });
 
-    let graph: (GraphClient & { close(): Promise<void> }) | undefined;
+    let graph: GraphClient | undefined;
     let demo: Runtime['demo'];
     if (!config.intuneEnabled) {
       logger.info('Intune connector disabled (INTUNE_ENABLED=false): no Graph client');

@@ -110,6 +110,11 @@ describe('README quick start: intune-connector serve with no configuration', () 
       const panel = await fetch(`${served.url}/settings/integrations/intune`);
       expect(panel.status).toBe(200);
       expect(await panel.text()).toContain('Device posture (Intune)');
+      // The panel script npm run build compiled from src/api/panel/client/panel.ts, as the page loads it.
+      const script = await fetch(`${served.url}/settings/assets/panel.js`);
+      expect(script.status).toBe(200);
+      expect(script.headers.get('content-type')).toContain('text/javascript');
+      expect(await script.text()).toBe(fs.readFileSync(path.join(ROOT, 'dist', 'api', 'panel', 'client', 'panel.js'), 'utf8'));
       expect(fs.existsSync(path.join(dataDir, 'intune-connector.lock'))).toBe(true);
     } finally {
       const code = await stop(served);

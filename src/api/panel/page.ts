@@ -40,7 +40,7 @@ export function renderSettingsPage(): string {
 <title>Settings · Device posture (Intune) · intune-connector</title>
 <link rel="icon" href="${PANEL_PATHS.icon}" type="image/svg+xml">
 <link rel="stylesheet" href="${PANEL_PATHS.style}">
-<script src="${PANEL_PATHS.script}" defer></script>
+<script type="module" src="${PANEL_PATHS.script}"></script>
 </head>
 <body>
 <header class="top"><span class="brand">intune-connector</span><span class="crumb">Settings</span></header>

@@ -4,8 +4,9 @@
  */
 import crypto from 'node:crypto';
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { PANEL_ICON, PANEL_SCRIPT, PANEL_STYLE } from '../panel/assets.js';
+import { PANEL_ICON, PANEL_STYLE } from '../panel/assets.js';
 import { PANEL_CSP, PANEL_PATHS, renderSettingsPage } from '../panel/page.js';
+import { loadPanelScript } from '../panel/script.js';
 
 function asset(body: string, type: string): { body: string; type: string; etag: string } {
   return { body, type, etag: `"${crypto.createHash('sha256').update(body).digest('base64url').slice(0, 22)}"` };
@@ -13,7 +14,7 @@ function asset(body: string, type: string): { body: string; type: string; etag: 
 
 export function panelRoutes(app: FastifyInstance): void {
   const page = asset(renderSettingsPage(), 'text/html; charset=utf-8');
-  const script = asset(PANEL_SCRIPT, 'text/javascript; charset=utf-8');
+  const script = asset(loadPanelScript(), 'text/javascript; charset=utf-8');
   const style = asset(PANEL_STYLE, 'text/css; charset=utf-8');
   const icon = asset(PANEL_ICON, 'image/svg+xml');
 

@@ -253,7 +253,7 @@ function nextLinkRules(origin: string, apiRoot: string, logger: Logger | undefin
   return { checkNextLink, circularNextLink };
 }
 
-export function createGraphClient(options: GraphClientOptions): GraphClient & { close(): Promise<void> } {
+export function createGraphClient(options: GraphClientOptions): GraphClient {
   const { graphUrl, loginUrl } = validateOptions(options);
   const logger = options.logger?.child({ component: 'graph' });
   const graphBase = stripTrailingSlash(graphUrl.origin + graphUrl.pathname);
@@ -400,7 +400,7 @@ export function createGraphClient(options: GraphClientOptions): GraphClient & { 
  * The client for the tenant named by ENTRA_* (a secret, or ENTRA_CLIENT_CERT_FILE holding the
  * certificate and its key) and the cloud named by INTUNE_CLOUD.
  */
-export function graphClientFromConfig(config: Config, logger?: Logger): GraphClient & { close(): Promise<void> } {
+export function graphClientFromConfig(config: Config, logger?: Logger): GraphClient {
   const entra = config.entra;
   if (entra === undefined) {
     throw new ConfigError([

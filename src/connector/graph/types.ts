@@ -86,5 +86,5 @@ export interface GraphClient {
   performDeviceAction(id: string, action: DeviceAction, options?: { readonly signal?: AbortSignal }): Promise<GraphResult<null>>;
   stats(): GraphClientStats;
   /** Releases pooled connections; the client is not used afterwards. */
-  close?(): Promise<void>;
+  close(): Promise<void>;
 }

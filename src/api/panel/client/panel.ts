@@ -1,0 +1,310 @@
+/**
+ * The Settings posture panel in the browser: asks for an API key, keeps it in sessionStorage (gone
+ * when the tab closes), reads the JSON API with it and renders everything through textContent.
+ * Compiled by its own tsconfig (lib DOM) to dist/api/panel/client/panel.js and served from this
+ * origin as a module script, the only script the page's CSP allows.
+ */
+
+/** The parts of the API's answers the panel reads. */
+interface LastSync {
+  readonly status: string;
+  readonly started_at: string;
+  readonly finished_at: string | null;
+  readonly error_code: string | null;
+  readonly devices: number;
+}
+
+interface ConnectionView {
+  readonly display_name: string;
+  readonly status: string;
+  readonly cloud: string;
+  readonly demo?: boolean;
+  readonly last_sync?: LastSync | null;
+}
+
+interface SummaryView {
+  readonly connections?: readonly ConnectionView[];
+  readonly counts_by_compliance_state?: Readonly<Record<string, number>>;
+  readonly counts_by_os_family?: Readonly<Record<string, number>>;
+}
+
+interface DeviceView {
+  readonly device_id: string;
+  readonly os_family: string;
+  readonly os_version: string | null;
+  readonly compliance_state: string;
+  readonly grace_period_expires_at: string | null;
+  readonly is_encrypted: boolean;
+  readonly jailbroken: string | null;
+  readonly ownership: string;
+  readonly last_sync_at: string | null;
+  readonly manufacturer: string | null;
+  readonly model: string | null;
+  readonly serial_fingerprint: string | null;
+}
+
+interface DevicesView {
+  readonly devices: readonly DeviceView[];
+  readonly total: number;
+  readonly next_cursor: string | null;
+}
+
+const KEY_SLOT = 'intune-connector.api-key';
+const API = '/api/v1/integrations/intune';
+const PAGE_SIZE = 50;
+let cursors: Array<string | null> = [null];
+let page = 0;
+
+function $<T extends HTMLElement = HTMLElement>(id: string): T {
+  const el = document.getElementById(id);
+  if (el === null) throw new Error(`the page has no #${id}`);
+  return el as T;
+}
+
+function text<T extends HTMLElement>(el: T, value: unknown): T {
+  el.textContent = value === null || value === undefined ? '—' : String(value);
+  return el;
+}
+
+function cell(row: HTMLTableRowElement, value: unknown, cls?: string): HTMLTableCellElement {
+  const td = document.createElement('td');
+  text(td, value);
+  if (cls) td.className = cls;
+  row.appendChild(td);
+  return td;
+}
+
+function when(iso: string | null | undefined): string | null {
+  if (!iso) return null;
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? iso : d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+}
+
+function clear(el: HTMLElement): void {
+  while (el.firstChild) el.removeChild(el.firstChild);
+}
+
+function getKey(): string | null {
+  try {
+    return sessionStorage.getItem(KEY_SLOT);
+  } catch {
+    return null;
+  }
+}
+
+function setKey(key: string | null): void {
+  try {
+    if (key) sessionStorage.setItem(KEY_SLOT, key);
+    else sessionStorage.removeItem(KEY_SLOT);
+  } catch {
+    // Storage is disabled: the key lives only as long as this page.
+  }
+}
+
+class ApiFailure extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+async function api<T>(path: string): Promise<T> {
+  const res = await fetch(path, { headers: { authorization: `Bearer ${getKey() ?? ''}`, accept: 'application/json' }, cache: 'no-store', credentials: 'omit' });
+  const body: unknown = await res.json().catch(() => ({}));
+  if (!res.ok) {
+    const err = (body as { error?: { code?: string; message?: string } } | null)?.error ?? {};
+    throw new ApiFailure(res.status, err.code ?? 'error', err.message ?? `HTTP ${res.status}`);
+  }
+  return body as T;
+}
+
+function showForm(message: string): void {
+  $('panel').hidden = true;
+  $('key-form').hidden = false;
+  text($('key-error'), message);
+  $<HTMLInputElement>('api-key').focus();
+}
+
+function fail(err: unknown): void {
+  if (err instanceof ApiFailure && err.status === 401) {
+    setKey(null);
+    showForm(`That key was not accepted: ${err.message}`);
+    return;
+  }
+  if (err instanceof ApiFailure && err.status === 403) {
+    setKey(null);
+    showForm('That key cannot read device posture: use a reader or admin key.');
+    return;
+  }
+  text($('panel-error'), err instanceof Error && err.message ? err.message : 'Could not load the posture.');
+}
+
+function renderCounts(tbodyId: string, counts: Readonly<Record<string, number>> | undefined, testPrefix: string): void {
+  const body = $(tbodyId);
+  clear(body);
+  for (const k of Object.keys(counts ?? {}).sort()) {
+    const tr = document.createElement('tr');
+    cell(tr, k);
+    cell(tr, counts?.[k], 'num').setAttribute('data-testid', testPrefix + k);
+    body.appendChild(tr);
+  }
+}
+
+function renderSummary(s: SummaryView): void {
+  const body = $('connections-body');
+  clear(body);
+  const connections = s.connections ?? [];
+  for (const c of connections) {
+    const tr = document.createElement('tr');
+    const name = cell(tr, c.display_name);
+    if (c.demo) {
+      const badge = document.createElement('span');
+      badge.className = 'badge demo';
+      badge.textContent = 'DEMO: simulated tenant';
+      name.appendChild(document.createTextNode(' '));
+      name.appendChild(badge);
+    }
+    cell(tr, c.status).className = `status ${c.status}`;
+    cell(tr, c.cloud);
+    const run = c.last_sync;
+    cell(tr, run ? when(run.finished_at ?? run.started_at) : 'never');
+    cell(tr, run ? run.status + (run.error_code ? ` (${run.error_code})` : '') : null);
+    cell(tr, run ? run.devices : null, 'num');
+    body.appendChild(tr);
+  }
+  if (connections.length === 0) {
+    const tr = document.createElement('tr');
+    cell(tr, 'No Intune connection in this tenant yet.').colSpan = 6;
+    body.appendChild(tr);
+  }
+  renderCounts('counts-compliance', s.counts_by_compliance_state, 'count-compliance-');
+  renderCounts('counts-os', s.counts_by_os_family, 'count-os-');
+}
+
+function filterQuery(): URLSearchParams {
+  const q = new URLSearchParams();
+  q.set('limit', String(PAGE_SIZE));
+  const filters: ReadonlyArray<readonly [string, string]> = [
+    ['f-compliance', 'compliance_state'],
+    ['f-os', 'os_family'],
+    ['f-ownership', 'ownership'],
+    ['f-q', 'q'],
+  ];
+  for (const [id, param] of filters) {
+    const v = $<HTMLInputElement | HTMLSelectElement>(id).value.trim();
+    if (v) q.set(param, v);
+  }
+  const cursor = cursors[page];
+  if (cursor) q.set('cursor', cursor);
+  return q;
+}
+
+function renderDevices(res: DevicesView): void {
+  const body = $('devices-body');
+  clear(body);
+  for (const d of res.devices) {
+    const tr = document.createElement('tr');
+    tr.setAttribute('data-compliance-state', d.compliance_state);
+    cell(tr, d.device_id, 'mono');
+    cell(tr, d.os_family);
+    cell(tr, d.os_version);
+    cell(tr, d.compliance_state).className = `state ${d.compliance_state}`;
+    cell(tr, when(d.grace_period_expires_at));
+    cell(tr, d.is_encrypted ? 'yes' : 'no');
+    cell(tr, d.jailbroken);
+    cell(tr, d.ownership);
+    cell(tr, when(d.last_sync_at));
+    cell(tr, [d.manufacturer, d.model].filter(Boolean).join(' ') || null);
+    cell(tr, d.serial_fingerprint ? `${d.serial_fingerprint.replace(/^hmac-sha256:/, '').slice(0, 12)}…` : null, 'mono');
+    body.appendChild(tr);
+  }
+  if (res.devices.length === 0) {
+    const tr = document.createElement('tr');
+    cell(tr, 'No devices match.').colSpan = 11;
+    body.appendChild(tr);
+  }
+  text($('device-total'), `(${res.total} matching)`);
+  cursors[page + 1] = res.next_cursor;
+  $<HTMLButtonElement>('next-page').disabled = !res.next_cursor;
+  $<HTMLButtonElement>('prev-page').disabled = page === 0;
+  text($('page-info'), `page ${page + 1}`);
+  document.body.setAttribute('data-devices-loaded', String(Date.now()));
+}
+
+async function loadDevices(): Promise<void> {
+  text($('panel-error'), '');
+  try {
+    renderDevices(await api<DevicesView>(`${API}/devices?${filterQuery().toString()}`));
+  } catch (err) {
+    fail(err);
+  }
+}
+
+async function load(): Promise<void> {
+  $('key-form').hidden = true;
+  $('panel').hidden = false;
+  const key = getKey() ?? '';
+  text($('whoami'), `Using key ${key.slice(0, 20)}…`);
+  try {
+    renderSummary(await api<SummaryView>(`${API}/summary`));
+  } catch (err) {
+    fail(err);
+    return;
+  }
+  await loadDevices();
+}
+
+function restart(): void {
+  cursors = [null];
+  page = 0;
+  void loadDevices();
+}
+
+function start(): void {
+  $('key-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const input = $<HTMLInputElement>('api-key');
+    const key = input.value.trim();
+    input.value = '';
+    if (!key) return;
+    setKey(key);
+    void load();
+  });
+  $('sign-out').addEventListener('click', () => {
+    setKey(null);
+    showForm('');
+  });
+  for (const id of ['f-compliance', 'f-os', 'f-ownership']) $(id).addEventListener('change', restart);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  $('f-q').addEventListener('input', () => {
+    clearTimeout(timer);
+    timer = setTimeout(restart, 250);
+  });
+  $('filters').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    restart();
+  });
+  $('next-page').addEventListener('click', () => {
+    if (cursors[page + 1]) {
+      page += 1;
+      void loadDevices();
+    }
+  });
+  $('prev-page').addEventListener('click', () => {
+    if (page > 0) {
+      page -= 1;
+      void loadDevices();
+    }
+  });
+  if (getKey()) void load();
+  else showForm('');
+}
+
+// A module script runs after the document is parsed, before DOMContentLoaded.
+if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
+else start();
+
+export {};
