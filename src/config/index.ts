@@ -32,21 +32,17 @@ export class ConfigError extends Error {
   }
 }
 
-const TRUE_WORDS = new Set(['true', '1', 'yes', 'on']);
-const FALSE_WORDS = new Set(['false', '0', 'no', 'off']);
+/** Yes/no words accepted for a boolean variable, any case, surrounding blanks ignored. */
+const envBoolean = z.stringbool({
+  truthy: ['true', '1', 'yes', 'on'],
+  falsy: ['false', '0', 'no', 'off'],
+  case: 'insensitive',
+  error: (issue) => `is "${String(issue.input)}"; set it to true or false`,
+});
 
+/** Unset or blank means `fallback`. */
 const boolVar = (fallback: boolean) =>
-  z
-    .string()
-    .optional()
-    .transform((raw, ctx) => {
-      if (raw === undefined || raw.trim() === '') return fallback;
-      const word = raw.trim().toLowerCase();
-      if (TRUE_WORDS.has(word)) return true;
-      if (FALSE_WORDS.has(word)) return false;
-      ctx.addIssue({ code: 'custom', message: `is "${raw}"; set it to true or false` });
-      return z.NEVER;
-    });
+  z.preprocess((raw) => (typeof raw === 'string' && raw.trim() !== '' ? raw.trim() : undefined), envBoolean.optional().default(fallback));
 
 const intVar = (fallback: number, { min, max, unit }: { min: number; max: number; unit: string }) =>
   z
@@ -131,13 +127,13 @@ function isHttpsUrl(raw: string): boolean {
   }
 }
 
-/** The raw environment, variable by variable. Defaults live here and nowhere else. */
-const EnvSchema = z.object({
-  INTUNE_ENABLED: boolVar(true),
-  ENTRA_TENANT_ID: optionalString,
-  ENTRA_CLIENT_ID: optionalString,
-  ENTRA_CLIENT_SECRET: optionalString,
-  ENTRA_CLIENT_CERT_FILE: optionalString,
+/** The raw environment, variable by variable, each with its documentation. Defaults live here and nowhere else. */
+export const EnvSchema = z.object({
+  INTUNE_ENABLED: boolVar(true).describe('Enable the Intune connector (default true).'),
+  ENTRA_TENANT_ID: optionalString.describe('Entra tenant id (GUID or primary domain). With ENTRA_CLIENT_ID and a secret or certificate, the connector talks to that tenant; without, `serve` runs the simulated demo tenant.'),
+  ENTRA_CLIENT_ID: optionalString.describe('Application (client) id of the app registration.'),
+  ENTRA_CLIENT_SECRET: optionalString.describe('Client secret of the app registration (held in memory, never stored).'),
+  ENTRA_CLIENT_CERT_FILE: optionalString.describe('PEM file with the certificate and private key for client-assertion auth (instead of a secret).'),
   INTUNE_CLOUD: z
     .string()
     .optional()
@@ -149,36 +145,36 @@ const EnvSchema = z.object({
         return z.NEVER;
       }
       return v as CloudName;
-    }),
-  INTUNE_LOGIN_URL: httpsUrl,
-  INTUNE_GRAPH_URL: httpsUrl,
-  INTUNE_CA_FILE: optionalString,
-  INTUNE_GRAPH_TIMEOUT_MS: intVar(30_000, { min: 100, max: 600_000, unit: 'milliseconds' }),
-  INTUNE_GRAPH_MAX_RETRIES: intVar(4, { min: 0, max: 10, unit: 'retries' }),
-  INTUNE_COMPLIANCE_REQUIRED: boolVar(false),
-  INTUNE_COMPLIANCE_STRICT: boolVar(false),
-  INTUNE_COMPLIANCE_CACHE_TTL: intVar(300, { min: 0, max: 86_400, unit: 'seconds' }),
-  INTUNE_COMPLIANCE_CACHE_MAX: intVar(50_000, { min: 1, max: 10_000_000, unit: 'entries' }),
-  INTUNE_COMPLIANCE_STALE_MAX: intVar(0, { min: 0, max: 604_800, unit: 'seconds' }),
-  INTUNE_POLICY_FILE: optionalString,
-  INTUNE_MCP_CAPABILITIES: capabilityList(['READ']),
-  INTUNE_SYNC_INTERVAL: intVar(3_600, { min: 0, max: 604_800, unit: 'seconds' }),
-  INTUNE_SECRET_REFS: secretRefList,
+    }).describe('public (default), usgov, usgov-dod, china, or custom.'),
+  INTUNE_LOGIN_URL: httpsUrl.describe('With INTUNE_CLOUD=custom: https base URL of the token endpoint host.'),
+  INTUNE_GRAPH_URL: httpsUrl.describe('With INTUNE_CLOUD=custom: https base URL of the Graph host.'),
+  INTUNE_CA_FILE: optionalString.describe('PEM CA bundle to trust for the login and Graph hosts (the simulator, or a TLS-inspecting proxy).'),
+  INTUNE_GRAPH_TIMEOUT_MS: intVar(30_000, { min: 100, max: 600_000, unit: 'milliseconds' }).describe('Per-request Graph timeout in milliseconds (default 30000).'),
+  INTUNE_GRAPH_MAX_RETRIES: intVar(4, { min: 0, max: 10, unit: 'retries' }).describe('Retries for throttled or unavailable Graph reads (default 4).'),
+  INTUNE_COMPLIANCE_REQUIRED: boolVar(false).describe('Global default: accords require device compliance (default false).'),
+  INTUNE_COMPLIANCE_STRICT: boolVar(false).describe('Strict mode: deny when the token carries no device id (default false, permissive).'),
+  INTUNE_COMPLIANCE_CACHE_TTL: intVar(300, { min: 0, max: 86_400, unit: 'seconds' }).describe('Compliance cache TTL in seconds (default 300; 0 disables caching).'),
+  INTUNE_COMPLIANCE_CACHE_MAX: intVar(50_000, { min: 1, max: 10_000_000, unit: 'entries' }).describe('Compliance cache size bound in entries (default 50000).'),
+  INTUNE_COMPLIANCE_STALE_MAX: intVar(0, { min: 0, max: 604_800, unit: 'seconds' }).describe('Seconds past its TTL a cached answer may serve while Graph fails (default 0: never). Accords may only shorten it.'),
+  INTUNE_POLICY_FILE: optionalString.describe('Per-accord compliance policy file (YAML or JSON); see examples/accord-policy.yaml.'),
+  INTUNE_MCP_CAPABILITIES: capabilityList(['READ']).describe('Capabilities MCP callers get when their key does not say (default READ; READ,PROPOSE allows sync_device).'),
+  INTUNE_SYNC_INTERVAL: intVar(3_600, { min: 0, max: 604_800, unit: 'seconds' }).describe('Seconds between scheduled posture syncs per connection, with jitter (default 3600; 0 disables).'),
+  INTUNE_SECRET_REFS: secretRefList.describe('Secret references Intune connections may use, each bound to a tenant: `TENANT=env:NAME` or `TENANT=file:/abs/path` (`*=` for every tenant), comma-separated.'),
   INTUNE_GATE_JWKS_URL: optionalString.refine((raw) => raw === undefined || isHttpsUrl(raw), {
     message: "must be the https:// URL of the token issuer's JWKS endpoint",
-  }),
-  INTUNE_GATE_JWT_ISSUER: optionalString,
-  INTUNE_GATE_JWT_AUDIENCE: optionalString,
+  }).describe('JWKS URL for verifying user bearer tokens sent to the gate instead of claims.'),
+  INTUNE_GATE_JWT_ISSUER: optionalString.describe('Expected issuer of those tokens.'),
+  INTUNE_GATE_JWT_AUDIENCE: optionalString.describe('Expected audience of those tokens.'),
   DATABASE_URL: optionalString.refine((raw) => raw === undefined || /^postgres(ql)?:\/\//.test(raw), {
     message: 'must be a postgres:// or postgresql:// URL; unset it to use the embedded database',
-  }),
-  INTUNE_DATA_DIR: optionalString,
-  CHRONICLE_SIGNING_KEY_FILE: optionalString,
-  INTUNE_FINGERPRINT_KEY_FILE: optionalString,
-  CHRONICLE_CHECKPOINT_DIR: optionalString,
-  CHRONICLE_CHECKPOINT_INTERVAL: intVar(60, { min: 0, max: 86_400, unit: 'seconds' }),
-  HOST: optionalString,
-  PORT: intVar(8080, { min: 0, max: 65_535, unit: 'port' }),
+  }).describe('PostgreSQL URL. Unset: the embedded database (PGlite) under INTUNE_DATA_DIR.'),
+  INTUNE_DATA_DIR: optionalString.describe('Data directory for the embedded database, keys and checkpoints (default ./.data).'),
+  INTUNE_FINGERPRINT_KEY_FILE: optionalString.describe('Master key for serial-number fingerprints and list cursors (default: generated under the data directory). Replicas must share one file.'),
+  CHRONICLE_SIGNING_KEY_FILE: optionalString.describe('Ed25519 private key (PEM) for checkpoint signatures (default: generated under the data directory).'),
+  CHRONICLE_CHECKPOINT_DIR: optionalString.describe('Directory of append-only signed checkpoints, outside the database (default: under the data directory).'),
+  CHRONICLE_CHECKPOINT_INTERVAL: intVar(60, { min: 0, max: 86_400, unit: 'seconds' }).describe('Seconds between checkpoints (default 60; 0 disables periodic checkpoints).'),
+  HOST: optionalString.describe('Address `serve` listens on (default 127.0.0.1).'),
+  PORT: intVar(8080, { min: 0, max: 65_535, unit: 'port' }).describe('Port `serve` listens on (default 8080).'),
   LOG_LEVEL: z
     .string()
     .optional()
@@ -191,7 +187,7 @@ const EnvSchema = z.object({
         return z.NEVER;
       }
       return v as (typeof levels)[number];
-    }),
+    }).describe('fatal, error, warn, info (default), debug, trace or silent. Logs go to stderr.'),
 });
 
 export interface EntraCredentials {
@@ -359,40 +355,13 @@ export function loadConfig(env: Env, { cwd = process.cwd() }: { cwd?: string } =
 }
 
 /**
- * The documented variables, for the README table and `--help`. Kept beside the schema so a new
- * variable without a line here fails the config test.
+ * The documented variables, for the README table and `--help`: each one's `.describe()` text on
+ * EnvSchema, so a variable and its documentation are declared together (the config test fails on a
+ * variable without one, and on a README table that differs from these texts).
  */
-export const CONFIG_DOCS: Readonly<Record<keyof z.input<typeof EnvSchema>, string>> = Object.freeze({
-  INTUNE_ENABLED: 'Enable the Intune connector (default true).',
-  ENTRA_TENANT_ID: 'Entra tenant id (GUID or primary domain). With ENTRA_CLIENT_ID and a secret or certificate, the connector talks to that tenant; without, `serve` runs the simulated demo tenant.',
-  ENTRA_CLIENT_ID: 'Application (client) id of the app registration.',
-  ENTRA_CLIENT_SECRET: 'Client secret of the app registration (held in memory, never stored).',
-  ENTRA_CLIENT_CERT_FILE: 'PEM file with the certificate and private key for client-assertion auth (instead of a secret).',
-  INTUNE_CLOUD: 'public (default), usgov, usgov-dod, china, or custom.',
-  INTUNE_LOGIN_URL: 'With INTUNE_CLOUD=custom: https base URL of the token endpoint host.',
-  INTUNE_GRAPH_URL: 'With INTUNE_CLOUD=custom: https base URL of the Graph host.',
-  INTUNE_CA_FILE: 'PEM CA bundle to trust for the login and Graph hosts (the simulator, or a TLS-inspecting proxy).',
-  INTUNE_GRAPH_TIMEOUT_MS: 'Per-request Graph timeout in milliseconds (default 30000).',
-  INTUNE_GRAPH_MAX_RETRIES: 'Retries for throttled or unavailable Graph reads (default 4).',
-  INTUNE_COMPLIANCE_REQUIRED: 'Global default: accords require device compliance (default false).',
-  INTUNE_COMPLIANCE_STRICT: 'Strict mode: deny when the token carries no device id (default false, permissive).',
-  INTUNE_COMPLIANCE_CACHE_TTL: 'Compliance cache TTL in seconds (default 300; 0 disables caching).',
-  INTUNE_COMPLIANCE_CACHE_MAX: 'Compliance cache size bound in entries (default 50000).',
-  INTUNE_COMPLIANCE_STALE_MAX: 'Seconds past its TTL a cached answer may serve while Graph fails (default 0: never). Accords may only shorten it.',
-  INTUNE_POLICY_FILE: 'Per-accord compliance policy file (YAML or JSON); see examples/accord-policy.yaml.',
-  INTUNE_MCP_CAPABILITIES: 'Capabilities MCP callers get when their key does not say (default READ; READ,PROPOSE allows sync_device).',
-  INTUNE_SYNC_INTERVAL: 'Seconds between scheduled posture syncs per connection, with jitter (default 3600; 0 disables).',
-  INTUNE_SECRET_REFS: 'Secret references Intune connections may use, each bound to a tenant: `TENANT=env:NAME` or `TENANT=file:/abs/path` (`*=` for every tenant), comma-separated.',
-  INTUNE_GATE_JWKS_URL: 'JWKS URL for verifying user bearer tokens sent to the gate instead of claims.',
-  INTUNE_GATE_JWT_ISSUER: 'Expected issuer of those tokens.',
-  INTUNE_GATE_JWT_AUDIENCE: 'Expected audience of those tokens.',
-  DATABASE_URL: 'PostgreSQL URL. Unset: the embedded database (PGlite) under INTUNE_DATA_DIR.',
-  INTUNE_DATA_DIR: 'Data directory for the embedded database, keys and checkpoints (default ./.data).',
-  INTUNE_FINGERPRINT_KEY_FILE: 'Master key for serial-number fingerprints and list cursors (default: generated under the data directory). Replicas must share one file.',
-  CHRONICLE_SIGNING_KEY_FILE: 'Ed25519 private key (PEM) for checkpoint signatures (default: generated under the data directory).',
-  CHRONICLE_CHECKPOINT_DIR: 'Directory of append-only signed checkpoints, outside the database (default: under the data directory).',
-  CHRONICLE_CHECKPOINT_INTERVAL: 'Seconds between checkpoints (default 60; 0 disables periodic checkpoints).',
-  HOST: 'Address `serve` listens on (default 127.0.0.1).',
-  PORT: 'Port `serve` listens on (default 8080).',
-  LOG_LEVEL: 'fatal, error, warn, info (default), debug, trace or silent. Logs go to stderr.',
-});
+export const CONFIG_DOCS: Readonly<Record<keyof z.input<typeof EnvSchema>, string>> = Object.freeze(
+  Object.fromEntries(Object.entries(EnvSchema.shape).map(([name, schema]) => [name, schema.description ?? ''])) as Record<
+    keyof z.input<typeof EnvSchema>,
+    string
+  >,
+);

@@ -25,11 +25,13 @@ export function targetOf(input: unknown): Target {
 
 /** Chronicle refuses control characters and long ids; an agent's self-chosen name must not make the audit fail. */
 function sanitizeActorId(id: unknown): string {
-  // Lone surrogates have no canonical JSON (UTF-8) form; the cut at 200 must not split a pair either.
+  // Lone surrogates have no canonical JSON (UTF-8) form (toWellFormed makes each U+FFFD); the cut
+  // at 200 must not split a pair either, so a high surrogate left at the end is dropped.
   const clean =
     typeof id === 'string'
       ? id
-          .replace(/[\u0000-\u001f\u007f-\u009f]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '?')
+          .replace(/[\u0000-\u001f\u007f-\u009f]/g, '?')
+          .toWellFormed()
           .slice(0, 200)
           .replace(/[\uD800-\uDBFF]$/, '')
       : '';

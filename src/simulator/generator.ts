@@ -320,7 +320,7 @@ function buildDevice(rng: Random, index: number, draft: DeviceDraft, nowMs: numb
     actionResults.push({ actionName: 'syncDevice', actionState: 'done', startDateTime: at, lastUpdatedDateTime: at });
   }
 
-  // Key order follows Graph's own serialisation (shared/graph/sample-managedDevice-macos.json).
+  // Key order follows Graph's own serialisation (specs/graph/sample-managedDevice-macos.json).
   return {
     '@odata.type': ODATA_TYPE,
     id: '',

@@ -1,7 +1,7 @@
 /**
  * The 56 v1.0 managedDevice properties in the order Graph serialises them, with their EDM types,
  * nullability, enum members and PII flag, taken from Microsoft's published metadata (the copy in
- * shared/graph/managedDevice.v1.json; test/simulator checks the two agree). Embedded rather than
+ * specs/graph/managedDevice.v1.json; test/simulator checks the two agree). Embedded rather than
  * read from disk so the simulator works from an installed package.
  */
 

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { loadConfig, type Config } from '../../src/config/index.js';
 import { createLogger } from '../../src/log/index.js';
 import { startServer, type RunningServer, type ServerOptions } from '../../src/api/server.js';
@@ -125,7 +126,7 @@ export async function waitForRun(t: TestServer, key: string, connectionId: strin
     const res = await t.request('GET', `/api/v1/integrations/intune/connections/${connectionId}/runs/${runId}`, { key });
     if (res.status === 200 && res.body.status !== 'running') return res.body;
     if (Date.now() > deadline) throw new Error(`run ${runId} still running after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
+    await delay(50);
   }
 }
 

@@ -62,7 +62,7 @@ describe.skipIf(!haveChromium)('Settings panel in headless Chromium', () => {
 
   it('asks for a key, then renders the connection, the counts and the device table', async () => {
     await page.goto(`${t.url}/settings`);
-    await expect(page.locator('#key-form')).toBeDefined();
+    expect(page.locator('#key-form')).toBeDefined();
     await page.waitForSelector('#key-form:not([hidden])');
     expect(await page.title()).toContain('Device posture (Intune)');
 

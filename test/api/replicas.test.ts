@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
 import { createLogger } from '../../src/log/index.js';
@@ -103,7 +104,7 @@ describe.skipIf(!pgAvailable())('serve with ENTRA_* as two replicas on one Postg
     const revoked = await fetch(`${a.url}/api/v1/keys/${keyId}`, { method: 'DELETE', headers: { authorization: `Bearer ${admin}` } });
     expect(revoked.status).toBe(200);
     expect((await read(a.url)).status).toBe(401);
-    await new Promise((r) => setTimeout(r, KEY_CACHE_TTL_MS + 50));
+    await delay(KEY_CACHE_TTL_MS + 50);
     expect((await read(b.url)).status).toBe(401);
   });
 });

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { CONFIG_DOCS, ConfigError, loadConfig } from '../../src/config/index.js';
+import { CONFIG_DOCS, ConfigError, EnvSchema, loadConfig } from '../../src/config/index.js';
 
 const problemsOf = (env: Record<string, string>): readonly string[] => {
   try {
@@ -94,6 +94,18 @@ describe('README configuration table', () => {
     const documented = [...block.matchAll(/^\| `([A-Z_]+)` \|/gm)].map((m) => m[1]);
     expect(documented).toEqual(Object.keys(CONFIG_DOCS));
     for (const [name, text] of Object.entries(CONFIG_DOCS)) expect(block).toContain(`| \`${name}\` | ${text.replace(/\|/g, '\\|')} |`);
+  });
+
+  it('takes each text from the schema, and every default a text states is the default the schema applies', () => {
+    expect(Object.keys(CONFIG_DOCS)).toEqual(Object.keys(EnvSchema.shape));
+    for (const [name, schema] of Object.entries(EnvSchema.shape)) {
+      expect(schema.description, name).toBe(CONFIG_DOCS[name as keyof typeof CONFIG_DOCS]);
+      expect(schema.description?.length ?? 0, `${name} has no .describe() text`).toBeGreaterThan(10);
+      const stated = /\(default (\d+|true|false|READ)(?=[;:),])/.exec(schema.description ?? '')?.[1];
+      if (stated !== undefined) expect(String(schema.parse(undefined)), name).toBe(stated);
+    }
+    // The texts that state a default: a rewording that drops one is a change the test notices.
+    expect(Object.values(CONFIG_DOCS).filter((text) => /\(default (\d+|true|false|READ)(?=[;:),])/.test(text))).toHaveLength(12);
   });
 });
 

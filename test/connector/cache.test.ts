@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { ComplianceCache, type FetchedRecords } from '../../src/connector/cache.js';
 import type { DevicePosture } from '../../src/connector/posture.js';
@@ -34,7 +35,7 @@ function setup(options: { ttlMs: number; staleMaxMs?: number; notFoundTtlMs?: nu
   let records: DevicePosture[] = [posture('a')];
   const fetch = async (): Promise<FetchedRecords> => {
     calls += 1;
-    await new Promise((r) => setTimeout(r, 1));
+    await delay(1);
     if (fail) throw new GraphError('unavailable', 'Microsoft Graph is unavailable', { status: 503 });
     return { records, graphRequestId: `req-${calls}` };
   };

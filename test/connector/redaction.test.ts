@@ -5,8 +5,8 @@ import { DevicePostureSchema } from '../../src/connector/posture.js';
 import type { ManagedDevice } from '../../src/connector/graph/types.js';
 import { dateOrNull, fingerprintSerial, osFamilyOf, redactDevice } from '../../src/connector/redaction.js';
 
-const sample = JSON.parse(fs.readFileSync(new URL('../../../shared/graph/sample-managedDevice-macos.json', import.meta.url), 'utf8')) as ManagedDevice;
-const spec = JSON.parse(fs.readFileSync(new URL('../../../shared/graph/managedDevice.v1.json', import.meta.url), 'utf8')) as { name: string; pii: boolean }[];
+const sample = JSON.parse(fs.readFileSync(new URL('../../specs/graph/sample-managedDevice-macos.json', import.meta.url), 'utf8')) as ManagedDevice;
+const spec = JSON.parse(fs.readFileSync(new URL('../../specs/graph/managedDevice.v1.json', import.meta.url), 'utf8')) as { name: string; pii: boolean }[];
 const key = crypto.randomBytes(32);
 
 describe('redactDevice', () => {

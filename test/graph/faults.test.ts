@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { Agent, fetch } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { GraphError } from '../../src/connector/graph/index.js';
@@ -215,7 +216,7 @@ describe('timeouts and aborts', () => {
     expect(waits).toEqual([]);
     // Give the simulator time to finish its delayed answer: it saw at most the one POST (none if
     // the client gave up before the request arrived on a loaded machine), never a second.
-    await new Promise((resolve) => setTimeout(resolve, 700));
+    await delay(700);
     expect(graphRequests(sim).filter((r) => r.method === 'POST').length).toBeLessThanOrEqual(1);
   });
 

@@ -1,5 +1,6 @@
 /** Shared set-up for the Graph client's HTTPS tests: a real simulator and a real client against it. */
 import { Writable } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
 import { createGraphClient, type GraphClientOptions } from '../../src/connector/graph/index.js';
 import { createLogger, type Logger } from '../../src/log/index.js';
 import { startSimulator } from '../../src/simulator/index.js';
@@ -53,7 +54,7 @@ export function recordingSleep(options: { realMs?: number; before?: (ms: number,
       waits.push(ms);
       options.before?.(ms, waits.length);
       if (signal?.aborted === true) throw new Error('aborted');
-      await new Promise((resolve) => setTimeout(resolve, options.realMs ?? 0));
+      await delay(options.realMs ?? 0);
     },
   };
 }

@@ -11,14 +11,14 @@ import {
   parseManagedDevice,
 } from '../../src/connector/graph/index.js';
 
-const shared = path.resolve(import.meta.dirname, '../../../shared/graph');
-const metadata = JSON.parse(fs.readFileSync(path.join(shared, 'managedDevice.v1.json'), 'utf8')) as {
+const graphSpecs = path.resolve(import.meta.dirname, '../../specs/graph');
+const metadata = JSON.parse(fs.readFileSync(path.join(graphSpecs, 'managedDevice.v1.json'), 'utf8')) as {
   name: string;
   type: string;
   nullable: boolean;
   enumValues?: string[];
 }[];
-const sample = JSON.parse(fs.readFileSync(path.join(shared, 'sample-managedDevice-macos.json'), 'utf8')) as Record<string, unknown>;
+const sample = JSON.parse(fs.readFileSync(path.join(graphSpecs, 'sample-managedDevice-macos.json'), 'utf8')) as Record<string, unknown>;
 
 function malformed(fn: () => unknown): GraphError {
   try {

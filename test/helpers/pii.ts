@@ -1,6 +1,6 @@
 /**
  * The PII a test must never find in an output: every property that Microsoft's metadata flags as
- * personal (../shared/graph/managedDevice.v1.json, `pii: true`), except azureADDeviceId, which the
+ * personal (specs/graph/managedDevice.v1.json, `pii: true`), except azureADDeviceId, which the
  * redacted posture carries by design (it is the device identity the gate looks up). Read from the
  * spec, not listed by hand, so a property added there is searched for here.
  */
@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 const spec = JSON.parse(
-  fs.readFileSync(path.resolve(import.meta.dirname, '../../../shared/graph/managedDevice.v1.json'), 'utf8'),
+  fs.readFileSync(path.resolve(import.meta.dirname, '../../specs/graph/managedDevice.v1.json'), 'utf8'),
 ) as { name: string; pii: boolean }[];
 
 export const PII_PROPERTIES: readonly string[] = spec.filter((p) => p.pii && p.name !== 'azureADDeviceId').map((p) => p.name);

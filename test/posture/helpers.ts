@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
 import { createChronicle, type Chronicle } from '../../src/chronicle/index.js';
 import type { ChronicleWriter } from '../../src/chronicle/types.js';
 import { loadConfig, type Config } from '../../src/config/index.js';
@@ -170,6 +171,6 @@ export async function eventually<T>(fn: () => Promise<T | undefined>, { timeoutM
     const value = await fn();
     if (value !== undefined) return value;
     if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, everyMs));
+    await delay(everyMs);
   }
 }

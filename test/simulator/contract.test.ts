@@ -1,6 +1,6 @@
 /**
- * What the simulator serves agrees with Microsoft's published managedDevice metadata (the shared
- * copy), for generated tenants of several seeds and for a replayed tenant file.
+ * What the simulator serves agrees with Microsoft's published managedDevice metadata
+ * (specs/graph/managedDevice.v1.json), for generated tenants of several seeds and for a replayed tenant file.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -30,7 +30,7 @@ async function listAll(sim: SimulatorHandle, token: string, query = '$top=1000')
 }
 
 describe('the property table', () => {
-  it('matches shared/graph/managedDevice.v1.json name by name, in Graph order', () => {
+  it('matches specs/graph/managedDevice.v1.json name by name, in Graph order', () => {
     expect(MANAGED_DEVICE_PROPERTIES.map((p) => p.name).sort()).toEqual(SHARED_PROPERTIES.map((p) => p.name).sort());
     for (const shared of SHARED_PROPERTIES) {
       const mine = MANAGED_DEVICE_PROPERTIES.find((p) => p.name === shared.name);

@@ -1,5 +1,5 @@
 /**
- * An independent check of a served device against shared/graph/managedDevice.v1.json (Microsoft's
+ * An independent check of a served device against specs/graph/managedDevice.v1.json (Microsoft's
  * published metadata), written from that file, not from the simulator's own property table.
  */
 import { readFileSync } from 'node:fs';
@@ -13,11 +13,11 @@ export interface SharedProperty {
   readonly enumValues?: readonly string[];
 }
 
-export const SHARED_GRAPH_DIR = path.resolve(import.meta.dirname, '../../../shared/graph');
+export const GRAPH_SPEC_DIR = path.resolve(import.meta.dirname, '../../specs/graph');
 export const SHARED_PROPERTIES: readonly SharedProperty[] = JSON.parse(
-  readFileSync(path.join(SHARED_GRAPH_DIR, 'managedDevice.v1.json'), 'utf8'),
+  readFileSync(path.join(GRAPH_SPEC_DIR, 'managedDevice.v1.json'), 'utf8'),
 ) as SharedProperty[];
-export const SAMPLE_MACOS: Record<string, unknown> = JSON.parse(readFileSync(path.join(SHARED_GRAPH_DIR, 'sample-managedDevice-macos.json'), 'utf8')) as Record<
+export const SAMPLE_MACOS: Record<string, unknown> = JSON.parse(readFileSync(path.join(GRAPH_SPEC_DIR, 'sample-managedDevice-macos.json'), 'utf8')) as Record<
   string,
   unknown
 >;

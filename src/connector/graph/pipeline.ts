@@ -12,6 +12,7 @@
  * would otherwise wrap our errors into its own type and lose their fields.
  */
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleepFor } from 'node:timers/promises';
 import type { Context, Middleware, MiddlewareOptions } from '@microsoft/microsoft-graph-client';
 import { request as undiciRequest, type Dispatcher } from 'undici';
 import type { Logger } from '../../log/index.js';
@@ -30,22 +31,15 @@ import { GraphErrorBodySchema } from './schemas.js';
 export type Sleep = (ms: number, signal?: AbortSignal) => Promise<void>;
 
 /** Sleeps unless aborted; rejects with GraphError 'aborted' when the signal fires. */
-export const defaultSleep: Sleep = (ms, signal) =>
-  new Promise<void>((resolve, reject) => {
-    if (signal?.aborted === true) {
-      reject(abortedError());
-      return;
-    }
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(abortedError());
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
+export const defaultSleep: Sleep = async (ms, signal) => {
+  try {
+    await sleepFor(ms, undefined, signal !== undefined ? { signal } : {});
+  } catch (error) {
+    // node:timers/promises rejects an aborted wait with a DOMException AbortError; callers expect the typed one.
+    if (signal?.aborted === true) throw abortedError();
+    throw error;
+  }
+};
 
 /** Counters behind GraphClient.stats(); mutated only by the pipeline of one client. */
 export interface MutableStats {

@@ -1,7 +1,7 @@
 /**
  * Graph's response shapes, parsed with zod at the client's boundary so nothing above it handles
  * `unknown`. The 56 managedDevice v1.0 properties follow Microsoft's published metadata
- * (shared/graph/managedDevice.v1.json; test/graph checks this table against it).
+ * (specs/graph/managedDevice.v1.json; test/graph checks this table against it).
  *
  * Two kinds of surprise are treated differently:
  * - Structural ones make the whole page unusable and raise GraphError 'malformed_response': a body
