@@ -78,7 +78,7 @@ export class GroupCommitWriter {
     });
   }
 
-  stats(): ChronicleStats {
+  stats(): Omit<ChronicleStats, 'witnessBacklog' | 'witnessFailures'> {
     return { ...this.counters, pending: this.queue.length };
   }
 
