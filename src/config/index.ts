@@ -176,6 +176,11 @@ const EnvSchema = z.object({
   INTUNE_FINGERPRINT_KEY_FILE: optionalString,
   CHRONICLE_CHECKPOINT_DIR: optionalString,
   CHRONICLE_CHECKPOINT_INTERVAL: intVar(60, { min: 0, max: 86_400, unit: 'seconds' }),
+  CHRONICLE_WITNESS_DIR: optionalString,
+  CHRONICLE_WITNESS_URL: optionalString.refine((raw) => raw === undefined || isHttpsUrl(raw), {
+    message: 'must be the https:// URL of the witness webhook (checkpoint lines are sent there as JSON)',
+  }),
+  CHRONICLE_WITNESS_CA_FILE: optionalString,
   HOST: optionalString,
   PORT: intVar(8080, { min: 0, max: 65_535, unit: 'port' }),
   LOG_LEVEL: z
@@ -234,6 +239,11 @@ export interface Config {
     readonly signingKeyFile: string;
     readonly checkpointDir: string;
     readonly checkpointIntervalMs: number;
+    /** A second directory (another volume) that receives every checkpoint line. */
+    readonly witnessDir?: string;
+    /** An HTTPS webhook that receives every checkpoint line, in the background. */
+    readonly witnessUrl?: string;
+    readonly witnessCaFile?: string;
   };
   readonly http: { readonly host: string; readonly port: number };
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -350,6 +360,9 @@ export function loadConfig(env: Env, { cwd = process.cwd() }: { cwd?: string } =
       signingKeyFile: path.resolve(cwd, e.CHRONICLE_SIGNING_KEY_FILE ?? path.join(dataDir, 'chronicle', 'signing-key.pem')),
       checkpointDir: path.resolve(cwd, e.CHRONICLE_CHECKPOINT_DIR ?? path.join(dataDir, 'chronicle', 'checkpoints')),
       checkpointIntervalMs: e.CHRONICLE_CHECKPOINT_INTERVAL * 1000,
+      ...(e.CHRONICLE_WITNESS_DIR !== undefined ? { witnessDir: path.resolve(cwd, e.CHRONICLE_WITNESS_DIR) } : {}),
+      ...(e.CHRONICLE_WITNESS_URL !== undefined ? { witnessUrl: e.CHRONICLE_WITNESS_URL } : {}),
+      ...(e.CHRONICLE_WITNESS_CA_FILE !== undefined ? { witnessCaFile: path.resolve(cwd, e.CHRONICLE_WITNESS_CA_FILE) } : {}),
     },
     http: { host: e.HOST ?? '127.0.0.1', port: e.PORT },
     logLevel: e.LOG_LEVEL,
@@ -389,8 +402,11 @@ export const CONFIG_DOCS: Readonly<Record<keyof z.input<typeof EnvSchema>, strin
   INTUNE_DATA_DIR: 'Data directory for the embedded database, keys and checkpoints (default ./.data).',
   INTUNE_FINGERPRINT_KEY_FILE: 'Master key for serial-number fingerprints and list cursors (default: generated under the data directory). Replicas must share one file.',
   CHRONICLE_SIGNING_KEY_FILE: 'Ed25519 private key (PEM) for checkpoint signatures (default: generated under the data directory).',
-  CHRONICLE_CHECKPOINT_DIR: 'Directory of append-only signed checkpoints, outside the database (default: under the data directory).',
+  CHRONICLE_CHECKPOINT_DIR: 'Directory of the chained, signed checkpoint logs, outside the database, one subdirectory per Chronicle instance (default: under the data directory).',
   CHRONICLE_CHECKPOINT_INTERVAL: 'Seconds between checkpoints (default 60; 0 disables periodic checkpoints).',
+  CHRONICLE_WITNESS_DIR: 'A second directory (another volume or mount the database administrator cannot write) that receives a copy of every checkpoint line; compare with `chronicle verify --witness`.',
+  CHRONICLE_WITNESS_URL: 'HTTPS webhook that receives every checkpoint line as JSON (`{"instance","lines"}`), retried in the background; its backlog is in /metrics.',
+  CHRONICLE_WITNESS_CA_FILE: 'PEM CA bundle to trust for CHRONICLE_WITNESS_URL (besides the system CAs).',
   HOST: 'Address `serve` listens on (default 127.0.0.1).',
   PORT: 'Port `serve` listens on (default 8080).',
   LOG_LEVEL: 'fatal, error, warn, info (default), debug, trace or silent. Logs go to stderr.',
