@@ -484,6 +484,20 @@ forEachDatabase('posture service', (create) => {
       expect(await world.service.getConnection('default', connection.id)).toMatchObject({ status: 'active', status_reason: null });
     });
 
+    it('a transient Entra refusal (503 AADSTS90033) fails the run as graph_unavailable and leaves the connection active', async () => {
+      world.sim.setFaults({ tokenErrorRate: 1 });
+      try {
+        const failed = await (await world.service.startSync('default', connection.id, ADMIN)).done;
+        expect(failed).toMatchObject({ status: 'failed', error_code: 'graph_unavailable' });
+        const after = await world.service.getConnection('default', connection.id);
+        expect(after?.status).not.toBe('error');
+        expect(after?.status_reason ?? null).toBeNull();
+      } finally {
+        world.sim.setFaults({});
+      }
+      expect((await (await world.service.startSync('default', connection.id, ADMIN)).done).status).toBe('succeeded');
+    });
+
     it('a disabled connection is not synced and its devices are not served', async () => {
       await world.service.updateConnection('default', connection.id, { status: 'disabled' }, ADMIN);
       await expect(world.service.startSync('default', connection.id, ADMIN)).rejects.toMatchObject({ code: 'connection_disabled' });

@@ -145,6 +145,11 @@ export function createGraphClient(options: GraphClientOptions): GraphClient & { 
         stats.tokenRequests++;
       },
     }),
+    // Entra's temporary refusals get the same number of retries as Graph's.
+    transientRetries: options.graph.maxRetries,
+    ...(options.retry?.baseDelayMs !== undefined ? { transientBaseDelayMs: options.retry.baseDelayMs } : {}),
+    ...(options.sleep !== undefined ? { sleep: options.sleep } : {}),
+    ...(options.random !== undefined ? { random: options.random } : {}),
     ...(logger !== undefined ? { logger } : {}),
   });
 
