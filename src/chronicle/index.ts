@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError } from '../config/index.js';
-import type { Db } from '../db/index.js';
+import type { Db, Queryable } from '../db/index.js';
 import type { Logger } from '../log/index.js';
 import { loadEventSchemas } from './validate.js';
 import {
@@ -84,6 +84,7 @@ export interface KeyRotation {
 }
 
 export interface Chronicle extends ChronicleWriter {
+  appendWithin(tx: Queryable, input: AppendInput): Promise<AppendReceipt>;
   /** Walks every chain (or one) and reports, per chain, whether it is intact or its first bad seq and why. */
   verify(options?: { tenant?: string; witnessDir?: string }): Promise<VerifyReport>;
   /** Events of one tenant's chain in seq order, filtered; page with nextCursor. */
@@ -257,6 +258,7 @@ export async function createChronicle(options: ChronicleOptions): Promise<Chroni
   let closing: Promise<void> | undefined;
   return {
     append: (input: AppendInput): Promise<AppendReceipt> => writer.append(input),
+    appendWithin: (tx, input) => writer.appendWithin(tx, input),
     get keyId() {
       return key?.keyId ?? null;
     },

@@ -57,6 +57,11 @@ export interface ChronicleEvent {
 /** The writer every other module depends on. */
 export interface ChronicleWriter {
   append(input: AppendInput): Promise<AppendReceipt>;
+  /**
+   * Appends inside the caller's transaction (same database), so the event commits exactly when the
+   * caller's change does. Optional: writers that live elsewhere do not offer it.
+   */
+  appendWithin?(tx: import('../db/index.js').Queryable, input: AppendInput): Promise<AppendReceipt>;
 }
 
 export class ChronicleError extends Error {
