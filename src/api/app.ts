@@ -33,7 +33,7 @@ const addFormats = ((addFormatsModule as unknown as { default?: unknown }).defau
 export interface AppRuntime {
   readonly db: Db;
   readonly logger: Logger;
-  readonly chronicle: ChronicleReader & { stats(): { appended: number; failed: number; batches: number; pending: number } };
+  readonly chronicle: ChronicleReader & { stats(): { appended: number; failed: number; batches: number; pending: number; witnessBacklog?: number; witnessFailures?: number } };
   readonly connector: IntuneConnector;
 }
 

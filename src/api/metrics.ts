@@ -24,7 +24,14 @@ export interface MetricsSources {
   readonly cacheStats?: () => CacheStats;
   readonly syncRuns?: () => Promise<SyncRunStats>;
   /** Chronicle's own counters (this process). */
-  readonly chronicleStats?: () => { readonly appended: number; readonly failed: number; readonly batches: number; readonly pending: number };
+  readonly chronicleStats?: () => {
+    readonly appended: number;
+    readonly failed: number;
+    readonly batches: number;
+    readonly pending: number;
+    readonly witnessBacklog?: number;
+    readonly witnessFailures?: number;
+  };
 }
 
 export interface AppMetrics {
@@ -139,6 +146,17 @@ export function createMetrics(sources: MetricsSources = {}): AppMetrics {
         this.set(chronicleStats().pending);
       },
     });
+    new Gauge({
+      name: 'chronicle_witness_backlog_lines',
+      help: 'Checkpoint lines not yet delivered to a witness (CHRONICLE_WITNESS_DIR / CHRONICLE_WITNESS_URL); retried in the background.',
+      registers: [registry],
+      collect() {
+        this.set(chronicleStats().witnessBacklog ?? 0);
+      },
+    });
+    mirroredCounter(registry, 'chronicle_witness_failures_total', 'Witness deliveries that failed (each is retried).', [], () => [
+      { labels: {}, value: chronicleStats().witnessFailures ?? 0 },
+    ]);
   }
 
   return {

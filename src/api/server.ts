@@ -98,7 +98,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     closers.push('posture', () => service.close());
 
     const connection = await service.bootstrapFromConfig(config, runtime.demo !== undefined ? { demo: runtime.demo } : {});
-    const keys = createKeyStore({ db: runtime.db, chronicle, ...(options.keyCacheTtlMs !== undefined ? { cacheTtlMs: options.keyCacheTtlMs } : {}) });
+    const keys = createKeyStore({ db: runtime.db, chronicle, logger, ...(options.keyCacheTtlMs !== undefined ? { cacheTtlMs: options.keyCacheTtlMs } : {}) });
     const gate = createGate({
       connector: runtime.connector,
       chronicle,

@@ -13,6 +13,7 @@
  */
 import crypto from 'node:crypto';
 import type { Db } from '../db/index.js';
+import type { Logger } from '../log/index.js';
 import type { Actor, ChronicleWriter } from '../chronicle/types.js';
 import { CAPABILITIES, type Capability } from '../config/index.js';
 import { ROLES, type Authenticator, type Principal, type Role } from './types.js';
@@ -97,6 +98,9 @@ export interface KeyStoreOptions {
   readonly cacheTtlMs?: number;
   readonly cacheMaxEntries?: number;
   readonly now?: () => number;
+  readonly logger?: Logger;
+  /** Delays between attempts to remove a key whose audit event failed (default 1 s, 5 s, 30 s, 2 min). */
+  readonly removalRetryMs?: readonly number[];
 }
 
 interface KeyRow {
@@ -221,17 +225,38 @@ export function createKeyStore(options: KeyStoreOptions): KeyStore {
     });
 
   async function loadRow(keyId: string): Promise<KeyRow | null> {
-    const { rows } = await db.query<KeyRow>(`SELECT ${SELECT_COLUMNS} FROM api_keys WHERE key_id = $1`, [keyId]);
+    // An unconfirmed key (its audit event never committed) does not exist for anyone.
+    const { rows } = await db.query<KeyRow>(`SELECT ${SELECT_COLUMNS} FROM api_keys WHERE key_id = $1 AND confirmed`, [keyId]);
     return rows[0] ?? null;
+  }
+
+  const removalRetryMs = options.removalRetryMs ?? [1_000, 5_000, 30_000, 120_000];
+  /** Removes an unconfirmed key; a failed removal is logged and retried in the background. */
+  async function removeUnconfirmed(keyId: string, tenant: string, attempt = 0): Promise<void> {
+    try {
+      await db.query('DELETE FROM api_keys WHERE key_id = $1 AND confirmed = false', [keyId]);
+      if (attempt > 0) options.logger?.info({ keyId, tenant, attempt }, 'removed an API key whose audit event was never recorded');
+    } catch (err) {
+      const delay = removalRetryMs[attempt];
+      const cause = err as { code?: unknown; message?: unknown };
+      options.logger?.error(
+        { keyId, tenant, attempt: attempt + 1, err: { code: cause?.code, message: cause?.message }, retryInMs: delay ?? null },
+        delay !== undefined
+          ? 'could not remove an API key whose audit event failed; it stays unusable and removal is retried'
+          : 'gave up removing an API key whose audit event failed; it stays unusable (confirmed = false): delete it by hand',
+      );
+      if (delay !== undefined) setTimeout(() => void removeUnconfirmed(keyId, tenant, attempt + 1), delay).unref();
+    }
   }
 
   async function create(input: CreateKeyInput, actor: Actor, opts: { requestId?: string } = {}): Promise<CreatedApiKey> {
     const { tenant, role, capabilities, name } = validateKeyInput(input);
     const keyId = crypto.randomBytes(8).toString('hex');
     const key = `${KEY_PREFIX}${keyId}_${crypto.randomBytes(32).toString('base64url')}`;
+    // Made unusable (confirmed = false): it becomes usable only once its audit event has committed.
     const { rows } = await db.query<KeyRow>(
-      `INSERT INTO api_keys (key_id, tenant, role, capabilities, name, secret_sha256, created_by)
-       VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ${SELECT_COLUMNS}`,
+      `INSERT INTO api_keys (key_id, tenant, role, capabilities, name, secret_sha256, created_by, confirmed)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, false) RETURNING ${SELECT_COLUMNS}`,
       [keyId, tenant, role, capabilities.join(','), name, digestOf(key), actor.id.slice(0, 200)],
     );
     try {
@@ -243,10 +268,12 @@ export function createKeyStore(options: KeyStoreOptions): KeyStore {
         data: { key_id: keyId, role, capabilities },
       });
     } catch (err) {
-      // No unaudited key: the key was never shown to anyone, so withdrawing it is safe.
-      await db.query('DELETE FROM api_keys WHERE key_id = $1', [keyId]).catch(() => undefined);
+      // No unaudited key: the key was never shown to anyone, so withdrawing it is safe. Until it is
+      // gone it stays unconfirmed, which authenticate refuses.
+      await removeUnconfirmed(keyId, tenant);
       throw err;
     }
+    await db.query('UPDATE api_keys SET confirmed = true WHERE key_id = $1', [keyId]);
     return { key, record: toRecord(rows[0] as KeyRow) };
   }
 
@@ -258,6 +285,7 @@ export function createKeyStore(options: KeyStoreOptions): KeyStore {
       where.push(`tenant = $${params.length}`);
     }
     if (filter.includeRevoked !== true) where.push('revoked_at IS NULL');
+    where.push('confirmed');
     const { rows } = await db.query<KeyRow>(
       `SELECT ${SELECT_COLUMNS} FROM api_keys ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, key_id`,
       params,

@@ -4,12 +4,27 @@
  * checkpoints written outside the database. See README "Chronicle" for the formats and the
  * outside-verifier recipe.
  */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { ConfigError } from '../config/index.js';
-import type { Db } from '../db/index.js';
+import type { Db, Queryable } from '../db/index.js';
 import type { Logger } from '../log/index.js';
 import { loadEventSchemas } from './validate.js';
-import { loadSigningKey, prepareCheckpointDir, writeCheckpoints, type SigningKey } from './checkpoints.js';
+import {
+  appendLogLines,
+  archiveDirOf,
+  checkpointFileName,
+  instanceLogDir,
+  loadKeyRing,
+  loadSigningKey,
+  parseKeyFile,
+  prepareCheckpointDir,
+  writeCheckpoints,
+  type SigningKey,
+} from './checkpoints.js';
+import { Witnesses } from './witness.js';
 import { exportChronicle, queryChronicle } from './query.js';
 import type {
   AppendInput,
@@ -22,7 +37,7 @@ import type {
   ExportOptions,
   VerifyReport,
 } from './types.js';
-import { verifyChronicle } from './verify.js';
+import { readInstanceId, verifyChronicle } from './verify.js';
 import { VerifyPool } from './verify-pool.js';
 import { GroupCommitWriter } from './writer.js';
 
@@ -49,17 +64,43 @@ export interface ChronicleOptions {
    * `minEventsForWorkers` (default 20000) and `chunkSize` (rows per range, default 5000) tune it.
    */
   verify?: { workers?: number; minEventsForWorkers?: number; chunkSize?: number };
+  /** Config.chronicle.witnessDir: a second directory (another volume) that receives every checkpoint line. */
+  witnessDir?: string;
+  /** Config.chronicle.witnessUrl: an HTTPS webhook that receives every checkpoint line, in the background. */
+  witnessUrl?: string;
+  /** Config.chronicle.witnessCaFile: PEM CA bundle to trust for the witness URL. */
+  witnessCaFile?: string;
+  /** Redelivery backoff bounds for the witness URL (defaults 1 s and 60 s). */
+  witnessRetry?: { minMs?: number; maxMs?: number };
+}
+
+export interface KeyRotation {
+  readonly oldKeyId: string;
+  readonly newKeyId: string;
+  /** The hand-over line's number in the checkpoint log. */
+  readonly line: number;
+  /** Where the retired public key was archived. */
+  readonly archivedPublicKey: string;
 }
 
 export interface Chronicle extends ChronicleWriter {
+  appendWithin(tx: Queryable, input: AppendInput): Promise<AppendReceipt>;
   /** Walks every chain (or one) and reports, per chain, whether it is intact or its first bad seq and why. */
-  verify(options?: { tenant?: string }): Promise<VerifyReport>;
+  verify(options?: { tenant?: string; witnessDir?: string }): Promise<VerifyReport>;
   /** Events of one tenant's chain in seq order, filtered; page with nextCursor. */
   query(filter: ChronicleQuery): Promise<ChronicleQueryResult>;
   /** Writes events as JSONL that an outside script re-verifies with SHA-256 alone. */
   export(options: ExportOptions, out: NodeJS.WritableStream): Promise<{ events: number }>;
   /** Writes a signed checkpoint of every chain head now. */
   checkpoint(): Promise<CheckpointResult>;
+  /**
+   * Makes a new signing key: archives the old public key, records the hand-over in the checkpoint
+   * log signed by the old key, then replaces the key file. Other processes keep signing with the
+   * old key until they restart; verify trusts both, each for the lines it signed.
+   */
+  rotateKey(): Promise<KeyRotation>;
+  /** This database's Chronicle instance id (made with the database). */
+  instanceId(): Promise<string | null>;
   /** Counters for metrics. */
   stats(): ChronicleStats;
   /** Id of the checkpoint signing key, or null when checkpoints are not configured. */
@@ -110,13 +151,37 @@ export async function createChronicle(options: ChronicleOptions): Promise<Chroni
     throw new ConfigError([`Chronicle option checkpointIntervalMs is ${intervalMs}; set it to a whole number of milliseconds (0: no periodic checkpoints)`]);
   }
 
-  const key: SigningKey | null =
+  let key: SigningKey | null =
     options.signingKeyFile !== undefined
       ? loadSigningKey(options.signingKeyFile, { create: options.createSigningKey ?? true, ...(logger !== undefined ? { logger } : {}) })
       : null;
   const checkpointDir = options.checkpointDir;
   const canCheckpoint = key !== null && checkpointDir !== undefined;
-  if (canCheckpoint) prepareCheckpointDir(checkpointDir, key);
+  if (canCheckpoint) prepareCheckpointDir(checkpointDir, key as SigningKey);
+  let witnessCa: string | undefined;
+  if (options.witnessCaFile !== undefined) {
+    try {
+      witnessCa = fs.readFileSync(options.witnessCaFile, 'utf8');
+    } catch (err) {
+      throw new ConfigError([`CHRONICLE_WITNESS_CA_FILE (${options.witnessCaFile}) cannot be read: ${(err as Error).message}; point it at a PEM CA bundle`]);
+    }
+  }
+  const witnesses = new Witnesses({
+    ...(options.witnessDir !== undefined ? { dir: options.witnessDir } : {}),
+    ...(options.witnessUrl !== undefined ? { url: options.witnessUrl } : {}),
+    ...(witnessCa !== undefined ? { ca: witnessCa } : {}),
+    ...(options.witnessRetry?.minMs !== undefined ? { minRetryMs: options.witnessRetry.minMs } : {}),
+    ...(options.witnessRetry?.maxMs !== undefined ? { maxRetryMs: options.witnessRetry.maxMs } : {}),
+    ...(logger !== undefined ? { logger } : {}),
+  });
+  const verifiedLines = new Set<string>();
+  let instance: string | null | undefined;
+  const instanceId = async (): Promise<string | null> => (instance ??= await readInstanceId(db));
+  const requireInstance = async (): Promise<string> => {
+    const id = await instanceId();
+    if (id === null) throw new ConfigError(['the database has no Chronicle instance id: run `intune-connector migrate` so checkpoints can name the database they sign']);
+    return id;
+  };
 
   const writer = new GroupCommitWriter({ db, maxBatch, appendTimeoutMs, ...(logger !== undefined ? { logger } : {}) });
 
@@ -136,10 +201,13 @@ export async function createChronicle(options: ChronicleOptions): Promise<Chroni
     const heads = rows
       .map((r) => ({ chain: r.tenant, seq: Number(r.head_seq), hash: r.head_hash }))
       .filter((h) => (!onlyMoved || lastSigned.get(h.chain) !== h.seq) && (chains === undefined || chains.has(h.chain)));
-    const result = await writeCheckpoints(checkpointDir, key, heads, new Date());
+    const now = new Date();
+    const id = await requireInstance();
+    const result = await writeCheckpoints(checkpointDir as string, key as SigningKey, id, heads, now);
+    witnesses.send(id, checkpointFileName(now), result.texts);
     for (const cp of result.checkpoints) lastSigned.set(cp.chain, cp.seq);
     if (result.file !== null) logger?.debug({ file: result.file, chains: result.checkpoints.length }, 'Chronicle checkpoint written');
-    return result;
+    return { checkpoints: result.checkpoints, file: result.file };
   };
   // One checkpoint write at a time: the timer and an explicit call never interleave lines.
   const serialised = (onlyMoved: boolean, chains?: ReadonlySet<string>): Promise<CheckpointResult> => {
@@ -156,18 +224,58 @@ export async function createChronicle(options: ChronicleOptions): Promise<Chroni
     timer.unref();
   }
 
+  const rotate = async (): Promise<KeyRotation> => {
+    const keyFile = options.signingKeyFile;
+    if (key === null || keyFile === undefined || checkpointDir === undefined) {
+      throw new ConfigError(['rotating the Chronicle signing key needs the current key and the checkpoint directory: set CHRONICLE_SIGNING_KEY_FILE and CHRONICLE_CHECKPOINT_DIR']);
+    }
+    const old = key;
+    const id = await requireInstance();
+    const { privateKey } = crypto.generateKeyPairSync('ed25519');
+    const pem = privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+    const next = parseKeyFile(keyFile, pem);
+    // 1. The old public key is archived beside the key file first: its lines stay verifiable whatever happens next.
+    const archiveDir = archiveDirOf(keyFile);
+    fs.mkdirSync(archiveDir, { recursive: true, mode: 0o700 });
+    const archivedPublicKey = path.join(archiveDir, `chronicle-signing-key.${old.keyId}.pub.pem`);
+    fs.writeFileSync(archivedPublicKey, old.publicKeyPem, { mode: 0o644 });
+    // 2. The hand-over, signed by the old key, in the log (and to the witnesses).
+    const now = new Date();
+    const { lines, texts } = await appendLogLines(instanceLogDir(checkpointDir, id), old, id, [{ kind: 'key_rotation', newKey: next }], now);
+    witnesses.send(id, checkpointFileName(now), texts);
+    // 3. The new private key replaces the old one whole (rename), 0600; its public key goes beside the checkpoints.
+    const tmp = `${keyFile}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`;
+    fs.writeFileSync(tmp, pem, { mode: 0o600, flag: 'wx' });
+    fs.renameSync(tmp, keyFile);
+    prepareCheckpointDir(checkpointDir, next);
+    key = next;
+    logger?.info({ oldKeyId: old.keyId, newKeyId: next.keyId }, 'rotated the Chronicle checkpoint signing key');
+    return { oldKeyId: old.keyId, newKeyId: next.keyId, line: (lines[0] as { n: number }).n, archivedPublicKey };
+  };
+
   const verifyWorkers = options.verify?.workers ?? Math.min(2, os.availableParallelism());
   let pool: VerifyPool | undefined;
   let closing: Promise<void> | undefined;
   return {
-    keyId: key?.keyId ?? null,
     append: (input: AppendInput): Promise<AppendReceipt> => writer.append(input),
+    appendWithin: (tx, input) => writer.appendWithin(tx, input),
+    get keyId() {
+      return key?.keyId ?? null;
+    },
+    instanceId,
+    rotateKey: () => {
+      const run = checkpointChain.then(() => rotate());
+      checkpointChain = run.catch(() => undefined);
+      return run;
+    },
     verify: (verifyOptions = {}) =>
       verifyChronicle({
         db,
-        key,
+        keys: loadKeyRing(key, options.signingKeyFile),
+        verifiedLines,
         ...(checkpointDir !== undefined ? { checkpointDir } : {}),
         ...(verifyOptions.tenant !== undefined ? { tenant: verifyOptions.tenant } : {}),
+        ...(verifyOptions.witnessDir !== undefined ? { witnessDir: verifyOptions.witnessDir } : {}),
         ...(options.verify?.chunkSize !== undefined ? { chunkSize: options.verify.chunkSize } : {}),
         ...(options.verify?.minEventsForWorkers !== undefined ? { minEventsForWorkers: options.verify.minEventsForWorkers } : {}),
         // Started on the first long chain and kept until close(): starting threads costs more than a short verify.
@@ -180,7 +288,10 @@ export async function createChronicle(options: ChronicleOptions): Promise<Chroni
     query: (filter) => queryChronicle(db, filter),
     export: (exportOptions, out) => exportChronicle(db, exportOptions, out),
     checkpoint: () => serialised(false),
-    stats: () => writer.stats(),
+    stats: () => {
+      const w = witnesses.stats();
+      return { ...writer.stats(), witnessBacklog: w.backlog, witnessFailures: w.failures };
+    },
     close() {
       closing ??= (async () => {
         if (timer !== undefined) clearInterval(timer);
@@ -192,6 +303,7 @@ export async function createChronicle(options: ChronicleOptions): Promise<Chroni
             logger?.warn({ err: { message: (err as Error).message } }, 'Chronicle could not write its closing checkpoint'),
           );
         }
+        await witnesses.close();
       })();
       return closing;
     },

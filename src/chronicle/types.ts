@@ -57,6 +57,11 @@ export interface ChronicleEvent {
 /** The writer every other module depends on. */
 export interface ChronicleWriter {
   append(input: AppendInput): Promise<AppendReceipt>;
+  /**
+   * Appends inside the caller's transaction (same database), so the event commits exactly when the
+   * caller's change does. Optional: writers that live elsewhere do not offer it.
+   */
+  appendWithin?(tx: import('../db/index.js').Queryable, input: AppendInput): Promise<AppendReceipt>;
 }
 
 export class ChronicleError extends Error {
@@ -186,15 +191,29 @@ export interface ChainVerifyReport {
 export interface VerifyReport {
   readonly ok: boolean;
   readonly chains: ChainVerifyReport[];
+  readonly instance: InstanceReport;
+  /** The chained checkpoint log of this instance; null when verify has no checkpoint directory. */
+  readonly checkpointLog: CheckpointLogReport | null;
+  readonly exposure: ExposureWindow;
   readonly eventsChecked: number;
   readonly durationMs: number;
-  /** Checkpoint lines that could not be read (not JSON, wrong shape); they prove nothing either way. */
+  /** Things a reviewer should know that are not tampering (another instance's checkpoints, old-format lines). */
   readonly warnings: string[];
 }
 
-/** One signed statement "chain `chain` had head `seq` with hash `hash` at `time`", stored outside the database. */
+/**
+ * One line of the checkpoint log: "chain `chain` had head `seq` with hash `hash` at `time`", line
+ * `n` of the log of Chronicle instance `instance`, chained to the line before it by `prev`
+ * (SHA-256 of that line's text) and signed over all of it.
+ */
 export interface Checkpoint {
-  readonly v: 1;
+  readonly v: 2;
+  /** The line's number in its instance's log, from 1, without gaps. */
+  readonly n: number;
+  /** SHA-256 (hex) of the previous line's text; 64 zeros for line 1. */
+  readonly prev: string;
+  /** The Chronicle instance (database) whose chain this line signs. */
+  readonly instance: string;
   readonly chain: string;
   readonly seq: number;
   readonly hash: string;
@@ -205,10 +224,78 @@ export interface Checkpoint {
   readonly sig: string;
 }
 
+/** A log line that hands signing over to a new key, signed by the old one. */
+export interface KeyHandover {
+  readonly v: 2;
+  readonly n: number;
+  readonly prev: string;
+  readonly instance: string;
+  readonly kind: 'key_rotation';
+  readonly new_key_id: string;
+  /** Base64 of the new raw 32-byte Ed25519 public key. */
+  readonly new_public_key: string;
+  readonly time: string;
+  readonly key_id: string;
+  readonly sig: string;
+}
+
+export type CheckpointLogLine = Checkpoint | KeyHandover;
+
 export interface CheckpointResult {
   readonly checkpoints: Checkpoint[];
   /** The append-only file the lines went to; null when nothing was written. */
   readonly file: string | null;
+}
+
+/**
+ * Why verify stopped trusting the checkpoint log at line `line`:
+ * - missing: lines were removed (the numbering jumps, or a witness holds lines the log lacks).
+ * - edited: the line is not what was signed (signature fails, not a log line, or the next line chains to other text).
+ * - reordered: a line appears out of its numbered place, or twice.
+ * - cut: the log ends in the middle of a line.
+ * - bad_signature: the line is signed by a key this deployment does not trust.
+ * - foreign_line: the line names another Chronicle instance than the log it sits in.
+ * - witness_mismatch: the witness copy holds a different line under the same number.
+ */
+export const CHECKPOINT_LOG_FAILURES = ['missing', 'edited', 'reordered', 'cut', 'bad_signature', 'foreign_line', 'witness_mismatch'] as const;
+export type CheckpointLogFailure = (typeof CHECKPOINT_LOG_FAILURES)[number];
+
+export interface CheckpointLogReport {
+  /** The log's directory (one per instance). */
+  readonly dir: string;
+  readonly ok: boolean;
+  /** Lines read (complete or not). */
+  readonly lines: number;
+  /** The first line (by number) that can no longer be trusted; null when the log is intact. */
+  readonly firstBadLine: number | null;
+  readonly reason: CheckpointLogFailure | null;
+  readonly detail: string | null;
+  /** Key hand-overs found in the log, oldest first. */
+  readonly keyRotations: ReadonlyArray<{ readonly line: number; readonly from: string; readonly to: string; readonly time: string }>;
+  /** The witness copy compared with this log, when one was given. */
+  readonly witness: { readonly dir: string; readonly lines: number } | null;
+}
+
+/**
+ * What the checkpoints do not yet vouch for: events appended after the newest checkpoint of their
+ * chain. Someone who can rewrite the database and the checkpoint directory can change exactly these
+ * without a trace, unless a witness holds newer lines.
+ */
+export interface ExposureWindow {
+  /** When the newest checkpoint line was signed; null when there is none. */
+  readonly newestCheckpointTime: string | null;
+  /** Events past the newest checkpoint of their chain, over every verified chain. */
+  readonly uncoveredEvents: number;
+}
+
+/** Which database this is, and what else shares its checkpoint directory. */
+export interface InstanceReport {
+  /** This database's Chronicle instance id; null for a database migrated before instance ids existed. */
+  readonly id: string | null;
+  /** Set when checkpoints of this deployment name another instance and none name this one. */
+  readonly replaced: { readonly previous: string; readonly detail: string } | null;
+  /** Other instances' logs in the same directory: not compared with this database, and not tampering. */
+  readonly others: ReadonlyArray<{ readonly id: string; readonly lines: number; readonly keyId: string | null; readonly note: string }>;
 }
 
 export interface ExportOptions {
@@ -225,4 +312,8 @@ export interface ChronicleStats {
   readonly failed: number;
   readonly batches: number;
   readonly pending: number;
+  /** Checkpoint lines waiting for a witness (directory or URL). */
+  readonly witnessBacklog: number;
+  /** Witness deliveries that failed and will be retried. */
+  readonly witnessFailures: number;
 }

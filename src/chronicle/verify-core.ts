@@ -108,7 +108,7 @@ export interface ChunkResult {
   /** The first row that failed, if any. */
   readonly failure: Failure | null;
   /** Checkpoint comparisons at rows that passed, in seq order. */
-  readonly checkpointChecks: ReadonlyArray<{ readonly seq: number; readonly matches: boolean; readonly detail: string }>;
+  readonly checkpointChecks: ReadonlyArray<{ readonly seq: number; readonly matches: boolean; readonly detail: string; readonly signedHash: string }>;
   /** The stored hash at headSeq, when that row is in this range and passed. */
   readonly hashAtHead: string | null;
 }
@@ -118,7 +118,7 @@ export function checkChunk(input: ChunkTask | PackedChunkTask): ChunkResult {
   const hasher = createChainHasher();
   const checkpointsAt = new Map<number, CheckpointRef[]>();
   for (const cp of task.checkpoints) checkpointsAt.set(cp.seq, [...(checkpointsAt.get(cp.seq) ?? []), cp]);
-  const checkpointChecks: Array<{ seq: number; matches: boolean; detail: string }> = [];
+  const checkpointChecks: Array<{ seq: number; matches: boolean; detail: string; signedHash: string }> = [];
   let { seq: prevSeq, hash: prevHash, body: prevBody, time: prevTime } = task.previous;
   let hashAtHead: string | null = null;
   let failure: Failure | null = null;
@@ -129,8 +129,8 @@ export function checkChunk(input: ChunkTask | PackedChunkTask): ChunkResult {
     const differing = atCheckpoint.find((cp) => cp.hash !== rowHash);
     checkpointChecks.push(
       differing === undefined
-        ? { seq, matches: true, detail: '' }
-        : { seq, matches: false, detail: `the hash at seq ${seq} differs from the signed checkpoint of ${differing.time} (${differing.source})` },
+        ? { seq, matches: true, detail: '', signedHash: rowHash }
+        : { seq, matches: false, detail: `the hash at seq ${seq} differs from the signed checkpoint of ${differing.time} (${differing.source})`, signedHash: differing.hash },
     );
   };
 
@@ -231,7 +231,9 @@ function classify(
 /** Folds range results, in seq order, into what one walk over the whole chain finds. */
 export class ChainWalk {
   private lastGoodCheckpoint = 0;
-  private pending: { at: number; failure: Failure } | null = null;
+  private pending: { at: number; signedHash: string; failure: Failure } | null = null;
+  /** The first row that failed its own checks, whatever the outcome (for exact blame after the walk). */
+  rowFailure: Failure | null = null;
   /** Set once the walk has its answer: later ranges cannot change it. */
   outcome: Failure | null | undefined = undefined;
   walked = 0;
@@ -252,6 +254,7 @@ export class ChainWalk {
         const from = this.lastGoodCheckpoint + 1;
         this.pending = {
           at: check.seq,
+          signedHash: check.signedHash,
           failure: { seq: from, reason: 'checkpoint_mismatch', detail: `${check.detail}: the chain was rewritten somewhere in seq ${from} to ${check.seq}` },
         };
       }
@@ -259,8 +262,14 @@ export class ChainWalk {
     if (this.pending !== null && result.lastPassedSeq > this.pending.at) return void (this.outcome = this.pending.failure);
     this.walked = result.lastPassedSeq;
     if (result.failure !== null) {
+      this.rowFailure = result.failure;
       this.outcome = this.pending !== null && result.failure.reason !== 'inserted' ? this.pending.failure : result.failure;
     }
+  }
+
+  /** The first signed checkpoint the chain disagrees with: its seq and the hash it signed. */
+  get mismatchedCheckpoint(): { readonly seq: number; readonly signedHash: string } | null {
+    return this.pending === null ? null : { seq: this.pending.at, signedHash: this.pending.signedHash };
   }
 
   /** After the last range: the pending checkpoint failure, if any (null: the rows themselves are intact). */

@@ -12,20 +12,38 @@
  * Rows stream in bounded seq ranges (keyset, never OFFSET), the next range fetched while the
  * current one is checked; long chains are checked by worker threads in parallel.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import type { Db } from '../db/index.js';
 import { GENESIS_HASH } from './canonical.js';
-import { checkSignature, readCheckpoints, type SigningKey } from './checkpoints.js';
+import {
+  INSTANCE_ID,
+  checkLineSignature,
+  checkLog,
+  compareWithWitness,
+  instanceLogDir,
+  parseLogLine,
+  readLegacyCheckpoints,
+  readLogLines,
+  type KeyRing,
+  type LogFailure,
+} from './checkpoints.js';
 import { INDEX_KEY_SQL } from './envelope.js';
 import { BEFORE_CHAIN, ChainWalk, checkChunk, unpackRow, type CheckpointRef, type ChunkResult, type ChunkTask, type Failure, type PackedChunkTask, type PreviousRow } from './verify-core.js';
 import type { VerifyPool } from './verify-pool.js';
-import { ChronicleError, type ChainVerifyReport, type Checkpoint, type VerifyReport } from './types.js';
+import { ChronicleError, type ChainVerifyReport, type CheckpointLogReport, type InstanceReport, type VerifyReport } from './types.js';
 import { isTenant } from '../common/ids.js';
 
 export interface VerifyOptions {
   readonly db: Db;
   readonly tenant?: string;
-  readonly key: SigningKey | null;
+  /** The public keys this deployment trusts, by key id (the current key and archived ones). */
+  readonly keys: KeyRing;
   readonly checkpointDir?: string;
+  /** Log line texts whose signatures were verified before (kept by the Chronicle between verifies). */
+  readonly verifiedLines?: Set<string>;
+  /** A witness copy of the checkpoint directory (or of this instance's log) to compare with. */
+  readonly witnessDir?: string;
   /** Rows per fetched range (default 5000). */
   readonly chunkSize?: number;
   /** Worker threads for long chains; absent: everything on the calling thread. */
@@ -42,20 +60,135 @@ interface Row {
   idx: string | null;
 }
 
+/** What verify holds against one chain: signed checkpoints it trusts, and lines that failed their signature. */
+interface ChainEvidence {
+  readonly trusted: CheckpointRef[];
+  readonly failures: Failure[];
+  count: number;
+}
+
+/** This database's instance id; null when the database predates instance ids (not migrated). */
+export async function readInstanceId(db: Db): Promise<string | null> {
+  try {
+    const { rows } = await db.query<{ id: string }>('SELECT id FROM chronicle_instance');
+    return rows[0]?.id ?? null;
+  } catch (err) {
+    if ((err as { code?: unknown }).code === '42P01' || /chronicle_instance/.test(String((err as Error).message))) return null;
+    throw err;
+  }
+}
+
+async function subdirectories(dir: string): Promise<string[]> {
+  try {
+    return (await fs.promises.readdir(dir, { withFileTypes: true })).filter((d) => d.isDirectory() && INSTANCE_ID.test(d.name)).map((d) => d.name).sort();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+}
+
+/** A witness path may be a copy of the whole checkpoint directory or of this instance's log alone. */
+async function witnessLogDir(witnessDir: string, instance: string): Promise<string> {
+  const nested = instanceLogDir(witnessDir, instance);
+  try {
+    if ((await fs.promises.stat(nested)).isDirectory()) return nested;
+  } catch {
+    // not nested: the path is the log itself
+  }
+  return witnessDir;
+}
+
 export async function verifyChronicle(options: VerifyOptions): Promise<VerifyReport> {
   const started = performance.now();
   if (options.tenant !== undefined && !isTenant(options.tenant)) {
     throw new ChronicleError('tenant: must be 1 to 64 letters, digits, dots, underscores or hyphens', 'invalid_query', 'tenant');
   }
+  const instance = await readInstanceId(options.db);
+  const warnings: string[] = [];
+  const evidence = new Map<string, ChainEvidence>();
+  const evidenceOf = (chain: string): ChainEvidence => {
+    let e = evidence.get(chain);
+    if (e === undefined) evidence.set(chain, (e = { trusted: [], failures: [], count: 0 }));
+    return e;
+  };
+  let newestCheckpointTime: string | null = null;
+  const noteTime = (time: string) => {
+    if (newestCheckpointTime === null || time > newestCheckpointTime) newestCheckpointTime = time;
+  };
+  const wanted = (chain: string) => options.tenant === undefined || chain === options.tenant;
 
   // Checkpoints are read before any head: a checkpoint only ever names a committed head, and heads
   // only move forward, so an intact chain read afterwards is at least as long as every checkpoint.
-  const { checkpoints, warnings } =
-    options.checkpointDir !== undefined ? await readCheckpoints(options.checkpointDir) : { checkpoints: [], warnings: [] };
-  const byChain = new Map<string, Array<Checkpoint & { source: string }>>();
-  for (const cp of checkpoints) {
-    if (options.tenant !== undefined && cp.chain !== options.tenant) continue;
-    byChain.set(cp.chain, [...(byChain.get(cp.chain) ?? []), cp]);
+  let checkpointLog: CheckpointLogReport | null = null;
+  const instanceReport: { id: string | null; replaced: InstanceReport['replaced']; others: Array<InstanceReport['others'][number]> } = {
+    id: instance,
+    replaced: null,
+    others: [],
+  };
+  let ownLines = 0;
+  if (options.checkpointDir !== undefined) {
+    const legacy = await readLegacyCheckpoints(options.checkpointDir);
+    warnings.push(...legacy.warnings);
+    if (legacy.checkpoints.length > 0) {
+      warnings.push(`${legacy.checkpoints.length} checkpoint line(s) of the first format (no line numbers) in ${options.checkpointDir}: compared with the chains, but their removal would not show`);
+    }
+    for (const cp of legacy.checkpoints) {
+      if (!wanted(cp.chain)) continue;
+      const e = evidenceOf(cp.chain);
+      e.count++;
+      const check = checkLineSignature(cp, options.keys);
+      if (check.ok) {
+        e.trusted.push({ seq: cp.seq, hash: cp.hash, time: cp.time, source: cp.source });
+        noteTime(cp.time);
+      } else {
+        e.failures.push({ seq: cp.seq, reason: 'bad_signature', detail: `${cp.source}: ${check.detail}` });
+      }
+    }
+
+    if (instance !== null) {
+      const dir = instanceLogDir(options.checkpointDir, instance);
+      const raw = await readLogLines(dir);
+      ownLines = raw.length;
+      const checked = checkLog(raw, instance, options.keys, options.verifiedLines);
+      let failure: LogFailure | null = checked.failure;
+      let witness: CheckpointLogReport['witness'] = null;
+      const known = new Set(raw.map((r) => r.text));
+      const heads = [...checked.checkpoints];
+      if (options.witnessDir !== undefined) {
+        const witnessDir = await witnessLogDir(options.witnessDir, instance);
+        const witnessRaw = await readLogLines(witnessDir);
+        witness = { dir: witnessDir, lines: witnessRaw.length };
+        const mismatch = compareWithWitness(raw, witnessRaw);
+        if (mismatch !== null && (failure === null || mismatch.line < failure.line)) failure = mismatch;
+        // The witness's own lines are signed evidence too: a line deleted here still binds the chain.
+        const fromWitness = checkLog(witnessRaw, instance, options.keys, options.verifiedLines);
+        for (const cp of fromWitness.checkpoints) if (!known.has(witnessText(witnessRaw, cp.source))) heads.push({ ...cp, source: `witness ${cp.source}` });
+        if (fromWitness.failure !== null) warnings.push(`witness copy ${witnessDir}: line ${fromWitness.failure.line}: ${fromWitness.failure.reason}: ${fromWitness.failure.detail}`);
+      }
+      for (const cp of heads) {
+        noteTime(cp.time);
+        if (!wanted(cp.chain)) continue;
+        const e = evidenceOf(cp.chain);
+        e.count++;
+        e.trusted.push({ seq: cp.seq, hash: cp.hash, time: cp.time, source: cp.source });
+      }
+      for (const { line, detail } of checked.forged) {
+        if (!wanted(line.chain)) continue;
+        const e = evidenceOf(line.chain);
+        e.count++;
+        e.failures.push({ seq: line.seq, reason: 'bad_signature', detail });
+      }
+      checkpointLog = {
+        dir,
+        ok: failure === null,
+        lines: raw.length,
+        firstBadLine: failure?.line ?? null,
+        reason: failure?.reason ?? null,
+        detail: failure?.detail ?? null,
+        keyRotations: checked.keyRotations,
+        witness,
+      };
+    }
   }
 
   let tenants: string[];
@@ -70,33 +203,84 @@ export async function verifyChronicle(options: VerifyOptions): Promise<VerifyRep
         UNION ALL
         SELECT (SELECT min(tenant) FROM chronicle_event WHERE tenant > t.tenant) FROM t WHERE t.tenant IS NOT NULL
       ) SELECT tenant FROM t WHERE tenant IS NOT NULL`);
-    tenants = [...new Set([...heads.map((r) => r.tenant), ...orphans.map((r) => r.tenant), ...byChain.keys()])].sort();
+    tenants = [...new Set([...heads.map((r) => r.tenant), ...orphans.map((r) => r.tenant), ...evidence.keys()])].sort();
   }
 
   const chains: ChainVerifyReport[] = [];
-  for (const tenant of tenants) chains.push(await verifyChain(options, tenant, byChain.get(tenant) ?? []));
+  let uncoveredEvents = 0;
+  for (const tenant of tenants) {
+    const e = evidence.get(tenant) ?? { trusted: [], failures: [], count: 0 };
+    const report = await verifyChain(options, tenant, e);
+    chains.push(report);
+    const covered = e.trusted.reduce((max, cp) => Math.max(max, cp.seq), 0);
+    uncoveredEvents += Math.max(0, report.headSeq - covered);
+  }
+
+  if (options.checkpointDir !== undefined && instance !== null) {
+    await judgeOtherInstances(options, instance, ownLines, chains, instanceReport);
+  }
+
   return {
-    ok: chains.every((c) => c.ok),
+    ok: chains.every((c) => c.ok) && (checkpointLog?.ok ?? true) && instanceReport.replaced === null,
     chains,
+    instance: instanceReport,
+    checkpointLog,
+    exposure: { newestCheckpointTime, uncoveredEvents },
     eventsChecked: chains.reduce((n, c) => n + c.eventsChecked, 0),
     durationMs: Math.round(performance.now() - started),
     warnings,
   };
 }
 
-async function verifyChain(options: VerifyOptions, tenant: string, checkpoints: ReadonlyArray<Checkpoint & { source: string }>): Promise<ChainVerifyReport> {
+function witnessText(raw: readonly { source: string; text: string }[], source: string): string {
+  return raw.find((r) => r.source === source)?.text ?? '';
+}
+
+/**
+ * Logs of other instances in the same directory. Another deployment's log (another database) is
+ * not compared and not tampering. But when this deployment's keys signed another instance's log,
+ * none signed this one, and this database has events, the database under this deployment was
+ * replaced or re-identified: its history is no longer the one the checkpoints vouch for.
+ */
+async function judgeOtherInstances(
+  options: VerifyOptions,
+  instance: string,
+  ownLines: number,
+  chains: readonly ChainVerifyReport[],
+  report: { replaced: InstanceReport['replaced']; others: Array<InstanceReport['others'][number]> },
+): Promise<void> {
+  const root = options.checkpointDir as string;
+  const hasEvents = chains.some((c) => c.headSeq > 0);
+  for (const other of await subdirectories(root)) {
+    if (other === instance) continue;
+    const raw = await readLogLines(path.join(root, other));
+    const first = raw.map((r) => parseLogLine(r.text)).find((l) => l !== null) ?? null;
+    const keyId = first?.key_id ?? null;
+    const ours = first !== null && checkLineSignature(first, options.keys).ok;
+    if (ours && ownLines === 0 && hasEvents && report.replaced === null) {
+      report.replaced = {
+        previous: other,
+        detail:
+          `this deployment's key signed ${raw.length} checkpoint line(s) for Chronicle instance ${other}, and none for this database (instance ${instance}): ` +
+          'the database was replaced or its instance id changed, so its history is not the one the checkpoints vouch for ' +
+          '(if this is a second deployment sharing the key and directory, give it its own CHRONICLE_SIGNING_KEY_FILE and CHRONICLE_CHECKPOINT_DIR)',
+      };
+    }
+    report.others.push({
+      id: other,
+      lines: raw.length,
+      keyId,
+      note: `checkpoints of another Chronicle instance (${other}${ours ? ', signed with this deployment\'s key' : keyId !== null ? `, key ${keyId}` : ''}): not this database's, not compared`,
+    });
+  }
+}
+
+async function verifyChain(options: VerifyOptions, tenant: string, evidence: ChainEvidence): Promise<ChainVerifyReport> {
   const { db } = options;
   const chunkSize = options.chunkSize ?? 5_000;
-  const failures: Failure[] = [];
-
   // Signed checkpoints are evidence; forged ones are failures at the seq they claim.
-  const trusted: CheckpointRef[] = [];
-  for (const cp of checkpoints) {
-    const check = checkSignature(cp, options.key);
-    if (check.ok) trusted.push({ seq: cp.seq, hash: cp.hash, time: cp.time, source: cp.source });
-    else failures.push({ seq: cp.seq, reason: 'bad_signature', detail: `${cp.source}: ${check.detail}` });
-  }
-  trusted.sort((a, b) => a.seq - b.seq);
+  const failures: Failure[] = [...evidence.failures];
+  const trusted: CheckpointRef[] = [...evidence.trusted].sort((a, b) => a.seq - b.seq);
 
   // Head and last row in one statement: an append moves both atomically, so rows past the head
   // in this snapshot were put there around the append path, not by a concurrent writer.
@@ -178,7 +362,8 @@ async function verifyChain(options: VerifyOptions, tenant: string, checkpoints: 
   }
   await Promise.all(checking.map((c) => c.result)); // let stragglers finish so none outlives this call
 
-  const rowFailure = walk.finish();
+  const walked = walk.finish();
+  const rowFailure = walked === null ? null : await exactBlame(db, tenant, walked, walk, trusted, headSeq, headHash);
   if (rowFailure !== null) {
     failures.push(rowFailure);
   } else {
@@ -211,11 +396,63 @@ async function verifyChain(options: VerifyOptions, tenant: string, checkpoints: 
     // Deterministic whatever the ranges: every event when intact, else those before the first bad seq.
     eventsChecked: first?.seq != null ? Math.min(walk.checked, Math.max(0, first.seq - 1)) : walk.checked,
     headSeq,
-    checkpointsChecked: checkpoints.length,
+    checkpointsChecked: evidence.count,
     firstBadSeq: first?.seq ?? null,
     reason: first?.reason ?? null,
     detail: first?.detail ?? null,
   };
+}
+
+/**
+ * A broken link between seq S-1 and S is ambiguous on its face: either S-1 was changed and its
+ * hash recomputed, or S was relinked. The rows around it decide: when S is intact as stored (S+1
+ * still links to it, or a signed checkpoint vouches for its hash), the change was at S-1. The same
+ * for a checkpoint mismatch at the head whose head row still holds the signed hash: the row itself
+ * was changed, not the history before it.
+ */
+async function exactBlame(
+  db: Db,
+  tenant: string,
+  outcome: Failure,
+  walk: ChainWalk,
+  trusted: readonly CheckpointRef[],
+  headSeq: number,
+  headHash: string | null,
+): Promise<Failure> {
+  const changed = (seq: number, why: string): Failure => ({
+    seq,
+    reason: 'hash_mismatch',
+    detail: `the body of seq ${seq} was changed and its hash recomputed: ${why}`,
+  });
+  const broken = walk.rowFailure;
+  if (broken !== null && broken.reason === 'chain_break' && broken.seq !== null && broken.seq > 1) {
+    const s = broken.seq;
+    const mismatch = walk.mismatchedCheckpoint;
+    // A signed checkpoint already names an earlier change: that one stands.
+    if (outcome.reason === 'checkpoint_mismatch' && mismatch !== null && mismatch.seq < s - 1) return outcome;
+    const { rows } = await db.query<{ seq: number; prev_hash: string; hash: string }>(
+      'SELECT seq, prev_hash, hash FROM chronicle_event WHERE tenant = $1 AND seq IN ($2, $3) ORDER BY seq',
+      [tenant, s, s + 1],
+    );
+    const at = rows.find((r) => Number(r.seq) === s);
+    const next = rows.find((r) => Number(r.seq) === s + 1);
+    if (at === undefined) return outcome;
+    if (next !== undefined) {
+      return next.prev_hash === at.hash ? changed(s - 1, `seq ${s} still links to the hash seq ${s - 1} had`) : outcome;
+    }
+    if (trusted.some((cp) => cp.seq === s && cp.hash === at.hash)) return changed(s - 1, `a signed checkpoint vouches for seq ${s}, which links to the hash seq ${s - 1} had`);
+    if (mismatch !== null && mismatch.seq === s - 1) return changed(s - 1, `seq ${s} links to the hash a signed checkpoint recorded for seq ${s - 1}`);
+    return {
+      seq: s - 1,
+      reason: 'chain_break',
+      detail: `seq ${s} does not link to the hash of seq ${s - 1}: seq ${s - 1} was changed and its hash recomputed, or seq ${s} was relinked`,
+    };
+  }
+  const mismatch = walk.mismatchedCheckpoint;
+  if (outcome.reason === 'checkpoint_mismatch' && mismatch !== null && mismatch.seq === headSeq && headHash === mismatch.signedHash) {
+    return changed(headSeq, `the head row still holds the hash a signed checkpoint recorded for seq ${headSeq}`);
+  }
+  return outcome;
 }
 
 function toTask(tenant: string, previous: PreviousRow, headSeq: number, rows: readonly Row[], trusted: readonly CheckpointRef[]): ChunkTask {

@@ -8,7 +8,7 @@
  * deadlock) and the events take the next seqs after the locked heads. An append's promise resolves
  * only after that statement has committed, and rejects when it did not.
  */
-import type { Db } from '../db/index.js';
+import type { Db, Queryable } from '../db/index.js';
 import type { Logger } from '../log/index.js';
 import { GENESIS_HASH, createChainHasher } from './canonical.js';
 import { validateAppendInput } from './validate.js';
@@ -78,7 +78,45 @@ export class GroupCommitWriter {
     });
   }
 
-  stats(): ChronicleStats {
+  /**
+   * Appends one event inside the caller's transaction, so it commits (or not) with the caller's
+   * own change: the record and the side effect are one. Not group-committed; the chain's head row
+   * stays locked until the caller's transaction ends, so keep that transaction short.
+   */
+  async appendWithin(tx: Queryable, input: AppendInput): Promise<AppendReceipt> {
+    if (this.closed) throw new ChronicleError('Chronicle is closed: the event was not recorded', 'closed');
+    const checked = validateAppendInput(input);
+    if (!checked.ok) throw new ChronicleError(`${checked.field}: ${checked.message}; the ${input.type} event was not recorded`, 'invalid_event', checked.field);
+    const event = prepareEvent(input);
+    const refused = (err: unknown): ChronicleError =>
+      new ChronicleError(`Chronicle could not record the ${input.type} event: the database refused it; nothing was recorded`, 'unavailable', undefined, { cause: err });
+    const { rows } = await tx.query<AppendedRow>(APPEND_SQL, [
+      [event.tenant],
+      [event.head],
+      [event.tail],
+      [event.type],
+      [event.code],
+      [event.actor.kind],
+      [event.actor.id],
+      [event.requestId],
+      [event.decision],
+      [event.deviceIds.join(',')],
+      new Date().toISOString(),
+      GENESIS_HASH,
+    ]).catch((err: unknown) => {
+      throw refused(err);
+    });
+    const row = rows[0];
+    if (row === undefined) throw new ChronicleError(`Chronicle could not record the ${input.type} event: no receipt`, 'unavailable');
+    const seq = Number(row.out_seq);
+    if (this.hasher(row.out_prev_hash, bodyAt(event, seq, row.out_time)) !== row.out_hash) {
+      throw new ChronicleError(`Chronicle could not record the ${input.type} event: the database chained it differently (check that its encoding is UTF8)`, 'unavailable');
+    }
+    this.touchedChains.add(event.tenant);
+    return { tenant: event.tenant, seq, hash: row.out_hash, time: row.out_time };
+  }
+
+  stats(): Omit<ChronicleStats, 'witnessBacklog' | 'witnessFailures'> {
     return { ...this.counters, pending: this.queue.length };
   }
 

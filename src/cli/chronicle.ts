@@ -1,5 +1,5 @@
 /**
- * `intune-connector chronicle verify | query | export | checkpoint`: the reviewer's tools.
+ * `intune-connector chronicle verify | query | export | checkpoint | rotate-key`: the reviewer's tools.
  *
  * Exit codes: 0 intact (or done), 1 tampering found (each broken chain printed as
  * `tenant T: seq N: reason: detail`), 2 bad arguments, 3 configuration error, 4 database
@@ -40,6 +40,18 @@ export function formatVerifyReport(report: VerifyReport): string {
   const lines = [
     `chronicle verify: ${plural(report.chains.length, 'chain')}, ${plural(report.eventsChecked, 'event')} checked in ${(report.durationMs / 1000).toFixed(2)} s: ${report.ok ? 'intact' : 'TAMPERING FOUND'}`,
   ];
+  if (report.instance.id !== null) lines.push(`instance ${report.instance.id}`);
+  if (report.instance.replaced !== null) lines.push(`database replaced: ${report.instance.replaced.detail}`);
+  const log = report.checkpointLog;
+  if (log !== null) {
+    const witness = log.witness !== null ? `, compared with the witness copy in ${log.witness.dir} (${plural(log.witness.lines, 'line')})` : '';
+    const rotations = log.keyRotations.length > 0 ? `, ${plural(log.keyRotations.length, 'key hand-over')}` : '';
+    lines.push(
+      log.ok
+        ? `checkpoint log ${log.dir}: intact (${plural(log.lines, 'line')}${rotations}${witness})`
+        : `checkpoint log ${log.dir}: line ${log.firstBadLine}: ${log.reason}: ${log.detail}`,
+    );
+  }
   for (const chain of report.chains) {
     lines.push(
       chain.ok
@@ -47,6 +59,13 @@ export function formatVerifyReport(report: VerifyReport): string {
         : `tenant ${chain.tenant}: ${chain.firstBadSeq !== null ? `seq ${chain.firstBadSeq}` : 'head'}: ${chain.reason}: ${chain.detail}`,
     );
   }
+  const { newestCheckpointTime, uncoveredEvents } = report.exposure;
+  lines.push(
+    newestCheckpointTime !== null
+      ? `exposure: newest checkpoint signed ${newestCheckpointTime}; ${plural(uncoveredEvents, 'event')} not covered by any checkpoint yet`
+      : `exposure: no checkpoint yet; ${plural(uncoveredEvents, 'event')} not covered by any checkpoint yet`,
+  );
+  for (const other of report.instance.others) lines.push(`note: ${other.note}`);
   return `${lines.join('\n')}\n`;
 }
 
@@ -83,11 +102,20 @@ export function registerChronicle(program: Command): void {
     .command('verify')
     .description('Recompute every chain (or one) and compare it with the signed checkpoints; exit 0 when intact, 1 naming the first bad seq')
     .option('--tenant <tenant>', 'verify only this tenant\'s chain')
+    .option('--witness <path>', 'compare the checkpoint log with a witness copy (a copy of the checkpoint directory, or of this instance\'s log)')
     .option('--json', 'print the full report as JSON')
-    .action((options: { tenant?: string; json?: boolean }) =>
+    .action((options: { tenant?: string; witness?: string; json?: boolean }) =>
       run(async () => {
         const config = configFromEnv();
-        const report = await withChronicle(config, { createKey: false }, (c) => c.verify(options.tenant !== undefined ? { tenant: options.tenant } : {}));
+        if (options.witness !== undefined && !fs.existsSync(options.witness)) {
+          throw new ChronicleError(`--witness ${options.witness}: no such directory; give the path of the witness copy of the checkpoint directory`, 'invalid_query', 'witness');
+        }
+        const report = await withChronicle(config, { createKey: false }, (c) =>
+          c.verify({
+            ...(options.tenant !== undefined ? { tenant: options.tenant } : {}),
+            ...(options.witness !== undefined ? { witnessDir: options.witness } : {}),
+          }),
+        );
         await write(process.stdout, options.json === true ? `${JSON.stringify(report, null, 2)}\n` : formatVerifyReport(report));
         for (const warning of report.warnings) process.stderr.write(`warning: checkpoint ${warning}\n`);
         return report.ok ? EXIT.ok : EXIT.failure;
@@ -157,6 +185,21 @@ export function registerChronicle(program: Command): void {
           await new Promise<void>((resolve, reject) => file.end((err?: Error | null) => (err ? reject(err) : resolve())));
         }
         process.stderr.write(`exported ${events} events${options.out !== undefined ? ` to ${options.out}` : ''}\n`);
+        return EXIT.ok;
+      }),
+    );
+
+  chronicle
+    .command('rotate-key')
+    .description('Make a new checkpoint signing key; the hand-over is signed by the old key into the log and the old public key is archived')
+    .action(() =>
+      run(async () => {
+        const config = configFromEnv();
+        const rotation = await withChronicle(config, { createKey: false }, (c) => c.rotateKey());
+        process.stdout.write(
+          `rotated the signing key: ${rotation.oldKeyId} -> ${rotation.newKeyId} (hand-over at checkpoint log line ${rotation.line}; old public key archived at ${rotation.archivedPublicKey})\n` +
+            'restart running servers so they sign with the new key; verify trusts both, each for the lines it signed\n',
+        );
         return EXIT.ok;
       }),
     );

@@ -173,6 +173,11 @@ export const EnvSchema = z.object({
   CHRONICLE_SIGNING_KEY_FILE: optionalString.describe('Ed25519 private key (PEM) for checkpoint signatures (default: generated under the data directory).'),
   CHRONICLE_CHECKPOINT_DIR: optionalString.describe('Directory of append-only signed checkpoints, outside the database (default: under the data directory).'),
   CHRONICLE_CHECKPOINT_INTERVAL: intVar(60, { min: 0, max: 86_400, unit: 'seconds' }).describe('Seconds between checkpoints (default 60; 0 disables periodic checkpoints).'),
+  CHRONICLE_WITNESS_DIR: optionalString.describe('A second directory (another volume or mount the database administrator cannot write) that receives a copy of every checkpoint line; compare with `chronicle verify --witness`.'),
+  CHRONICLE_WITNESS_URL: optionalString.refine((raw) => raw === undefined || isHttpsUrl(raw), {
+    message: 'must be the https:// URL of the witness webhook (checkpoint lines are sent there as JSON)',
+  }).describe('HTTPS webhook that receives every checkpoint line as JSON (`{"instance","lines"}`), retried in the background; its backlog is in /metrics.'),
+  CHRONICLE_WITNESS_CA_FILE: optionalString.describe('PEM CA bundle to trust for CHRONICLE_WITNESS_URL (besides the system CAs).'),
   HOST: optionalString.describe('Address `serve` listens on (default 127.0.0.1).'),
   PORT: intVar(8080, { min: 0, max: 65_535, unit: 'port' }).describe('Port `serve` listens on (default 8080).'),
   LOG_LEVEL: z
@@ -231,6 +236,11 @@ export interface Config {
     readonly signingKeyFile: string;
     readonly checkpointDir: string;
     readonly checkpointIntervalMs: number;
+    /** A second directory (another volume) that receives every checkpoint line. */
+    readonly witnessDir?: string;
+    /** An HTTPS webhook that receives every checkpoint line, in the background. */
+    readonly witnessUrl?: string;
+    readonly witnessCaFile?: string;
   };
   readonly http: { readonly host: string; readonly port: number };
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -347,6 +357,9 @@ export function loadConfig(env: Env, { cwd = process.cwd() }: { cwd?: string } =
       signingKeyFile: path.resolve(cwd, e.CHRONICLE_SIGNING_KEY_FILE ?? path.join(dataDir, 'chronicle', 'signing-key.pem')),
       checkpointDir: path.resolve(cwd, e.CHRONICLE_CHECKPOINT_DIR ?? path.join(dataDir, 'chronicle', 'checkpoints')),
       checkpointIntervalMs: e.CHRONICLE_CHECKPOINT_INTERVAL * 1000,
+      ...(e.CHRONICLE_WITNESS_DIR !== undefined ? { witnessDir: path.resolve(cwd, e.CHRONICLE_WITNESS_DIR) } : {}),
+      ...(e.CHRONICLE_WITNESS_URL !== undefined ? { witnessUrl: e.CHRONICLE_WITNESS_URL } : {}),
+      ...(e.CHRONICLE_WITNESS_CA_FILE !== undefined ? { witnessCaFile: path.resolve(cwd, e.CHRONICLE_WITNESS_CA_FILE) } : {}),
     },
     http: { host: e.HOST ?? '127.0.0.1', port: e.PORT },
     logLevel: e.LOG_LEVEL,

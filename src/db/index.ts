@@ -101,13 +101,17 @@ export function openPostgres(options: PostgresOptions): Db {
   };
 }
 
-/** Connection-level failures become DbError('db_unavailable'); SQL errors pass through with their code. */
+/**
+ * Connection-level failures, and a database that refuses writes (read-only 25006, out of disk or
+ * other resources 53xxx, shutting down 57P0x), become DbError('db_unavailable'): a 503 for the
+ * caller, never a 500. Other SQL errors pass through with their code.
+ */
 function asDbError(err: unknown): unknown {
   if (err instanceof DbError) return err;
   const code = (err as { code?: unknown } | null)?.code;
   const message = err instanceof Error ? err.message : String(err);
   const connectionLevel =
-    (typeof code === 'string' && (/^(ECONN|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|EPIPE|EHOSTUNREACH)/.test(code) || /^(08|57P0[1-3])/.test(code))) ||
+    (typeof code === 'string' && (/^(ECONN|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|EPIPE|EHOSTUNREACH)/.test(code) || /^(08|57P0[1-4]|25006|53[0-9A-Z]{3})$|^08/.test(code))) ||
     /timeout exceeded when trying to connect|Connection terminated|Client has encountered a connection error|Cannot use a pool after calling end/i.test(message);
   return connectionLevel ? new DbError(`database unavailable: ${message}`, 'db_unavailable', { cause: err }) : err;
 }

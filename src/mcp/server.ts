@@ -16,7 +16,15 @@ import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
-import type { CallToolRequest, Implementation } from '@modelcontextprotocol/sdk/types.js';
+import {
+  ErrorCode,
+  InitializeRequestSchema,
+  McpError,
+  type CallToolRequest,
+  type Implementation,
+  type InitializeRequest,
+  type InitializeResult,
+} from '@modelcontextprotocol/sdk/types.js';
 import type { Capability, DelegationScope, InvocationContext, OperationName } from '../connector/contract.js';
 import type { Logger } from '../log/index.js';
 import { dispatchToolCall, type DispatchDeps } from './dispatch.js';
@@ -64,6 +72,34 @@ export interface McpSessionOptions {
  */
 const ToolsCallEnvelopeSchema = z.object({ method: z.literal('tools/call'), params: z.unknown().optional() });
 
+/**
+ * The same for initialize: the SDK's own parse failure leaves as -32603 carrying the whole zod
+ * issue list. Parsed here instead, a bad initialize is -32602 with one sentence naming the fields.
+ */
+const InitializeEnvelopeSchema = z.object({ method: z.literal('initialize'), params: z.unknown().optional() });
+
+/** "params.clientInfo: required; params.protocolVersion: required" — what a client must fix, without the schema. */
+export function describeInvalidParams(method: string, error: z.ZodError): string {
+  const seen = new Set<string>();
+  const parts: string[] = [];
+  for (const issue of error.issues) {
+    const where = issue.path.length > 0 ? issue.path.map(String).join('.') : 'params';
+    const what = issue.code === 'invalid_type' && /received undefined/i.test(issue.message) ? 'required' : issue.message.toLowerCase();
+    const part = `${where} ${what === 'required' ? 'is required' : `is invalid (${what})`}`;
+    if (!seen.has(part) && parts.length < 5) {
+      seen.add(part);
+      parts.push(part);
+    }
+  }
+  return `Invalid ${method} request: ${parts.join('; ')}.`;
+}
+
+const INITIALIZE_HINT = ' Send {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "…", "version": "…"}}.';
+
+/** Stands in for a tool name the server does not have, so no free text reaches the connector or the audit trail. */
+const UNKNOWN_TOOL_OPERATION = 'unknown';
+const TOOL_NAME_ECHO_MAX = 64;
+
 export function createMcpServer(options: McpSessionOptions): McpServer {
   const { connector, tenant, scope, logger } = options;
   const permitted = new Set(connector.permittedOperations(scope).map((d) => d.name));
@@ -87,6 +123,12 @@ export function createMcpServer(options: McpSessionOptions): McpServer {
       signal: extra.signal,
     };
     return dispatchToolCall(dispatch, params.name, params.arguments, context);
+  });
+  const initialize = (server.server as unknown as { _oninitialize(request: InitializeRequest): Promise<InitializeResult> })._oninitialize.bind(server.server);
+  server.server.setRequestHandler(InitializeEnvelopeSchema, (request) => {
+    const parsed = InitializeRequestSchema.safeParse(request);
+    if (!parsed.success) throw new McpError(ErrorCode.InvalidParams, describeInvalidParams('initialize', parsed.error) + INITIALIZE_HINT);
+    return initialize(parsed.data);
   });
   return server;
 }

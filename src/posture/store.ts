@@ -187,7 +187,18 @@ export interface RunTotals {
  * Makes the run's snapshot current and releases the lease in one transaction: readers switch
  * from the complete old snapshot to the complete new one. Returns null when the lease was lost.
  */
-export async function completeRun(db: Db, connectionId: string, runId: string, totals: RunTotals): Promise<SyncRunSummary | null> {
+/**
+ * Makes the run's snapshot current and marks it succeeded. `record` runs inside the same
+ * transaction with the finished run (sync_completed goes to Chronicle there): if it throws, nothing
+ * of the completion commits, so a run never reads succeeded without its record.
+ */
+export async function completeRun(
+  db: Db,
+  connectionId: string,
+  runId: string,
+  totals: RunTotals,
+  record?: (tx: Queryable, run: SyncRunSummary) => Promise<void>,
+): Promise<SyncRunSummary | null> {
   return db.transaction(async (tx) => {
     const flipped = await tx.query(
       `UPDATE intune_connections SET current_snapshot_id = $2, snapshot_at = $3, lease_holder = NULL, lease_run_id = NULL, lease_expires_at = NULL,
@@ -213,7 +224,9 @@ export async function completeRun(db: Db, connectionId: string, runId: string, t
         JSON.stringify(totals.countsByOsFamily),
       ],
     );
-    return runFromRow(rows[0] as RunRow);
+    const run = runFromRow(rows[0] as RunRow);
+    if (record !== undefined) await record(tx, run);
+    return run;
   });
 }
 

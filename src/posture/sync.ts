@@ -3,10 +3,11 @@
  * redactDevice into rows under the run's snapshot id, then flip the connection to the new snapshot
  * in one transaction. Any failure (or a lost lease, or shutdown) leaves the previous snapshot
  * current and the run failed with a code and a safe sentence. Either way sync_completed goes to
- * Chronicle with counts and ids only.
+ * Chronicle with counts and ids only; a succeeded run's event commits in the completion's own
+ * transaction, so a run never reads succeeded without it.
  */
 import { ConfigError } from '../config/index.js';
-import type { Actor, ChronicleWriter } from '../chronicle/types.js';
+import { ChronicleError, type Actor, type AppendInput, type ChronicleWriter } from '../chronicle/types.js';
 import { GraphError } from '../connector/graph/errors.js';
 import type { DevicePage, GraphClient } from '../connector/graph/types.js';
 import { redactDevice } from '../connector/redaction.js';
@@ -78,6 +79,9 @@ function classify(err: unknown, signal: AbortSignal, runId: string, logger: Logg
     return new SyncFailure(code, err.message, connectionError);
   }
   if (err instanceof ConfigError) return new SyncFailure('invalid_connection', err.problems.join('; '), true);
+  if (err instanceof ChronicleError) {
+    return new SyncFailure('audit_unavailable', 'the audit trail could not record the completion, so the run did not complete; the previous snapshot stays current');
+  }
   if (err instanceof DbError) return new SyncFailure('storage_unavailable', 'the database could not be reached during the run; the previous snapshot stays current');
   logger.error({ err, runId }, 'sync run failed unexpectedly');
   return new SyncFailure('internal_error', `the run failed unexpectedly; the server log has the details (run ${runId})`);
@@ -126,6 +130,8 @@ export async function executeRun(ctx: RunContext, args: RunArgs): Promise<SyncRu
   };
 
   let summary: SyncRunSummary;
+  // Set once sync_completed committed with the completion itself.
+  let recorded = false;
   try {
     secret = await ctx.secrets.resolve(connection.secret_ref, 'intune', { tenant: connection.tenant });
     client = ctx.clientFor(connection, secret);
@@ -165,11 +171,24 @@ export async function executeRun(ctx: RunContext, args: RunArgs): Promise<SyncRu
     if (signal.aborted) throw signal.reason;
     const counts = await snapshotCounts(ctx.db, run.id);
     devices = counts.devices;
-    const completed = await completeRun(ctx.db, connection.id, run.id, {
-      ...totals(),
-      countsByComplianceState: counts.byComplianceState,
-      countsByOsFamily: counts.byOsFamily,
-    });
+    // sync_completed commits with the completion itself when Chronicle shares this database.
+    const within = ctx.chronicle.appendWithin?.bind(ctx.chronicle);
+    const completed = await completeRun(
+      ctx.db,
+      connection.id,
+      run.id,
+      {
+        ...totals(),
+        countsByComplianceState: counts.byComplianceState,
+        countsByOsFamily: counts.byOsFamily,
+      },
+      within !== undefined
+        ? async (tx, finished) => {
+            await within(tx, completionEvent(connection.tenant, args.actor, finished));
+            recorded = true;
+          }
+        : undefined,
+    );
     if (completed === null) {
       throw new SyncFailure('lease_lost', 'the run lost its lease before it could make its snapshot current; the previous snapshot stays current');
     }
@@ -194,7 +213,7 @@ export async function executeRun(ctx: RunContext, args: RunArgs): Promise<SyncRu
   } catch (err) {
     log.warn({ err }, 'could not delete superseded snapshot rows; the next run will');
   }
-  await recordCompletion(ctx, connection.tenant, args.actor, summary);
+  if (!recorded) await recordCompletion(ctx, connection.tenant, args.actor, summary);
   log.info(
     { status: summary.status, devices: summary.devices, pages: summary.pages, duration_ms: summary.duration_ms, error_code: summary.error_code },
     'sync run finished',
@@ -213,7 +232,34 @@ function finishedFields(t: { finishedAt: string; durationMs: number; devices: nu
   };
 }
 
-/** sync_completed: counts and ids only. A Chronicle failure is logged; the run record stands. */
+/** The sync_completed event of a finished run: counts and ids only. */
+function completionEvent(tenant: string, actor: Actor, run: SyncRunSummary): AppendInput {
+  return {
+    tenant,
+    type: 'integration.intune.sync_completed',
+    actor,
+    data: {
+      connection_id: run.connection_id,
+      run_id: run.id,
+      status: run.status,
+      started_at: run.started_at,
+      finished_at: run.finished_at ?? run.started_at,
+      duration_ms: run.duration_ms ?? 0,
+      devices: run.devices,
+      pages: run.pages,
+      graph_requests: run.graph_requests,
+      throttled_waits: run.throttled_waits,
+      counts_by_compliance_state: run.counts_by_compliance_state,
+      counts_by_os_family: run.counts_by_os_family,
+      error_code: run.error_code,
+    },
+  };
+}
+
+/**
+ * sync_completed of a failed or abandoned run (a succeeded run records it in its completion
+ * transaction). A Chronicle failure is logged; the failed run record stands.
+ */
 export async function recordCompletion(
   ctx: Pick<RunContext, 'chronicle' | 'logger'>,
   tenant: string,
@@ -222,26 +268,7 @@ export async function recordCompletion(
 ): Promise<void> {
   if (run.status === 'running') return;
   try {
-    await ctx.chronicle.append({
-      tenant,
-      type: 'integration.intune.sync_completed',
-      actor,
-      data: {
-        connection_id: run.connection_id,
-        run_id: run.id,
-        status: run.status,
-        started_at: run.started_at,
-        finished_at: run.finished_at ?? run.started_at,
-        duration_ms: run.duration_ms ?? 0,
-        devices: run.devices,
-        pages: run.pages,
-        graph_requests: run.graph_requests,
-        throttled_waits: run.throttled_waits,
-        counts_by_compliance_state: run.counts_by_compliance_state,
-        counts_by_os_family: run.counts_by_os_family,
-        error_code: run.error_code,
-      },
-    });
+    await ctx.chronicle.append(completionEvent(tenant, actor, run));
   } catch (err) {
     ctx.logger.error({ err, run_id: run.id }, 'could not record sync_completed in Chronicle');
   }

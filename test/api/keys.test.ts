@@ -10,7 +10,9 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createChronicle, type Chronicle } from '../../src/chronicle/index.js';
 import { createKeyStore, KeyInputError, parseApiKey, parseCapabilities } from '../../src/auth/keys.js';
-import type { Db } from '../../src/db/index.js';
+import { DbError, openPostgres, type Db } from '../../src/db/index.js';
+import { toApiError } from '../../src/api/errors.js';
+import type { Logger } from '../../src/log/index.js';
 import { forEachDatabase, type TestDatabase } from '../helpers/db.js';
 
 const ADMIN = { kind: 'human' as const, id: 'test-admin' };
@@ -54,6 +56,73 @@ forEachDatabase('API key store', (create) => {
     expect(dump).not.toContain(key.slice(21));
     expect(dump).not.toContain(Buffer.from(key.slice(21)).toString('hex'));
     expect(rows[0]!['secret_sha256']).toEqual(crypto.createHash('sha256').update(key).digest());
+  });
+
+  it('removes a key whose audit failed, retrying a failed removal and logging it; until then it is never listed', async () => {
+    // Chronicle refuses (closed), and the database refuses the first two removals (backends terminated).
+    const refusing = await openChronicle(db, dir);
+    await refusing.close();
+    let deletesRefused = 0;
+    const flaky: Db = {
+      ...db,
+      query: ((sql: string, params?: unknown[]) => {
+        if (/^DELETE FROM api_keys/.test(sql) && deletesRefused < 2) {
+          deletesRefused++;
+          return Promise.reject(Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' }));
+        }
+        return db.query(sql, params as never);
+      }) as Db['query'],
+    };
+    const logged: Array<{ msg: string; obj: Record<string, unknown> }> = [];
+    const logger = {
+      error: (obj: Record<string, unknown>, msg: string) => logged.push({ obj, msg }),
+      info: (obj: Record<string, unknown>, msg: string) => logged.push({ obj, msg }),
+    } as unknown as Logger;
+    const keys = createKeyStore({ db: flaky, chronicle: refusing, logger, removalRetryMs: [20, 20, 20] });
+    await expect(keys.create({ tenant: 't-unaudited', role: 'admin' }, ADMIN)).rejects.toMatchObject({ code: 'closed' });
+    const left = await db.query<{ confirmed: boolean }>("SELECT confirmed FROM api_keys WHERE tenant = 't-unaudited'");
+    expect(left.rows).toEqual([{ confirmed: false }]);
+    expect(await keys.list({ tenant: 't-unaudited' })).toEqual([]);
+    await expect.poll(async () => (await db.query("SELECT 1 FROM api_keys WHERE tenant = 't-unaudited'")).rows.length, { timeout: 5_000 }).toBe(0);
+    expect(deletesRefused).toBe(2);
+    expect(logged.map((l) => l.msg)).toEqual([
+      'could not remove an API key whose audit event failed; it stays unusable and removal is retried',
+      'could not remove an API key whose audit event failed; it stays unusable and removal is retried',
+      'removed an API key whose audit event was never recorded',
+    ]);
+    // The audit trail has no event for it, and no key of that tenant was ever usable.
+    expect((await chronicle.query({ tenant: 't-unaudited' })).events).toEqual([]);
+  });
+
+  it('answers 503 with a code, not 500, when the database refuses writes (read-only)', async () => {
+    if (database.kind !== 'postgres') return; // PGlite has no read-only mode to switch on
+    const name = new URL(database.url as string).pathname.slice(1);
+    await db.query(`ALTER DATABASE ${name} SET default_transaction_read_only = on`);
+    const readOnly = openPostgres({ url: database.url as string });
+    try {
+      const keys = createKeyStore({ db: readOnly, chronicle });
+      const err = await keys.create({ tenant: 't-readonly', role: 'reader' }, ADMIN).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(DbError);
+      expect(toApiError(err)).toMatchObject({ statusCode: 503, code: 'service_unavailable' });
+    } finally {
+      await readOnly.close();
+      await db.query(`ALTER DATABASE ${name} SET default_transaction_read_only = off`);
+    }
+  });
+
+  it('never authenticates a key whose audit event has not committed (unconfirmed)', async () => {
+    const keys = createKeyStore({ db, chronicle, cacheTtlMs: 0 });
+    const keyId = crypto.randomBytes(8).toString('hex');
+    const key = `icn_${keyId}_${crypto.randomBytes(32).toString('base64url')}`;
+    // What a process that died between the insert and the audit leaves behind.
+    await db.query(
+      `INSERT INTO api_keys (key_id, tenant, role, capabilities, secret_sha256, created_by, confirmed) VALUES ($1, 't-pending', 'admin', 'READ', $2, 'test', false)`,
+      [keyId, crypto.createHash('sha256').update(key).digest()],
+    );
+    expect(await keys.authenticate(key)).toBeNull();
+    expect(await keys.get(keyId)).toBeNull();
+    await db.query('UPDATE api_keys SET confirmed = true WHERE key_id = $1', [keyId]);
+    expect(await keys.authenticate(key)).toMatchObject({ keyId, tenant: 't-pending', role: 'admin' });
   });
 
   it('refuses wrong, malformed, oversized and tampered keys without throwing', async () => {

@@ -12,10 +12,12 @@ import { invoked, tempDir, uniqueTenant } from './helpers.js';
 
 const CHECKPOINTS_MODULE = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'chronicle', 'checkpoints.ts');
 
+/** Every checkpoint line under the directory: each instance's log lives in a directory of its own. */
 function checkpointLines(dir: string): Checkpoint[] {
+  if (!fs.existsSync(dir)) return [];
   return fs
-    .readdirSync(dir)
-    .filter((n) => /^checkpoints-\d{4}-\d{2}-\d{2}\.jsonl$/.test(n))
+    .readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .filter((n) => /(^|\/)checkpoints-\d{4}-\d{2}-\d{2}\.jsonl$/.test(n))
     .flatMap((n) => fs.readFileSync(path.join(dir, n), 'utf8').split('\n'))
     .filter((l) => l !== '')
     .map((l) => JSON.parse(l) as Checkpoint);
@@ -117,16 +119,22 @@ describe('chronicle checkpoints and the signing key', () => {
     await chronicle.append(invoked(b, 1));
     const second = await chronicle.append(invoked(b, 2));
     const result = await chronicle.checkpoint();
-    expect(result.file).toBe(path.join(checkpointDir, `checkpoints-${new Date().toISOString().slice(0, 10)}.jsonl`));
+    const instance = await chronicle.instanceId();
+    expect(instance).toMatch(/^[0-9a-f-]{36}$/);
+    expect(result.file).toBe(path.join(checkpointDir, instance as string, `checkpoints-${new Date().toISOString().slice(0, 10)}.jsonl`));
     expect(result.checkpoints.filter((c) => c.chain === a || c.chain === b).map((c) => [c.chain, c.seq, c.hash])).toEqual([
       [a, 1, first.hash],
       [b, 2, second.hash],
     ]);
     const text = fs.readFileSync(result.file as string, 'utf8');
     const publicKey = crypto.createPublicKey(fs.readFileSync(path.join(checkpointDir, `chronicle-signing-key.${chronicle.keyId}.pub.pem`)));
-    for (const line of text.trimEnd().split('\n')) {
+    let prev = '0'.repeat(64);
+    for (const [i, line] of text.trimEnd().split('\n').entries()) {
       const cp = JSON.parse(line) as Checkpoint;
       expect(canonicalJson(cp)).toBe(line);
+      // Numbered, chained to the line before, naming the database it signs.
+      expect(cp).toMatchObject({ v: 2, n: i + 1, prev, instance });
+      prev = crypto.createHash('sha256').update(line).digest('hex');
       const { sig, ...signed } = cp;
       expect(crypto.verify(null, Buffer.from(canonicalJson(signed)), publicKey, Buffer.from(sig, 'base64'))).toBe(true);
       expect(crypto.verify(null, Buffer.from(canonicalJson({ ...signed, seq: signed.seq + 1 })), publicKey, Buffer.from(sig, 'base64'))).toBe(false);

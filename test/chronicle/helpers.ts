@@ -237,3 +237,25 @@ export async function appendPastHead(db: Db, tenant: string): Promise<void> {
     await insertForged(tx, tenant, last.seq + 1, last.hash, (JSON.parse(last.body) as { time: string }).time);
   });
 }
+
+/** Changes the data of the event at `seq` and recomputes that row's hash only (the rows after it are left alone). */
+export async function editBodyRehashed(db: Db, tenant: string, seq: number): Promise<void> {
+  await asSuperuserWithoutGuards(db, async (tx) => {
+    const row = (await rows(tx, tenant)).find((r) => r.seq === seq);
+    if (row === undefined) throw new Error(`no row ${seq}`);
+    const envelope = JSON.parse(row.body) as { data: Record<string, unknown> };
+    envelope.data = { ...envelope.data, result_count: 424_242 };
+    const body = canonicalJson(envelope);
+    await tx.query('UPDATE chronicle_event SET body = $3, hash = $4 WHERE tenant = $1 AND seq = $2', [tenant, seq, body, chainHash(row.prev_hash, body)]);
+  });
+}
+
+/** Every checkpoint log file under a checkpoint directory (each instance has a directory of its own). */
+export function logFiles(checkpointDir: string): string[] {
+  if (!fs.existsSync(checkpointDir)) return [];
+  return fs
+    .readdirSync(checkpointDir, { recursive: true, encoding: 'utf8' })
+    .filter((n) => /(^|\/)checkpoints-\d{4}-\d{2}-\d{2}\.jsonl$/.test(n))
+    .sort()
+    .map((n) => path.join(checkpointDir, n));
+}

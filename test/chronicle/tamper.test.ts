@@ -15,8 +15,10 @@ import {
   asSuperuserWithoutGuards,
   changeBodyByte,
   deleteRow,
+  editBodyRehashed,
   insertRow,
   invoked,
+  logFiles,
   rewriteChain,
   rows,
   swapRows,
@@ -97,6 +99,22 @@ forEachDatabase('chronicle tamper detection', (create) => {
     const tenant = await chain(12);
     await changeBodyByte(db, tenant, 7, 150);
     expect(await verifyChain(tenant)).toMatchObject({ ok: false, firstBadSeq: 7, reason: 'hash_mismatch' });
+  });
+
+  it('names seq K, not K+1, for a body edited at K with only that row\'s hash recomputed', async () => {
+    const middle = await chain(12);
+    await editBodyRehashed(db, middle, 7);
+    const report = await verifyChain(middle);
+    expect(report).toMatchObject({ ok: false, firstBadSeq: 7, reason: 'hash_mismatch' });
+    expect(report.detail).toContain('seq 8 still links to the hash seq 7 had');
+
+    // Under a signed checkpoint at K, and at the head (no row after it to link).
+    const atCheckpoint = await chain(12, [5, 12]);
+    await editBodyRehashed(db, atCheckpoint, 5);
+    expect(await verifyChain(atCheckpoint)).toMatchObject({ ok: false, firstBadSeq: 5, reason: 'hash_mismatch' });
+    const atHead = await chain(12, [12]);
+    await editBodyRehashed(db, atHead, 12);
+    expect(await verifyChain(atHead)).toMatchObject({ ok: false, firstBadSeq: 12, reason: 'hash_mismatch' });
   });
 
   it('catches a deleted row at its seq', async () => {
@@ -240,8 +258,7 @@ forEachDatabase('chronicle tamper detection', (create) => {
     const tenant = await chain(12, [12]);
     await rewriteChain(db, tenant, 1);
     const newHead = (await rows(db, tenant)).at(-1)?.hash as string;
-    for (const name of fs.readdirSync(checkpointDir).filter((n) => n.endsWith('.jsonl'))) {
-      const file = path.join(checkpointDir, name);
+    for (const file of logFiles(checkpointDir)) {
       const lines = fs.readFileSync(file, 'utf8').split('\n');
       const forged = lines.map((line) => {
         if (line === '') return line;
@@ -269,8 +286,7 @@ forEachDatabase('chronicle tamper detection', (create) => {
     } finally {
       other.remove();
       // Leave the directory with checkpoints of our key only for the cases that follow.
-      for (const name of fs.readdirSync(checkpointDir).filter((n) => n.endsWith('.jsonl'))) {
-        const file = path.join(checkpointDir, name);
+      for (const file of logFiles(checkpointDir)) {
         const kept = fs
           .readFileSync(file, 'utf8')
           .split('\n')
@@ -315,6 +331,7 @@ forEachDatabase('chronicle tamper detection', (create) => {
     const N = 10;
     type Edit =
       | { kind: 'byte'; seq: number; at: number }
+      | { kind: 'rehash'; seq: number }
       | { kind: 'delete'; seq: number }
       | { kind: 'swap'; seq: number; other: number }
       | { kind: 'insert'; seq: number }
@@ -323,6 +340,7 @@ forEachDatabase('chronicle tamper detection', (create) => {
     const seq = fc.integer({ min: 1, max: N });
     const edit: fc.Arbitrary<Edit> = fc.oneof(
       fc.record({ kind: fc.constant('byte' as const), seq, at: fc.nat({ max: 2_000 }) }),
+      fc.record({ kind: fc.constant('rehash' as const), seq }),
       fc.record({ kind: fc.constant('delete' as const), seq }),
       fc.record({ kind: fc.constant('swap' as const), seq: fc.integer({ min: 1, max: N - 1 }), other: fc.integer({ min: 1, max: N - 1 }) }),
       fc.record({ kind: fc.constant('insert' as const), seq: fc.integer({ min: 1, max: N + 1 }) }),
@@ -336,6 +354,10 @@ forEachDatabase('chronicle tamper detection', (create) => {
         switch (e.kind) {
           case 'byte':
             await changeBodyByte(db, tenant, e.seq, e.at);
+            expected = { firstBadSeq: e.seq, reason: 'hash_mismatch' };
+            break;
+          case 'rehash':
+            await editBodyRehashed(db, tenant, e.seq);
             expected = { firstBadSeq: e.seq, reason: 'hash_mismatch' };
             break;
           case 'delete':

@@ -133,6 +133,24 @@ describe('Entra refusals', () => {
     }
   });
 
+  it('retries a token request Entra refuses as temporary (503, AADSTS90033) and ends as unavailable, not auth_failed', async () => {
+    sim.clearRequests();
+    sim.setFaults({ tokenErrorRate: 1 });
+    const client = clientFor(sim, { graph: { maxRetries: 2 }, retry: { baseDelayMs: 5 } });
+    try {
+      const error = await failureOf(() => client.listDevicesPage({ top: 1 }));
+      expect(error).toMatchObject({ kind: 'unavailable', graphCode: 'AADSTS90033', status: 503 });
+      expect(tokenRequests(sim)).toHaveLength(3);
+      expect(graphRequests(sim)).toEqual([]);
+      // Once Entra answers again, the same client gets its token.
+      sim.setFaults({});
+      expect((await client.listDevicesPage({ top: 1 })).devices).toHaveLength(1);
+    } finally {
+      sim.setFaults({});
+      await client.close();
+    }
+  });
+
   it('says to check INTUNE_CA_FILE when the login host presents a certificate it does not trust', async () => {
     const client = clientFor(sim, { graph: { caFile: undefined as never } });
     try {
@@ -242,13 +260,23 @@ describe('the sentence for each Entra error', () => {
     ['invalid_resource', '500011', 'INTUNE_GRAPH_URL'],
     ['invalid_client', '700027', 'ENTRA_CLIENT_CERT_FILE'],
     ['invalid_client', '12345', 'ENTRA_CLIENT_ID'],
-    ['temporarily_unavailable', undefined, 'retry shortly'],
   ])('%s %s names %s and nothing from Entra but codes', (code, number, hint) => {
     const error = authErrorFrom(new ServerError(code, 'corr-1', description, undefined, number, 400));
     expect(error).toMatchObject({ kind: 'auth_failed', status: 400, graphCode: number !== undefined ? `AADSTS${number}` : code });
     expect(error.message).toContain(hint);
     expect(error.message).not.toContain('Invalid client secret provided');
     expect(error.message).not.toMatch(/Trace ID|Correlation ID|5f3c|9a1b/);
+  });
+
+  it.each([
+    ['temporarily_unavailable', '90033', 503],
+    ['temporarily_unavailable', undefined, 400],
+    ['server_error', undefined, 500],
+    ['invalid_client', undefined, 503],
+  ])('%s %s (HTTP %s) is temporary: unavailable, not a credential error', (code, number, status) => {
+    const error = authErrorFrom(new ServerError(code, 'corr-1', description, undefined, number, status));
+    expect(error).toMatchObject({ kind: 'unavailable', status, graphCode: number !== undefined ? `AADSTS${number}` : code });
+    expect(error.message).toMatch(/^Microsoft Entra is temporarily unavailable \(.*\); retry later\.$/);
   });
 
   it('does not pass on a code that is not an identifier', () => {

@@ -5,7 +5,9 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CallToolResultSchema, ErrorCode, McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import { CallToolResultSchema, ErrorCode, McpError, type CallToolResult, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { createMcpServer, mcpScope } from '../../src/mcp/server.js';
 import { MCP_RESULT_META_KEY } from '../../src/mcp/index.js';
 import { SNAPSHOT_FILE } from '../../src/mcp/snapshot.js';
 import { pgAvailable } from '../helpers/db.js';
@@ -190,6 +192,28 @@ describe.each(kinds)('MCP tools [%s]', (kind) => {
     );
     expect(error).toBeInstanceOf(McpError);
     expect((error as McpError).code).toBe(ErrorCode.InvalidParams);
+  });
+
+  it('answers initialize with empty params with -32602 and one sentence, not a schema dump', async () => {
+    const server = createMcpServer({ connector: fx.runtime.connector, tenant: 'default', scope: mcpScope(['READ']), actorFor: () => ({ kind: 'agent', id: 'raw' }) });
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+    await server.connect(serverSide);
+    const answers: JSONRPCMessage[] = [];
+    clientSide.onmessage = (message) => answers.push(message);
+    await clientSide.start();
+    await clientSide.send({ jsonrpc: '2.0', id: 1, method: 'initialize', params: {} });
+    await expect.poll(() => answers.length).toBe(1);
+    const { error } = answers[0] as { error: { code: number; message: string } };
+    expect(error.code).toBe(ErrorCode.InvalidParams);
+    expect(error.message).toMatch(/^MCP error -32602: Invalid initialize request: params\.protocolVersion is required; params\.capabilities is required; params\.clientInfo is required\./);
+    expect(error.message).not.toMatch(/"code"|invalid_type|expected/);
+    expect(error.message.length).toBeLessThan(300);
+
+    // A well-formed initialize on the same server still works.
+    await clientSide.send({ jsonrpc: '2.0', id: 2, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } });
+    await expect.poll(() => answers.length).toBe(2);
+    expect((answers[1] as unknown as { result: { serverInfo: { name: string } } }).result.serverInfo.name).toBe('intune-connector');
+    await server.close();
   });
 
   it('answers an unknown device with a tool error that says what to do', async () => {

@@ -484,6 +484,50 @@ forEachDatabase('posture service', (create) => {
       expect(await world.service.getConnection('default', connection.id)).toMatchObject({ status: 'active', status_reason: null });
     });
 
+    it('a transient Entra refusal (503 AADSTS90033) fails the run as graph_unavailable and leaves the connection active', async () => {
+      world.sim.setFaults({ tokenErrorRate: 1 });
+      try {
+        const failed = await (await world.service.startSync('default', connection.id, ADMIN)).done;
+        expect(failed).toMatchObject({ status: 'failed', error_code: 'graph_unavailable' });
+        const after = await world.service.getConnection('default', connection.id);
+        expect(after?.status).not.toBe('error');
+        expect(after?.status_reason ?? null).toBeNull();
+      } finally {
+        world.sim.setFaults({});
+      }
+      expect((await (await world.service.startSync('default', connection.id, ADMIN)).done).status).toBe('succeeded');
+    });
+
+    it('never reads succeeded without its sync_completed: when Chronicle refuses it, the run fails and the snapshot stays', async () => {
+      const currentSnapshot = async () =>
+        (await world.db.query<{ s: string | null }>('SELECT current_snapshot_id AS s FROM intune_connections WHERE id = $1', [connection.id])).rows[0]?.s;
+      const snapshotBefore = await currentSnapshot();
+      const eventsBefore = (await syncEvents()).length;
+      await world.db.query(`CREATE FUNCTION refuse_sync_completed() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN IF NEW.type = 'integration.intune.sync_completed' THEN RAISE EXCEPTION 'disk full' USING ERRCODE = '53100'; END IF; RETURN NEW; END $$`);
+      await world.db.query('CREATE TRIGGER refuse_sync_completed BEFORE INSERT ON chronicle_event FOR EACH ROW EXECUTE FUNCTION refuse_sync_completed()');
+      let failed;
+      try {
+        failed = await (await world.service.startSync('default', connection.id, ADMIN)).done;
+      } finally {
+        await world.db.query('DROP TRIGGER refuse_sync_completed ON chronicle_event');
+        await world.db.query('DROP FUNCTION refuse_sync_completed()');
+      }
+      expect(failed).toMatchObject({ status: 'failed' });
+      expect(failed.error_code).toBe('audit_unavailable');
+      const runs = await world.service.listRuns('default', connection.id, 1);
+      expect(runs[0]).toMatchObject({ id: failed.id, status: 'failed' });
+      // The snapshot the refused run made never became current.
+      expect(await currentSnapshot()).toBe(snapshotBefore);
+      expect((await syncEvents()).filter((e) => e.data['run_id'] === failed.id && e.data['status'] === 'succeeded')).toEqual([]);
+
+      const next = await (await world.service.startSync('default', connection.id, ADMIN)).done;
+      expect(next.status).toBe('succeeded');
+      const events = await syncEvents();
+      expect(events.length).toBeGreaterThan(eventsBefore);
+      expect(events.filter((e) => e.data['run_id'] === next.id)).toEqual([expect.objectContaining({ data: expect.objectContaining({ status: 'succeeded' }) })]);
+    });
+
     it('a disabled connection is not synced and its devices are not served', async () => {
       await world.service.updateConnection('default', connection.id, { status: 'disabled' }, ADMIN);
       await expect(world.service.startSync('default', connection.id, ADMIN)).rejects.toMatchObject({ code: 'connection_disabled' });

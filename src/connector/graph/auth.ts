@@ -54,8 +54,28 @@ const ERROR_CODE_HINTS: Readonly<Record<string, string>> = Object.freeze({
   invalid_request: 'check ENTRA_TENANT_ID and INTUNE_CLOUD',
   invalid_scope: 'check INTUNE_GRAPH_URL (the scope is {graph URL}/.default)',
   invalid_resource: 'check INTUNE_GRAPH_URL and INTUNE_CLOUD',
-  temporarily_unavailable: 'Entra is temporarily unavailable; retry shortly',
 });
+
+/**
+ * Token errors Entra documents as temporary: the OAuth codes for a passing outage, and AADSTS
+ * numbers Microsoft lists as transient ("A transient error has occurred. Please try again"). These
+ * and any 5xx are retried with backoff and end as 'unavailable' (graph_unavailable), never as a
+ * credential error: the connection's settings are not at fault.
+ */
+const TRANSIENT_ERROR_CODES: ReadonlySet<string> = new Set(['temporarily_unavailable', 'server_error']);
+const TRANSIENT_AADSTS: ReadonlySet<string> = new Set(['90033', '90006', '90040', '50196', '900439', '500121']);
+
+export function isTransientAuthError(err: ServerError): boolean {
+  const number = err.errorNo !== undefined ? String(err.errorNo) : undefined;
+  // MSAL replays a refusal it is still holding back for as the bare AADSTS numbers ("90033").
+  const replayed = String(err.errorCode ?? '').split(' ');
+  return (
+    (err.status !== undefined && err.status >= 500) ||
+    TRANSIENT_ERROR_CODES.has(String(err.errorCode)) ||
+    (number !== undefined && TRANSIENT_AADSTS.has(number)) ||
+    replayed.some((code) => TRANSIENT_AADSTS.has(code))
+  );
+}
 
 /** Turns whatever MSAL threw into an auth_failed GraphError whose message is safe to show. */
 export function authErrorFrom(err: unknown): GraphError {
@@ -65,6 +85,13 @@ export function authErrorFrom(err: unknown): GraphError {
     const number = err.errorNo !== undefined && /^\d{1,9}$/.test(String(err.errorNo)) ? String(err.errorNo) : undefined;
     const hint = (number !== undefined ? AADSTS_HINTS[number] : undefined) ?? ERROR_CODE_HINTS[code] ?? 'check the ENTRA_* settings of this connection';
     const label = number !== undefined ? `${code}, AADSTS${number}` : code;
+    if (isTransientAuthError(err)) {
+      const replayed = number === undefined && /^\d{1,9}$/.test(code) ? `AADSTS${code}` : undefined;
+      return new GraphError('unavailable', `Microsoft Entra is temporarily unavailable (${replayed ?? label}); retry later.`, {
+        ...(err.status !== undefined ? { status: err.status } : {}),
+        graphCode: replayed ?? (number !== undefined ? `AADSTS${number}` : code),
+      });
+    }
     return new GraphError('auth_failed', `Microsoft Entra refused the token request (${label}): ${hint}.`, {
       ...(err.status !== undefined ? { status: err.status } : {}),
       graphCode: number !== undefined ? `AADSTS${number}` : code,
@@ -164,8 +191,18 @@ export function createTokenSource(options: {
   readonly graphUrl: string;
   readonly networkClient: INetworkModule;
   readonly logger?: Logger;
+  /** Retries of a token request Entra refused as temporary (default 3), with exponential backoff and full jitter. */
+  readonly transientRetries?: number;
+  /** First backoff ceiling of those retries (default 500 ms; each retry doubles it, up to 8 s). */
+  readonly transientBaseDelayMs?: number;
+  readonly sleep?: (ms: number) => Promise<void>;
+  readonly random?: () => number;
 }): TokenSource {
   const { tenantId, clientId, credential, loginUrl, graphUrl, logger } = options;
+  const transientRetries = options.transientRetries ?? 3;
+  const baseDelayMs = options.transientBaseDelayMs ?? 500;
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  const random = options.random ?? Math.random;
   const loginHost = new URL(loginUrl).host;
   const configuration: Configuration = {
     auth: {
@@ -195,6 +232,22 @@ export function createTokenSource(options: {
   let inFlight: Promise<string> | undefined;
 
   const acquire = async (): Promise<string> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await acquireOnce();
+      } catch (err) {
+        if (!(err instanceof GraphError) || err.kind !== 'unavailable' || attempt > transientRetries) throw err;
+        // MSAL would refuse the retry itself for up to a minute after a 5xx; this backoff decides instead.
+        // Nothing of value is lost: a token request went out, so no cached token was usable.
+        await app.clearCache();
+        const delayMs = Math.floor(random() * Math.min(8_000, baseDelayMs * 2 ** (attempt - 1)));
+        logger?.info({ attempt, delayMs, graphCode: err.graphCode }, 'Entra refused the token request as temporary; retrying');
+        await sleep(delayMs);
+      }
+    }
+  };
+
+  const acquireOnce = async (): Promise<string> => {
     try {
       const result = await app.acquireTokenByClientCredential({ scopes });
       if (result === null || typeof result.accessToken !== 'string' || result.accessToken === '') {

@@ -152,6 +152,11 @@ function createSender(
         stats.tokenRequests++;
       },
     }),
+    // Entra's temporary refusals get the same number of retries as Graph's.
+    transientRetries: options.graph.maxRetries,
+    ...(options.retry?.baseDelayMs !== undefined ? { transientBaseDelayMs: options.retry.baseDelayMs } : {}),
+    ...(options.sleep !== undefined ? { sleep: options.sleep } : {}),
+    ...(options.random !== undefined ? { random: options.random } : {}),
     ...(logger !== undefined ? { logger } : {}),
   });
 

@@ -39,4 +39,12 @@ export const apiMigrations: readonly Migration[] = [
       issued_at timestamptz NOT NULL DEFAULT now()
     )`,
   },
+  // A key is made unusable and becomes usable only once its admin.api_key_created event has
+  // committed: a key whose audit failed, and whose removal failed too, still never authenticates.
+  // Keys made before this column existed were audited when they were made.
+  {
+    version: 404,
+    name: 'api_keys_confirmed',
+    sql: `ALTER TABLE api_keys ADD COLUMN confirmed boolean NOT NULL DEFAULT true`,
+  },
 ];

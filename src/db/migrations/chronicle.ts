@@ -227,4 +227,45 @@ export const chronicleMigrations: readonly Migration[] = [
     name: 'chronicle_chain_no_truncate_always',
     sql: `ALTER TABLE chronicle_chain ENABLE ALWAYS TRIGGER chronicle_chain_no_truncate`,
   },
+  // The deployment identity: one row, made with the database, carried in every checkpoint line.
+  // A checkpoint log names the database it signs, so two deployments sharing a directory are
+  // told apart, and a database swapped or re-identified under a deployment's checkpoints shows.
+  {
+    version: 120,
+    name: 'chronicle_instance',
+    sql: `CREATE TABLE chronicle_instance (
+      only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+      id text NOT NULL DEFAULT gen_random_uuid()::text CHECK (id ~ '^[0-9a-f-]{36}$'),
+      created_at timestamptz NOT NULL DEFAULT now()
+    )`,
+  },
+  {
+    version: 121,
+    name: 'chronicle_instance_row',
+    sql: `INSERT INTO chronicle_instance DEFAULT VALUES`,
+  },
+  {
+    version: 122,
+    name: 'chronicle_instance_fixed',
+    sql: `CREATE TRIGGER chronicle_instance_fixed
+      BEFORE UPDATE OR DELETE ON chronicle_instance
+      FOR EACH STATEMENT EXECUTE FUNCTION chronicle_refuse_change()`,
+  },
+  {
+    version: 123,
+    name: 'chronicle_instance_no_truncate',
+    sql: `CREATE TRIGGER chronicle_instance_no_truncate
+      BEFORE TRUNCATE ON chronicle_instance
+      FOR EACH STATEMENT EXECUTE FUNCTION chronicle_refuse_change()`,
+  },
+  {
+    version: 124,
+    name: 'chronicle_instance_fixed_always',
+    sql: `ALTER TABLE chronicle_instance ENABLE ALWAYS TRIGGER chronicle_instance_fixed`,
+  },
+  {
+    version: 125,
+    name: 'chronicle_instance_no_truncate_always',
+    sql: `ALTER TABLE chronicle_instance ENABLE ALWAYS TRIGGER chronicle_instance_no_truncate`,
+  },
 ];
