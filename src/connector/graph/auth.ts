@@ -239,7 +239,7 @@ export function createTokenSource(options: {
         if (!(err instanceof GraphError) || err.kind !== 'unavailable' || attempt > transientRetries) throw err;
         // MSAL would refuse the retry itself for up to a minute after a 5xx; this backoff decides instead.
         // Nothing of value is lost: a token request went out, so no cached token was usable.
-        await app.clearCache();
+        app.clearCache();
         const delayMs = Math.floor(random() * Math.min(8_000, baseDelayMs * 2 ** (attempt - 1)));
         logger?.info({ attempt, delayMs, graphCode: err.graphCode }, 'Entra refused the token request as temporary; retrying');
         await sleep(delayMs);
