@@ -129,6 +129,22 @@ export class DeviceStore {
     if ('azureADDeviceId' in patch) this.reindex();
   }
 
+  /**
+   * `count` devices drawn by `pick` (an index below size) check in at `nowIso`: their
+   * lastSyncDateTime moves forward, as Intune records a check-in. Returns their ids.
+   */
+  checkIn(count: number, pick: (size: number) => number, nowIso: string): string[] {
+    const ids: string[] = [];
+    if (this.listed.length === 0) return ids;
+    for (let k = 0; k < count; k++) {
+      const device = this.listed[pick(this.listed.length)] as Device;
+      device['lastSyncDateTime'] = nowIso;
+      ids.push(String(device['id']));
+    }
+    this.changed();
+    return ids;
+  }
+
   /** For device actions: the action shows in deviceActionResults, as Intune reports it. */
   recordAction(index: number, actionName: string, patch: Readonly<Record<string, unknown>> = {}): void {
     const listed = this.listed[index] as Device;
