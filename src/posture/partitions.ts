@@ -122,6 +122,8 @@ export interface PartitionedReadArgs {
   readonly client: GraphClient;
   readonly plan: SyncPlan;
   readonly top: number;
+  /** $select of every request: the properties the posture is built from. */
+  readonly select: readonly string[];
   readonly concurrency: number;
   readonly signal: AbortSignal;
   /** Splits allowed before the partition is abandoned for sequential paging. */
@@ -165,7 +167,7 @@ export async function readPartitioned(args: PartitionedReadArgs): Promise<Partit
       if (range === undefined) return;
       try {
         await args.pace(signal);
-        let page: DevicePage | undefined = await args.client.listDevicesPage({ filter: rangeFilter(range), top: args.top, signal });
+        let page: DevicePage | undefined = await args.client.listDevicesPage({ filter: rangeFilter(range), top: args.top, select: args.select, signal });
         if (page.nextLink !== undefined) {
           const halves = splitRange(range, args.plan.spanHintMs);
           if (halves === undefined || splits >= args.maxSplits) {
@@ -200,7 +202,7 @@ export async function readPartitioned(args: PartitionedReadArgs): Promise<Partit
     if (stop !== undefined) return { ...stop, ranges, splits };
     // Only now: every closed range is done, so whatever checked in since is in the open range.
     await args.pace(signal);
-    await args.consume(args.client.listDevices({ filter: rangeFilter(args.plan.open), top: args.top, signal }));
+    await args.consume(args.client.listDevices({ filter: rangeFilter(args.plan.open), top: args.top, select: args.select, signal }));
     ranges += 1;
     return { complete: true, ranges, splits };
   } finally {

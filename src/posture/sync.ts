@@ -9,7 +9,7 @@ import { ConfigError } from '../config/index.js';
 import type { Actor, ChronicleWriter } from '../chronicle/types.js';
 import { GraphError } from '../connector/graph/errors.js';
 import type { DevicePage, GraphClient, ManagedDevice } from '../connector/graph/types.js';
-import { redactDevice } from '../connector/redaction.js';
+import { POSTURE_SOURCE_PROPERTIES, redactDevice } from '../connector/redaction.js';
 import { DbError, type Db } from '../db/index.js';
 import type { Logger } from '../log/index.js';
 import { SecretRefError } from './errors.js';
@@ -222,6 +222,7 @@ export async function executeRun(ctx: RunContext, args: RunArgs): Promise<SyncRu
         client: graph,
         plan,
         top: ctx.pageSize,
+        select: POSTURE_SOURCE_PROPERTIES,
         concurrency: ctx.concurrency,
         signal,
         maxSplits: Math.max(MIN_SPLITS, plan.closed.length),
@@ -232,9 +233,9 @@ export async function executeRun(ctx: RunContext, args: RunArgs): Promise<SyncRu
       });
       strategy = outcome.complete ? 'partitioned' : `sequential_after_${outcome.reason}`;
       log.info({ strategy, ranges: outcome.ranges, splits: outcome.splits }, outcome.complete ? 'partitioned read complete' : 'partitioned read abandoned; reading the tenant by sequential paging');
-      if (!outcome.complete) await pagesFrom(graph.listDevices({ top: ctx.pageSize, signal }));
+      if (!outcome.complete) await pagesFrom(graph.listDevices({ top: ctx.pageSize, select: POSTURE_SOURCE_PROPERTIES, signal }));
     } else {
-      await pagesFrom(graph.listDevices({ top: ctx.pageSize, signal }));
+      await pagesFrom(graph.listDevices({ top: ctx.pageSize, select: POSTURE_SOURCE_PROPERTIES, signal }));
     }
     if (signal.aborted) throw signal.reason;
     const counts = await snapshotCounts(ctx.db, run.id);
