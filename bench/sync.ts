@@ -127,7 +127,7 @@ async function main(): Promise<void> {
   const rounds = Math.max(1, flag('runs', 3));
   const latency = arg('latency') ?? '800-2500';
   const checkins = flag('checkins', 5);
-  const concurrency = flag('concurrency', 8);
+  const concurrency = flag('concurrency', 16);
   const mode = arg('mode') ?? 'both';
   if (!['both', 'sequential', 'partitioned'].includes(mode)) throw new Error('--mode must be both, sequential or partitioned');
   const faults = [latency === 'off' ? '' : `page-latency=${latency}`, checkins > 0 ? `checkin=${checkins}` : ''].filter((f) => f !== '').join(',');

@@ -162,7 +162,7 @@ const EnvSchema = z.object({
   INTUNE_POLICY_FILE: optionalString,
   INTUNE_MCP_CAPABILITIES: capabilityList(['READ']),
   INTUNE_SYNC_INTERVAL: intVar(3_600, { min: 0, max: 604_800, unit: 'seconds' }),
-  INTUNE_SYNC_CONCURRENCY: intVar(8, { min: 1, max: 64, unit: 'requests' }),
+  INTUNE_SYNC_CONCURRENCY: intVar(16, { min: 1, max: 64, unit: 'requests' }),
   INTUNE_SECRET_REFS: secretRefList,
   INTUNE_GATE_JWKS_URL: optionalString.refine((raw) => raw === undefined || isHttpsUrl(raw), {
     message: "must be the https:// URL of the token issuer's JWKS endpoint",
@@ -387,7 +387,7 @@ export const CONFIG_DOCS: Readonly<Record<keyof z.input<typeof EnvSchema>, strin
   INTUNE_MCP_CAPABILITIES: 'Capabilities MCP callers get when their key does not say (default READ; READ,PROPOSE allows sync_device).',
   INTUNE_SYNC_INTERVAL: 'Seconds between scheduled posture syncs per connection, with jitter (default 3600; 0 disables).',
   INTUNE_SYNC_CONCURRENCY:
-    'Graph list requests a sync run keeps in flight over lastSyncDateTime ranges of the previous snapshot (default 8; 1: sequential paging only).',
+    'Graph list requests a sync run keeps in flight over lastSyncDateTime ranges of the previous snapshot (default 16; 1: sequential paging only).',
   INTUNE_SECRET_REFS: 'Secret references Intune connections may use, each bound to a tenant: `TENANT=env:NAME` or `TENANT=file:/abs/path` (`*=` for every tenant), comma-separated.',
   INTUNE_GATE_JWKS_URL: 'JWKS URL for verifying user bearer tokens sent to the gate instead of claims.',
   INTUNE_GATE_JWT_ISSUER: 'Expected issuer of those tokens.',
