@@ -143,7 +143,8 @@ async function main(): Promise<void> {
 
   process.stderr.write(`bench:sync: starting the simulator with ${devices} devices (child process), faults "${faults}"\n`);
   const { child, env } = await startSimulatorProcess(devices, faults);
-  const agent = new Agent({ connect: { ca: fs.readFileSync(env['INTUNE_CA_FILE'] as string, 'utf8') } });
+  // A large simulated tenant keeps the simulator busy for a while after it starts listening.
+  const agent = new Agent({ connect: { ca: fs.readFileSync(env['INTUNE_CA_FILE'] as string, 'utf8'), timeout: 300_000 }, headersTimeout: 300_000 });
   const statsUrl = `${env['INTUNE_GRAPH_URL']}/_simulator/stats`;
   const readStats = async (): Promise<SimulatorStats> => (await (await fetch(statsUrl, { dispatcher: agent })).json()) as SimulatorStats;
   const resetStats = async (): Promise<void> => {
