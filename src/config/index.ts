@@ -159,6 +159,7 @@ export const EnvSchema = z.object({
   INTUNE_POLICY_FILE: optionalString.describe('Per-accord compliance policy file (YAML or JSON); see examples/accord-policy.yaml.'),
   INTUNE_MCP_CAPABILITIES: capabilityList(['READ']).describe('Capabilities MCP callers get when their key does not say (default READ; READ,PROPOSE allows sync_device).'),
   INTUNE_SYNC_INTERVAL: intVar(3_600, { min: 0, max: 604_800, unit: 'seconds' }).describe('Seconds between scheduled posture syncs per connection, with jitter (default 3600; 0 disables).'),
+  INTUNE_SYNC_CONCURRENCY: intVar(16, { min: 1, max: 64, unit: 'requests' }).describe('Graph list requests a sync run keeps in flight over lastSyncDateTime ranges of the previous snapshot (default 16; 1: sequential paging only).'),
   INTUNE_SECRET_REFS: secretRefList.describe('Secret references Intune connections may use, each bound to a tenant: `TENANT=env:NAME` or `TENANT=file:/abs/path` (`*=` for every tenant), comma-separated.'),
   INTUNE_GATE_JWKS_URL: optionalString.refine((raw) => raw === undefined || isHttpsUrl(raw), {
     message: "must be the https:// URL of the token issuer's JWKS endpoint",
@@ -225,7 +226,11 @@ export interface Config {
     readonly policyFile?: string;
   };
   readonly mcp: { readonly defaultCapabilities: readonly Capability[] };
-  readonly sync: { readonly intervalMs: number };
+  readonly sync: {
+    readonly intervalMs: number;
+    /** Graph list requests one sync run keeps in flight (1: sequential nextLink paging only). */
+    readonly concurrency: number;
+  };
   /** INTUNE_SECRET_REFS: references Intune connections may use, per tenant (absent: none beyond ENTRA_*). */
   readonly secretRefs?: readonly IntuneSecretRefGrant[];
   readonly gateJwt?: { readonly jwksUrl: string; readonly issuer?: string; readonly audience?: string };
@@ -337,7 +342,7 @@ export function loadConfig(env: Env, { cwd = process.cwd() }: { cwd?: string } =
       ...(e.INTUNE_POLICY_FILE !== undefined ? { policyFile: path.resolve(cwd, e.INTUNE_POLICY_FILE) } : {}),
     },
     mcp: { defaultCapabilities: e.INTUNE_MCP_CAPABILITIES },
-    sync: { intervalMs: e.INTUNE_SYNC_INTERVAL * 1000 },
+    sync: { intervalMs: e.INTUNE_SYNC_INTERVAL * 1000, concurrency: e.INTUNE_SYNC_CONCURRENCY },
     ...(e.INTUNE_SECRET_REFS.length > 0 ? { secretRefs: e.INTUNE_SECRET_REFS } : {}),
     ...(e.INTUNE_GATE_JWKS_URL !== undefined
       ? {

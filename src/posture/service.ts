@@ -28,6 +28,8 @@ export interface PostureServiceOptions {
   readonly leaseTtlMs?: number;
   /** Graph page size, 1..1000 (default 1000). */
   readonly pageSize?: number;
+  /** Graph requests one sync run may start per 20 s (default 1000: half of Intune's per-app budget, the rest for live lookups). */
+  readonly syncRequestsPer20s?: number;
   /** Identifies this replica in leases (default host:pid:random). */
   readonly holderId?: string;
   /** Jitter source for the scheduler, [0, 1) (default Math.random). */
@@ -140,7 +142,7 @@ export function createPostureService(deps: PostureServiceDeps): PostureService {
   let closed = false;
 
   const clientFor = createGraphClientFactory({ config, logger: deps.logger, demo, graphClientFor: deps.graphClientFor });
-  const runContext: RunContext = { db, chronicle, logger, secrets, fingerprintKeyFor: deps.fingerprintKeyFor, now, leaseTtlMs, pageSize, clientFor };
+  const runContext: RunContext = { db, chronicle, logger, secrets, fingerprintKeyFor: deps.fingerprintKeyFor, now, leaseTtlMs, pageSize, concurrency: config.sync.concurrency, requestsPer20s: Math.max(1, options.syncRequestsPer20s ?? 1000), clientFor };
   const runs: RunStarter = { runContext, holder, intervalMs, random, activeRuns };
   /** One client per tenant, for the connector's live reads. */
   const clients = createGraphClientCache({ db, secrets, logger, demo, clientFor });

@@ -13,7 +13,9 @@ import { isGuid } from '../common/ids.js';
 /**
  * One round trip per page: the page travels as one jsonb array and is unpacked by the server,
  * which is as fast as a multi-row VALUES and works the same on PostgreSQL and PGlite. A device id
- * Graph repeats across pages is stored once.
+ * read twice in a run (repeated across pages, or read in its old lastSyncDateTime range and again
+ * after it checked in) is stored once, as its most recently synced record. The array must hold
+ * each device id once (prepareRows sees to it): one statement cannot update a row twice.
  */
 export async function insertPage(
   q: Queryable,
@@ -25,7 +27,11 @@ export async function insertPage(
     `INSERT INTO intune_device_postures (snapshot_id, device_id, connection_id, tenant, os_family, compliance_state, ownership, last_sync_at, posture)
      SELECT $1, e->>'device_id', $2, $3, e->>'os_family', e->>'compliance_state', e->>'ownership', (e->>'last_sync_at')::timestamptz, e
        FROM jsonb_array_elements($4::jsonb) AS e
-     ON CONFLICT (snapshot_id, device_id) DO NOTHING`,
+     ON CONFLICT (snapshot_id, device_id) DO UPDATE
+        SET os_family = EXCLUDED.os_family, compliance_state = EXCLUDED.compliance_state, ownership = EXCLUDED.ownership,
+            last_sync_at = EXCLUDED.last_sync_at, posture = EXCLUDED.posture
+      WHERE EXCLUDED.last_sync_at > intune_device_postures.last_sync_at
+         OR (intune_device_postures.last_sync_at IS NULL AND EXCLUDED.last_sync_at IS NOT NULL)`,
     [snapshot.snapshotId, snapshot.connectionId, snapshot.tenant, postures],
   );
   return rowCount;

@@ -6,7 +6,7 @@ type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 interface FaultKey {
   readonly field: keyof FaultSpec;
-  readonly kind: 'rate' | 'seconds' | 'ms' | 'flag';
+  readonly kind: 'rate' | 'seconds' | 'ms' | 'ms-range' | 'count' | 'flag';
   readonly help: string;
 }
 
@@ -21,7 +21,33 @@ const KEYS: Readonly<Record<string, FaultKey>> = {
   'foreign-next-link': { field: 'foreignNextLink', kind: 'flag', help: 'nextLinks point at a foreign host (=URL to choose it)' },
   'decimal-retry-after': { field: 'decimalRetryAfter', kind: 'flag', help: '429 Retry-After with one decimal place' },
   'token-error': { field: 'tokenErrorRate', kind: 'rate', help: 'fraction of token requests answered 503' },
+  'page-latency': {
+    field: 'pageLatencyMs',
+    kind: 'ms-range',
+    help: 'milliseconds each list page takes, drawn uniformly from MIN-MAX (e.g. 800-2500, as large tenants see for a page of 1000)',
+  },
+  checkin: { field: 'checkinsPerPage', kind: 'count', help: 'devices that check in (lastSyncDateTime becomes now) each time a list page is served' },
+  'refuse-filter': { field: 'refuseFilter', kind: 'flag', help: 'list requests with a $filter are answered 400, as a Graph that does not support the filter' },
 };
+
+const MAX_MS = 600_000;
+const MAX_CHECKINS = 100_000;
+
+/** "800-2500" or "1000" (a fixed latency) as { minMs, maxMs }; undefined when malformed. */
+function parseMsRange(value: string): { minMs: number; maxMs: number } | undefined {
+  const match = /^(\d{1,6})(?:\s*-\s*(\d{1,6}))?$/.exec(value);
+  if (match === null) return undefined;
+  const minMs = Number(match[1]);
+  const maxMs = match[2] === undefined ? minMs : Number(match[2]);
+  if (minMs > maxMs || maxMs > MAX_MS) return undefined;
+  return { minMs, maxMs };
+}
+
+function isMsRange(value: unknown): boolean {
+  if (value === null || typeof value !== 'object') return false;
+  const { minMs, maxMs } = value as { minMs?: unknown; maxMs?: unknown };
+  return Number.isInteger(minMs) && Number.isInteger(maxMs) && (minMs as number) >= 0 && (minMs as number) <= (maxMs as number) && (maxMs as number) <= MAX_MS;
+}
 
 export const FAULT_SPEC_HELP = Object.entries(KEYS)
   .map(([name, key]) => `${name}: ${key.help}`)
@@ -64,7 +90,19 @@ export function parseFaultSpec(spec: string): FaultSpec {
       }
       case 'ms': {
         const n = value === undefined || value === '' ? NaN : Number(value);
-        if (!Number.isInteger(n) || n < 0 || n > 600_000) throw invalid(`fault "${name}" is "${value ?? ''}"; set it to whole milliseconds from 0 to 600000, e.g. ${name}=50`);
+        if (!Number.isInteger(n) || n < 0 || n > MAX_MS) throw invalid(`fault "${name}" is "${value ?? ''}"; set it to whole milliseconds from 0 to 600000, e.g. ${name}=50`);
+        (out as Record<string, unknown>)[key.field] = n;
+        break;
+      }
+      case 'ms-range': {
+        const range = value === undefined ? undefined : parseMsRange(value);
+        if (range === undefined) throw invalid(`fault "${name}" is "${value ?? ''}"; set it to MIN-MAX whole milliseconds up to 600000, e.g. ${name}=800-2500`);
+        (out as Record<string, unknown>)[key.field] = Object.freeze(range);
+        break;
+      }
+      case 'count': {
+        const n = value === undefined || value === '' ? NaN : Number(value);
+        if (!Number.isInteger(n) || n < 0 || n > MAX_CHECKINS) throw invalid(`fault "${name}" is "${value ?? ''}"; set it to a whole number from 0 to ${MAX_CHECKINS}, e.g. ${name}=5`);
         (out as Record<string, unknown>)[key.field] = n;
         break;
       }
@@ -98,13 +136,18 @@ export function validateFaults(faults: FaultSpec): FaultSpec {
         : key.kind === 'seconds'
           ? typeof value !== 'number' || !(value >= 0 && value <= 3600)
           : key.kind === 'ms'
-            ? typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 600_000
-            : typeof value !== 'boolean';
+            ? typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > MAX_MS
+            : key.kind === 'ms-range'
+              ? !isMsRange(value)
+              : key.kind === 'count'
+                ? typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > MAX_CHECKINS
+                : typeof value !== 'boolean';
     if (bad) throw invalid(`${key.field} (${name}) is ${JSON.stringify(value)}; ${key.help}`);
   }
   const base = faults.foreignNextLinkBase;
   if (base !== undefined && (typeof base !== 'string' || !/^https?:\/\/[^\s/?#]+$/.test(base))) {
     throw invalid(`foreignNextLinkBase is ${JSON.stringify(base)}; set it to a base URL like https://127.0.0.1:9443`);
   }
-  return Object.freeze({ ...faults });
+  const range = faults.pageLatencyMs;
+  return Object.freeze({ ...faults, ...(range !== undefined ? { pageLatencyMs: Object.freeze({ minMs: range.minMs, maxMs: range.maxMs }) } : {}) });
 }

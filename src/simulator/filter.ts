@@ -251,6 +251,29 @@ export interface CompiledFilter {
   /** When the filter pins id or azureADDeviceId to one value, the index can answer it. */
   readonly lookup?: { readonly property: 'id' | 'azureADDeviceId'; readonly value: string };
   readonly properties: ReadonlySet<string>;
+  /**
+   * When the filter is only lastSyncDateTime comparisons joined by `and` (a sync's range), those
+   * comparisons: the store answers them from a numeric column instead of parsing every date.
+   */
+  readonly lastSyncConditions?: readonly LastSyncCondition[];
+}
+
+export interface LastSyncCondition {
+  readonly op: 'gt' | 'ge' | 'lt' | 'le';
+  readonly ms: number;
+}
+
+/** The lastSyncDateTime comparisons of a filter made of nothing else, or undefined. */
+function lastSyncConditionsOf(node: FilterNode): LastSyncCondition[] | undefined {
+  if (node.kind === 'compare') {
+    if (CANONICAL_NAMES.get(node.property.toLowerCase()) !== 'lastSyncDateTime' || node.literal.kind !== 'datetime') return undefined;
+    if (node.op !== 'gt' && node.op !== 'ge' && node.op !== 'lt' && node.op !== 'le') return undefined;
+    return [{ op: node.op, ms: node.literal.ms }];
+  }
+  if (node.kind !== 'and') return undefined;
+  const left = lastSyncConditionsOf(node.left);
+  const right = lastSyncConditionsOf(node.right);
+  return left === undefined || right === undefined ? undefined : [...left, ...right];
 }
 
 function literalText(literal: Literal): string {
@@ -389,12 +412,15 @@ function compileNode(node: FilterNode): Compiled {
 }
 
 export function compileFilter(text: string): CompiledFilter {
-  const compiled = compileNode(parseFilter(text));
+  const tree = parseFilter(text);
+  const compiled = compileNode(tree);
+  const lastSyncConditions = lastSyncConditionsOf(tree);
   const lookup = compiled.lookups.find((l) => l.property === 'id') ?? compiled.lookups[0];
   return {
     predicate: compiled.predicate,
     canonical: compiled.canonical,
     properties: compiled.properties,
+    ...(lastSyncConditions !== undefined ? { lastSyncConditions } : {}),
     ...(lookup !== undefined ? { lookup: { property: lookup.property as 'id' | 'azureADDeviceId', value: lookup.value } } : {}),
   };
 }

@@ -57,6 +57,8 @@ export interface GraphDeps {
   readonly dice: Random;
   readonly baseUrl: () => string;
   readonly sleep: (ms: number) => Promise<void>;
+  /** Random devices check in now (see SimulatorHandle.checkIn). */
+  readonly checkIn: (count: number) => void;
 }
 
 function segmentIs(segment: string | undefined, name: string): boolean {
@@ -74,6 +76,28 @@ function matchRoute(segments: readonly string[]): Route | undefined {
   if (segmentIs(sub, 'deviceCompliancePolicyStates')) return { kind: 'policyStates', id };
   const action = DEVICE_ACTIONS.find((a) => segmentIs(sub, a));
   return action === undefined ? undefined : { kind: 'action', id, action };
+}
+
+/**
+ * "METHOD /path-template" for the stats counters: ids become {id}, names take Graph's casing, and
+ * anything unrouted is one bucket, so the key set stays small whatever callers send.
+ */
+export function routeTemplate(method: string, segments: readonly string[]): string {
+  const route = matchRoute(segments);
+  const base = '/v1.0/deviceManagement/managedDevices';
+  if (route === undefined) return `${method} (unrouted)`;
+  switch (route.kind) {
+    case 'list':
+      return `${method} ${base}`;
+    case 'count':
+      return `${method} ${base}/$count`;
+    case 'device':
+      return `${method} ${base}/{id}`;
+    case 'policyStates':
+      return `${method} ${base}/{id}/deviceCompliancePolicyStates`;
+    case 'action':
+      return `${method} ${base}/{id}/${route.action}`;
+  }
 }
 
 function formatRetryAfter(ms: number, decimal: boolean): string {
@@ -255,7 +279,7 @@ export class GraphService {
     try {
       switch (route.kind) {
         case 'list':
-          return this.list(ex, faults);
+          return await this.list(ex, faults);
         case 'count':
           return this.count(ex);
         case 'device':
@@ -284,10 +308,18 @@ export class GraphService {
     ex.req.socket.destroy();
   }
 
-  private list(ex: Exchange, faults: FaultSpec): void {
+  private async list(ex: Exchange, faults: FaultSpec): Promise<void> {
     const q = parseQuery(ex.url, new Set(['$top', '$skiptoken', '$select', '$filter', '$count']));
     if (q.count === true && q.filter?.properties.has('azureADDeviceId') === true) {
       throw new BadRequest("$count cannot be combined with a filter on 'azureADDeviceId'; drop $count and count the returned records.");
+    }
+    if (faults.refuseFilter === true && q.filter !== undefined) {
+      throw new BadRequest('Filtering managedDevices is not supported for this request; list without $filter and follow @odata.nextLink.');
+    }
+    const latency = faults.pageLatencyMs;
+    if (latency !== undefined && latency.maxMs > 0) {
+      await this.deps.sleep(this.deps.dice.int(latency.minMs, latency.maxMs));
+      if (ex.res.destroyed) return;
     }
     const filterHash = createHash('sha256').update(q.filter?.canonical ?? '').digest('base64url').slice(0, 16);
     const offset = q.skiptoken === undefined ? 0 : this.readSkiptoken(q.skiptoken, filterHash);
@@ -315,6 +347,8 @@ export class GraphService {
     }
     const body = `${head},"value":${JSON.stringify(page)}}`;
     const headers = graphHeaders(ex, { 'content-type': GRAPH_JSON });
+    // Devices keep checking in while a client pages: what this page showed may move before the next.
+    if ((faults.checkinsPerPage ?? 0) > 0) this.deps.checkIn(faults.checkinsPerPage ?? 0);
 
     const { dice } = this.deps;
     if ((faults.truncateRate ?? 0) > 0 && dice.chance(faults.truncateRate ?? 0)) {

@@ -58,4 +58,4 @@ export { compileFilter, FilterError } from './filter.js';
 export { createClientCertificate, simulatorAuthorityMetadata, simulatorCloudDiscoveryMetadata, type ClientCertificate } from './credentials.js';
 export { MANAGED_DEVICE_PROPERTIES, LIST_DEFAULTS, NO_GRACE_PERIOD, type PropertySpec } from './properties.js';
 export { DEFAULT_ROLES, ROLE_READ, ROLE_READ_WRITE, ROLE_PRIVILEGED } from './entra.js';
-export type { FaultSpec, MintTokenOptions, RecordedRequest, SimulatorHandle, SimulatorOptions } from './types.js';
+export type { FaultSpec, MintTokenOptions, RecordedRequest, SimulatorHandle, SimulatorOptions, SimulatorStats } from './types.js';

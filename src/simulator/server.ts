@@ -5,6 +5,7 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import type { ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -14,19 +15,58 @@ import { DEFAULT_ROLES, EntraTenant } from './entra.js';
 import { SimulatorError } from './errors.js';
 import { validateFaults } from './faults.js';
 import { generateTenant } from './generator.js';
-import { GraphService } from './graph.js';
-import { sendGraphError, type Exchange, type MutableRecord } from './http.js';
+import { GraphService, routeTemplate } from './graph.js';
+import { send, sendGraphError, type Exchange, type MutableRecord } from './http.js';
 import { createRandom } from './random.js';
 import { DeviceStore } from './store.js';
 import { loadTenantFile } from './tenant-file.js';
 import { INTUNE_THROTTLE, Throttle } from './throttle.js';
 import { createTlsMaterial } from './tls.js';
-import type { FaultSpec, RecordedRequest, SimulatorHandle, SimulatorOptions } from './types.js';
+import type { FaultSpec, RecordedRequest, SimulatorHandle, SimulatorOptions, SimulatorStats } from './types.js';
 
 export const DEFAULT_DEVICES = 200;
 export const DEFAULT_SEED = 'intune-connector';
 const DEFAULT_REQUEST_LOG_LIMIT = 100_000;
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '::1']);
+/** The control path on the Graph host; not a Graph path, so never counted among Graph requests. */
+const STATS_PATH = '_simulator';
+
+/** Counters behind GET /_simulator/stats. */
+class StatsCounter {
+  total = 0;
+  tokenRequests = 0;
+  checkins = 0;
+  requests = new Map<string, number>();
+  statuses = new Map<string, number>();
+  /** Bumped by reset(), so an exchange that closes after a reset is not counted into the new period. */
+  private generation = 0;
+
+  countGraph(template: string, res: ServerResponse, record: MutableRecord): void {
+    this.total += 1;
+    this.requests.set(template, (this.requests.get(template) ?? 0) + 1);
+    const generation = this.generation;
+    // 'close' fires for answered and for reset exchanges alike; a reset leaves status 0.
+    res.once('close', () => {
+      if (generation !== this.generation) return;
+      const key = String(record.status);
+      this.statuses.set(key, (this.statuses.get(key) ?? 0) + 1);
+    });
+  }
+
+  reset(): void {
+    this.generation += 1;
+    this.total = 0;
+    this.tokenRequests = 0;
+    this.checkins = 0;
+    this.requests = new Map();
+    this.statuses = new Map();
+  }
+
+  snapshot(): SimulatorStats {
+    const sorted = (m: Map<string, number>) => Object.fromEntries([...m].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    return { total: this.total, requests: sorted(this.requests), statuses: sorted(this.statuses), tokenRequests: this.tokenRequests, checkins: this.checkins };
+  }
+}
 
 function invalid(message: string): SimulatorError {
   return new SimulatorError('invalid_options', message);
@@ -108,6 +148,12 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   const logLimit = options.requestLogLimit ?? DEFAULT_REQUEST_LOG_LIMIT;
   let baseUrl = '';
   const dice = createRandom(`faults:${seed}`);
+  const stats = new StatsCounter();
+  const checkIn = (count: number): string[] => {
+    const ids = store.checkIn(count, (size) => dice.int(0, size - 1), new Date().toISOString());
+    stats.checkins += ids.length;
+    return ids;
+  };
   const graph = new GraphService({
     store,
     entra,
@@ -117,12 +163,25 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     baseUrl: () => baseUrl,
     // node:timers/promises, not the global: a test's fake timers must not stall the simulator.
     sleep: (ms) => delay(ms),
+    checkIn,
   });
 
   const route = async (ex: Exchange, segments: readonly string[]): Promise<void> => {
     const method = ex.req.method ?? 'GET';
     const [first, second, third, fourth] = segments;
-    if (first === 'v1.0' || first === 'beta') return graph.handle(ex, segments);
+    if (first === 'v1.0' || first === 'beta') {
+      stats.countGraph(routeTemplate(method, segments), ex.res, ex.record);
+      return graph.handle(ex, segments);
+    }
+    if (first === STATS_PATH && second === 'stats' && segments.length === 2) {
+      ex.record.kind = 'metadata';
+      if (method === 'GET') return send(ex, 200, JSON.stringify(stats.snapshot()), { 'content-type': 'application/json', 'cache-control': 'no-store' });
+      if (method === 'DELETE') {
+        stats.reset();
+        return send(ex, 204, '');
+      }
+      return sendGraphError(ex, 405, 'BadRequest', 'Use GET /_simulator/stats to read the counters or DELETE /_simulator/stats to reset them.', { allow: 'GET, DELETE' });
+    }
     if (segments.length === 3 && first === 'common' && second === 'discovery' && third === 'instance' && method === 'GET') {
       ex.record.kind = 'metadata';
       return entra.instanceDiscovery(ex);
@@ -137,6 +196,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     }
     if (first !== undefined && segments.length === 4 && second === 'oauth2' && third === 'v2.0' && fourth === 'token') {
       ex.record.kind = 'token';
+      stats.tokenRequests += 1;
       if (method !== 'POST') return entra.error(ex, 405, 'invalid_request', 900561, 'The endpoint only accepts POST requests.');
       if ((faults.tokenErrorRate ?? 0) > 0 && dice.chance(faults.tokenErrorRate ?? 0)) {
         return entra.error(ex, 503, 'temporarily_unavailable', 90033, 'A transient error has occurred. Please try again.');
@@ -230,6 +290,14 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     requests: () => log.slice(Math.max(0, log.length - logLimit)).map((r) => ({ ...r })),
     clearRequests: () => {
       log.length = 0;
+    },
+    stats: () => stats.snapshot(),
+    resetStats: () => stats.reset(),
+    checkIn: (count: number) => {
+      if (!Number.isInteger(count) || count < 0 || count > 1_000_000) {
+        throw invalid(`checkIn count is ${JSON.stringify(count)}; set it to a whole number from 0 to 1000000`);
+      }
+      return checkIn(count);
     },
     setFaults: (next: FaultSpec) => {
       faults = validateFaults(next);

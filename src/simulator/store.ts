@@ -5,7 +5,7 @@
  * lookups without a scan, and filtered listings are cached per filter until a device changes.
  */
 import { SimulatorError } from './errors.js';
-import type { CompiledFilter } from './filter.js';
+import type { CompiledFilter, LastSyncCondition } from './filter.js';
 import { LIST_DEFAULTS, PROPERTY_BY_NAME, propertyProblem } from './properties.js';
 import { isPlainObject } from '../common/values.js';
 
@@ -32,6 +32,8 @@ export class DeviceStore {
   private readonly filtered = new Map<string, { version: number; indices: Uint32Array }>();
   private fullView: readonly Readonly<Device>[] | undefined;
   private version = 0;
+  /** lastSyncDateTime of each device in ms (NaN when not a date), for range filters without a parse per device. */
+  private lastSyncMs = new Float64Array(0);
 
   /**
    * Takes ownership of `devices`, which must be complete and valid, `@odata.type` first (generator
@@ -43,7 +45,31 @@ export class DeviceStore {
       this.extras.push(splitDevice(device));
       this.listed.push(device);
     }
+    this.lastSyncMs = new Float64Array(this.listed.length);
+    this.listed.forEach((_, i) => this.refreshLastSync(i));
     this.reindex();
+  }
+
+  private refreshLastSync(index: number): void {
+    const raw = (this.listed[index] as Device)['lastSyncDateTime'];
+    this.lastSyncMs[index] = typeof raw === 'string' ? Date.parse(raw) : NaN;
+  }
+
+  private matchingLastSync(conditions: readonly LastSyncCondition[]): number[] {
+    const out: number[] = [];
+    const times = this.lastSyncMs;
+    for (let i = 0; i < times.length; i++) {
+      const ms = times[i] as number;
+      let ok = true;
+      for (const c of conditions) {
+        if (!(c.op === 'gt' ? ms > c.ms : c.op === 'ge' ? ms >= c.ms : c.op === 'lt' ? ms < c.ms : ms <= c.ms)) {
+          ok = false;
+          break;
+        }
+      }
+      if (ok) out.push(i);
+    }
+    return out;
   }
 
   get size(): number {
@@ -83,7 +109,9 @@ export class DeviceStore {
       return cached.indices;
     }
     let candidates: Iterable<number>;
-    if (filter.lookup?.property === 'id') {
+    if (filter.lastSyncConditions !== undefined) {
+      return this.remember(filter.canonical, Uint32Array.from(this.matchingLastSync(filter.lastSyncConditions)));
+    } else if (filter.lookup?.property === 'id') {
       const i = this.byId.get(filter.lookup.value.toLowerCase());
       candidates = i === undefined ? [] : [i];
     } else if (filter.lookup?.property === 'azureADDeviceId') {
@@ -96,12 +124,15 @@ export class DeviceStore {
     for (const i of candidates) {
       if (filter.predicate(this.listed[i] as Device)) out.push(i);
     }
-    const indices = Uint32Array.from(out);
+    return this.remember(filter.canonical, Uint32Array.from(out));
+  }
+
+  private remember(canonical: string, indices: Uint32Array): Uint32Array {
     if (this.filtered.size >= FILTER_CACHE_SIZE) {
       const oldest = this.filtered.keys().next().value;
       if (oldest !== undefined) this.filtered.delete(oldest);
     }
-    this.filtered.set(filter.canonical, { version: this.version, indices });
+    this.filtered.set(canonical, { version: this.version, indices });
     return indices;
   }
 
@@ -126,8 +157,27 @@ export class DeviceStore {
       if (name in LIST_DEFAULTS) extras[name] = value;
       else listed[name] = value;
     }
+    this.refreshLastSync(index);
     this.changed();
     if ('azureADDeviceId' in patch) this.reindex();
+  }
+
+  /**
+   * `count` devices drawn by `pick` (an index below size) check in at `nowIso`: their
+   * lastSyncDateTime moves forward, as Intune records a check-in. Returns their ids.
+   */
+  checkIn(count: number, pick: (size: number) => number, nowIso: string): string[] {
+    const ids: string[] = [];
+    if (this.listed.length === 0) return ids;
+    for (let k = 0; k < count; k++) {
+      const index = pick(this.listed.length);
+      const device = this.listed[index] as Device;
+      device['lastSyncDateTime'] = nowIso;
+      this.refreshLastSync(index);
+      ids.push(String(device['id']));
+    }
+    this.changed();
+    return ids;
   }
 
   /** For device actions: the action shows in deviceActionResults, as Intune reports it. */

@@ -67,6 +67,30 @@ export interface FaultSpec {
   readonly decimalRetryAfter?: boolean;
   /** Fraction of token requests answered 503 temporarily_unavailable (Graph faults never touch tokens). */
   readonly tokenErrorRate?: number;
+  /**
+   * The latency model of list pages: each list request waits a time drawn uniformly from
+   * [minMs, maxMs] before its page is computed (e.g. 800-2500 for a page of 1000, as large tenants
+   * see), whatever the page holds. Off by default; `latencyMs` still adds to every request.
+   */
+  readonly pageLatencyMs?: { readonly minMs: number; readonly maxMs: number };
+  /** Devices that check in (lastSyncDateTime becomes now) each time a list page is served: a tenant alive during a sync. */
+  readonly checkinsPerPage?: number;
+  /** List requests with a $filter are answered 400, as a Graph that does not support the filter. */
+  readonly refuseFilter?: boolean;
+}
+
+/** GET /_simulator/stats on the Graph host: Graph requests received since start or the last reset. */
+export interface SimulatorStats {
+  /** Graph requests (v1.0 and beta paths), throttled and failed ones included. */
+  readonly total: number;
+  /** By "METHOD /path-template", e.g. "GET /v1.0/deviceManagement/managedDevices/{id}". */
+  readonly requests: Readonly<Record<string, number>>;
+  /** Graph answers by HTTP status ("200", "429", ...); "0" for a connection reset. */
+  readonly statuses: Readonly<Record<string, number>>;
+  /** Token requests to the Entra endpoint (not Graph requests, counted apart). */
+  readonly tokenRequests: number;
+  /** Devices moved to "now" by the checkin fault or checkIn(). */
+  readonly checkins: number;
 }
 
 export interface RecordedRequest {
@@ -120,6 +144,11 @@ export interface SimulatorHandle {
   /** Every request received, in order (token requests included). */
   requests(): readonly RecordedRequest[];
   clearRequests(): void;
+  /** The counters GET /_simulator/stats answers; resetStats() (or DELETE /_simulator/stats) zeroes them. */
+  stats(): SimulatorStats;
+  resetStats(): void;
+  /** Devices check in now: their lastSyncDateTime becomes the current time. Returns their ids. */
+  checkIn(count: number): string[];
   setFaults(faults: FaultSpec): void;
   /** Replace or mutate a served device (tests: flip compliance state, move last sync). */
   updateDevice(id: string, patch: Readonly<Record<string, unknown>>): void;

@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { DevicePostureSchema } from '../../src/connector/posture.js';
 import type { ManagedDevice } from '../../src/connector/graph/types.js';
-import { dateOrNull, fingerprintSerial, osFamilyOf, redactDevice } from '../../src/connector/redaction.js';
+import { dateOrNull, fingerprintSerial, osFamilyOf, POSTURE_SOURCE_PROPERTIES, redactDevice } from '../../src/connector/redaction.js';
+import { generateTenant } from '../../src/simulator/index.js';
 
 const sample = JSON.parse(fs.readFileSync(new URL('../../specs/graph/sample-managedDevice-macos.json', import.meta.url), 'utf8')) as ManagedDevice;
 const spec = JSON.parse(fs.readFileSync(new URL('../../specs/graph/managedDevice.v1.json', import.meta.url), 'utf8')) as { name: string; pii: boolean }[];
@@ -31,6 +32,22 @@ describe('redactDevice', () => {
       manufacturer: 'Apple',
     });
     expect(posture.serial_fingerprint).toBe(`hmac-sha256:${crypto.createHmac('sha256', key).update('FAKESN0MAC01').digest('hex')}`);
+  });
+
+  it('reads only POSTURE_SOURCE_PROPERTIES, so a sync that $selects them builds the same posture', () => {
+    for (const device of [sample, ...(generateTenant(30, 'redaction-select') as unknown as ManagedDevice[])]) {
+      const read = new Set<string>();
+      const watched = new Proxy(device, {
+        get(target, property, receiver) {
+          if (typeof property === 'string') read.add(property);
+          return Reflect.get(target, property, receiver) as unknown;
+        },
+      });
+      const full = redactDevice(watched, key);
+      expect([...read].filter((p) => !(POSTURE_SOURCE_PROPERTIES as readonly string[]).includes(p))).toEqual([]);
+      const selected = Object.fromEntries(POSTURE_SOURCE_PROPERTIES.map((p) => [p, device[p]])) as unknown as ManagedDevice;
+      expect(redactDevice(selected, key)).toEqual(full);
+    }
   });
 
   it('leaves no PII value of the sample anywhere in the output', () => {

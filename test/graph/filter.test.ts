@@ -52,6 +52,9 @@ describe('the $filter builder', () => {
     expect(buildDeviceFilter({ serialNumber: 'C02XK1ABJGH5' })).toBe("serialNumber eq 'C02XK1ABJGH5'");
     expect(buildDeviceFilter({ lastSyncAfter: '2025-06-01T00:00:00Z' })).toBe('lastSyncDateTime gt 2025-06-01T00:00:00.000Z');
     expect(buildDeviceFilter({ lastSyncBefore: '2025-06-01T02:00:00+02:00' })).toBe('lastSyncDateTime lt 2025-06-01T00:00:00.000Z');
+    expect(buildDeviceFilter({ lastSyncOnOrAfter: '2025-06-01T00:00:00.250Z', lastSyncBefore: '2025-06-02T00:00:00Z' })).toBe(
+      'lastSyncDateTime ge 2025-06-01T00:00:00.250Z and lastSyncDateTime lt 2025-06-02T00:00:00.000Z',
+    );
   });
 
   it('joins several clauses with and, and gives no filter for none', () => {
@@ -86,6 +89,12 @@ describe('the $filter builder', () => {
     badRequestOf(() => buildDeviceFilter({ lastSyncAfter: 'yesterday' }));
     badRequestOf(() => buildDeviceFilter({ lastSyncAfter: '2025-13-45T00:00:00Z' }));
     badRequestOf(() => buildDeviceFilter({ lastSyncAfter: '2025-06-02T00:00:00Z', lastSyncBefore: '2025-06-01T00:00:00Z' }));
+    expect(badRequestOf(() => buildDeviceFilter({ lastSyncOnOrAfter: '2025-06-01T00:00:00Z', lastSyncBefore: '2025-06-01T00:00:00Z' })).message).toContain(
+      'filter.lastSyncOnOrAfter must be earlier',
+    );
+    expect(badRequestOf(() => buildDeviceFilter({ lastSyncOnOrAfter: '2025-06-01T00:00:00Z', lastSyncAfter: '2025-06-01T00:00:00Z' })).message).toContain(
+      'mutually exclusive',
+    );
     badRequestOf(() => buildDeviceFilter({ operatingSystem: '' }));
     badRequestOf(() => buildDeviceFilter({ operatingSystem: 'mac\nOS' }));
     badRequestOf(() => buildDeviceFilter({ serialNumber: 'x'.repeat(257) }));

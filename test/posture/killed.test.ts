@@ -53,7 +53,7 @@ describe.skipIf(!pgAvailable())('a killed replica [postgres]', () => {
     // Another replica (its own process, short lease, pages of 100) starts a slow sync and dies after one page.
     world.sim.setFaults({ latencyMs: 400 });
     child = spawn(process.execPath, ['--import', 'tsx', CHILD], {
-      env: { ...process.env, ...world.env, DATABASE_URL: world.database.url, LEASE_TTL_MS: '1500', PAGE_SIZE: '100', LOG_LEVEL: 'silent' },
+      env: { ...process.env, ...world.env, DATABASE_URL: world.database.url, LEASE_TTL_MS: '1500', PAGE_SIZE: '100', INTUNE_SYNC_CONCURRENCY: '1', LOG_LEVEL: 'silent' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const exited = new Promise((resolve) => child?.on('exit', resolve));

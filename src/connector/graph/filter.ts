@@ -57,13 +57,14 @@ const FILTER_KEYS: readonly (keyof DeviceFilter)[] = [
   'complianceState',
   'serialNumber',
   'lastSyncAfter',
+  'lastSyncOnOrAfter',
   'lastSyncBefore',
 ];
 
 /**
  * The $filter expression for a DeviceFilter (clauses joined with `and`), or undefined for no
  * filter. Only what Intune supports on managedDevices is offered: eq on ids, operatingSystem,
- * complianceState and serialNumber; gt/lt on lastSyncDateTime.
+ * complianceState and serialNumber; gt/ge/lt on lastSyncDateTime.
  */
 export function buildDeviceFilter(filter: DeviceFilter | undefined): string | undefined {
   if (filter === undefined) return undefined;
@@ -93,12 +94,20 @@ export function buildDeviceFilter(filter: DeviceFilter | undefined): string | un
     clauses.push(`serialNumber eq ${odataString(requireLiteral(filter.serialNumber, 'filter.serialNumber'))}`);
   }
   const after = filter.lastSyncAfter !== undefined ? requireDateTime(filter.lastSyncAfter, 'filter.lastSyncAfter') : undefined;
+  const onOrAfter = filter.lastSyncOnOrAfter !== undefined ? requireDateTime(filter.lastSyncOnOrAfter, 'filter.lastSyncOnOrAfter') : undefined;
   const before = filter.lastSyncBefore !== undefined ? requireDateTime(filter.lastSyncBefore, 'filter.lastSyncBefore') : undefined;
+  if (after !== undefined && onOrAfter !== undefined) {
+    throw badRequest('filter.lastSyncAfter and filter.lastSyncOnOrAfter are mutually exclusive: set only one.');
+  }
   if (after !== undefined && before !== undefined && Date.parse(after) >= Date.parse(before)) {
     throw badRequest('filter.lastSyncAfter must be earlier than filter.lastSyncBefore.');
   }
+  if (onOrAfter !== undefined && before !== undefined && Date.parse(onOrAfter) >= Date.parse(before)) {
+    throw badRequest('filter.lastSyncOnOrAfter must be earlier than filter.lastSyncBefore.');
+  }
   // DateTimeOffset literals are unquoted in OData; toISOString() output holds nothing else.
   if (after !== undefined) clauses.push(`lastSyncDateTime gt ${after}`);
+  if (onOrAfter !== undefined) clauses.push(`lastSyncDateTime ge ${onOrAfter}`);
   if (before !== undefined) clauses.push(`lastSyncDateTime lt ${before}`);
   return clauses.length > 0 ? clauses.join(' and ') : undefined;
 }

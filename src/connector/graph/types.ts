@@ -22,6 +22,8 @@ export interface DeviceFilter {
   readonly complianceState?: ManagedDevice['complianceState'];
   readonly serialNumber?: string;
   readonly lastSyncAfter?: string;
+  /** lastSyncDateTime ge: with lastSyncBefore (lt) it makes half-open ranges that partition the tenant. */
+  readonly lastSyncOnOrAfter?: string;
   readonly lastSyncBefore?: string;
 }
 
