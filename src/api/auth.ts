@@ -20,6 +20,10 @@ export const PERMISSIONS = {
   'mcp:call': ['admin', 'agent'],
   /** API key administration of the key's own tenant. */
   'keys:manage': ['admin'],
+  /** Endpoint agents: enrollment tokens and revocation. */
+  'agents:manage': ['admin'],
+  /** Endpoint agents: identity summaries. */
+  'agents:read': ['admin', 'reader'],
 } as const satisfies Record<string, readonly Role[]>;
 export type Permission = keyof typeof PERMISSIONS;
 
