@@ -76,14 +76,19 @@ export function createCaStore({ db, dir, logger, now = Date.now }: { db: Db; dir
     if (fs.existsSync(file)) {
       text = fs.readFileSync(file, 'utf8');
     } else {
-      if ((await recorded(tenant)) !== null) {
+      // Another replica may have made it a moment ago: its file is linked in before its row is written.
+      if ((await recorded(tenant)) !== null && !fs.existsSync(file)) {
         throw new Error(
           `the agent CA of tenant ${tenant} is recorded in the database but its key file ${file} is missing: replicas must share INTUNE_AGENT_CA_DIR (restore the file from backup)`,
         );
       }
-      const made = await createCa(tenant, new Date(now()));
-      text = writeOnce(file, made.keyPem + made.certPem);
-      logger.info({ tenant, file }, 'created the agent CA of a tenant');
+      if (fs.existsSync(file)) {
+        text = fs.readFileSync(file, 'utf8');
+      } else {
+        const made = await createCa(tenant, new Date(now()));
+        text = writeOnce(file, made.keyPem + made.certPem);
+        logger.info({ tenant, file }, 'created the agent CA of a tenant');
+      }
     }
     const { keyPem, certPem } = splitPem(text);
     if (keyPem === undefined || certPem === undefined) {

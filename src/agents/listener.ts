@@ -177,9 +177,7 @@ export async function startAgentListener(options: AgentListenerOptions): Promise
     app.server.setSecureContext({ key: options.tls.keyPem, cert: options.tls.certPem, ca: caList(), minVersion: 'TLSv1.2' });
     logger.info({ cas: trusted.length }, 'agent listener trusts a new tenant CA');
   }
-  service.onCaCreated(() => {
-    refreshTrust().catch((err: unknown) => logger.warn({ err }, 'agent listener could not reload its CAs'));
-  });
+  service.onCaCreated(refreshTrust);
   const timer = setInterval(() => {
     refreshTrust().catch((err: unknown) => logger.warn({ err }, 'agent listener could not reload its CAs'));
   }, options.trustRefreshMs ?? 5_000);

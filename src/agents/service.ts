@@ -131,7 +131,7 @@ export interface AgentService {
   renew(agent: AuthenticatedAgent, csr: string, options?: { requestId?: string }): Promise<IssuedIdentity>;
   posture(tenant: string): Promise<AgentPostureEntry[]>;
   /** Called after this process makes a tenant CA (the listener reloads its trust list). */
-  onCaCreated(listener: () => void): void;
+  onCaCreated(listener: () => Promise<void>): void;
 }
 
 export interface AgentServiceOptions {
@@ -196,7 +196,7 @@ export function createAgentService(options: AgentServiceOptions): AgentService {
   const defaultTtl = options.tokenTtlSeconds ?? DEFAULT_TOKEN_TTL_SECONDS;
   const staleAfterMs = options.staleAfterMs ?? DAY_MS;
   const cas = createCaStore({ db, dir: options.caDir, logger, now });
-  const caListeners: Array<() => void> = [];
+  const caListeners: Array<() => Promise<void>> = [];
 
   const statusOf = (row: AgentRow): AgentStatus => {
     if (row.revoked_at !== null) return 'revoked';
@@ -233,7 +233,8 @@ export function createAgentService(options: AgentServiceOptions): AgentService {
   async function caWithNotice(tenant: string) {
     const before = await cas.fingerprintOf(tenant);
     const ca = await cas.caFor(tenant);
-    if (before === null) for (const listener of caListeners) listener();
+    // A new CA is trusted by this process's listener before its first certificate is handed out.
+    if (before === null) await Promise.all(caListeners.map((listener) => listener().catch((err: unknown) => logger.warn({ err }, 'could not reload agent CAs'))));
     return ca;
   }
 
