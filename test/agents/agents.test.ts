@@ -364,6 +364,32 @@ function suite(kind: 'postgres' | 'pglite') {
     expect(unknown.status).toBe(404);
   });
 
+  it('leaves no token and no enrollment behind when Chronicle cannot record them', async () => {
+    const { createChronicle } = await import('../../src/chronicle/index.js');
+    const closed = await createChronicle({ db: t.server.runtime.db, logger: createLogger({ level: 'silent' }), ...t.config.chronicle, checkpointIntervalMs: 0 });
+    await closed.close();
+    const unaudited = createAgentService({
+      db: t.server.runtime.db,
+      chronicle: closed,
+      logger: createLogger({ level: 'silent' }),
+      caDir: t.config.agents.caDir,
+      fingerprintKeyFor: t.server.runtime.fingerprintKeyFor,
+    });
+    const count = async (table: string) => (await t.server.runtime.db.query<{ n: number }>(`SELECT count(*) AS n FROM ${table}`)).rows[0]!.n;
+    const tokensBefore = await count('agent_enrollment_tokens');
+    await expect(unaudited.createToken('default', {}, { kind: 'human', id: 'test' })).rejects.toThrow();
+    expect(await count('agent_enrollment_tokens')).toBe(tokensBefore);
+
+    const token = await newToken();
+    const agentsBefore = await count('agents');
+    const csr = await csrFor({ name: 'ECDSA', namedCurve: 'P-256' });
+    const input = { token, csr: csr.csrPem, platform: 'darwin', agent_class: 'endpoint', os_version: '14.5' };
+    await expect(unaudited.enroll(input)).rejects.toThrow();
+    expect(await count('agents')).toBe(agentsBefore);
+    // The token was not consumed by the enrollment that could not be recorded.
+    expect((await enroll(token)).res.status).toBe(201);
+  });
+
   it('never lets a serial number or hardware UUID out: answers, events, rows, log lines, the panel, the export', async () => {
     // The demo agents declared the serials of demo Intune Macs: those are canaries too.
     const demoSerials = t.server.runtime.demo!.simulator.devices.filter((d) => d['operatingSystem'] === 'macOS').slice(0, 4).map((d) => String(d['serialNumber']));
