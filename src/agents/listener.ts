@@ -145,26 +145,25 @@ export async function startAgentListener(options: AgentListenerOptions): Promise
     reply.header('x-content-type-options', 'nosniff');
   });
 
-  /** The certificate's agent, checked against the database, within its rate limit. */
-  async function agentOf(request: FastifyRequest): Promise<AuthenticatedAgent> {
+  /** The certificate's agent, from its tenant's CA, within its rate limit (its record is checked by each route). */
+  async function peerOf(request: FastifyRequest): Promise<PeerIdentity> {
     const peer = peerIdentity(request);
     if (peer === null) throw new AgentError(401, 'client_certificate_required', 'present the client certificate issued at enrollment');
-    const agent = await service.authenticate(peer);
-    const waitMs = limiter.take(`${agent.tenant}/${agent.agentId}`);
+    await service.checkIssuer(peer);
+    const waitMs = limiter.take(`${peer.tenant}/${peer.agentId}`);
     if (waitMs > 0) {
       const seconds = String(Math.max(1, Math.ceil(waitMs / 1000)));
       throw new AgentError(429, 'rate_limited', `too many requests from this agent; retry after ${seconds} s`, undefined, { 'retry-after': seconds });
     }
-    return agent;
+    return peer;
   }
 
   app.post<{ Body: HeartbeatInput }>(`${AGENTS_BASE}/heartbeat`, { schema: { body: heartbeatBody } }, async (request) => {
-    const agent = await agentOf(request);
-    return service.heartbeat(agent, request.body);
+    return service.heartbeat(await peerOf(request), request.body);
   });
 
   app.post<{ Body: { csr: string } }>(`${AGENTS_BASE}/renew`, { schema: { body: renewBody } }, async (request) => {
-    const agent = await agentOf(request);
+    const agent: AuthenticatedAgent = await service.authenticate(await peerOf(request));
     return service.renew(agent, request.body.csr, { requestId: request.id });
   });
 

@@ -127,7 +127,13 @@ export interface AgentService {
   revoke(tenant: string | undefined, agentId: string, actor: Actor, options?: { requestId?: string }): Promise<(AgentSummary & { tenant: string }) | null>;
   /** Checks a verified peer certificate against the tenant's CA and the agent's current record. */
   authenticate(peer: PeerIdentity): Promise<AuthenticatedAgent>;
-  heartbeat(agent: AuthenticatedAgent, input: HeartbeatInput): Promise<{ agent_id: string; last_seen_at: string; certificate_expires_at: string }>;
+  /** Refuses a certificate that its tenant's CA did not issue (cached: a CA never changes). */
+  checkIssuer(peer: PeerIdentity): Promise<void>;
+  /**
+   * Records a heartbeat for the certificate's agent in one conditional update (unrevoked, current
+   * certificate, unexpired); when nothing matches, says why as `authenticate` would.
+   */
+  heartbeat(peer: PeerIdentity, input: HeartbeatInput): Promise<{ agent_id: string; last_seen_at: string; certificate_expires_at: string }>;
   renew(agent: AuthenticatedAgent, csr: string, options?: { requestId?: string }): Promise<IssuedIdentity>;
   posture(tenant: string): Promise<AgentPostureEntry[]>;
   /** Called after this process makes a tenant CA (the listener reloads its trust list). */
@@ -434,10 +440,16 @@ export function createAgentService(options: AgentServiceOptions): AgentService {
     return summaryOf(updated);
   }
 
-  async function authenticate(peer: PeerIdentity): Promise<AuthenticatedAgent> {
-    const refused = () => new AgentError(401, 'unknown_agent', 'the client certificate does not name an enrolled agent of its tenant; enroll again');
+  const unknownAgent = () => new AgentError(401, 'unknown_agent', 'the client certificate does not name an enrolled agent of its tenant; enroll again');
+
+  async function checkIssuer(peer: PeerIdentity): Promise<void> {
     const expected = await cas.fingerprintOf(peer.tenant);
-    if (expected === null || expected !== peer.issuerFingerprint) throw refused();
+    if (expected === null || expected !== peer.issuerFingerprint || !isAgentId(peer.agentId)) throw unknownAgent();
+  }
+
+  async function authenticate(peer: PeerIdentity): Promise<AuthenticatedAgent> {
+    const refused = unknownAgent;
+    await checkIssuer(peer);
     const row = await loadAgent(peer.agentId);
     if (row === null || row.tenant !== peer.tenant) throw refused();
     if (row.revoked_at !== null) throw new AgentError(403, 'agent_revoked', 'this agent was revoked by an administrator; it must be enrolled again with a new token');
@@ -450,7 +462,8 @@ export function createAgentService(options: AgentServiceOptions): AgentService {
     return { tenant: row.tenant, agentId: row.agent_id, serial: row.certificate_serial };
   }
 
-  async function heartbeat(agent: AuthenticatedAgent, input: HeartbeatInput) {
+  async function heartbeat(peer: PeerIdentity, input: HeartbeatInput) {
+    await checkIssuer(peer);
     const at = new Date(now());
     const posture = {
       filevault: input.filevault ?? 'unknown',
@@ -460,17 +473,20 @@ export function createAgentService(options: AgentServiceOptions): AgentService {
       uptime_seconds: input.uptime_seconds ?? null,
       agent_version: input.agent_version ?? null,
     };
-    // The identity is the certificate's; the conditions make a revocation between the check and
-    // this write win.
+    // The identity is the certificate's, and the record is read in the same statement that writes:
+    // a revocation committed on any replica before it is honoured.
     const { rows } = await db.query<{ last_seen_at: Date | string; certificate_expires_at: Date | string }>(
       `UPDATE agents SET last_seen_at = $4, os_version = $5, os_build = $6, posture = $7::jsonb, posture_observed_at = $8, posture_received_at = $4
-       WHERE agent_id = $1 AND tenant = $2 AND certificate_serial = $3 AND revoked_at IS NULL
+       WHERE agent_id = $1 AND tenant = $2 AND certificate_serial = $3 AND revoked_at IS NULL AND certificate_expires_at > $4
        RETURNING last_seen_at, certificate_expires_at`,
-      [agent.agentId, agent.tenant, agent.serial, at, input.os_version, input.os_build ?? null, JSON.stringify(posture), new Date(input.time)],
+      [peer.agentId, peer.tenant, peer.serial, at, input.os_version, input.os_build ?? null, JSON.stringify(posture), new Date(input.time)],
     );
     const row = rows[0];
-    if (row === undefined) throw new AgentError(403, 'agent_revoked', 'this agent was revoked by an administrator; it must be enrolled again with a new token');
-    return { agent_id: agent.agentId, last_seen_at: iso(row.last_seen_at), certificate_expires_at: iso(row.certificate_expires_at) };
+    if (row === undefined) {
+      await authenticate(peer);
+      throw new AgentError(403, 'agent_revoked', 'this agent was revoked by an administrator; it must be enrolled again with a new token');
+    }
+    return { agent_id: peer.agentId, last_seen_at: iso(row.last_seen_at), certificate_expires_at: iso(row.certificate_expires_at) };
   }
 
   async function renew(agent: AuthenticatedAgent, csrPem: string, opts: { requestId?: string } = {}): Promise<IssuedIdentity> {
@@ -542,6 +558,7 @@ export function createAgentService(options: AgentServiceOptions): AgentService {
     get,
     revoke,
     authenticate,
+    checkIssuer,
     heartbeat,
     renew,
     posture,
