@@ -119,7 +119,8 @@ function suite(kind: 'postgres' | 'pglite') {
     expect(created.body.token).toMatch(/^ice_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$/);
     expect(Date.parse(created.body.expires_at) - Date.now()).toBeGreaterThan(590_000);
     expect(Date.parse(created.body.expires_at) - Date.now()).toBeLessThan(610_000);
-    const defaults = await call('POST', `${A}/enrollment-tokens`, `${A}/enrollment-tokens`, { key: admin, body: {} });
+    const defaults = await call('POST', `${A}/enrollment-tokens`, `${A}/enrollment-tokens`, { key: admin });
+    expect(defaults.status).toBe(201);
     expect(Date.parse(defaults.body.expires_at) - Date.now()).toBeLessThanOrEqual(3_600_000);
 
     const tokenId = (created.body.token as string).slice(4, 20);

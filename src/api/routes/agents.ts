@@ -39,7 +39,13 @@ export function agentRoutes(app: FastifyInstance, { agents, authenticator, liste
 
   app.post<{ Body: { ttl_seconds?: number; name?: string } | undefined }>(
     `${AGENTS_BASE}/enrollment-tokens`,
-    { schema: { body: tokenCreateBody } },
+    {
+      schema: { body: tokenCreateBody },
+      // Every field is optional, so no body at all means the defaults.
+      preValidation: async (request) => {
+        if (request.body === undefined || request.body === null) request.body = {};
+      },
+    },
     async (request, reply) => {
       const principal = await manage(request);
       const body = request.body ?? {};
