@@ -35,6 +35,8 @@ function suite(kind: 'postgres' | 'pglite') {
   const SERIAL = `CANARY${crypto.randomBytes(5).toString('hex').toUpperCase()}`;
   const HW_UUID = crypto.randomUUID().toUpperCase();
   const canaries = [SERIAL, HW_UUID, HW_UUID.toLowerCase()];
+  // Tokens are answered once, to the administrator; they must not reach logs, rows or events.
+  const tokens: string[] = [];
 
   async function call(method: string, template: string, urlPath: string, init: Parameters<TestServer['request']>[2] = {}): Promise<TestResponse> {
     const res = await t.request(method, urlPath, init);
@@ -53,6 +55,7 @@ function suite(kind: 'postgres' | 'pglite') {
   async function newToken(key = admin, body: unknown = {}): Promise<string> {
     const res = await call('POST', `${A}/enrollment-tokens`, `${A}/enrollment-tokens`, { key, body });
     expect(res.status).toBe(201);
+    tokens.push(res.body.token as string);
     return res.body.token as string;
   }
 
@@ -420,6 +423,15 @@ function suite(kind: 'postgres' | 'pglite') {
     expect(exported.events).toBeGreaterThan(10);
     expect(chunks.join('')).toContain('agent.macos.enrolled');
     expect(found(chunks.join(''))).toEqual([]);
+
+    // Enrollment tokens: in no log line, row, event or export (only their digests and ids).
+    expect(tokens.length).toBeGreaterThan(10);
+    const secrets = tokens.map((token) => token.slice(21));
+    const everything = [logLines.join('\n'), chunks.join('')];
+    for (const table of ['chronicle_event', 'agents', 'agent_enrollment_tokens']) {
+      everything.push((await db.query<{ row: string }>(`SELECT row_to_json(x)::text AS row FROM ${table} x`)).rows.map((r) => r.row).join('\n'));
+    }
+    expect(secrets.filter((secret) => everything.some((text) => text.includes(secret)))).toEqual([]);
   });
 }
 
