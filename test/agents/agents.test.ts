@@ -10,6 +10,7 @@ import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log/index.js';
 import { createAgentService } from '../../src/agents/service.js';
+import { checkCsr, issueClientCertificate } from '../../src/agents/x509.js';
 import { fingerprintSerial } from '../../src/connector/redaction.js';
 import { OTHER_TENANT, startTestServer, type TestResponse, type TestServer } from '../api/helpers.js';
 import { specChecker } from '../api/openapi.js';
@@ -247,6 +248,24 @@ function suite(kind: 'postgres' | 'pglite') {
     const beat = await agentCall(`${A}/heartbeat`, identity, { body: heartbeat() });
     expect(beat.status).toBe(200);
     expect((await call('GET', `${A}/{agent_id}`, `${A}/${acmeAgent}`, { key: acmeAdmin })).body.status).toBe('active');
+
+    // A certificate from acme's CA that names a default agent and tenant passes TLS (a trusted CA)
+    // and is refused: the tenant in a certificate must be the one whose CA issued it.
+    const victim = await enroll(await newToken());
+    const csr = await csrFor({ name: 'ECDSA', namedCurve: 'P-256' });
+    const forged = await issueClientCertificate({
+      ca: await t.server.agents.cas.caFor(OTHER_TENANT),
+      csr: await checkCsr(csr.csrPem),
+      agentId: victim.res.body.agent_id,
+      tenant: 'default',
+      notBefore: new Date(Date.now() - 60_000),
+      notAfter: new Date(Date.now() + 86_400_000),
+    });
+    const before = (await call('GET', `${A}/{agent_id}`, `${A}/${victim.res.body.agent_id}`, { key: admin })).body;
+    const refused = await agentCall(`${A}/heartbeat`, { cert: forged.certPem, key: csr.keyPem }, { body: heartbeat() });
+    expect(refused.status).toBe(401);
+    expect(refused.body.error.code).toBe('unknown_agent');
+    expect((await call('GET', `${A}/{agent_id}`, `${A}/${victim.res.body.agent_id}`, { key: admin })).body).toEqual(before);
   });
 
   it('takes heartbeats from the certificate\'s agent only: a body naming another agent changes nothing', async () => {
