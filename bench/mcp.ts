@@ -120,7 +120,7 @@ async function benchHttp(env: Record<string, string>, deviceIds: readonly string
   const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'keys', 'create', '--role', 'agent', '--name', 'bench'], { env, cwd: ROOT });
   const key = stdout.trim();
   const port = await freePort();
-  const child: ChildProcess = spawn(process.execPath, [CLI, 'serve'], { env: { ...env, PORT: String(port) }, cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child: ChildProcess = spawn(process.execPath, [CLI, 'serve'], { env: { ...env, PORT: String(port), INTUNE_AGENT_PORT: '0' }, cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   try {
     const lines = readline.createInterface({ input: child.stdout as NodeJS.ReadableStream });
     await new Promise<void>((resolve, reject) => {

@@ -23,6 +23,7 @@ import { createMetrics, type MetricsSources } from './metrics.js';
 import { chronicleRoutes, type ChronicleReader } from './routes/chronicle.js';
 import { healthRoutes } from './routes/health.js';
 import { keyRoutes } from './routes/keys.js';
+import { agentRoutes, type AgentRouteDeps } from './routes/agents.js';
 import { panelRoutes } from './routes/panel.js';
 import { postureRoutes } from './routes/posture.js';
 
@@ -53,6 +54,8 @@ export interface AppOptions {
   /** Extra metric sources (sync runs); the cache and Chronicle figures come from the runtime. */
   readonly metrics?: Omit<MetricsSources, 'cacheStats' | 'chronicleStats'>;
   readonly migrations?: readonly Migration[];
+  /** Enables /api/v1/agents: enrollment, identity summaries, revocation (the mTLS side is its own listener). */
+  readonly agents?: Omit<AgentRouteDeps, 'authenticator'>;
   /** Largest accepted request body (default 64 KiB; the gate route keeps its own smaller limit). */
   readonly bodyLimitBytes?: number;
 }
@@ -160,6 +163,7 @@ export async function createApp(options: AppOptions): Promise<FastifyInstance> {
   postureRoutes(app, { posture, authenticator });
   chronicleRoutes(app, { chronicle: runtime.chronicle, authenticator });
   if (keys !== undefined) keyRoutes(app, { keys, authenticator });
+  if (options.agents !== undefined) agentRoutes(app, { ...options.agents, authenticator });
 
   await app.register(gateRoutes, { gate, authenticator, ...(options.gateJwt !== undefined ? { jwt: options.gateJwt } : {}) });
   await app.register(mcpRoutes, {

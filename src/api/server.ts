@@ -22,6 +22,10 @@ import { createApp } from './app.js';
 import { createKeyStore, type KeyStore } from '../auth/keys.js';
 import { createSyncRunStats } from './sync-stats.js';
 import { createCloserStack } from '../runtime/closers.js';
+import { createAgentService, type AgentService } from '../agents/service.js';
+import { startAgentListener, type AgentListener } from '../agents/listener.js';
+import { listenerTls } from '../agents/tls.js';
+import { enrollDemoAgents, type DemoMac } from '../agents/demo.js';
 
 export interface ServerOptions {
   readonly logger?: Logger;
@@ -40,6 +44,10 @@ export interface ServerOptions {
   readonly keyCacheTtlMs?: number;
   /** Run the scheduled sync (default true; it also needs INTUNE_SYNC_INTERVAL > 0). */
   readonly scheduler?: boolean;
+  /** Enroll simulated macOS agents in the demo tenant (default: 5 when the demo runs, 0 otherwise). */
+  readonly demoAgents?: number;
+  /** Agent listener tuning (tests): trust reload interval and per-agent rate limit. */
+  readonly agentListener?: { readonly trustRefreshMs?: number; readonly rateLimit?: { readonly burst: number; readonly refillMs: number } };
 }
 
 export interface RunningServer {
@@ -59,6 +67,11 @@ export interface RunningServer {
   readonly runtime: Runtime;
   readonly posture: PostureService;
   readonly keys: KeyStore;
+  readonly agents: AgentService;
+  /** The mTLS listener for enrolled agents. */
+  readonly agentListener: AgentListener;
+  /** The agents the demo enrolled at start (empty otherwise). */
+  readonly demoAgentIds: readonly string[];
   /** Graceful shutdown; safe to call twice. */
   close(): Promise<void>;
 }
@@ -108,12 +121,38 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       channel: 'api',
     });
 
+    const agents = createAgentService({
+      db: runtime.db,
+      chronicle,
+      logger,
+      caDir: config.agents.caDir,
+      fingerprintKeyFor: (tenant) => runtime.fingerprintKeyFor(tenant),
+      certValidityDays: config.agents.certValidityDays,
+      tokenTtlSeconds: config.agents.tokenTtlSeconds,
+    });
+    // The default tenant's CA exists before either listener opens, so every replica trusts it from the start.
+    await agents.cas.caFor(DEFAULT_TENANT);
+    const agentTls = await listenerTls({
+      dir: config.agents.caDir,
+      hostnames: [config.http.host],
+      ...(config.agents.tlsCertFile !== undefined ? { certFile: config.agents.tlsCertFile } : {}),
+      ...(config.agents.tlsKeyFile !== undefined ? { keyFile: config.agents.tlsKeyFile } : {}),
+    });
+    let agentListener: AgentListener | undefined;
+
     const app = await createApp({
       runtime,
       posture: service,
       gate,
       authenticator: keys,
       keys,
+      agents: {
+        agents,
+        listener: () =>
+          agentListener === undefined
+            ? undefined
+            : { port: agentListener.port, ...(agentTls.caPem !== undefined ? { serverCaPem: agentTls.caPem } : {}) },
+      },
       mcpDefaultCapabilities: config.mcp.defaultCapabilities,
       ...(gateJwt !== undefined ? { gateJwt } : {}),
       metrics: { syncRuns: createSyncRunStats(runtime.db) },
@@ -134,6 +173,18 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     const url = new URL(address);
     const base = `${url.protocol}//${url.host}`;
 
+    const openedAgentListener = await startAgentListener({
+      service: agents,
+      logger,
+      tls: agentTls,
+      host: config.http.host,
+      port: config.agents.port,
+      ...options.agentListener,
+    });
+    agentListener = openedAgentListener;
+    // Registered after 'http', so it closes first.
+    closers.push('agent listener', () => openedAgentListener.close());
+
     let initialSync: Promise<SyncRunSummary | null> = Promise.resolve(null);
     const initialMode = options.initialSync ?? (runtime.demo !== undefined ? 'wait' : 'background');
     if (connection !== null && connection.status !== 'disabled' && initialMode !== 'off') {
@@ -147,6 +198,29 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
           return null;
         });
       if (initialMode === 'wait') await initialSync;
+    }
+
+    let demoAgentIds: string[] = [];
+    const demoAgentCount = options.demoAgents ?? (runtime.demo !== undefined ? 5 : 0);
+    if (runtime.demo !== undefined && demoAgentCount > 0) {
+      const macs: DemoMac[] = runtime.demo.simulator.devices
+        .filter((d) => d['operatingSystem'] === 'macOS' && typeof d['serialNumber'] === 'string' && d['serialNumber'] !== '')
+        .slice(0, Math.ceil(demoAgentCount / 2) + 1)
+        .map((d) => ({ serialNumber: d['serialNumber'] as string, ...(typeof d['model'] === 'string' ? { model: d['model'] } : {}) }));
+      try {
+        demoAgentIds = await enrollDemoAgents({
+          agents,
+          tenant: DEFAULT_TENANT,
+          mainUrl: base,
+          agentUrl: openedAgentListener.url.replace(/^https:\/\/(0\.0\.0\.0|\[::\])/, 'https://127.0.0.1'),
+          ...(agentTls.caPem !== undefined ? { serverCa: agentTls.caPem } : {}),
+          intuneMacs: macs.slice(0, Math.max(0, demoAgentCount - 2)),
+          unknown: Math.min(2, demoAgentCount),
+          logger,
+        });
+      } catch (err) {
+        logger.warn({ err }, 'DEMO: the simulated agents could not enroll');
+      }
     }
 
     let adminKey: string | undefined;
@@ -175,6 +249,9 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       runtime,
       posture: service,
       keys,
+      agents,
+      agentListener: openedAgentListener,
+      demoAgentIds,
       close() {
         closing ??= closeAll();
         return closing;
@@ -196,11 +273,14 @@ export function describeServer(server: RunningServer): string[] {
     `  MCP             ${u}/mcp`,
     `  Settings panel  ${u}/settings/integrations/intune`,
     `  Chronicle       ${u}/api/v1/chronicle/events   ${u}/api/v1/chronicle/verify`,
+    `  Agents          ${u}/api/v1/agents   (enroll: POST ${u}/api/v1/agents/enroll)`,
+    `  Agents (mTLS)  ${server.agentListener.url}`,
     `  Health          ${u}/healthz   ${u}/readyz   ${u}/metrics`,
   ];
   if (server.demo) {
     lines.push(`  DEMO tenant "default": simulated devices from the built-in simulator, not a real Intune tenant.`);
     lines.push(`  Connect a real tenant with ENTRA_TENANT_ID, ENTRA_CLIENT_ID and ENTRA_CLIENT_SECRET.`);
+    if (server.demoAgentIds.length > 0) lines.push(`  DEMO agents: ${server.demoAgentIds.length} simulated macOS agents enrolled over mTLS (GET ${u}/api/v1/agents).`);
   } else if (server.connection !== null) {
     lines.push(`  Tenant "default" is connected to Entra tenant ${server.connection.entra_tenant_id}.`);
   }

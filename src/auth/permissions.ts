@@ -21,6 +21,10 @@ export const PERMISSIONS = {
   'mcp:call': ['agent', 'admin'],
   /** API key administration of the key's own tenant. */
   'keys:manage': ['admin'],
+  /** Endpoint agents: enrollment tokens and revocation. */
+  'agents:manage': ['admin'],
+  /** Endpoint agents: identity summaries. */
+  'agents:read': ['admin', 'reader'],
 } as const satisfies Record<string, readonly Role[]>;
 export type Permission = keyof typeof PERMISSIONS;
 
@@ -51,6 +55,8 @@ const WORDING: Readonly<Record<Permission, RefusalWording>> = {
   'posture:write': API_WORDING,
   'chronicle:read': API_WORDING,
   'keys:manage': API_WORDING,
+  'agents:manage': API_WORDING,
+  'agents:read': API_WORDING,
   'gate:check': {
     missing: "send the service's API key as `Authorization: Bearer icn_…` (a key with role gate; create one with `intune-connector keys create --role gate`)",
     create: '`intune-connector keys create --role gate`',

@@ -68,6 +68,21 @@ export const EVENT_CATALOG: Readonly<Record<EventType, EventCatalogEntry>> = Obj
     schemaFile: schemaFile('admin.api_key_revoked'),
     description: 'An API key was revoked.',
   },
+  'agent.enrollment_token_created': {
+    code: null,
+    schemaFile: schemaFile('agent.enrollment_token_created'),
+    description: 'An administrator made a one-time agent enrollment token.',
+  },
+  'agent.certificate_renewed': {
+    code: null,
+    schemaFile: schemaFile('agent.certificate_renewed'),
+    description: 'An enrolled agent renewed its client certificate.',
+  },
+  'agent.revoked': {
+    code: null,
+    schemaFile: schemaFile('agent.revoked'),
+    description: 'An administrator revoked an enrolled agent.',
+  },
 });
 
 /** The schema of the stored body (the envelope around `data`). */

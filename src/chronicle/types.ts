@@ -18,6 +18,9 @@ export const EVENT_TYPES = [
   'integration.intune.connection_updated',
   'admin.api_key_created',
   'admin.api_key_revoked',
+  'agent.enrollment_token_created',
+  'agent.certificate_renewed',
+  'agent.revoked',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { registerAgents, registerAgentSim } from './agents.js';
 import { registerChronicle } from './chronicle.js';
 import { registerCheck } from './check.js';
 import { registerKeys } from './keys.js';
@@ -17,5 +18,7 @@ export const COMMANDS: ReadonlyArray<(program: Command) => void> = [
   registerChronicle,
   registerSimulator,
   registerKeys,
+  registerAgents,
+  registerAgentSim,
   registerMigrate,
 ];

@@ -179,6 +179,13 @@ export const EnvSchema = z.object({
     message: 'must be the https:// URL of the witness webhook (checkpoint lines are sent there as JSON)',
   }).describe('HTTPS webhook that receives every checkpoint line as JSON (`{"instance","lines"}`), retried in the background; its backlog is in /metrics.'),
   CHRONICLE_WITNESS_CA_FILE: optionalString.describe('PEM CA bundle to trust for CHRONICLE_WITNESS_URL (besides the system CAs).'),
+  // -1: unset (8443, or any free port when PORT is 0).
+  INTUNE_AGENT_PORT: intVar(-1, { min: 0, max: 65_535, unit: 'port' }).describe('Port of the agent mTLS listener on HOST (default 8443; 0 for any free port, the default when PORT is 0).'),
+  INTUNE_AGENT_CA_DIR: optionalString.describe('Directory of the per-tenant agent CA keys and the agent listener certificate (default: <data dir>/agents). Replicas must share it.'),
+  INTUNE_AGENT_TLS_CERT_FILE: optionalString.describe('PEM certificate (chain) of the agent listener; unset: one is made on first start under INTUNE_AGENT_CA_DIR.'),
+  INTUNE_AGENT_TLS_KEY_FILE: optionalString.describe('PEM private key of INTUNE_AGENT_TLS_CERT_FILE.'),
+  INTUNE_AGENT_CERT_DAYS: intVar(30, { min: 1, max: 397, unit: 'days' }).describe('Lifetime of agent client certificates in days (default 30); agents renew before expiry.'),
+  INTUNE_AGENT_TOKEN_TTL: intVar(3_600, { min: 60, max: 604_800, unit: 'seconds' }).describe('Default lifetime of an enrollment token in seconds (default 3600).'),
   HOST: optionalString.describe('Address `serve` listens on (default 127.0.0.1).'),
   PORT: intVar(8080, { min: 0, max: 65_535, unit: 'port' }).describe('Port `serve` listens on (default 8080).'),
   LOG_LEVEL: z
@@ -248,6 +255,18 @@ export interface Config {
     readonly witnessCaFile?: string;
   };
   readonly http: { readonly host: string; readonly port: number };
+  /** Endpoint agents (OP-061): the mTLS listener and the per-tenant agent CAs. */
+  readonly agents: {
+    /** Port of the mTLS listener on http.host (0: any free port). */
+    readonly port: number;
+    /** Directory of the tenant agent CA key files and the listener's made certificate; replicas share it. */
+    readonly caDir: string;
+    /** The listener's certificate and key (PEM files); unset: made on first start under caDir. */
+    readonly tlsCertFile?: string;
+    readonly tlsKeyFile?: string;
+    readonly certValidityDays: number;
+    readonly tokenTtlSeconds: number;
+  };
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
@@ -319,6 +338,10 @@ export function loadConfig(env: Env, { cwd = process.cwd() }: { cwd?: string } =
     problems.push('INTUNE_GATE_JWT_ISSUER and INTUNE_GATE_JWT_AUDIENCE need INTUNE_GATE_JWKS_URL: set it, or unset them');
   }
 
+  if ((e.INTUNE_AGENT_TLS_CERT_FILE === undefined) !== (e.INTUNE_AGENT_TLS_KEY_FILE === undefined)) {
+    problems.push('INTUNE_AGENT_TLS_CERT_FILE and INTUNE_AGENT_TLS_KEY_FILE go together: set both (PEM files), or neither to have a certificate made at start');
+  }
+
   if (problems.length > 0) throw new ConfigError(problems);
 
   const dataDir = path.resolve(cwd, e.INTUNE_DATA_DIR ?? '.data');
@@ -367,6 +390,14 @@ export function loadConfig(env: Env, { cwd = process.cwd() }: { cwd?: string } =
       ...(e.CHRONICLE_WITNESS_CA_FILE !== undefined ? { witnessCaFile: path.resolve(cwd, e.CHRONICLE_WITNESS_CA_FILE) } : {}),
     },
     http: { host: e.HOST ?? '127.0.0.1', port: e.PORT },
+    agents: {
+      port: e.INTUNE_AGENT_PORT >= 0 ? e.INTUNE_AGENT_PORT : e.PORT === 0 ? 0 : 8443,
+      caDir: path.resolve(cwd, e.INTUNE_AGENT_CA_DIR ?? path.join(dataDir, 'agents')),
+      ...(e.INTUNE_AGENT_TLS_CERT_FILE !== undefined ? { tlsCertFile: path.resolve(cwd, e.INTUNE_AGENT_TLS_CERT_FILE) } : {}),
+      ...(e.INTUNE_AGENT_TLS_KEY_FILE !== undefined ? { tlsKeyFile: path.resolve(cwd, e.INTUNE_AGENT_TLS_KEY_FILE) } : {}),
+      certValidityDays: e.INTUNE_AGENT_CERT_DAYS,
+      tokenTtlSeconds: e.INTUNE_AGENT_TOKEN_TTL,
+    },
     logLevel: e.LOG_LEVEL,
   };
   return deepFreeze(config);

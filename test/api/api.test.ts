@@ -433,8 +433,9 @@ function suite(kind: 'postgres' | 'pglite') {
   });
 
   it('registers exactly the routes openapi.yaml documents', () => {
+    // Both listeners: the main app and the agents' mTLS listener.
     const registered = new Set(
-      registeredRoutes(t.server.app)
+      [...registeredRoutes(t.server.app), ...t.server.agentListener.routes]
         .filter((r) => r.method !== 'HEAD')
         .map((r) => `${r.method} ${r.url.replace(/:([A-Za-z_]+)/g, '{$1}')}`),
     );

@@ -67,6 +67,21 @@ export const SAMPLE_DATA: Readonly<Record<EventType, Record<string, unknown>>> =
     os_version: '14.4.1',
     enrollment_id: GUID_C,
   },
+  'agent.enrollment_token_created': {
+    token_id: '0123456789abcdef',
+    expires_at: '2025-01-02T04:04:05.000Z',
+    ttl_seconds: 3600,
+  },
+  'agent.certificate_renewed': {
+    agent_id: GUID_C,
+    certificate_serial: '5A0B9C',
+    certificate_expires_at: '2025-02-01T03:04:05.000Z',
+  },
+  'agent.revoked': {
+    agent_id: GUID_C,
+    platform: 'darwin',
+    agent_class: 'endpoint',
+  },
   'integration.intune.connection_created': {
     connection_id: GUID_C,
     entra_tenant_id: 'contoso.onmicrosoft.com',

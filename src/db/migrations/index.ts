@@ -1,13 +1,14 @@
 /**
  * The ordered list of migrations. Each area owns its file; numbers are reserved per area so work
- * in parallel does not collide: 100s chronicle, 200s connector, 300s posture, 400s api.
+ * in parallel does not collide: 100s chronicle, 200s connector, 300s posture, 400s api, 500s agents.
  */
 import type { Migration } from '../migrate.js';
 import { chronicleMigrations } from './chronicle.js';
 import { connectorMigrations } from './connector.js';
 import { postureMigrations } from './posture.js';
 import { apiMigrations } from './api.js';
+import { agentMigrations } from './agents.js';
 
-export const MIGRATIONS: readonly Migration[] = [...chronicleMigrations, ...connectorMigrations, ...postureMigrations, ...apiMigrations].sort(
+export const MIGRATIONS: readonly Migration[] = [...chronicleMigrations, ...connectorMigrations, ...postureMigrations, ...apiMigrations, ...agentMigrations].sort(
   (a, b) => a.version - b.version,
 );
