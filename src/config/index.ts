@@ -172,7 +172,7 @@ export const EnvSchema = z.object({
   INTUNE_DATA_DIR: optionalString.describe('Data directory for the embedded database, keys and checkpoints (default ./.data).'),
   INTUNE_FINGERPRINT_KEY_FILE: optionalString.describe('Master key for serial-number fingerprints and list cursors (default: generated under the data directory). Replicas must share one file.'),
   CHRONICLE_SIGNING_KEY_FILE: optionalString.describe('Ed25519 private key (PEM) for checkpoint signatures (default: generated under the data directory).'),
-  CHRONICLE_CHECKPOINT_DIR: optionalString.describe('Directory of append-only signed checkpoints, outside the database (default: under the data directory).'),
+  CHRONICLE_CHECKPOINT_DIR: optionalString.describe('Directory of the chained, signed checkpoint logs, outside the database, one subdirectory per Chronicle instance (default: under the data directory).'),
   CHRONICLE_CHECKPOINT_INTERVAL: intVar(60, { min: 0, max: 86_400, unit: 'seconds' }).describe('Seconds between checkpoints (default 60; 0 disables periodic checkpoints).'),
   CHRONICLE_WITNESS_DIR: optionalString.describe('A second directory (another volume or mount the database administrator cannot write) that receives a copy of every checkpoint line; compare with `chronicle verify --witness`.'),
   CHRONICLE_WITNESS_URL: optionalString.refine((raw) => raw === undefined || isHttpsUrl(raw), {
@@ -180,7 +180,7 @@ export const EnvSchema = z.object({
   }).describe('HTTPS webhook that receives every checkpoint line as JSON (`{"instance","lines"}`), retried in the background; its backlog is in /metrics.'),
   CHRONICLE_WITNESS_CA_FILE: optionalString.describe('PEM CA bundle to trust for CHRONICLE_WITNESS_URL (besides the system CAs).'),
   // -1: unset (8443, or any free port when PORT is 0).
-  INTUNE_AGENT_PORT: intVar(-1, { min: 0, max: 65_535, unit: 'port' }).describe('Port of the agent mTLS listener on HOST (default 8443; 0 for any free port, the default when PORT is 0).'),
+  INTUNE_AGENT_PORT: intVar(-1, { min: 0, max: 65_535, unit: 'port' }).describe('Port of the agent mTLS listener on HOST; unset: 8443, or any free port when PORT is 0; 0 for any free port.'),
   INTUNE_AGENT_CA_DIR: optionalString.describe('Directory of the per-tenant agent CA keys and the agent listener certificate (default: <data dir>/agents). Replicas must share it.'),
   INTUNE_AGENT_TLS_CERT_FILE: optionalString.describe('PEM certificate (chain) of the agent listener; unset: one is made on first start under INTUNE_AGENT_CA_DIR.'),
   INTUNE_AGENT_TLS_KEY_FILE: optionalString.describe('PEM private key of INTUNE_AGENT_TLS_CERT_FILE.'),
