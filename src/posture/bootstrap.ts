@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { Actor } from '../chronicle/types.js';
 import { ConfigError, type Config } from '../config/index.js';
 import type { Db } from '../db/index.js';
-import type { SimulatorHandle } from '../simulator/types.js';
+import type { DemoGraphService } from './types.js';
 import type { ConnectionChanges } from './connections.js';
 import type { DemoHostsSlot } from './graph-clients.js';
 import { DEMO_SECRET_REF } from './secrets.js';
@@ -28,7 +28,7 @@ export interface BootstrapDeps {
   readonly afterChange: () => Promise<void>;
 }
 
-export type BootstrapFromConfig = (config: Config, options?: { demo?: { simulator: SimulatorHandle } }) => Promise<Connection | null>;
+export type BootstrapFromConfig = (config: Config, options?: { demo?: { simulator: DemoGraphService } }) => Promise<Connection | null>;
 
 export function createBootstrap(deps: BootstrapDeps): BootstrapFromConfig {
   const { db, secrets, connections, demo, afterChange } = deps;
@@ -86,7 +86,7 @@ export function createBootstrap(deps: BootstrapDeps): BootstrapFromConfig {
     return connection;
   };
 
-  const fromSimulator = async (simulator: SimulatorHandle): Promise<Connection> => {
+  const fromSimulator = async (simulator: DemoGraphService): Promise<Connection> => {
     secrets.register(DEMO_SECRET_REF, { purpose: 'intune', tenants: [BOOTSTRAP_TENANT], value: simulator.clientSecret });
     demo.hosts = { loginUrl: simulator.loginUrl, graphUrl: simulator.graphUrl, caFile: simulator.caFile };
     return upsertBootstrap(
