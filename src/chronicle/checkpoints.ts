@@ -543,14 +543,8 @@ export function compareWithWitness(local: readonly RawLogLine[], witness: readon
 }
 
 /** A checkpoint line of the first format (v 1: no number, no chaining, no instance). */
-export interface LegacyCheckpoint {
+export interface LegacyCheckpoint extends Omit<Checkpoint, 'v' | 'n' | 'prev' | 'instance'> {
   readonly v: 1;
-  readonly chain: string;
-  readonly seq: number;
-  readonly hash: string;
-  readonly time: string;
-  readonly key_id: string;
-  readonly sig: string;
 }
 
 function asLegacyCheckpoint(value: unknown): LegacyCheckpoint | null {

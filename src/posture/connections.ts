@@ -8,7 +8,7 @@ import type { Config } from '../config/index.js';
 import type { Db } from '../db/index.js';
 import type { Logger } from '../log/index.js';
 import { PostureInputError, PostureNotFoundError, SecretRefError } from './errors.js';
-import type { ConnectionRow } from './rows.js';
+import { connectionValues, type ConnectionRow } from './rows.js';
 import { iso } from '../common/values.js';
 import { isGuid } from '../common/ids.js';
 import { parseSecretRef } from './secrets.js';
@@ -58,18 +58,6 @@ function auditData(values: store.ConnectionValues & { id: string }, changed?: re
     secret_ref: values.secret_ref,
     status: values.status,
     ...(changed !== undefined ? { changed_fields: changed } : {}),
-  };
-}
-
-function valuesOf(row: ConnectionRow): store.ConnectionValues {
-  return {
-    display_name: row.display_name,
-    entra_tenant_id: row.entra_tenant_id,
-    client_id: row.client_id,
-    cloud: row.cloud,
-    secret_ref: row.secret_ref,
-    status: row.status,
-    status_reason: row.status_reason,
   };
 }
 
@@ -123,7 +111,7 @@ export function createConnectionChanges(deps: ConnectionChangesDeps): Connection
     const outcome = await db.transaction(async (tx) => {
       const current = await store.lockConnection(tx, tenant, id);
       if (current === undefined) return null;
-      const before = valuesOf(current);
+      const before = connectionValues(current);
       const after: store.ConnectionValues = { ...before, ...(await change(current)) };
       if (after.status !== before.status && after.status_reason === before.status_reason) after.status_reason = null;
       const changed = store.EDITABLE_FIELDS.filter((f) => after[f] !== before[f]);

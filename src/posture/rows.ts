@@ -4,9 +4,8 @@ import { COMPLIANCE_STATES, OS_FAMILIES, type ComplianceState, type DevicePostur
 import type { Connection, ConnectionStatus, SyncRunSummary, SyncStatus, SyncTrigger } from './types.js';
 import { iso, isoOrNull } from '../common/values.js';
 
-export interface ConnectionRow {
-  id: string;
-  tenant: string;
+/** What an administrator's change may replace, plus the reason that goes with a status. */
+export interface ConnectionValues {
   display_name: string;
   entra_tenant_id: string;
   client_id: string;
@@ -14,6 +13,18 @@ export interface ConnectionRow {
   secret_ref: string;
   status: ConnectionStatus;
   status_reason: string | null;
+}
+
+const VALUE_FIELDS = ['display_name', 'entra_tenant_id', 'client_id', 'cloud', 'secret_ref', 'status', 'status_reason'] as const satisfies readonly (keyof ConnectionValues)[];
+
+/** The values of a row (or of any wider shape), without its identity and bookkeeping columns. */
+export function connectionValues(from: ConnectionValues): ConnectionValues {
+  return Object.fromEntries(VALUE_FIELDS.map((field) => [field, from[field]])) as unknown as ConnectionValues;
+}
+
+export interface ConnectionRow extends ConnectionValues {
+  id: string;
+  tenant: string;
   origin: 'api' | 'config' | 'demo';
   current_snapshot_id: string | null;
   snapshot_at: Date | string | null;

@@ -5,7 +5,7 @@
 import type { CloudName } from '../config/index.js';
 import type { Db, Queryable } from '../db/index.js';
 import { PostureInputError, PostureNotFoundError, SyncInProgressError } from './errors.js';
-import { connectionFromRow, runFromRow, type ConnectionRow, type RunRow } from './rows.js';
+import { connectionFromRow, runFromRow, type ConnectionRow, type ConnectionValues, type RunRow } from './rows.js';
 import type { Connection, ConnectionStatus, SyncRunSummary, SyncTrigger } from './types.js';
 
 const CONNECTION_COLUMNS = `id::text AS id, tenant, display_name, entra_tenant_id, client_id, cloud, secret_ref, status, status_reason,
@@ -74,15 +74,7 @@ export async function insertConnection(q: Queryable, c: NewConnection): Promise<
 
 export const EDITABLE_FIELDS = ['display_name', 'entra_tenant_id', 'client_id', 'cloud', 'secret_ref', 'status'] as const;
 export type EditableField = (typeof EDITABLE_FIELDS)[number];
-export interface ConnectionValues {
-  display_name: string;
-  entra_tenant_id: string;
-  client_id: string;
-  cloud: CloudName;
-  secret_ref: string;
-  status: ConnectionStatus;
-  status_reason: string | null;
-}
+export type { ConnectionValues } from './rows.js';
 
 export async function updateConnectionValues(q: Queryable, id: string, values: ConnectionValues, at: string): Promise<void> {
   await q.query(

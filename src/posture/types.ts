@@ -65,6 +65,7 @@ export interface Connection {
 }
 
 import type { ConnectionInput, ConnectionPatch, DeviceQuery } from './validation.js';
+import type { GraphServiceAddress } from '../common/graph-service.js';
 // Declared once, in zod, beside their validation; the REST API derives its JSON Schema from the same.
 export type { ConnectionInput, ConnectionPatch, DeviceQuery };
 
@@ -172,18 +173,5 @@ export interface SecretProvider {
   register(ref: string, registration: SecretRegistration): void;
 }
 
-/**
- * What the demo connection needs of the Graph service serving it: the built-in simulator's handle
- * satisfies it, and posture does not depend on the simulator.
- */
-export interface DemoGraphService {
-  readonly tenantId: string;
-  readonly clientId: string;
-  readonly clientSecret: string;
-  /** The token endpoint host. */
-  readonly loginUrl: string;
-  /** The Graph host. */
-  readonly graphUrl: string;
-  /** PEM file of the CA that signed the service's certificate. */
-  readonly caFile: string;
-}
+/** What the demo connection needs of the Graph service serving it (the built-in simulator's handle is one). */
+export type DemoGraphService = GraphServiceAddress;

@@ -12,6 +12,7 @@ import { SignJWT, compactVerify, decodeProtectedHeader, exportJWK, generateKeyPa
 import type { JWK } from 'jose';
 import { SimulatorError } from './errors.js';
 import { BodyTooLargeError, readBody, send, type Exchange } from './http.js';
+import type { MintTokenOptions } from './types.js';
 
 export const ROLE_READ = 'DeviceManagementManagedDevices.Read.All';
 export const ROLE_READ_WRITE = 'DeviceManagementManagedDevices.ReadWrite.All';
@@ -52,13 +53,7 @@ export type TokenCheck =
   | { readonly ok: true; readonly claims: AccessTokenClaims }
   | { readonly ok: false; readonly message: string };
 
-export interface MintOptions {
-  readonly expiresInSeconds?: number;
-  readonly audience?: string;
-  readonly roles?: readonly string[];
-  readonly tenantId?: string;
-  readonly appId?: string;
-  readonly untrustedKey?: boolean;
+export interface MintOptions extends MintTokenOptions {
   /** 1: client secret, 2: certificate (Entra's appidacr). */
   readonly appidacr?: '1' | '2';
 }

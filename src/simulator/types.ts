@@ -1,4 +1,5 @@
 /** The simulator's public surface, used by tests, benchmarks, `serve` (demo tenant) and the CLI. */
+import type { GraphServiceAddress } from '../common/graph-service.js';
 
 export interface SimulatorOptions {
   /** Loopback port; 0 (default) picks a free one. */
@@ -126,16 +127,7 @@ export interface MintTokenOptions {
   readonly untrustedKey?: boolean;
 }
 
-export interface SimulatorHandle {
-  readonly tenantId: string;
-  readonly clientId: string;
-  readonly clientSecret: string;
-  /** https://127.0.0.1:PORT : token endpoint host (POST {loginUrl}/{tenant}/oauth2/v2.0/token). */
-  readonly loginUrl: string;
-  /** https://127.0.0.1:PORT : Graph host (GET {graphUrl}/v1.0/deviceManagement/managedDevices). */
-  readonly graphUrl: string;
-  /** PEM file of the CA that signed the simulator's server certificate. */
-  readonly caFile: string;
+export interface SimulatorHandle extends GraphServiceAddress {
   readonly caPem: string;
   /** The variables the connector needs to use this simulator, as `export NAME=value` lines print them. */
   readonly env: Readonly<Record<string, string>>;

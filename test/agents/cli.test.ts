@@ -4,7 +4,6 @@
  * with it and heartbeats over mTLS, `agents list` shows the agent without its serial, and
  * `agents revoke` stops it.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,23 +11,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
 import { createLogger } from '../../src/log/index.js';
 import { startServer, type RunningServer } from '../../src/api/server.js';
+import { runCli } from '../helpers/cli.js';
 import { createPostgresDatabase, pgAvailable, type TestDatabase } from '../helpers/db.js';
-
-const CLI = path.resolve(import.meta.dirname, '../../dist/cli.js');
-
-function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(ENTRA_|INTUNE_|DATABASE_URL)/.test(k)));
-    if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`);
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...clean, LOG_LEVEL: 'error', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('error', reject);
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+import { quietServerEnv } from '../helpers/server.js';
 
 describe.skipIf(!pgAvailable())('intune-connector agents and agent-sim [postgres]', () => {
   let database: TestDatabase;
@@ -40,7 +25,7 @@ describe.skipIf(!pgAvailable())('intune-connector agents and agent-sim [postgres
   beforeAll(async () => {
     database = await createPostgresDatabase();
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ic-agent-cli-'));
-    env = { DATABASE_URL: database.url as string, INTUNE_DATA_DIR: dataDir, INTUNE_SYNC_INTERVAL: '0', CHRONICLE_CHECKPOINT_INTERVAL: '0', PORT: '0' };
+    env = quietServerEnv(dataDir, database);
     server = await startServer(loadConfig(env), { logger: createLogger({ level: 'silent' }), env, demo: false });
   });
   afterAll(async () => {

@@ -14,6 +14,7 @@ import { createLogger } from '../../src/log/index.js';
 import { startServer, type RunningServer } from '../../src/api/server.js';
 import { fingerprintSerial } from '../../src/connector/redaction.js';
 import { createPostgresDatabase, pgAvailable, type TestDatabase } from '../helpers/db.js';
+import { quietServerEnv } from '../helpers/server.js';
 
 const run = promisify(execFile);
 const SCRIPT = path.resolve(import.meta.dirname, '../../examples/macos-agent-lite.sh');
@@ -46,7 +47,7 @@ describe.skipIf(!pgAvailable())('examples/macos-agent-lite.sh [postgres]', () =>
     agentDir = path.join(dataDir, 'agent');
     fs.mkdirSync(binDir);
     for (const [name, body] of Object.entries(MAC_COMMANDS)) fs.writeFileSync(path.join(binDir, name), `#!/bin/sh\n${body}\n`, { mode: 0o755 });
-    const env = { DATABASE_URL: database.url as string, INTUNE_DATA_DIR: path.join(dataDir, 'data'), INTUNE_SYNC_INTERVAL: '0', CHRONICLE_CHECKPOINT_INTERVAL: '0', PORT: '0' };
+    const env = quietServerEnv(path.join(dataDir, 'data'), database);
     server = await startServer(loadConfig(env), { logger: createLogger({ level: 'silent' }), env, demo: false });
   });
   afterAll(async () => {

@@ -13,6 +13,7 @@ import { createLogger } from '../../src/log/index.js';
 import { startServer, type RunningServer } from '../../src/api/server.js';
 import { enroll, heartbeatBody, mtlsRequest } from '../../src/agents/reference-agent.js';
 import { createPostgresDatabase, pgAvailable, type TestDatabase } from '../helpers/db.js';
+import { quietServerEnv } from '../helpers/server.js';
 
 const TRUST_REFRESH_MS = 500;
 
@@ -25,13 +26,7 @@ describe.skipIf(!pgAvailable())('agents on two replicas of one PostgreSQL [postg
   beforeAll(async () => {
     database = await createPostgresDatabase();
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ic-agent-replicas-'));
-    const env = {
-      DATABASE_URL: database.url as string,
-      INTUNE_DATA_DIR: dataDir,
-      INTUNE_SYNC_INTERVAL: '0',
-      CHRONICLE_CHECKPOINT_INTERVAL: '0',
-      PORT: '0',
-    };
+    const env = quietServerEnv(dataDir, database);
     const config = loadConfig(env);
     const options = { logger: createLogger({ level: 'silent' }), env, demo: false, agentListener: { trustRefreshMs: TRUST_REFRESH_MS } };
     replicas.push(...(await Promise.all([startServer(config, options), startServer(config, options)])));

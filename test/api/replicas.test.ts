@@ -15,6 +15,7 @@ import { describeServer, startServer, type RunningServer } from '../../src/api/s
 import { startSimulator } from '../../src/simulator/index.js';
 import type { SimulatorHandle } from '../../src/simulator/types.js';
 import { createPostgresDatabase, pgAvailable, type TestDatabase } from '../helpers/db.js';
+import { quietServerEnv } from '../helpers/server.js';
 
 const KEY_CACHE_TTL_MS = 300;
 
@@ -29,17 +30,12 @@ describe.skipIf(!pgAvailable())('serve with ENTRA_* as two replicas on one Postg
     database = await createPostgresDatabase();
     // Shared, as a mounted volume would be: it holds the Chronicle signing key and the fingerprint key.
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ic-replicas-'));
-    const env = {
+    const env = quietServerEnv(dataDir, database, {
       ...sim.env,
       ENTRA_TENANT_ID: sim.tenantId,
       ENTRA_CLIENT_ID: sim.clientId,
       ENTRA_CLIENT_SECRET: sim.clientSecret,
-      DATABASE_URL: database.url as string,
-      INTUNE_DATA_DIR: dataDir,
-      INTUNE_SYNC_INTERVAL: '0',
-      CHRONICLE_CHECKPOINT_INTERVAL: '0',
-      PORT: '0',
-    };
+    });
     const config = loadConfig(env);
     const options = { logger: createLogger({ level: 'silent' }), env, keyCacheTtlMs: KEY_CACHE_TTL_MS, initialSync: 'wait' as const };
     // Started together, as an orchestrator would.

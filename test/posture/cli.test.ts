@@ -1,33 +1,12 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SyncRunSummary } from '../../src/posture/index.js';
+import { runCli } from '../helpers/cli.js';
 import { createPostgresDatabase, pgAvailable, type TestDatabase } from '../helpers/db.js';
 import { startSimulator } from '../../src/simulator/index.js';
 import type { SimulatorHandle } from '../../src/simulator/types.js';
-
-// The built binary, as users run it (`npm test` builds first).
-const CLI = path.resolve(import.meta.dirname, '../../dist/cli.js');
-
-/** The real command, run as a user runs it: a process with an environment and no TTY. */
-function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(ENTRA_|INTUNE_|DATABASE_URL)/.test(k)));
-    if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`);
-    const child = spawn(process.execPath, [CLI, ...args], {
-      env: { ...clean, LOG_LEVEL: 'error', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('error', reject);
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 // PostgreSQL keeps these fast: a fresh embedded database spends many seconds in initdb, and the
 // embedded path of the CLI is the same code as serve's, which the e2e test runs.
