@@ -197,32 +197,54 @@ export function validateKeyInput(input: CreateKeyInput): { tenant: string; role:
   return { tenant, role, capabilities, name };
 }
 
-export function createKeyStore(options: KeyStoreOptions): KeyStore {
-  const { db, chronicle } = options;
-  const now = options.now ?? Date.now;
-  const cacheTtlMs = options.cacheTtlMs ?? 5_000;
-  const cacheMaxEntries = options.cacheMaxEntries ?? 10_000;
-  // Insertion-ordered Map as a bounded cache: the oldest entry goes first when full.
-  const cache = new Map<string, CacheEntry>();
-
-  const remember = (keyId: string, entry: CacheEntry): void => {
-    if (cacheTtlMs <= 0) return;
+/** Remembers an entry in an insertion-ordered Map used as a bounded cache: the oldest goes first when full. */
+function rememberIn(cache: Map<string, CacheEntry>, ttlMs: number, maxEntries: number): (keyId: string, entry: CacheEntry) => void {
+  return (keyId, entry) => {
+    if (ttlMs <= 0) return;
     cache.delete(keyId);
-    if (cache.size >= cacheMaxEntries) {
+    if (cache.size >= maxEntries) {
       const oldest = cache.keys().next();
       if (oldest.done !== true) cache.delete(oldest.value);
     }
     cache.set(keyId, entry);
   };
+}
 
-  const principalOf = (row: KeyRow): Principal =>
-    Object.freeze({
-      keyId: row.key_id,
-      tenant: row.tenant,
-      role: row.role as Role,
-      capabilities: Object.freeze(row.capabilities.split(',') as Capability[]),
-      actorId: `key:${row.key_id}`,
-    });
+function principalOf(row: KeyRow): Principal {
+  return Object.freeze({
+    keyId: row.key_id,
+    tenant: row.tenant,
+    role: row.role as Role,
+    capabilities: Object.freeze(row.capabilities.split(',') as Capability[]),
+    actorId: `key:${row.key_id}`,
+  });
+}
+
+/** Removes a key whose audit event never committed; a failed removal is logged and retried in the background. */
+async function removeUnconfirmedKey(options: KeyStoreOptions, keyId: string, tenant: string, attempt = 0): Promise<void> {
+  const removalRetryMs = options.removalRetryMs ?? [1_000, 5_000, 30_000, 120_000];
+  try {
+    await options.db.query('DELETE FROM api_keys WHERE key_id = $1 AND confirmed = false', [keyId]);
+    if (attempt > 0) options.logger?.info({ keyId, tenant, attempt }, 'removed an API key whose audit event was never recorded');
+  } catch (err) {
+    const delay = removalRetryMs[attempt];
+    const cause = err as { code?: unknown; message?: unknown };
+    options.logger?.error(
+      { keyId, tenant, attempt: attempt + 1, err: { code: cause?.code, message: cause?.message }, retryInMs: delay ?? null },
+      delay !== undefined
+        ? 'could not remove an API key whose audit event failed; it stays unusable and removal is retried'
+        : 'gave up removing an API key whose audit event failed; it stays unusable (confirmed = false): delete it by hand',
+    );
+    if (delay !== undefined) setTimeout(() => void removeUnconfirmedKey(options, keyId, tenant, attempt + 1), delay).unref();
+  }
+}
+
+export function createKeyStore(options: KeyStoreOptions): KeyStore {
+  const { db, chronicle } = options;
+  const now = options.now ?? Date.now;
+  const cacheTtlMs = options.cacheTtlMs ?? 5_000;
+  const cache = new Map<string, CacheEntry>();
+  const remember = rememberIn(cache, cacheTtlMs, options.cacheMaxEntries ?? 10_000);
 
   async function loadRow(keyId: string): Promise<KeyRow | null> {
     // An unconfirmed key (its audit event never committed) does not exist for anyone.
@@ -230,24 +252,7 @@ export function createKeyStore(options: KeyStoreOptions): KeyStore {
     return rows[0] ?? null;
   }
 
-  const removalRetryMs = options.removalRetryMs ?? [1_000, 5_000, 30_000, 120_000];
-  /** Removes an unconfirmed key; a failed removal is logged and retried in the background. */
-  async function removeUnconfirmed(keyId: string, tenant: string, attempt = 0): Promise<void> {
-    try {
-      await db.query('DELETE FROM api_keys WHERE key_id = $1 AND confirmed = false', [keyId]);
-      if (attempt > 0) options.logger?.info({ keyId, tenant, attempt }, 'removed an API key whose audit event was never recorded');
-    } catch (err) {
-      const delay = removalRetryMs[attempt];
-      const cause = err as { code?: unknown; message?: unknown };
-      options.logger?.error(
-        { keyId, tenant, attempt: attempt + 1, err: { code: cause?.code, message: cause?.message }, retryInMs: delay ?? null },
-        delay !== undefined
-          ? 'could not remove an API key whose audit event failed; it stays unusable and removal is retried'
-          : 'gave up removing an API key whose audit event failed; it stays unusable (confirmed = false): delete it by hand',
-      );
-      if (delay !== undefined) setTimeout(() => void removeUnconfirmed(keyId, tenant, attempt + 1), delay).unref();
-    }
-  }
+  const removeUnconfirmed = (keyId: string, tenant: string): Promise<void> => removeUnconfirmedKey(options, keyId, tenant);
 
   async function create(input: CreateKeyInput, actor: Actor, opts: { requestId?: string } = {}): Promise<CreatedApiKey> {
     const { tenant, role, capabilities, name } = validateKeyInput(input);
