@@ -11,17 +11,12 @@ import { COMPLIANCE_STATES, OS_FAMILIES, OWNERSHIPS } from '../connector/posture
 import { ConnectionInputSchema, ConnectionPatchSchema } from '../posture/validation.js';
 import { ROLES } from '../auth/types.js';
 import { GUID_PATTERN } from '../common/ids.js';
+import { TIME_BOUND_MAX_LENGTH, TIME_BOUND_PATTERN, TIME_BOUND_RULE } from '../common/time.js';
 
 const guid = z.string().regex(GUID_PATTERN);
-// PostgreSQL refuses year 0000 and UTC offsets beyond ±15:59, which the date-time format admits;
-// real offsets stop at ±14:00, so this pattern admits hours 00 to 14 only. The posture service
-// checks the same rule (src/posture/validation.ts) for callers that do not come through HTTP;
-// here it makes the answer a 400 before any work, and documents it in openapi.yaml.
-const dateTime = z
-  .string()
-  .max(40)
-  .regex(/^(?!0000)\d{4}-.*(?:[zZ]|[+-](?:0\d|1[0-4])(?::?\d\d)?)$/)
-  .meta({ format: 'date-time' });
+// The forms the CLI accepts too (src/common/time.ts); the handlers' own parsing checks the
+// calendar (no 31 April), which a pattern cannot.
+const dateTime = z.string().max(TIME_BOUND_MAX_LENGTH).regex(TIME_BOUND_PATTERN).describe(`An ISO 8601 time bound: ${TIME_BOUND_RULE}.`);
 const cursor = z.string().min(1).max(1024);
 
 export const ConnectionParamsSchema = z.object({ connection_id: guid }).strict();

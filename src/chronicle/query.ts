@@ -8,7 +8,8 @@ import type { Db } from '../db/index.js';
 import { isEventType } from './catalog.js';
 import { toChronicleEvent, type Envelope } from './envelope.js';
 import { ChronicleError, type ChronicleEvent, type ChronicleQuery, type ChronicleQueryResult, type ExportOptions } from './types.js';
-import { isTenant } from '../common/ids.js';
+import { GUID_EXAMPLE_RULE, isGuid, isTenant, TENANT_RULE } from '../common/ids.js';
+import { parseTimeBound, TIME_BOUND_RULE } from '../common/time.js';
 
 const DEFAULT_LIMIT = 100;
 const MAX_LIMIT = 1000;
@@ -18,14 +19,14 @@ function invalid(field: string, message: string): ChronicleError {
 }
 
 function checkTenant(tenant: unknown, field = 'tenant'): string {
-  if (!isTenant(tenant)) throw invalid(field, 'must be 1 to 64 letters, digits, dots, underscores or hyphens');
+  if (!isTenant(tenant)) throw invalid(field, `must be ${TENANT_RULE}`);
   return tenant;
 }
 
 function timeBound(value: unknown, field: string): string | undefined {
   if (value === undefined) return undefined;
-  const date = value instanceof Date ? value : typeof value === 'string' && value.length <= 64 ? new Date(value) : null;
-  if (date === null || Number.isNaN(date.getTime())) throw invalid(field, 'must be an ISO 8601 date-time, e.g. 2025-01-31T00:00:00Z');
+  const date = value instanceof Date ? value : parseTimeBound(value);
+  if (date === null || Number.isNaN(date.getTime())) throw invalid(field, `must be ${TIME_BOUND_RULE}`);
   return date.toISOString();
 }
 
@@ -89,7 +90,7 @@ export async function queryChronicle(db: Db, filter: ChronicleQuery): Promise<Ch
     add((p) => `actor_id = ${p}`, filter.actorId);
   }
   if (filter.deviceId !== undefined) {
-    if (typeof filter.deviceId !== 'string' || !/^[0-9A-Za-z-]{1,64}$/.test(filter.deviceId)) throw invalid('deviceId', 'must be a device id (a GUID)');
+    if (!isGuid(filter.deviceId)) throw invalid('deviceId', `must be a device id (Intune or Entra), ${GUID_EXAMPLE_RULE}`);
     add((p) => `device_ids @> ARRAY[${p}::text]`, filter.deviceId.toLowerCase());
   }
   if (filter.decision !== undefined) {

@@ -12,7 +12,10 @@ import { DbError } from '../db/errors.js';
 import { ChronicleError, EVENT_TYPES, reviewerQuery, type ReviewerFilter, type EventType, type VerifyReport } from '../chronicle/types.js';
 import type { Config } from '../config/index.js';
 import { configFromEnv, EXIT, withChronicle } from './shared.js';
-import { DEFAULT_TENANT } from '../common/ids.js';
+import { DEFAULT_TENANT, GUID_EXAMPLE_RULE, isGuid, isTenant, TENANT_RULE } from '../common/ids.js';
+import { parseTimeBound, TIME_BOUND_RULE } from '../common/time.js';
+import { eventToJson, fullVerifyReportToJson } from '../chronicle/json.js';
+import type { Queryable } from '../db/index.js';
 
 
 /** Runs a command body and turns Chronicle's and the database's failures into exit codes. */
@@ -82,6 +85,34 @@ function eventType(value: string, previous: EventType[] | undefined): EventType[
   return [...(previous ?? []), value as EventType];
 }
 
+function tenantName(value: string): string {
+  if (!isTenant(value)) throw new InvalidArgumentError(`a tenant is ${TENANT_RULE}, e.g. default`);
+  return value;
+}
+
+function deviceId(value: string): string {
+  if (!isGuid(value)) throw new InvalidArgumentError(`give a device id (Intune or Entra), ${GUID_EXAMPLE_RULE}`);
+  return value;
+}
+
+function timeBound(value: string): string {
+  const date = parseTimeBound(value);
+  if (date === null) throw new InvalidArgumentError(`give ${TIME_BOUND_RULE}`);
+  return date.toISOString();
+}
+
+/**
+ * A tenant the reviewer names must have a chain here: "intact" or "no events" about a tenant this
+ * database has never recorded would read as an answer when it is a typo.
+ */
+async function requireChain(db: Queryable, tenant: string): Promise<void> {
+  const { rows } = await db.query<{ tenant: string }>('SELECT tenant FROM chronicle_chain ORDER BY tenant');
+  const tenants = rows.map((r) => r.tenant);
+  if (tenants.includes(tenant)) return;
+  const known = tenants.length === 0 ? 'no tenant has recorded an event yet' : `tenants with a chain here: ${tenants.slice(0, 20).join(', ')}`;
+  throw new ChronicleError(`--tenant ${tenant}: no audit trail for this tenant in this database (${known})`, 'invalid_query', 'tenant');
+}
+
 async function write(out: NodeJS.WritableStream, text: string): Promise<void> {
   if (!out.write(text)) await once(out, 'drain');
 }
@@ -101,7 +132,7 @@ export function registerChronicle(program: Command): void {
   chronicle
     .command('verify')
     .description('Recompute every chain (or one) and compare it with the signed checkpoints; exit 0 when intact, 1 naming the first bad seq')
-    .option('--tenant <tenant>', 'verify only this tenant\'s chain')
+    .option('--tenant <tenant>', 'verify only this tenant\'s chain', tenantName)
     .option('--witness <path>', 'compare the checkpoint log with a witness copy (a copy of the checkpoint directory, or of this instance\'s log)')
     .option('--json', 'print the full report as JSON')
     .action((options: { tenant?: string; witness?: string; json?: boolean }) =>
@@ -110,13 +141,14 @@ export function registerChronicle(program: Command): void {
         if (options.witness !== undefined && !fs.existsSync(options.witness)) {
           throw new ChronicleError(`--witness ${options.witness}: no such directory; give the path of the witness copy of the checkpoint directory`, 'invalid_query', 'witness');
         }
-        const report = await withChronicle(config, { createKey: false }, (c) =>
-          c.verify({
+        const report = await withChronicle(config, { createKey: false }, async (c, db) => {
+          if (options.tenant !== undefined) await requireChain(db, options.tenant);
+          return c.verify({
             ...(options.tenant !== undefined ? { tenant: options.tenant } : {}),
             ...(options.witness !== undefined ? { witnessDir: options.witness } : {}),
-          }),
-        );
-        await write(process.stdout, options.json === true ? `${JSON.stringify(report, null, 2)}\n` : formatVerifyReport(report));
+          });
+        });
+        await write(process.stdout, options.json === true ? `${JSON.stringify(fullVerifyReportToJson(report), null, 2)}\n` : formatVerifyReport(report));
         for (const warning of report.warnings) process.stderr.write(`warning: checkpoint ${warning}\n`);
         return report.ok ? EXIT.ok : EXIT.failure;
       }),
@@ -125,13 +157,13 @@ export function registerChronicle(program: Command): void {
   chronicle
     .command('query')
     .description('Print events of one tenant as JSON lines, oldest first; filters combine with AND')
-    .option('--tenant <tenant>', 'the tenant (chain)', DEFAULT_TENANT)
+    .option('--tenant <tenant>', 'the tenant (chain)', tenantName, DEFAULT_TENANT)
     .option('--type <type>', `event type (repeatable): ${EVENT_TYPES.join(', ')}`, eventType)
     .option('--actor <id>', 'actor id')
-    .option('--device <id>', 'a device id (Intune or Entra) named in the event')
+    .option('--device <id>', 'a device id (Intune or Entra, a GUID) named in the event', deviceId)
     .addOption(new Option('--decision <decision>', 'allow or deny').choices(['allow', 'deny']))
-    .option('--from <time>', 'events at or after this ISO 8601 time')
-    .option('--to <time>', 'events before this ISO 8601 time')
+    .option('--from <time>', 'events at or after this time: a date (2025-01-31, midnight UTC) or a date-time with a zone (2025-01-31T08:00:00Z)', timeBound)
+    .option('--to <time>', 'events before this time, in the same forms as --from', timeBound)
     .option('--limit <n>', 'events per page (1-1000)', wholeNumber('--limit', 1, 1000), 100)
     .option('--cursor <cursor>', 'continue after a previous page')
     .addOption(new Option('--order <order>', 'asc (oldest first) or desc').choices(['asc', 'desc']).default('asc'))
@@ -139,12 +171,13 @@ export function registerChronicle(program: Command): void {
     .action((options: QueryOptions) =>
       run(async () => {
         const config = configFromEnv();
-        return withChronicle(config, { createKey: false }, async (c) => {
+        return withChronicle(config, { createKey: false }, async (c, db) => {
+          await requireChain(db, options.tenant);
           let cursor = options.cursor;
           let printed = 0;
           for (;;) {
             const page = await c.query(reviewerQuery(options.tenant, { ...options, ...(cursor !== undefined ? { cursor } : {}) }));
-            await write(process.stdout, page.events.map((e) => `${JSON.stringify(e)}\n`).join(''));
+            await write(process.stdout, page.events.map((e) => `${JSON.stringify(eventToJson(e))}\n`).join(''));
             printed += page.events.length;
             if (page.nextCursor === null) break;
             if (options.all !== true) {
@@ -163,23 +196,24 @@ export function registerChronicle(program: Command): void {
     .command('export')
     .description('Write events as JSONL that an outside script re-verifies with SHA-256 alone (see README)')
     .addOption(new Option('--format <format>', 'output format').choices(['jsonl']).makeOptionMandatory())
-    .option('--tenant <tenant>', 'one tenant (default: every chain)')
+    .option('--tenant <tenant>', 'one tenant (default: every chain)', tenantName)
     .option('--from-seq <n>', 'start at this seq', wholeNumber('--from-seq', 1, Number.MAX_SAFE_INTEGER))
     .option('--out <file>', 'write to this file instead of stdout')
     .action((options: { format: 'jsonl'; tenant?: string; fromSeq?: number; out?: string }) =>
       run(async () => {
         const config = configFromEnv();
         const out = options.out !== undefined ? fs.createWriteStream(options.out, { flags: 'w', mode: 0o640 }) : process.stdout;
-        const { events } = await withChronicle(config, { createKey: false }, (c) =>
-          c.export(
+        const { events } = await withChronicle(config, { createKey: false }, async (c, db) => {
+          if (options.tenant !== undefined) await requireChain(db, options.tenant);
+          return c.export(
             {
               format: options.format,
               ...(options.tenant !== undefined ? { tenant: options.tenant } : {}),
               ...(options.fromSeq !== undefined ? { fromSeq: options.fromSeq } : {}),
             },
             out,
-          ),
-        );
+          );
+        });
         if (out !== process.stdout) {
           const file = out as fs.WriteStream;
           await new Promise<void>((resolve, reject) => file.end((err?: Error | null) => (err ? reject(err) : resolve())));

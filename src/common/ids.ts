@@ -21,6 +21,9 @@ export const GUID_SOURCE = '[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-f
 /** Intune device ids, Entra device, tenant and client ids, connection and run ids. */
 export const GUID_PATTERN = new RegExp(`^${GUID_SOURCE}$`);
 
+/** GUID_PATTERN in words, with an example to copy the shape from. */
+export const GUID_EXAMPLE_RULE = 'a GUID such as 0fa4e5e1-6a7b-4c1d-9e2f-3a4b5c6d7e8f (8-4-4-4-12 hex digits)';
+
 export function isGuid(value: unknown): value is string {
   return typeof value === 'string' && GUID_PATTERN.test(value);
 }

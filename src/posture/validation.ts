@@ -7,6 +7,7 @@ import { CLOUDS } from '../config/index.js';
 import { COMPLIANCE_STATES, OS_FAMILIES, OWNERSHIPS } from '../connector/posture.js';
 import { PostureInputError } from './errors.js';
 import { GUID_PATTERN, isGuid, isTenant } from '../common/ids.js';
+import { parseTimeBound, TIME_BOUND_RULE } from '../common/time.js';
 
 const ENTRA_TENANT = /^[A-Za-z0-9.-]{1,253}$/;
 const NO_CONTROL_CHARS = /^[^\p{Cc}]*$/u;
@@ -31,8 +32,8 @@ const FIELD_HELP: Readonly<Record<string, string>> = {
   compliance_state: `compliance_state must be one of ${COMPLIANCE_STATES.join(', ')}`,
   ownership: `ownership must be one of ${OWNERSHIPS.join(', ')}`,
   connection_id: 'connection_id must be a connection id (GUID)',
-  last_sync_before: 'last_sync_before must be an ISO 8601 date-time, e.g. 2025-01-31T00:00:00Z',
-  last_sync_after: 'last_sync_after must be an ISO 8601 date-time, e.g. 2025-01-31T00:00:00Z',
+  last_sync_before: `last_sync_before must be ${TIME_BOUND_RULE}`,
+  last_sync_after: `last_sync_after must be ${TIME_BOUND_RULE}`,
   q: 'q must be the start of an Intune device id: 1 to 36 hex digits and dashes',
   limit: 'limit must be a whole number from 1 to 500',
   cursor: 'cursor must be the next_cursor of a previous page, unchanged',
@@ -75,13 +76,12 @@ export type ConnectionPatch = z.input<typeof ConnectionPatchSchema>;
 export type ValidConnectionInput = StrictOptional<z.output<typeof ConnectionInputSchema>>;
 export type ValidConnectionPatch = StrictOptional<z.output<typeof ConnectionPatchSchema>>;
 
+// The forms the CLI accepts too (src/common/time.ts), passed on as one ISO instant so the
+// database never reads a date alone in its session's time zone.
 const isoDateTime = z
   .string()
-  .max(40)
-  .regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/)
-  .refine((v) => !Number.isNaN(Date.parse(v)))
-  // PostgreSQL refuses year 0000 and offsets beyond ±15:59; real offsets stop at ±14:00.
-  .refine((v) => !v.startsWith('0000') && !/[+-](1[5-9]|[2-9]\d):\d{2}$/.test(v));
+  .refine((v) => parseTimeBound(v) !== null)
+  .transform((v) => (parseTimeBound(v) as Date).toISOString());
 
 export const DeviceQuerySchema = z
   .object({

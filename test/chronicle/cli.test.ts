@@ -73,6 +73,7 @@ describe.skipIf(!pgAvailable())('chronicle CLI on PostgreSQL', () => {
     expect(query.code).toBe(0);
     const denied = query.stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as { seq: number; data: { decision: string } });
     expect(denied.map((e) => [e.seq, e.data.decision])).toEqual([[4, 'denied']]);
+    expect(Object.keys(denied[0] ?? {})).toEqual(['seq', 'tenant', 'time', 'type', 'code', 'actor', 'request_id', 'data', 'prev_hash', 'hash']);
     expect(exported.code).toBe(0);
     expect(exported.stderr).toContain('exported 5 events');
     expect(fs.readFileSync(path.join(data.dir, 'acme.jsonl'), 'utf8').trimEnd().split('\n')).toHaveLength(5);
@@ -85,7 +86,42 @@ describe.skipIf(!pgAvailable())('chronicle CLI on PostgreSQL', () => {
     expect(tampered.stdout).toContain('tenant other: intact');
     const json = await cli(['verify', '--tenant', 'acme', '--json'], env);
     expect(json.code).toBe(1);
-    expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, chains: [{ tenant: 'acme', firstBadSeq: 3, reason: 'hash_mismatch' }] });
+    expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, chains: [{ tenant: 'acme', first_bad_seq: 3, reason: 'hash_mismatch', events_checked: 2 }] });
+    // One vocabulary: the same snake_case names as the API, nothing in camelCase.
+    expect(json.stdout).not.toMatch(/"[a-z]+[A-Z][A-Za-z]*":/);
+    expect(JSON.parse(json.stdout)).toHaveProperty('exposure.uncovered_events');
+  });
+
+  it('refuses, with a sentence and exit 2, a tenant without a chain, a device that is not a GUID and a date that does not exist', async () => {
+    const [noTenant, noQueryTenant, badDevice, badDate, zoneless] = await Promise.all([
+      cli(['verify', '--tenant', 'nosuch'], env),
+      cli(['query', '--tenant', 'nosuch'], env),
+      cli(['query', '--tenant', 'acme', '--device', 'not-a-guid'], env),
+      cli(['query', '--tenant', 'acme', '--from', '2025-02-30'], env),
+      cli(['query', '--tenant', 'acme', '--to', '2025-01-31T08:00'], env),
+    ]);
+    for (const run of [noTenant, noQueryTenant, badDevice, badDate, zoneless]) {
+      expect(run.code).toBe(2);
+      expect(run.stdout).toBe('');
+    }
+    expect(noTenant.stderr).toContain('--tenant nosuch: no audit trail for this tenant in this database (tenants with a chain here: acme, other)');
+    expect(noQueryTenant.stderr).toContain('no audit trail for this tenant');
+    expect(badDevice.stderr).toContain('a GUID such as 0fa4e5e1-6a7b-4c1d-9e2f-3a4b5c6d7e8f');
+    expect(badDevice.stderr).not.toContain('no events match');
+    expect(badDate.stderr).toContain('a date such as 2025-01-31 (midnight UTC) or a date and time with a time zone');
+    expect(zoneless.stderr).toContain('with a time zone');
+  });
+
+  it('takes a date alone as midnight UTC, as the API does', async () => {
+    const [all, none] = await Promise.all([
+      cli(['query', '--tenant', 'other', '--from', '2000-01-01'], env),
+      cli(['query', '--tenant', 'other', '--to', '2000-01-01'], env),
+    ]);
+    expect(all.code).toBe(0);
+    expect(all.stdout.trimEnd().split('\n')).toHaveLength(1);
+    expect(none.code).toBe(0);
+    expect(none.stdout).toBe('');
+    expect(none.stderr).toContain('no events match');
   });
 
   it('exits 2 for a malformed filter or option, 3 for bad configuration, 4 when the database is unreachable', async () => {
@@ -96,7 +132,7 @@ describe.skipIf(!pgAvailable())('chronicle CLI on PostgreSQL', () => {
       cli(['verify'], { ...env, DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none' }),
     ]);
     expect(badFilter.code).toBe(2);
-    expect(badFilter.stderr).toContain('tenant: must be 1 to 64 letters');
+    expect(badFilter.stderr).toContain('a tenant is 1 to 64 letters');
     expect(badOption.code).toBe(2); // never 1: that means tampering
     expect(badOption.stderr).toContain('Allowed choices are allow, deny');
     expect(badConfig.code).toBe(3);
