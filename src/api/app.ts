@@ -60,10 +60,17 @@ export interface AppOptions {
   readonly bodyLimitBytes?: number;
 }
 
-const ROUTES = new WeakMap<FastifyInstance, Array<{ method: string; url: string }>>();
+/** A registered route: its method, path and the request schema Fastify validates (absent when none). */
+export interface RegisteredRoute {
+  readonly method: string;
+  readonly url: string;
+  readonly schema?: Readonly<Record<string, unknown>>;
+}
 
-/** Every (method, path) the app registered, plugins included; the OpenAPI drift test reads it. */
-export function registeredRoutes(app: FastifyInstance): ReadonlyArray<{ method: string; url: string }> {
+const ROUTES = new WeakMap<FastifyInstance, RegisteredRoute[]>();
+
+/** Every (method, path) the app registered, plugins included; the OpenAPI drift test and the validation-words test read it. */
+export function registeredRoutes(app: FastifyInstance): readonly RegisteredRoute[] {
   return ROUTES.get(app) ?? [];
 }
 
@@ -125,10 +132,11 @@ export async function createApp(options: AppOptions): Promise<FastifyInstance> {
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
   });
 
-  const routes: Array<{ method: string; url: string }> = [];
+  const routes: RegisteredRoute[] = [];
   ROUTES.set(app, routes);
   app.addHook('onRoute', (route) => {
-    for (const method of [route.method].flat()) routes.push({ method, url: route.url });
+    const schema = route.schema as Record<string, unknown> | undefined;
+    for (const method of [route.method].flat()) routes.push({ method, url: route.url, ...(schema !== undefined ? { schema } : {}) });
   });
 
   const validators = requestValidators();

@@ -8,6 +8,7 @@ import { DbError } from '../db/errors.js';
 import { ChronicleError } from '../chronicle/types.js';
 import { ApiError, sendError } from '../auth/errors.js';
 import { KeyInputError } from '../auth/keys.js';
+import { issueInWords } from './validation-words.js';
 
 export { ApiError, sendError };
 
@@ -53,12 +54,9 @@ function fromFastifyError(err: FastifyError): ApiError | null {
   if (err.validation !== undefined) {
     const where = err.validationContext ?? 'request';
     const first = err.validation[0];
-    const path = first?.instancePath ? first.instancePath.replace(/^\//, '').replaceAll('/', '.') : '';
-    let detail = first?.message ?? 'is invalid';
-    if (first?.keyword === 'additionalProperties') {
-      const extra = String((first.params as { additionalProperty?: unknown }).additionalProperty ?? '').slice(0, 64);
-      detail = `has an unknown field "${extra}"; remove it`;
-    }
+    // Array positions (type.0) name the parameter, not the position: `type` is what the caller typed.
+    const path = first?.instancePath ? first.instancePath.replace(/^\//, '').replaceAll('/', '.').replace(/\.\d+$/, '') : '';
+    const detail = first !== undefined ? issueInWords({ keyword: first.keyword, params: first.params as Record<string, unknown> }) : 'is invalid';
     const field = path === '' ? where : `${where}.${path}`;
     return new ApiError(400, where === 'body' ? 'invalid_body' : 'invalid_request', `${field} ${detail}`.slice(0, 300), { field });
   }

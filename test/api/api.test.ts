@@ -9,6 +9,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROLES, type Role } from '../../src/auth/types.js';
 import { registeredRoutes } from '../../src/api/app.js';
+import { PATTERN_WORDS } from '../../src/api/validation-words.js';
 import { pgAvailable } from '../helpers/db.js';
 import { OTHER_SECRET_VAR, OTHER_TENANT, findPii, piiValues, startTestServer, waitForRun, type TestServer } from './helpers.js';
 import { specChecker } from './openapi.js';
@@ -374,7 +375,7 @@ function suite(kind: 'postgres' | 'pglite') {
     const demo = (await t.request('GET', `${I}/connections`, { key: admin })).body.connections[0];
     const conn = `${I}/connections/${demo.id}`;
     const valid = { display_name: 'x', entra_tenant_id: 'contoso.example', client_id: UNKNOWN_GUID, secret_ref: 'env:NOPE' };
-    const cases: Array<{ name: string; method: string; template: string; url: string; init: Parameters<TestServer['request']>[2]; status: number; code?: string }> = [
+    const cases: Array<{ name: string; method: string; template: string; url: string; init: Parameters<TestServer['request']>[2]; status: number; code?: string; says?: string }> = [
       { name: 'invalid JSON', method: 'POST', template: `${I}/connections`, url: `${I}/connections`, init: { rawBody: '{"display_name": ', headers: { 'content-type': 'application/json' } }, status: 400, code: 'invalid_json' },
       { name: 'empty JSON body', method: 'POST', template: `${I}/connections`, url: `${I}/connections`, init: { rawBody: '', headers: { 'content-type': 'application/json' } }, status: 400, code: 'invalid_json' },
       { name: 'JSON array', method: 'POST', template: `${I}/connections`, url: `${I}/connections`, init: { body: [valid] }, status: 400, code: 'invalid_body' },
@@ -392,17 +393,19 @@ function suite(kind: 'postgres' | 'pglite') {
       { name: 'status error set by a caller', method: 'PATCH', template: `${I}/connections/{connection_id}`, url: conn, init: { body: { status: 'error' } }, status: 400, code: 'invalid_body' },
       { name: 'sync with parameters', method: 'POST', template: `${I}/connections/{connection_id}/sync`, url: `${conn}/sync`, init: { body: { full: true } }, status: 400, code: 'invalid_body' },
       { name: 'non-GUID connection id', method: 'GET', template: `${I}/connections/{connection_id}`, url: `${I}/connections/1%20OR%201=1`, init: {}, status: 400, code: 'invalid_request' },
-      { name: 'non-GUID device id', method: 'GET', template: `${I}/devices/{device_id}`, url: `${I}/devices/abc'%20or%201%20eq%201`, init: {}, status: 400, code: 'invalid_request' },
+      { name: 'non-GUID device id', method: 'GET', template: `${I}/devices/{device_id}`, url: `${I}/devices/abc'%20or%201%20eq%201`, init: {}, status: 400, code: 'invalid_request', says: 'params.device_id must be a GUID such as 0fa4e5e1-6a7b-4c1d-9e2f-3a4b5c6d7e8f' },
       { name: 'non-GUID run id', method: 'GET', template: `${I}/connections/{connection_id}/runs/{run_id}`, url: `${conn}/runs/42`, init: {}, status: 400 },
       { name: 'unknown query parameter', method: 'GET', template: `${I}/devices`, url: `${I}/devices?complianceState=compliant`, init: {}, status: 400, code: 'invalid_request' },
-      { name: 'unknown enum value', method: 'GET', template: `${I}/devices`, url: `${I}/devices?os_family=beos`, init: {}, status: 400 },
-      { name: 'limit out of range', method: 'GET', template: `${I}/devices`, url: `${I}/devices?limit=100000`, init: {}, status: 400 },
-      { name: 'limit not a number', method: 'GET', template: `${I}/devices`, url: `${I}/devices?limit=ten`, init: {}, status: 400 },
-      { name: 'bad date', method: 'GET', template: `${I}/devices`, url: `${I}/devices?last_sync_after=yesterday`, init: {}, status: 400 },
-      { name: 'OData injection in q', method: 'GET', template: `${I}/devices`, url: `${I}/devices?q=${encodeURIComponent("' or 1 eq 1")}`, init: {}, status: 400 },
+      { name: 'unknown enum value', method: 'GET', template: `${I}/devices`, url: `${I}/devices?os_family=beos`, init: {}, status: 400, says: 'querystring.os_family must be one of macos, windows, ios, android, linux, other' },
+      { name: 'limit out of range', method: 'GET', template: `${I}/devices`, url: `${I}/devices?limit=100000`, init: {}, status: 400, says: 'querystring.limit must be at most 500' },
+      { name: 'limit not a number', method: 'GET', template: `${I}/devices`, url: `${I}/devices?limit=ten`, init: {}, status: 400, says: 'querystring.limit must be a whole number' },
+      { name: 'bad date', method: 'GET', template: `${I}/devices`, url: `${I}/devices?last_sync_after=yesterday`, init: {}, status: 400, says: 'must be a date such as 2025-01-31 (midnight UTC) or a date and time with a time zone' },
+      { name: 'a date that does not exist', method: 'GET', template: `${I}/devices`, url: `${I}/devices?last_sync_after=2025-02-30`, init: {}, status: 400, says: 'last_sync_after must be a date such as 2025-01-31' },
+      { name: 'a chronicle date that does not exist', method: 'GET', template: '/api/v1/chronicle/events', url: '/api/v1/chronicle/events?from=2025-04-31', init: {}, status: 400, says: 'from: must be a date such as 2025-01-31' },
+      { name: 'OData injection in q', method: 'GET', template: `${I}/devices`, url: `${I}/devices?q=${encodeURIComponent("' or 1 eq 1")}`, init: {}, status: 400, says: 'querystring.q must be the start of an Intune device id: 1 to 36 hex digits and dashes' },
       { name: 'forged device cursor', method: 'GET', template: `${I}/devices`, url: `${I}/devices?cursor=eyJvZmZzZXQiOjB9`, init: {}, status: 400 },
-      { name: 'bad chronicle type', method: 'GET', template: '/api/v1/chronicle/events', url: '/api/v1/chronicle/events?type=DROP_TABLE', init: {}, status: 400 },
-      { name: 'bad key role', method: 'POST', template: '/api/v1/keys', url: '/api/v1/keys', init: { body: { role: 'root' } }, status: 400 },
+      { name: 'bad chronicle type', method: 'GET', template: '/api/v1/chronicle/events', url: '/api/v1/chronicle/events?type=DROP_TABLE', init: {}, status: 400, says: 'querystring.type must be one of CONNECTOR_INVOKED, DEVICE_COMPLIANCE_CHECKED' },
+      { name: 'bad key role', method: 'POST', template: '/api/v1/keys', url: '/api/v1/keys', init: { body: { role: 'root' } }, status: 400, says: 'body.role must be one of admin, reader' },
     ];
     for (const c of cases) {
       const res = await call(c.method, c.template, c.url, { key: admin, ...c.init });
@@ -411,6 +414,9 @@ function suite(kind: 'postgres' | 'pglite') {
       expect(res.body?.error?.code, c.name).toMatch(/^[a-z_]+$/);
       expect(res.body.error.message.length, c.name).toBeGreaterThan(10);
       if (c.code !== undefined) expect(res.body.error.code, c.name).toBe(c.code);
+      if (c.says !== undefined) expect(res.body.error.message, c.name).toContain(c.says);
+      // Words, never a validator's regular expression or its phrasing.
+      expect(res.body.error.message, c.name).not.toMatch(/must match pattern|must be equal to one of|\^\[|\{1,|\\d/);
       expect(res.text).not.toMatch(/\bat \S+\.(js|ts):\d+|SELECT |node_modules/);
     }
 
@@ -426,10 +432,30 @@ function suite(kind: 'postgres' | 'pglite') {
       expect(res.status, `${method} ${url}`).toBeLessThan(500);
       expect(res.body.error.code).toMatch(/^[a-z_]+$/);
     }
+    // A date alone is one of the documented forms (midnight UTC), on the API as on the CLI.
+    for (const url of [`${I}/devices?last_sync_after=2000-01-01`, '/api/v1/chronicle/events?from=2000-01-01&to=2099-12-31T23:59:59%2B14:00']) {
+      const res = await t.request('GET', url, { key: admin });
+      expect(res.status, `${url}: ${res.text.slice(0, 200)}`).toBe(200);
+    }
     const malformedAuth = await call('GET', `${I}/devices`, `${I}/devices`, { headers: { authorization: 'Basic YWRtaW46YWRtaW4=' } });
     expect(malformedAuth.status).toBe(401);
     // Nothing above changed the connection.
     expect((await t.request('GET', conn, { key: admin })).body.status).toBe('active');
+  });
+
+  it('has words for every pattern a route validates, so no regular expression reaches a person', () => {
+    const patterns = new Set<string>();
+    const walk = (node: unknown): void => {
+      if (node === null || typeof node !== 'object') return;
+      for (const [key, value] of Object.entries(node)) {
+        if (key === 'pattern' && typeof value === 'string') patterns.add(value);
+        else walk(value);
+      }
+    };
+    // What callers send (answers are checked against openapi.yaml elsewhere).
+    for (const route of registeredRoutes(t.server.app)) for (const part of ['body', 'querystring', 'params', 'headers']) walk(route.schema?.[part]);
+    expect(patterns.size).toBeGreaterThan(5);
+    expect([...patterns].filter((p) => !PATTERN_WORDS.has(p))).toEqual([]);
   });
 
   it('registers exactly the routes openapi.yaml documents', () => {

@@ -88,6 +88,7 @@ export function renderSettingsPage(): string {
         <label>Ownership <select id="f-ownership" name="ownership"><option value="">any</option>${options(OWNERSHIPS)}</select></label>
         <label>Device id starts with <input id="f-q" name="q" type="search" maxlength="36" pattern="[0-9A-Fa-f-]*" spellcheck="false"></label>
       </form>
+      <p id="filter-error" class="error" role="alert" data-testid="filter-error"></p>
       <div class="table-wrap"><table data-testid="devices"><thead><tr><th>Device id</th><th>OS</th><th>Version</th><th>Compliance</th><th>Grace period ends</th><th>Encrypted</th><th>Jailbroken</th><th>Ownership</th><th>Last check-in</th><th>Model</th><th>Serial fingerprint</th></tr></thead><tbody id="devices-body"></tbody></table></div>
       <div class="pager"><button id="prev-page" type="button" disabled>Previous</button><span id="page-info" class="muted"></span><button id="next-page" type="button" disabled>Next</button></div>
     </section>

@@ -234,12 +234,39 @@ function renderDevices(res: DevicesView): void {
   document.body.setAttribute('data-devices-loaded', String(Date.now()));
 }
 
+/** The filter controls by the query parameter they set, for messages about one of them. */
+const FILTER_LABELS: Readonly<Record<string, string>> = {
+  compliance_state: 'Compliance state',
+  os_family: 'OS',
+  ownership: 'Ownership',
+  q: 'Device id',
+};
+
+/**
+ * A refused filter: the API's sentence, said about the control the person typed in, and an empty
+ * table, so nothing on screen looks like the answer to a filter that was not applied.
+ */
+function refuseFilter(err: ApiFailure): void {
+  clear($('devices-body'));
+  const match = /^querystring\.([a-z_]+) (.*)$/s.exec(err.message);
+  const label = match?.[1] !== undefined ? FILTER_LABELS[match[1]] : undefined;
+  const sentence = label !== undefined && match?.[2] !== undefined ? `${label} filter: ${match[2]}` : err.message;
+  text($('filter-error'), `${sentence}. No devices are shown until the filter is corrected.`);
+  text($('device-total'), '');
+  text($('page-info'), '');
+  $<HTMLButtonElement>('next-page').disabled = true;
+  $<HTMLButtonElement>('prev-page').disabled = true;
+  document.body.setAttribute('data-devices-loaded', String(Date.now()));
+}
+
 async function loadDevices(): Promise<void> {
   text($('panel-error'), '');
+  text($('filter-error'), '');
   try {
     renderDevices(await api<DevicesView>(`${API}/devices?${filterQuery().toString()}`));
   } catch (err) {
-    fail(err);
+    if (err instanceof ApiFailure && err.status === 400) refuseFilter(err);
+    else fail(err);
   }
 }
 
