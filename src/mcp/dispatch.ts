@@ -15,7 +15,6 @@ import type { McpConnector } from './types.js';
 
 /** Stands in for a tool name the server does not have, so no free text reaches the connector or the audit trail. */
 const UNKNOWN_TOOL_OPERATION = 'unknown';
-const TOOL_NAME_ECHO_MAX = 64;
 
 export interface DispatchDeps {
   readonly connector: Pick<McpConnector, 'invoke'>;
@@ -39,7 +38,8 @@ export async function dispatchToolCall(
       return successResult(outcome.value, tool !== undefined ? tool.summarize(outcome.value) : 'Done.', outcome.audit.seq);
     }
     return refusalResult(outcome, {
-      tool: tool?.name ?? (name.length > TOOL_NAME_ECHO_MAX ? `${name.slice(0, TOOL_NAME_ECHO_MAX)}…` : name),
+      // An unknown name is not repeated in the answer, the log or the audit trail.
+      tool: tool?.name ?? 'unknown tool',
       capability: tool?.capability ?? null,
       granted: context.scope.capabilities,
       listed: deps.listedNames,

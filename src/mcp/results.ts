@@ -12,7 +12,7 @@ export type Refusal = Extract<InvokeOutcome<unknown>, { readonly ok: false }>;
 export const META_KEY = 'intune-connector/outcome';
 
 export interface RefusalSubject {
-  /** The tool as the client named it (already bounded by the caller). */
+  /** The tool's own name; for a name this server does not have, a fixed stand-in (the caller's text is never echoed). */
   readonly tool: string;
   /** The capability the tool needs; null for a tool this server does not have. */
   readonly capability: Capability | null;
@@ -37,7 +37,8 @@ export function explainRefusal(outcome: Refusal, subject: RefusalSubject): strin
   const reason: DenialReason | FailureReason = outcome.reason;
   switch (reason) {
     case 'unknown_operation':
-      return `Unknown tool "${tool}". Call one of the tools this server lists: ${subject.listed.join(', ') || 'none'}.`;
+      // The caller's text is never repeated back: it may be anything, including a prompt injection.
+      return `This server has no tool by that name. Call one of the tools this server lists: ${subject.listed.join(', ') || 'none'}.`;
     case 'invalid_input':
       return `Invalid arguments for ${tool}: ${sentence(outcome.message)} Fix the arguments and call ${tool} again.`;
     case 'capability_not_granted':

@@ -7,7 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { CONFIG_DOCS } from '../../src/config/index.js';
 import { OPERATIONS } from '../../src/connector/operations.js';
 import { annotationsFor } from '../../src/mcp/annotations.js';
-import { buildToolsSnapshot, serializeSnapshot, SNAPSHOT_FILE } from '../../src/mcp/snapshot.js';
+import { buildToolsSnapshot, listAllTools, serializeSnapshot, SNAPSHOT_FILE } from '../../src/mcp/snapshot.js';
+import { portableSchema } from '../../src/mcp/portable.js';
 import { TOOLS } from '../../src/mcp/tools/index.js';
 
 describe('MCP tool contract', () => {
@@ -44,6 +45,56 @@ describe('MCP tool contract', () => {
       for (const [name, schema] of Object.entries(properties)) expect(schema.description, `${tool.name}.${name}`).toBeTruthy();
       expect(tool.outputSchema, tool.name).toBeDefined();
     }
+  });
+});
+
+/**
+ * What the MCP Inspector's strict portability check flags, as a list of JSON pointers: a `type`
+ * that is not one JSON type name (a type array is the usual case: zod writes nullable fields so),
+ * and a schema keyword value of the wrong kind.
+ */
+function portabilityProblems(schema: unknown, at = '#'): string[] {
+  if (Array.isArray(schema)) return schema.flatMap((s, i) => portabilityProblems(s, `${at}/${i}`));
+  if (schema === null || typeof schema !== 'object') return [];
+  const problems: string[] = [];
+  const node = schema as Record<string, unknown>;
+  const JSON_TYPES = ['string', 'number', 'integer', 'boolean', 'object', 'array', 'null'];
+  if ('type' in node && !(typeof node['type'] === 'string' && JSON_TYPES.includes(node['type']))) problems.push(`${at}/type: ${JSON.stringify(node['type'])}`);
+  for (const key of ['anyOf', 'oneOf', 'allOf']) if (key in node && !Array.isArray(node[key])) problems.push(`${at}/${key}: not a list`);
+  for (const [key, value] of Object.entries(node)) {
+    if (key === 'enum' || key === 'const' || key === 'default' || key === 'examples') continue;
+    problems.push(...portabilityProblems(value, `${at}/${key}`));
+  }
+  return problems;
+}
+
+describe('MCP schemas every client takes', () => {
+  it('uses no type arrays (or other non-portable types) in any input or output schema, as tools/list sends them', async () => {
+    const tools = await listAllTools();
+    expect(tools.length).toBe(TOOLS.length);
+    const problems = tools.flatMap((t) => [
+      ...portabilityProblems(t.inputSchema, `${t.name}/inputSchema`),
+      ...portabilityProblems(t.outputSchema, `${t.name}/outputSchema`),
+    ]);
+    expect(problems).toEqual([]);
+    // Nullable fields are still nullable: the rewrite kept their meaning.
+    const listed = tools.find((t) => t.name === 'list_devices');
+    const device = (listed?.outputSchema?.properties?.['devices'] as { items: { properties: Record<string, unknown> } }).items.properties;
+    expect(device['azure_ad_device_id']).toMatchObject({ anyOf: [{ type: 'string' }, { type: 'null' }] });
+  });
+
+  it('finds the problems it looks for (a check that cannot fail is no check)', () => {
+    expect(portabilityProblems({ type: 'object', properties: { a: { type: ['string', 'null'] }, b: { anyOf: [{ type: 'strin' }] } } })).toEqual([
+      '#/properties/a/type: ["string","null"]',
+      '#/properties/b/anyOf/0/type: "strin"',
+    ]);
+  });
+
+  it('rewrites a type array into anyOf, keeping words on the field and constraints with their type', () => {
+    expect(portableSchema({ description: 'd', type: ['string', 'null'], format: 'date-time', enum: ['a', null] })).toEqual({
+      description: 'd',
+      anyOf: [{ type: 'string', format: 'date-time', enum: ['a'] }, { type: 'null' }],
+    });
   });
 });
 

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { ListToolsRequestSchema, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import { annotationsFor } from '../annotations.js';
+import { portableSchema } from '../portable.js';
 import { eraseTool, type McpTool } from './types.js';
 
 export const TOOLS: readonly McpTool[] = Object.freeze([
@@ -26,16 +27,16 @@ export function findTool(name: string): McpTool | undefined {
 
 /**
  * A tool as tools/list sends it: JSON Schemas generated from the connector's zod schemas (draft-7,
- * the input as a caller writes it, the output as the connector returns it) and annotations derived
- * from the capability.
+ * the input as a caller writes it, the output as the connector returns it; nullable fields as
+ * anyOf, never a type array, see ../portable.ts) and annotations derived from the capability.
  */
 export function toolDefinition(tool: McpTool): Tool {
   return {
     name: tool.name,
     title: tool.title,
     description: tool.description,
-    inputSchema: z.toJSONSchema(tool.input, { target: 'draft-7', io: 'input' }) as Tool['inputSchema'],
-    outputSchema: z.toJSONSchema(tool.output, { target: 'draft-7', io: 'output' }) as NonNullable<Tool['outputSchema']>,
+    inputSchema: portableSchema(z.toJSONSchema(tool.input, { target: 'draft-7', io: 'input' })) as Tool['inputSchema'],
+    outputSchema: portableSchema(z.toJSONSchema(tool.output, { target: 'draft-7', io: 'output' })) as NonNullable<Tool['outputSchema']>,
     annotations: annotationsFor(tool.capability, tool.title),
     // Every call is a plain request/response; none runs as an MCP task.
     execution: { taskSupport: 'forbidden' },
