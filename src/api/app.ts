@@ -26,6 +26,8 @@ import { keyRoutes } from './routes/keys.js';
 import { agentRoutes, type AgentRouteDeps } from './routes/agents.js';
 import { panelRoutes } from './routes/panel.js';
 import { postureRoutes } from './routes/posture.js';
+import { createPostureReadAudit } from './read-audit.js';
+import type { ChronicleWriter } from '../chronicle/types.js';
 
 // ajv-formats is CommonJS with a default export; under NodeNext it arrives as the module object.
 const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (ajv: Ajv) => Ajv;
@@ -34,7 +36,7 @@ const addFormats = ((addFormatsModule as unknown as { default?: unknown }).defau
 export interface AppRuntime {
   readonly db: Db;
   readonly logger: Logger;
-  readonly chronicle: ChronicleReader & { stats(): { appended: number; failed: number; batches: number; pending: number; witnessBacklog?: number; witnessFailures?: number } };
+  readonly chronicle: ChronicleReader & Pick<ChronicleWriter, 'append'> & { stats(): { appended: number; failed: number; batches: number; pending: number; witnessBacklog?: number; witnessFailures?: number } };
   readonly connector: IntuneConnector;
 }
 
@@ -58,6 +60,8 @@ export interface AppOptions {
   readonly agents?: Omit<AgentRouteDeps, 'authenticator'>;
   /** Largest accepted request body (default 64 KiB; the gate route keeps its own smaller limit). */
   readonly bodyLimitBytes?: number;
+  /** How long a posture read waits before its audit event is written (default 500 ms; see ./read-audit.ts). */
+  readonly readAuditFlushMs?: number;
 }
 
 /** A registered route: its method, path and the request schema Fastify validates (absent when none). */
@@ -168,7 +172,14 @@ export async function createApp(options: AppOptions): Promise<FastifyInstance> {
   });
   app.get('/', async (_request, reply) => reply.redirect('/settings', 302));
   panelRoutes(app);
-  postureRoutes(app, { posture, authenticator });
+  // Closed with the app (after in-flight requests, before Chronicle), so a clean stop writes every read.
+  const readAudit = createPostureReadAudit({
+    chronicle: runtime.chronicle,
+    logger: runtime.logger,
+    ...(options.readAuditFlushMs !== undefined ? { flushIntervalMs: options.readAuditFlushMs } : {}),
+  });
+  app.addHook('onClose', () => readAudit.close());
+  postureRoutes(app, { posture, authenticator, readAudit });
   chronicleRoutes(app, { chronicle: runtime.chronicle, authenticator });
   if (keys !== undefined) keyRoutes(app, { keys, authenticator });
   if (options.agents !== undefined) agentRoutes(app, { ...options.agents, authenticator });

@@ -83,6 +83,12 @@ export const EVENT_CATALOG: Readonly<Record<EventType, EventCatalogEntry>> = Obj
     schemaFile: schemaFile('agent.revoked'),
     description: 'An administrator revoked an enrolled agent.',
   },
+  'integration.intune.posture_read': {
+    code: null,
+    schemaFile: schemaFile('integration.intune.posture_read'),
+    description: 'A REST read of device posture: who read which device, or which filter, and how many devices it answered.',
+    deviceIdFields: [['device_id']],
+  },
 });
 
 /** The schema of the stored body (the envelope around `data`). */

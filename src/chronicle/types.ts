@@ -21,6 +21,7 @@ export const EVENT_TYPES = [
   'agent.enrollment_token_created',
   'agent.certificate_renewed',
   'agent.revoked',
+  'integration.intune.posture_read',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 

@@ -152,6 +152,34 @@ function suite(kind: 'postgres' | 'pglite') {
     const missing = await call('GET', `${I}/devices/{device_id}`, `${I}/devices/${UNKNOWN_GUID}`, { key: keys.default.reader });
     expect(missing.status).toBe(404);
     expect(missing.body.error.code).toBe('not_found');
+
+    // Every read above left a record a reviewer can find: by type, by device, by request id.
+    const reads = async () => (await t.server.runtime.chronicle.query({ tenant: 'default', types: ['integration.intune.posture_read'], limit: 1000 })).events;
+    const deadline = Date.now() + 15_000;
+    const wanted = [macs, device, missing].map((r) => r.headers.get('x-request-id'));
+    // Written off the request path, within a second: wait for them as a reviewer would.
+    for (;;) {
+      const found = new Set((await reads()).map((e) => e.requestId));
+      if (wanted.every((id) => found.has(id)) || Date.now() > deadline) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const byRequest = new Map((await reads()).map((e) => [e.requestId, e]));
+    const readerActor = (await t.server.runtime.chronicle.query({ tenant: 'default', types: ['integration.intune.posture_read'], limit: 1 })).events[0]?.actor;
+    expect(readerActor?.id).toMatch(/^key:/);
+    expect(byRequest.get(macs.headers.get('x-request-id'))).toMatchObject({
+      actor: { kind: 'human' },
+      data: { route: 'GET /api/v1/integrations/intune/devices', status: 200, filter: { os_family: 'macos', ownership: 'company', limit: 5 }, count: macs.body.devices.length, total: macs.body.total },
+    });
+    expect(byRequest.get(device.headers.get('x-request-id'))?.data).toEqual({ route: 'GET /api/v1/integrations/intune/devices/{device_id}', status: 200, device_id: one.device_id.toLowerCase(), count: 1 });
+    expect(byRequest.get(missing.headers.get('x-request-id'))?.data).toMatchObject({ status: 404, device_id: UNKNOWN_GUID, count: 0 });
+    const paged = [...byRequest.values()].filter((e) => (e.data['filter'] as { paged?: boolean } | undefined)?.paged === true);
+    expect(paged).toHaveLength(2); // the second and third page of the walk above
+    // Reviewers find who looked at one device, as they find gate decisions about it.
+    const aboutOne = await t.server.runtime.chronicle.query({ tenant: 'default', types: ['integration.intune.posture_read'], deviceId: one.device_id });
+    expect(aboutOne.events.map((e) => e.requestId)).toEqual([device.headers.get('x-request-id')]);
+    const overHttp = await call('GET', '/api/v1/chronicle/events', '/api/v1/chronicle/events?type=integration.intune.posture_read&limit=1000', { key: keys.default.auditor });
+    expect(overHttp.status).toBe(200);
+    expect(overHttp.body.events.length).toBeGreaterThanOrEqual(wanted.length);
   });
 
   it('keeps tenants apart: another tenant’s ids are 404 and its lists show nothing of the other', async () => {

@@ -101,6 +101,7 @@ export const SAMPLE_DATA: Readonly<Record<EventType, Record<string, unknown>>> =
   },
   'admin.api_key_created': { key_id: 'k_3f2a9c0d1e', role: 'agent', capabilities: ['READ', 'PROPOSE'] },
   'admin.api_key_revoked': { key_id: 'k_3f2a9c0d1e', role: 'agent' },
+  'integration.intune.posture_read': { route: 'GET /api/v1/integrations/intune/devices/{device_id}', status: 200, device_id: GUID_A, count: 1 },
 };
 
 export function invoked(tenant: string, i: number, overrides: Record<string, unknown> = {}): AppendInput {

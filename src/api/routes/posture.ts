@@ -9,6 +9,7 @@ import type { Actor } from '../../chronicle/types.js';
 import type { ConnectionInput, ConnectionPatch, DeviceQuery, PostureService } from '../../posture/types.js';
 import { requirePermission } from '../../auth/permissions.js';
 import { ApiError, notFound } from '../errors.js';
+import type { PostureReadAudit } from '../read-audit.js';
 import { connectionCreateBody, connectionParams, connectionPatchBody, deviceParams, devicesQuery, runParams, runsQuery } from '../schemas.js';
 
 export const INTUNE_BASE = '/api/v1/integrations/intune';
@@ -16,6 +17,8 @@ export const INTUNE_BASE = '/api/v1/integrations/intune';
 export interface PostureRouteDeps {
   readonly posture: PostureService;
   readonly authenticator: Authenticator;
+  /** Records who read device posture (one event per request). */
+  readonly readAudit: Pick<PostureReadAudit, 'record'>;
 }
 
 /** The Chronicle actor for a call made with this key. */
@@ -24,7 +27,7 @@ export function actorOf(principal: Principal): Actor & { kind: 'agent' | 'servic
   return { kind, id: principal.actorId };
 }
 
-export function postureRoutes(app: FastifyInstance, { posture, authenticator }: PostureRouteDeps): void {
+export function postureRoutes(app: FastifyInstance, { posture, authenticator, readAudit }: PostureRouteDeps): void {
   const read = (request: Parameters<typeof requirePermission>[1]) => requirePermission(authenticator, request, 'posture:read');
   const write = (request: Parameters<typeof requirePermission>[1]) => requirePermission(authenticator, request, 'posture:write');
 
@@ -106,12 +109,33 @@ export function postureRoutes(app: FastifyInstance, { posture, authenticator }: 
 
   app.get<{ Querystring: DeviceQuery }>(`${INTUNE_BASE}/devices`, { schema: { querystring: devicesQuery } }, async (request) => {
     const principal = await read(request);
-    return posture.listDevices(principal.tenant, request.query);
+    const page = await posture.listDevices(principal.tenant, request.query);
+    await readAudit.record({
+      tenant: principal.tenant,
+      actor: actorOf(principal),
+      requestId: request.id,
+      route: 'list',
+      status: 200,
+      query: request.query,
+      count: page.devices.length,
+      total: page.total,
+    });
+    return page;
   });
 
   app.get<{ Params: { device_id: string } }>(`${INTUNE_BASE}/devices/:device_id`, { schema: { params: deviceParams } }, async (request) => {
     const principal = await read(request);
     const device = await posture.getDevice(principal.tenant, request.params.device_id);
+    // A look that found nothing is recorded too: probing for ids is a read worth seeing.
+    await readAudit.record({
+      tenant: principal.tenant,
+      actor: actorOf(principal),
+      requestId: request.id,
+      route: 'detail',
+      status: device === null ? 404 : 200,
+      deviceId: request.params.device_id,
+      count: device === null ? 0 : 1,
+    });
     if (device === null) throw notFound('device');
     return device;
   });
