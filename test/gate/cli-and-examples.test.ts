@@ -114,7 +114,7 @@ describe('the README gate section', () => {
   it('shows the Python client exactly as examples/gate_client.py (run against a live server in http.test.ts)', () => {
     const example = fs.readFileSync(path.join(ROOT, 'examples', 'gate_client.py'), 'utf8');
     expect(readmeBlocks('python')).toContain(example);
-    expect(example.trim().split('\n').length).toBeLessThanOrEqual(12);
+    expect(example.trim().split('\n').length).toBeLessThanOrEqual(22);
   });
 
   it('shows the TypeScript host example, which runs: a compliant demo device is allowed and recorded', async () => {

@@ -317,4 +317,46 @@ describe('the README Python client (standard library only)', () => {
     expect((await run('python3', [script, 'device-management'], { env })).stdout.trim()).toMatch(/^deny device_id_missing \d+$/);
     expect(lookupsOf(world.sim, good.azureADDeviceId)).toBe(1);
   });
+
+  it('turns every failure into a deny with the reason, never a traceback: 400, 401, a server that is down or silent', async () => {
+    const app = await gateApp();
+    const url = await app.listen({ port: 0, host: '127.0.0.1' });
+    const script = path.join(ROOT, 'examples', 'gate_client.py');
+    const gateKey = await keyFor('gate');
+    const ask = (env: Record<string, string>, args: string[]) => run('python3', [script, ...args], { env: { ...process.env, INTUNE_GATE_TIMEOUT: '1', ...env } });
+
+    const notGuid = await ask({ INTUNE_GATE_URL: url, INTUNE_GATE_KEY: gateKey }, ['device-management', "x' or 1 eq 1"]);
+    expect(notGuid.stdout.trim()).toMatch(/^deny device_id_invalid \d+$/);
+    const badAccord = await ask({ INTUNE_GATE_URL: url, INTUNE_GATE_KEY: gateKey }, ['no spaces allowed', randomGuid()]);
+    expect(badAccord.stdout.trim()).toBe('deny invalid_accord None');
+    expect(badAccord.stderr).toMatch(/accord/);
+    const badKey = await ask({ INTUNE_GATE_URL: url, INTUNE_GATE_KEY: 'icn_0000000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' }, ['device-management', randomGuid()]);
+    expect(badKey.stdout.trim()).toBe('deny unauthorized None');
+    const noKey = await ask({ INTUNE_GATE_URL: url, INTUNE_GATE_KEY: '' }, ['device-management', randomGuid()]);
+    expect(noKey.stdout.trim()).toBe('deny unauthorized None');
+
+    const closedPort = await new Promise<number>((resolve) => {
+      const server = net.createServer().listen(0, '127.0.0.1', () => {
+        const { port } = server.address() as net.AddressInfo;
+        server.close(() => resolve(port));
+      });
+    });
+    const down = await ask({ INTUNE_GATE_URL: `http://127.0.0.1:${closedPort}`, INTUNE_GATE_KEY: gateKey }, ['device-management', randomGuid()]);
+    expect(down.stdout.trim()).toBe('deny gate_unavailable None');
+    expect(down.stderr).toMatch(/refused/i);
+
+    const held: net.Socket[] = [];
+    const silent = net.createServer((socket) => held.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = silent.address() as net.AddressInfo;
+      const timedOut = await ask({ INTUNE_GATE_URL: `http://127.0.0.1:${port}`, INTUNE_GATE_KEY: gateKey }, ['device-management', randomGuid()]);
+      expect(timedOut.stdout.trim()).toBe('deny gate_unavailable None');
+      expect(timedOut.stderr).toMatch(/timed out/i);
+    } finally {
+      for (const socket of held) socket.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
+    for (const outcome of [notGuid, badAccord, badKey, noKey, down]) expect(outcome.stderr).not.toContain('Traceback');
+  });
 });
