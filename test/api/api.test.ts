@@ -356,6 +356,7 @@ function suite(kind: 'postgres' | 'pglite') {
       'admin.api_key_revoked',
       'CONNECTOR_INVOKED',
       'DEVICE_COMPLIANCE_CHECKED',
+      'integration.intune.posture_read',
     ]) {
       expect(types, `no ${type} event was produced`).toContain(type);
     }

@@ -40,7 +40,21 @@ button.link { background: none; border: none; color: var(--accent); padding: 0; 
 .status.active, .state.compliant { color: var(--ok); font-weight: 600; }
 .status.error, .state.noncompliant, .state.error, .state.conflict { color: var(--bad); font-weight: 600; }
 .state.inGracePeriod { color: var(--warn); font-weight: 600; }
+.state.graceEnded { color: var(--bad); font-weight: 600; }
 .table-wrap { overflow-x: auto; }
+table.devices td { white-space: normal; }
+table.devices td.mono { white-space: nowrap; }
+tr.detail td { background: var(--bg); }
+tr.detail dl { display: flex; flex-wrap: wrap; gap: 8px 24px; margin: 0; }
+tr.detail dt { font-size: 12px; color: var(--muted); }
+tr.detail dd { margin: 0; }
+.first-run pre { background: var(--bg); border: 1px solid var(--line); border-radius: 6px; padding: 8px 12px; overflow-x: auto; }
+.sr-only { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
+/* Below wide screens the section list moves above the content, so the table keeps the width. */
+@media (max-width: 1440px) {
+  .layout { flex-direction: column; gap: 8px; }
+  .tabs { flex-direction: row; min-width: 0; }
+}
 `;
 
 /** A shield, so the browser asks for this instead of /favicon.ico. */

@@ -28,6 +28,9 @@ export const PANEL_CSP = [
 /** The filters offer exactly the values the devices API accepts (connector/posture.ts); compliant leads, as the most asked for. */
 const COMPLIANCE_STATE_OPTIONS = ['compliant', ...COMPLIANCE_STATES.filter((state) => state !== 'compliant')];
 
+/** The command the first-run hint shows: a reader key named for the panel. */
+export const FIRST_RUN_COMMAND = 'intune-connector keys create --role reader --name settings-panel';
+
 const options = (values: readonly string[]): string => values.map((v) => `<option value="${v}">${v}</option>`).join('');
 
 export function renderSettingsPage(): string {
@@ -52,11 +55,18 @@ export function renderSettingsPage(): string {
   <h1>Device posture (Intune)</h1>
   <p class="lede">Read-only view of the redacted device posture synced from Intune. Device names, users and serial numbers are never shown; a keyed fingerprint stands in for the serial.</p>
 
+  <section id="first-run" class="card first-run" data-testid="first-run-hint" aria-labelledby="h-first-run">
+    <h2 id="h-first-run">First time here? Make a reader key</h2>
+    <p>This page shows device posture only to an API key of role reader (or admin). On the host where the connector runs, create one for the panel:</p>
+    <pre><code id="first-run-command">${FIRST_RUN_COMMAND}</code></pre>
+    <p class="hint">It prints the key once; paste it below. Nothing is shown before a key is given, not even counts: how many devices are out of compliance is itself worth protecting.</p>
+  </section>
+
   <form id="key-form" class="card" hidden autocomplete="off">
     <label for="api-key">API key (role reader or admin)</label>
     <input id="api-key" name="api-key" type="password" spellcheck="false" placeholder="icn_…" required>
     <button type="submit">Show posture</button>
-    <p class="hint">The key stays in this browser tab only (sessionStorage). Create one with <code>intune-connector keys create --role reader</code>.</p>
+    <p class="hint">The key stays in this browser tab only (sessionStorage) and is forgotten when the tab closes.</p>
     <p id="key-error" class="error" role="alert"></p>
   </form>
 
@@ -89,7 +99,7 @@ export function renderSettingsPage(): string {
         <label>Device id starts with <input id="f-q" name="q" type="search" maxlength="36" pattern="[0-9A-Fa-f-]*" spellcheck="false"></label>
       </form>
       <p id="filter-error" class="error" role="alert" data-testid="filter-error"></p>
-      <div class="table-wrap"><table data-testid="devices"><thead><tr><th>Device id</th><th>OS</th><th>Version</th><th>Compliance</th><th>Grace period ends</th><th>Encrypted</th><th>Jailbroken</th><th>Ownership</th><th>Last check-in</th><th>Model</th><th>Serial fingerprint</th></tr></thead><tbody id="devices-body"></tbody></table></div>
+      <div class="table-wrap"><table class="devices" data-testid="devices"><thead><tr><th>Device id</th><th>OS</th><th>Compliance</th><th>Encrypted</th><th>Last check-in</th><th><span class="sr-only">Ownership, model, serial fingerprint</span></th></tr></thead><tbody id="devices-body"></tbody></table></div>
       <div class="pager"><button id="prev-page" type="button" disabled>Previous</button><span id="page-info" class="muted"></span><button id="next-page" type="button" disabled>Next</button></div>
     </section>
   </div>

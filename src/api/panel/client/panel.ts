@@ -124,6 +124,7 @@ async function api<T>(path: string): Promise<T> {
 function showForm(message: string): void {
   $('panel').hidden = true;
   $('key-form').hidden = false;
+  $('first-run').hidden = false;
   text($('key-error'), message);
   $<HTMLInputElement>('api-key').focus();
 }
@@ -202,28 +203,78 @@ function filterQuery(): URLSearchParams {
   return q;
 }
 
+/** Columns of a device's main row; the rest of its posture is in the row's detail. */
+const DEVICE_COLUMNS = 6;
+
+/**
+ * The compliance cell: an inGracePeriod device whose grace period has ended is shown as ended
+ * (the gate denies it, grace_period_expired), not as one still in grace.
+ */
+function compliance(d: DeviceView, now: number): { text: string; cls: string } {
+  if (d.compliance_state !== 'inGracePeriod') return { text: d.compliance_state, cls: d.compliance_state };
+  const ends = d.grace_period_expires_at ? new Date(d.grace_period_expires_at).getTime() : Number.NaN;
+  if (Number.isNaN(ends)) return { text: 'in grace period (no end date)', cls: 'inGracePeriod' };
+  const day = when(d.grace_period_expires_at)?.slice(0, 10) ?? '';
+  return ends <= now ? { text: `grace period ended ${day}`, cls: 'graceEnded' } : { text: `in grace period until ${day}`, cls: 'inGracePeriod' };
+}
+
+function detailRow(d: DeviceView): HTMLTableRowElement {
+  const tr = document.createElement('tr');
+  tr.className = 'detail';
+  tr.hidden = true;
+  const td = document.createElement('td');
+  td.colSpan = DEVICE_COLUMNS;
+  const list = document.createElement('dl');
+  const items: ReadonlyArray<readonly [string, unknown]> = [
+    ['Ownership', d.ownership],
+    ['Jailbroken', d.jailbroken],
+    ['Grace period ends', when(d.grace_period_expires_at)],
+    ['Model', [d.manufacturer, d.model].filter(Boolean).join(' ') || null],
+    ['Serial fingerprint', d.serial_fingerprint ? `${d.serial_fingerprint.replace(/^hmac-sha256:/, '').slice(0, 12)}…` : null],
+  ];
+  for (const [label, value] of items) {
+    const item = document.createElement('div');
+    text(item.appendChild(document.createElement('dt')), label);
+    text(item.appendChild(document.createElement('dd')), value);
+    list.appendChild(item);
+  }
+  td.appendChild(list);
+  tr.appendChild(td);
+  return tr;
+}
+
 function renderDevices(res: DevicesView): void {
   const body = $('devices-body');
   clear(body);
+  const now = Date.now();
   for (const d of res.devices) {
     const tr = document.createElement('tr');
+    tr.className = 'device';
     tr.setAttribute('data-compliance-state', d.compliance_state);
     cell(tr, d.device_id, 'mono');
-    cell(tr, d.os_family);
-    cell(tr, d.os_version);
-    cell(tr, d.compliance_state).className = `state ${d.compliance_state}`;
-    cell(tr, when(d.grace_period_expires_at));
+    cell(tr, [d.os_family, d.os_version].filter(Boolean).join(' '));
+    const state = compliance(d, now);
+    cell(tr, state.text, `state ${state.cls}`);
     cell(tr, d.is_encrypted ? 'yes' : 'no');
-    cell(tr, d.jailbroken);
-    cell(tr, d.ownership);
     cell(tr, when(d.last_sync_at));
-    cell(tr, [d.manufacturer, d.model].filter(Boolean).join(' ') || null);
-    cell(tr, d.serial_fingerprint ? `${d.serial_fingerprint.replace(/^hmac-sha256:/, '').slice(0, 12)}…` : null, 'mono');
+    const detail = detailRow(d);
+    const toggle = document.createElement('button');
+    toggle.type = 'button';
+    toggle.className = 'link';
+    toggle.textContent = 'Details';
+    toggle.setAttribute('aria-expanded', 'false');
+    toggle.addEventListener('click', () => {
+      detail.hidden = !detail.hidden;
+      toggle.setAttribute('aria-expanded', String(!detail.hidden));
+      toggle.textContent = detail.hidden ? 'Details' : 'Hide';
+    });
+    cell(tr, null).replaceChildren(toggle);
     body.appendChild(tr);
+    body.appendChild(detail);
   }
   if (res.devices.length === 0) {
     const tr = document.createElement('tr');
-    cell(tr, 'No devices match.').colSpan = 11;
+    cell(tr, 'No devices match.').colSpan = DEVICE_COLUMNS;
     body.appendChild(tr);
   }
   text($('device-total'), `(${res.total} matching)`);
@@ -272,6 +323,7 @@ async function loadDevices(): Promise<void> {
 
 async function load(): Promise<void> {
   $('key-form').hidden = true;
+  $('first-run').hidden = true;
   $('panel').hidden = false;
   const key = getKey() ?? '';
   text($('whoami'), `Using key ${key.slice(0, 20)}…`);
