@@ -7,7 +7,7 @@ import crypto from 'node:crypto';
 import { Ajv, type Options as AjvOptions } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
-import type { Logger } from '../log/index.js';
+import { lazyChildLoggerFactory, type Logger } from '../log/index.js';
 import type { Db } from '../db/index.js';
 import type { Migration } from '../db/migrate.js';
 import { MIGRATIONS } from '../db/migrations/index.js';
@@ -116,6 +116,9 @@ export async function createApp(options: AppOptions): Promise<FastifyInstance> {
     loggerInstance: runtime.logger as unknown as FastifyBaseLogger,
     // One line per request at info would dominate the logs and the gate's hot path; see onResponse.
     logController: new LogController({ disableRequestLogging: true }),
+    // The request's child logger (and the redaction of its bindings) is made only when a line is written.
+    childLoggerFactory: (logger, bindings, options) =>
+      lazyChildLoggerFactory(logger as unknown as Logger, bindings, options as Parameters<Logger['child']>[1]) as unknown as FastifyBaseLogger,
     bodyLimit: options.bodyLimitBytes ?? 64 * 1024,
     genReqId: (req) => {
       const incoming = req.headers['x-request-id'];
