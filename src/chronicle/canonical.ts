@@ -13,11 +13,68 @@ import canonicalize from 'canonicalize';
 /** prev_hash of the first event of every chain: 32 zero bytes, as 64 hex digits. */
 export const GENESIS_HASH = '0'.repeat(64);
 
+/** A value the fast writer leaves to the canonicalize package (it decides, and words any refusal). */
+const NOT_PLAIN: unique symbol = Symbol('not plain JSON');
+const MAX_FAST_DEPTH = 256;
+
+/**
+ * RFC 8785 for plain JSON data (null, booleans, finite numbers, well-formed strings, arrays, plain
+ * objects), the shape every event's data has after its schema: keys sorted by UTF-16 code units,
+ * numbers and strings as ECMAScript's JSON.stringify writes them, which RFC 8785 adopts. Throws
+ * NOT_PLAIN for anything else, so the exact package decides those.
+ */
+function writePlain(value: unknown, depth: number): string {
+  switch (typeof value) {
+    case 'string':
+      if (!value.isWellFormed()) throw NOT_PLAIN;
+      return JSON.stringify(value);
+    case 'number':
+      if (!Number.isFinite(value)) throw NOT_PLAIN;
+      return JSON.stringify(value);
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'object': {
+      if (value === null) return 'null';
+      if (depth > MAX_FAST_DEPTH) throw NOT_PLAIN; // deep or cyclic: the package detects cycles
+      if (Array.isArray(value)) {
+        let out = '[';
+        for (let i = 0; i < value.length; i++) {
+          const item: unknown = value[i];
+          if (item === undefined) throw NOT_PLAIN;
+          out += (i === 0 ? '' : ',') + writePlain(item, depth + 1);
+        }
+        return `${out}]`;
+      }
+      const proto: unknown = Object.getPrototypeOf(value);
+      if ((proto !== Object.prototype && proto !== null) || typeof (value as { toJSON?: unknown }).toJSON === 'function') throw NOT_PLAIN;
+      const keys = Object.keys(value).sort();
+      let out = '{';
+      let first = true;
+      for (const key of keys) {
+        const item = (value as Record<string, unknown>)[key];
+        if (item === undefined) continue;
+        out += `${first ? '' : ','}${writePlain(key, depth)}:${writePlain(item, depth + 1)}`;
+        first = false;
+      }
+      return `${out}}`;
+    }
+    default:
+      throw NOT_PLAIN;
+  }
+}
+
 /**
  * RFC 8785 (JCS) canonical form. Throws a TypeError for what JSON cannot carry exactly: NaN,
  * Infinity, lone surrogates, cycles, and values (functions, symbols, undefined) at the top level.
+ * Plain JSON data takes a direct writer (the append path's cost); anything else, the canonicalize
+ * package, whose output the writer matches (test/chronicle/canonical.test.ts compares them).
  */
 export function canonicalJson(value: unknown): string {
+  try {
+    return writePlain(value, 0);
+  } catch (err) {
+    if (err !== NOT_PLAIN) throw err;
+  }
   let text: string | undefined;
   try {
     text = canonicalize(value);

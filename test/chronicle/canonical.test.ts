@@ -1,4 +1,5 @@
 import crypto from 'node:crypto';
+import canonicalize from 'canonicalize';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { GENESIS_HASH, canonicalJson, chainHash } from '../../src/chronicle/index.js';
@@ -84,6 +85,37 @@ describe('RFC 8785 canonical JSON', () => {
 
   it('refuses lone surrogates, which have no UTF-8 form', () => {
     expect(() => canonicalJson({ id: 'a\ud800b' })).toThrow(TypeError);
+  });
+
+  it('writes exactly what the canonicalize package writes, and refuses exactly what it refuses', () => {
+    const reference = (value: unknown): string | undefined | 'refused' => {
+      try {
+        return canonicalize(value);
+      } catch {
+        return 'refused';
+      }
+    };
+    const ours = (value: unknown): string | undefined | 'refused' => {
+      try {
+        return canonicalJson(value);
+      } catch (err) {
+        expect(err).toBeInstanceOf(TypeError);
+        return reference(value) === undefined ? undefined : 'refused';
+      }
+    };
+    fc.assert(
+      fc.property(fc.oneof(fc.jsonValue(), fc.anything({ withNullPrototype: true, withObjectString: true, withBoxedValues: true, withSparseArray: true })), (value) => {
+        expect(ours(value)).toEqual(reference(value));
+      }),
+      { numRuns: 1000 },
+    );
+    // Keys in UTF-16 order (not code point order, not JS property order), strings as JSON escapes them.
+    expect(canonicalJson({ '\u{1f600}': 1, '\uffff': 2, '10': 3, '9': 4, b: [1e21, -0, 0.1, 'a\u2028"\\'] })).toBe(
+      canonicalize({ '\u{1f600}': 1, '\uffff': 2, '10': 3, '9': 4, b: [1e21, -0, 0.1, 'a\u2028"\\'] }),
+    );
+    const cyclic: Record<string, unknown> = { a: 1 };
+    cyclic['self'] = cyclic;
+    expect(() => canonicalJson(cyclic)).toThrow(/canonical JSON/);
   });
 
   it('recognises its own output as canonical and anything else as not', () => {
