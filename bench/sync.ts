@@ -156,7 +156,13 @@ async function main(): Promise<void> {
   /** One run in a fresh plain-node process running dist/, so the figures are the product's alone. */
   const runWorker = async (which: 'sequential' | 'partitioned'): Promise<WorkerResult> => {
     const worker = spawn(process.execPath, [...(heapMb > 0 ? [`--max-old-space-size=${heapMb}`] : []), path.join(here, 'sync-worker.mjs')], {
-      env: { PATH: process.env['PATH'] ?? '', ...baseEnv, INTUNE_SYNC_CONCURRENCY: which === 'sequential' ? '1' : String(concurrency) },
+      env: {
+        PATH: process.env['PATH'] ?? '',
+        ...baseEnv,
+        INTUNE_SYNC_CONCURRENCY: which === 'sequential' ? '1' : String(concurrency),
+        // e.g. BENCH_SYNC_NODE_OPTIONS='--heap-prof --heap-prof-dir=/tmp/prof' to see where the memory goes
+        ...(process.env['BENCH_SYNC_NODE_OPTIONS'] !== undefined ? { NODE_OPTIONS: process.env['BENCH_SYNC_NODE_OPTIONS'] } : {}),
+      },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let out = '';

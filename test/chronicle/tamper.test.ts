@@ -9,6 +9,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Db } from '../../src/db/index.js';
 import { canonicalJson, chainHash, createChronicle, type Chronicle, type ChainVerifyReport } from '../../src/chronicle/index.js';
+import { INDEX_KEY_SQL } from '../../src/chronicle/envelope.js';
 import { forEachDatabase, type TestDatabase } from '../helpers/db.js';
 import {
   appendPastHead,
@@ -309,6 +310,36 @@ forEachDatabase('chronicle tamper detection', (create) => {
       await tx.query("UPDATE chronicle_event SET prev_hash = 'short' WHERE tenant = $1 AND seq = 7", [tenant]);
     });
     expect(await verifyChain(tenant)).toMatchObject({ ok: false, firstBadSeq: 5, reason: 'column_mismatch' });
+  });
+
+  it('catches a body cut in two by row separators to pass as two rows at the end of a range', async () => {
+    // Verify reads a range as one string, rows joined by \x1c. A last row whose body holds
+    // "\x1d<its index key>\x1c<a forged row 9>" would read as an intact seq 8 and an intact seq 9.
+    const tenant = await chain(8);
+    await asSuperuserWithoutGuards(db, async (tx) => {
+      const { rows: [row] } = await tx.query<{ body: string; prev_hash: string; hash: string; idx: string }>(
+        `SELECT body, prev_hash, hash, ${INDEX_KEY_SQL} AS idx FROM chronicle_event WHERE tenant = $1 AND seq = 8`,
+        [tenant],
+      );
+      const eight = row as { body: string; prev_hash: string; hash: string; idx: string };
+      const nine = eight.body.replace('"seq":8,', '"seq":9,');
+      const forged = `${eight.body}\x1d${eight.idx}\x1c9:${eight.hash}${chainHash(eight.hash, nine)}${nine}`;
+      await tx.query('UPDATE chronicle_event SET body = $2 WHERE tenant = $1 AND seq = 8', [tenant, forged]);
+    });
+    expect(await verifyChain(tenant)).toMatchObject({ ok: false, firstBadSeq: 8 });
+
+    // In the middle of a range, with the row it stands in for deleted and the rest relinked.
+    const middle = await chain(8);
+    await asSuperuserWithoutGuards(db, async (tx) => {
+      const all = await rows(tx, middle);
+      const { rows: [row] } = await tx.query<{ idx: string }>(`SELECT ${INDEX_KEY_SQL} AS idx FROM chronicle_event WHERE tenant = $1 AND seq = 4`, [middle]);
+      const four = all[3] as { body: string; hash: string };
+      const five = all[4] as { body: string; prev_hash: string; hash: string };
+      const idx = (row as { idx: string }).idx;
+      await tx.query('UPDATE chronicle_event SET body = $2 WHERE tenant = $1 AND seq = 4', [middle, `${four.body}\x1d${idx}\x1c5:${five.prev_hash}${five.hash}${five.body}`]);
+      await tx.query('DELETE FROM chronicle_event WHERE tenant = $1 AND seq = 5', [middle]);
+    });
+    expect(await verifyChain(middle)).toMatchObject({ ok: false, firstBadSeq: 4 });
   });
 
   it('catches a body that is not canonical JSON even when its hashes were recomputed', async () => {
