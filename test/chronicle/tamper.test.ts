@@ -312,9 +312,9 @@ forEachDatabase('chronicle tamper detection', (create) => {
     expect(await verifyChain(tenant)).toMatchObject({ ok: false, firstBadSeq: 5, reason: 'column_mismatch' });
   });
 
-  it('catches a body cut in two by row separators to pass as two rows at the end of a range', async () => {
-    // Verify reads a range as one string, rows joined by \x1c. A last row whose body holds
-    // "\x1d<its index key>\x1c<a forged row 9>" would read as an intact seq 8 and an intact seq 9.
+  it('catches a body that holds separators and a forged next row, at the end of a range and inside one', async () => {
+    // Were rows read packed into one string joined by a control character, a last row whose body
+    // holds "\x1d<its index key>\x1c<a forged row 9>" could read as intact seqs 8 and 9.
     const tenant = await chain(8);
     await asSuperuserWithoutGuards(db, async (tx) => {
       const { rows: [row] } = await tx.query<{ body: string; prev_hash: string; hash: string; idx: string }>(
