@@ -18,6 +18,7 @@ import {
   type LookupNotPerformed,
 } from './decision.js';
 import { resolveAccordPolicy } from './policy.js';
+import { parseVersion } from './rules.js';
 import { ACCORD_NAME_PATTERN, type AccordPolicy, type ComplianceLookup, type ComplianceSource, type GatePolicy, type GateResult } from './types.js';
 import { DEFAULT_TENANT, isGuid, isTenant } from '../common/ids.js';
 import { isPlainObject } from '../common/values.js';
@@ -76,6 +77,7 @@ export function complianceCheckedData(
   lookup: ComplianceLookup | LookupNotPerformed,
   decision: Exclude<Decision, { reason: 'audit_unavailable' }>,
   channel: GateChannel,
+  failingSettings: readonly string[] = [],
 ): Record<string, unknown> {
   const device = deviceOf(decision);
   const answered = 'ok' in lookup && lookup.ok ? lookup : undefined;
@@ -94,6 +96,9 @@ export function complianceCheckedData(
     record_count: answered?.records.length ?? 0,
     compliance_state: device?.compliance_state ?? null,
     last_sync_at: device?.last_sync_at ?? null,
+    os_version: device === null ? null : (parseVersion(device.os_version)?.join('.') ?? null),
+    failed_rules: 'ruleFailures' in decision ? decision.ruleFailures.map((f) => f.rule) : [],
+    failing_settings: failingSettings,
     channel,
   };
 }

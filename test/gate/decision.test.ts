@@ -210,7 +210,15 @@ describe('several records for one Entra device id (re-enrolment)', () => {
 
 describe('per-accord overrides', () => {
   it.each(OVERRIDABLE_REASONS)('decisions.%s: allow flips the verdict and keeps the reason', (row) => {
-    const flipped = accordPolicy({ max_checkin_age_days: 7, decisions: { [row]: 'allow' } });
+    const rules = {
+      require_encryption: true,
+      min_os_version: { macos: '14.0' },
+      allowed_ownership: ['company'],
+      allowed_management_agents: ['mdm'],
+      max_threat_state: 'lowSeverity',
+      require_supervised: true,
+    };
+    const flipped = accordPolicy({ max_checkin_age_days: 7, ...rules, decisions: { [row]: 'allow' } });
     const lookups: Record<(typeof OVERRIDABLE_REASONS)[number], ComplianceLookup> = {
       device_not_managed: answered([]),
       grace_period_expired: answered([posture({ compliance_state: 'inGracePeriod', grace_period_expires_at: new Date(NOW - 1).toISOString() })]),
@@ -220,13 +228,19 @@ describe('per-accord overrides', () => {
       compliance_unknown: answered([posture({ compliance_state: 'unknown' })]),
       compliance_config_manager: answered([posture({ compliance_state: 'configManager' })]),
       stale_checkin: answered([posture({ last_sync_at: new Date(NOW - 8 * DAY_MS).toISOString() })]),
+      not_encrypted: answered([posture({ is_encrypted: false })]),
+      os_version_below_minimum: answered([posture({ os_version: '13.6.1' })]),
+      ownership_not_allowed: answered([posture({ ownership: 'personal' })]),
+      management_agent_not_allowed: answered([posture({ management_agent: 'jamf' })]),
+      threat_state_too_high: answered([posture({ threat_state: 'highSeverity' })]),
+      not_supervised: answered([posture({ os_family: 'ios', os_version: '17.5', supervised: false })]),
       compliance_unavailable: { ok: false, reason: 'graph_unavailable', message: 'down' },
     };
     const decision = run(flipped, lookups[row]);
     expect(decision).toMatchObject({ decision: 'allow', reason: row, overridden: true });
     expect(describeDecision(decision)).toContain('sets this case to allow');
     // Every other row keeps its default.
-    expect(run(accordPolicy({ max_checkin_age_days: 7 }), lookups[row])).toMatchObject({ decision: 'deny', reason: row, overridden: false });
+    expect(run(accordPolicy({ max_checkin_age_days: 7, ...rules }), lookups[row])).toMatchObject({ decision: 'deny', reason: row, overridden: false });
   });
 
   it('an allowed noncompliant state is still subject to the check-in age', () => {
