@@ -136,7 +136,10 @@ describe.each(MODES)('the decision table, $mode mode', ({ mode, strict }) => {
 
   it('a check-in never recorded counts as stale when the accord has a max age, and does not matter without one', () => {
     expect(run(accordPolicy({ strict, max_checkin_age_days: 30 }), answered([posture({ last_sync_at: null })]))).toMatchObject({ reason: 'stale_checkin', decision: 'deny' });
-    expect(run(policy, answered([posture({ last_sync_at: null })]))).toMatchObject({ reason: 'compliant', decision: 'allow' });
+    expect(run(accordPolicy({ strict, max_checkin_age_days: null }), answered([posture({ last_sync_at: null })]))).toMatchObject({ reason: 'compliant', decision: 'allow' });
+    // Without a policy setting, the default is Intune's own validity period: 30 days.
+    expect(run(policy, answered([posture({ last_sync_at: new Date(NOW - 31 * DAY_MS).toISOString() })]))).toMatchObject({ reason: 'stale_checkin', maxCheckinAgeMs: 30 * DAY_MS });
+    expect(run(policy, answered([posture({ last_sync_at: new Date(NOW - 29 * DAY_MS).toISOString() })]))).toMatchObject({ reason: 'compliant' });
   });
 
   it('staleness only guards an allow: a stale noncompliant device is reported as noncompliant, a stale one in grace as stale', () => {
@@ -276,8 +279,23 @@ describe('per-accord overrides', () => {
 
 describe('describeDecision', () => {
   it('has a sentence for every reason', () => {
-    const policy = accordPolicy({ strict: true, max_checkin_age_days: 1 });
+    const policy = accordPolicy({
+      strict: true,
+      max_checkin_age_days: 1,
+      require_encryption: true,
+      min_os_version: { macos: '14.0' },
+      allowed_ownership: ['company'],
+      allowed_management_agents: ['mdm'],
+      max_threat_state: 'lowSeverity',
+      require_supervised: true,
+    });
     const samples: Decision[] = [
+      run(policy, answered([posture({ is_encrypted: false })])),
+      run(policy, answered([posture({ os_version: '13.6' })])),
+      run(policy, answered([posture({ ownership: 'personal' })])),
+      run(policy, answered([posture({ management_agent: 'jamf' })])),
+      run(policy, answered([posture({ threat_state: 'compromised' })])),
+      run(policy, answered([posture({ os_family: 'ios', os_version: '17.1', supervised: false })])),
       decide({ deviceId: guid, lookup: LOOKUP_NOT_PERFORMED, policy: accordPolicy({ device_compliance_required: false }), now: NOW }),
       decide({ deviceId: { kind: 'absent' }, lookup: LOOKUP_NOT_PERFORMED, policy, now: NOW }),
       decide({ deviceId: { kind: 'absent' }, lookup: LOOKUP_NOT_PERFORMED, policy: accordPolicy({ strict: false }), now: NOW }),
