@@ -55,6 +55,7 @@ import { isGuid } from '../common/ids.js';
 import { currentRecord } from '../connector/current-record.js';
 import type { DevicePosture } from '../connector/posture.js';
 import { describeRuleFailure, failedRules, type RuleFailure } from './rules.js';
+import { describeSettings } from './settings.js';
 import { DEFAULT_DECISIONS, type AccordPolicy, type ComplianceLookup, type GateMode, type OverridableReason, type PostureRuleReason, type Verdict } from './types.js';
 
 /** The `deviceid` claim of the user's token, read as untrusted input (see readDeviceIdClaim). */
@@ -327,8 +328,20 @@ const days = (ms: number): string => {
   return `${Number.isInteger(value) ? value : value.toFixed(1)} day${value === 1 ? '' : 's'}`;
 };
 
-/** One sentence per row, for the person refused and the operator reading the answer. */
-export function describeDecision(decision: Decision): string {
+/** Rows whose denial Intune's per-setting states explain (the gate reads them only for these). */
+export const SETTINGS_EXPLAIN: ReadonlySet<Decision['reason']> = new Set(['noncompliant', 'grace_period_expired', 'compliance_conflict', 'compliance_error']);
+
+/**
+ * One sentence per row, for the person refused and the operator reading the answer. With the
+ * identifiers of the settings Intune reports as failing, a state row says what to fix.
+ */
+export function describeDecision(decision: Decision, failingSettings: readonly string[] = []): string {
+  const sentence = describeRow(decision);
+  if (failingSettings.length === 0 || !SETTINGS_EXPLAIN.has(decision.reason)) return sentence;
+  return `${sentence} To fix: ${describeSettings(failingSettings, deviceOf(decision))}.`;
+}
+
+function describeRow(decision: Decision): string {
   const flipped = 'overridden' in decision && decision.overridden ? ` This accord's policy sets this case to ${decision.decision}.` : '';
   switch (decision.reason) {
     case 'compliance_not_required':

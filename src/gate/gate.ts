@@ -7,6 +7,7 @@ import type { Logger } from '../log/index.js';
 import type { Actor, ChronicleWriter } from '../chronicle/types.js';
 import {
   LOOKUP_NOT_PERFORMED,
+  SETTINGS_EXPLAIN,
   decide,
   decideWithoutIntune,
   describeDecision,
@@ -120,6 +121,19 @@ export function createGate(options: GateOptions): Gate {
     }
   }
 
+  /** The failing settings that explain a state denial; [] when not needed or not readable (the decision never waits on them to change). */
+  async function explain(tenant: string, accordPolicy: AccordPolicy, decision: Decision, signal: AbortSignal | undefined): Promise<string[]> {
+    const device = deviceOf(decision);
+    if (connector.lookupFailingSettings === undefined || decision.decision !== 'deny' || device === null || !SETTINGS_EXPLAIN.has(decision.reason)) return [];
+    try {
+      const found = await connector.lookupFailingSettings(tenant, device.device_id, { maxStaleMs: accordPolicy.staleMaxMs, ...(signal !== undefined ? { signal } : {}) });
+      return found.ok ? [...found.settings] : [];
+    } catch (err) {
+      logger?.warn({ err, tenant, accord: accordPolicy.accord }, 'failing settings lookup threw; the denial is explained without them');
+      return [];
+    }
+  }
+
   return {
     policyFor: (accord) => resolveAccordPolicy(policy, accord),
 
@@ -144,6 +158,8 @@ export function createGate(options: GateOptions): Gate {
           : LOOKUP_NOT_PERFORMED;
       const decision = decide({ deviceId, lookup, policy: accordPolicy, now: now() });
       const channel = request.channel ?? defaultChannel;
+      const failingSettings = await explain(tenant, accordPolicy, decision, request.signal);
+      const failedRules = 'ruleFailures' in decision ? decision.ruleFailures.map((f) => f.rule) : [];
 
       try {
         const receipt = await chronicle.append({
@@ -151,14 +167,16 @@ export function createGate(options: GateOptions): Gate {
           type: 'DEVICE_COMPLIANCE_CHECKED',
           actor: request.actor ?? defaultActor,
           ...(request.requestId !== undefined ? { requestId: request.requestId } : {}),
-          data: complianceCheckedData(accordPolicy, deviceId, lookup, decision, channel),
+          data: complianceCheckedData(accordPolicy, deviceId, lookup, decision, channel, failingSettings),
         });
         return {
           decision: decision.decision,
           reason: decision.reason,
           evaluated: decision.evaluated,
-          message: describeDecision(decision),
+          message: describeDecision(decision, failingSettings),
           device: deviceOf(decision),
+          failed_rules: failedRules,
+          failing_settings: failingSettings,
           event: { seq: receipt.seq, hash: receipt.hash },
         };
       } catch (err) {
@@ -167,7 +185,16 @@ export function createGate(options: GateOptions): Gate {
           'DEVICE_COMPLIANCE_CHECKED could not be recorded; denying as audit_unavailable',
         );
         const refused = withAuditUnavailable(decision);
-        return { decision: refused.decision, reason: refused.reason, evaluated: refused.evaluated, message: describeDecision(refused), device: null, event: null };
+        return {
+          decision: refused.decision,
+          reason: refused.reason,
+          evaluated: refused.evaluated,
+          message: describeDecision(refused),
+          device: null,
+          failed_rules: [],
+          failing_settings: [],
+          event: null,
+        };
       }
     },
   };

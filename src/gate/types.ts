@@ -156,8 +156,11 @@ export interface GatePolicy {
   readonly file: string | null;
 }
 
-/** What the gate needs from the connector: the cached lookup, nothing else. */
-export type ComplianceSource = Pick<IntuneConnector, 'lookupCompliance'>;
+/**
+ * What the gate needs from the connector: the cached lookup, and (optional, for explaining a
+ * denial) the failing settings of the deciding record.
+ */
+export type ComplianceSource = Pick<IntuneConnector, 'lookupCompliance'> & Partial<Pick<IntuneConnector, 'lookupFailingSettings'>>;
 
 /** The answer a host acts on. `event` is null only when nothing was recorded, and then decision is deny. */
 export interface GateResult {
@@ -169,6 +172,10 @@ export interface GateResult {
   readonly message: string;
   /** The record that decided (the most recently synced match), redacted. */
   readonly device: DevicePosture | null;
+  /** The accord's posture rules the record fails, in rule order (snake_case: it is sent as JSON as it is). */
+  readonly failed_rules: PostureRuleReason[];
+  /** Identifiers of the compliance settings Intune reports as failing, read on a deny that state explains. */
+  readonly failing_settings: string[];
   /** The DEVICE_COMPLIANCE_CHECKED event that records this decision. */
   readonly event: { readonly seq: number; readonly hash: string } | null;
 }
