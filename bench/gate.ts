@@ -12,7 +12,9 @@
  * (not a duration) so that no request is in flight when the rows are counted.
  *
  * Env: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres), BENCH_RUNS (5),
- * BENCH_REQUESTS per run (50000), BENCH_CONNECTIONS (32). Prints medians; writes bench/results/gate.json.
+ * BENCH_REQUESTS per run (50000), BENCH_CONNECTIONS (32), BENCH_POLICY_FILE (default
+ * examples/accord-policy.yaml, whose device-management accord has posture rules; point it at a
+ * file without rules to compare). Prints medians; writes bench/results/gate.json.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -36,6 +38,7 @@ const SERVER_URL = process.env['BENCH_DATABASE_URL'] ?? 'postgres://postgres@127
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 5);
 const REQUESTS = Number(process.env['BENCH_REQUESTS'] ?? 50_000);
 const CONNECTIONS = Number(process.env['BENCH_CONNECTIONS'] ?? 32);
+const POLICY_FILE = path.resolve(process.env['BENCH_POLICY_FILE'] ?? path.join(ROOT, 'examples', 'accord-policy.yaml'));
 const WARM_DEVICES = 100;
 const ACCORD = 'device-management';
 /** BENCH_CPU_PROF=dir: the gate server writes a V8 CPU profile there when it stops (node --cpu-prof). */
@@ -134,7 +137,7 @@ async function startServer(databaseUrl: string, dataDir: string, mode: '--serve'
       HOME: process.env['HOME'],
       DATABASE_URL: databaseUrl,
       INTUNE_DATA_DIR: dataDir,
-      INTUNE_POLICY_FILE: path.join(ROOT, 'examples', 'accord-policy.yaml'),
+      INTUNE_POLICY_FILE: POLICY_FILE,
       INTUNE_COMPLIANCE_CACHE_TTL: '86400',
       CHRONICLE_CHECKPOINT_INTERVAL: '0',
       LOG_LEVEL: 'warn',
@@ -219,6 +222,7 @@ async function main(): Promise<void> {
       runs: RUNS,
       requestsPerRun: REQUESTS,
       connections: CONNECTIONS,
+      policyFile: path.relative(ROOT, POLICY_FILE),
       warmDevices: deviceIds.length,
       medianDecisionsPerSecond: median(runs.map((r) => r.decisionsPerSecond)),
       medianP50Ms: median(runs.map((r) => r.p50Ms)),

@@ -8,6 +8,8 @@
  * finish, cancel this process's sync runs, then close Chronicle (flushing pending appends), the
  * database (releasing the PGlite lock) and the demo simulator.
  */
+import fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import type { Config, Env } from '../config/index.js';
 import { createLogger, type Logger } from '../log/index.js';
@@ -78,11 +80,25 @@ export interface RunningServer {
 
 const SYSTEM_ACTOR: Actor = { kind: 'system', id: 'serve' };
 
+/** The example policy shipped beside dist/ and src/ (examples/accord-policy.yaml). */
+const EXAMPLE_POLICY_FILE = fileURLToPath(new URL('../../examples/accord-policy.yaml', import.meta.url));
+
+/**
+ * The demo (no ENTRA_*, demo on, Intune enabled, no INTUNE_POLICY_FILE) runs with the example
+ * policy, so a newcomer sees real allow and deny decisions; any configuration of their own wins.
+ */
+function demoPolicyFile(config: Config, demo: boolean): string | undefined {
+  if (!demo || config.entra !== undefined || !config.intuneEnabled || config.compliance.policyFile !== undefined) return undefined;
+  return fs.existsSync(EXAMPLE_POLICY_FILE) ? EXAMPLE_POLICY_FILE : undefined;
+}
+
 export async function startServer(config: Config, options: ServerOptions = {}): Promise<RunningServer> {
   const logger = options.logger ?? createLogger({ level: config.logLevel });
   // Configuration that can be wrong is read before anything is opened, so a bad policy file, a
   // contradiction with INTUNE_ENABLED or a bad grant stops start-up at once, with nothing to undo.
-  const policy = loadGatePolicy(config);
+  const demoPolicy = demoPolicyFile(config, options.demo ?? true);
+  if (demoPolicy !== undefined) logger.info({ policy_file: demoPolicy }, 'demo: no INTUNE_POLICY_FILE, so the gate uses the example policy');
+  const policy = loadGatePolicy(demoPolicy === undefined ? config : { ...config, compliance: { ...config.compliance, policyFile: demoPolicy } });
   const secrets = secretProviderFromConfig(config, options.env ?? {});
   const gateJwt = gateJwtOptions(config);
   const closers = createCloserStack(logger);

@@ -43,6 +43,12 @@ export const EVENT_CATALOG: Readonly<Record<EventType, EventCatalogEntry>> = Obj
     schemaFile: schemaFile('integration.intune.sync_completed'),
     description: 'A posture sync run of an Intune connection finished.',
   },
+  'integration.intune.device_posture_changed': {
+    code: null,
+    schemaFile: schemaFile('integration.intune.device_posture_changed'),
+    description: "A sync saw a device's compliance state, encryption or OS major version change (or, past the per-run cap, how many more did).",
+    deviceIdFields: [['intune_device_id'], ['azure_ad_device_id']],
+  },
   'agent.macos.enrolled': {
     code: null,
     schemaFile: schemaFile('agent.macos.enrolled'),

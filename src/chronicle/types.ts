@@ -13,6 +13,7 @@ export const EVENT_TYPES = [
   'CONNECTOR_INVOKED',
   'DEVICE_COMPLIANCE_CHECKED',
   'integration.intune.sync_completed',
+  'integration.intune.device_posture_changed',
   'agent.macos.enrolled',
   'integration.intune.connection_created',
   'integration.intune.connection_updated',

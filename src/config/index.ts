@@ -156,6 +156,9 @@ export const EnvSchema = z.object({
   INTUNE_COMPLIANCE_CACHE_TTL: intVar(300, { min: 0, max: 86_400, unit: 'seconds' }).describe('Compliance cache TTL in seconds (default 300; 0 disables caching).'),
   INTUNE_COMPLIANCE_CACHE_MAX: intVar(50_000, { min: 1, max: 10_000_000, unit: 'entries' }).describe('Compliance cache size bound in entries (default 50000).'),
   INTUNE_COMPLIANCE_STALE_MAX: intVar(0, { min: 0, max: 604_800, unit: 'seconds' }).describe('Seconds past its TTL a cached answer may serve while Graph fails (default 0: never). Accords may only shorten it.'),
+  INTUNE_COMPLIANCE_MAX_CHECKIN_AGE_DAYS: intVar(30, { min: 0, max: 3650, unit: 'days' }).describe(
+    "Days since a device's last Intune check-in after which the gate denies it (stale_checkin); default 30, Intune's own compliance validity period. 0 means no limit, which weakens the gate.",
+  ),
   INTUNE_POLICY_FILE: optionalString.describe('Per-accord compliance policy file (YAML or JSON); see examples/accord-policy.yaml.'),
   INTUNE_MCP_CAPABILITIES: capabilityList(['READ']).describe('Capabilities MCP callers get when their key does not say (default READ; READ,PROPOSE allows sync_device).'),
   INTUNE_SYNC_INTERVAL: intVar(3_600, { min: 0, max: 604_800, unit: 'seconds' }).describe('Seconds between scheduled posture syncs per connection, with jitter (default 3600; 0 disables).'),
@@ -230,6 +233,8 @@ export interface Config {
     readonly cacheMaxEntries: number;
     /** How long past its TTL a cached answer may still be served while Graph fails (0: never). */
     readonly staleMaxMs: number;
+    /** Default maximum check-in age (null: no limit); accords override it. */
+    readonly maxCheckinAgeMs: number | null;
     readonly policyFile?: string;
   };
   readonly mcp: { readonly defaultCapabilities: readonly Capability[] };
@@ -362,6 +367,7 @@ export function loadConfig(env: Env, { cwd = process.cwd() }: { cwd?: string } =
       cacheTtlMs: e.INTUNE_COMPLIANCE_CACHE_TTL * 1000,
       cacheMaxEntries: e.INTUNE_COMPLIANCE_CACHE_MAX,
       staleMaxMs: e.INTUNE_COMPLIANCE_STALE_MAX * 1000,
+      maxCheckinAgeMs: e.INTUNE_COMPLIANCE_MAX_CHECKIN_AGE_DAYS === 0 ? null : e.INTUNE_COMPLIANCE_MAX_CHECKIN_AGE_DAYS * 86_400_000,
       ...(e.INTUNE_POLICY_FILE !== undefined ? { policyFile: path.resolve(cwd, e.INTUNE_POLICY_FILE) } : {}),
     },
     mcp: { defaultCapabilities: e.INTUNE_MCP_CAPABILITIES },

@@ -28,17 +28,17 @@ export interface CacheOptions {
   readonly now: () => number;
 }
 
-export interface FetchedRecords {
-  readonly records: readonly DevicePosture[];
+export interface FetchedRecords<T = DevicePosture> {
+  readonly records: readonly T[];
   readonly graphRequestId: string | null;
 }
 
-export type CachedLookup =
-  | { readonly ok: true; readonly records: readonly DevicePosture[]; readonly cacheHit: boolean; readonly servedStale: boolean; readonly fetchedAt: number; readonly graphRequestId: string | null }
+export type CachedLookup<T = DevicePosture> =
+  | { readonly ok: true; readonly records: readonly T[]; readonly cacheHit: boolean; readonly servedStale: boolean; readonly fetchedAt: number; readonly graphRequestId: string | null }
   | { readonly ok: false; readonly failure: GraphFailure };
 
-interface Entry {
-  readonly records: readonly DevicePosture[];
+interface Entry<T> {
+  readonly records: readonly T[];
   readonly fetchedAt: number;
   readonly freshUntil: number;
 }
@@ -61,15 +61,16 @@ const NOT_FOUND_TTL_CAP_MS = 60_000;
 /** Failures that may be bridged by a stale answer; the rest (forbidden, cancelled, not_found) fail as they are. */
 const STALE_SERVABLE = new Set<GraphFailure['reason']>(['throttled', 'graph_unavailable', 'graph_error', 'timeout']);
 
-type FetchOutcome = { readonly ok: true; readonly fetched: FetchedRecords; readonly fetchedAt: number } | { readonly ok: false; readonly failure: GraphFailure };
+type FetchOutcome<T> = { readonly ok: true; readonly fetched: FetchedRecords<T>; readonly fetchedAt: number } | { readonly ok: false; readonly failure: GraphFailure };
 
-export class ComplianceCache {
+/** T: what one key holds (device postures; or a device's compliance policy states, ./policy-states.ts). */
+export class ComplianceCache<T = DevicePosture> {
   readonly #ttlMs: number;
   readonly #notFoundTtlMs: number;
   readonly #staleMaxMs: number;
   readonly #now: () => number;
-  readonly #lru: LRUCache<string, Entry> | undefined;
-  readonly #inFlight = new Map<string, Promise<FetchOutcome>>();
+  readonly #lru: LRUCache<string, Entry<T>> | undefined;
+  readonly #inFlight = new Map<string, Promise<FetchOutcome<T>>>();
   #hits = 0;
   #misses = 0;
   #coalesced = 0;
@@ -84,7 +85,7 @@ export class ComplianceCache {
     this.#lru =
       this.#ttlMs === 0
         ? undefined
-        : new LRUCache<string, Entry>({
+        : new LRUCache<string, Entry<T>>({
             max: Math.max(1, options.maxEntries),
             ttl: this.#ttlMs + this.#staleMaxMs,
             ttlResolution: 0,
@@ -93,7 +94,7 @@ export class ComplianceCache {
           });
   }
 
-  static key(tenant: string, kind: CacheKeyKind, id: string): string {
+  static key(tenant: string, kind: CacheKeyKind | 'policyStates', id: string): string {
     return `${tenant}\u0000${kind}\u0000${id.toLowerCase()}`;
   }
 
@@ -101,7 +102,7 @@ export class ComplianceCache {
    * The answer for `key`: a fresh entry, else the result of `fetch` (shared with concurrent callers
    * of the same key), else, when that fails, a stale entry within the window.
    */
-  async lookup(key: string, fetch: () => Promise<FetchedRecords>, options: { maxStaleMs?: number; signal?: AbortSignal } = {}): Promise<CachedLookup> {
+  async lookup(key: string, fetch: () => Promise<FetchedRecords<T>>, options: { maxStaleMs?: number; signal?: AbortSignal } = {}): Promise<CachedLookup<T>> {
     const now = this.#now();
     const entry = this.#lru?.get(key, { allowStale: false });
     if (entry !== undefined && now < entry.freshUntil) {
@@ -135,7 +136,7 @@ export class ComplianceCache {
     return outcome;
   }
 
-  async #fetchAndStore(key: string, fetch: () => Promise<FetchedRecords>): Promise<FetchOutcome> {
+  async #fetchAndStore(key: string, fetch: () => Promise<FetchedRecords<T>>): Promise<FetchOutcome<T>> {
     try {
       const fetched = await fetch();
       const fetchedAt = this.#now();
@@ -149,7 +150,7 @@ export class ComplianceCache {
     }
   }
 
-  #staleFor(key: string, failure: GraphFailure, maxStaleMs: number | undefined): Entry | undefined {
+  #staleFor(key: string, failure: GraphFailure, maxStaleMs: number | undefined): Entry<T> | undefined {
     if (this.#lru === undefined || !STALE_SERVABLE.has(failure.reason)) return undefined;
     const window = Math.min(this.#staleMaxMs, maxStaleMs === undefined ? Infinity : Math.max(0, maxStaleMs));
     if (window <= 0) return undefined;
@@ -180,9 +181,9 @@ export class ComplianceCache {
 }
 
 /** Resolves with the shared promise, or with a 'cancelled' failure as soon as this caller's signal aborts (the shared request goes on for the others). */
-function raceAbort(pending: Promise<FetchOutcome>, signal: AbortSignal | undefined): Promise<FetchOutcome> {
+function raceAbort<T>(pending: Promise<FetchOutcome<T>>, signal: AbortSignal | undefined): Promise<FetchOutcome<T>> {
   if (signal === undefined) return pending;
-  const cancelled: FetchOutcome = {
+  const cancelled: FetchOutcome<T> = {
     ok: false,
     failure: { reason: 'cancelled', message: 'The lookup was cancelled before Microsoft Graph answered.', graphRequestId: null, status: null },
   };

@@ -25,6 +25,8 @@ import { PHASE1_POLICY, authorizeOperation, permittedOperations, type OperationP
 import { ComplianceCache, type CacheStats } from './cache.js';
 import { cachedComplianceLookup, type CachedComplianceLookup } from './compliance-lookup.js';
 import { ConnectorUsageError } from './errors.js';
+import { cachedPolicyStatesLookup, failingSettings, type CachedPolicyStatesLookup } from './policy-states.js';
+import type { CompliancePolicyState } from './graph/types.js';
 import { isGuid, isTenant } from '../common/ids.js';
 import { WriteBudget } from './write-budget.js';
 import { databaseCooldownStore, memoryCooldownStore } from './sync-cooldown.js';
@@ -101,6 +103,11 @@ export type ComplianceLookup =
 
 export type ComplianceKey = { readonly azureADDeviceId: string } | { readonly deviceId: string };
 
+/** The identifiers of the settings Intune reports as failing on one managed device. */
+export type FailingSettingsLookup =
+  | { readonly ok: true; readonly settings: readonly string[]; readonly cacheHit: boolean }
+  | { readonly ok: false; readonly reason: string };
+
 export interface IntuneConnector {
   /** All seven, in OPERATION_NAMES order. */
   readonly operations: readonly OperationDescriptor[];
@@ -109,7 +116,14 @@ export interface IntuneConnector {
   invoke<N extends OperationName>(operation: N | string, input: unknown, context: InvocationContext): Promise<InvokeOutcome<OperationOutput<N>>>;
   /** For the gate: the compliance cache lookup without a CONNECTOR_INVOKED record (the gate records DEVICE_COMPLIANCE_CHECKED instead). */
   lookupCompliance(tenant: string, key: ComplianceKey, options?: { maxStaleMs?: number; signal?: AbortSignal }): Promise<ComplianceLookup>;
+  /**
+   * For the gate's denials: the failing settings of one managed device (by Intune id), read from
+   * its compliance policy states through their own cache (same TTL, stale and coalescing rules).
+   */
+  lookupFailingSettings(tenant: string, intuneDeviceId: string, options?: { maxStaleMs?: number; signal?: AbortSignal }): Promise<FailingSettingsLookup>;
   cacheStats(): CacheStats;
+  /** The policy-state cache's counters (hits, misses, coalesced). */
+  policyStatesCacheStats(): CacheStats;
 }
 
 export const DEFAULT_SYNC_COOLDOWN_MS = 5 * 60_000;
@@ -305,12 +319,19 @@ export function createIntuneConnector(deps: IntuneConnectorDeps): IntuneConnecto
     now,
   });
   const lookup = cachedComplianceLookup({ cache, fingerprintKeyFor });
+  const policyCache = new ComplianceCache<CompliancePolicyState>({
+    ttlMs: options.cacheTtlMs,
+    maxEntries: options.cacheMaxEntries,
+    staleMaxMs: options.staleMaxMs,
+    now,
+  });
+  const policyStates = cachedPolicyStatesLookup(policyCache);
   const writeBudget = new WriteBudget({ ...options.writeBudget, now });
   const decideDeps: DecideDeps = { intuneEnabled: options.intuneEnabled, graphFor, fingerprintKeyFor, policy, ceremony: deps.ceremony, logger };
   const runners: Runners = {
     listDevices: { fingerprintKeyFor, maxGraphPages: Math.max(1, options.listMaxGraphPagesPerCall ?? DEFAULT_LIST_MAX_GRAPH_PAGES), logger },
     getDevice: { fingerprintKeyFor, logger },
-    getCompliance: { lookup, logger },
+    getCompliance: { lookup, policyStates, logger },
     syncDevice: {
       cooldowns: deps.db !== undefined ? databaseCooldownStore(deps.db) : memoryCooldownStore(),
       cooldownMs: options.syncCooldownMs ?? DEFAULT_SYNC_COOLDOWN_MS,
@@ -351,6 +372,23 @@ export function createIntuneConnector(deps: IntuneConnectorDeps): IntuneConnecto
 
     lookupCompliance: (tenant, key, lookupOptions = {}) => lookupForGate({ intuneEnabled: options.intuneEnabled, graphFor, lookup }, tenant, key, lookupOptions),
 
+    lookupFailingSettings: (tenant, intuneDeviceId, lookupOptions = {}) => lookupFailing({ intuneEnabled: options.intuneEnabled, graphFor, policyStates }, tenant, intuneDeviceId, lookupOptions),
+
     cacheStats: () => cache.stats(),
+    policyStatesCacheStats: () => policyCache.stats(),
   };
+}
+
+async function lookupFailing(
+  deps: { readonly intuneEnabled: boolean; readonly graphFor: (tenant: string) => GraphClient | undefined; readonly policyStates: CachedPolicyStatesLookup },
+  tenant: string,
+  intuneDeviceId: string,
+  options: { maxStaleMs?: number; signal?: AbortSignal },
+): Promise<FailingSettingsLookup> {
+  if (!isGuid(intuneDeviceId)) return { ok: false, reason: 'invalid_id' };
+  const graph = deps.intuneEnabled ? deps.graphFor(tenant) : undefined;
+  if (graph === undefined) return { ok: false, reason: 'graph_unavailable' };
+  const found = await deps.policyStates(graph, tenant, intuneDeviceId, options);
+  if (!found.ok) return { ok: false, reason: found.failure.reason };
+  return { ok: true, settings: failingSettings(found.records), cacheHit: found.cacheHit };
 }

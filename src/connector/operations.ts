@@ -81,7 +81,7 @@ export const GetComplianceInputSchema = z
     include_policies: z
       .boolean({ error: 'must be true or false' })
       .optional()
-      .describe('Also list the compliance policies evaluated on the device (one extra Graph call, not cached).'),
+      .describe('Also list the compliance policies evaluated on the device and the identifiers of their failing settings (one extra Graph call, cached like compliance).'),
   })
   .strict()
   .superRefine((value, ctx) => {
@@ -105,6 +105,9 @@ export const CompliancePolicySchema = z
     state: z.string(),
     platform_type: z.string().nullable(),
     setting_count: z.number().int(),
+    failing_settings: z
+      .array(z.string())
+      .describe('Identifiers of the settings Intune reports as failing (nonCompliant, error, conflict), e.g. MacOSCompliancePolicy.StorageRequireEncryption.'),
   })
   .strict();
 

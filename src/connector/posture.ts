@@ -12,6 +12,22 @@ export const OS_FAMILIES = ['macos', 'windows', 'ios', 'android', 'linux', 'othe
 export type OsFamily = (typeof OS_FAMILIES)[number];
 
 export const OWNERSHIPS = ['company', 'personal', 'unknown'] as const;
+export type Ownership = (typeof OWNERSHIPS)[number];
+
+/** managedDevice.partnerReportedThreatState (a Mobile Threat Defense partner's reading), Graph's enum. */
+export const THREAT_STATES = [
+  'unknown',
+  'activated',
+  'deactivated',
+  'secured',
+  'lowSeverity',
+  'mediumSeverity',
+  'highSeverity',
+  'unresponsive',
+  'compromised',
+  'misconfigured',
+] as const;
+export type ThreatState = (typeof THREAT_STATES)[number];
 
 export const DevicePostureSchema = z
   .object({
@@ -29,6 +45,10 @@ export const DevicePostureSchema = z
     management_agent: z.string(),
     management_state: z.string(),
     ownership: z.enum(OWNERSHIPS),
+    threat_state: z
+      .enum(THREAT_STATES)
+      .describe("The Mobile Threat Defense partner's reading (partnerReportedThreatState); unknown without a partner."),
+    supervised: z.boolean().describe('Apple supervision (isSupervised); false on other platforms.'),
     enrolled_at: z.string().nullable(),
     last_sync_at: z.string().nullable().describe('Last successful check-in with Intune (ISO 8601).'),
     model: z.string().nullable(),

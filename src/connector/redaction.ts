@@ -7,7 +7,8 @@
  */
 import crypto from 'node:crypto';
 import type { ManagedDevice } from './graph/types.js';
-import { COMPLIANCE_STATES, type ComplianceState, type DevicePosture, type OsFamily } from './posture.js';
+import { isGuid } from '../common/ids.js';
+import { COMPLIANCE_STATES, THREAT_STATES, type ComplianceState, type DevicePosture, type OsFamily, type ThreatState } from './posture.js';
 
 export const SERIAL_FINGERPRINT_PREFIX = 'hmac-sha256:';
 
@@ -63,9 +64,24 @@ function textOrNull(value: unknown, maxLength = 256): string | null {
 
 const ZERO_GUID = '00000000-0000-0000-0000-000000000000';
 
+/**
+ * The Entra device id, or null. A value that is not a GUID is treated as absent: it is never
+ * matched, echoed, stored or exported (it could be anything a record was given), and a sync counts
+ * such records (invalidAzureADDeviceIdOf tells it).
+ */
 function entraIdOf(value: unknown): string | null {
   const v = textOrNull(value, 64);
-  return v === null || v === ZERO_GUID ? null : v.toLowerCase();
+  return v === null || v === ZERO_GUID || !isGuid(v) ? null : v.toLowerCase();
+}
+
+/** True when Graph sent an azureADDeviceId that is neither empty, the zero GUID, nor a GUID. */
+export function invalidAzureADDeviceIdOf(device: ManagedDevice): boolean {
+  const v = textOrNull(device.azureADDeviceId, 1024);
+  return v !== null && v !== ZERO_GUID && !isGuid(v);
+}
+
+function threatStateOf(value: unknown): ThreatState {
+  return (THREAT_STATES as readonly unknown[]).includes(value) ? (value as ThreatState) : 'unknown';
 }
 
 function complianceStateOf(value: unknown): ComplianceState {
@@ -93,6 +109,8 @@ export const POSTURE_SOURCE_PROPERTIES = [
   'managementAgent',
   'managementState',
   'managedDeviceOwnerType',
+  'partnerReportedThreatState',
+  'isSupervised',
   'enrolledDateTime',
   'lastSyncDateTime',
   'model',
@@ -114,6 +132,8 @@ export function redactDevice(device: ManagedDevice, fingerprintKey: Buffer): Dev
     management_agent: textOrNull(device['managementAgent'], 64) ?? 'unknown',
     management_state: textOrNull(device['managementState'], 64) ?? 'unknown',
     ownership: ownershipOf(device['managedDeviceOwnerType']),
+    threat_state: threatStateOf(device['partnerReportedThreatState']),
+    supervised: device['isSupervised'] === true,
     enrolled_at: dateOrNull(device['enrolledDateTime']),
     last_sync_at: dateOrNull(device.lastSyncDateTime),
     model: textOrNull(device['model'], 128),

@@ -17,6 +17,12 @@
  * | inGracePeriod, after it                                    | deny                  | grace_period_expired          |
  * | noncompliant / conflict / error / unknown / configManager  | deny                  | noncompliant / compliance_conflict / compliance_error / compliance_unknown / compliance_config_manager |
  * | last check-in older than the accord's max age              | deny                  | stale_checkin                 |
+ * | require_encryption and the device is not encrypted         | deny                  | not_encrypted                 |
+ * | min_os_version for the platform and the OS is below it     | deny                  | os_version_below_minimum      |
+ * | allowed_ownership and the ownership is not listed          | deny                  | ownership_not_allowed         |
+ * | allowed_management_agents and the agent is not listed      | deny                  | management_agent_not_allowed  |
+ * | max_threat_state and the partner's reading is above it     | deny                  | threat_state_too_high         |
+ * | require_supervised and an iOS device is not supervised     | deny                  | not_supervised                |
  * | Graph unavailable and no cached answer young enough        | deny                  | compliance_unavailable        |
  * | Chronicle unavailable                                      | deny                  | audit_unavailable             |
  *
@@ -31,6 +37,9 @@
  *    whose state would allow is refused with stale_checkin when its last check-in is older than
  *    the accord's max age, or unknown. Overriding stale_checkin to allow keeps the reason, so the
  *    audit record still says the answer was old.
+ *  - Posture rules (./rules.ts) guard an allow the same way, after the check-in age: every rule
+ *    is checked and all failures are recorded; the first failure whose row denies decides, and
+ *    when every failing row is overridden to allow, the first failure is the (allowing) reason.
  *  - Grace: before the expiry (strictly earlier than complianceGracePeriodExpirationDateTime) the
  *    device allows with in_grace_period, unless the accord sets grace_period_counts: false, in
  *    which case it is what Intune will call it once grace ends: noncompliant (the noncompliant
@@ -45,7 +54,9 @@
 import { isGuid } from '../common/ids.js';
 import { currentRecord } from '../connector/current-record.js';
 import type { DevicePosture } from '../connector/posture.js';
-import { DEFAULT_DECISIONS, type AccordPolicy, type ComplianceLookup, type GateMode, type OverridableReason, type Verdict } from './types.js';
+import { describeRuleFailure, failedRules, type RuleFailure } from './rules.js';
+import { describeSettings } from './settings.js';
+import { DEFAULT_DECISIONS, type AccordPolicy, type ComplianceLookup, type GateMode, type OverridableReason, type PostureRuleReason, type Verdict } from './types.js';
 
 /** The `deviceid` claim of the user's token, read as untrusted input (see readDeviceIdClaim). */
 export type DeviceIdClaim =
@@ -124,6 +135,13 @@ export type Decision =
       readonly lastSyncAt: string | null;
       readonly maxCheckinAgeMs: number;
       /** The reason the record's state alone would have given. */
+      readonly stateReason: StateReason;
+    })
+  | (Evaluated & {
+      readonly reason: PostureRuleReason;
+      readonly mode: GateMode;
+      /** Every posture rule the record fails, in rule order; the deciding one is among them. */
+      readonly ruleFailures: readonly RuleFailure[];
       readonly stateReason: StateReason;
     })
   | {
@@ -276,6 +294,22 @@ export function decide(input: DecideInput): Exclude<Decision, { reason: 'audit_u
       };
     }
   }
+  if (state.decision === 'allow') {
+    const failures = failedRules(policy.rules, device);
+    const deciding = failures.find((f) => policy.decisions[f.rule] === 'deny') ?? failures[0];
+    if (deciding !== undefined) {
+      return {
+        reason: deciding.rule,
+        ...verdictOf(policy, deciding.rule),
+        evaluated: true,
+        mode,
+        device,
+        recordCount,
+        ruleFailures: failures,
+        stateReason: state.reason,
+      };
+    }
+  }
   return { ...state, evaluated: true, mode, device, recordCount };
 }
 
@@ -294,8 +328,20 @@ const days = (ms: number): string => {
   return `${Number.isInteger(value) ? value : value.toFixed(1)} day${value === 1 ? '' : 's'}`;
 };
 
-/** One sentence per row, for the person refused and the operator reading the answer. */
-export function describeDecision(decision: Decision): string {
+/** Rows whose denial Intune's per-setting states explain (the gate reads them only for these). */
+export const SETTINGS_EXPLAIN: ReadonlySet<Decision['reason']> = new Set(['noncompliant', 'grace_period_expired', 'compliance_conflict', 'compliance_error']);
+
+/**
+ * One sentence per row, for the person refused and the operator reading the answer. With the
+ * identifiers of the settings Intune reports as failing, a state row says what to fix.
+ */
+export function describeDecision(decision: Decision, failingSettings: readonly string[] = []): string {
+  const sentence = describeRow(decision);
+  if (failingSettings.length === 0 || !SETTINGS_EXPLAIN.has(decision.reason)) return sentence;
+  return `${sentence} To fix: ${describeSettings(failingSettings, deviceOf(decision))}.`;
+}
+
+function describeRow(decision: Decision): string {
   const flipped = 'overridden' in decision && decision.overridden ? ` This accord's policy sets this case to ${decision.decision}.` : '';
   switch (decision.reason) {
     case 'compliance_not_required':
@@ -328,6 +374,15 @@ export function describeDecision(decision: Decision): string {
       return `The device's compliance is managed by Configuration Manager, which this accord does not accept.${flipped}`;
     case 'stale_checkin':
       return `The device last checked in with Intune ${decision.lastSyncAt === null ? 'at an unknown time' : `at ${decision.lastSyncAt}`}, longer ago than this accord accepts (${days(decision.maxCheckinAgeMs)}): sync the device.${flipped}`;
+    case 'not_encrypted':
+    case 'os_version_below_minimum':
+    case 'ownership_not_allowed':
+    case 'management_agent_not_allowed':
+    case 'threat_state_too_high':
+    case 'not_supervised': {
+      const fix = decision.ruleFailures.map(describeRuleFailure).join('; ');
+      return `This accord's device rules are not met: ${fix}.${flipped}`;
+    }
     case 'compliance_unavailable':
       return `Intune could not be asked about the device (${decision.failure}) and no recent answer was cached: try again${decision.retryAfterMs === null ? '' : ` in ${Math.ceil(decision.retryAfterMs / 1000)} s`}.${flipped}`;
     case 'audit_unavailable':

@@ -7,6 +7,7 @@ import type { Logger } from '../log/index.js';
 import type { Actor, ChronicleWriter } from '../chronicle/types.js';
 import {
   LOOKUP_NOT_PERFORMED,
+  SETTINGS_EXPLAIN,
   decide,
   decideWithoutIntune,
   describeDecision,
@@ -18,6 +19,7 @@ import {
   type LookupNotPerformed,
 } from './decision.js';
 import { resolveAccordPolicy } from './policy.js';
+import { parseVersion } from './rules.js';
 import { ACCORD_NAME_PATTERN, type AccordPolicy, type ComplianceLookup, type ComplianceSource, type GatePolicy, type GateResult } from './types.js';
 import { DEFAULT_TENANT, isGuid, isTenant } from '../common/ids.js';
 import { isPlainObject } from '../common/values.js';
@@ -76,6 +78,7 @@ export function complianceCheckedData(
   lookup: ComplianceLookup | LookupNotPerformed,
   decision: Exclude<Decision, { reason: 'audit_unavailable' }>,
   channel: GateChannel,
+  failingSettings: readonly string[] = [],
 ): Record<string, unknown> {
   const device = deviceOf(decision);
   const answered = 'ok' in lookup && lookup.ok ? lookup : undefined;
@@ -94,6 +97,9 @@ export function complianceCheckedData(
     record_count: answered?.records.length ?? 0,
     compliance_state: device?.compliance_state ?? null,
     last_sync_at: device?.last_sync_at ?? null,
+    os_version: device === null ? null : (parseVersion(device.os_version)?.join('.') ?? null),
+    failed_rules: 'ruleFailures' in decision ? decision.ruleFailures.map((f) => f.rule) : [],
+    failing_settings: failingSettings,
     channel,
   };
 }
@@ -112,6 +118,19 @@ export function createGate(options: GateOptions): Gate {
       // The connector answers failures as values; a throw is a defect, and the gate fails closed on it.
       logger?.error({ err, tenant, accord: accordPolicy.accord }, 'compliance lookup threw; denying as compliance_unavailable');
       return { ok: false, reason: 'graph_error', message: 'the compliance lookup failed unexpectedly' };
+    }
+  }
+
+  /** The failing settings that explain a state denial; [] when not needed or not readable (the decision never waits on them to change). */
+  async function explain(tenant: string, accordPolicy: AccordPolicy, decision: Decision, signal: AbortSignal | undefined): Promise<string[]> {
+    const device = deviceOf(decision);
+    if (connector.lookupFailingSettings === undefined || decision.decision !== 'deny' || device === null || !SETTINGS_EXPLAIN.has(decision.reason)) return [];
+    try {
+      const found = await connector.lookupFailingSettings(tenant, device.device_id, { maxStaleMs: accordPolicy.staleMaxMs, ...(signal !== undefined ? { signal } : {}) });
+      return found.ok ? [...found.settings] : [];
+    } catch (err) {
+      logger?.warn({ err, tenant, accord: accordPolicy.accord }, 'failing settings lookup threw; the denial is explained without them');
+      return [];
     }
   }
 
@@ -139,6 +158,8 @@ export function createGate(options: GateOptions): Gate {
           : LOOKUP_NOT_PERFORMED;
       const decision = decide({ deviceId, lookup, policy: accordPolicy, now: now() });
       const channel = request.channel ?? defaultChannel;
+      const failingSettings = await explain(tenant, accordPolicy, decision, request.signal);
+      const failedRules = 'ruleFailures' in decision ? decision.ruleFailures.map((f) => f.rule) : [];
 
       try {
         const receipt = await chronicle.append({
@@ -146,14 +167,16 @@ export function createGate(options: GateOptions): Gate {
           type: 'DEVICE_COMPLIANCE_CHECKED',
           actor: request.actor ?? defaultActor,
           ...(request.requestId !== undefined ? { requestId: request.requestId } : {}),
-          data: complianceCheckedData(accordPolicy, deviceId, lookup, decision, channel),
+          data: complianceCheckedData(accordPolicy, deviceId, lookup, decision, channel, failingSettings),
         });
         return {
           decision: decision.decision,
           reason: decision.reason,
           evaluated: decision.evaluated,
-          message: describeDecision(decision),
+          message: describeDecision(decision, failingSettings),
           device: deviceOf(decision),
+          failed_rules: failedRules,
+          failing_settings: failingSettings,
           event: { seq: receipt.seq, hash: receipt.hash },
         };
       } catch (err) {
@@ -162,7 +185,16 @@ export function createGate(options: GateOptions): Gate {
           'DEVICE_COMPLIANCE_CHECKED could not be recorded; denying as audit_unavailable',
         );
         const refused = withAuditUnavailable(decision);
-        return { decision: refused.decision, reason: refused.reason, evaluated: refused.evaluated, message: describeDecision(refused), device: null, event: null };
+        return {
+          decision: refused.decision,
+          reason: refused.reason,
+          evaluated: refused.evaluated,
+          message: describeDecision(refused),
+          device: null,
+          failed_rules: [],
+          failing_settings: [],
+          event: null,
+        };
       }
     },
   };

@@ -7,8 +7,14 @@ export {
   ACCORD_NAME_PATTERN,
   DEFAULT_DECISIONS,
   GATE_REASONS,
+  MIN_OS_PLATFORMS,
+  NO_POSTURE_RULES,
   OVERRIDABLE_REASONS,
+  POSTURE_RULES,
+  THREAT_LEVELS,
   type AccordPolicy,
+  type PostureRuleReason,
+  type PostureRules,
   type ComplianceLookup,
   type ComplianceSource,
   type GateMode,
@@ -32,5 +38,6 @@ export {
   type LookupNotPerformed,
   type StateReason,
 } from './decision.js';
+export { compareVersions, describeRuleFailure, failedRules, parseVersion, type RuleFailure } from './rules.js';
 export { buildGatePolicy, loadGatePolicy, parsePolicyText, resolveAccordPolicy, validatePolicyDocument, type PolicyConfig } from './policy.js';
 export { GateInputError, complianceCheckedData, createGate, type Gate, type GateChannel, type GateCheck, type GateOptions } from './gate.js';

@@ -9,10 +9,16 @@
  *
  *   version: 1                      # optional; only 1 exists
  *   defaults:                       # optional; for every accord, listed or not
- *     max_checkin_age_days: 30      # number > 0, or null for no limit (default null)
+ *     max_checkin_age_days: 30      # number > 0, or null for no limit (default INTUNE_COMPLIANCE_MAX_CHECKIN_AGE_DAYS, 30)
  *     grace_period_counts: true     # inGracePeriod before expiry allows (default true)
  *     stale_max_seconds: 120        # ≤ INTUNE_COMPLIANCE_STALE_MAX (default: that value)
  *     decisions: { compliance_unknown: allow }   # flip rows of the decision table
+ *     require_encryption: true      # posture rules (./rules.ts), each failing with its own reason
+ *     min_os_version: { macos: "14.0", windows: "10.0.22631", ios: "17.0", android: "13" }
+ *     allowed_ownership: [company]
+ *     allowed_management_agents: [mdm]
+ *     max_threat_state: lowSeverity
+ *     require_supervised: true
  *   accords:
  *     device-management:            # accord name, ^[A-Za-z0-9._-]{1,128}$
  *       device_compliance_required: true          # default INTUNE_COMPLIANCE_REQUIRED
@@ -28,12 +34,19 @@ import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError, type Config } from '../config/index.js';
+import { MANAGED_DEVICE_PROPERTIES } from '../connector/graph/schemas.js';
+import { OWNERSHIPS } from '../connector/posture.js';
+import { VERSION_PATTERN } from './rules.js';
 import {
   ACCORD_NAME_PATTERN,
   DEFAULT_DECISIONS,
   GATE_REASONS,
+  MIN_OS_PLATFORMS,
+  NO_POSTURE_RULES,
   OVERRIDABLE_REASONS,
+  THREAT_LEVELS,
   type AccordPolicy,
+  type PostureRules,
   type GatePolicy,
   type OverridableReason,
   type Verdict,
@@ -41,11 +54,17 @@ import {
 
 /** The slice of Config the policy depends on. */
 export type PolicyConfig = Pick<Config, 'intuneEnabled'> & {
-  readonly compliance: Pick<Config['compliance'], 'requiredByDefault' | 'strict' | 'staleMaxMs' | 'policyFile'>;
+  readonly compliance: Pick<Config['compliance'], 'requiredByDefault' | 'strict' | 'staleMaxMs' | 'policyFile'> &
+    Partial<Pick<Config['compliance'], 'maxCheckinAgeMs'>>;
 };
+
+/** Graph's managementAgent values, the ones allowed_management_agents may name. */
+const MANAGEMENT_AGENTS = MANAGED_DEVICE_PROPERTIES['managementAgent']?.enumValues ?? [];
 
 const MAX_POLICY_FILE_BYTES = 1024 * 1024;
 const MS_PER_DAY = 86_400_000;
+/** Intune's own compliance status validity period: the gate's default is not weaker. */
+export const DEFAULT_MAX_CHECKIN_AGE_MS = 30 * MS_PER_DAY;
 
 /** Why a row cannot be flipped, for the message that refuses it. */
 const NOT_OVERRIDABLE: Readonly<Record<Exclude<(typeof GATE_REASONS)[number], OverridableReason>, string>> = {
@@ -89,6 +108,33 @@ const settingsShape = {
     .min(0, { error: 'expected 0 or more seconds' })
     .optional(),
   decisions: decisionsSchema.optional(),
+  require_encryption: z.boolean({ error: 'expected true or false' }).optional(),
+  min_os_version: z
+    .strictObject(
+      Object.fromEntries(
+        MIN_OS_PLATFORMS.map((p) => [
+          p,
+          z
+            .string({ error: 'expected a version in quotes, such as "14.0" (digits separated by dots)' })
+            .regex(VERSION_PATTERN, { error: 'expected a version of digits separated by dots, such as "14.0" or "10.0.22631"' })
+            .optional(),
+        ]),
+      ) as Record<(typeof MIN_OS_PLATFORMS)[number], z.ZodOptional<z.ZodString>>,
+      { error: `expected a mapping of platforms (${MIN_OS_PLATFORMS.join(', ')}) to minimum versions` },
+    )
+    .optional(),
+  allowed_ownership: z
+    .array(z.enum(OWNERSHIPS, { error: `expected one of ${OWNERSHIPS.join(', ')}` }), { error: `expected a list of ${OWNERSHIPS.join(', ')}` })
+    .min(1, { error: 'expected at least one ownership; remove the key to accept every device' })
+    .optional(),
+  allowed_management_agents: z
+    .array(z.enum(MANAGEMENT_AGENTS as [string, ...string[]], { error: `expected one of Graph's managementAgent values: ${MANAGEMENT_AGENTS.join(', ')}` }), {
+      error: 'expected a list of management agents',
+    })
+    .min(1, { error: 'expected at least one management agent; remove the key to accept every agent' })
+    .optional(),
+  max_threat_state: z.enum(THREAT_LEVELS, { error: `expected one of ${THREAT_LEVELS.join(', ')} (the highest accepted partner reading)` }).optional(),
+  require_supervised: z.boolean({ error: 'expected true or false' }).optional(),
 };
 
 const defaultsSchema = z.strictObject(settingsShape, { error: 'expected a mapping of settings' });
@@ -155,6 +201,18 @@ export function validatePolicyDocument(document: unknown): { ok: true; value: Po
 
 type Settings = z.infer<typeof defaultsSchema>;
 
+function applyRules(base: PostureRules, settings: Settings): PostureRules {
+  return Object.freeze({
+    requireEncryption: settings.require_encryption ?? base.requireEncryption,
+    minOsVersion: Object.freeze({ ...base.minOsVersion, ...(settings.min_os_version as Partial<Record<string, string>> | undefined) }),
+    allowedOwnership: settings.allowed_ownership !== undefined ? Object.freeze([...settings.allowed_ownership]) : base.allowedOwnership,
+    allowedManagementAgents:
+      settings.allowed_management_agents !== undefined ? Object.freeze([...settings.allowed_management_agents]) : base.allowedManagementAgents,
+    maxThreatState: settings.max_threat_state ?? base.maxThreatState,
+    requireSupervised: settings.require_supervised ?? base.requireSupervised,
+  });
+}
+
 function applySettings(base: Omit<AccordPolicy, 'accord' | 'source'>, settings: Settings | undefined): Omit<AccordPolicy, 'accord' | 'source'> {
   if (settings === undefined) return base;
   return {
@@ -165,6 +223,7 @@ function applySettings(base: Omit<AccordPolicy, 'accord' | 'source'>, settings: 
     ...(settings.grace_period_counts !== undefined ? { gracePeriodCounts: settings.grace_period_counts } : {}),
     ...(settings.stale_max_seconds !== undefined ? { staleMaxMs: settings.stale_max_seconds * 1000 } : {}),
     decisions: Object.freeze({ ...base.decisions, ...settings.decisions }),
+    rules: applyRules(base.rules, settings),
   };
 }
 
@@ -194,10 +253,11 @@ export function buildGatePolicy(config: PolicyConfig, document: unknown, file: s
     {
       required: config.compliance.requiredByDefault,
       mode: config.compliance.strict ? 'strict' : 'permissive',
-      maxCheckinAgeMs: null,
+      maxCheckinAgeMs: config.compliance.maxCheckinAgeMs === undefined ? DEFAULT_MAX_CHECKIN_AGE_MS : config.compliance.maxCheckinAgeMs,
       gracePeriodCounts: true,
       staleMaxMs: globalStaleMaxMs,
       decisions: DEFAULT_DECISIONS,
+      rules: NO_POSTURE_RULES,
     },
     doc.defaults,
   );

@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { DevicePostureSchema } from '../connector/posture.js';
-import { ACCORD_NAME_PATTERN, GATE_REASONS } from './types.js';
+import { ACCORD_NAME_PATTERN, GATE_REASONS, POSTURE_RULES } from './types.js';
 
 export const GateResponseSchema = z
   .object({
@@ -13,6 +13,10 @@ export const GateResponseSchema = z
     evaluated: z.boolean().describe('True when the decision rests on an answer from Intune.'),
     message: z.string().describe('One sentence for the user or operator.'),
     device: DevicePostureSchema.nullable().describe('The redacted record that decided (the most recently synced match), or null.'),
+    failed_rules: z.array(z.enum(POSTURE_RULES)).describe("The accord's posture rules the record fails, in rule order; empty when none failed or none were checked."),
+    failing_settings: z
+      .array(z.string())
+      .describe('Identifiers of the compliance settings Intune reports as failing on the record (e.g. MacOSCompliancePolicy.StorageRequireEncryption), read when the state denies; empty otherwise.'),
     event: z
       .object({ seq: z.number().int().min(1), hash: z.string().regex(/^[0-9a-f]{64}$/) })
       .strict()

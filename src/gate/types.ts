@@ -2,7 +2,7 @@
  * The gate's vocabulary: reason codes, the resolved per-accord policy, and what a check returns.
  * Everything here is plain data so the decision table (./decision.ts) can stay a pure function.
  */
-import type { DevicePosture } from '../connector/posture.js';
+import type { DevicePosture, Ownership } from '../connector/posture.js';
 import type { IntuneConnector } from '../connector/index.js';
 
 export type { ComplianceLookup } from '../connector/index.js';
@@ -26,6 +26,12 @@ export const GATE_REASONS = [
   'compliance_unknown',
   'compliance_config_manager',
   'stale_checkin',
+  'not_encrypted',
+  'os_version_below_minimum',
+  'ownership_not_allowed',
+  'management_agent_not_allowed',
+  'threat_state_too_high',
+  'not_supervised',
   'compliance_unavailable',
   'audit_unavailable',
 ] as const;
@@ -46,6 +52,12 @@ export const OVERRIDABLE_REASONS = [
   'compliance_unknown',
   'compliance_config_manager',
   'stale_checkin',
+  'not_encrypted',
+  'os_version_below_minimum',
+  'ownership_not_allowed',
+  'management_agent_not_allowed',
+  'threat_state_too_high',
+  'not_supervised',
   'compliance_unavailable',
 ] as const;
 export type OverridableReason = (typeof OVERRIDABLE_REASONS)[number];
@@ -63,7 +75,56 @@ export const DEFAULT_DECISIONS: Readonly<Record<OverridableReason, Verdict>> = O
   compliance_unknown: 'deny',
   compliance_config_manager: 'deny',
   stale_checkin: 'deny',
+  not_encrypted: 'deny',
+  os_version_below_minimum: 'deny',
+  ownership_not_allowed: 'deny',
+  management_agent_not_allowed: 'deny',
+  threat_state_too_high: 'deny',
+  not_supervised: 'deny',
   compliance_unavailable: 'deny',
+});
+
+/** Platforms a minimum OS version can be set for (the policy file's keys under min_os_version). */
+export const MIN_OS_PLATFORMS = ['macos', 'windows', 'ios', 'android'] as const;
+export type MinOsPlatform = (typeof MIN_OS_PLATFORMS)[number];
+
+/** partnerReportedThreatState readings that are levels, lowest first; max_threat_state names one. */
+export const THREAT_LEVELS = ['secured', 'lowSeverity', 'mediumSeverity', 'highSeverity'] as const;
+export type ThreatLevel = (typeof THREAT_LEVELS)[number];
+
+/** The posture rules, in the order they are checked; each fails with the reason of the same name. */
+export const POSTURE_RULES = [
+  'not_encrypted',
+  'os_version_below_minimum',
+  'ownership_not_allowed',
+  'management_agent_not_allowed',
+  'threat_state_too_high',
+  'not_supervised',
+] as const satisfies readonly OverridableReason[];
+export type PostureRuleReason = (typeof POSTURE_RULES)[number];
+
+/**
+ * An accord's posture rules (policy file: require_encryption, min_os_version, allowed_ownership,
+ * allowed_management_agents, max_threat_state, require_supervised). Null or false: not limited.
+ */
+export interface PostureRules {
+  readonly requireEncryption: boolean;
+  /** Minimum OS version per platform; a platform not listed is not limited. */
+  readonly minOsVersion: Readonly<Partial<Record<MinOsPlatform, string>>>;
+  readonly allowedOwnership: readonly Ownership[] | null;
+  readonly allowedManagementAgents: readonly string[] | null;
+  readonly maxThreatState: ThreatLevel | null;
+  /** iOS and iPadOS only: other platforms have no supervision and pass. */
+  readonly requireSupervised: boolean;
+}
+
+export const NO_POSTURE_RULES: PostureRules = Object.freeze({
+  requireEncryption: false,
+  minOsVersion: Object.freeze({}),
+  allowedOwnership: null,
+  allowedManagementAgents: null,
+  maxThreatState: null,
+  requireSupervised: false,
 });
 
 /** One accord's policy with every default filled in: what decide() reads. */
@@ -79,6 +140,8 @@ export interface AccordPolicy {
   readonly gracePeriodCounts: boolean;
   /** How long past its TTL a cached answer may still decide while Graph fails (0: never). */
   readonly staleMaxMs: number;
+  /** Posture rules checked after the compliance state and check-in age allow. */
+  readonly rules: PostureRules;
   /** allow/deny for each overridable row, defaults merged with the accord's overrides. */
   readonly decisions: Readonly<Record<OverridableReason, Verdict>>;
   /** Where this policy came from, for operators reading logs. */
@@ -93,8 +156,11 @@ export interface GatePolicy {
   readonly file: string | null;
 }
 
-/** What the gate needs from the connector: the cached lookup, nothing else. */
-export type ComplianceSource = Pick<IntuneConnector, 'lookupCompliance'>;
+/**
+ * What the gate needs from the connector: the cached lookup, and (optional, for explaining a
+ * denial) the failing settings of the deciding record.
+ */
+export type ComplianceSource = Pick<IntuneConnector, 'lookupCompliance'> & Partial<Pick<IntuneConnector, 'lookupFailingSettings'>>;
 
 /** The answer a host acts on. `event` is null only when nothing was recorded, and then decision is deny. */
 export interface GateResult {
@@ -106,6 +172,10 @@ export interface GateResult {
   readonly message: string;
   /** The record that decided (the most recently synced match), redacted. */
   readonly device: DevicePosture | null;
+  /** The accord's posture rules the record fails, in rule order (snake_case: it is sent as JSON as it is). */
+  readonly failed_rules: PostureRuleReason[];
+  /** Identifiers of the compliance settings Intune reports as failing, read on a deny that state explains. */
+  readonly failing_settings: string[];
   /** The DEVICE_COMPLIANCE_CHECKED event that records this decision. */
   readonly event: { readonly seq: number; readonly hash: string } | null;
 }

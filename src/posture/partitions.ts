@@ -116,6 +116,8 @@ export interface PreparedRows {
   /** JSON array of redacted postures, one per device id (the most recently synced record of a repeated id). */
   readonly rows: string;
   readonly count: number;
+  /** Intune ids of the page's devices whose azureADDeviceId was not a GUID (stored as absent). */
+  readonly invalidAzureADDeviceIds?: readonly string[];
 }
 
 export interface PartitionedReadArgs {

@@ -197,3 +197,39 @@ export async function currentTotals(
   }
   return { devices, byComplianceState: compliance, byOsFamily: os };
 }
+
+/** One device whose compliance state, encryption or OS major version differs between two snapshots. */
+export interface PostureChange {
+  readonly device_id: string;
+  readonly azure_ad_device_id: string | null;
+  readonly old_state: string | null;
+  readonly new_state: string | null;
+  readonly old_encrypted: boolean | null;
+  readonly new_encrypted: boolean | null;
+  readonly old_major: string | null;
+  readonly new_major: string | null;
+}
+
+const MAJOR = (alias: string) => `substring(${alias}.posture->>'os_version' from '^\\s*([0-9]{1,9})')`;
+
+/**
+ * Devices present in both snapshots whose compliance state, encryption or OS major version
+ * changed, by device id, at most `limit`; and how many there are in all.
+ */
+export async function postureChanges(q: Queryable, previousSnapshotId: string, snapshotId: string, limit: number): Promise<{ changes: PostureChange[]; total: number }> {
+  const where = `n.snapshot_id = $1 AND (
+      o.posture->>'compliance_state' IS DISTINCT FROM n.posture->>'compliance_state'
+      OR o.posture->'is_encrypted' IS DISTINCT FROM n.posture->'is_encrypted'
+      OR ${MAJOR('o')} IS DISTINCT FROM ${MAJOR('n')})`;
+  const from = `FROM intune_device_postures n JOIN intune_device_postures o ON o.snapshot_id = $2 AND o.device_id = n.device_id`;
+  const { rows } = await q.query<PostureChange>(
+    `SELECT n.device_id, n.posture->>'azure_ad_device_id' AS azure_ad_device_id,
+            o.posture->>'compliance_state' AS old_state, n.posture->>'compliance_state' AS new_state,
+            (o.posture->>'is_encrypted')::boolean AS old_encrypted, (n.posture->>'is_encrypted')::boolean AS new_encrypted,
+            ${MAJOR('o')} AS old_major, ${MAJOR('n')} AS new_major
+     ${from} WHERE ${where} ORDER BY n.device_id LIMIT $3`,
+    [snapshotId, previousSnapshotId, limit],
+  );
+  const count = await q.query<{ n: number }>(`SELECT count(*)::int AS n ${from} WHERE ${where}`, [snapshotId, previousSnapshotId]);
+  return { changes: rows, total: count.rows[0]?.n ?? 0 };
+}

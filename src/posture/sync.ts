@@ -10,13 +10,14 @@ import { ConfigError } from '../config/index.js';
 import { ChronicleError, type Actor, type AppendInput, type ChronicleWriter } from '../chronicle/types.js';
 import { GraphError } from '../connector/graph/errors.js';
 import type { DevicePage, GraphClient, ManagedDevice } from '../connector/graph/types.js';
-import { POSTURE_SOURCE_PROPERTIES, redactDevice } from '../connector/redaction.js';
+import { POSTURE_SOURCE_PROPERTIES, invalidAzureADDeviceIdOf, redactDevice } from '../connector/redaction.js';
+import { POSTURE_CHANGE_EVENT_CAP, postureChangeEvents } from './posture-events.js';
 import { DbError, type Db } from '../db/index.js';
 import type { Logger } from '../log/index.js';
 import { SecretRefError } from './errors.js';
 import { pickPosture, type ConnectionRow } from './rows.js';
 import { createPacer, planRanges, readPartitioned, snapshotBoundaries, type PreparedRows, type SyncPlan } from './partitions.js';
-import { insertPage, pruneSnapshots, snapshotCounts } from './snapshots.js';
+import { insertPage, postureChanges, pruneSnapshots, snapshotCounts } from './snapshots.js';
 import { completeRun, failRun, renewLease } from './store.js';
 import type { SecretProvider, SyncProgress, SyncRunSummary } from './types.js';
 
@@ -113,13 +114,15 @@ async function planFor(ctx: RunContext, connection: ConnectionRow): Promise<Sync
 /** Redacts a page into the JSON the insert unpacks; the raw page can be collected as soon as this returns. */
 export function prepareRows(page: readonly ManagedDevice[], key: Buffer): PreparedRows {
   const byId = new Map<string, ReturnType<typeof pickPosture>>();
+  const invalid: string[] = [];
   for (const device of page) {
     const posture = pickPosture(redactDevice(device, key));
     const id = String(posture['device_id']);
+    if (invalidAzureADDeviceIdOf(device)) invalid.push(id);
     const seen = byId.get(id);
     if (seen === undefined || Date.parse(String(posture['last_sync_at'] ?? '')) > Date.parse(String(seen['last_sync_at'] ?? ''))) byId.set(id, posture);
   }
-  return { rows: JSON.stringify([...byId.values()]), count: byId.size };
+  return { rows: JSON.stringify([...byId.values()]), count: byId.size, ...(invalid.length > 0 ? { invalidAzureADDeviceIds: invalid } : {}) };
 }
 
 /**
@@ -171,6 +174,8 @@ export async function executeRun(ctx: RunContext, args: RunArgs): Promise<SyncRu
   const log = ctx.logger.child({ step: 'sync', connection_id: connection.id, run_id: run.id });
   let pages = 0;
   let devices = 0;
+  // Intune ids (a set: the partitioned read may see a device twice) whose azureADDeviceId was not a GUID.
+  const invalidAzureIds = new Set<string>();
   let strategy = 'sequential';
   let client: GraphClient | undefined;
   let secret: string | undefined;
@@ -213,6 +218,7 @@ export async function executeRun(ctx: RunContext, args: RunArgs): Promise<SyncRu
       consumePages(listing, signal, (page) => prepareRows(page.devices, key), (prepared) => write(prepared));
     const write = async (prepared: PreparedRows): Promise<void> => {
       await insertPage(ctx.db, snapshot, prepared.rows);
+      for (const id of prepared.invalidAzureADDeviceIds ?? []) invalidAzureIds.add(id);
       pages += 1;
       devices += prepared.count;
       try {
@@ -246,6 +252,10 @@ export async function executeRun(ctx: RunContext, args: RunArgs): Promise<SyncRu
     if (signal.aborted) throw signal.reason;
     const counts = await snapshotCounts(ctx.db, run.id);
     devices = counts.devices;
+    if (invalidAzureIds.size > 0) log.warn({ devices: invalidAzureIds.size }, 'devices with an azureADDeviceId that is not a GUID: stored without one');
+    // Changes since the previous snapshot, read before the flip (the old rows are pruned after it).
+    const changed =
+      connection.current_snapshot_id === null ? undefined : await postureChanges(ctx.db, connection.current_snapshot_id, run.id, POSTURE_CHANGE_EVENT_CAP);
     // sync_completed commits with the completion itself when Chronicle shares this database.
     const within = ctx.chronicle.appendWithin?.bind(ctx.chronicle);
     const completed = await completeRun(
@@ -259,7 +269,7 @@ export async function executeRun(ctx: RunContext, args: RunArgs): Promise<SyncRu
       },
       within !== undefined
         ? async (tx, finished) => {
-            await within(tx, completionEvent(connection.tenant, args.actor, finished));
+            await within(tx, completionEvent(connection.tenant, args.actor, finished, invalidAzureIds.size));
             recorded = true;
           }
         : undefined,
@@ -268,6 +278,7 @@ export async function executeRun(ctx: RunContext, args: RunArgs): Promise<SyncRu
       throw new SyncFailure('lease_lost', 'the run lost its lease before it could make its snapshot current; the previous snapshot stays current');
     }
     summary = completed;
+    if (changed !== undefined) await recordPostureChanges(ctx, connection, run.id, args.actor, changed);
   } catch (err) {
     const failure = classify(err, signal, run.id, log);
     const message = safeMessage(failure.message, secret);
@@ -288,7 +299,7 @@ export async function executeRun(ctx: RunContext, args: RunArgs): Promise<SyncRu
   } catch (err) {
     log.warn({ err }, 'could not delete superseded snapshot rows; the next run will');
   }
-  if (!recorded) await recordCompletion(ctx, connection.tenant, args.actor, summary);
+  if (!recorded) await recordCompletion(ctx, connection.tenant, args.actor, summary, invalidAzureIds.size);
   log.info(
     { status: summary.status, strategy, devices: summary.devices, pages: summary.pages, duration_ms: summary.duration_ms, error_code: summary.error_code },
     'sync run finished',
@@ -307,8 +318,25 @@ function finishedFields(t: { finishedAt: string; durationMs: number; devices: nu
   };
 }
 
+/** device_posture_changed events of a succeeded run; a Chronicle failure is logged, the snapshot stands. */
+async function recordPostureChanges(
+  ctx: Pick<RunContext, 'chronicle' | 'logger'>,
+  connection: ConnectionRow,
+  runId: string,
+  actor: Actor,
+  changed: Awaited<ReturnType<typeof postureChanges>>,
+): Promise<void> {
+  try {
+    for (const event of postureChangeEvents(connection.tenant, actor, { connectionId: connection.id, runId }, changed.changes, changed.total)) {
+      await ctx.chronicle.append(event);
+    }
+  } catch (err) {
+    ctx.logger.error({ err, run_id: runId }, 'could not record device_posture_changed in Chronicle');
+  }
+}
+
 /** The sync_completed event of a finished run: counts and ids only. */
-function completionEvent(tenant: string, actor: Actor, run: SyncRunSummary): AppendInput {
+function completionEvent(tenant: string, actor: Actor, run: SyncRunSummary, invalidAzureADDeviceIds = 0): AppendInput {
   return {
     tenant,
     type: 'integration.intune.sync_completed',
@@ -326,6 +354,7 @@ function completionEvent(tenant: string, actor: Actor, run: SyncRunSummary): App
       throttled_waits: run.throttled_waits,
       counts_by_compliance_state: run.counts_by_compliance_state,
       counts_by_os_family: run.counts_by_os_family,
+      invalid_azure_ad_device_ids: invalidAzureADDeviceIds,
       error_code: run.error_code,
     },
   };
@@ -340,10 +369,11 @@ export async function recordCompletion(
   tenant: string,
   actor: Actor,
   run: SyncRunSummary,
+  invalidAzureADDeviceIds = 0,
 ): Promise<void> {
   if (run.status === 'running') return;
   try {
-    await ctx.chronicle.append(completionEvent(tenant, actor, run));
+    await ctx.chronicle.append(completionEvent(tenant, actor, run, invalidAzureADDeviceIds));
   } catch (err) {
     ctx.logger.error({ err, run_id: run.id }, 'could not record sync_completed in Chronicle');
   }

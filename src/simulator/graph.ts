@@ -23,6 +23,8 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypt
 import type { EntraTenant } from './entra.js';
 import { ROLE_PRIVILEGED, ROLE_READ, ROLE_READ_WRITE } from './entra.js';
 import { compileFilter, FilterError, type CompiledFilter } from './filter.js';
+import { generatePolicyStates } from './compliance-settings.js';
+import { POLICY_STATES } from './tenant-file.js';
 import { BodyTooLargeError, GRAPH_JSON, graphHeaders, readBody, send, sendGraphError, type Exchange } from './http.js';
 import { MANAGED_DEVICE_PROPERTIES } from './properties.js';
 import { GUID_PATTERN } from '../common/ids.js';
@@ -176,43 +178,6 @@ function project(device: Readonly<Record<string, unknown>>, select: readonly str
   const out: Record<string, unknown> = { '@odata.type': device['@odata.type'] };
   for (const name of select) out[name] = device[name];
   return out;
-}
-
-/** deviceCompliancePolicyState's complianceStatus for the policies of a device in `state`. */
-const POLICY_STATE: Readonly<Record<string, readonly [first: string, rest: string]>> = {
-  compliant: ['compliant', 'compliant'],
-  noncompliant: ['nonCompliant', 'compliant'],
-  inGracePeriod: ['nonCompliant', 'compliant'],
-  conflict: ['conflict', 'compliant'],
-  error: ['error', 'compliant'],
-  unknown: ['unknown', 'unknown'],
-  configManager: ['notApplicable', 'notApplicable'],
-};
-
-const POLICIES: Readonly<Record<string, readonly [platformType: string, names: readonly string[]]>> = {
-  macOS: ['macOS', ['macOS baseline compliance', 'FileVault encryption required', 'macOS minimum version']],
-  Windows: ['windows10AndLater', ['Windows 10/11 compliance', 'BitLocker and Secure Boot', 'Defender real-time protection']],
-  iOS: ['iOS', ['iOS compliance', 'iOS passcode policy']],
-  Android: ['androidForWork', ['Android work profile compliance', 'Android minimum patch level']],
-};
-
-function policyStates(device: Readonly<Record<string, unknown>>): Record<string, unknown>[] {
-  const id = String(device['id']);
-  const [platformType, names] = POLICIES[String(device['operatingSystem'])] ?? ['all', ['Default compliance policy']];
-  const [first, rest] = POLICY_STATE[String(device['complianceState'])] ?? ['unknown', 'unknown'];
-  return names.map((displayName, k) => {
-    const h = createHash('sha256').update(`${id}:${displayName}`).digest();
-    const hex = h.toString('hex');
-    return {
-      '@odata.type': '#microsoft.graph.deviceCompliancePolicyState',
-      id: `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-8${hex.slice(17, 20)}-${hex.slice(20, 32)}`,
-      displayName,
-      state: k === 0 ? first : rest,
-      platformType,
-      settingCount: 2 + ((h[0] ?? 0) % 11),
-      version: 1 + ((h[1] ?? 0) % 5),
-    };
-  });
 }
 
 export class GraphService {
@@ -395,10 +360,12 @@ export class GraphService {
     parseQuery(ex.url, new Set());
     const index = this.findDevice(ex, id);
     if (index === undefined) return;
-    const device = this.deps.store.listedAt(index);
+    const device = this.deps.store.full(index);
+    // A tenant file's device may carry its own states (Graph's shape, checked at load); else they are generated.
+    const own = (this.deps.store.listedAt(index) as Record<PropertyKey, unknown>)[POLICY_STATES];
     const body = JSON.stringify({
       '@odata.context': `${this.deps.baseUrl()}/v1.0/$metadata#deviceManagement/managedDevices('${String(device['id'])}')/deviceCompliancePolicyStates`,
-      value: policyStates(device),
+      value: Array.isArray(own) ? own : generatePolicyStates(device),
     });
     send(ex, 200, body, graphHeaders(ex, { 'content-type': GRAPH_JSON }));
   }

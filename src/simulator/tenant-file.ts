@@ -8,6 +8,13 @@ import { SimulatorError } from './errors.js';
 import { MANAGED_DEVICE_PROPERTIES, ODATA_TYPE, PROPERTY_BY_NAME, graphDefault, propertyProblem } from './properties.js';
 import { GUID_PATTERN } from '../common/ids.js';
 import { isPlainObject } from '../common/values.js';
+import { policyStatesProblem } from './compliance-settings.js';
+
+/**
+ * Where a tenant file's device keeps its own `deviceCompliancePolicyStates` (a navigation in
+ * Graph, not a managedDevice property): a symbol key, so LIST and GET bodies (JSON) never show it.
+ */
+export const POLICY_STATES = Symbol('deviceCompliancePolicyStates');
 
 const MAX_REPORTED_PROBLEMS = 10;
 
@@ -43,6 +50,11 @@ export function devicesFromJson(json: unknown, source: string): Record<string, u
     seen.add(id.toLowerCase());
     for (const [name, value] of Object.entries(input)) {
       if (name.startsWith('@odata.')) continue;
+      if (name === 'deviceCompliancePolicyStates') {
+        const problem = policyStatesProblem(value);
+        if (problem !== undefined) problems.push(`${where} (${id}): deviceCompliancePolicyStates${problem.startsWith('[') ? '' : ' '}${problem}`);
+        continue;
+      }
       const spec = PROPERTY_BY_NAME.get(name);
       if (spec === undefined) {
         problems.push(`${where} (${id}): '${name}' is not a v1.0 managedDevice property; remove it`);
@@ -53,6 +65,7 @@ export function devicesFromJson(json: unknown, source: string): Record<string, u
     }
     const device: Record<string, unknown> = { '@odata.type': ODATA_TYPE };
     for (const spec of MANAGED_DEVICE_PROPERTIES) device[spec.name] = spec.name in input ? input[spec.name] : graphDefault(spec);
+    if (input['deviceCompliancePolicyStates'] !== undefined) (device as Record<PropertyKey, unknown>)[POLICY_STATES] = input['deviceCompliancePolicyStates'];
     devices.push(device);
   });
   if (problems.length > 0) {

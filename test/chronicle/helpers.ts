@@ -59,6 +59,17 @@ export const SAMPLE_DATA: Readonly<Record<EventType, Record<string, unknown>>> =
     counts_by_os_family: { macos: 120, windows: 60, ios: 20 },
     error_code: null,
   },
+  'integration.intune.device_posture_changed': {
+    connection_id: GUID_A,
+    run_id: GUID_B,
+    summary: false,
+    intune_device_id: GUID_C,
+    azure_ad_device_id: GUID_A,
+    changed: ['is_encrypted', 'os_major_version'],
+    old: { compliance_state: 'compliant', is_encrypted: false, os_major_version: 14 },
+    new: { compliance_state: 'compliant', is_encrypted: true, os_major_version: 15 },
+    devices_not_listed: 0,
+  },
   'agent.macos.enrolled': {
     agent_id: 'agent-01.example:mac',
     platform: 'darwin',

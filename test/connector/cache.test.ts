@@ -24,6 +24,8 @@ const posture = (id: string): DevicePosture => ({
   model: null,
   manufacturer: null,
   serial_fingerprint: null,
+  threat_state: 'unknown',
+  supervised: false,
 });
 
 

@@ -12,6 +12,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateTenant } from '../../src/simulator/index.js';
 import { DEMO_DEVICES, DEMO_SEED } from '../../src/runtime/index.js';
 import { GateResponseSchema } from '../../src/gate/schemas.js';
+import { LOOKUP_NOT_PERFORMED, decide, loadGatePolicy, resolveAccordPolicy } from '../../src/gate/index.js';
+import { redactDevice } from '../../src/connector/index.js';
+import type { ManagedDevice } from '../../src/connector/graph/types.js';
 import { createPostgresDatabase, pgAvailable, type TestDatabase } from '../helpers/db.js';
 
 const run = promisify(execFile);
@@ -19,12 +22,28 @@ const ROOT = path.resolve(import.meta.dirname, '../..');
 const CLI = path.join(ROOT, 'dist', 'cli.js');
 const POLICY_FILE = path.join(ROOT, 'examples', 'accord-policy.yaml');
 
-/** Entra ids of demo devices (the runtime's simulator: same size and seed) in a state, with no re-enrolled twin. */
+/**
+ * Entra ids of demo devices (the runtime's simulator: same size and seed) in a state, with no
+ * re-enrolled twin. A compliant one also meets device-management's posture rules in the example
+ * policy (encryption, minimum OS, check-in age), so it is allowed there.
+ */
 function demoDevice(state: string): string {
   const devices = generateTenant(DEMO_DEVICES, DEMO_SEED);
   const counts = new Map<unknown, number>();
   for (const d of devices) counts.set(d['azureADDeviceId'], (counts.get(d['azureADDeviceId']) ?? 0) + 1);
-  const found = devices.find((d) => d['complianceState'] === state && typeof d['azureADDeviceId'] === 'string' && counts.get(d['azureADDeviceId']) === 1);
+  const policy = resolveAccordPolicy(
+    loadGatePolicy({ intuneEnabled: true, compliance: { requiredByDefault: false, strict: false, staleMaxMs: 0, policyFile: POLICY_FILE } }),
+    'device-management',
+  );
+  const allowed = (d: Record<string, unknown>): boolean => {
+    const posture = redactDevice(d as unknown as ManagedDevice, Buffer.alloc(32));
+    const lookup = { ok: true as const, records: [posture], cacheHit: false, servedStale: false, fetchedAt: Date.now(), graphRequestId: null };
+    const id = { kind: 'guid' as const, azureADDeviceId: String(d['azureADDeviceId']) };
+    return decide({ deviceId: id, lookup: state === 'compliant' ? lookup : LOOKUP_NOT_PERFORMED, policy, now: Date.now() }).decision === 'allow';
+  };
+  const found = devices.find(
+    (d) => d['complianceState'] === state && typeof d['azureADDeviceId'] === 'string' && counts.get(d['azureADDeviceId']) === 1 && (state !== 'compliant' || allowed(d)),
+  );
   if (found === undefined) throw new Error(`the demo tenant has no ${state} device`);
   return found['azureADDeviceId'] as string;
 }

@@ -136,7 +136,10 @@ describe.each(MODES)('the decision table, $mode mode', ({ mode, strict }) => {
 
   it('a check-in never recorded counts as stale when the accord has a max age, and does not matter without one', () => {
     expect(run(accordPolicy({ strict, max_checkin_age_days: 30 }), answered([posture({ last_sync_at: null })]))).toMatchObject({ reason: 'stale_checkin', decision: 'deny' });
-    expect(run(policy, answered([posture({ last_sync_at: null })]))).toMatchObject({ reason: 'compliant', decision: 'allow' });
+    expect(run(accordPolicy({ strict, max_checkin_age_days: null }), answered([posture({ last_sync_at: null })]))).toMatchObject({ reason: 'compliant', decision: 'allow' });
+    // Without a policy setting, the default is Intune's own validity period: 30 days.
+    expect(run(policy, answered([posture({ last_sync_at: new Date(NOW - 31 * DAY_MS).toISOString() })]))).toMatchObject({ reason: 'stale_checkin', maxCheckinAgeMs: 30 * DAY_MS });
+    expect(run(policy, answered([posture({ last_sync_at: new Date(NOW - 29 * DAY_MS).toISOString() })]))).toMatchObject({ reason: 'compliant' });
   });
 
   it('staleness only guards an allow: a stale noncompliant device is reported as noncompliant, a stale one in grace as stale', () => {
@@ -210,7 +213,15 @@ describe('several records for one Entra device id (re-enrolment)', () => {
 
 describe('per-accord overrides', () => {
   it.each(OVERRIDABLE_REASONS)('decisions.%s: allow flips the verdict and keeps the reason', (row) => {
-    const flipped = accordPolicy({ max_checkin_age_days: 7, decisions: { [row]: 'allow' } });
+    const rules = {
+      require_encryption: true,
+      min_os_version: { macos: '14.0' },
+      allowed_ownership: ['company'],
+      allowed_management_agents: ['mdm'],
+      max_threat_state: 'lowSeverity',
+      require_supervised: true,
+    };
+    const flipped = accordPolicy({ max_checkin_age_days: 7, ...rules, decisions: { [row]: 'allow' } });
     const lookups: Record<(typeof OVERRIDABLE_REASONS)[number], ComplianceLookup> = {
       device_not_managed: answered([]),
       grace_period_expired: answered([posture({ compliance_state: 'inGracePeriod', grace_period_expires_at: new Date(NOW - 1).toISOString() })]),
@@ -220,13 +231,19 @@ describe('per-accord overrides', () => {
       compliance_unknown: answered([posture({ compliance_state: 'unknown' })]),
       compliance_config_manager: answered([posture({ compliance_state: 'configManager' })]),
       stale_checkin: answered([posture({ last_sync_at: new Date(NOW - 8 * DAY_MS).toISOString() })]),
+      not_encrypted: answered([posture({ is_encrypted: false })]),
+      os_version_below_minimum: answered([posture({ os_version: '13.6.1' })]),
+      ownership_not_allowed: answered([posture({ ownership: 'personal' })]),
+      management_agent_not_allowed: answered([posture({ management_agent: 'jamf' })]),
+      threat_state_too_high: answered([posture({ threat_state: 'highSeverity' })]),
+      not_supervised: answered([posture({ os_family: 'ios', os_version: '17.5', supervised: false })]),
       compliance_unavailable: { ok: false, reason: 'graph_unavailable', message: 'down' },
     };
     const decision = run(flipped, lookups[row]);
     expect(decision).toMatchObject({ decision: 'allow', reason: row, overridden: true });
     expect(describeDecision(decision)).toContain('sets this case to allow');
     // Every other row keeps its default.
-    expect(run(accordPolicy({ max_checkin_age_days: 7 }), lookups[row])).toMatchObject({ decision: 'deny', reason: row, overridden: false });
+    expect(run(accordPolicy({ max_checkin_age_days: 7, ...rules }), lookups[row])).toMatchObject({ decision: 'deny', reason: row, overridden: false });
   });
 
   it('an allowed noncompliant state is still subject to the check-in age', () => {
@@ -262,8 +279,23 @@ describe('per-accord overrides', () => {
 
 describe('describeDecision', () => {
   it('has a sentence for every reason', () => {
-    const policy = accordPolicy({ strict: true, max_checkin_age_days: 1 });
+    const policy = accordPolicy({
+      strict: true,
+      max_checkin_age_days: 1,
+      require_encryption: true,
+      min_os_version: { macos: '14.0' },
+      allowed_ownership: ['company'],
+      allowed_management_agents: ['mdm'],
+      max_threat_state: 'lowSeverity',
+      require_supervised: true,
+    });
     const samples: Decision[] = [
+      run(policy, answered([posture({ is_encrypted: false })])),
+      run(policy, answered([posture({ os_version: '13.6' })])),
+      run(policy, answered([posture({ ownership: 'personal' })])),
+      run(policy, answered([posture({ management_agent: 'jamf' })])),
+      run(policy, answered([posture({ threat_state: 'compromised' })])),
+      run(policy, answered([posture({ os_family: 'ios', os_version: '17.1', supervised: false })])),
       decide({ deviceId: guid, lookup: LOOKUP_NOT_PERFORMED, policy: accordPolicy({ device_compliance_required: false }), now: NOW }),
       decide({ deviceId: { kind: 'absent' }, lookup: LOOKUP_NOT_PERFORMED, policy, now: NOW }),
       decide({ deviceId: { kind: 'absent' }, lookup: LOOKUP_NOT_PERFORMED, policy: accordPolicy({ strict: false }), now: NOW }),

@@ -24,6 +24,8 @@ export function posture(overrides: Partial<DevicePosture> = {}): DevicePosture {
     model: 'MacBook Pro',
     manufacturer: 'Apple',
     serial_fingerprint: 'hmac-sha256:00',
+    threat_state: 'secured',
+    supervised: true,
     ...overrides,
   };
 }

@@ -32,7 +32,7 @@ import {
 const POLICY = {
   defaults: { stale_max_seconds: 120 },
   accords: {
-    'device-management': { device_compliance_required: true, strict: true },
+    'device-management': { device_compliance_required: true, strict: true, max_checkin_age_days: null },
     'weekly-checkin': { device_compliance_required: true, max_checkin_age_days: 7 },
     'no-stale-serve': { device_compliance_required: true, stale_max_seconds: 0 },
     'byod-reporting': { device_compliance_required: true, strict: false, decisions: { device_not_managed: 'allow' } },
@@ -295,6 +295,8 @@ forEachDatabase('the compliance gate end to end', (create) => {
         evaluated: true,
         message: expect.stringMatching(/could not be recorded/),
         device: null,
+        failed_rules: [],
+        failing_settings: [],
         event: null,
       });
       expect(Date.now() - started).toBeLessThan(10_000);

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/index.js';
-import { DEFAULT_DECISIONS, buildGatePolicy, loadGatePolicy, resolveAccordPolicy, type GatePolicy } from '../../src/gate/index.js';
+import { DEFAULT_DECISIONS, NO_POSTURE_RULES, buildGatePolicy, loadGatePolicy, resolveAccordPolicy, type GatePolicy } from '../../src/gate/index.js';
 
 const EXAMPLES = path.resolve(import.meta.dirname, '../../examples');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gate-policy-'));
@@ -38,7 +38,12 @@ describe('the shipped example policy', () => {
     for (const accord of ['infrastructure-operations', 'device-management']) {
       expect(resolveAccordPolicy(policy, accord)).toMatchObject({ accord, required: true, mode: 'strict', source: 'policy_file', decisions: DEFAULT_DECISIONS });
     }
-    expect(resolveAccordPolicy(policy, 'read-only-reporting')).toMatchObject({ required: false, mode: 'strict', source: 'defaults', maxCheckinAgeMs: null, gracePeriodCounts: true });
+    expect(resolveAccordPolicy(policy, 'read-only-reporting')).toMatchObject({ required: false, mode: 'strict', source: 'defaults', maxCheckinAgeMs: 30 * 86_400_000, gracePeriodCounts: true, rules: NO_POSTURE_RULES });
+    expect(resolveAccordPolicy(policy, 'device-management').rules).toEqual({
+      ...NO_POSTURE_RULES,
+      requireEncryption: true,
+      minOsVersion: { macos: '14.0', windows: '10.0.22631', ios: '17.0', android: '13' },
+    });
   });
 });
 
@@ -50,12 +55,15 @@ describe('global defaults from the environment', () => {
       accord: 'anything',
       required: true,
       mode: 'permissive',
-      maxCheckinAgeMs: null,
+      maxCheckinAgeMs: 30 * 86_400_000,
       gracePeriodCounts: true,
       staleMaxMs: 90_000,
       decisions: DEFAULT_DECISIONS,
+      rules: NO_POSTURE_RULES,
       source: 'defaults',
     });
+    const unlimited = startWith({ INTUNE_COMPLIANCE_REQUIRED: 'true', INTUNE_COMPLIANCE_MAX_CHECKIN_AGE_DAYS: '0' }) as GatePolicy;
+    expect(resolveAccordPolicy(unlimited, 'anything').maxCheckinAgeMs).toBeNull();
   });
 
   it('the file\'s defaults apply to all accords and each accord overrides them key by key', () => {

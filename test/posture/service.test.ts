@@ -314,6 +314,7 @@ forEachDatabase('posture service', (create) => {
         [
           'azure_ad_device_id', 'compliance_state', 'connection_id', 'device_id', 'enrolled_at', 'grace_period_expires_at', 'is_encrypted', 'jailbroken',
           'last_sync_at', 'management_agent', 'management_state', 'manufacturer', 'model', 'os_family', 'os_version', 'ownership', 'serial_fingerprint',
+          'supervised', 'threat_state',
         ].sort(),
       );
 
@@ -346,9 +347,52 @@ forEachDatabase('posture service', (create) => {
         throttled_waits: first.throttled_waits,
         counts_by_compliance_state: first.counts_by_compliance_state,
         counts_by_os_family: first.counts_by_os_family,
+        invalid_azure_ad_device_ids: 0,
         error_code: null,
       });
       expect(leaksIn(JSON.stringify(events), piiValues(world.sim))).toEqual([]);
+    });
+
+    it('records device_posture_changed for compliance, encryption and OS major changes (none on the first sync; a summary past 100)', async () => {
+      const changedEvents = async () =>
+        (await world.chronicle.query({ tenant: 'default', types: ['integration.intune.device_posture_changed'], limit: 1000 })).events;
+      expect(await changedEvents()).toEqual([]);
+      const devices = world.sim.devices.slice(0, 120).map((d) => ({ ...d }));
+      const [a, b, c, d, e] = devices;
+      const flip = (v: unknown) => (v === 'compliant' ? 'noncompliant' : 'compliant');
+      world.sim.updateDevice(String(a?.['id']), { complianceState: flip(a?.['complianceState']) });
+      world.sim.updateDevice(String(b?.['id']), { isEncrypted: b?.['isEncrypted'] !== true });
+      world.sim.updateDevice(String(c?.['id']), { osVersion: `${Number(String(c?.['osVersion']).split('.')[0]) + 1}.0` });
+      // A minor update is not a change reviewers are told about.
+      world.sim.updateDevice(String(d?.['id']), { osVersion: `${String(d?.['osVersion']).split('.')[0] ?? ''}.99` });
+      // Not a GUID: stored as absent and counted.
+      world.sim.updateDevice(String(e?.['id']), { azureADDeviceId: 'not-a-guid <x>' });
+      const second = await (await world.service.startSync('default', connection.id, ADMIN)).done;
+      expect(second.status).toBe('succeeded');
+      const events = (await changedEvents()).filter((ev) => ev.data['run_id'] === second.id);
+      expect(events.map((ev) => [ev.data['intune_device_id'], ev.data['changed']]).sort()).toEqual(
+        [
+          [String(a?.['id']).toLowerCase(), ['compliance_state']],
+          [String(b?.['id']).toLowerCase(), ['is_encrypted']],
+          [String(c?.['id']).toLowerCase(), ['os_major_version']],
+        ].sort(),
+      );
+      const enc = events.find((ev) => ev.data['intune_device_id'] === String(b?.['id']).toLowerCase());
+      expect(enc?.data['old']).toMatchObject({ is_encrypted: b?.['isEncrypted'] === true });
+      expect(enc?.data['new']).toMatchObject({ is_encrypted: b?.['isEncrypted'] !== true });
+      for (const ev of events) expect(validateEventData('integration.intune.device_posture_changed', ev.data)).toEqual({ ok: true });
+      const completed = (await syncEvents()).find((ev) => ev.data['run_id'] === second.id);
+      expect(completed?.data['invalid_azure_ad_device_ids']).toBe(1);
+      const stored = (await allDevices()).find((x) => x.device_id === String(e?.['id']).toLowerCase());
+      expect(stored?.azure_ad_device_id).toBeNull();
+
+      // 105 changes in one run: 100 device events, then one summary naming the 5 not listed.
+      for (const x of devices.slice(10, 115)) world.sim.updateDevice(String(x['id']), { isEncrypted: x['isEncrypted'] !== true });
+      const third = await (await world.service.startSync('default', connection.id, ADMIN)).done;
+      const many = (await changedEvents()).filter((ev) => ev.data['run_id'] === third.id);
+      expect(many).toHaveLength(101);
+      expect(many.filter((ev) => ev.data['summary'] === true).map((ev) => ev.data['devices_not_listed'])).toEqual([5]);
+      expect(leaksIn(JSON.stringify(many), piiValues(world.sim))).toEqual([]);
     });
 
     it('filters and pages the current snapshot, and refuses a cursor reused with other filters', async () => {

@@ -145,7 +145,7 @@ describe('single devices', () => {
     expect(body['@odata.context']).toContain(`managedDevices('${String(noncompliant?.['id'])}')/deviceCompliancePolicyStates`);
     expect(body.value.length).toBeGreaterThan(0);
     for (const state of body.value) {
-      expect(Object.keys(state).sort()).toEqual(['@odata.type', 'displayName', 'id', 'platformType', 'settingCount', 'state', 'version']);
+      expect(Object.keys(state).sort()).toEqual(['@odata.type', 'displayName', 'id', 'platformType', 'settingCount', 'settingStates', 'state', 'version']);
       expect(state['platformType']).toBe('macOS');
       expect(['compliant', 'nonCompliant']).toContain(state['state']);
       expect(Number.isInteger(state['settingCount'])).toBe(true);

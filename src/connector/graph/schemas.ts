@@ -233,7 +233,24 @@ export const CollectionPageSchema = z.object({
   value: z.array(z.unknown()),
 });
 
-/** deviceCompliancePolicyState, as the connector reads it (settingStates are not requested). */
+/** complianceStatus, the state of a policy and of each of its settings on a device. */
+export const COMPLIANCE_STATUS_VALUES = ['unknown', 'notApplicable', 'compliant', 'remediated', 'nonCompliant', 'error', 'conflict', 'notAssigned'] as const;
+
+/** What a setting identifier looks like ("MacOSCompliancePolicy.StorageRequireEncryption"); anything else is not kept. */
+export const SETTING_ID_PATTERN = /^[A-Za-z][A-Za-z0-9_.]{0,127}$/;
+
+/**
+ * deviceCompliancePolicySettingState reduced to its identifier and state: an allow-list, so user
+ * names, e-mail addresses, UPNs, current values and Graph's free text never leave the parser.
+ */
+const SettingStateSchema = z
+  .object({
+    setting: z.string().regex(SETTING_ID_PATTERN).nullable().catch(null),
+    state: z.enum(COMPLIANCE_STATUS_VALUES).catch('unknown'),
+  })
+  .transform((s) => ({ setting: s.setting ?? null, state: s.state }));
+
+/** deviceCompliancePolicyState, as the connector reads it (settingStates reduced to identifiers and states). */
 export const CompliancePolicyStateSchema: z.ZodType<CompliancePolicyState> = z.object({
   id: z.string().min(1),
   displayName: z.string().nullable().catch(null),
@@ -241,6 +258,12 @@ export const CompliancePolicyStateSchema: z.ZodType<CompliancePolicyState> = z.o
   platformType: z.string().nullable().catch(null),
   settingCount: z.number().int().catch(0),
   version: z.number().int().catch(0),
+  settingStates: z
+    .array(z.unknown())
+    .nullable()
+    .optional()
+    .catch(null)
+    .transform((items) => (items ?? []).flatMap((item) => (isPlainObject(item) ? [SettingStateSchema.parse(item)] : []))),
 });
 
 /** Graph's error body: {error:{code,message,innerError:{date,request-id,client-request-id}}}. */

@@ -49,6 +49,19 @@ export interface GraphResult<T> {
   readonly requestId: string;
 }
 
+/**
+ * One deviceCompliancePolicySettingState, as the connector keeps it: the setting's identifier and
+ * its state. Graph's other fields (settingName, instanceDisplayName, errorDescription, userId,
+ * userName, userEmail, userPrincipalName, sources, currentValue) are names, free text or personal
+ * data, and are dropped when the response is parsed.
+ */
+export interface SettingState {
+  /** e.g. "MacOSCompliancePolicy.StorageRequireEncryption"; null when Graph's value is not an identifier. */
+  readonly setting: string | null;
+  /** complianceStatus: unknown, notApplicable, compliant, remediated, nonCompliant, error, conflict, notAssigned. */
+  readonly state: string;
+}
+
 export interface CompliancePolicyState {
   readonly id: string;
   readonly displayName: string | null;
@@ -56,6 +69,7 @@ export interface CompliancePolicyState {
   readonly platformType: string | null;
   readonly settingCount: number;
   readonly version: number;
+  readonly settingStates: readonly SettingState[];
 }
 
 export type DeviceAction = 'syncDevice' | 'remoteLock' | 'retire' | 'wipe';

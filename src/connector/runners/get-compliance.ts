@@ -1,6 +1,7 @@
 /** get_compliance: a device's compliance by Intune id or Entra device id, through the compliance cache. */
 import type { Logger } from '../../log/index.js';
 import type { CachedComplianceLookup } from '../compliance-lookup.js';
+import { failingSettingsOf, type CachedPolicyStatesLookup } from '../policy-states.js';
 import { safeRequestId } from '../errors.js';
 import type { GetComplianceInput, GetComplianceOutput } from '../operations.js';
 import { failedFrom, succeeded, type RunOutcome } from '../outcome.js';
@@ -8,6 +9,7 @@ import { graphFailure, noteFailure, signalOption, type RunCall } from './call.js
 
 export interface GetComplianceDeps {
   readonly lookup: CachedComplianceLookup;
+  readonly policyStates: CachedPolicyStatesLookup;
   readonly logger: Logger | undefined;
 }
 
@@ -35,19 +37,17 @@ export async function runGetCompliance(deps: GetComplianceDeps, call: RunCall<Ge
   let graphRequestId = lookup.graphRequestId;
   let policies: GetComplianceOutput['policies'];
   if (input.include_policies === true) {
-    try {
-      const states = await graph.getCompliancePolicyStates(current.device_id, signalOption(signal));
-      graphRequestId = safeRequestId(states.requestId) ?? graphRequestId;
-      policies = states.value.map((p) => ({
-        id: p.id,
-        ...(p.displayName !== null ? { display_name: p.displayName } : {}),
-        state: p.state,
-        platform_type: p.platformType,
-        setting_count: p.settingCount,
-      }));
-    } catch (err) {
-      return failedFrom(graphFailure(deps.logger, err, 'get_compliance'), { cache });
-    }
+    const states = await deps.policyStates(graph, tenant, current.device_id, signalOption(signal));
+    if (!states.ok) return failedFrom(noteFailure(deps.logger, states.failure, 'get_compliance'), { cache });
+    graphRequestId = states.graphRequestId ?? graphRequestId;
+    policies = states.records.map((p) => ({
+      id: p.id,
+      ...(p.displayName !== null ? { display_name: p.displayName } : {}),
+      state: p.state,
+      platform_type: p.platformType,
+      setting_count: p.settingCount,
+      failing_settings: failingSettingsOf(p),
+    }));
   }
   const value: GetComplianceOutput = {
     compliance_state: current.compliance_state,

@@ -11,7 +11,8 @@ export const getDeviceComplianceDescriptor = describeTool(
       'list_devices shows it) or azure_ad_device_id (the Entra device id, the deviceid claim of a user token). Returns the ' +
       'compliance state (compliant, noncompliant, inGracePeriod, conflict, error, unknown, configManager), the grace-period end, ' +
       'the last check-in, and every matching Intune record (re-enrolment can leave several; the most recently synced decides). ' +
-      'Set include_policies to also list the compliance policies and their states. Answers come from a short-lived cache: ' +
+      'Set include_policies to also list the compliance policies, their states and the identifiers of their failing settings ' +
+      '(e.g. MacOSCompliancePolicy.StorageRequireEncryption). Answers come from a short-lived cache: ' +
       'cache.hit and cache.stale say how fresh the answer is.',
   },
   (v) => {
@@ -29,7 +30,7 @@ export const getDeviceComplianceDescriptor = describeTool(
       lines.push(
         v.policies.length === 0
           ? 'No compliance policies are assigned.'
-          : `Policies: ${v.policies.map((p) => `${p.display_name ?? p.id}: ${p.state}`).join('; ')}.`,
+          : `Policies: ${v.policies.map((p) => `${p.display_name ?? p.id}: ${p.state}${p.failing_settings.length > 0 ? ` (failing: ${p.failing_settings.join(', ')})` : ''}`).join('; ')}.`,
       );
     }
     return lines.join('\n');
