@@ -33,6 +33,8 @@ export interface ServerOptions {
   readonly env?: Env;
   /** Start the simulated demo tenant when ENTRA_* are unset (default true). */
   readonly demo?: boolean;
+  /** Embedded database: share it with CLI commands over a Unix socket in the data directory (default true). */
+  readonly shareDatabase?: boolean;
   /**
    * The sync at start: 'wait' finishes it before startServer resolves, 'background' does not wait,
    * 'off' skips it. Default: 'wait' for the demo tenant (a second or so), 'background' otherwise.
@@ -94,6 +96,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     const runtime = await openRuntime(config, {
       logger,
       demo: options.demo ?? true,
+      shareDatabase: options.shareDatabase ?? true,
       graphFor: (tenant) => posture?.graphFor(tenant),
     });
     closers.push('runtime', () => runtime.close());

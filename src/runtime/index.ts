@@ -48,6 +48,8 @@ export interface OpenRuntimeOptions {
   readonly demo?: boolean;
   /** Run migrations at open (default true). */
   readonly migrate?: boolean;
+  /** Embedded database: serve it to other processes (the CLI) over a socket in the data directory while open (`serve`). */
+  readonly shareDatabase?: boolean;
   /** Override: per-tenant clients (the posture runtime supplies one per connection). Default: the 'default' tenant's client only. */
   readonly graphFor?: (tenant: string) => GraphClient | undefined;
   /** Connector policy beyond the Config (e.g. enabledMutations in a later phase). */
@@ -74,7 +76,12 @@ export async function openRuntime(config: Config, options: OpenRuntimeOptions = 
   const closeAll = () => closers.closeAll();
 
   try {
-    const db = await openDatabase(config.database, { migrate: options.migrate ?? true });
+    const db = await openDatabase(config.database, {
+      migrate: options.migrate ?? true,
+      share: options.shareDatabase ?? false,
+      onShareUnavailable: (socketFile) =>
+        logger.warn({ socket: socketFile }, 'the data directory path is too long for a Unix socket: CLI commands cannot reach the embedded database while this process runs; use a shorter INTUNE_DATA_DIR'),
+    });
     closers.push('database', () => db.close());
 
     const chronicle = await createChronicle({
