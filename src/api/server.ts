@@ -15,6 +15,7 @@ import type { Actor } from '../chronicle/types.js';
 import { openRuntime, type Runtime } from '../runtime/index.js';
 import { DEFAULT_TENANT } from '../common/ids.js';
 import { createPostureService, secretProviderFromConfig, SyncInProgressError } from '../posture/index.js';
+import { runPreflight } from '../posture/preflight.js';
 import type { Connection, PostureService, SyncRunSummary } from '../posture/types.js';
 import { createGate, loadGatePolicy } from '../gate/index.js';
 import { gateJwtOptions } from '../gate/http.js';
@@ -157,6 +158,16 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
             : { port: agentListener.port, ...(agentTls.caPem !== undefined ? { serverCaPem: agentTls.caPem } : {}) },
       },
       mcpDefaultCapabilities: config.mcp.defaultCapabilities,
+      preflight: (tenant, connectionId) =>
+        runPreflight({
+          db: runtime.db,
+          chronicle,
+          posture: service,
+          tenant,
+          connectionId,
+          capabilities: config.mcp.defaultCapabilities,
+          checkpointIntervalMs: config.chronicle.checkpointIntervalMs,
+        }),
       ...(gateJwt !== undefined ? { gateJwt } : {}),
       metrics: { syncRuns: createSyncRunStats(runtime.db) },
     });

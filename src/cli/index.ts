@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { registerAgents, registerAgentSim } from './agents.js';
 import { registerChronicle } from './chronicle.js';
 import { registerCheck } from './check.js';
+import { registerDoctor } from './doctor.js';
 import { registerKeys } from './keys.js';
 import { registerMcp } from './mcp.js';
 import { registerMigrate } from './migrate.js';
@@ -20,5 +21,6 @@ export const COMMANDS: ReadonlyArray<(program: Command) => void> = [
   registerKeys,
   registerAgents,
   registerAgentSim,
+  registerDoctor,
   registerMigrate,
 ];
