@@ -76,8 +76,8 @@ export function registerAgents(program: Command): void {
       'after',
       `
 An agent enrolls with a one-time token (POST /api/v1/agents/enroll) and then speaks mTLS to the agent
-listener (INTUNE_AGENT_PORT). With the embedded database, stop \`serve\` first (one process at a time)
-or use POST /api/v1/agents/enrollment-tokens with an admin key.`,
+listener (INTUNE_AGENT_PORT). These commands work while \`serve\` runs, on the embedded database too
+(through the socket it shares in the data directory); POST /api/v1/agents/enrollment-tokens does the same.`,
     );
 
   const token = agents.command('token').description('One-time enrollment tokens');

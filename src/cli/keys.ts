@@ -45,7 +45,8 @@ export function registerKeys(program: Command): void {
       `
 Roles: admin (everything in its tenant), reader (read connections, runs, devices; the Settings panel),
 gate (the compliance gate endpoint), auditor (Chronicle read and verify), agent (MCP at /mcp).
-With the embedded database, stop \`serve\` first (one process at a time) or use POST /api/v1/keys with an admin key.`,
+These commands work while \`serve\` runs, on the embedded database too (through the socket it shares
+in the data directory); POST /api/v1/keys with an admin key does the same.`,
     );
 
   keys

@@ -7,7 +7,7 @@
 import { type Command, Option } from 'commander';
 import { DEFAULT_ROLES, SimulatorError, exportLine, parseFaultSpec, startSimulator, FAULT_SPEC_HELP } from '../simulator/index.js';
 import type { SimulatorOptions } from '../simulator/index.js';
-import { EXIT } from './shared.js';
+import { EXIT } from './exit.js';
 
 interface SimulatorCliOptions {
   readonly port?: string;

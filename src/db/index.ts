@@ -80,7 +80,16 @@ export function openSharedPGlite(dataDir: string, { waitMs = 30_000 }: { waitMs?
       try {
         return await pool.connect();
       } catch (err) {
-        // Refused or dropped at once: another client has the socket (or serve is starting).
+        const code = (err as { code?: unknown }).code;
+        if (code === 'ECONNREFUSED' || code === 'ENOENT') {
+          // Nobody listens: a socket file left by a server that died, while another process holds the directory.
+          throw new DbError(
+            `the embedded database in ${dataDir} is in use by process ${liveLockHolder(dataDir) ?? '(gone)'}, which does not share it: stop that process, give this one its own INTUNE_DATA_DIR, or set DATABASE_URL to share a PostgreSQL server`,
+            'db_locked',
+            { cause: err },
+          );
+        }
+        // Dropped at once: another client has the socket's one connection; wait for its turn.
         if (Date.now() + delayMs > deadline) {
           throw new DbError(
             `database unavailable: the embedded database in ${dataDir} is held by a running server, and its socket ${socketPath(dataDir)} did not answer within ${Math.round(waitMs / 1000)} s (${(err as Error).message})`,
@@ -268,7 +277,7 @@ export async function openPGlite(options: PGliteOptions): Promise<Db> {
 async function openEmbedded(dataDir: string, share: boolean, onShareUnavailable?: (socketFile: string) => void): Promise<Db> {
   if (!dataDir.startsWith('memory://')) {
     const holder = liveLockHolder(dataDir);
-    if (holder !== undefined && holder !== process.pid) return openSharedPGlite(dataDir);
+    if (holder !== undefined && holder !== process.pid && fs.existsSync(socketPath(dataDir))) return openSharedPGlite(dataDir);
   }
   return openPGlite({ dataDir, share, ...(onShareUnavailable !== undefined ? { onShareUnavailable } : {}) });
 }

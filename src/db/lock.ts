@@ -44,7 +44,7 @@ export function acquireDirLock(dir: string): DirLock {
       }
       if (holder !== undefined && isAlive(holder)) {
         throw new DbError(
-          `the embedded database in ${dir} is in use by process ${holder}. PGlite allows one process at a time: ` +
+          `the embedded database in ${dir} is in use by process ${holder}, which does not share it (only \`serve\` does, over the socket ${path.join(dir, '.s.PGSQL.5432')}): ` +
             `stop that process, give this one its own INTUNE_DATA_DIR, or set DATABASE_URL to share a PostgreSQL server`,
           'db_locked',
         );

@@ -14,7 +14,6 @@ import { openDatabase, type Db } from '../db/index.js';
 import { createChronicle, type Chronicle } from '../chronicle/index.js';
 import { createGraphClient, graphClientFromConfig } from '../connector/graph/index.js';
 import type { GraphClient } from '../connector/graph/types.js';
-import { startSimulator } from '../simulator/index.js';
 import type { SimulatorHandle } from '../simulator/types.js';
 import { createIntuneConnector, type IntuneConnector, type IntuneConnectorOptions } from '../connector/index.js';
 import { fingerprintKeys } from './fingerprint-keys.js';
@@ -102,6 +101,8 @@ export async function openRuntime(config: Config, options: OpenRuntimeOptions = 
       const client = graph;
       closers.push('graph client', () => client.close());
     } else if (options.demo ?? true) {
+      // Loaded only for the demo: a command against a real tenant (or a running server's data) never pays for it.
+      const { startSimulator } = await import('../simulator/index.js');
       const simulator = await startSimulator({ devices: DEMO_DEVICES, seed: DEMO_SEED });
       closers.push('demo simulator', () => simulator.close());
       demo = { simulator };
