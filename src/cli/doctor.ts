@@ -4,7 +4,8 @@
  * 1 when a check failed, 2 usage, 3 configuration, 4 database unavailable. Writes nothing.
  */
 import type { Command } from 'commander';
-import { DEFAULT_TENANT, isGuid, isTenant } from '../common/ids.js';
+import { DEFAULT_TENANT } from '../common/ids.js';
+import { guidArg, tenantArg } from './args.js';
 import { openRuntime } from '../runtime/index.js';
 import { createPostureService, secretProviderFromConfig, type PostureService } from '../posture/index.js';
 import { runPreflight, type PreflightCheck, type PreflightReport } from '../posture/preflight.js';
@@ -37,14 +38,6 @@ export function renderReport(report: PreflightReport): string {
 }
 
 async function runDoctor(options: DoctorOptions): Promise<number> {
-  if (options.connection !== undefined && !isGuid(options.connection)) {
-    process.stderr.write('error: --connection must be a connection id, a GUID such as 0fa4e5e1-0000-4000-8000-000000000001\n');
-    return EXIT.usage;
-  }
-  if (!isTenant(options.tenant)) {
-    process.stderr.write('error: --tenant must be 1 to 64 letters, digits, dots, underscores or hyphens\n');
-    return EXIT.usage;
-  }
   const config = configFromEnv();
   let posture: PostureService | undefined;
   const runtime = await openRuntime(config, { graphFor: (tenant) => posture?.graphFor(tenant) });
@@ -79,8 +72,8 @@ export function registerDoctor(program: Command): void {
   program
     .command('doctor')
     .description("Pre-flight a connection: token, the token's permissions against the enabled operations, Graph reachability and latency, device count, clock skew, database, Chronicle, checkpoint age")
-    .option('--connection <id>', "connection to check (default: the tenant's only enabled connection)")
-    .option('--tenant <tenant>', 'tenant of the connection', DEFAULT_TENANT)
+    .option('--connection <id>', "connection to check (default: the tenant's only enabled connection)", guidArg)
+    .option('--tenant <tenant>', 'tenant of the connection', tenantArg, DEFAULT_TENANT)
     .option('--json', 'print the report as JSON')
     .addHelpText('after', '\nExit codes: 0 all checks passed (warnings allowed), 1 a check failed (the first thing to fix is printed first), 2 usage, 3 configuration, 4 database unavailable.\n')
     .action(async (options: DoctorOptions) => {

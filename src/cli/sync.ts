@@ -7,8 +7,8 @@ import os from 'node:os';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { openRuntime } from '../runtime/index.js';
-import { DEFAULT_TENANT, isGuid, isTenant } from '../common/ids.js';
-import { UsageError } from './exit.js';
+import { DEFAULT_TENANT } from '../common/ids.js';
+import { guidArg, tenantArg } from './args.js';
 import { createPostureService, secretProviderFromConfig, type PostureService, type SyncProgress, type SyncRunSummary } from '../posture/index.js';
 import type { Actor } from '../chronicle/types.js';
 import { configFromEnv, EXIT } from './shared.js';
@@ -23,8 +23,8 @@ export function registerSync(program: Command): void {
   program
     .command('sync')
     .description('Run one posture sync now: progress on stderr, the run summary on stdout; exit 0 on success, 1 on failure')
-    .option('--connection <id>', "connection to sync (default: the tenant's only enabled connection)")
-    .option('--tenant <tenant>', 'tenant of the connection', DEFAULT_TENANT)
+    .option('--connection <id>', "connection to sync (default: the tenant's only enabled connection)", guidArg)
+    .option('--tenant <tenant>', 'tenant of the connection', tenantArg, DEFAULT_TENANT)
     .option('--json', 'print the summary as JSON')
     .action(async (options: SyncCommandOptions) => {
       process.exitCode = await runSyncCommand(options);
@@ -102,11 +102,6 @@ function summaryTable(run: SyncRunSummary, connectionName: string): string {
 }
 
 export async function runSyncCommand(options: SyncCommandOptions): Promise<number> {
-  // Checked before anything opens: a malformed value is a usage mistake (exit 2), not a failed run.
-  if (options.connection !== undefined && !isGuid(options.connection)) {
-    throw new UsageError('--connection must be a connection id, a GUID such as 0fa4e5e1-0000-4000-8000-000000000001');
-  }
-  if (!isTenant(options.tenant)) throw new UsageError('--tenant must be 1 to 64 letters, digits, dots, underscores or hyphens');
   const config = configFromEnv();
   let posture: PostureService | undefined;
   const runtime = await openRuntime(config, { graphFor: (tenant) => posture?.graphFor(tenant) });

@@ -112,7 +112,7 @@ describe.skipIf(!pgAvailable())('intune-connector doctor [postgres]', () => {
 
     const usage = await runCli(['doctor', '--connection', 'nope'], await envFor(sim));
     expect(usage.code).toBe(2);
-    expect(usage.stderr).toContain('--connection must be a connection id, a GUID');
+    expect(usage.stderr).toContain('use a GUID such as');
     const unknown = await runCli(['doctor', '--connection', '00000000-0000-4000-8000-000000000000'], await envFor(sim));
     expect(unknown.code).toBe(1);
     expect(unknown.stdout).toMatch(/First thing to fix: connection: tenant default has no connection 00000000-0000-4000-8000-000000000000/);
