@@ -275,7 +275,8 @@ export async function openPGlite(options: PGliteOptions): Promise<Db> {
  * directory (a running `serve`), reached through the socket it shares it on.
  */
 async function openEmbedded(dataDir: string, share: boolean, onShareUnavailable?: (socketFile: string) => void): Promise<Db> {
-  if (!dataDir.startsWith('memory://')) {
+  // A process that shares the directory must own it: a second server is refused, never a client.
+  if (!share && !dataDir.startsWith('memory://')) {
     const holder = liveLockHolder(dataDir);
     if (holder !== undefined && holder !== process.pid && fs.existsSync(socketPath(dataDir))) return openSharedPGlite(dataDir);
   }
