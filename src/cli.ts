@@ -1,34 +1,53 @@
 #!/usr/bin/env node
 /**
  * intune-connector: one binary for the server, the MCP stdio server, reviewers and administrators.
- * Each command lives in src/cli/<command>.ts; this file only wires them and maps failures to exit codes.
+ * Each command lives in src/cli/<command>.ts and is imported only when it runs; this file only
+ * wires them and maps failures to exit codes. `--version` answers before anything is loaded.
  */
-import { Command, CommanderError } from 'commander';
 import { createRequire } from 'node:module';
+import type { Command } from 'commander';
 import { COMMANDS } from './cli/index.js';
-import { EXIT, reportFatal } from './cli/shared.js';
+import { EXIT, reportFatal } from './cli/exit.js';
 
 const require = createRequire(import.meta.url);
 const { version } = require('../package.json') as { version: string };
 
-export function buildProgram(): Command {
-  const program = new Command('intune-connector')
+/**
+ * The program for these arguments: the named command's module when there is one, else a line
+ * per command (for --help, and so an unknown command is refused with the list).
+ */
+export async function buildProgram(args: readonly string[] = []): Promise<Command> {
+  const { Command: CommandClass } = await import('commander');
+  const program = new CommandClass('intune-connector')
     .description('Governed Microsoft Intune connector: device posture, compliance gate, MCP tools, Chronicle audit trail.')
     .version(version)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  for (const register of COMMANDS) register(program);
+  // The program has no options of its own besides --version and --help: the first word is the command.
+  const words = args.filter((arg) => !arg.startsWith('-'));
+  const name = words[0] === 'help' ? words[1] : words[0];
+  const entry = COMMANDS.find((c) => name !== undefined && c.names.includes(name));
+  if (entry !== undefined) {
+    (await entry.load())(program);
+  } else {
+    for (const c of COMMANDS) c.names.forEach((n, i) => program.command(n).summary(c.summaries[i] ?? ''));
+  }
   return program;
 }
 
 async function main(argv: readonly string[]): Promise<void> {
-  const program = buildProgram();
+  const args = argv.slice(2);
+  if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
+    process.stdout.write(`${version}\n`);
+    return;
+  }
   try {
+    const program = await buildProgram(args);
     await program.parseAsync(argv as string[]);
   } catch (err) {
-    if (err instanceof CommanderError) {
+    if (err instanceof Error && err.name === 'CommanderError') {
       // --help and --version exit 0; every usage error (unknown option, missing argument) exits 2.
-      process.exitCode = err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+      process.exitCode = (err as Error & { exitCode: number }).exitCode === 0 ? EXIT.ok : EXIT.usage;
       return;
     }
     process.exitCode = reportFatal(err);

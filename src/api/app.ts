@@ -28,6 +28,7 @@ import { panelRoutes } from './routes/panel.js';
 import { postureRoutes } from './routes/posture.js';
 import { createPostureReadAudit } from './read-audit.js';
 import type { ChronicleWriter } from '../chronicle/types.js';
+import type { PreflightReport } from '../posture/preflight.js';
 
 // ajv-formats is CommonJS with a default export; under NodeNext it arrives as the module object.
 const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (ajv: Ajv) => Ajv;
@@ -51,6 +52,8 @@ export interface AppOptions {
   readonly gateJwt?: GateJwtOptions;
   /** Capabilities every MCP caller gets beside its key's own (Config.mcp.defaultCapabilities). */
   readonly mcpDefaultCapabilities?: readonly ('READ' | 'PROPOSE' | 'MUTATE')[];
+  /** Enables POST …/connections/{id}/test: the connection's pre-flight (src/posture/preflight.ts). */
+  readonly preflight?: (tenant: string, connectionId: string) => Promise<PreflightReport>;
   /** Whether Chronicle accepts appends, for /readyz (default: the session may write its event table). */
   readonly chronicleWritable?: () => Promise<boolean>;
   /** Extra metric sources (sync runs); the cache and Chronicle figures come from the runtime. */
@@ -182,7 +185,7 @@ export async function createApp(options: AppOptions): Promise<FastifyInstance> {
     ...(options.readAuditFlushMs !== undefined ? { flushIntervalMs: options.readAuditFlushMs } : {}),
   });
   app.addHook('onClose', () => readAudit.close());
-  postureRoutes(app, { posture, authenticator, readAudit });
+  postureRoutes(app, { posture, authenticator, readAudit, ...(options.preflight !== undefined ? { preflight: options.preflight } : {}) });
   chronicleRoutes(app, { chronicle: runtime.chronicle, authenticator });
   if (keys !== undefined) keyRoutes(app, { keys, authenticator });
   if (options.agents !== undefined) agentRoutes(app, { ...options.agents, authenticator });

@@ -17,6 +17,7 @@ import type { Actor } from '../chronicle/types.js';
 import { openRuntime, type Runtime } from '../runtime/index.js';
 import { DEFAULT_TENANT } from '../common/ids.js';
 import { createPostureService, secretProviderFromConfig, SyncInProgressError } from '../posture/index.js';
+import { runPreflight } from '../posture/preflight.js';
 import type { Connection, PostureService, SyncRunSummary } from '../posture/types.js';
 import { createGate, loadGatePolicy } from '../gate/index.js';
 import { gateJwtOptions } from '../gate/http.js';
@@ -35,6 +36,8 @@ export interface ServerOptions {
   readonly env?: Env;
   /** Start the simulated demo tenant when ENTRA_* are unset (default true). */
   readonly demo?: boolean;
+  /** Embedded database: share it with CLI commands over a Unix socket in the data directory (default true). */
+  readonly shareDatabase?: boolean;
   /**
    * The sync at start: 'wait' finishes it before startServer resolves, 'background' does not wait,
    * 'off' skips it. Default: 'wait' for the demo tenant (a second or so), 'background' otherwise.
@@ -110,6 +113,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     const runtime = await openRuntime(config, {
       logger,
       demo: options.demo ?? true,
+      shareDatabase: options.shareDatabase ?? true,
       graphFor: (tenant) => posture?.graphFor(tenant),
     });
     closers.push('runtime', () => runtime.close());
@@ -170,6 +174,16 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
             : { port: agentListener.port, ...(agentTls.caPem !== undefined ? { serverCaPem: agentTls.caPem } : {}) },
       },
       mcpDefaultCapabilities: config.mcp.defaultCapabilities,
+      preflight: (tenant, connectionId) =>
+        runPreflight({
+          db: runtime.db,
+          chronicle,
+          posture: service,
+          tenant,
+          connectionId,
+          capabilities: config.mcp.defaultCapabilities,
+          checkpointIntervalMs: config.chronicle.checkpointIntervalMs,
+        }),
       ...(gateJwt !== undefined ? { gateJwt } : {}),
       metrics: { syncRuns: createSyncRunStats(runtime.db) },
     });

@@ -8,6 +8,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import type { Actor } from '../chronicle/types.js';
 import type { Config } from '../config/index.js';
 import { configFromEnv, withChronicle } from './shared.js';
+import { guidArg, tenantArg } from './args.js';
 import type { AgentService, AgentSummary } from '../agents/service.js';
 
 const CLI_ACTOR: Actor = { kind: 'human', id: 'cli:agents' };
@@ -76,8 +77,8 @@ export function registerAgents(program: Command): void {
       'after',
       `
 An agent enrolls with a one-time token (POST /api/v1/agents/enroll) and then speaks mTLS to the agent
-listener (INTUNE_AGENT_PORT). With the embedded database, stop \`serve\` first (one process at a time)
-or use POST /api/v1/agents/enrollment-tokens with an admin key.`,
+listener (INTUNE_AGENT_PORT). These commands work while \`serve\` runs, on the embedded database too
+(through the socket it shares in the data directory); POST /api/v1/agents/enrollment-tokens does the same.`,
     );
 
   const token = agents.command('token').description('One-time enrollment tokens');
@@ -105,7 +106,7 @@ or use POST /api/v1/agents/enrollment-tokens with an admin key.`,
   agents
     .command('list')
     .description('List enrolled agents of a tenant (never serials or names)')
-    .option('--tenant <tenant>', 'tenant', DEFAULT_TENANT)
+    .option('--tenant <tenant>', 'tenant', tenantArg, DEFAULT_TENANT)
     .option('--json', 'print JSON')
     .action(async (opts: { tenant: string; json?: boolean }) => {
       const config = configFromEnv();
@@ -116,7 +117,7 @@ or use POST /api/v1/agents/enrollment-tokens with an admin key.`,
   agents
     .command('revoke')
     .description('Revoke an agent by its id; its certificate is refused by every server from the next request')
-    .argument('<agent-id>', 'the agent id (a GUID, as `agents list` shows it)')
+    .argument('<agent-id>', 'the agent id (a GUID, as `agents list` shows it)', guidArg)
     .action(async (agentId: string) => {
       const config = configFromEnv();
       const record = await withAgents(config, (service) => service.revoke(undefined, agentId.trim(), CLI_ACTOR));

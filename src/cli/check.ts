@@ -10,6 +10,7 @@ import { ACCORD_NAME_PATTERN } from '../gate/types.js';
 import { GateInputError, createGate } from '../gate/gate.js';
 import { openRuntime } from '../runtime/index.js';
 import { EXIT, configFromEnv } from './shared.js';
+import { UsageError } from './exit.js';
 import { DEFAULT_TENANT, isTenant } from '../common/ids.js';
 
 interface CheckOptions {
@@ -19,7 +20,6 @@ interface CheckOptions {
   readonly tenant: string;
 }
 
-class UsageError extends Error {}
 
 /** The claims to evaluate: --claims as given, or a token carrying --device-id as its deviceid claim. */
 function claimsFrom(options: CheckOptions): Readonly<Record<string, unknown>> {

@@ -8,6 +8,7 @@ import { createKeyStore, parseCapabilities, validateKeyInput, type ApiKeyRecord,
 import type { Actor } from '../chronicle/types.js';
 import type { Config } from '../config/index.js';
 import { configFromEnv, withChronicle } from './shared.js';
+import { keyIdArg, tenantArg } from './args.js';
 import { DEFAULT_TENANT } from '../common/ids.js';
 
 const CLI_ACTOR: Actor = { kind: 'human', id: 'cli:keys' };
@@ -45,14 +46,15 @@ export function registerKeys(program: Command): void {
       `
 Roles: admin (everything in its tenant), reader (read connections, runs, devices; the Settings panel),
 gate (the compliance gate endpoint), auditor (Chronicle read and verify), agent (MCP at /mcp).
-With the embedded database, stop \`serve\` first (one process at a time) or use POST /api/v1/keys with an admin key.`,
+These commands work while \`serve\` runs, on the embedded database too (through the socket it shares
+in the data directory); POST /api/v1/keys with an admin key does the same.`,
     );
 
   keys
     .command('create')
     .description('Create a key and print it alone on stdout (it is shown once and stored only as a hash)')
     .requiredOption('--role <role>', `one of ${ROLES.join(', ')}`, roleOption)
-    .option('--tenant <tenant>', 'tenant the key is bound to', DEFAULT_TENANT)
+    .option('--tenant <tenant>', 'tenant the key is bound to', tenantArg, DEFAULT_TENANT)
     .option('--scope <capabilities>', 'capabilities of an agent or admin key, e.g. READ,PROPOSE (default READ)', scopeOption)
     .option('--name <label>', 'a label to recognise the key by in `keys list`')
     .action(async (opts: { role: string; tenant: string; scope?: string[]; name?: string }) => {
@@ -76,7 +78,7 @@ With the embedded database, stop \`serve\` first (one process at a time) or use 
   keys
     .command('list')
     .description('List keys (never their secrets)')
-    .option('--tenant <tenant>', 'only this tenant')
+    .option('--tenant <tenant>', 'only this tenant', tenantArg)
     .option('--all', 'include revoked keys')
     .option('--json', 'print JSON')
     .action(async (opts: { tenant?: string; all?: boolean; json?: boolean }) => {
@@ -90,7 +92,7 @@ With the embedded database, stop \`serve\` first (one process at a time) or use 
   keys
     .command('revoke')
     .description('Revoke a key by its id (as `keys list` shows it); every server stops accepting it within 5 s')
-    .argument('<key-id>', 'the key id (16 hex characters)')
+    .argument('<key-id>', 'the key id (16 hex characters)', keyIdArg)
     .action(async (keyId: string) => {
       const config = configFromEnv();
       const record = await withKeyStore(config, (store) => store.revoke(keyId.trim().toLowerCase(), CLI_ACTOR));

@@ -5,9 +5,9 @@
  * closes the listener and removes the CA file.
  */
 import { type Command, Option } from 'commander';
-import { SimulatorError, exportLine, parseFaultSpec, startSimulator, FAULT_SPEC_HELP } from '../simulator/index.js';
+import { DEFAULT_ROLES, SimulatorError, exportLine, parseFaultSpec, startSimulator, FAULT_SPEC_HELP } from '../simulator/index.js';
 import type { SimulatorOptions } from '../simulator/index.js';
-import { EXIT } from './shared.js';
+import { EXIT } from './exit.js';
 
 interface SimulatorCliOptions {
   readonly port?: string;
@@ -17,6 +17,17 @@ interface SimulatorCliOptions {
   readonly tenantFile?: string;
   readonly faults?: string;
   readonly caFile?: string;
+  readonly roles?: string;
+}
+
+/** --roles: comma-separated application permissions, each a known one or none at all (''). */
+function roleList(raw: string): string[] {
+  const roles = raw.split(',').map((r) => r.trim()).filter((r) => r !== '');
+  const unknown = roles.filter((r) => !DEFAULT_ROLES.includes(r));
+  if (unknown.length > 0) {
+    throw new SimulatorError('invalid_options', `--roles has ${unknown.join(', ')}; use any of ${DEFAULT_ROLES.join(', ')}, comma-separated, or "" for a token without roles`);
+  }
+  return roles;
 }
 
 function wholeNumber(raw: string, flag: string, max: number): number {
@@ -37,6 +48,7 @@ export function simulatorOptionsFromFlags(flags: SimulatorCliOptions): Simulator
     ...(flags.tenantFile !== undefined ? { tenantFile: flags.tenantFile } : {}),
     ...(flags.faults !== undefined ? { faults: parseFaultSpec(flags.faults) } : {}),
     ...(flags.caFile !== undefined ? { caFile: flags.caFile } : {}),
+    ...(flags.roles !== undefined ? { roles: roleList(flags.roles) } : {}),
   };
 }
 
@@ -96,5 +108,6 @@ export function registerSimulator(program: Command): void {
     .option('--tenant-file <file>', 'serve these devices instead: a JSON array of managedDevice objects, or a Graph page { "value": [...] }')
     .option('--faults <spec>', `inject faults, e.g. error=0.1,unavailable=0.05,retry-after=2,latency=50 (${FAULT_SPEC_HELP})`)
     .option('--ca-file <path>', 'where to write the CA certificate (default: a temp directory); removed on exit')
+    .option('--roles <list>', `application permissions in issued tokens, comma-separated (default all: ${DEFAULT_ROLES.join(',')}); leave some out to see a missing permission`)
     .action(runSimulator);
 }

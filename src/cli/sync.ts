@@ -8,6 +8,7 @@ import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { openRuntime } from '../runtime/index.js';
 import { DEFAULT_TENANT } from '../common/ids.js';
+import { guidArg, tenantArg } from './args.js';
 import { createPostureService, secretProviderFromConfig, type PostureService, type SyncProgress, type SyncRunSummary } from '../posture/index.js';
 import type { Actor } from '../chronicle/types.js';
 import { configFromEnv, EXIT } from './shared.js';
@@ -22,8 +23,8 @@ export function registerSync(program: Command): void {
   program
     .command('sync')
     .description('Run one posture sync now: progress on stderr, the run summary on stdout; exit 0 on success, 1 on failure')
-    .option('--connection <id>', "connection to sync (default: the tenant's only enabled connection)")
-    .option('--tenant <tenant>', 'tenant of the connection', DEFAULT_TENANT)
+    .option('--connection <id>', "connection to sync (default: the tenant's only enabled connection)", guidArg)
+    .option('--tenant <tenant>', 'tenant of the connection', tenantArg, DEFAULT_TENANT)
     .option('--json', 'print the summary as JSON')
     .action(async (options: SyncCommandOptions) => {
       process.exitCode = await runSyncCommand(options);

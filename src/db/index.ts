@@ -15,7 +15,8 @@ import pg from 'pg';
 import type { PGlite as PGliteType } from '@electric-sql/pglite';
 import { runMigrations, type Migration } from './migrate.js';
 import { MIGRATIONS } from './migrations/index.js';
-import { acquireDirLock, type DirLock } from './lock.js';
+import { acquireDirLock, liveLockHolder, type DirLock } from './lock.js';
+import { createSessionGate, shareOverSocket, socketPath, SOCKET_PORT, type SessionGate, type SharedSocket } from './share.js';
 import { DbError } from './errors.js';
 import type { Db, Queryable, QueryResult } from './types.js';
 
@@ -55,6 +56,55 @@ export function openPostgres(options: PostgresOptions): Db {
     statement_timeout: options.statementTimeoutMs ?? 30_000,
     application_name: options.applicationName ?? 'intune-connector',
   });
+  return overPool(pool, () => pool.connect());
+}
+
+/**
+ * The embedded database of a data directory another process holds, through the socket it serves
+ * (see share.ts). That server takes one client at a time, so this process keeps at most one
+ * connection, gives it back when idle for a moment, and waits its turn when another has it.
+ */
+export function openSharedPGlite(dataDir: string, { waitMs = 30_000 }: { waitMs?: number } = {}): Db {
+  const pool = new pg.Pool({
+    host: path.dirname(socketPath(dataDir)),
+    port: SOCKET_PORT,
+    user: 'postgres',
+    database: 'postgres',
+    max: 1,
+    idleTimeoutMillis: 200,
+    connectionTimeoutMillis: 5_000,
+  });
+  const connect = async (): Promise<pg.PoolClient> => {
+    const deadline = Date.now() + waitMs;
+    for (let delayMs = 20; ; delayMs = Math.min(delayMs * 2, 250)) {
+      try {
+        return await pool.connect();
+      } catch (err) {
+        const code = (err as { code?: unknown }).code;
+        if (code === 'ECONNREFUSED' || code === 'ENOENT') {
+          // Nobody listens: a socket file left by a server that died, while another process holds the directory.
+          throw new DbError(
+            `the embedded database in ${dataDir} is in use by process ${liveLockHolder(dataDir) ?? '(gone)'}, which does not share it: stop that process, give this one its own INTUNE_DATA_DIR, or set DATABASE_URL to share a PostgreSQL server`,
+            'db_locked',
+            { cause: err },
+          );
+        }
+        // Dropped at once: another client has the socket's one connection; wait for its turn.
+        if (Date.now() + delayMs > deadline) {
+          throw new DbError(
+            `database unavailable: the embedded database in ${dataDir} is held by a running server, and its socket ${socketPath(dataDir)} did not answer within ${Math.round(waitMs / 1000)} s (${(err as Error).message})`,
+            'db_unavailable',
+            { cause: err },
+          );
+        }
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
+      }
+    }
+  };
+  return { ...overPool(pool, connect), kind: 'pglite' };
+}
+
+function overPool(pool: pg.Pool, connect: () => Promise<pg.PoolClient>): Db {
   // An idle client that loses its server emits 'error' on the pool; without a listener Node exits.
   pool.on('error', () => undefined);
 
@@ -69,11 +119,28 @@ export function openPostgres(options: PostgresOptions): Db {
 
   return {
     kind: 'postgres',
-    query: <R>(sql: string, params: readonly unknown[] = []) => wrap<R>(() => pool.query(sql, params as unknown[])),
+    query: <R>(sql: string, params: readonly unknown[] = []) =>
+      wrap<R>(async () => {
+        let client: pg.PoolClient;
+        try {
+          client = await connect();
+        } catch (err) {
+          throw asDbError(err);
+        }
+        let broken = false;
+        try {
+          return await client.query(sql, params as unknown[]);
+        } catch (err) {
+          broken = asDbError(err) instanceof DbError;
+          throw err;
+        } finally {
+          client.release(broken);
+        }
+      }),
     async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
       let client: pg.PoolClient;
       try {
-        client = await pool.connect();
+        client = await connect();
       } catch (err) {
         throw asDbError(err);
       }
@@ -119,6 +186,13 @@ function asDbError(err: unknown): unknown {
 export interface PGliteOptions {
   /** A directory, or 'memory://' for a throwaway in-memory database (tests). */
   readonly dataDir: string;
+  /**
+   * Serve the database to other processes over a Unix socket in dataDir while it is open (what
+   * `serve` does, so the CLI works beside it). Ignored for memory://.
+   */
+  readonly share?: boolean;
+  /** Told when sharing was asked for but the socket path is too long for a Unix socket. */
+  readonly onShareUnavailable?: (socketFile: string) => void;
 }
 
 export async function openPGlite(options: PGliteOptions): Promise<Db> {
@@ -140,6 +214,21 @@ export async function openPGlite(options: PGliteOptions): Promise<Db> {
     throw new DbError(`could not open the embedded database in ${options.dataDir}: ${(err as Error).message}`, 'db_unavailable', { cause: err });
   }
 
+  let gate: SessionGate | undefined;
+  let shared: SharedSocket | undefined;
+  if (options.share === true && !inMemory) {
+    gate = createSessionGate();
+    try {
+      shared = await shareOverSocket(db, options.dataDir, gate);
+    } catch (err) {
+      await db.close().catch(() => undefined);
+      lock?.release();
+      throw new DbError(`could not share the embedded database in ${options.dataDir} over ${socketPath(options.dataDir)}: ${(err as Error).message}`, 'db_unavailable', { cause: err });
+    }
+    if (shared === undefined) options.onShareUnavailable?.(socketPath(options.dataDir));
+  }
+  const turn = <T>(run: () => Promise<T>): Promise<T> => (gate === undefined ? run() : gate.run(run));
+
   const normalise = <R>(result: { rows: unknown[]; affectedRows?: number; rowCount?: number }): QueryResult<R> => {
     const rows = result.rows.map((row) => {
       const out = row as Record<string, unknown>;
@@ -154,7 +243,7 @@ export async function openPGlite(options: PGliteOptions): Promise<Db> {
   const guard = async <T>(run: () => Promise<T>): Promise<T> => {
     if (db.closed) throw new DbError('database unavailable: the embedded database is closed', 'db_unavailable');
     try {
-      return await run();
+      return await turn(run);
     } catch (err) {
       if (db.closed) throw new DbError('database unavailable: the embedded database is closed', 'db_unavailable', { cause: err });
       throw err;
@@ -172,6 +261,7 @@ export async function openPGlite(options: PGliteOptions): Promise<Db> {
       ),
     async close() {
       try {
+        await shared?.close();
         if (!db.closed) await db.close();
       } finally {
         lock?.release();
@@ -180,12 +270,33 @@ export async function openPGlite(options: PGliteOptions): Promise<Db> {
   };
 }
 
+/**
+ * The embedded database of dataDir: opened here, or, when a live process of ours holds the
+ * directory (a running `serve`), reached through the socket it shares it on.
+ */
+async function openEmbedded(dataDir: string, share: boolean, onShareUnavailable?: (socketFile: string) => void): Promise<Db> {
+  // A process that shares the directory must own it: a second server is refused, never a client.
+  if (!share && !dataDir.startsWith('memory://')) {
+    const holder = liveLockHolder(dataDir);
+    if (holder !== undefined && holder !== process.pid && fs.existsSync(socketPath(dataDir))) return openSharedPGlite(dataDir);
+  }
+  return openPGlite({ dataDir, share, ...(onShareUnavailable !== undefined ? { onShareUnavailable } : {}) });
+}
+
 /** Opens the configured database (PostgreSQL with a URL, else PGlite under dataDir) and migrates it. */
+export interface OpenDatabaseOptions {
+  readonly migrations?: readonly Migration[];
+  readonly migrate?: boolean;
+  /** Embedded database: serve it to the CLI over a socket while open (`serve`). */
+  readonly share?: boolean;
+  readonly onShareUnavailable?: (socketFile: string) => void;
+}
+
 export async function openDatabase(
   database: { readonly url?: string; readonly dataDir: string },
-  { migrations = MIGRATIONS, migrate = true }: { migrations?: readonly Migration[]; migrate?: boolean } = {},
+  { migrations = MIGRATIONS, migrate = true, share = false, onShareUnavailable }: OpenDatabaseOptions = {},
 ): Promise<Db> {
-  const db = database.url !== undefined ? openPostgres({ url: database.url }) : await openPGlite({ dataDir: database.dataDir });
+  const db = database.url !== undefined ? openPostgres({ url: database.url }) : await openEmbedded(database.dataDir, share, onShareUnavailable);
   if (migrate) {
     try {
       await runMigrations(db, migrations);

@@ -8,6 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { DbError } from './errors.js';
 
+const LOCK_FILE = 'intune-connector.lock';
+
 export interface DirLock {
   readonly file: string;
   release(): void;
@@ -23,7 +25,7 @@ function isAlive(pid: number): boolean {
 }
 
 export function acquireDirLock(dir: string): DirLock {
-  const file = path.join(dir, 'intune-connector.lock');
+  const file = path.join(dir, LOCK_FILE);
   // The lock file appears whole or not at all: written to a private temporary file, then linked
   // into place (link fails if the lock exists), so no process ever reads a half-written lock.
   const temporary = `${file}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`;
@@ -42,7 +44,7 @@ export function acquireDirLock(dir: string): DirLock {
       }
       if (holder !== undefined && isAlive(holder)) {
         throw new DbError(
-          `the embedded database in ${dir} is in use by process ${holder}. PGlite allows one process at a time: ` +
+          `the embedded database in ${dir} is in use by process ${holder}, which does not share it (only \`serve\` does, over the socket ${path.join(dir, '.s.PGSQL.5432')}): ` +
             `stop that process, give this one its own INTUNE_DATA_DIR, or set DATABASE_URL to share a PostgreSQL server`,
           'db_locked',
         );
@@ -71,6 +73,12 @@ export function acquireDirLock(dir: string): DirLock {
     fs.rmSync(temporary, { force: true });
   }
   throw new DbError(`could not take the lock ${file}; remove it if no intune-connector process is running`, 'db_locked');
+}
+
+/** The pid of the live process holding dir's lock, if any (a stale lock names no one). */
+export function liveLockHolder(dir: string): number | undefined {
+  const holder = readHolder(path.join(dir, LOCK_FILE));
+  return holder !== undefined && isAlive(holder) ? holder : undefined;
 }
 
 function readHolder(file: string): number | undefined {

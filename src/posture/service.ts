@@ -238,6 +238,19 @@ export function createPostureService(deps: PostureServiceDeps): PostureService {
       return clients.get(tenant);
     },
 
+    async withConnectionClient(tenant, id, fn) {
+      const [row] = await store.connectionRows(db, tenant, id);
+      const [connection] = await store.listConnections(db, tenant, id);
+      if (row === undefined || connection === undefined) return null;
+      const secret = await secrets.resolve(row.secret_ref, 'intune', { tenant });
+      const client = clientFor(row, secret);
+      try {
+        return await fn(client, connection);
+      } finally {
+        await client.close().catch(() => undefined);
+      }
+    },
+
     bootstrapFromConfig,
 
     startScheduler() {

@@ -126,6 +126,12 @@ export interface PostureService {
   /** The Graph client of the tenant's active connection (cached; refreshed on changes and scheduler ticks). */
   graphFor(tenant: string): GraphClient | undefined;
   /**
+   * Runs fn with a fresh Graph client of one connection (its own token, nothing cached), closed
+   * afterwards; null for an unknown id or another tenant's. The secret reference is resolved as
+   * a sync would, so its errors (SecretRefError) are the ones a sync would meet.
+   */
+  withConnectionClient<T>(tenant: string, id: string, fn: (client: GraphClient, connection: Connection) => Promise<T>): Promise<T | null>;
+  /**
    * ENTRA_* → the connection of tenant 'default' (secret_ref env:ENTRA_CLIENT_SECRET or
    * file:<ENTRA_CLIENT_CERT_FILE>); without them and with a demo simulator → the demo connection.
    * Idempotent: a restart with the same settings changes nothing; changed settings are an audited update.

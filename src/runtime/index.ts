@@ -14,7 +14,6 @@ import { openDatabase, type Db } from '../db/index.js';
 import { createChronicle, type Chronicle } from '../chronicle/index.js';
 import { createGraphClient, graphClientFromConfig } from '../connector/graph/index.js';
 import type { GraphClient } from '../connector/graph/types.js';
-import { startSimulator } from '../simulator/index.js';
 import type { SimulatorHandle } from '../simulator/types.js';
 import { createIntuneConnector, type IntuneConnector, type IntuneConnectorOptions } from '../connector/index.js';
 import { fingerprintKeys } from './fingerprint-keys.js';
@@ -48,6 +47,8 @@ export interface OpenRuntimeOptions {
   readonly demo?: boolean;
   /** Run migrations at open (default true). */
   readonly migrate?: boolean;
+  /** Embedded database: serve it to other processes (the CLI) over a socket in the data directory while open (`serve`). */
+  readonly shareDatabase?: boolean;
   /** Override: per-tenant clients (the posture runtime supplies one per connection). Default: the 'default' tenant's client only. */
   readonly graphFor?: (tenant: string) => GraphClient | undefined;
   /** Connector policy beyond the Config (e.g. enabledMutations in a later phase). */
@@ -74,7 +75,12 @@ export async function openRuntime(config: Config, options: OpenRuntimeOptions = 
   const closeAll = () => closers.closeAll();
 
   try {
-    const db = await openDatabase(config.database, { migrate: options.migrate ?? true });
+    const db = await openDatabase(config.database, {
+      migrate: options.migrate ?? true,
+      share: options.shareDatabase ?? false,
+      onShareUnavailable: (socketFile) =>
+        logger.warn({ socket: socketFile }, 'the data directory path is too long for a Unix socket: CLI commands cannot reach the embedded database while this process runs; use a shorter INTUNE_DATA_DIR'),
+    });
     closers.push('database', () => db.close());
 
     const chronicle = await createChronicle({
@@ -95,6 +101,8 @@ export async function openRuntime(config: Config, options: OpenRuntimeOptions = 
       const client = graph;
       closers.push('graph client', () => client.close());
     } else if (options.demo ?? true) {
+      // Loaded only for the demo: a command against a real tenant (or a running server's data) never pays for it.
+      const { startSimulator } = await import('../simulator/index.js');
       const simulator = await startSimulator({ devices: DEMO_DEVICES, seed: DEMO_SEED });
       closers.push('demo simulator', () => simulator.close());
       demo = { simulator };

@@ -148,7 +148,7 @@ describe('README quick start: intune-connector serve with no configuration', () 
     expect(output).not.toContain(revokedKey.slice(21));
 
     const refused = await keysCli(dir, dataDir, ['create', '--role', 'gate', '--scope', 'READ,PROPOSE']).catch((err: { code: number; stderr: string }) => err);
-    expect((refused as { code: number }).code).toBe(1);
+    expect((refused as { code: number }).code).toBe(2);
     expect((refused as { stderr: string }).stderr).toContain('only agent and admin keys');
   });
 

@@ -6,13 +6,17 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AuthError, ServerError } from '@azure/msal-node';
+import { createRequire } from 'node:module';
 import { ConfigError, loadConfig } from '../../src/config/index.js';
 import { authErrorFrom } from '../../src/connector/graph/auth.js';
 import { GraphError, graphClientFromConfig } from '../../src/connector/graph/index.js';
 import { createClientCertificate, ROLE_READ } from '../../src/simulator/index.js';
 import type { SimulatorHandle } from '../../src/simulator/types.js';
 import { capturingLogger, clientFor, failureOf, graphRequests, simulator, tokenRequests, type TestClient } from './helpers.js';
+
+// The connector loads msal-node's CommonJS build (one file, quicker to load); errors made here come
+// from that same copy, as MSAL's own would.
+const { AuthError, ServerError } = createRequire(import.meta.url)('@azure/msal-node') as typeof import('@azure/msal-node');
 
 describe('tokens', () => {
   let sim: SimulatorHandle;

@@ -10,6 +10,7 @@ import type { ConnectionInput, ConnectionPatch, DeviceQuery, PostureService } fr
 import { requirePermission } from '../../auth/permissions.js';
 import { ApiError, notFound } from '../errors.js';
 import type { PostureReadAudit } from '../read-audit.js';
+import type { PreflightReport } from '../../posture/preflight.js';
 import { connectionCreateBody, connectionParams, connectionPatchBody, deviceParams, devicesQuery, runParams, runsQuery } from '../schemas.js';
 
 export const INTUNE_BASE = '/api/v1/integrations/intune';
@@ -19,6 +20,8 @@ export interface PostureRouteDeps {
   readonly authenticator: Authenticator;
   /** Records who read device posture (one event per request). */
   readonly readAudit: Pick<PostureReadAudit, 'record'>;
+  /** The pre-flight behind POST …/connections/{id}/test; without it the route is not registered. */
+  readonly preflight?: (tenant: string, connectionId: string) => Promise<PreflightReport>;
 }
 
 /** The Chronicle actor for a call made with this key. */
@@ -27,7 +30,7 @@ export function actorOf(principal: Principal): Actor & { kind: 'agent' | 'servic
   return { kind, id: principal.actorId };
 }
 
-export function postureRoutes(app: FastifyInstance, { posture, authenticator, readAudit }: PostureRouteDeps): void {
+export function postureRoutes(app: FastifyInstance, { posture, authenticator, readAudit, preflight }: PostureRouteDeps): void {
   const read = (request: Parameters<typeof requirePermission>[1]) => requirePermission(authenticator, request, 'posture:read');
   const write = (request: Parameters<typeof requirePermission>[1]) => requirePermission(authenticator, request, 'posture:write');
 
@@ -85,6 +88,23 @@ export function postureRoutes(app: FastifyInstance, { posture, authenticator, re
         .send(run);
     },
   );
+
+  if (preflight !== undefined) {
+    app.post<{ Params: { connection_id: string } }>(
+      `${INTUNE_BASE}/connections/:connection_id/test`,
+      { schema: { params: connectionParams } },
+      async (request) => {
+        const principal = await write(request);
+        const body: unknown = request.body;
+        if (body !== undefined && body !== null && !(typeof body === 'object' && !Array.isArray(body) && Object.keys(body).length === 0)) {
+          throw new ApiError(400, 'invalid_body', 'a connection test takes no parameters: send no body, or {}', { field: 'body' });
+        }
+        if ((await posture.getConnection(principal.tenant, request.params.connection_id)) === null) throw notFound('connection');
+        // 200 whatever the outcome: the report is the answer; `ok` and `first_problem` say what to fix.
+        return preflight(principal.tenant, request.params.connection_id);
+      },
+    );
+  }
 
   app.get<{ Params: { connection_id: string }; Querystring: { limit: number } }>(
     `${INTUNE_BASE}/connections/:connection_id/runs`,

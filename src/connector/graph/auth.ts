@@ -9,18 +9,24 @@
  *   never Entra's error description (it carries trace ids and tenant details) nor the credential.
  */
 import crypto from 'node:crypto';
-import {
-  AuthError,
-  ConfidentialClientApplication,
-  LogLevel,
-  ServerError,
-  type Configuration,
-  type INetworkModule,
-} from '@azure/msal-node';
+import { createRequire } from 'node:module';
+import type { Configuration, INetworkModule, ServerError } from '@azure/msal-node';
 import { ConfigError } from '../../config/index.js';
 import type { Logger } from '../../log/index.js';
 import { GraphError, abortedError, safeCode } from './errors.js';
 import { ForeignAuthorityError } from './transport.js';
+
+/**
+ * msal-node, loaded on first use from its CommonJS build: that is one file, where its ESM build is
+ * hundreds and takes twice as long to load, and a command that never asks for a token (verify,
+ * keys) never loads it at all. Only this module uses MSAL, so its classes are one copy throughout.
+ */
+type Msal = typeof import('@azure/msal-node');
+let msal: Msal | undefined;
+function loadMsal(): Msal {
+  msal ??= createRequire(import.meta.url)('@azure/msal-node') as Msal;
+  return msal;
+}
 
 export type ClientCredential = { readonly clientSecret: string } | { readonly certificatePem: string; readonly privateKeyPem: string };
 
@@ -80,7 +86,8 @@ export function isTransientAuthError(err: ServerError): boolean {
 /** Turns whatever MSAL threw into an auth_failed GraphError whose message is safe to show. */
 export function authErrorFrom(err: unknown): GraphError {
   if (err instanceof GraphError) return err;
-  if (err instanceof ServerError) {
+  const { AuthError, ServerError: MsalServerError } = loadMsal();
+  if (err instanceof MsalServerError) {
     const code = safeCode(err.errorCode, 'server_error');
     const number = err.errorNo !== undefined && /^\d{1,9}$/.test(String(err.errorNo)) ? String(err.errorNo) : undefined;
     const hint = (number !== undefined ? AADSTS_HINTS[number] : undefined) ?? ERROR_CODE_HINTS[code] ?? 'check the ENTRA_* settings of this connection';
@@ -219,15 +226,15 @@ export function createTokenSource(options: {
       networkClient: options.networkClient,
       loggerOptions: {
         piiLoggingEnabled: false,
-        logLevel: LogLevel.Warning,
+        logLevel: loadMsal().LogLevel.Warning,
         // MSAL's own lines can carry correlation ids and endpoint URLs, never secrets (PII logging is off).
         loggerCallback: (level, message) => {
-          if (level <= LogLevel.Warning) logger?.debug({ msal: message.slice(0, 500) }, 'msal');
+          if (level <= loadMsal().LogLevel.Warning) logger?.debug({ msal: message.slice(0, 500) }, 'msal');
         },
       },
     },
   };
-  const app = new ConfidentialClientApplication(configuration);
+  const app = new (loadMsal().ConfidentialClientApplication)(configuration);
   const scopes = [`${graphUrl}/.default`];
   let inFlight: Promise<string> | undefined;
 

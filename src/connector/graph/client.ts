@@ -44,6 +44,7 @@ import type {
   DevicePage,
   GraphClient,
   GraphClientStats,
+  GraphProbe,
   GraphResult,
   ListDevicesRequest,
   ManagedDevice,
@@ -113,6 +114,7 @@ const stripTrailingSlash = (s: string): string => s.replace(/\/+$/, '');
 /** Sends one Graph call through MSAL and the middleware chain (auth, retry, attempt, transport); counts what it does. */
 interface Sender {
   send(method: 'GET' | 'POST', target: string, pathForLog: string, signal: AbortSignal | undefined): Promise<CallState>;
+  token(signal: AbortSignal | undefined): Promise<string>;
   readonly stats: MutableStats;
   close(): Promise<void>;
 }
@@ -205,7 +207,21 @@ function createSender(
     return state;
   };
 
-  return { send, stats, close: () => transport.close() };
+  return { send, token: (signal) => tokens.getToken(signal), stats, close: () => transport.close() };
+}
+
+/** The claims a pre-flight reads from an access token; the token itself goes nowhere. */
+function tokenClaims(token: string): { roles: string[]; issuedAt: string | null; expiresAt: string | null } {
+  let payload: Record<string, unknown> = {};
+  try {
+    const parsed: unknown = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8'));
+    if (parsed !== null && typeof parsed === 'object') payload = parsed as Record<string, unknown>;
+  } catch {
+    // an opaque token: no claims to read
+  }
+  const time = (value: unknown) => (typeof value === 'number' && Number.isFinite(value) ? new Date(value * 1000).toISOString() : null);
+  const roles = Array.isArray(payload['roles']) ? payload['roles'].filter((r): r is string => typeof r === 'string') : [];
+  return { roles, issuedAt: time(payload['iat']), expiresAt: time(payload['exp']) };
 }
 
 /**
@@ -264,7 +280,7 @@ export function createGraphClient(options: GraphClientOptions): GraphClient {
   const graphBase = stripTrailingSlash(graphUrl.origin + graphUrl.pathname);
   const loginBase = stripTrailingSlash(loginUrl.origin + loginUrl.pathname);
   const apiRoot = `${stripTrailingSlash(graphUrl.pathname)}/v1.0`;
-  const { send, stats, close } = createSender(options, { graphUrl, loginUrl, graphBase, loginBase, apiRoot }, logger);
+  const { send, token, stats, close } = createSender(options, { graphUrl, loginUrl, graphBase, loginBase, apiRoot }, logger);
   const { deviceSchema, withCoercionLog } = coercionLogging(stats, logger);
 
   const { checkNextLink, circularNextLink } = nextLinkRules(graphUrl.origin, apiRoot, logger);
@@ -395,6 +411,32 @@ export function createGraphClient(options: GraphClientOptions): GraphClient {
 
     stats(): GraphClientStats {
       return { ...stats };
+    },
+
+    async probe(probeOptions = {}): Promise<GraphProbe> {
+      const tokenStarted = performance.now();
+      const claims = tokenClaims(await token(probeOptions.signal));
+      const probeToken = { acquiredMs: Math.round(performance.now() - tokenStarted), ...claims };
+      const started = performance.now();
+      let state: CallState;
+      try {
+        state = await send('GET', `${DEVICES_PATH}?$top=1&$select=id&$count=true`, DEVICES_PATH, probeOptions.signal);
+      } catch (err) {
+        if (err instanceof GraphError) Object.assign(err, { probeToken });
+        throw err;
+      }
+      const latencyMs = Math.round(performance.now() - started);
+      const json = state.json as Record<string, unknown> | undefined;
+      const count = json?.['@odata.count'];
+      return {
+        token: probeToken,
+        graph: {
+          latencyMs,
+          requestId: resultRequestId(state),
+          deviceCount: typeof count === 'number' && Number.isSafeInteger(count) ? count : null,
+          serverDate: state.exchange?.header('date') ?? null,
+        },
+      };
     },
 
     close,

@@ -88,6 +88,25 @@ export interface GraphClientStats {
   readonly coercedValues?: number;
 }
 
+/** What a pre-flight learns from one token and one small read (see GraphClient.probe). */
+export interface GraphProbe {
+  readonly token: {
+    readonly acquiredMs: number;
+    /** Application permissions (app roles) the token carries. */
+    readonly roles: readonly string[];
+    readonly issuedAt: string | null;
+    readonly expiresAt: string | null;
+  };
+  readonly graph: {
+    readonly latencyMs: number;
+    readonly requestId: string;
+    /** `@odata.count` of the tenant's managed devices, when Graph sent it. */
+    readonly deviceCount: number | null;
+    /** Graph's Date header: the clock to compare with. */
+    readonly serverDate: string | null;
+  };
+}
+
 export interface GraphClient {
   /** One page. */
   listDevicesPage(request: ListDevicesRequest): Promise<DevicePage>;
@@ -101,6 +120,12 @@ export interface GraphClient {
   /** POST; never retried after an ambiguous failure. Resolves on 204. */
   performDeviceAction(id: string, action: DeviceAction, options?: { readonly signal?: AbortSignal }): Promise<GraphResult<null>>;
   stats(): GraphClientStats;
+  /**
+   * Pre-flight: acquires a token (reading its roles and times, never returning it), then reads one
+   * device id with $count. A failed token throws auth_failed; a failed read throws its GraphError
+   * with `probeToken` set on it, so the roles are known even when Graph refuses.
+   */
+  probe(options?: { readonly signal?: AbortSignal }): Promise<GraphProbe>;
   /** Releases pooled connections; the client is not used afterwards. */
   close(): Promise<void>;
 }
