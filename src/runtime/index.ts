@@ -16,7 +16,7 @@ import { createGraphClient, graphClientFromConfig } from '../connector/graph/ind
 import type { GraphClient } from '../connector/graph/types.js';
 import { startSimulator } from '../simulator/index.js';
 import type { SimulatorHandle } from '../simulator/types.js';
-import { createIntuneConnector, type IntuneConnector, type IntuneConnectorOptions } from '../connector/index.js';
+import { createIntuneConnector, type ConnectorAssets, type IntuneConnector, type IntuneConnectorOptions } from '../connector/index.js';
 import { fingerprintKeys } from './fingerprint-keys.js';
 import { createCloserStack } from './closers.js';
 import { DEFAULT_TENANT } from '../common/ids.js';
@@ -53,6 +53,8 @@ export interface OpenRuntimeOptions {
   /** Connector policy beyond the Config (e.g. enabledMutations in a later phase). */
   readonly connector?: Partial<Pick<IntuneConnectorOptions, 'enabledMutations' | 'syncCooldownMs' | 'notFoundTtlMs' | 'writeBudget'>>;
   readonly now?: () => number;
+  /** The host's asset identity, read at each call (get_device and get_compliance name the agents that see a device; find_asset). */
+  readonly assets?: () => ConnectorAssets | undefined;
 }
 
 /** The Graph settings that point a client at a running simulator (INTUNE_CLOUD=custom semantics). */
@@ -123,6 +125,7 @@ export async function openRuntime(config: Config, options: OpenRuntimeOptions = 
       db,
       logger,
       ...(options.now !== undefined ? { now: options.now } : {}),
+      ...(options.assets !== undefined ? { assets: options.assets } : {}),
       options: {
         intuneEnabled: config.intuneEnabled,
         cacheTtlMs: config.compliance.cacheTtlMs,

@@ -1,5 +1,5 @@
 /** get_device_compliance: is this device compliant? The connector's get_compliance, through its cache. */
-import { describeCompliance, plural } from '../text.js';
+import { describeCompliance, describeEndpointAgents, plural } from '../text.js';
 import { describeTool } from './types.js';
 
 export const getDeviceComplianceDescriptor = describeTool(
@@ -11,7 +11,9 @@ export const getDeviceComplianceDescriptor = describeTool(
       'list_devices shows it) or azure_ad_device_id (the Entra device id, the deviceid claim of a user token). Returns the ' +
       'compliance state (compliant, noncompliant, inGracePeriod, conflict, error, unknown, configManager), the grace-period end, ' +
       'the last check-in, and every matching Intune record (re-enrolment can leave several; the most recently synced decides). ' +
-      'Set include_policies to also list the compliance policies and their states. Answers come from a short-lived cache: ' +
+      'Set include_policies to also list the compliance policies and their states. endpoint_agents lists enrolled endpoint agents ' +
+      'that see the same machine and what they report, with the attributes on which they disagree with Intune. ' +
+      'Answers come from a short-lived cache: ' +
       'cache.hit and cache.stale say how fresh the answer is.',
   },
   (v) => {
@@ -32,6 +34,7 @@ export const getDeviceComplianceDescriptor = describeTool(
           : `Policies: ${v.policies.map((p) => `${p.display_name ?? p.id}: ${p.state}`).join('; ')}.`,
       );
     }
+    lines.push(describeEndpointAgents(v.endpoint_agents));
     return lines.join('\n');
   },
 );
