@@ -152,6 +152,11 @@ export interface AgentServiceOptions {
   /** An agent not heard from for this long is `stale` (default 24 h). */
   readonly staleAfterMs?: number;
   readonly now?: () => number;
+  /**
+   * Called after an enrollment, a heartbeat or a revocation has committed: asset identity
+   * re-matches the agent. Its failure is logged; the agent's request still succeeds.
+   */
+  readonly onAgentChanged?: (tenant: string, agentId: string) => Promise<unknown>;
 }
 
 interface AgentRow {
@@ -203,6 +208,9 @@ export function createAgentService(options: AgentServiceOptions): AgentService {
   const staleAfterMs = options.staleAfterMs ?? DAY_MS;
   const cas = createCaStore({ db, dir: options.caDir, logger, now });
   const caListeners: Array<() => Promise<void>> = [];
+  const changed = async (tenant: string, agentId: string): Promise<void> => {
+    await options.onAgentChanged?.(tenant, agentId).catch((err: unknown) => logger.warn({ err, agentId }, 'could not re-match assets for the agent'));
+  };
 
   const statusOf = (row: AgentRow): AgentStatus => {
     if (row.revoked_at !== null) return 'revoked';
@@ -392,6 +400,7 @@ export function createAgentService(options: AgentServiceOptions): AgentService {
       throw err;
     }
     logger.info({ tenant, agentId, platform: decision.platform }, 'agent enrolled');
+    await changed(tenant, agentId);
     return { agent_id: agentId, certificate: issued.certPem, ca_chain: [issued.caPem], expires_at: issued.notAfter.toISOString() };
   }
 
@@ -437,6 +446,7 @@ export function createAgentService(options: AgentServiceOptions): AgentService {
       await db.query('UPDATE agents SET revoked_at = NULL, revoked_by = NULL WHERE agent_id = $1', [id]).catch(() => undefined);
       throw err;
     }
+    await changed(row.tenant, id);
     return summaryOf(updated);
   }
 
@@ -486,6 +496,7 @@ export function createAgentService(options: AgentServiceOptions): AgentService {
       await authenticate(peer);
       throw new AgentError(403, 'agent_revoked', 'this agent was revoked by an administrator; it must be enrolled again with a new token');
     }
+    await changed(peer.tenant, peer.agentId);
     return { agent_id: peer.agentId, last_seen_at: iso(row.last_seen_at), certificate_expires_at: iso(row.certificate_expires_at) };
   }
 

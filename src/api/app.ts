@@ -29,6 +29,8 @@ import { postureRoutes } from './routes/posture.js';
 import { createPostureReadAudit } from './read-audit.js';
 import type { ChronicleWriter } from '../chronicle/types.js';
 import type { PreflightReport } from '../posture/preflight.js';
+import { assetRoutes } from './routes/assets.js';
+import type { AssetService } from '../assets/index.js';
 
 // ajv-formats is CommonJS with a default export; under NodeNext it arrives as the module object.
 const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (ajv: Ajv) => Ajv;
@@ -65,6 +67,8 @@ export interface AppOptions {
   readonly bodyLimitBytes?: number;
   /** How long a posture read waits before its audit event is written (default 500 ms; see ./read-audit.ts). */
   readonly readAuditFlushMs?: number;
+  /** Enables /api/v1/assets: asset identity over Intune records and agents. */
+  readonly assets?: AssetService;
 }
 
 /** A registered route: its method, path and the request schema Fastify validates (absent when none). */
@@ -189,6 +193,7 @@ export async function createApp(options: AppOptions): Promise<FastifyInstance> {
   chronicleRoutes(app, { chronicle: runtime.chronicle, authenticator });
   if (keys !== undefined) keyRoutes(app, { keys, authenticator });
   if (options.agents !== undefined) agentRoutes(app, { ...options.agents, authenticator });
+  if (options.assets !== undefined) assetRoutes(app, { assets: options.assets, authenticator });
 
   await app.register(gateRoutes, { gate, authenticator, ...(options.gateJwt !== undefined ? { jwt: options.gateJwt } : {}) });
   await app.register(mcpRoutes, {

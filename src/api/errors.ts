@@ -19,7 +19,8 @@ function fromDomainError(err: Error & { code?: unknown; field?: unknown; runId?:
   if (err instanceof ApiError) return err;
   if (err instanceof KeyInputError) return new ApiError(400, err.code, err.message, { field: err.field });
   switch (err.name) {
-    case 'PostureInputError': {
+    case 'PostureInputError':
+    case 'AssetInputError': {
       const code = typeof err.code === 'string' && /^[a-z_]{1,64}$/.test(err.code) ? err.code : 'invalid_request';
       return new ApiError(400, code, err.message, typeof err.field === 'string' ? { field: err.field } : {});
     }

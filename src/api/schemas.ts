@@ -12,12 +12,15 @@ import { ConnectionInputSchema, ConnectionPatchSchema } from '../posture/validat
 import { ROLES } from '../auth/types.js';
 import { GUID_PATTERN } from '../common/ids.js';
 import { TIME_BOUND_MAX_LENGTH, TIME_BOUND_PATTERN, TIME_BOUND_RULE } from '../common/time.js';
+import { ASSET_SOURCE_FILTERS } from '../assets/types.js';
+import { FINGERPRINT_PATTERN } from '../connector/redaction.js';
 
 const guid = z.string().regex(GUID_PATTERN);
 // The forms the CLI accepts too (src/common/time.ts); the handlers' own parsing checks the
 // calendar (no 31 April), which a pattern cannot.
 const dateTime = z.string().max(TIME_BOUND_MAX_LENGTH).regex(TIME_BOUND_PATTERN).describe(`An ISO 8601 time bound: ${TIME_BOUND_RULE}.`);
 const cursor = z.string().min(1).max(1024);
+const fingerprint = z.string().regex(FINGERPRINT_PATTERN);
 
 export const ConnectionParamsSchema = z.object({ connection_id: guid }).strict();
 export const RunParamsSchema = z.object({ connection_id: guid, run_id: guid }).strict();
@@ -38,6 +41,21 @@ export const DevicesQuerySchema = z
     last_sync_before: dateTime.optional(),
     last_sync_after: dateTime.optional(),
     q: z.string().regex(/^[0-9a-fA-F-]{1,36}$/).optional(),
+    fingerprint: fingerprint.optional(),
+    limit: z.int().min(1).max(500).default(100),
+    cursor: cursor.optional(),
+  })
+  .strict();
+
+export const AssetParamsSchema = z.object({ asset_id: guid }).strict();
+
+export const AssetsQuerySchema = z
+  .object({
+    os_family: z.enum(OS_FAMILIES).optional(),
+    source: z.enum(ASSET_SOURCE_FILTERS).optional(),
+    compliance_state: z.enum(COMPLIANCE_STATES).optional(),
+    disagreement: z.boolean().optional(),
+    fingerprint: fingerprint.optional(),
     limit: z.int().min(1).max(500).default(100),
     cursor: cursor.optional(),
   })
@@ -80,6 +98,8 @@ export const connectionCreateBody = requestJsonSchema(ConnectionCreateBodySchema
 export const connectionPatchBody = requestJsonSchema(ConnectionPatchBodySchema);
 export const runsQuery = requestJsonSchema(RunsQuerySchema);
 export const devicesQuery = requestJsonSchema(DevicesQuerySchema);
+export const assetParams = requestJsonSchema(AssetParamsSchema);
+export const assetsQuery = requestJsonSchema(AssetsQuerySchema);
 export const chronicleEventsQuery = requestJsonSchema(ChronicleEventsQuerySchema);
 export const keyCreateBody = requestJsonSchema(KeyCreateBodySchema);
 export const keysQuery = requestJsonSchema(KeysQuerySchema);

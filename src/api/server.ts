@@ -26,6 +26,7 @@ import { createKeyStore, type KeyStore } from '../auth/keys.js';
 import { createSyncRunStats } from './sync-stats.js';
 import { createCloserStack } from '../runtime/closers.js';
 import { createAgentService, type AgentService } from '../agents/service.js';
+import { createAssetService, type AssetService } from '../assets/index.js';
 import { startAgentListener, type AgentListener } from '../agents/listener.js';
 import { listenerTls } from '../agents/tls.js';
 import { enrollDemoAgents, type DemoMac } from '../agents/demo.js';
@@ -73,6 +74,8 @@ export interface RunningServer {
   readonly posture: PostureService;
   readonly keys: KeyStore;
   readonly agents: AgentService;
+  /** Asset identity over the Intune records and agents. */
+  readonly assets: AssetService;
   /** The mTLS listener for enrolled agents. */
   readonly agentListener: AgentListener;
   /** The agents the demo enrolled at start (empty otherwise). */
@@ -110,15 +113,19 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   try {
     // The posture service supplies each tenant's Graph client; it exists only after the runtime.
     let posture: PostureService | undefined;
+    let assetService: AssetService | undefined;
     const runtime = await openRuntime(config, {
       logger,
       demo: options.demo ?? true,
       shareDatabase: options.shareDatabase ?? true,
       graphFor: (tenant) => posture?.graphFor(tenant),
+      assets: () => assetService,
     });
     closers.push('runtime', () => runtime.close());
 
     const chronicle = runtime.chronicle;
+    const assets = createAssetService({ db: runtime.db, chronicle, logger });
+    assetService = assets;
     const service = createPostureService({
       db: runtime.db,
       chronicle,
@@ -126,6 +133,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       secrets,
       config,
       fingerprintKeyFor: (tenant) => runtime.fingerprintKeyFor(tenant),
+      onSnapshotChanged: (tenant, connectionId) => assets.rematchConnection(tenant, connectionId),
     });
     posture = service;
     closers.push('posture', () => service.close());
@@ -149,7 +157,12 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       fingerprintKeyFor: (tenant) => runtime.fingerprintKeyFor(tenant),
       certValidityDays: config.agents.certValidityDays,
       tokenTtlSeconds: config.agents.tokenTtlSeconds,
+      onAgentChanged: (tenant, agentId) => assets.rematchAgent(tenant, agentId),
     });
+    // What changed while this process was not running (a CLI sync or revocation, a missed re-match).
+    for (const tenant of await assets.tenants()) {
+      await assets.reconcile(tenant).catch((err: unknown) => logger.warn({ err, tenant }, 'could not bring the assets in step at start'));
+    }
     // The default tenant's CA exists before either listener opens, so every replica trusts it from the start.
     await agents.cas.caFor(DEFAULT_TENANT);
     const agentTls = await listenerTls({
@@ -163,6 +176,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     const app = await createApp({
       runtime,
       posture: service,
+      assets,
       gate,
       authenticator: keys,
       keys,
@@ -280,6 +294,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       posture: service,
       keys,
       agents,
+      assets,
       agentListener: openedAgentListener,
       demoAgentIds,
       close() {

@@ -27,6 +27,7 @@ export const PATTERN_WORDS: ReadonlyMap<string, string> = new Map([
   ['^[A-Za-z0-9 ._-]+$', 'letters, digits, spaces, dots, underscores or hyphens'],
   ['^[A-Za-z0-9 ,._()-]+$', 'letters, digits, spaces and , . _ ( ) -, such as Mac14,2'],
   ['^[A-Za-z0-9.+_-]{1,32}$', 'a version of 1 to 32 letters, digits and . + _ -, such as 1.4.0'],
+  ['^hmac-sha256:[0-9a-fA-F]{64}$', 'a serial fingerprint as the API shows it: hmac-sha256: followed by 64 hex digits'],
 ]);
 
 const TYPE_WORDS: Readonly<Record<string, string>> = {

@@ -95,6 +95,21 @@ export const EVENT_CATALOG: Readonly<Record<EventType, EventCatalogEntry>> = Obj
     description: 'A REST read of device posture: who read which device, or which filter, and how many devices it answered.',
     deviceIdFields: [['device_id']],
   },
+  'asset.sources_merged': {
+    code: null,
+    schemaFile: schemaFile('asset.sources_merged'),
+    description: 'Asset identity joined sources into one asset (serial fingerprint, then Entra device id).',
+  },
+  'asset.split': {
+    code: null,
+    schemaFile: schemaFile('asset.split'),
+    description: 'The sources of one asset now belong to several assets.',
+  },
+  'asset.conflict_detected': {
+    code: null,
+    schemaFile: schemaFile('asset.conflict_detected'),
+    description: 'A serial fingerprint or Entra device id named several machines; nothing was merged on it.',
+  },
 });
 
 /** The schema of the stored body (the envelope around `data`). */

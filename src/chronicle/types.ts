@@ -23,6 +23,9 @@ export const EVENT_TYPES = [
   'agent.certificate_renewed',
   'agent.revoked',
   'integration.intune.posture_read',
+  'asset.sources_merged',
+  'asset.split',
+  'asset.conflict_detected',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 

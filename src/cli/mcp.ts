@@ -7,6 +7,7 @@ import { CAPABILITIES, type Capability } from '../config/index.js';
 import { createLogger } from '../log/index.js';
 import { startStdioServer } from '../mcp/stdio.js';
 import { openRuntime } from '../runtime/index.js';
+import { createAssetService, type AssetService } from '../assets/index.js';
 import { DEFAULT_TENANT } from '../common/ids.js';
 import { configFromEnv } from './shared.js';
 
@@ -45,7 +46,10 @@ export function registerMcp(program: Command): void {
       keepStdoutForProtocol();
       const config = configFromEnv();
       const logger = createLogger({ level: config.logLevel, name: 'intune-connector-mcp' });
-      const runtime = await openRuntime(config, { logger });
+      // Stored assets answer find_asset and name the agents that see a device (read-only here: serve keeps them current).
+      let assets: AssetService | undefined;
+      const runtime = await openRuntime(config, { logger, assets: () => assets });
+      assets = createAssetService({ db: runtime.db, chronicle: runtime.chronicle, logger });
       try {
         const server = await startStdioServer({
           connector: runtime.connector,

@@ -16,6 +16,7 @@ export const OPERATION_NAMES = [
   'list_devices',
   'get_device',
   'get_compliance',
+  'find_asset',
   'sync_device',
   'remote_lock',
   'retire_device',

@@ -36,6 +36,8 @@ import type { RunCall } from './runners/call.js';
 import { openListing, runListDevices, type ListDevicesDeps, type Listing } from './runners/list-devices.js';
 import { runGetDevice, type GetDeviceDeps } from './runners/get-device.js';
 import { runGetCompliance, type GetComplianceDeps } from './runners/get-compliance.js';
+import { runFindAsset, type FindAssetDeps } from './runners/find-asset.js';
+import type { ConnectorAssets } from './assets.js';
 import { runSyncDevice, type SyncDeviceDeps } from './runners/sync-device.js';
 import { runDeviceAction, type DeviceActionDeps } from './runners/device-action.js';
 
@@ -43,6 +45,7 @@ export * from './operations.js';
 export { PHASE1_POLICY, authorizeOperation, isOperationEnabled, type Authorization, type OperationPolicy } from './scope.js';
 export { redactDevice, fingerprintSerial, osFamilyOf, SERIAL_FINGERPRINT_PREFIX } from './redaction.js';
 export { currentRecord, currentRecordFirst } from './current-record.js';
+export { EndpointAgentSchema, FoundAssetSchema, type ConnectorAssets, type EndpointAgent, type FoundAsset } from './assets.js';
 export { AuditUnavailableError, ConnectorUsageError, classifyGraphError } from './errors.js';
 export type { CacheStats } from './cache.js';
 export type { CeremonyVerifier, InvocationChannel, SettledOutcome } from './contract.js';
@@ -80,6 +83,8 @@ export interface IntuneConnectorDeps {
   readonly logger?: Logger;
   /** Wall clock in ms (cache TTLs, cooldowns, write budget). */
   readonly now?: () => number;
+  /** The host's asset identity (read at each call: it may be made after the connector). */
+  readonly assets?: () => ConnectorAssets | undefined;
   /** Where sync_device cooldowns live so replicas agree (table connector_sync_requests); without it, this process only. */
   readonly db?: Queryable;
 }
@@ -245,6 +250,7 @@ interface Runners {
   readonly listDevices: ListDevicesDeps;
   readonly getDevice: GetDeviceDeps;
   readonly getCompliance: GetComplianceDeps;
+  readonly findAsset: FindAssetDeps;
   readonly syncDevice: SyncDeviceDeps;
   readonly deviceAction: DeviceActionDeps;
 }
@@ -263,6 +269,8 @@ function run(runners: Runners, { descriptor, call, listing }: Cleared): Promise<
       return runGetDevice(runners.getDevice, callOf(call, operation));
     case 'get_compliance':
       return runGetCompliance(runners.getCompliance, callOf(call, operation));
+    case 'find_asset':
+      return runFindAsset(runners.findAsset, callOf(call, operation));
     case 'sync_device':
       return runSyncDevice(runners.syncDevice, callOf(call, operation));
     case 'remote_lock':
@@ -305,6 +313,7 @@ async function lookupForGate(
 export function createIntuneConnector(deps: IntuneConnectorDeps): IntuneConnector {
   const { chronicle, graphFor, fingerprintKeyFor, options, logger } = deps;
   const now = deps.now ?? Date.now;
+  const assets = deps.assets ?? (() => undefined);
   const policy: OperationPolicy = { enabledMutations: [...(options.enabledMutations ?? PHASE1_POLICY.enabledMutations)] };
   for (const name of policy.enabledMutations) {
     if (findOperation(name)?.capability !== 'MUTATE') {
@@ -330,8 +339,9 @@ export function createIntuneConnector(deps: IntuneConnectorDeps): IntuneConnecto
   const decideDeps: DecideDeps = { intuneEnabled: options.intuneEnabled, graphFor, fingerprintKeyFor, policy, ceremony: deps.ceremony, logger };
   const runners: Runners = {
     listDevices: { fingerprintKeyFor, maxGraphPages: Math.max(1, options.listMaxGraphPagesPerCall ?? DEFAULT_LIST_MAX_GRAPH_PAGES), logger },
-    getDevice: { fingerprintKeyFor, logger },
-    getCompliance: { lookup, policyStates, logger },
+    getDevice: { fingerprintKeyFor, logger, assets },
+    findAsset: { assets, logger },
+    getCompliance: { lookup, policyStates, logger, assets },
     syncDevice: {
       cooldowns: deps.db !== undefined ? databaseCooldownStore(deps.db) : memoryCooldownStore(),
       cooldownMs: options.syncCooldownMs ?? DEFAULT_SYNC_COOLDOWN_MS,

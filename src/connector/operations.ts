@@ -10,6 +10,7 @@ import { z } from 'zod';
 import type { Capability, OperationDescriptor, OperationName } from './contract.js';
 import { COMPLIANCE_STATES, DevicePostureSchema, OS_FAMILIES, OWNERSHIPS } from './posture.js';
 import { GUID_PATTERN } from '../common/ids.js';
+import { EndpointAgentSchema, FindAssetInputSchema, FindAssetOutputSchema } from './assets.js';
 
 const guid = (what: string) =>
   z
@@ -69,7 +70,12 @@ export const ListDevicesOutputSchema = z
 // get_device
 
 export const GetDeviceInputSchema = z.object({ device_id: guid('Intune managed device id') }).strict();
-export const GetDeviceOutputSchema = z.object({ device: DevicePostureSchema }).strict();
+export const GetDeviceOutputSchema = z
+  .object({
+    device: DevicePostureSchema,
+    endpoint_agents: z.array(EndpointAgentSchema).describe('Enrolled agents that see the same machine, and what they report; empty when none does.'),
+  })
+  .strict();
 
 // ---------------------------------------------------------------------------------------------
 // get_compliance
@@ -122,6 +128,7 @@ export const GetComplianceOutputSchema = z
     devices: z.array(DevicePostureSchema).describe('Every matching record, most recently synced first.'),
     policies: z.array(CompliancePolicySchema).optional(),
     cache: z.object({ hit: z.boolean(), stale: z.boolean() }).strict(),
+    endpoint_agents: z.array(EndpointAgentSchema).describe('Enrolled agents that see the same machine, and what they report; empty when none does.'),
   })
   .strict();
 
@@ -165,6 +172,7 @@ export const OPERATION_SCHEMAS = {
   list_devices: { input: ListDevicesInputSchema, output: ListDevicesOutputSchema },
   get_device: { input: GetDeviceInputSchema, output: GetDeviceOutputSchema },
   get_compliance: { input: GetComplianceInputSchema, output: GetComplianceOutputSchema },
+  find_asset: { input: FindAssetInputSchema, output: FindAssetOutputSchema },
   sync_device: { input: SyncDeviceInputSchema, output: SyncDeviceOutputSchema },
   remote_lock: { input: DeviceActionInputSchema, output: DeviceActionOutputSchema },
   retire_device: { input: DeviceActionInputSchema, output: DeviceActionOutputSchema },
@@ -195,7 +203,7 @@ function describeOperation<N extends OperationName>(
   return Object.freeze({ name, capability, title, description, graph, ...OPERATION_SCHEMAS[name] }) as unknown as Descriptor<N>;
 }
 
-/** All seven, in OPERATION_NAMES order. */
+/** All eight, in OPERATION_NAMES order. */
 export const OPERATIONS = Object.freeze([
   describeOperation(
     'list_devices',
@@ -223,6 +231,15 @@ export const OPERATIONS = Object.freeze([
       'Entra device after re-enrolment: the most recently synced one decides and all are listed. Answers come from a short-lived cache; ' +
       'cache.hit and cache.stale say how fresh the answer is. Fails with not_found when no managed device matches.',
     'GET /deviceManagement/managedDevices?$filter=azureADDeviceId eq {id} | GET /deviceManagement/managedDevices/{id}',
+  ),
+  describeOperation(
+    'find_asset',
+    'READ',
+    'Find an asset by serial fingerprint',
+    'Finds the asset (one physical machine) whose sources report a serial fingerprint: its Intune records and enrolled agents, every ' +
+      'attribute of the merged posture with its source (intune | agent) and confidence (mdm | agent | stale), the disagreements between ' +
+      'sources, and any conflict (two machines claiming one serial). Answers from the stored assets, without a Graph call.',
+    'none (stored assets)',
   ),
   describeOperation(
     'sync_device',

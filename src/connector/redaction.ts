@@ -11,6 +11,8 @@ import { isGuid } from '../common/ids.js';
 import { COMPLIANCE_STATES, THREAT_STATES, type ComplianceState, type DevicePosture, type OsFamily, type ThreatState } from './posture.js';
 
 export const SERIAL_FINGERPRINT_PREFIX = 'hmac-sha256:';
+/** A serial fingerprint as callers may pass one back: the prefix and 64 hex digits (either case). */
+export const FINGERPRINT_PATTERN = /^hmac-sha256:[0-9a-fA-F]{64}$/;
 
 /**
  * The keyed fingerprint of a serial number. Serials are compared trimmed and upper-cased, because

@@ -3,6 +3,7 @@
  * the redacted posture fields and nothing else, so they can hold no more than structuredContent.
  */
 import type { DevicePosture } from '../connector/posture.js';
+import type { EndpointAgent } from '../connector/assets.js';
 
 export function describeOs(p: Pick<DevicePosture, 'os_family' | 'os_version'>): string {
   return p.os_version === null ? p.os_family : `${p.os_family} ${p.os_version}`;
@@ -29,4 +30,19 @@ export function postureLine(p: DevicePosture): string {
 
 export function plural(count: number, one: string, many = `${one}s`): string {
   return `${count} ${count === 1 ? one : many}`;
+}
+
+const tri = (v: boolean | null): string => (v === null ? 'unknown' : v ? 'on' : 'off');
+
+/** What enrolled agents seeing the same machine report, one line each; a line saying none when none does. */
+export function describeEndpointAgents(agents: readonly EndpointAgent[]): string {
+  if (agents.length === 0) return 'No enrolled endpoint agent sees this machine.';
+  return agents
+    .map(
+      (a) =>
+        `Enrolled agent ${a.agent_id} sees the same machine (last heartbeat ${a.last_seen_at ?? 'never'}${a.confidence === 'stale' ? ', stale' : ''}): ` +
+        `macOS ${a.os_version ?? 'unknown'}, FileVault ${tri(a.filevault)}, firewall ${tri(a.firewall)}, SIP ${tri(a.sip)}, Gatekeeper ${tri(a.gatekeeper)}` +
+        (a.disagreements.length > 0 ? `; it disagrees with Intune on ${a.disagreements.join(', ')}.` : '.'),
+    )
+    .join('\n');
 }

@@ -53,6 +53,12 @@ export interface PostureServiceDeps {
   readonly graphClientFor?: (connection: Connection, secret: string) => GraphClient;
   readonly now?: () => number;
   readonly options?: PostureServiceOptions;
+  /**
+   * Called when a connection's current snapshot or status changed (a run succeeded, an update):
+   * asset identity re-matches what changed. A run's `done` settles after it; its failure is logged,
+   * never the run's.
+   */
+  readonly onSnapshotChanged?: (tenant: string, connectionId: string) => Promise<unknown>;
 }
 
 const SCHEDULER_ACTOR: Actor = { kind: 'system', id: 'scheduler' };
@@ -66,6 +72,7 @@ interface RunStarter {
   readonly holder: string;
   readonly intervalMs: number;
   readonly random: () => number;
+  readonly onSnapshotChanged: ((tenant: string, connectionId: string) => Promise<unknown>) | undefined;
   /** Runs of this process, for close(). */
   readonly activeRuns: Map<string, { abort: AbortController; done: Promise<SyncRunSummary> }>;
 }
@@ -78,7 +85,7 @@ async function startRun(
   actor: Actor,
   startOptions: StartSyncOptions,
 ): Promise<{ run: SyncRunSummary; done: Promise<SyncRunSummary> }> {
-  const { runContext, holder, intervalMs, random, activeRuns } = starter;
+  const { runContext, holder, intervalMs, random, activeRuns, onSnapshotChanged } = starter;
   const { db, logger, now, leaseTtlMs } = runContext;
   const trigger = startOptions.trigger ?? 'manual';
   if (!(SYNC_TRIGGERS as readonly string[]).includes(trigger)) {
@@ -120,6 +127,12 @@ async function startRun(
       logger.error({ err, run_id: acquired.run.id }, 'sync run ended with an unexpected error');
       return { ...acquired.run, status: 'failed', error_code: 'internal_error', error_message: 'the run failed unexpectedly' };
     })
+    .then(async (summary) => {
+      if (summary.status === 'succeeded' && onSnapshotChanged !== undefined) {
+        await onSnapshotChanged(tenant, acquired.run.connection_id).catch((err: unknown) => logger.warn({ err, run_id: acquired.run.id }, 'could not re-match assets after the sync'));
+      }
+      return summary;
+    })
     .finally(() => activeRuns.delete(acquired.run.id));
   activeRuns.set(acquired.run.id, { abort, done });
   return { run: acquired.run, done };
@@ -143,7 +156,7 @@ export function createPostureService(deps: PostureServiceDeps): PostureService {
 
   const clientFor = createGraphClientFactory({ config, logger: deps.logger, demo, graphClientFor: deps.graphClientFor });
   const runContext: RunContext = { db, chronicle, logger, secrets, fingerprintKeyFor: deps.fingerprintKeyFor, now, leaseTtlMs, pageSize, concurrency: config.sync.concurrency, requestsPer20s: Math.max(1, options.syncRequestsPer20s ?? 1000), clientFor };
-  const runs: RunStarter = { runContext, holder, intervalMs, random, activeRuns };
+  const runs: RunStarter = { runContext, holder, intervalMs, random, activeRuns, onSnapshotChanged: deps.onSnapshotChanged };
   /** One client per tenant, for the connector's live reads. */
   const clients = createGraphClientCache({ db, secrets, logger, demo, clientFor });
   const connections = createConnectionChanges({ db, chronicle, logger, secrets, config, now, afterChange: clients.refresh });
@@ -188,7 +201,12 @@ export function createPostureService(deps: PostureServiceDeps): PostureService {
 
     async updateConnection(tenant, id, rawPatch: ConnectionPatch, actor) {
       assertTenant(tenant);
-      return connections.update(tenant, id, rawPatch, actor);
+      const updated = await connections.update(tenant, id, rawPatch, actor);
+      if (updated !== null && rawPatch.status !== undefined && deps.onSnapshotChanged !== undefined) {
+        // Disabling a connection takes its records out of the assets; enabling brings them back.
+        await deps.onSnapshotChanged(tenant, updated.id).catch((err: unknown) => logger.warn({ err, connection_id: updated.id }, 'could not re-match assets after the change'));
+      }
+      return updated;
     },
 
     async startSync(tenant, connectionId, actor, startOptions = {}) {

@@ -139,6 +139,7 @@ export async function listDevices(q: Queryable, tenant: string, query: DeviceQue
   if (query.last_sync_after !== undefined) add((n) => `p.last_sync_at > ${n}::timestamptz`, query.last_sync_after);
   // q is validated to hex digits and dashes: no LIKE wildcard can be in it.
   if (query.q !== undefined) add((n) => `p.device_id LIKE ${n} || '%'`, query.q);
+  if (query.fingerprint !== undefined) add((n) => `p.posture->>'serial_fingerprint' = ${n}`, query.fingerprint);
   const filterSql = where.map((w) => ` AND ${w}`).join('');
   const filterParams = [...params];
 

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { CLOUDS } from '../config/index.js';
 import { COMPLIANCE_STATES, OS_FAMILIES, OWNERSHIPS } from '../connector/posture.js';
+import { FINGERPRINT_PATTERN } from '../connector/redaction.js';
 import { PostureInputError } from './errors.js';
 import { GUID_PATTERN, isGuid, isTenant } from '../common/ids.js';
 import { parseTimeBound, TIME_BOUND_RULE } from '../common/time.js';
@@ -35,6 +36,7 @@ const FIELD_HELP: Readonly<Record<string, string>> = {
   last_sync_before: `last_sync_before must be ${TIME_BOUND_RULE}`,
   last_sync_after: `last_sync_after must be ${TIME_BOUND_RULE}`,
   q: 'q must be the start of an Intune device id: 1 to 36 hex digits and dashes',
+  fingerprint: 'fingerprint must be a serial fingerprint as the API shows it: hmac-sha256: and 64 hex digits',
   limit: 'limit must be a whole number from 1 to 500',
   cursor: 'cursor must be the next_cursor of a previous page, unchanged',
 };
@@ -94,6 +96,11 @@ export const DeviceQuerySchema = z
     q: z
       .string()
       .regex(/^[0-9A-Fa-f-]{1,36}$/)
+      .transform((v) => v.toLowerCase())
+      .optional(),
+    fingerprint: z
+      .string()
+      .regex(FINGERPRINT_PATTERN)
       .transform((v) => v.toLowerCase())
       .optional(),
     // Query strings arrive as text; a numeric string is as good as a number.

@@ -15,7 +15,7 @@ import { createChronicle, type Chronicle } from '../chronicle/index.js';
 import { createGraphClient, graphClientFromConfig } from '../connector/graph/index.js';
 import type { GraphClient } from '../connector/graph/types.js';
 import type { SimulatorHandle } from '../simulator/types.js';
-import { createIntuneConnector, type IntuneConnector, type IntuneConnectorOptions } from '../connector/index.js';
+import { createIntuneConnector, type ConnectorAssets, type IntuneConnector, type IntuneConnectorOptions } from '../connector/index.js';
 import { fingerprintKeys } from './fingerprint-keys.js';
 import { createCloserStack } from './closers.js';
 import { DEFAULT_TENANT } from '../common/ids.js';
@@ -54,6 +54,8 @@ export interface OpenRuntimeOptions {
   /** Connector policy beyond the Config (e.g. enabledMutations in a later phase). */
   readonly connector?: Partial<Pick<IntuneConnectorOptions, 'enabledMutations' | 'syncCooldownMs' | 'notFoundTtlMs' | 'writeBudget'>>;
   readonly now?: () => number;
+  /** The host's asset identity, read at each call (get_device and get_compliance name the agents that see a device; find_asset). */
+  readonly assets?: () => ConnectorAssets | undefined;
 }
 
 /** The Graph settings that point a client at a running simulator (INTUNE_CLOUD=custom semantics). */
@@ -131,6 +133,7 @@ export async function openRuntime(config: Config, options: OpenRuntimeOptions = 
       db,
       logger,
       ...(options.now !== undefined ? { now: options.now } : {}),
+      ...(options.assets !== undefined ? { assets: options.assets } : {}),
       options: {
         intuneEnabled: config.intuneEnabled,
         cacheTtlMs: config.compliance.cacheTtlMs,

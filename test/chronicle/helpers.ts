@@ -88,6 +88,24 @@ export const SAMPLE_DATA: Readonly<Record<EventType, Record<string, unknown>>> =
     certificate_serial: '5A0B9C',
     certificate_expires_at: '2025-02-01T03:04:05.000Z',
   },
+  'asset.sources_merged': {
+    match_id: '5a3c1f0e-9b2d-8c4e-a1f2-0123456789ab',
+    merges: [{ asset_id: '6b4d2e1f-0c3e-8d5f-b2a3-123456789abc', rule: 'serial_fingerprint', serial_fingerprint: 'hmac-sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', entra_device_id: null, joined: [{ kind: 'agent', id: '5a3c1f0e-9b2d-8c4e-a1f2-0123456789ab' }], previous_asset_ids: [] }],
+  },
+  'asset.split': { match_id: '5a3c1f0e-9b2d-8c4e-a1f2-0123456789ab', splits: [{ asset_id: '6b4d2e1f-0c3e-8d5f-b2a3-123456789abc', serial_fingerprint: null, into_asset_ids: ['5a3c1f0e-9b2d-8c4e-a1f2-0123456789ab', '6b4d2e1f-0c3e-8d5f-b2a3-123456789abc'] }] },
+  'asset.conflict_detected': {
+    match_id: '5a3c1f0e-9b2d-8c4e-a1f2-0123456789ab',
+    conflicts: [
+      {
+        conflict_id: '6b4d2e1f-0c3e-8d5f-b2a3-123456789abc',
+        kind: 'serial_on_several_machines',
+        serial_fingerprint: 'hmac-sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa',
+        entra_device_id: null,
+        asset_ids: ['5a3c1f0e-9b2d-8c4e-a1f2-0123456789ab', '6b4d2e1f-0c3e-8d5f-b2a3-123456789abc'],
+        sources: [{ kind: 'agent', id: '5a3c1f0e-9b2d-8c4e-a1f2-0123456789ab' }, { kind: 'agent', id: '6b4d2e1f-0c3e-8d5f-b2a3-123456789abc' }],
+      },
+    ],
+  },
   'agent.revoked': {
     agent_id: GUID_C,
     platform: 'darwin',

@@ -154,6 +154,7 @@ forEachDatabase('IntuneConnector', (createDatabase) => {
         'list_devices',
         'get_device',
         'get_compliance',
+        'find_asset',
         'sync_device',
       ]);
     });

@@ -24,7 +24,7 @@ describe('examples/host.ts', () => {
             return [line.slice(0, space), JSON.parse(line.slice(space + 1)) as unknown];
           }),
       );
-      expect(out['permitted']).toEqual(['list_devices:READ', 'get_device:READ', 'get_compliance:READ']);
+      expect(out['permitted']).toEqual(['list_devices:READ', 'get_device:READ', 'get_compliance:READ', 'find_asset:READ']);
       expect((out['noncompliant'] as { state: string }[]).every((d) => d.state === 'noncompliant')).toBe(true);
       expect((out['noncompliant'] as unknown[]).length).toBeGreaterThan(0);
       expect(out['compliance']).toMatchObject({ state: 'noncompliant', cache: { hit: true, stale: false } });

@@ -7,12 +7,13 @@ const scope = (over: Partial<DelegationScope> = {}): DelegationScope => ({ capab
 const op = (name: OperationName) => findOperation(name)!;
 
 describe('operation descriptors', () => {
-  it('declares all seven, in contract order, each with a capability from the capability model', () => {
+  it('declares all eight, in contract order, each with a capability from the capability model', () => {
     expect(OPERATIONS.map((d) => d.name)).toEqual([...OPERATION_NAMES]);
     expect(Object.fromEntries(OPERATIONS.map((d) => [d.name, d.capability]))).toEqual({
       list_devices: 'READ',
       get_device: 'READ',
       get_compliance: 'READ',
+      find_asset: 'READ',
       sync_device: 'PROPOSE',
       remote_lock: 'MUTATE',
       retire_device: 'MUTATE',
@@ -21,7 +22,8 @@ describe('operation descriptors', () => {
     for (const d of OPERATIONS) {
       expect(d.title.length).toBeGreaterThan(0);
       expect(d.description.length).toBeGreaterThan(20);
-      expect(d.graph).toMatch(/^(GET|POST) /);
+      // find_asset reads the stored assets: it names no Graph endpoint.
+      expect(d.graph).toMatch(d.name === 'find_asset' ? /^none / : /^(GET|POST) /);
     }
   });
 });
@@ -69,10 +71,10 @@ describe('authorizeOperation (Phase 1 policy)', () => {
 
 describe('permittedOperations', () => {
   it('lists READ tools for the default read-only scope', () => {
-    expect(permittedOperations(OPERATIONS, scope(), PHASE1_POLICY).map((d) => d.name)).toEqual(['list_devices', 'get_device', 'get_compliance']);
+    expect(permittedOperations(OPERATIONS, scope(), PHASE1_POLICY).map((d) => d.name)).toEqual(['list_devices', 'get_device', 'get_compliance', 'find_asset']);
   });
   it('adds sync_device with PROPOSE and never lists MUTATE in Phase 1', () => {
     const all = scope({ capabilities: ['READ', 'PROPOSE', 'MUTATE'] });
-    expect(permittedOperations(OPERATIONS, all, PHASE1_POLICY).map((d) => d.name)).toEqual(['list_devices', 'get_device', 'get_compliance', 'sync_device']);
+    expect(permittedOperations(OPERATIONS, all, PHASE1_POLICY).map((d) => d.name)).toEqual(['list_devices', 'get_device', 'get_compliance', 'find_asset', 'sync_device']);
   });
 });

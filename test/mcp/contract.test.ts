@@ -21,7 +21,7 @@ describe('MCP tool contract', () => {
   it('lists READ tools by default and never remote_lock in Phase 1', async () => {
     const snapshot = await buildToolsSnapshot();
     expect(snapshot.default_capabilities).toEqual(['READ']);
-    expect(snapshot.tools.filter((t) => t.listed_by_default).map((t) => t.name)).toEqual(['list_devices', 'get_device', 'get_device_compliance']);
+    expect(snapshot.tools.filter((t) => t.listed_by_default).map((t) => t.name)).toEqual(['list_devices', 'get_device', 'get_device_compliance', 'find_asset']);
     expect(Object.values(snapshot.listed_by_scope).some((names) => names.includes('remote_lock'))).toBe(false);
     expect(snapshot.listed_by_scope['READ,PROPOSE']).toContain('sync_device');
   });

@@ -22,7 +22,7 @@ import type { SimulatorHandle } from '../../src/simulator/types.js';
 import { createPostgresDatabase, pgAvailable, type TestDatabase } from '../helpers/db.js';
 import { findPii, outputValidator, piiValues, startMcpFixture, textOf, toolNames, type DbKind, type McpFixture } from './fixture.js';
 
-const READ_TOOLS = ['list_devices', 'get_device', 'get_device_compliance'];
+const READ_TOOLS = ['list_devices', 'get_device', 'get_device_compliance', 'find_asset'];
 
 async function httpClient(url: string, key: string, name = 'http-agent'): Promise<Client> {
   const client = new Client({ name, version: '1.0.0' });

@@ -23,7 +23,7 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = path.join(ROOT, 'dist', 'cli.js');
 const INSPECTOR_BUILD = path.join(ROOT, 'node_modules', '@modelcontextprotocol', 'inspector-cli', 'build');
 const INSPECTOR = path.join(INSPECTOR_BUILD, 'cli.js');
-const READ_TOOLS = ['list_devices', 'get_device', 'get_device_compliance'];
+const READ_TOOLS = ['list_devices', 'get_device', 'get_device_compliance', 'find_asset'];
 
 let simulator: SimulatorHandle;
 let dataDir: string;

@@ -13,7 +13,7 @@ import { SNAPSHOT_FILE } from '../../src/mcp/snapshot.js';
 import { pgAvailable } from '../helpers/db.js';
 import { findPii, outputValidator, startMcpFixture, textOf, toolNames, type DbKind, type McpFixture } from './fixture.js';
 
-const READ_TOOLS = ['list_devices', 'get_device', 'get_device_compliance'];
+const READ_TOOLS = ['list_devices', 'get_device', 'get_device_compliance', 'find_asset'];
 
 function outcomeMeta(result: CallToolResult): Record<string, unknown> {
   return (result._meta?.[MCP_RESULT_META_KEY] ?? {}) as Record<string, unknown>;

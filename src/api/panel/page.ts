@@ -4,6 +4,7 @@
  * cookie, no session store and no CSRF defence. Everything it renders goes through textContent.
  */
 import { COMPLIANCE_STATES, OS_FAMILIES, OWNERSHIPS } from '../../connector/posture.js';
+import { ASSETS_SCRIPT_PATH, renderAssetsSection } from './assets-section.js';
 
 export const PANEL_PATHS = {
   settings: '/settings',
@@ -44,6 +45,7 @@ export function renderSettingsPage(): string {
 <link rel="icon" href="${PANEL_PATHS.icon}" type="image/svg+xml">
 <link rel="stylesheet" href="${PANEL_PATHS.style}">
 <script type="module" src="${PANEL_PATHS.script}"></script>
+<script type="module" src="${ASSETS_SCRIPT_PATH}"></script>
 </head>
 <body>
 <header class="top"><span class="brand">intune-connector</span><span class="crumb">Settings</span></header>
@@ -102,6 +104,8 @@ export function renderSettingsPage(): string {
       <div class="table-wrap"><table class="devices" data-testid="devices"><thead><tr><th>Device id</th><th>OS</th><th>Compliance</th><th>Encrypted</th><th>Last check-in</th><th><span class="sr-only">Ownership, model, serial fingerprint</span></th></tr></thead><tbody id="devices-body"></tbody></table></div>
       <div class="pager"><button id="prev-page" type="button" disabled>Previous</button><span id="page-info" class="muted"></span><button id="next-page" type="button" disabled>Next</button></div>
     </section>
+
+    ${renderAssetsSection()}
   </div>
 </main>
 </div>

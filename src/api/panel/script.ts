@@ -7,10 +7,10 @@
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 
-export function loadPanelScript(): string {
-  const built = new URL('./client/panel.js', import.meta.url);
+export function loadPanelScript(name: 'panel' | 'assets-panel' = 'panel'): string {
+  const built = new URL(`./client/${name}.js`, import.meta.url);
   if (fs.existsSync(built)) return fs.readFileSync(built, 'utf8');
-  const source = new URL('./client/panel.ts', import.meta.url);
+  const source = new URL(`./client/${name}.ts`, import.meta.url);
   if (!fs.existsSync(source)) {
     throw new Error(`the Settings panel script is missing: neither ${built.pathname} nor ${source.pathname} exists; run npm run build`);
   }

@@ -7,6 +7,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { PANEL_ICON, PANEL_STYLE } from '../panel/assets.js';
 import { PANEL_CSP, PANEL_PATHS, renderSettingsPage } from '../panel/page.js';
 import { loadPanelScript } from '../panel/script.js';
+import { ASSETS_SCRIPT_PATH, ASSETS_STYLE } from '../panel/assets-section.js';
 
 function asset(body: string, type: string): { body: string; type: string; etag: string } {
   return { body, type, etag: `"${crypto.createHash('sha256').update(body).digest('base64url').slice(0, 22)}"` };
@@ -15,7 +16,8 @@ function asset(body: string, type: string): { body: string; type: string; etag: 
 export function panelRoutes(app: FastifyInstance): void {
   const page = asset(renderSettingsPage(), 'text/html; charset=utf-8');
   const script = asset(loadPanelScript(), 'text/javascript; charset=utf-8');
-  const style = asset(PANEL_STYLE, 'text/css; charset=utf-8');
+  const assetsScript = asset(loadPanelScript('assets-panel'), 'text/javascript; charset=utf-8');
+  const style = asset(PANEL_STYLE + ASSETS_STYLE, 'text/css; charset=utf-8');
   const icon = asset(PANEL_ICON, 'image/svg+xml');
 
   const send = (reply: FastifyReply, a: ReturnType<typeof asset>, cacheControl: string) =>
@@ -30,6 +32,7 @@ export function panelRoutes(app: FastifyInstance): void {
   app.get(PANEL_PATHS.settings, async (_request, reply) => send(reply, page, 'no-store'));
   app.get(PANEL_PATHS.posture, async (_request, reply) => send(reply, page, 'no-store'));
   app.get(PANEL_PATHS.script, async (_request, reply) => send(reply, script, 'no-cache'));
+  app.get(ASSETS_SCRIPT_PATH, async (_request, reply) => send(reply, assetsScript, 'no-cache'));
   app.get(PANEL_PATHS.style, async (_request, reply) => send(reply, style, 'no-cache'));
   app.get(PANEL_PATHS.icon, async (_request, reply) => send(reply, icon, 'max-age=86400'));
 }

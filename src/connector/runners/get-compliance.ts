@@ -6,11 +6,14 @@ import { safeRequestId } from '../errors.js';
 import type { GetComplianceInput, GetComplianceOutput } from '../operations.js';
 import { failedFrom, succeeded, type RunOutcome } from '../outcome.js';
 import { graphFailure, noteFailure, signalOption, type RunCall } from './call.js';
+import type { ConnectorAssets } from '../assets.js';
+import { endpointAgentsOf } from './get-device.js';
 
 export interface GetComplianceDeps {
   readonly lookup: CachedComplianceLookup;
   readonly policyStates: CachedPolicyStatesLookup;
   readonly logger: Logger | undefined;
+  readonly assets: () => ConnectorAssets | undefined;
 }
 
 export async function runGetCompliance(deps: GetComplianceDeps, call: RunCall<GetComplianceInput>): Promise<RunOutcome<GetComplianceOutput>> {
@@ -59,6 +62,7 @@ export async function runGetCompliance(deps: GetComplianceDeps, call: RunCall<Ge
     devices: [...lookup.records],
     ...(policies !== undefined ? { policies } : {}),
     cache,
+    endpoint_agents: await endpointAgentsOf(deps, tenant, lookup.records.map((r) => r.device_id)),
   };
   return succeeded(value, { resultCount: lookup.records.length, graphRequestId, cache });
 }

@@ -1,5 +1,5 @@
 /** get_device_compliance: is this device compliant? The connector's get_compliance, through its cache. */
-import { describeCompliance, plural } from '../text.js';
+import { describeCompliance, describeEndpointAgents, plural } from '../text.js';
 import { describeTool } from './types.js';
 
 export const getDeviceComplianceDescriptor = describeTool(
@@ -12,7 +12,9 @@ export const getDeviceComplianceDescriptor = describeTool(
       'compliance state (compliant, noncompliant, inGracePeriod, conflict, error, unknown, configManager), the grace-period end, ' +
       'the last check-in, and every matching Intune record (re-enrolment can leave several; the most recently synced decides). ' +
       'Set include_policies to also list the compliance policies, their states and the identifiers of their failing settings ' +
-      '(e.g. MacOSCompliancePolicy.StorageRequireEncryption). Answers come from a short-lived cache: ' +
+      '(e.g. MacOSCompliancePolicy.StorageRequireEncryption). endpoint_agents lists enrolled endpoint agents ' +
+      'that see the same machine and what they report, with the attributes on which they disagree with Intune. ' +
+      'Answers come from a short-lived cache: ' +
       'cache.hit and cache.stale say how fresh the answer is.',
   },
   (v) => {
@@ -33,6 +35,7 @@ export const getDeviceComplianceDescriptor = describeTool(
           : `Policies: ${v.policies.map((p) => `${p.display_name ?? p.id}: ${p.state}${p.failing_settings.length > 0 ? ` (failing: ${p.failing_settings.join(', ')})` : ''}`).join('; ')}.`,
       );
     }
+    lines.push(describeEndpointAgents(v.endpoint_agents));
     return lines.join('\n');
   },
 );

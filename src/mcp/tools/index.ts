@@ -1,6 +1,7 @@
 /** Every MCP tool, in the order tools/list shows them. Adding a tool is one module and one line here. */
 import { getDeviceComplianceDescriptor } from './get-device-compliance.js';
 import { getDeviceDescriptor } from './get-device.js';
+import { findAssetDescriptor } from './find-asset.js';
 import { listDevicesDescriptor } from './list-devices.js';
 import { remoteLockDescriptor } from './remote-lock.js';
 import { syncDeviceDescriptor } from './sync-device.js';
@@ -15,6 +16,7 @@ export const TOOLS: readonly McpTool[] = Object.freeze([
   eraseTool(listDevicesDescriptor),
   eraseTool(getDeviceDescriptor),
   eraseTool(getDeviceComplianceDescriptor),
+  eraseTool(findAssetDescriptor),
   eraseTool(syncDeviceDescriptor),
   eraseTool(remoteLockDescriptor),
 ]);

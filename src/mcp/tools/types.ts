@@ -7,7 +7,7 @@
 import type { Capability, OperationName } from '../../connector/contract.js';
 import { findOperation, OPERATION_SCHEMAS, type OperationOutput } from '../../connector/operations.js';
 
-export const TOOL_NAMES = ['list_devices', 'get_device', 'get_device_compliance', 'sync_device', 'remote_lock'] as const;
+export const TOOL_NAMES = ['list_devices', 'get_device', 'get_device_compliance', 'find_asset', 'sync_device', 'remote_lock'] as const;
 export type ToolName = (typeof TOOL_NAMES)[number];
 
 export interface ToolDescriptor<N extends OperationName> {

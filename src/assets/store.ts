@@ -1,0 +1,486 @@
+/**
+ * SQL for asset identity: reading the live sources (current snapshots of enabled connections,
+ * unrevoked agents), the stored assignment, and replacing a matched subset in bulk. Every
+ * statement is scoped by tenant.
+ */
+import type { Queryable } from '../db/index.js';
+import type { DevicePosture } from '../connector/posture.js';
+import { isoOrNull } from '../common/values.js';
+import { summarize, type AgentObservation, type ObservedSource, type TriState } from './attributes.js';
+import type { SourceIdentity, SourceKind } from './match.js';
+
+export type Observation = DevicePosture | AgentObservation;
+
+export interface SourceRow extends SourceIdentity {
+  readonly observation: Observation;
+  readonly last_seen_at: string | null;
+}
+
+export interface StoredSource extends SourceRow {
+  readonly asset_id: string;
+}
+
+export interface AssetRow {
+  readonly asset_id: string;
+  readonly anchor: string;
+  readonly serial_fingerprint: string | null;
+  readonly os_family: string;
+  readonly compliance_state: string | null;
+  readonly has_intune: boolean;
+  readonly has_agent: boolean;
+  readonly disagreement: boolean;
+  readonly conflict: boolean;
+}
+
+export interface ConflictRow {
+  readonly conflict_key: string;
+  readonly conflict_id: string;
+  readonly kind: string;
+  readonly serial_fingerprint: string | null;
+  readonly entra_device_id: string | null;
+  readonly asset_ids: readonly string[];
+  readonly sources: readonly { kind: SourceKind; id: string }[];
+  readonly detected_at: string;
+}
+
+const json = <T>(value: T | string): T => (typeof value === 'string' ? (JSON.parse(value) as T) : value);
+const CHUNK = 5000;
+
+// ---- live sources ---------------------------------------------------------------------------
+
+interface IntuneLiveRow {
+  connection_id: string;
+  device_id: string;
+  posture: DevicePosture | string;
+}
+
+export function intuneSource(row: IntuneLiveRow): SourceRow {
+  const posture = json<DevicePosture>(row.posture);
+  return {
+    kind: 'intune',
+    origin: row.connection_id,
+    source_id: row.device_id,
+    serial_fingerprint: posture.serial_fingerprint,
+    hardware_fingerprint: null,
+    entra_device_id: posture.azure_ad_device_id,
+    observation: posture,
+    last_seen_at: posture.last_sync_at,
+  };
+}
+
+const LIVE_INTUNE = `SELECT p.connection_id::text AS connection_id, p.device_id, p.posture
+  FROM intune_device_postures p JOIN intune_connections c ON c.current_snapshot_id = p.snapshot_id AND c.tenant = p.tenant
+ WHERE c.tenant = $1 AND c.status <> 'disabled'`;
+
+export async function liveIntuneSources(q: Queryable, tenant: string): Promise<SourceRow[]> {
+  const { rows } = await q.query<IntuneLiveRow>(LIVE_INTUNE, [tenant]);
+  return rows.map(intuneSource);
+}
+
+/**
+ * What changed for one connection since its sources were last matched: live records that are new
+ * or whose redacted posture differs (compared in the database, so only the changes travel), and
+ * stored records that are no longer live (deleted in Intune, or the connection disabled).
+ */
+export async function connectionChanges(q: Queryable, tenant: string, connectionId: string): Promise<{ upserts: SourceRow[]; removed: StoredKey[] }> {
+  const [changed, removed] = await Promise.all([
+    q.query<IntuneLiveRow>(
+      `${LIVE_INTUNE} AND c.id = $2::uuid AND NOT EXISTS (
+         SELECT 1 FROM asset_sources s WHERE s.tenant = $1 AND s.kind = 'intune' AND s.origin = $3::text AND s.source_id = p.device_id AND s.observation = p.posture)`,
+      [tenant, connectionId, connectionId],
+    ),
+    q.query<StoredKey>(
+      `SELECT s.kind, s.origin, s.source_id FROM asset_sources s WHERE s.tenant = $1 AND s.kind = 'intune' AND s.origin = $3::text AND NOT EXISTS (
+         SELECT 1 FROM intune_device_postures p JOIN intune_connections c ON c.current_snapshot_id = p.snapshot_id AND c.tenant = p.tenant
+          WHERE c.tenant = $1 AND c.id = $2::uuid AND c.status <> 'disabled' AND p.device_id = s.source_id)`,
+      [tenant, connectionId, connectionId],
+    ),
+  ]);
+  return { upserts: changed.rows.map(intuneSource), removed: removed.rows };
+}
+
+/** Every connection id of the tenant that has stored sources or a current snapshot. */
+export async function connectionIdsOf(q: Queryable, tenant: string): Promise<string[]> {
+  const { rows } = await q.query<{ id: string }>(
+    `SELECT id::text AS id FROM intune_connections WHERE tenant = $1 UNION SELECT origin FROM asset_sources WHERE tenant = $1 AND kind = 'intune'`,
+    [tenant],
+  );
+  return rows.map((r) => r.id);
+}
+
+interface AgentLiveRow {
+  agent_id: string;
+  os_family: string;
+  os_version: string | null;
+  os_build: string | null;
+  model: string | null;
+  serial_fingerprint: string | null;
+  hardware_fingerprint: string | null;
+  posture: Record<string, unknown> | string | null;
+  last_seen_at: Date | string | null;
+  enrolled_at: Date | string;
+}
+
+const tri = (v: unknown): TriState => (v === true || v === false ? v : 'unknown');
+
+export function agentSource(row: AgentLiveRow): SourceRow {
+  const p = row.posture === null ? {} : json<Record<string, unknown>>(row.posture);
+  const observation: AgentObservation = {
+    os_family: row.os_family,
+    os_version: row.os_version,
+    os_build: row.os_build,
+    model: row.model,
+    filevault: tri(p['filevault']),
+    firewall: tri(p['firewall']),
+    sip: tri(p['sip']),
+    gatekeeper: tri(p['gatekeeper']),
+    agent_version: typeof p['agent_version'] === 'string' ? p['agent_version'] : null,
+  };
+  return {
+    kind: 'agent',
+    origin: '',
+    source_id: row.agent_id,
+    serial_fingerprint: row.serial_fingerprint,
+    hardware_fingerprint: row.hardware_fingerprint,
+    entra_device_id: null,
+    observation,
+    // Until its first heartbeat, an agent was last seen enrolling.
+    last_seen_at: isoOrNull(row.last_seen_at ?? row.enrolled_at),
+  };
+}
+
+const AGENT_LIVE = `SELECT agent_id::text AS agent_id, os_family, os_version, os_build, model, serial_fingerprint, hardware_fingerprint, posture, last_seen_at, enrolled_at
+  FROM agents WHERE tenant = $1 AND revoked_at IS NULL`;
+
+export async function liveAgentSources(q: Queryable, tenant: string, agentId?: string): Promise<SourceRow[]> {
+  const { rows } =
+    agentId === undefined ? await q.query<AgentLiveRow>(AGENT_LIVE, [tenant]) : await q.query<AgentLiveRow>(`${AGENT_LIVE} AND agent_id = $2::uuid`, [tenant, agentId]);
+  return rows.map(agentSource);
+}
+
+// ---- stored assignment ----------------------------------------------------------------------
+
+export interface StoredKey {
+  readonly kind: SourceKind;
+  readonly origin: string;
+  readonly source_id: string;
+}
+
+interface StoredDbRow {
+  kind: SourceKind;
+  origin: string;
+  source_id: string;
+  asset_id: string;
+  serial_fingerprint: string | null;
+  hardware_fingerprint: string | null;
+  entra_device_id: string | null;
+  observation: Observation | string;
+  last_seen_at: Date | string | null;
+}
+
+const STORED_COLUMNS =
+  'kind, origin, source_id, asset_id::text AS asset_id, serial_fingerprint, hardware_fingerprint, entra_device_id, observation, last_seen_at';
+
+const storedOf = (row: StoredDbRow): StoredSource => ({
+  kind: row.kind,
+  origin: row.origin,
+  source_id: row.source_id,
+  asset_id: row.asset_id,
+  serial_fingerprint: row.serial_fingerprint,
+  hardware_fingerprint: row.hardware_fingerprint,
+  entra_device_id: row.entra_device_id,
+  observation: json<Observation>(row.observation),
+  last_seen_at: isoOrNull(row.last_seen_at),
+});
+
+/**
+ * The stored assignment of every source of the tenant, without observations: what a from-scratch
+ * match needs of the previous state (which asset each source was in, for the merge and split records).
+ */
+export async function storedAssignmentsOfTenant(q: Queryable, tenant: string): Promise<StoredSource[]> {
+  const { rows } = await q.query<Omit<StoredDbRow, 'observation' | 'last_seen_at'>>(
+    `SELECT kind, origin, source_id, asset_id::text AS asset_id, serial_fingerprint, hardware_fingerprint, entra_device_id FROM asset_sources WHERE tenant = $1`,
+    [tenant],
+  );
+  return rows.map((row) => ({ ...row, observation: {} as Observation, last_seen_at: null }));
+}
+
+export async function storedAgentSources(q: Queryable, tenant: string): Promise<StoredSource[]> {
+  const { rows } = await q.query<StoredDbRow>(`SELECT ${STORED_COLUMNS} FROM asset_sources WHERE tenant = $1 AND kind = 'agent'`, [tenant]);
+  return rows.map(storedOf);
+}
+
+export async function storedSourcesByKey(q: Queryable, tenant: string, keys: readonly StoredKey[]): Promise<StoredSource[]> {
+  if (keys.length === 0) return [];
+  const { rows } = await q.query<StoredDbRow>(
+    `SELECT ${STORED_COLUMNS} FROM asset_sources s
+      WHERE s.tenant = $1 AND (s.kind, s.origin, s.source_id) IN (SELECT k.kind, k.origin, k.source_id FROM jsonb_to_recordset($2::jsonb) AS k(kind text, origin text, source_id text))`,
+    [tenant, JSON.stringify(keys.map((k) => ({ kind: k.kind, origin: k.origin, source_id: k.source_id })))],
+  );
+  return rows.map(storedOf);
+}
+
+/** Stored sources sharing any of these serials or Entra ids, or belonging to any of these assets. */
+export async function storedNeighbours(
+  q: Queryable,
+  tenant: string,
+  keys: { serials: readonly string[]; entraIds: readonly string[]; assetIds: readonly string[] },
+): Promise<StoredSource[]> {
+  const { rows } = await q.query<StoredDbRow>(
+    `SELECT ${STORED_COLUMNS} FROM asset_sources WHERE tenant = $1 AND serial_fingerprint = ANY($2::text[])
+     UNION ALL SELECT ${STORED_COLUMNS} FROM asset_sources WHERE tenant = $1 AND entra_device_id = ANY($3::text[])
+     UNION ALL SELECT ${STORED_COLUMNS} FROM asset_sources WHERE tenant = $1 AND asset_id = ANY($4::uuid[])`,
+    [tenant, keys.serials, keys.entraIds, keys.assetIds],
+  );
+  return rows.map(storedOf);
+}
+
+export async function touchAgent(q: Queryable, tenant: string, agentId: string, lastSeenAt: string | null): Promise<void> {
+  await q.query(`UPDATE asset_sources SET last_seen_at = $3 WHERE tenant = $1 AND kind = 'agent' AND origin = '' AND source_id = $2`, [
+    tenant,
+    agentId,
+    lastSeenAt,
+  ]);
+}
+
+// ---- bulk replacement -----------------------------------------------------------------------
+
+async function inChunks<T>(items: readonly T[], write: (chunk: readonly T[]) => Promise<unknown>): Promise<void> {
+  for (let i = 0; i < items.length; i += CHUNK) await write(items.slice(i, i + CHUNK));
+}
+
+export async function deleteSources(q: Queryable, tenant: string, keys: readonly StoredKey[], all: boolean): Promise<void> {
+  if (all) {
+    await q.query('DELETE FROM asset_sources WHERE tenant = $1', [tenant]);
+    return;
+  }
+  await inChunks(keys, (chunk) =>
+    q.query(
+      `DELETE FROM asset_sources s USING jsonb_to_recordset($2::jsonb) AS k(kind text, origin text, source_id text)
+        WHERE s.tenant = $1 AND s.kind = k.kind AND s.origin = k.origin AND s.source_id = k.source_id`,
+      [tenant, JSON.stringify(chunk.map((k) => ({ kind: k.kind, origin: k.origin, source_id: k.source_id })))],
+    ),
+  );
+}
+
+/**
+ * A from-scratch match's rows: Intune records are copied from the current snapshots in the
+ * database (their observation is the snapshot's posture), so only ids travel; agents go as JSON.
+ */
+export async function insertAllSources(q: Queryable, tenant: string, rows: readonly StoredSource[]): Promise<void> {
+  const intune = rows.filter((r) => r.kind === 'intune');
+  for (let i = 0; i < intune.length; i += CHUNK * 4) {
+    const chunk = intune.slice(i, i + CHUNK * 4);
+    await q.query(
+      `INSERT INTO asset_sources (tenant, kind, origin, source_id, asset_id, serial_fingerprint, hardware_fingerprint, entra_device_id, observation, last_seen_at)
+       SELECT $1, 'intune', a.origin, a.source_id, a.asset_id, p.posture->>'serial_fingerprint', NULL, p.posture->>'azure_ad_device_id', p.posture, p.last_sync_at
+         FROM unnest($2::text[], $3::text[], $4::uuid[]) AS a(origin, source_id, asset_id)
+         JOIN intune_connections c ON c.id = a.origin::uuid AND c.tenant = $1 AND c.status <> 'disabled'
+         JOIN intune_device_postures p ON p.snapshot_id = c.current_snapshot_id AND p.device_id = a.source_id`,
+      [tenant, chunk.map((r) => r.origin), chunk.map((r) => r.source_id), chunk.map((r) => r.asset_id)],
+    );
+  }
+  await insertSources(q, tenant, rows.filter((r) => r.kind !== 'intune'));
+}
+
+export async function insertSources(q: Queryable, tenant: string, rows: readonly StoredSource[]): Promise<void> {
+  await inChunks(rows, (chunk) =>
+    q.query(
+      `INSERT INTO asset_sources (tenant, kind, origin, source_id, asset_id, serial_fingerprint, hardware_fingerprint, entra_device_id, observation, last_seen_at)
+       SELECT $1, r.kind, r.origin, r.source_id, r.asset_id, r.serial_fingerprint, r.hardware_fingerprint, r.entra_device_id, r.observation, r.last_seen_at
+         FROM jsonb_to_recordset($2::jsonb) AS r(kind text, origin text, source_id text, asset_id uuid, serial_fingerprint text, hardware_fingerprint text,
+              entra_device_id text, observation jsonb, last_seen_at timestamptz)`,
+      [tenant, JSON.stringify(chunk)],
+    ),
+  );
+}
+
+/** New observations of sources that stay in their assets. */
+export async function updateObservations(q: Queryable, tenant: string, rows: readonly StoredSource[]): Promise<void> {
+  await inChunks(rows, (chunk) =>
+    q.query(
+      `UPDATE asset_sources s SET observation = r.observation, last_seen_at = r.last_seen_at
+         FROM jsonb_to_recordset($2::jsonb) AS r(kind text, origin text, source_id text, observation jsonb, last_seen_at timestamptz)
+        WHERE s.tenant = $1 AND s.kind = r.kind AND s.origin = r.origin AND s.source_id = r.source_id`,
+      [tenant, JSON.stringify(chunk.map((r) => ({ kind: r.kind, origin: r.origin, source_id: r.source_id, observation: r.observation, last_seen_at: r.last_seen_at })))],
+    ),
+  );
+}
+
+/** Recomputes the filterable summary of these assets from their stored sources (membership unchanged). */
+export async function refreshAssets(q: Queryable, tenant: string, assetIds: readonly string[], at: string): Promise<void> {
+  const sources = await sourcesOfAssets(q, tenant, assetIds);
+  const byAsset = new Map<string, StoredSource[]>();
+  for (const s of sources) {
+    const list = byAsset.get(s.asset_id);
+    if (list === undefined) byAsset.set(s.asset_id, [s]);
+    else list.push(s);
+  }
+  const rows = [...byAsset].map(([asset_id, list]) => ({
+    asset_id,
+    ...summarize(list.map((s) => ({ kind: s.kind, source_id: s.source_id, last_seen_at: s.last_seen_at, observation: s.observation }) as ObservedSource)),
+  }));
+  await inChunks(rows, (chunk) =>
+    q.query(
+      `UPDATE assets a SET os_family = r.os_family, compliance_state = r.compliance_state, has_intune = r.has_intune, has_agent = r.has_agent,
+              disagreement = r.disagreement, updated_at = $3
+         FROM jsonb_to_recordset($2::jsonb) AS r(asset_id uuid, os_family text, compliance_state text, has_intune boolean, has_agent boolean, disagreement boolean)
+        WHERE a.tenant = $1 AND a.asset_id = r.asset_id`,
+      [tenant, JSON.stringify(chunk), at],
+    ),
+  );
+}
+
+export async function deleteAssets(q: Queryable, tenant: string, assetIds: readonly string[], all: boolean): Promise<void> {
+  if (all) {
+    await q.query('DELETE FROM assets WHERE tenant = $1', [tenant]);
+    return;
+  }
+  await inChunks(assetIds, (chunk) => q.query('DELETE FROM assets WHERE tenant = $1 AND asset_id = ANY($2::uuid[])', [tenant, chunk]));
+}
+
+export async function insertAssets(q: Queryable, tenant: string, rows: readonly AssetRow[], at: string): Promise<void> {
+  // Column arrays: one parameter per column, no JSON to build or parse.
+  for (let i = 0; i < rows.length; i += CHUNK * 4) {
+    const chunk = rows.slice(i, i + CHUNK * 4);
+    const column = <K extends keyof AssetRow>(key: K) => chunk.map((r) => r[key]);
+    await q.query(
+      `INSERT INTO assets (tenant, asset_id, anchor, serial_fingerprint, os_family, compliance_state, has_intune, has_agent, disagreement, conflict, updated_at)
+       SELECT $1, r.asset_id, r.anchor, r.serial_fingerprint, r.os_family, r.compliance_state, r.has_intune, r.has_agent, r.disagreement, r.conflict, $11
+         FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::boolean[], $8::boolean[], $9::boolean[], $10::boolean[])
+              AS r(asset_id, anchor, serial_fingerprint, os_family, compliance_state, has_intune, has_agent, disagreement, conflict)`,
+      [
+        tenant,
+        column('asset_id'),
+        column('anchor'),
+        column('serial_fingerprint'),
+        column('os_family'),
+        column('compliance_state'),
+        column('has_intune'),
+        column('has_agent'),
+        column('disagreement'),
+        column('conflict'),
+        at,
+      ],
+    );
+  }
+}
+
+interface ConflictDbRow extends Omit<ConflictRow, 'asset_ids' | 'sources' | 'detected_at'> {
+  asset_ids: string[] | string;
+  sources: ConflictRow['sources'] | string;
+  detected_at: Date | string;
+}
+
+const CONFLICT_COLUMNS = 'conflict_key, conflict_id::text AS conflict_id, kind, serial_fingerprint, entra_device_id, asset_ids, sources, detected_at';
+const conflictOf = (row: ConflictDbRow): ConflictRow => ({
+  ...row,
+  asset_ids: json<string[]>(row.asset_ids),
+  sources: json<ConflictRow['sources']>(row.sources),
+  detected_at: isoOrNull(row.detected_at) as string,
+});
+
+/** Stored conflicts among these keys (all of the tenant's when keys is null). */
+export async function conflictsByKey(q: Queryable, tenant: string, keys: readonly string[] | null): Promise<ConflictRow[]> {
+  const { rows } =
+    keys === null
+      ? await q.query<ConflictDbRow>(`SELECT ${CONFLICT_COLUMNS} FROM asset_conflicts WHERE tenant = $1`, [tenant])
+      : await q.query<ConflictDbRow>(`SELECT ${CONFLICT_COLUMNS} FROM asset_conflicts WHERE tenant = $1 AND conflict_key = ANY($2::text[])`, [tenant, keys]);
+  return rows.map(conflictOf);
+}
+
+export async function conflictsOfAssets(q: Queryable, tenant: string, assetIds: readonly string[]): Promise<ConflictRow[]> {
+  if (assetIds.length === 0) return [];
+  const { rows } = await q.query<ConflictDbRow>(
+    `SELECT ${CONFLICT_COLUMNS} FROM asset_conflicts WHERE tenant = $1 AND asset_ids ?| $2::text[] ORDER BY conflict_key`,
+    [tenant, assetIds],
+  );
+  return rows.map(conflictOf);
+}
+
+export async function replaceConflicts(q: Queryable, tenant: string, removeKeys: readonly string[] | null, rows: readonly ConflictRow[]): Promise<void> {
+  if (removeKeys === null) await q.query('DELETE FROM asset_conflicts WHERE tenant = $1', [tenant]);
+  else if (removeKeys.length > 0) await q.query('DELETE FROM asset_conflicts WHERE tenant = $1 AND conflict_key = ANY($2::text[])', [tenant, removeKeys]);
+  await inChunks(rows, (chunk) =>
+    q.query(
+      `INSERT INTO asset_conflicts (tenant, conflict_key, conflict_id, kind, serial_fingerprint, entra_device_id, asset_ids, sources, detected_at)
+       SELECT $1, r.conflict_key, r.conflict_id, r.kind, r.serial_fingerprint, r.entra_device_id, r.asset_ids, r.sources, r.detected_at
+         FROM jsonb_to_recordset($2::jsonb) AS r(conflict_key text, conflict_id uuid, kind text, serial_fingerprint text, entra_device_id text,
+              asset_ids jsonb, sources jsonb, detected_at timestamptz)`,
+      [tenant, JSON.stringify(chunk)],
+    ),
+  );
+}
+
+// ---- reading --------------------------------------------------------------------------------
+
+interface AssetDbRow extends AssetRow {
+  updated_at: Date | string;
+}
+
+const ASSET_COLUMNS =
+  'asset_id::text AS asset_id, anchor, serial_fingerprint, os_family, compliance_state, has_intune, has_agent, disagreement, conflict, updated_at';
+
+export interface AssetFilter {
+  readonly os_family?: string;
+  readonly source?: 'intune' | 'agent' | 'both';
+  readonly compliance_state?: string;
+  readonly disagreement?: boolean;
+  readonly fingerprint?: string;
+}
+
+export async function listAssetRows(
+  q: Queryable,
+  tenant: string,
+  filter: AssetFilter,
+  page: { after?: string; limit: number },
+): Promise<{ rows: AssetDbRow[]; total: number }> {
+  const params: unknown[] = [tenant];
+  const where: string[] = ['tenant = $1'];
+  const add = (sql: (n: string) => string, value: unknown) => {
+    params.push(value);
+    where.push(sql(`$${params.length}`));
+  };
+  if (filter.os_family !== undefined) add((n) => `os_family = ${n}`, filter.os_family);
+  if (filter.compliance_state !== undefined) add((n) => `compliance_state = ${n}`, filter.compliance_state);
+  if (filter.disagreement !== undefined) add((n) => `disagreement = ${n}`, filter.disagreement);
+  if (filter.fingerprint !== undefined) add((n) => `serial_fingerprint = ${n}`, filter.fingerprint);
+  if (filter.source === 'intune') where.push('has_intune AND NOT has_agent');
+  if (filter.source === 'agent') where.push('has_agent AND NOT has_intune');
+  if (filter.source === 'both') where.push('has_intune AND has_agent');
+  const filterSql = where.join(' AND ');
+  const filterParams = [...params];
+  if (page.after !== undefined) add((n) => `asset_id > ${n}::uuid`, page.after);
+  params.push(page.limit + 1);
+  const [rows, count] = await Promise.all([
+    q.query<AssetDbRow>(`SELECT ${ASSET_COLUMNS} FROM assets WHERE ${where.join(' AND ')} ORDER BY asset_id LIMIT $${params.length}`, params),
+    q.query<{ n: number }>(`SELECT count(*)::int AS n FROM assets WHERE ${filterSql}`, filterParams),
+  ]);
+  return { rows: rows.rows, total: count.rows[0]?.n ?? 0 };
+}
+
+export async function assetRowsById(q: Queryable, tenant: string, assetIds: readonly string[]): Promise<AssetDbRow[]> {
+  if (assetIds.length === 0) return [];
+  const { rows } = await q.query<AssetDbRow>(`SELECT ${ASSET_COLUMNS} FROM assets WHERE tenant = $1 AND asset_id = ANY($2::uuid[]) ORDER BY asset_id`, [
+    tenant,
+    assetIds,
+  ]);
+  return rows;
+}
+
+export async function sourcesOfAssets(q: Queryable, tenant: string, assetIds: readonly string[]): Promise<StoredSource[]> {
+  if (assetIds.length === 0) return [];
+  const { rows } = await q.query<StoredDbRow>(
+    `SELECT ${STORED_COLUMNS} FROM asset_sources WHERE tenant = $1 AND asset_id = ANY($2::uuid[]) ORDER BY kind DESC, source_id`,
+    [tenant, assetIds],
+  );
+  return rows.map(storedOf);
+}
+
+export async function assetIdOfSource(q: Queryable, tenant: string, kind: SourceKind, sourceId: string): Promise<string | null> {
+  const { rows } = await q.query<{ asset_id: string }>(
+    `SELECT asset_id::text AS asset_id FROM asset_sources WHERE tenant = $1 AND kind = $2 AND source_id = $3 ORDER BY origin LIMIT 1`,
+    [tenant, kind, sourceId],
+  );
+  return rows[0]?.asset_id ?? null;
+}
