@@ -122,6 +122,8 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       secrets,
       config,
       fingerprintKeyFor: (tenant) => runtime.fingerprintKeyFor(tenant),
+      graphBudget: runtime.sharing.graphBudget,
+      onSynced: (tenant) => runtime.connector.invalidateTenant(tenant),
     });
     posture = service;
     closers.push('posture', () => service.close());
