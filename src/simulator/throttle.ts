@@ -1,9 +1,37 @@
 /**
- * Intune's throttling per app per tenant, as sliding logs (../common/sliding-window.ts).
+ * Intune's throttling, modelled as a sliding log per app per tenant: at most `limit` admitted
+ * requests in any `windowMs`. A refused request is not counted, so a client that waits as told
+ * gets through. The log is a ring of the last `limit` admission times, O(1) per request.
  */
-import { SlidingWindow } from '../common/sliding-window.js';
+export class SlidingWindow {
+  private readonly times: Float64Array;
+  private head = 0;
+  private size = 0;
 
-export { SlidingWindow };
+  constructor(
+    readonly limit: number,
+    readonly windowMs: number,
+  ) {
+    this.times = new Float64Array(Math.max(1, limit));
+  }
+
+  /** Milliseconds until a request would be admitted; 0 when it would be admitted now. */
+  waitMs(nowMs: number): number {
+    if (this.size < this.limit) return 0;
+    const oldest = this.times[this.head] ?? 0;
+    return Math.max(0, oldest + this.windowMs - nowMs);
+  }
+
+  admit(nowMs: number): void {
+    if (this.size < this.limit) {
+      this.times[(this.head + this.size) % this.times.length] = nowMs;
+      this.size++;
+      return;
+    }
+    this.times[this.head] = nowMs;
+    this.head = (this.head + 1) % this.times.length;
+  }
+}
 
 export interface ThrottleSettings {
   readonly requestsPer20s: number;

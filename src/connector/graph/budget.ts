@@ -7,7 +7,40 @@
  * `LocalGraphBudget` keeps the logs in this process (the default, and the fallback while a shared
  * budget is unreachable); with REDIS_URL the connector's Redis budget shares them between replicas.
  */
-import { SlidingWindow } from '../../common/sliding-window.js';
+/**
+ * One sliding log: slot -> when it counts from, oldest first. A slot counts from its admission, and
+ * from the answer once that is in (re-inserted at the end: times only grow, so the order holds).
+ */
+class SlotLog {
+  readonly #slots = new Map<string, number>();
+
+  prune(now: number, windowMs: number): void {
+    for (const [slot, at] of this.#slots) {
+      if (at > now - windowMs) break;
+      this.#slots.delete(slot);
+    }
+  }
+
+  /** Ms until `limit` slots leave room for one more (0: now). */
+  waitMs(now: number, windowMs: number, limit: number): number {
+    const over = this.#slots.size - limit;
+    if (over < 0) return 0;
+    let i = 0;
+    for (const at of this.#slots.values()) {
+      if (i++ === over) return Math.max(1, Math.ceil(at + windowMs - now));
+    }
+    return 0;
+  }
+
+  add(slot: string, now: number): void {
+    this.#slots.set(slot, now);
+  }
+
+  restamp(slot: string, now: number): void {
+    if (!this.#slots.delete(slot)) return;
+    this.#slots.set(slot, now);
+  }
+}
 
 export interface BudgetLimits {
   /** Requests admitted per window (Intune: 2000). */
@@ -48,9 +81,10 @@ export class LocalGraphBudget implements GraphBudget {
   readonly #limits: BudgetLimits;
   readonly #windowMs: number;
   readonly #now: () => number;
-  readonly #requests = new Map<string, SlidingWindow>();
-  readonly #writes = new Map<string, SlidingWindow>();
+  readonly #requests = new Map<string, SlotLog>();
+  readonly #writes = new Map<string, SlotLog>();
   readonly #pausedUntil = new Map<string, number>();
+  #nextSlot = 0;
 
   readonly #share: () => number;
 
@@ -62,32 +96,39 @@ export class LocalGraphBudget implements GraphBudget {
     this.#now = now;
   }
 
-  reserve(key: string, write: boolean): Promise<{ readonly waitMs: number }> {
-    return Promise.resolve({ waitMs: this.reserveNow(key, write) });
+  reserve(key: string, write: boolean): Promise<{ readonly waitMs: number; readonly slot?: string }> {
+    return Promise.resolve(this.reserveNow(key, write));
   }
 
-  reserveNow(key: string, write: boolean): number {
+  reserveNow(key: string, write: boolean): { readonly waitMs: number; readonly slot?: string } {
     const now = this.#now();
     const paused = (this.#pausedUntil.get(key) ?? 0) - now;
-    if (paused > 0) return Math.ceil(paused);
-    const requests = this.#window(this.#requests, key, this.#limits.requests);
-    const writes = write ? this.#window(this.#writes, key, this.#limits.writes) : undefined;
+    if (paused > 0) return { waitMs: Math.ceil(paused) };
     const share = Math.max(1, this.#share());
+    const requests = this.#log(this.#requests, key, now);
+    const writes = write ? this.#log(this.#writes, key, now) : undefined;
     const waitMs = Math.max(
-      requests.waitMs(now, Math.floor(this.#limits.requests / share)),
-      writes?.waitMs(now, Math.floor(this.#limits.writes / share)) ?? 0,
+      requests.waitMs(now, this.#windowMs, Math.max(1, Math.floor(this.#limits.requests / share))),
+      writes?.waitMs(now, this.#windowMs, Math.max(1, Math.floor(this.#limits.writes / share))) ?? 0,
     );
-    if (waitMs > 0) return Math.max(1, Math.ceil(waitMs));
-    requests.admit(now);
-    writes?.admit(now);
-    return 0;
+    if (waitMs > 0) return { waitMs };
+    const slot = String((this.#nextSlot += 1));
+    requests.add(slot, now);
+    writes?.add(slot, now);
+    return { waitMs: 0, slot };
   }
 
-  /** Counts a request a shared budget admitted, so this log is current if it has to take over. */
-  record(key: string, write: boolean): void {
+  sent(key: string, slot: string, write: boolean): void {
     const now = this.#now();
-    this.#window(this.#requests, key, this.#limits.requests).admit(now);
-    if (write) this.#window(this.#writes, key, this.#limits.writes).admit(now);
+    this.#requests.get(key)?.restamp(slot, now);
+    if (write) this.#writes.get(key)?.restamp(slot, now);
+  }
+
+  /** Counts a request a shared budget admitted (its slot there), so this log is current if it has to take over. */
+  record(key: string, write: boolean, slot: string): void {
+    const now = this.#now();
+    this.#log(this.#requests, key, now).add(slot, now);
+    if (write) this.#log(this.#writes, key, now).add(slot, now);
   }
 
   pause(key: string, retryAfterMs: number): void {
@@ -95,12 +136,14 @@ export class LocalGraphBudget implements GraphBudget {
     if (until > (this.#pausedUntil.get(key) ?? 0)) this.#pausedUntil.set(key, until);
   }
 
-  #window(map: Map<string, SlidingWindow>, key: string, limit: number): SlidingWindow {
-    let w = map.get(key);
-    if (w === undefined) {
-      w = new SlidingWindow(limit, this.#windowMs);
-      map.set(key, w);
+  #log(map: Map<string, SlotLog>, key: string, now: number): SlotLog {
+    let log = map.get(key);
+    if (log === undefined) {
+      log = new SlotLog();
+      map.set(key, log);
     }
-    return w;
+    log.prune(now, this.#windowMs);
+    return log;
   }
+
 }

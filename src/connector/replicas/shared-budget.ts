@@ -114,19 +114,20 @@ export class RedisGraphBudget implements GraphBudget {
     const shared = await this.#link.run((r) => r.eval(RESERVE, 3, ...keys, ...args));
     if (shared === UNAVAILABLE || typeof shared !== 'number') {
       this.#localReservations += 1;
-      const waitMs = this.#local.reserveNow(key, write);
-      if (waitMs > 0) this.#waits += 1;
-      return { waitMs };
+      const local = this.#local.reserveNow(key, write);
+      if (local.waitMs > 0) this.#waits += 1;
+      return local;
     }
     if (shared > 0) {
       this.#waits += 1;
       return { waitMs: shared };
     }
-    this.#local.record(key, write);
+    this.#local.record(key, write, slot);
     return { waitMs: 0, slot };
   }
 
   sent(key: string, slot: string, write: boolean): void {
+    this.#local.sent(key, slot, write);
     const keys = [this.#link.key('budget', key, 'requests'), this.#link.key('budget', key, 'writes')];
     void this.#link.run((r) => r.eval(SENT, 2, ...keys, this.#windowMs, write ? 1 : 0, slot));
   }
@@ -150,10 +151,14 @@ export class CountingLocalBudget implements GraphBudget {
     this.#local = new LocalGraphBudget(limits);
   }
 
-  reserve(key: string, write: boolean): Promise<{ readonly waitMs: number }> {
-    const waitMs = this.#local.reserveNow(key, write);
-    if (waitMs > 0) this.#waits += 1;
-    return Promise.resolve({ waitMs });
+  reserve(key: string, write: boolean): Promise<{ readonly waitMs: number; readonly slot?: string }> {
+    const reservation = this.#local.reserveNow(key, write);
+    if (reservation.waitMs > 0) this.#waits += 1;
+    return Promise.resolve(reservation);
+  }
+
+  sent(key: string, slot: string, write: boolean): void {
+    this.#local.sent(key, slot, write);
   }
 
   pause(key: string, retryAfterMs: number): void {
