@@ -172,7 +172,7 @@ async function deploy(count: number, redisUrl: string, seed: string): Promise<De
     // Each test deployment its own namespace, so parallel runs on one Redis never meet.
     REDIS_KEY_PREFIX: `test-${crypto.randomBytes(6).toString('hex')}`,
     // Three replicas, PostgreSQL, Redis and the simulator on two shared cores: event-loop lag alone
-    // can pass the default second, and a replica that falls back keeps only its share (tested below).
+    // can pass the default second, and a replica that falls back keeps only its share (test/connector/shared-cache.test.ts).
     REDIS_TIMEOUT_MS: '3000',
     INTUNE_GRAPH_BUDGET_REQUESTS: String(BUDGET.requests),
     INTUNE_GRAPH_BUDGET_WINDOW_MS: String(BUDGET.windowMs),
