@@ -32,6 +32,8 @@ function posture(): DevicePosture {
     management_agent: 'mdm',
     management_state: 'managed',
     ownership: 'company',
+    threat_state: 'unknown',
+    supervised: false,
     enrolled_at: '2026-01-01T00:00:00.000Z',
     last_sync_at: '2026-12-01T00:00:00.000Z',
     model: 'MacBook Pro',
