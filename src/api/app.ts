@@ -20,6 +20,7 @@ import type { Authenticator } from '../auth/types.js';
 import type { KeyStore } from '../auth/keys.js';
 import { ApiError, errorHandler, sendError } from './errors.js';
 import { createMetrics, type MetricsSources } from './metrics.js';
+import type { SharingStatus } from '../connector/replicas/index.js';
 import { chronicleRoutes, type ChronicleReader } from './routes/chronicle.js';
 import { healthRoutes } from './routes/health.js';
 import { keyRoutes } from './routes/keys.js';
@@ -41,6 +42,8 @@ export interface AppRuntime {
   readonly logger: Logger;
   readonly chronicle: ChronicleReader & Pick<ChronicleWriter, 'append'> & { stats(): { appended: number; failed: number; batches: number; pending: number; witnessBacklog?: number; witnessFailures?: number } };
   readonly connector: IntuneConnector;
+  /** What replicas share (REDIS_URL), for /readyz and /metrics; absent: nothing shared. */
+  readonly sharing?: { status(): SharingStatus };
 }
 
 export interface AppOptions {
@@ -59,7 +62,7 @@ export interface AppOptions {
   /** Whether Chronicle accepts appends, for /readyz (default: the session may write its event table). */
   readonly chronicleWritable?: () => Promise<boolean>;
   /** Extra metric sources (sync runs); the cache and Chronicle figures come from the runtime. */
-  readonly metrics?: Omit<MetricsSources, 'cacheStats' | 'chronicleStats'>;
+  readonly metrics?: Omit<MetricsSources, 'cacheStats' | 'chronicleStats' | 'sharing'>;
   readonly migrations?: readonly Migration[];
   /** Enables /api/v1/agents: enrollment, identity summaries, revocation (the mTLS side is its own listener). */
   readonly agents?: Omit<AgentRouteDeps, 'authenticator'>;
@@ -112,8 +115,18 @@ export async function createApp(options: AppOptions): Promise<FastifyInstance> {
   const metrics = createMetrics({
     cacheStats: () => {
       const s = runtime.connector.cacheStats();
-      return { hits: s.hits, misses: s.misses, coalesced: s.coalesced, staleServed: s.staleServed, size: s.size };
+      return {
+        hits: s.hits,
+        misses: s.misses,
+        coalesced: s.coalesced,
+        staleServed: s.staleServed,
+        size: s.size,
+        sharedHits: s.sharedHits,
+        sharedCoalesced: s.sharedCoalesced,
+        sharedFallbacks: s.sharedFallbacks,
+      };
     },
+    ...(runtime.sharing !== undefined ? { sharing: () => (runtime.sharing as { status(): SharingStatus }).status() } : {}),
     chronicleStats: () => runtime.chronicle.stats(),
     ...options.metrics,
   });
@@ -179,6 +192,7 @@ export async function createApp(options: AppOptions): Promise<FastifyInstance> {
     migrations: options.migrations ?? MIGRATIONS,
     metrics,
     chronicleWritable: options.chronicleWritable ?? (() => chronicleTableWritable(runtime.db)),
+    ...(runtime.sharing !== undefined ? { sharing: () => (runtime.sharing as { status(): SharingStatus }).status() } : {}),
   });
   app.get('/', async (_request, reply) => reply.redirect('/settings', 302));
   panelRoutes(app);

@@ -4,6 +4,7 @@
  * sync runs, Chronicle appends) are read from them at scrape time rather than counted twice.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { SharingStatus } from '../connector/replicas/index.js';
 
 export interface CacheStats {
   readonly hits: number;
@@ -11,6 +12,9 @@ export interface CacheStats {
   readonly coalesced: number;
   readonly staleServed: number;
   readonly size: number;
+  readonly sharedHits?: number;
+  readonly sharedCoalesced?: number;
+  readonly sharedFallbacks?: number;
 }
 
 export interface SyncRunStats {
@@ -22,6 +26,8 @@ export interface SyncRunStats {
 
 export interface MetricsSources {
   readonly cacheStats?: () => CacheStats;
+  /** What replicas share (REDIS_URL) and the Graph budget. */
+  readonly sharing?: () => SharingStatus;
   readonly syncRuns?: () => Promise<SyncRunStats>;
   /** Chronicle's own counters (this process). */
   readonly chronicleStats?: () => {
@@ -60,6 +66,28 @@ function mirroredCounter<L extends string>(
   });
 }
 
+function sharingMetrics(registry: Registry, sharing: () => SharingStatus): void {
+  new Gauge({
+    name: 'intune_redis_up',
+    help: 'With REDIS_URL: 1 while Redis answers (replicas share cache and Graph budget), 0 while this replica works alone.',
+    registers: [registry],
+    collect() {
+      const redis = sharing().redis;
+      if (redis === undefined) this.reset();
+      else this.set(redis.up ? 1 : 0);
+    },
+  });
+  mirroredCounter(registry, 'intune_redis_outages_total', 'Times Redis stopped answering (each logged once, with its recovery).', [], () => [
+    { labels: {}, value: sharing().redis?.outages ?? 0 },
+  ]);
+  mirroredCounter(registry, 'intune_redis_fallbacks_total', 'Operations done locally (cache, coalescing, Graph budget) because Redis did not answer.', [], () => [
+    { labels: {}, value: sharing().redis?.fallbacks ?? 0 },
+  ]);
+  mirroredCounter(registry, 'intune_graph_budget_waits_total', "Graph requests that waited for a slot of Intune's per-app budget instead of being throttled.", [], () => [
+    { labels: {}, value: sharing().budget.waits },
+  ]);
+}
+
 export function createMetrics(sources: MetricsSources = {}): AppMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
@@ -85,9 +113,12 @@ export function createMetrics(sources: MetricsSources = {}): AppMetrics {
       ['intune_compliance_cache_misses_total', 'Compliance lookups that went to Graph.', 'misses'],
       ['intune_compliance_cache_coalesced_total', 'Lookups that waited on a Graph request already in flight for the same device.', 'coalesced'],
       ['intune_compliance_cache_stale_served_total', 'Expired cached answers served while Graph failed (within the stale window).', 'staleServed'],
+      ['intune_compliance_cache_shared_hits_total', 'Lookups answered from an entry another replica stored (REDIS_URL).', 'sharedHits'],
+      ['intune_compliance_cache_shared_coalesced_total', "Lookups answered by another replica's Graph request for the same device (REDIS_URL).", 'sharedCoalesced'],
+      ['intune_compliance_cache_shared_fallbacks_total', 'Lookups that asked Graph themselves because Redis did not answer in time.', 'sharedFallbacks'],
     ];
     for (const [name, help, field] of cacheCounters) {
-      mirroredCounter(registry, name, help, [], () => [{ labels: {}, value: cacheStats()[field] }]);
+      mirroredCounter(registry, name, help, [], () => [{ labels: {}, value: cacheStats()[field] ?? 0 }]);
     }
     new Gauge({
       name: 'intune_compliance_cache_entries',
@@ -98,6 +129,7 @@ export function createMetrics(sources: MetricsSources = {}): AppMetrics {
       },
     });
   }
+  if (sources.sharing !== undefined) sharingMetrics(registry, sources.sharing);
   if (syncRuns !== undefined) {
     let pending: Promise<SyncRunStats> | undefined;
     // Both metrics read the same query; one scrape runs it once.

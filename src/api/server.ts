@@ -134,6 +134,8 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       config,
       fingerprintKeyFor: (tenant) => runtime.fingerprintKeyFor(tenant),
       onSnapshotChanged: (tenant, connectionId) => assets.rematchConnection(tenant, connectionId),
+      graphBudget: runtime.sharing.graphBudget,
+      onSynced: (tenant) => runtime.connector.invalidateTenant(tenant),
     });
     posture = service;
     closers.push('posture', () => service.close());

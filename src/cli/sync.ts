@@ -117,6 +117,9 @@ export async function runSyncCommand(options: SyncCommandOptions): Promise<numbe
       secrets: secretProviderFromConfig(config, process.env),
       config,
       fingerprintKeyFor: runtime.fingerprintKeyFor,
+      graphBudget: runtime.sharing.graphBudget,
+      // Replicas serving the gate drop their cached answers of the tenant (REDIS_URL).
+      onSynced: (tenant) => runtime.connector.invalidateTenant(tenant),
     });
     await posture.bootstrapFromConfig(config, runtime.demo !== undefined ? { demo: runtime.demo } : {});
     const connectionId = await pickConnection(posture, options.tenant, options.connection);

@@ -172,6 +172,16 @@ export const EnvSchema = z.object({
   DATABASE_URL: optionalString.refine((raw) => raw === undefined || /^postgres(ql)?:\/\//.test(raw), {
     message: 'must be a postgres:// or postgresql:// URL; unset it to use the embedded database',
   }).describe('PostgreSQL URL. Unset: the embedded database (PGlite) under INTUNE_DATA_DIR.'),
+  REDIS_URL: optionalString.refine((raw) => raw === undefined || /^rediss?:\/\/[^\s]+$/.test(raw), {
+    message: 'must be a redis:// or rediss:// URL (e.g. redis://127.0.0.1:6379/0); unset it to keep the cache and Graph budget per process',
+  }).describe('Redis URL (redis:// or rediss://). Set: replicas share the compliance cache, coalesce Graph lookups of one device, and keep one Graph budget per app per tenant. Unset: each process alone.'),
+  REDIS_KEY_PREFIX: optionalString.refine((raw) => raw === undefined || /^[A-Za-z0-9._:-]{1,64}$/.test(raw), {
+    message: 'must be 1 to 64 letters, digits, dots, colons, underscores or hyphens',
+  }).describe('Namespace of this deployment\'s Redis keys and channels (default intune-connector); deployments sharing one Redis need different prefixes.'),
+  REDIS_TIMEOUT_MS: intVar(1_000, { min: 10, max: 10_000, unit: 'milliseconds' }).describe('How long a Redis command may take before the replica answers from its own cache and budget (default 1000).'),
+  INTUNE_GRAPH_BUDGET_REQUESTS: intVar(2_000, { min: 1, max: 100_000, unit: 'requests' }).describe('Graph requests per window per app per tenant the connector sends at most (default 2000, Intune\'s limit).'),
+  INTUNE_GRAPH_BUDGET_WRITES: intVar(200, { min: 1, max: 100_000, unit: 'requests' }).describe('Of those, device actions (default 200, Intune\'s limit).'),
+  INTUNE_GRAPH_BUDGET_WINDOW_MS: intVar(20_000, { min: 100, max: 3_600_000, unit: 'milliseconds' }).describe('The budget\'s sliding window in milliseconds (default 20000, Intune\'s).'),
   INTUNE_DATA_DIR: optionalString.describe('Data directory for the embedded database, keys and checkpoints (default ./.data).'),
   INTUNE_FINGERPRINT_KEY_FILE: optionalString.describe('Master key for serial-number fingerprints and list cursors (default: generated under the data directory). Replicas must share one file.'),
   CHRONICLE_SIGNING_KEY_FILE: optionalString.describe('Ed25519 private key (PEM) for checkpoint signatures (default: generated under the data directory).'),
@@ -247,6 +257,10 @@ export interface Config {
   readonly secretRefs?: readonly IntuneSecretRefGrant[];
   readonly gateJwt?: { readonly jwksUrl: string; readonly issuer?: string; readonly audience?: string };
   readonly database: { readonly url?: string; readonly dataDir: string };
+  /** REDIS_URL: what replicas share (compliance cache, lookups in flight, the Graph budget); unset: each process alone. */
+  readonly redis?: { readonly url: string; readonly keyPrefix: string; readonly timeoutMs: number };
+  /** Intune's per-app budget the connector keeps (2000 requests, 200 writes per 20 s). */
+  readonly graphBudget: { readonly requests: number; readonly writes: number; readonly windowMs: number };
   /** Master key of the per-tenant serial fingerprint (and cursor) keys; replicas must share it. */
   readonly fingerprintKeyFile: string;
   readonly chronicle: {
@@ -386,6 +400,8 @@ export function loadConfig(env: Env, { cwd = process.cwd() }: { cwd?: string } =
       ...(e.DATABASE_URL !== undefined ? { url: e.DATABASE_URL } : {}),
       dataDir,
     },
+    ...(e.REDIS_URL !== undefined ? { redis: { url: e.REDIS_URL, keyPrefix: e.REDIS_KEY_PREFIX ?? 'intune-connector', timeoutMs: e.REDIS_TIMEOUT_MS } } : {}),
+    graphBudget: { requests: e.INTUNE_GRAPH_BUDGET_REQUESTS, writes: Math.min(e.INTUNE_GRAPH_BUDGET_WRITES, e.INTUNE_GRAPH_BUDGET_REQUESTS), windowMs: e.INTUNE_GRAPH_BUDGET_WINDOW_MS },
     fingerprintKeyFile: path.resolve(cwd, e.INTUNE_FINGERPRINT_KEY_FILE ?? path.join(dataDir, 'fingerprint.key')),
     chronicle: {
       signingKeyFile: path.resolve(cwd, e.CHRONICLE_SIGNING_KEY_FILE ?? path.join(dataDir, 'chronicle', 'signing-key.pem')),

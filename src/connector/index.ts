@@ -22,7 +22,7 @@ import {
 import type { DevicePosture } from './posture.js';
 import { OPERATIONS, findOperation, type ListDevicesInput, type OperationInput, type OperationOutput } from './operations.js';
 import { PHASE1_POLICY, authorizeOperation, permittedOperations, type OperationPolicy } from './scope.js';
-import { ComplianceCache, type CacheStats } from './cache.js';
+import { ComplianceCache, type CacheStats, type SharedCacheTier } from './cache.js';
 import { cachedComplianceLookup, type CachedComplianceLookup } from './compliance-lookup.js';
 import { ConnectorUsageError } from './errors.js';
 import { cachedPolicyStatesLookup, failingSettings, type CachedPolicyStatesLookup } from './policy-states.js';
@@ -47,7 +47,7 @@ export { redactDevice, fingerprintSerial, osFamilyOf, SERIAL_FINGERPRINT_PREFIX 
 export { currentRecord, currentRecordFirst } from './current-record.js';
 export { EndpointAgentSchema, FoundAssetSchema, type ConnectorAssets, type EndpointAgent, type FoundAsset } from './assets.js';
 export { AuditUnavailableError, ConnectorUsageError, classifyGraphError } from './errors.js';
-export type { CacheStats } from './cache.js';
+export type { CacheStats, SharedCacheTier } from './cache.js';
 export type { CeremonyVerifier, InvocationChannel, SettledOutcome } from './contract.js';
 
 export interface IntuneConnectorOptions {
@@ -87,6 +87,8 @@ export interface IntuneConnectorDeps {
   readonly assets?: () => ConnectorAssets | undefined;
   /** Where sync_device cooldowns live so replicas agree (table connector_sync_requests); without it, this process only. */
   readonly db?: Queryable;
+  /** The compliance cache's tier replicas share (REDIS_URL); without it, this process only. */
+  readonly sharedCache?: SharedCacheTier;
 }
 
 export type ComplianceLookup =
@@ -129,6 +131,8 @@ export interface IntuneConnector {
   cacheStats(): CacheStats;
   /** The policy-state cache's counters (hits, misses, coalesced). */
   policyStatesCacheStats(): CacheStats;
+  /** Forgets every cached answer of a tenant, on every replica: a posture sync may have changed any device. */
+  invalidateTenant(tenant: string): Promise<void>;
 }
 
 export const DEFAULT_SYNC_COOLDOWN_MS = 5 * 60_000;
@@ -326,7 +330,9 @@ export function createIntuneConnector(deps: IntuneConnectorDeps): IntuneConnecto
     staleMaxMs: options.staleMaxMs,
     ...(options.notFoundTtlMs !== undefined ? { notFoundTtlMs: options.notFoundTtlMs } : {}),
     now,
+    ...(deps.sharedCache !== undefined ? { shared: deps.sharedCache } : {}),
   });
+  const invalidateDevice = (tenant: string, deviceId: string): Promise<void> => cache.invalidateDevices(tenant, [deviceId]);
   const lookup = cachedComplianceLookup({ cache, fingerprintKeyFor });
   const policyCache = new ComplianceCache<CompliancePolicyState>({
     ttlMs: options.cacheTtlMs,
@@ -348,8 +354,9 @@ export function createIntuneConnector(deps: IntuneConnectorDeps): IntuneConnecto
       writeBudget,
       now,
       logger,
+      invalidateDevice,
     },
-    deviceAction: { writeBudget, now, logger },
+    deviceAction: { writeBudget, now, logger, invalidateDevice },
   };
   const audit: AuditDeps = { chronicle, logger };
 
@@ -386,6 +393,8 @@ export function createIntuneConnector(deps: IntuneConnectorDeps): IntuneConnecto
 
     cacheStats: () => cache.stats(),
     policyStatesCacheStats: () => policyCache.stats(),
+
+    invalidateTenant: (tenant) => cache.invalidateTenant(tenant),
   };
 }
 

@@ -7,7 +7,7 @@
 import crypto from 'node:crypto';
 import { CLOUD_ENDPOINTS, type Config } from '../config/index.js';
 import { splitCertificateFile } from '../connector/graph/auth.js';
-import { createGraphClient } from '../connector/graph/index.js';
+import { createGraphClient, type GraphBudget } from '../connector/graph/index.js';
 import type { GraphClient } from '../connector/graph/types.js';
 import type { Db } from '../db/index.js';
 import type { Logger } from '../log/index.js';
@@ -35,6 +35,8 @@ export interface GraphClientFactoryDeps {
   readonly demo: DemoHostsSlot;
   /** Replaces createGraphClient (tests and benchmarks). */
   readonly graphClientFor?: ((connection: Connection, secret: string) => GraphClient) | undefined;
+  /** Intune's per-app budget the clients keep to. */
+  readonly budget?: GraphBudget | undefined;
 }
 
 /** Builds the Graph client of a connection row from its resolved secret. */
@@ -70,6 +72,7 @@ export function createGraphClientFactory(deps: GraphClientFactoryDeps): (row: Co
       credential: secret.includes('-----BEGIN') ? splitCertificateFile(secret) : { clientSecret: secret },
       graph: graphSettingsFor(row),
       logger: deps.logger,
+      ...(deps.budget !== undefined ? { budget: deps.budget } : {}),
     });
   };
 }

@@ -9,6 +9,7 @@ import os from 'node:os';
 import type { Actor, ChronicleWriter } from '../chronicle/types.js';
 import type { Config } from '../config/index.js';
 import type { GraphClient } from '../connector/graph/types.js';
+import type { GraphBudget } from '../connector/graph/budget.js';
 import type { Db } from '../db/index.js';
 import type { Logger } from '../log/index.js';
 import { createBootstrap } from './bootstrap.js';
@@ -59,6 +60,10 @@ export interface PostureServiceDeps {
    * never the run's.
    */
   readonly onSnapshotChanged?: (tenant: string, connectionId: string) => Promise<unknown>;
+  /** Intune's per-app Graph budget every client keeps to (shared by replicas with REDIS_URL). */
+  readonly graphBudget?: GraphBudget;
+  /** After a run succeeded: its snapshot may have changed any device of the tenant (the connector forgets cached answers). */
+  readonly onSynced?: (tenant: string) => Promise<void>;
 }
 
 const SCHEDULER_ACTOR: Actor = { kind: 'system', id: 'scheduler' };
@@ -75,6 +80,7 @@ interface RunStarter {
   readonly onSnapshotChanged: ((tenant: string, connectionId: string) => Promise<unknown>) | undefined;
   /** Runs of this process, for close(). */
   readonly activeRuns: Map<string, { abort: AbortController; done: Promise<SyncRunSummary> }>;
+  readonly onSynced: ((tenant: string) => Promise<void>) | undefined;
 }
 
 /** Takes the connection's lease, records runs whose lease expired, and starts the run in the background. */
@@ -123,6 +129,12 @@ async function startRun(
     abort,
     ...(startOptions.onProgress !== undefined ? { onProgress: startOptions.onProgress } : {}),
   })
+    .then(async (summary) => {
+      if (summary.status === 'succeeded') {
+        await starter.onSynced?.(tenant).catch((err: unknown) => logger.warn({ err, run_id: acquired.run.id }, 'could not drop cached compliance answers after the sync'));
+      }
+      return summary;
+    })
     .catch((err: unknown): SyncRunSummary => {
       logger.error({ err, run_id: acquired.run.id }, 'sync run ended with an unexpected error');
       return { ...acquired.run, status: 'failed', error_code: 'internal_error', error_message: 'the run failed unexpectedly' };
@@ -154,9 +166,9 @@ export function createPostureService(deps: PostureServiceDeps): PostureService {
   const activeRuns = new Map<string, { abort: AbortController; done: Promise<SyncRunSummary> }>();
   let closed = false;
 
-  const clientFor = createGraphClientFactory({ config, logger: deps.logger, demo, graphClientFor: deps.graphClientFor });
+  const clientFor = createGraphClientFactory({ config, logger: deps.logger, demo, graphClientFor: deps.graphClientFor, budget: deps.graphBudget });
   const runContext: RunContext = { db, chronicle, logger, secrets, fingerprintKeyFor: deps.fingerprintKeyFor, now, leaseTtlMs, pageSize, concurrency: config.sync.concurrency, requestsPer20s: Math.max(1, options.syncRequestsPer20s ?? 1000), clientFor };
-  const runs: RunStarter = { runContext, holder, intervalMs, random, activeRuns, onSnapshotChanged: deps.onSnapshotChanged };
+  const runs: RunStarter = { runContext, holder, intervalMs, random, activeRuns, onSnapshotChanged: deps.onSnapshotChanged, onSynced: deps.onSynced };
   /** One client per tenant, for the connector's live reads. */
   const clients = createGraphClientCache({ db, secrets, logger, demo, clientFor });
   const connections = createConnectionChanges({ db, chronicle, logger, secrets, config, now, afterChange: clients.refresh });

@@ -17,6 +17,7 @@ import type { GraphClient } from '../connector/graph/types.js';
 import type { SimulatorHandle } from '../simulator/types.js';
 import { createIntuneConnector, type ConnectorAssets, type IntuneConnector, type IntuneConnectorOptions } from '../connector/index.js';
 import { fingerprintKeys } from './fingerprint-keys.js';
+import { openReplicaSharing, type ReplicaSharing } from '../connector/replicas/index.js';
 import { createCloserStack } from './closers.js';
 import { DEFAULT_TENANT } from '../common/ids.js';
 
@@ -36,6 +37,8 @@ export interface Runtime {
   /** The client of tenant 'default' (ENTRA_* or the demo simulator); undefined when neither. */
   readonly graph: GraphClient | undefined;
   readonly demo: { readonly simulator: SimulatorHandle } | undefined;
+  /** What this process shares with other replicas (REDIS_URL) and Intune's Graph budget it keeps to. */
+  readonly sharing: ReplicaSharing;
   fingerprintKeyFor(tenant: string): Buffer;
   /** Closes everything in reverse order of opening; safe to call twice. */
   close(): Promise<void>;
@@ -94,12 +97,15 @@ export async function openRuntime(config: Config, options: OpenRuntimeOptions = 
 
     const keys = fingerprintKeys({ file: config.fingerprintKeyFile, logger });
 
+    const sharing = await openReplicaSharing({ redis: config.redis, graphBudget: config.graphBudget, logger });
+    closers.push('replica sharing', () => sharing.close());
+
     let graph: GraphClient | undefined;
     let demo: Runtime['demo'];
     if (!config.intuneEnabled) {
       logger.info('Intune connector disabled (INTUNE_ENABLED=false): no Graph client');
     } else if (config.entra !== undefined) {
-      graph = graphClientFromConfig(config, logger);
+      graph = graphClientFromConfig(config, logger, sharing.graphBudget);
       const client = graph;
       closers.push('graph client', () => client.close());
     } else if (options.demo ?? true) {
@@ -114,6 +120,7 @@ export async function openRuntime(config: Config, options: OpenRuntimeOptions = 
         credential: { clientSecret: simulator.clientSecret },
         graph: simulatorGraphSettings(config, simulator),
         logger,
+        budget: sharing.graphBudget,
       });
       const client = graph;
       closers.push('graph client', () => client.close());
@@ -134,6 +141,7 @@ export async function openRuntime(config: Config, options: OpenRuntimeOptions = 
       logger,
       ...(options.now !== undefined ? { now: options.now } : {}),
       ...(options.assets !== undefined ? { assets: options.assets } : {}),
+      ...(sharing.cacheTier !== undefined ? { sharedCache: sharing.cacheTier } : {}),
       options: {
         intuneEnabled: config.intuneEnabled,
         cacheTtlMs: config.compliance.cacheTtlMs,
@@ -152,6 +160,7 @@ export async function openRuntime(config: Config, options: OpenRuntimeOptions = 
       connector,
       graph,
       demo,
+      sharing,
       fingerprintKeyFor: keys.keyFor,
       async close() {
         if (closed) return;

@@ -79,6 +79,17 @@ describe('loadConfig', () => {
       /INTUNE_LOGIN_URL must be an https:\/\/ URL/,
     );
     expect(problemsOf({ DATABASE_URL: 'mysql://x' })[0]).toMatch(/DATABASE_URL must be a postgres/);
+    expect(problemsOf({ REDIS_URL: 'http://127.0.0.1:6379' })[0]).toMatch(/REDIS_URL must be a redis:\/\/ or rediss:\/\/ URL/);
+    expect(problemsOf({ REDIS_KEY_PREFIX: 'a b' })[0]).toMatch(/REDIS_KEY_PREFIX must be 1 to 64 letters/);
+  });
+
+  it('shares through Redis only with REDIS_URL, under a per-deployment prefix, and keeps Intune\'s budget by default', () => {
+    expect(loadConfig({}).redis).toBeUndefined();
+    expect(loadConfig({}).graphBudget).toEqual({ requests: 2000, writes: 200, windowMs: 20_000 });
+    expect(loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379/2' }).redis).toEqual({ url: 'redis://127.0.0.1:6379/2', keyPrefix: 'intune-connector', timeoutMs: 1000 });
+    expect(loadConfig({ REDIS_URL: 'rediss://r.example:6380', REDIS_KEY_PREFIX: 'prod-eu' }).redis?.keyPrefix).toBe('prod-eu');
+    // Writes are part of the requests: never more of them than requests.
+    expect(loadConfig({ INTUNE_GRAPH_BUDGET_REQUESTS: '50', INTUNE_GRAPH_BUDGET_WRITES: '200' }).graphBudget.writes).toBe(50);
   });
 
   it('never echoes a secret in an error message', () => {
@@ -104,8 +115,9 @@ describe('README configuration table', () => {
       const stated = /\(default (\d+|true|false|READ)(?=[;:),])/.exec(schema.description ?? '')?.[1];
       if (stated !== undefined) expect(String(schema.parse(undefined)), name).toBe(stated);
     }
-    // The texts that state a default (12, plus the sync concurrency and the agent certificate and token lifetimes): a rewording that drops one is a change the test notices.
-    expect(Object.values(CONFIG_DOCS).filter((text) => /\(default (\d+|true|false|READ)(?=[;:),])/.test(text))).toHaveLength(15);
+    // The texts that state a default (12, plus the sync concurrency, the agent certificate and token lifetimes, the Redis
+    // timeout and the three Graph budget figures): a rewording that drops one is a change the test notices.
+    expect(Object.values(CONFIG_DOCS).filter((text) => /\(default (\d+|true|false|READ)(?=[;:),])/.test(text))).toHaveLength(19);
   });
 });
 

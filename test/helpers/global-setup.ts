@@ -1,7 +1,8 @@
 /**
- * Once per run: find the PostgreSQL server the tests use. In CI it must be there; on a laptop
- * without one, the PostgreSQL variants are skipped with a loud message (PGlite ones still run).
+ * Once per run: find the PostgreSQL server and the Redis server the tests use. In CI both must be
+ * there; on a laptop without one, the tests needing it are skipped with a loud message.
  */
+import { Redis } from 'ioredis';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 
@@ -9,10 +10,31 @@ declare module 'vitest' {
   export interface ProvidedContext {
     pgAvailable: boolean;
     testDatabaseUrl: string;
+    redisAvailable: boolean;
+    testRedisUrl: string;
+  }
+}
+
+async function findRedis(project: TestProject): Promise<void> {
+  const url = process.env['TEST_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
+  const client = new Redis(url, { lazyConnect: true, connectTimeout: 3_000, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    await client.ping();
+    project.provide('redisAvailable', true);
+  } catch (err) {
+    if (process.env['CI']) throw new Error(`CI needs Redis at ${url} and could not reach it: ${(err as Error).message}`);
+    project.provide('redisAvailable', false);
+    process.stderr.write(`\n!!! Redis is not reachable at ${url} (${(err as Error).message}).\n!!! Tests of replicas sharing through Redis are SKIPPED; start it or set TEST_REDIS_URL.\n\n`);
+  } finally {
+    project.provide('testRedisUrl', url);
+    client.disconnect();
   }
 }
 
 export default async function setup(project: TestProject): Promise<void> {
+  await findRedis(project);
   const url = process.env['TEST_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3_000 });
   try {

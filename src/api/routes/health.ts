@@ -7,12 +7,15 @@ import type { FastifyInstance } from 'fastify';
 import type { Db } from '../../db/index.js';
 import type { Migration } from '../../db/migrate.js';
 import type { AppMetrics } from '../metrics.js';
+import type { SharingStatus } from '../../connector/replicas/index.js';
 
 export interface ReadinessCheck {
   readonly name: string;
   readonly ok: boolean;
-  /** Why not ready; a sentence without internals. */
+  /** Why not ready (or, for redis, why degraded); a sentence without internals. */
   readonly detail?: string;
+  /** redis only: serving, but from this replica's own cache and Graph budget. */
+  readonly degraded?: boolean;
 }
 
 export interface HealthDeps {
@@ -23,6 +26,23 @@ export interface HealthDeps {
   readonly chronicleWritable: () => Promise<boolean>;
   /** Bound on each readiness probe, so a hung database answers 503 rather than hanging the probe. */
   readonly readinessTimeoutMs?: number;
+  /** What replicas share (REDIS_URL): shown as the redis check. */
+  readonly sharing?: () => SharingStatus;
+}
+
+/**
+ * Redis down does not make a replica unready: it decides on its own cache and budget (never allow
+ * by default), so the check stays ok and says it is degraded, and since when.
+ */
+function sharingCheck(status: SharingStatus): ReadinessCheck | undefined {
+  if (status.redis === undefined) return undefined;
+  if (status.redis.up) return { name: 'redis', ok: true };
+  return {
+    name: 'redis',
+    ok: true,
+    degraded: true,
+    detail: `Redis does not answer since ${status.redis.since}: this replica uses its own compliance cache and Graph budget`,
+  };
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
@@ -65,6 +85,8 @@ export async function readiness(deps: HealthDeps): Promise<ReadinessCheck[]> {
   } catch {
     checks.push({ name: 'chronicle', ok: false, detail: 'Chronicle cannot append' });
   }
+  const sharing = deps.sharing !== undefined ? sharingCheck(deps.sharing()) : undefined;
+  if (sharing !== undefined) checks.push(sharing);
   return checks;
 }
 

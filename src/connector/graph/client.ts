@@ -16,8 +16,10 @@ import type { Logger } from '../../log/index.js';
 import { createTokenSource, splitCertificateFile, type ClientCredential } from './auth.js';
 import { GraphError, abortedError, badRequest, malformedError } from './errors.js';
 import { buildDeviceFilter, requireAction, requireGuid, requirePageSize, requireSelect } from './filter.js';
+import type { GraphBudget } from './budget.js';
 import {
   AttemptMiddleware,
+  BudgetMiddleware,
   CallState,
   RetryMiddleware,
   TransportMiddleware,
@@ -62,6 +64,8 @@ export interface GraphClientOptions {
   readonly random?: () => number;
   /** Overrides of the retry policy beyond config.graph.maxRetries (see RetryPolicy). */
   readonly retry?: Partial<Omit<RetryPolicy, 'maxRetries'>>;
+  /** Intune's per-app budget, shared by every client of the process (or, with REDIS_URL, of every replica); unset: none. */
+  readonly budget?: GraphBudget;
 }
 
 const DEVICES_PATH = '/deviceManagement/managedDevices';
@@ -108,6 +112,9 @@ function validateOptions(options: GraphClientOptions): { graphUrl: URL; loginUrl
   if (problems.length > 0 || graphUrl === undefined || loginUrl === undefined) throw new ConfigError(problems);
   return { graphUrl, loginUrl };
 }
+
+/** Intune keeps one budget per app per tenant. */
+export const graphBudgetKey = (tenantId: string, clientId: string): string => `${tenantId.toLowerCase()}:${clientId.toLowerCase()}`;
 
 const stripTrailingSlash = (s: string): string => s.replace(/\/+$/, '');
 
@@ -167,8 +174,10 @@ function createSender(
   const retry = new RetryMiddleware(policy, options.sleep ?? defaultSleep, options.random ?? Math.random, stats, logger);
   const attempt = new AttemptMiddleware(options.graph.timeoutMs, logger);
   const transportMiddleware = new TransportMiddleware(transport.dispatcher, graphUrl.origin, apiRoot, stats);
+  const budget =
+    options.budget !== undefined ? [new BudgetMiddleware(options.budget, graphBudgetKey(options.tenantId, options.clientId), options.sleep ?? defaultSleep)] : [];
   const library = Client.initWithMiddleware({
-    middleware: [authHandler, retry, attempt, transportMiddleware],
+    middleware: [authHandler, retry, ...budget, attempt, transportMiddleware],
     baseUrl: graphBase,
     defaultVersion: 'v1.0',
     // The library attaches the token only to hosts it knows; add the configured one. It compares
@@ -447,7 +456,7 @@ export function createGraphClient(options: GraphClientOptions): GraphClient {
  * The client for the tenant named by ENTRA_* (a secret, or ENTRA_CLIENT_CERT_FILE holding the
  * certificate and its key) and the cloud named by INTUNE_CLOUD.
  */
-export function graphClientFromConfig(config: Config, logger?: Logger): GraphClient {
+export function graphClientFromConfig(config: Config, logger?: Logger, budget?: GraphBudget): GraphClient {
   const entra = config.entra;
   if (entra === undefined) {
     throw new ConfigError([
@@ -475,5 +484,6 @@ export function graphClientFromConfig(config: Config, logger?: Logger): GraphCli
     credential,
     graph: config.graph,
     ...(logger !== undefined ? { logger } : {}),
+    ...(budget !== undefined ? { budget } : {}),
   });
 }

@@ -1,5 +1,6 @@
 /** The connector's Microsoft Graph client. Everything above it depends on ./types.ts only. */
-export { createGraphClient, graphClientFromConfig, type GraphClientOptions } from './client.js';
+export { createGraphClient, graphClientFromConfig, graphBudgetKey, type GraphClientOptions } from './client.js';
+export { LocalGraphBudget, INTUNE_GRAPH_BUDGET, budgetMarginMs, type GraphBudget, type BudgetLimits } from './budget.js';
 export { GraphError, GRAPH_ERROR_KINDS, isGraphError, type GraphErrorKind, type GraphErrorDetails } from './errors.js';
 export {
   computeRetryDelayMs,

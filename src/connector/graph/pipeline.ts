@@ -3,6 +3,7 @@
  *
  *   AuthenticationHandler (the library's; token from MSAL, attached only to the Graph host)
  *   -> RetryMiddleware     (our policy: Retry-After, backoff with jitter, no retry of ambiguous POSTs)
+ *   -> BudgetMiddleware    (Intune's per-app budget: each attempt waits for its slot; Retry-After pauses it)
  *   -> AttemptMiddleware   (per-attempt timeout, caller abort, one log line per exchange)
  *   -> TransportMiddleware (undici over the Agent that trusts INTUNE_CA_FILE; origin guard)
  *
@@ -27,6 +28,7 @@ import {
 } from './errors.js';
 import { decideRetry, parseRetryAfterMs, type RetryPolicy } from './retry.js';
 import { GraphErrorBodySchema } from './schemas.js';
+import type { GraphBudget } from './budget.js';
 
 export type Sleep = (ms: number, signal?: AbortSignal) => Promise<void>;
 
@@ -249,6 +251,53 @@ export class RetryMiddleware implements Middleware {
       return undefined;
     } catch {
       return malformedError('the body is not valid JSON', details);
+    }
+  }
+}
+
+/**
+ * Each attempt waits for a slot of the app's budget before it is sent (a retry is a request Intune
+ * counts too), as long as the caller's signal allows; a throttled answer pauses the whole budget
+ * for its Retry-After, so other callers (and, with a shared budget, other replicas) wait with it.
+ */
+export class BudgetMiddleware implements Middleware {
+  private next: Middleware | undefined;
+
+  constructor(
+    private readonly budget: GraphBudget,
+    /** Intune counts per app per tenant: the Entra tenant and the client id. */
+    private readonly key: string,
+    private readonly sleep: Sleep,
+  ) {}
+
+  setNext(next: Middleware): void {
+    this.next = next;
+  }
+
+  async execute(context: Context): Promise<void> {
+    const state = stateOf(context);
+    const next = this.next;
+    if (next === undefined) throw new Error('BudgetMiddleware has no next middleware');
+    const write = state.method !== 'GET';
+    let slot: string | undefined;
+    for (;;) {
+      const reservation = await this.budget.reserve(this.key, write);
+      if (reservation.waitMs <= 0) {
+        slot = reservation.slot;
+        break;
+      }
+      // A sleep cut short by the caller's abort rejects with the typed 'aborted' error.
+      await this.sleep(reservation.waitMs, state.signal);
+    }
+    try {
+      await next.execute(context);
+    } finally {
+      if (slot !== undefined) this.budget.sent?.(this.key, slot, write);
+    }
+    const exchange = state.exchange;
+    if (exchange !== undefined && (exchange.status === 429 || exchange.status === 503)) {
+      const retryAfterMs = parseRetryAfterMs(exchange.header('retry-after'));
+      if (retryAfterMs !== undefined && retryAfterMs > 0) this.budget.pause(this.key, retryAfterMs);
     }
   }
 }

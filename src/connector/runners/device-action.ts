@@ -10,6 +10,8 @@ export interface DeviceActionDeps {
   readonly writeBudget: WriteBudget;
   readonly now: () => number;
   readonly logger: Logger | undefined;
+  /** Forgets what the compliance cache holds about the device, on every replica: the action changes it. */
+  readonly invalidateDevice: (tenant: string, deviceId: string) => Promise<void>;
 }
 
 export async function runDeviceAction(
@@ -23,7 +25,9 @@ export async function runDeviceAction(
   if (!budget.ok) return throttledByBudget(budget.retryAfterMs);
   const requestedAt = deps.now();
   try {
-    const done = await graph.performDeviceAction(call.input.device_id.toLowerCase(), DEVICE_ACTIONS[operation], signalOption(signal));
+    const id = call.input.device_id.toLowerCase();
+    const done = await graph.performDeviceAction(id, DEVICE_ACTIONS[operation], signalOption(signal));
+    await deps.invalidateDevice(tenant, id);
     return succeeded({ status: 'requested', requested_at: new Date(requestedAt).toISOString() }, { graphRequestId: safeRequestId(done.requestId) });
   } catch (err) {
     return failedFrom(graphFailure(deps.logger, err, operation));

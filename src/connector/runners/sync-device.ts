@@ -16,6 +16,8 @@ export interface SyncDeviceDeps {
   readonly writeBudget: WriteBudget;
   readonly now: () => number;
   readonly logger: Logger | undefined;
+  /** Forgets what the compliance cache holds about the device, on every replica: the action changes it. */
+  readonly invalidateDevice: (tenant: string, deviceId: string) => Promise<void>;
 }
 
 export async function runSyncDevice(deps: SyncDeviceDeps, call: RunCall<{ readonly device_id: string }>): Promise<RunOutcome<SyncDeviceOutput>> {
@@ -52,6 +54,7 @@ export async function runSyncDevice(deps: SyncDeviceDeps, call: RunCall<{ readon
   }
   try {
     const done = await graph.performDeviceAction(id, 'syncDevice', signalOption(signal));
+    await deps.invalidateDevice(tenant, id);
     return succeeded(answer('requested', claim.requestedAt), { graphRequestId: safeRequestId(done.requestId) });
   } catch (err) {
     const failure = graphFailure(logger, err, 'sync_device');
