@@ -4,6 +4,7 @@
  * a keyed fingerprint of the serial number. Nothing else of the Graph record survives.
  */
 import { z } from 'zod';
+import { MANAGED_DEVICE_PROPERTIES } from './graph/schemas.js';
 
 export const COMPLIANCE_STATES = ['unknown', 'compliant', 'noncompliant', 'conflict', 'error', 'inGracePeriod', 'configManager'] as const;
 export type ComplianceState = (typeof COMPLIANCE_STATES)[number];
@@ -12,6 +13,8 @@ export const OS_FAMILIES = ['macos', 'windows', 'ios', 'android', 'linux', 'othe
 export type OsFamily = (typeof OS_FAMILIES)[number];
 
 export const OWNERSHIPS = ['company', 'personal', 'unknown'] as const;
+/** Graph's managementAgentType members, as Microsoft's metadata lists them (what management_agent can hold). */
+export const MANAGEMENT_AGENTS: readonly string[] = MANAGED_DEVICE_PROPERTIES['managementAgent']?.enumValues ?? [];
 export type Ownership = (typeof OWNERSHIPS)[number];
 
 /** managedDevice.partnerReportedThreatState (a Mobile Threat Defense partner's reading), Graph's enum. */

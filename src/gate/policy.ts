@@ -34,8 +34,7 @@ import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError, type Config } from '../config/index.js';
-import { MANAGED_DEVICE_PROPERTIES } from '../connector/graph/schemas.js';
-import { OWNERSHIPS } from '../connector/posture.js';
+import { MANAGEMENT_AGENTS, OWNERSHIPS } from '../connector/posture.js';
 import { VERSION_PATTERN } from './rules.js';
 import {
   ACCORD_NAME_PATTERN,
@@ -59,7 +58,6 @@ export type PolicyConfig = Pick<Config, 'intuneEnabled'> & {
 };
 
 /** Graph's managementAgent values, the ones allowed_management_agents may name. */
-const MANAGEMENT_AGENTS = MANAGED_DEVICE_PROPERTIES['managementAgent']?.enumValues ?? [];
 
 const MAX_POLICY_FILE_BYTES = 1024 * 1024;
 const MS_PER_DAY = 86_400_000;
