@@ -203,7 +203,7 @@ export async function createApp(options: AppOptions): Promise<FastifyInstance> {
     ...(options.readAuditFlushMs !== undefined ? { flushIntervalMs: options.readAuditFlushMs } : {}),
   });
   app.addHook('onClose', () => readAudit.close());
-  postureRoutes(app, { posture, authenticator, readAudit, ...(options.preflight !== undefined ? { preflight: options.preflight } : {}) });
+  postureRoutes(app, { posture, authenticator, readAudit, connector: runtime.connector, ...(options.preflight !== undefined ? { preflight: options.preflight } : {}) });
   chronicleRoutes(app, { chronicle: runtime.chronicle, authenticator });
   if (keys !== undefined) keyRoutes(app, { keys, authenticator });
   if (options.agents !== undefined) agentRoutes(app, { ...options.agents, authenticator });

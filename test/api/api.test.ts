@@ -146,6 +146,19 @@ function suite(kind: 'postgres' | 'pglite') {
     expect(device.status).toBe(200);
     expect(device.body).toMatchObject({ device_id: one.device_id, connection_id: demoConnection.id });
 
+    // A device Intune does not call compliant says what to fix, by setting id and in the product's words.
+    const noncompliant = await call('GET', `${I}/devices`, `${I}/devices?compliance_state=noncompliant&os_family=macos&limit=1`, { key: keys.default.reader });
+    const bad = await call('GET', `${I}/devices/{device_id}`, `${I}/devices/${noncompliant.body.devices[0].device_id}`, { key: keys.default.reader });
+    expect(bad.body.failing_settings.status).toBe('listed');
+    expect(bad.body.failing_settings.settings.length).toBeGreaterThan(0);
+    for (const s of bad.body.failing_settings.settings) {
+      expect(s.setting).toMatch(/^MacOSCompliancePolicy\.\w+$/);
+      expect(s.fix).not.toMatch(/^setting /);
+    }
+    const compliant = await call('GET', `${I}/devices`, `${I}/devices?compliance_state=compliant&limit=1`, { key: keys.default.reader });
+    const good = await call('GET', `${I}/devices/{device_id}`, `${I}/devices/${compliant.body.devices[0].device_id}`, { key: keys.default.reader });
+    expect(good.body.failing_settings).toEqual({ status: 'none', settings: [] });
+
     const prefix = await call('GET', `${I}/devices`, `${I}/devices?q=${one.device_id.slice(0, 6)}`, { key: keys.default.reader });
     expect(prefix.body.devices.map((d: any) => d.device_id)).toContain(one.device_id);
 

@@ -137,6 +137,10 @@ describe.skipIf(!haveChromium)('Settings panel in headless Chromium', () => {
     await page.locator('#devices-body tr.device button').first().click();
     expect(await firstDetail.isVisible()).toBe(true);
     expect(await firstDetail.innerText()).toMatch(/Ownership[\s\S]*Serial fingerprint/);
+    // A device not in compliance says what to fix, read from its detail route when the row opens.
+    const fixes = firstDetail.locator('[data-testid=failing-settings] dd');
+    await expect.poll(() => fixes.innerText(), { timeout: 10_000 }).not.toBe('reading…');
+    expect(await fixes.innerText()).toMatch(/ is (off|below|above)|no pass(word|code)|shorter|older|jailbroken|rooted|allows apps/);
     const reset = await page.getAttribute('body', 'data-devices-loaded');
     await page.selectOption('#f-compliance', '');
     await waitForDevices(reset);

@@ -8,6 +8,9 @@ import type { Authenticator, Principal } from '../../auth/types.js';
 import type { Actor } from '../../chronicle/types.js';
 import type { ConnectionInput, ConnectionPatch, DeviceQuery, PostureService } from '../../posture/types.js';
 import { requirePermission } from '../../auth/permissions.js';
+import type { IntuneConnector } from '../../connector/index.js';
+import type { DevicePosture } from '../../connector/posture.js';
+import { describeSetting } from '../../gate/settings.js';
 import { ApiError, notFound } from '../errors.js';
 import type { PostureReadAudit } from '../read-audit.js';
 import type { PreflightReport } from '../../posture/preflight.js';
@@ -20,6 +23,8 @@ export interface PostureRouteDeps {
   readonly authenticator: Authenticator;
   /** Records who read device posture (one event per request). */
   readonly readAudit: Pick<PostureReadAudit, 'record'>;
+  /** Reads a not-compliant device's failing settings for its detail (cached like the gate's reads). */
+  readonly connector: Pick<IntuneConnector, 'lookupFailingSettings'>;
   /** The pre-flight behind POST …/connections/{id}/test; without it the route is not registered. */
   readonly preflight?: (tenant: string, connectionId: string) => Promise<PreflightReport>;
 }
@@ -30,7 +35,30 @@ export function actorOf(principal: Principal): Actor & { kind: 'agent' | 'servic
   return { kind, id: principal.actorId };
 }
 
-export function postureRoutes(app: FastifyInstance, { posture, authenticator, readAudit, preflight }: PostureRouteDeps): void {
+/** What a device's detail says about its failing compliance settings. */
+export type FailingSettingsView =
+  | { readonly status: 'none'; readonly settings: readonly [] }
+  | { readonly status: 'listed'; readonly settings: ReadonlyArray<{ readonly setting: string; readonly fix: string }> }
+  | { readonly status: 'unavailable'; readonly reason: string; readonly settings: readonly [] };
+
+/**
+ * A compliant device has nothing to fix and Graph is not asked; for any other state the settings
+ * Intune reports as failing are read live (cached and coalesced as for the gate), named by their
+ * identifiers with the product's own phrase for each: never Graph's text.
+ */
+async function failingSettingsView(
+  connector: Pick<IntuneConnector, 'lookupFailingSettings'>,
+  tenant: string,
+  device: DevicePosture,
+): Promise<FailingSettingsView> {
+  if (device.compliance_state === 'compliant') return { status: 'none', settings: [] };
+  const found = await connector.lookupFailingSettings(tenant, device.device_id);
+  if (!found.ok) return { status: 'unavailable', reason: found.reason, settings: [] };
+  if (found.settings.length === 0) return { status: 'none', settings: [] };
+  return { status: 'listed', settings: found.settings.map((setting) => ({ setting, fix: describeSetting(setting, device) })) };
+}
+
+export function postureRoutes(app: FastifyInstance, { posture, authenticator, readAudit, preflight, connector }: PostureRouteDeps): void {
   const read = (request: Parameters<typeof requirePermission>[1]) => requirePermission(authenticator, request, 'posture:read');
   const write = (request: Parameters<typeof requirePermission>[1]) => requirePermission(authenticator, request, 'posture:write');
 
@@ -157,7 +185,7 @@ export function postureRoutes(app: FastifyInstance, { posture, authenticator, re
       count: device === null ? 0 : 1,
     });
     if (device === null) throw notFound('device');
-    return device;
+    return { ...device, failing_settings: await failingSettingsView(connector, principal.tenant, device) };
   });
 
   app.get(`${INTUNE_BASE}/summary`, async (request) => {

@@ -218,6 +218,32 @@ function compliance(d: DeviceView, now: number): { text: string; cls: string } {
   return ends <= now ? { text: `grace period ended ${day}`, cls: 'graceEnded' } : { text: `in grace period until ${day}`, cls: 'inGracePeriod' };
 }
 
+interface FailingSettingsView {
+  readonly status: 'none' | 'listed' | 'unavailable';
+  readonly reason?: string;
+  readonly settings: ReadonlyArray<{ readonly setting: string; readonly fix: string }>;
+}
+
+/** Appends "To fix" to a device's detail, read from its detail route (Intune's failing settings, in the product's words). */
+async function showFailingSettings(d: DeviceView, list: HTMLElement): Promise<void> {
+  const item = document.createElement('div');
+  item.setAttribute('data-testid', 'failing-settings');
+  text(item.appendChild(document.createElement('dt')), 'To fix');
+  const dd = item.appendChild(document.createElement('dd'));
+  text(dd, 'reading…');
+  list.appendChild(item);
+  try {
+    const detail = await api<{ failing_settings: FailingSettingsView }>(`${API}/devices/${encodeURIComponent(d.device_id)}`);
+    const f = detail.failing_settings;
+    if (f.status === 'listed') {
+      text(dd, f.settings.map((s) => s.fix).join('; '));
+      dd.title = f.settings.map((s) => s.setting).join('\n');
+    } else text(dd, f.status === 'none' ? 'Intune lists no failing setting' : `not available now (${f.reason ?? 'unknown'})`);
+  } catch (err) {
+    text(dd, err instanceof ApiFailure ? err.message : 'could not be read');
+  }
+}
+
 function detailRow(d: DeviceView): HTMLTableRowElement {
   const tr = document.createElement('tr');
   tr.className = 'detail';
@@ -263,8 +289,14 @@ function renderDevices(res: DevicesView): void {
     toggle.className = 'link';
     toggle.textContent = 'Details';
     toggle.setAttribute('aria-expanded', 'false');
+    let fixesShown = false;
     toggle.addEventListener('click', () => {
       detail.hidden = !detail.hidden;
+      if (!detail.hidden && !fixesShown && d.compliance_state !== 'compliant') {
+        fixesShown = true;
+        const list = detail.querySelector('dl');
+        if (list !== null) void showFailingSettings(d, list);
+      }
       toggle.setAttribute('aria-expanded', String(!detail.hidden));
       toggle.textContent = detail.hidden ? 'Details' : 'Hide';
     });
