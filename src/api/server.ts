@@ -149,6 +149,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       tenant: DEFAULT_TENANT,
       logger,
       channel: 'api',
+      endpointAgents: (tenant, ids) => assets.endpointAgents(tenant, ids),
     });
 
     const agents = createAgentService({

@@ -54,7 +54,7 @@
 import { isGuid } from '../common/ids.js';
 import { currentRecord } from '../connector/current-record.js';
 import type { DevicePosture } from '../connector/posture.js';
-import { describeRuleFailure, failedRules, type RuleFailure } from './rules.js';
+import { describeRuleFailure, failedRules, type AgentMeasurement, type RuleFailure } from './rules.js';
 import { describeSettings } from './settings.js';
 import { DEFAULT_DECISIONS, type AccordPolicy, type ComplianceLookup, type GateMode, type OverridableReason, type PostureRuleReason, type Verdict } from './types.js';
 
@@ -75,6 +75,8 @@ export interface DecideInput {
   readonly policy: AccordPolicy;
   /** Milliseconds since the epoch. */
   readonly now: number;
+  /** Fresh measurements of enrolled agents on the deciding record's machine (asset identity), read by the posture rules. */
+  readonly agents?: readonly AgentMeasurement[];
 }
 
 export type StateReason =
@@ -295,7 +297,7 @@ export function decide(input: DecideInput): Exclude<Decision, { reason: 'audit_u
     }
   }
   if (state.decision === 'allow') {
-    const failures = failedRules(policy.rules, device);
+    const failures = failedRules(policy.rules, device, input.agents ?? []);
     const deciding = failures.find((f) => policy.decisions[f.rule] === 'deny') ?? failures[0];
     if (deciding !== undefined) {
       return {

@@ -19,7 +19,7 @@ import {
   type LookupNotPerformed,
 } from './decision.js';
 import { resolveAccordPolicy } from './policy.js';
-import { parseVersion } from './rules.js';
+import { parseVersion, readsAgents, type AgentMeasurement } from './rules.js';
 import { ACCORD_NAME_PATTERN, type AccordPolicy, type ComplianceLookup, type ComplianceSource, type GatePolicy, type GateResult } from './types.js';
 import { DEFAULT_TENANT, isGuid, isTenant } from '../common/ids.js';
 import { isPlainObject } from '../common/values.js';
@@ -50,6 +50,19 @@ export interface GateOptions {
   readonly channel?: GateChannel;
   /** Recorded as the event's actor unless a check says otherwise (default service "gate"). */
   readonly actor?: Actor;
+  /**
+   * Enrolled endpoint agents that see the same machine as an Intune record (asset identity). With
+   * it, require_encryption and min_os_version also read a fresh agent's measurement on macOS.
+   */
+  readonly endpointAgents?: (tenant: string, intuneDeviceIds: readonly string[]) => Promise<ReadonlyArray<EndpointAgentReport>>;
+}
+
+/** What the gate reads of an endpoint agent (the connector's EndpointAgent has these fields). */
+export interface EndpointAgentReport {
+  readonly agent_id: string;
+  readonly confidence: 'agent' | 'stale';
+  readonly filevault: boolean | null;
+  readonly os_version: string | null;
 }
 
 export interface GateCheck {
@@ -99,9 +112,16 @@ export function complianceCheckedData(
     last_sync_at: device?.last_sync_at ?? null,
     os_version: device === null ? null : (parseVersion(device.os_version)?.join('.') ?? null),
     failed_rules: 'ruleFailures' in decision ? decision.ruleFailures.map((f) => f.rule) : [],
+    ...agentRuleFailures(decision),
     failing_settings: failingSettings,
     channel,
   };
+}
+
+function agentRuleFailures(decision: Decision): { agent_rule_failures?: Array<{ rule: string; agent_id: string }> } {
+  if (!('ruleFailures' in decision)) return {};
+  const fromAgents = decision.ruleFailures.flatMap((f) => ('agentId' in f ? [{ rule: f.rule, agent_id: f.agentId }] : []));
+  return fromAgents.length > 0 ? { agent_rule_failures: fromAgents } : {};
 }
 
 export function createGate(options: GateOptions): Gate {
@@ -118,6 +138,24 @@ export function createGate(options: GateOptions): Gate {
       // The connector answers failures as values; a throw is a defect, and the gate fails closed on it.
       logger?.error({ err, tenant, accord: accordPolicy.accord }, 'compliance lookup threw; denying as compliance_unavailable');
       return { ok: false, reason: 'graph_error', message: 'the compliance lookup failed unexpectedly' };
+    }
+  }
+
+  /**
+   * The fresh measurements of agents on the machine, read only when the record would pass on
+   * Intune's word and an agent could change that (macOS with an encryption or minimum-OS rule).
+   * Unreadable: none, and the decision stands on Intune's record (logged).
+   */
+  async function agentsFor(tenant: string, accordPolicy: AccordPolicy, decision: Decision): Promise<AgentMeasurement[]> {
+    const device = deviceOf(decision);
+    if (options.endpointAgents === undefined || device === null || !readsAgents(accordPolicy.rules, device)) return [];
+    if (decision.decision !== 'allow' && !('ruleFailures' in decision)) return [];
+    try {
+      const reports = await options.endpointAgents(tenant, [device.device_id]);
+      return reports.filter((a) => a.confidence === 'agent').map((a) => ({ agentId: a.agent_id, filevault: a.filevault, osVersion: a.os_version }));
+    } catch (err) {
+      logger?.warn({ err, tenant, accord: accordPolicy.accord }, 'endpoint agents could not be read; the rules read Intune alone');
+      return [];
     }
   }
 
@@ -156,7 +194,10 @@ export function createGate(options: GateOptions): Gate {
         decideWithoutIntune(accordPolicy, deviceId) === null && deviceId.kind === 'guid'
           ? await lookUp(tenant, accordPolicy, deviceId.azureADDeviceId, request.signal)
           : LOOKUP_NOT_PERFORMED;
-      const decision = decide({ deviceId, lookup, policy: accordPolicy, now: now() });
+      const at = now();
+      const onIntune = decide({ deviceId, lookup, policy: accordPolicy, now: at });
+      const agents = await agentsFor(tenant, accordPolicy, onIntune);
+      const decision = agents.length > 0 ? decide({ deviceId, lookup, policy: accordPolicy, now: at, agents }) : onIntune;
       const channel = request.channel ?? defaultChannel;
       const failingSettings = await explain(tenant, accordPolicy, decision, request.signal);
       const failedRules = 'ruleFailures' in decision ? decision.ruleFailures.map((f) => f.rule) : [];

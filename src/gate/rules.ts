@@ -14,20 +14,36 @@
  *    accord that limits threats needs a partner reading to allow.
  *  - require_supervised applies to iOS/iPadOS; on other platforms there is no supervision and the
  *    rule passes.
+ *  - An enrolled endpoint agent that sees the same macOS machine (asset identity) and has reported
+ *    within its staleness age is a second source for require_encryption and min_os_version: the
+ *    rule fails when either source fails it (Intune says encrypted but the agent says FileVault is
+ *    off: not encrypted). Intune is read first; the failure names its source (and the agent). An
+ *    agent that did not report a measurement, or a stale one, is not read.
  */
 import type { DevicePosture } from '../connector/posture.js';
 import { POSTURE_RULES, THREAT_LEVELS, type MinOsPlatform, type PostureRuleReason, type PostureRules, type ThreatLevel } from './types.js';
 
+/** What an enrolled agent on the same machine measured, as the rules read it (fresh reports only). */
+export interface AgentMeasurement {
+  readonly agentId: string;
+  /** null: not reported. */
+  readonly filevault: boolean | null;
+  readonly osVersion: string | null;
+}
+
+/** Which source's measurement failed a rule: Intune's record, or an enrolled agent's report. */
+export type RuleSource = { readonly source: 'intune' } | { readonly source: 'agent'; readonly agentId: string };
+
 /** Why one rule failed: facts from the record and the rule, no free text. */
 export type RuleFailure =
-  | { readonly rule: 'not_encrypted'; readonly osFamily: DevicePosture['os_family'] }
-  | {
+  | ({ readonly rule: 'not_encrypted'; readonly osFamily: DevicePosture['os_family'] } & RuleSource)
+  | ({
       readonly rule: 'os_version_below_minimum';
       readonly platform: MinOsPlatform;
-      /** The record's version as read, or null when it could not be read. */
+      /** The version as read, or null when it could not be read. */
       readonly osVersion: string | null;
       readonly minimum: string;
-    }
+    } & RuleSource)
   | { readonly rule: 'ownership_not_allowed'; readonly ownership: DevicePosture['ownership']; readonly allowed: readonly string[] }
   | { readonly rule: 'management_agent_not_allowed'; readonly managementAgent: string; readonly allowed: readonly string[] }
   | { readonly rule: 'threat_state_too_high'; readonly threatState: DevicePosture['threat_state']; readonly maximum: ThreatLevel }
@@ -61,7 +77,28 @@ function checkMinOs(rules: PostureRules, device: DevicePosture): RuleFailure | n
   const version = parseVersion(device.os_version);
   const floor = parseVersion(minimum);
   if (version !== null && floor !== null && compareVersions(version, floor) >= 0) return null;
-  return { rule: 'os_version_below_minimum', platform, osVersion: version === null ? null : version.join('.'), minimum };
+  return { rule: 'os_version_below_minimum', platform, osVersion: version === null ? null : version.join('.'), minimum, source: 'intune' };
+}
+
+/** An agent on a macOS machine reporting a version below the accord's macOS minimum (an unreadable report is not read). */
+function agentBelowMinOs(rules: PostureRules, device: DevicePosture, agents: readonly AgentMeasurement[]): RuleFailure | null {
+  const minimum = device.os_family === 'macos' ? rules.minOsVersion.macos : undefined;
+  const floor = minimum === undefined ? null : parseVersion(minimum);
+  if (minimum === undefined || floor === null) return null;
+  for (const agent of agents) {
+    const version = parseVersion(agent.osVersion);
+    if (version !== null && compareVersions(version, floor) < 0) {
+      return { rule: 'os_version_below_minimum', platform: 'macos', osVersion: version.join('.'), minimum, source: 'agent', agentId: agent.agentId };
+    }
+  }
+  return null;
+}
+
+function checkEncryption(rules: PostureRules, device: DevicePosture, agents: readonly AgentMeasurement[]): RuleFailure | null {
+  if (!rules.requireEncryption) return null;
+  if (!device.is_encrypted) return { rule: 'not_encrypted', osFamily: device.os_family, source: 'intune' };
+  const off = device.os_family === 'macos' ? agents.find((a) => a.filevault === false) : undefined;
+  return off === undefined ? null : { rule: 'not_encrypted', osFamily: device.os_family, source: 'agent', agentId: off.agentId };
 }
 
 const threatRank = (state: DevicePosture['threat_state']): number => {
@@ -69,12 +106,12 @@ const threatRank = (state: DevicePosture['threat_state']): number => {
   return (THREAT_LEVELS as readonly string[]).indexOf(state);
 };
 
-function check(rule: PostureRuleReason, rules: PostureRules, device: DevicePosture): RuleFailure | null {
+function check(rule: PostureRuleReason, rules: PostureRules, device: DevicePosture, agents: readonly AgentMeasurement[]): RuleFailure | null {
   switch (rule) {
     case 'not_encrypted':
-      return rules.requireEncryption && !device.is_encrypted ? { rule, osFamily: device.os_family } : null;
+      return checkEncryption(rules, device, agents);
     case 'os_version_below_minimum':
-      return checkMinOs(rules, device);
+      return checkMinOs(rules, device) ?? agentBelowMinOs(rules, device, agents);
     case 'ownership_not_allowed':
       return rules.allowedOwnership !== null && !rules.allowedOwnership.includes(device.ownership)
         ? { rule, ownership: device.ownership, allowed: rules.allowedOwnership }
@@ -93,11 +130,16 @@ function check(rule: PostureRuleReason, rules: PostureRules, device: DevicePostu
   }
 }
 
-/** Every rule the record fails, in POSTURE_RULES order ([] when it meets them all). */
-export function failedRules(rules: PostureRules, device: DevicePosture): RuleFailure[] {
+/** Whether an agent's measurement could change the rules' outcome for this record (so a host knows when to read agents). */
+export function readsAgents(rules: PostureRules, device: DevicePosture): boolean {
+  return device.os_family === 'macos' && (rules.requireEncryption || rules.minOsVersion.macos !== undefined);
+}
+
+/** Every rule the record (and the fresh agents on its machine) fails, in POSTURE_RULES order ([] when it meets them all). */
+export function failedRules(rules: PostureRules, device: DevicePosture, agents: readonly AgentMeasurement[] = []): RuleFailure[] {
   const out: RuleFailure[] = [];
   for (const rule of POSTURE_RULES) {
-    const failure = check(rule, rules, device);
+    const failure = check(rule, rules, device, agents);
     if (failure !== null) out.push(failure);
   }
   return out;
@@ -115,8 +157,9 @@ const ENCRYPTION_NAMES: Readonly<Partial<Record<DevicePosture['os_family'], stri
 export function describeRuleFailure(failure: RuleFailure): string {
   switch (failure.rule) {
     case 'not_encrypted':
-      return ENCRYPTION_NAMES[failure.osFamily] ?? 'disk encryption is off';
+      return (ENCRYPTION_NAMES[failure.osFamily] ?? 'disk encryption is off') + (failure.source === 'agent' ? ' (as the endpoint agent reports)' : '');
     case 'os_version_below_minimum':
+      if (failure.source === 'agent') return `${OS_NAMES[failure.platform]} ${failure.osVersion ?? ''} is below ${failure.minimum} (as the endpoint agent reports)`;
       return failure.osVersion === null
         ? `the ${OS_NAMES[failure.platform]} version cannot be read, and this accord requires ${failure.minimum} or later`
         : `${OS_NAMES[failure.platform]} ${failure.osVersion} is below ${failure.minimum}`;

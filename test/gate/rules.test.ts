@@ -161,3 +161,34 @@ describe('the policy file refuses bad rules with a sentence that says what to wr
     expect(String((error as ConfigError).message)).toContain(message);
   });
 });
+
+describe('an enrolled agent on the same machine (asset identity)', () => {
+  const AGENT = '3f1c2b4a-5d6e-4f70-8a9b-0c1d2e3f4a5b';
+  const agent = (over: { filevault?: boolean | null; osVersion?: string | null } = {}) => ({ agentId: AGENT, filevault: true, osVersion: '14.6', ...over });
+  const run = (rule: Record<string, unknown>, record: Partial<DevicePosture>, agents: ReturnType<typeof agent>[]) =>
+    decide({ deviceId: guid, lookup: answered([posture(record)]), policy: accordPolicy(rule), now: NOW, agents });
+
+  it('require_encryption fails when either source says off, and the failure names the agent', () => {
+    const decision = run({ require_encryption: true }, { is_encrypted: true }, [agent({ filevault: false })]);
+    expect(decision).toMatchObject({ decision: 'deny', reason: 'not_encrypted' });
+    expect('ruleFailures' in decision ? decision.ruleFailures : []).toEqual([{ rule: 'not_encrypted', osFamily: 'macos', source: 'agent', agentId: AGENT }]);
+    expect(describeDecision(decision)).toContain('FileVault is off (as the endpoint agent reports)');
+    // Intune's own failure is read first and named as Intune's.
+    const both = run({ require_encryption: true }, { is_encrypted: false }, [agent({ filevault: false })]);
+    expect('ruleFailures' in both ? both.ruleFailures[0] : null).toMatchObject({ source: 'intune' });
+  });
+
+  it('min_os_version fails on an agent reporting an older macOS than Intune', () => {
+    const decision = run({ min_os_version: { macos: '14.4' } }, { os_version: '14.6' }, [agent({ osVersion: '14.2.1' })]);
+    expect(decision).toMatchObject({ decision: 'deny', reason: 'os_version_below_minimum' });
+    expect(describeDecision(decision)).toContain('macOS 14.2.1 is below 14.4 (as the endpoint agent reports)');
+  });
+
+  it('an agent that agrees, or did not report, or reports on another platform changes nothing', () => {
+    expect(run({ require_encryption: true, min_os_version: { macos: '14.4' } }, {}, [agent()])).toMatchObject({ decision: 'allow', reason: 'compliant' });
+    expect(run({ require_encryption: true }, {}, [agent({ filevault: null, osVersion: null })])).toMatchObject({ decision: 'allow' });
+    expect(run({ require_encryption: true }, { os_family: 'windows', os_version: '10.0.22631' }, [agent({ filevault: false })])).toMatchObject({ decision: 'allow' });
+    // No rule, no reading of agents.
+    expect(run({}, {}, [agent({ filevault: false, osVersion: '12.0' })])).toMatchObject({ decision: 'allow', reason: 'compliant' });
+  });
+});
