@@ -19,6 +19,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 
 const AS = '/api/v1/assets';
+const EXAMPLE_POLICY = new URL('../../examples/accord-policy.yaml', import.meta.url).pathname;
 const D = '/api/v1/integrations/intune/devices';
 
 function suite(kind: 'postgres' | 'pglite') {
@@ -57,7 +58,8 @@ function suite(kind: 'postgres' | 'pglite') {
   }
 
   beforeAll(async () => {
-    t = await startTestServer(kind, { otherDevices: 20 });
+    // The example policy: device-management requires encryption and macOS 14.0, so an agent's measurement can matter.
+    t = await startTestServer(kind, { otherDevices: 20, env: { INTUNE_POLICY_FILE: EXAMPLE_POLICY } });
     admin = await t.key('default', 'admin');
     reader = await t.key('default', 'reader');
     acmeAdmin = await t.key(OTHER_TENANT, 'admin');
@@ -132,6 +134,33 @@ function suite(kind: 'postgres' | 'pglite') {
     );
     const agreeing = await call(`${AS}?disagreement=false&source=both&limit=500`, AS);
     expect(agreeing.body.assets.map((a: any) => a.asset_id)).not.toContain(asset.asset_id);
+  });
+
+  it('gate: an agent on the same Mac saying FileVault is off denies require_encryption though Intune says encrypted, and the record names the agent', async () => {
+    const ok = (d: Record<string, unknown>) =>
+      d['complianceState'] === 'compliant' &&
+      d['isEncrypted'] === true &&
+      /^1[4-9]\./.test(String(d['osVersion'])) &&
+      typeof d['azureADDeviceId'] === 'string' &&
+      Date.now() - Date.parse(String(d['lastSyncDateTime'])) < 7 * 86_400_000;
+    const used = new Set((await call(`${AS}?source=both&limit=500`, AS)).body.assets.map((a: any) => a.serial_fingerprint));
+    const mac = macs().find((d) => ok(d) && !used.has(fp(String(d['serialNumber']))));
+    expect(mac).toBeDefined();
+    const gateKey = await t.key('default', 'gate');
+    const check = () =>
+      t.request('POST', '/api/v1/gate/device-compliance', { key: gateKey, body: { accord: 'device-management', claims: { deviceid: mac!['azureADDeviceId'] } } });
+    const before = await check();
+    expect(before.body).toMatchObject({ decision: 'allow', reason: 'compliant' });
+
+    const agentId = await agentFor(String(mac!['serialNumber']), { filevault: false });
+    const after = await check();
+    expect(after.status).toBe(200);
+    expect(after.body).toMatchObject({ decision: 'deny', reason: 'not_encrypted', failed_rules: ['not_encrypted'] });
+    expect(after.body.message).toContain('FileVault is off (as the endpoint agent reports)');
+    const recorded = await t.request('GET', `/api/v1/chronicle/events?type=DEVICE_COMPLIANCE_CHECKED&device=${mac!['azureADDeviceId']}`, { key: await t.key('default', 'auditor') });
+    const event = recorded.body.events.find((e: any) => e.seq === after.body.event.seq);
+    expect(event.data.agent_rule_failures).toEqual([{ rule: 'not_encrypted', agent_id: agentId }]);
+    expect(events.errorsFor(event)).toEqual([]);
   });
 
   it('reports two machines claiming one serial as a conflict, audits it, and merges once the ambiguity goes away', async () => {
