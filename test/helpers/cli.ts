@@ -14,7 +14,7 @@ export interface CliResult {
 /** Runs `intune-connector ARGS` with `env` over an environment cleared of the connector's own variables. */
 export function runCli(args: string[], env: Record<string, string>): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(ENTRA_|INTUNE_|DATABASE_URL)/.test(k)));
+    const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(ENTRA_|INTUNE_|DATABASE_URL|CHRONICLE_)/.test(k)));
     if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`);
     const child = spawn(process.execPath, [CLI, ...args], { env: { ...clean, LOG_LEVEL: 'error', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';

@@ -3,31 +3,16 @@
  * built binary) against the Graph simulator over HTTPS with MSAL, once healthy and with tokens
  * that lack permissions; and POST …/connections/{id}/test on a real server.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.js';
 import { createPostgresDatabase, pgAvailable, type TestDatabase } from '../helpers/db.js';
 import { ROLE_READ, startSimulator } from '../../src/simulator/index.js';
 import type { SimulatorHandle } from '../../src/simulator/types.js';
 import { PreflightReportSchema, type PreflightReport } from '../../src/posture/preflight.js';
 import { startTestServer, type TestServer } from '../api/helpers.js';
-
-const CLI = path.resolve(import.meta.dirname, '../../dist/cli.js');
-
-function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(ENTRA_|INTUNE_|DATABASE_URL|CHRONICLE_)/.test(k)));
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...clean, LOG_LEVEL: 'error', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('error', reject);
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 describe.skipIf(!pgAvailable())('intune-connector doctor [postgres]', () => {
   const sims: SimulatorHandle[] = [];
