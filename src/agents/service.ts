@@ -16,6 +16,7 @@ import { fingerprintSerial, SERIAL_FINGERPRINT_PREFIX } from '../connector/redac
 import { createCaStore, type CaStore } from './ca.js';
 import { AgentError, invalidToken } from './errors.js';
 import { decideEnrollment } from './rules.js';
+import { heartbeatReadings, type TriState } from '../assets/attributes.js';
 import { checkCsr, CsrError, issueClientCertificate } from './x509.js';
 
 export const TOKEN_PREFIX = 'ice_';
@@ -26,7 +27,7 @@ export const DEFAULT_CERT_VALIDITY_DAYS = 30;
 const DAY_MS = 24 * 60 * 60 * 1000;
 const AGENT_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-export type TriState = boolean | 'unknown';
+export type { TriState } from '../assets/attributes.js';
 export type AgentStatus = 'active' | 'stale' | 'revoked';
 
 export interface EnrollInput {
@@ -538,8 +539,6 @@ export function createAgentService(options: AgentServiceOptions): AgentService {
       [tenant],
     );
     return rows.map((row) => {
-      const p = (typeof row.posture === 'string' ? JSON.parse(row.posture) : (row.posture ?? {})) as Record<string, unknown>;
-      const tri = (v: unknown): TriState => (v === true || v === false ? v : 'unknown');
       return {
         source: 'agent',
         agent_id: row.agent_id,
@@ -548,12 +547,7 @@ export function createAgentService(options: AgentServiceOptions): AgentService {
         os_build: row.os_build,
         model: row.model,
         serial_fingerprint: row.serial_fingerprint,
-        filevault: tri(p['filevault']),
-        firewall: tri(p['firewall']),
-        sip: tri(p['sip']),
-        gatekeeper: tri(p['gatekeeper']),
-        uptime_seconds: typeof p['uptime_seconds'] === 'number' ? p['uptime_seconds'] : null,
-        agent_version: typeof p['agent_version'] === 'string' ? p['agent_version'] : null,
+        ...heartbeatReadings(row.posture),
         observed_at: isoOrNull(row.posture_observed_at),
         received_at: isoOrNull(row.posture_received_at),
         status: statusOf(row),

@@ -25,6 +25,27 @@ export const CONFIDENCES = ['mdm', 'agent', 'stale'] as const;
 export type Confidence = (typeof CONFIDENCES)[number];
 export type TriState = boolean | 'unknown';
 
+/** What a stored heartbeat posture (jsonb, or its text) reports: booleans kept, anything else unknown. */
+export function heartbeatReadings(raw: Record<string, unknown> | string | null): {
+  filevault: TriState;
+  firewall: TriState;
+  sip: TriState;
+  gatekeeper: TriState;
+  uptime_seconds: number | null;
+  agent_version: string | null;
+} {
+  const p = (raw === null ? {} : typeof raw === 'string' ? JSON.parse(raw) : raw) as Record<string, unknown>;
+  const tri = (v: unknown): TriState => (v === true || v === false ? v : 'unknown');
+  return {
+    filevault: tri(p['filevault']),
+    firewall: tri(p['firewall']),
+    sip: tri(p['sip']),
+    gatekeeper: tri(p['gatekeeper']),
+    uptime_seconds: typeof p['uptime_seconds'] === 'number' ? p['uptime_seconds'] : null,
+    agent_version: typeof p['agent_version'] === 'string' ? p['agent_version'] : null,
+  };
+}
+
 /** What an agent contributes: its latest heartbeat's posture, never an identifier in clear. */
 export interface AgentObservation {
   readonly os_family: string;

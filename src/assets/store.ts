@@ -6,7 +6,7 @@
 import type { Queryable } from '../db/index.js';
 import type { DevicePosture } from '../connector/posture.js';
 import { isoOrNull } from '../common/values.js';
-import { summarize, type AgentObservation, type ObservedSource, type TriState } from './attributes.js';
+import { heartbeatReadings, summarize, type AgentObservation, type ObservedSource } from './attributes.js';
 import type { SourceIdentity, SourceKind } from './match.js';
 
 export type Observation = DevicePosture | AgentObservation;
@@ -121,21 +121,9 @@ interface AgentLiveRow {
   enrolled_at: Date | string;
 }
 
-const tri = (v: unknown): TriState => (v === true || v === false ? v : 'unknown');
-
 export function agentSource(row: AgentLiveRow): SourceRow {
-  const p = row.posture === null ? {} : json<Record<string, unknown>>(row.posture);
-  const observation: AgentObservation = {
-    os_family: row.os_family,
-    os_version: row.os_version,
-    os_build: row.os_build,
-    model: row.model,
-    filevault: tri(p['filevault']),
-    firewall: tri(p['firewall']),
-    sip: tri(p['sip']),
-    gatekeeper: tri(p['gatekeeper']),
-    agent_version: typeof p['agent_version'] === 'string' ? p['agent_version'] : null,
-  };
+  const { uptime_seconds: _uptime, ...readings } = heartbeatReadings(row.posture);
+  const observation: AgentObservation = { os_family: row.os_family, os_version: row.os_version, os_build: row.os_build, model: row.model, ...readings };
   return {
     kind: 'agent',
     origin: '',

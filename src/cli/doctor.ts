@@ -7,7 +7,8 @@ import type { Command } from 'commander';
 import { DEFAULT_TENANT } from '../common/ids.js';
 import { guidArg, tenantArg } from './args.js';
 import { openRuntime } from '../runtime/index.js';
-import { createPostureService, secretProviderFromConfig, type PostureService } from '../posture/index.js';
+import type { PostureService } from '../posture/index.js';
+import { openCliPostureService } from './posture-service.js';
 import { runPreflight, type PreflightCheck, type PreflightReport } from '../posture/preflight.js';
 import { EXIT, configFromEnv } from './shared.js';
 
@@ -42,15 +43,7 @@ async function runDoctor(options: DoctorOptions): Promise<number> {
   let posture: PostureService | undefined;
   const runtime = await openRuntime(config, { graphFor: (tenant) => posture?.graphFor(tenant) });
   try {
-    posture = createPostureService({
-      db: runtime.db,
-      chronicle: runtime.chronicle,
-      logger: runtime.logger,
-      secrets: secretProviderFromConfig(config, process.env),
-      config,
-      fingerprintKeyFor: runtime.fingerprintKeyFor,
-    });
-    await posture.bootstrapFromConfig(config, runtime.demo !== undefined ? { demo: runtime.demo } : {});
+    posture = await openCliPostureService(runtime, config);
     const report = await runPreflight({
       db: runtime.db,
       chronicle: runtime.chronicle,

@@ -9,7 +9,8 @@ import type { Command } from 'commander';
 import { openRuntime } from '../runtime/index.js';
 import { DEFAULT_TENANT } from '../common/ids.js';
 import { guidArg, tenantArg } from './args.js';
-import { createPostureService, secretProviderFromConfig, type PostureService, type SyncProgress, type SyncRunSummary } from '../posture/index.js';
+import type { PostureService, SyncProgress, SyncRunSummary } from '../posture/index.js';
+import { openCliPostureService } from './posture-service.js';
 import type { Actor } from '../chronicle/types.js';
 import { configFromEnv, EXIT } from './shared.js';
 
@@ -110,18 +111,7 @@ export async function runSyncCommand(options: SyncCommandOptions): Promise<numbe
     void posture?.close();
   };
   try {
-    posture = createPostureService({
-      db: runtime.db,
-      chronicle: runtime.chronicle,
-      logger: runtime.logger,
-      secrets: secretProviderFromConfig(config, process.env),
-      config,
-      fingerprintKeyFor: runtime.fingerprintKeyFor,
-      graphBudget: runtime.sharing.graphBudget,
-      // Replicas serving the gate drop their cached answers of the tenant (REDIS_URL).
-      onSynced: (tenant) => runtime.connector.invalidateTenant(tenant),
-    });
-    await posture.bootstrapFromConfig(config, runtime.demo !== undefined ? { demo: runtime.demo } : {});
+    posture = await openCliPostureService(runtime, config);
     const connectionId = await pickConnection(posture, options.tenant, options.connection);
     const connection = await posture.getConnection(options.tenant, connectionId);
     if (connection === null) throw new Error(`no connection ${connectionId} in tenant ${options.tenant}: list them with the API (GET /api/v1/integrations/intune/connections)`);
