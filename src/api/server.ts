@@ -126,22 +126,6 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     const chronicle = runtime.chronicle;
     const assets = createAssetService({ db: runtime.db, chronicle, logger });
     assetService = assets;
-    const service = createPostureService({
-      db: runtime.db,
-      chronicle,
-      logger,
-      secrets,
-      config,
-      fingerprintKeyFor: (tenant) => runtime.fingerprintKeyFor(tenant),
-      onSnapshotChanged: (tenant, connectionId) => assets.rematchConnection(tenant, connectionId),
-      graphBudget: runtime.sharing.graphBudget,
-      onSynced: (tenant) => runtime.connector.invalidateTenant(tenant),
-    });
-    posture = service;
-    closers.push('posture', () => service.close());
-
-    const connection = await service.bootstrapFromConfig(config, runtime.demo !== undefined ? { demo: runtime.demo } : {});
-    const keys = createKeyStore({ db: runtime.db, chronicle, logger, ...(options.keyCacheTtlMs !== undefined ? { cacheTtlMs: options.keyCacheTtlMs } : {}) });
     const gate = createGate({
       connector: runtime.connector,
       chronicle,
@@ -150,7 +134,25 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       logger,
       channel: 'api',
       endpointAgents: (tenant, ids) => assets.endpointAgents(tenant, ids),
+      agentCacheTtlMs: config.compliance.agentCacheTtlMs,
     });
+    const service = createPostureService({
+      db: runtime.db,
+      chronicle,
+      logger,
+      secrets,
+      config,
+      fingerprintKeyFor: (tenant) => runtime.fingerprintKeyFor(tenant),
+      // A sync may move Intune records between machines: the gate reads the tenant's agents afresh.
+      onSnapshotChanged: (tenant, connectionId) => assets.rematchConnection(tenant, connectionId).finally(() => gate.forgetAgents(tenant)),
+      graphBudget: runtime.sharing.graphBudget,
+      onSynced: (tenant) => runtime.connector.invalidateTenant(tenant),
+    });
+    posture = service;
+    closers.push('posture', () => service.close());
+
+    const connection = await service.bootstrapFromConfig(config, runtime.demo !== undefined ? { demo: runtime.demo } : {});
+    const keys = createKeyStore({ db: runtime.db, chronicle, logger, ...(options.keyCacheTtlMs !== undefined ? { cacheTtlMs: options.keyCacheTtlMs } : {}) });
 
     const agents = createAgentService({
       db: runtime.db,
@@ -160,7 +162,17 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       fingerprintKeyFor: (tenant) => runtime.fingerprintKeyFor(tenant),
       certValidityDays: config.agents.certValidityDays,
       tokenTtlSeconds: config.agents.tokenTtlSeconds,
-      onAgentChanged: (tenant, agentId) => assets.rematchAgent(tenant, agentId),
+      onAgentChanged: async (tenant, agentId) => {
+        // A heartbeat that changed nothing but the time (null) can only turn this agent fresh or stale;
+        // anything else (enrollment, revocation, a posture or identity change) may move agents between machines.
+        let report: Awaited<ReturnType<AssetService['rematchAgent']>> | undefined;
+        try {
+          report = await assets.rematchAgent(tenant, agentId);
+          return report;
+        } finally {
+          gate.forgetAgents(tenant, report === null ? agentId : undefined);
+        }
+      },
     });
     // What changed while this process was not running (a CLI sync or revocation, a missed re-match).
     for (const tenant of await assets.tenants()) {

@@ -159,6 +159,9 @@ export const EnvSchema = z.object({
   INTUNE_COMPLIANCE_MAX_CHECKIN_AGE_DAYS: intVar(30, { min: 0, max: 3650, unit: 'days' }).describe(
     "Days since a device's last Intune check-in after which the gate denies it (stale_checkin); default 30, Intune's own compliance validity period. 0 means no limit, which weakens the gate.",
   ),
+  INTUNE_GATE_AGENT_CACHE_TTL: intVar(30, { min: 0, max: 3_600, unit: 'seconds' }).describe(
+    "Seconds the gate reuses an enrolled agent's measurements of a device (default 30; 0 reads them on every check). The longest a heartbeat or revocation handled by another replica takes to change this replica's decisions; on the replica that handles it, at once.",
+  ),
   INTUNE_POLICY_FILE: optionalString.describe('Per-accord compliance policy file (YAML or JSON); see examples/accord-policy.yaml.'),
   INTUNE_MCP_CAPABILITIES: capabilityList(['READ']).describe('Capabilities MCP callers get when their key does not say (default READ; READ,PROPOSE allows sync_device).'),
   INTUNE_SYNC_INTERVAL: intVar(3_600, { min: 0, max: 604_800, unit: 'seconds' }).describe('Seconds between scheduled posture syncs per connection, with jitter (default 3600; 0 disables).'),
@@ -245,6 +248,8 @@ export interface Config {
     readonly staleMaxMs: number;
     /** Default maximum check-in age (null: no limit); accords override it. */
     readonly maxCheckinAgeMs: number | null;
+    /** How long the gate reuses one device's agent measurements (0: never). */
+    readonly agentCacheTtlMs: number;
     readonly policyFile?: string;
   };
   readonly mcp: { readonly defaultCapabilities: readonly Capability[] };
@@ -382,6 +387,7 @@ export function loadConfig(env: Env, { cwd = process.cwd() }: { cwd?: string } =
       cacheMaxEntries: e.INTUNE_COMPLIANCE_CACHE_MAX,
       staleMaxMs: e.INTUNE_COMPLIANCE_STALE_MAX * 1000,
       maxCheckinAgeMs: e.INTUNE_COMPLIANCE_MAX_CHECKIN_AGE_DAYS === 0 ? null : e.INTUNE_COMPLIANCE_MAX_CHECKIN_AGE_DAYS * 86_400_000,
+      agentCacheTtlMs: e.INTUNE_GATE_AGENT_CACHE_TTL * 1000,
       ...(e.INTUNE_POLICY_FILE !== undefined ? { policyFile: path.resolve(cwd, e.INTUNE_POLICY_FILE) } : {}),
     },
     mcp: { defaultCapabilities: e.INTUNE_MCP_CAPABILITIES },

@@ -20,6 +20,7 @@ import {
 } from './decision.js';
 import { resolveAccordPolicy } from './policy.js';
 import { parseVersion, readsAgents, type AgentMeasurement } from './rules.js';
+import { createAgentCache } from './agent-cache.js';
 import { ACCORD_NAME_PATTERN, type AccordPolicy, type ComplianceLookup, type ComplianceSource, type GatePolicy, type GateResult } from './types.js';
 import { DEFAULT_TENANT, isGuid, isTenant } from '../common/ids.js';
 import { isPlainObject } from '../common/values.js';
@@ -55,7 +56,18 @@ export interface GateOptions {
    * it, require_encryption and min_os_version also read a fresh agent's measurement on macOS.
    */
   readonly endpointAgents?: (tenant: string, intuneDeviceIds: readonly string[]) => Promise<ReadonlyArray<EndpointAgentReport>>;
+  /**
+   * How long one device's agent measurements are reused (default 30 s; 0: read on every check).
+   * The longest a heartbeat or revocation handled by another replica waits to take effect here;
+   * on this replica `forgetAgents` applies it at once.
+   */
+  readonly agentCacheTtlMs?: number;
+  /** Size bound of that cache in devices (default 50000). */
+  readonly agentCacheMaxEntries?: number;
 }
+
+/** INTUNE_GATE_AGENT_CACHE_TTL's default, in milliseconds. */
+export const DEFAULT_AGENT_CACHE_TTL_MS = 30_000;
 
 /** What the gate reads of an endpoint agent (the connector's EndpointAgent has these fields). */
 export interface EndpointAgentReport {
@@ -82,6 +94,12 @@ export interface Gate {
   check(request: GateCheck): Promise<GateResult>;
   /** The policy an accord resolves to, for operators and `check --explain`-style tooling. */
   policyFor(accord: string): AccordPolicy;
+  /**
+   * An agent changed (this replica handled its enrollment, heartbeat or revocation, or a sync
+   * re-matched the tenant's assets): the next checks read the agents again. With an agent id, only
+   * what that agent's machine was read for; without, the whole tenant.
+   */
+  forgetAgents(tenant: string, agentId?: string): void;
 }
 
 /** DEVICE_COMPLIANCE_CHECKED data (specs/events/DEVICE_COMPLIANCE_CHECKED.v1.schema.json): ids and facts, nothing typed by a user. */
@@ -130,6 +148,21 @@ export function createGate(options: GateOptions): Gate {
   const defaultTenant = options.tenant ?? DEFAULT_TENANT;
   const defaultChannel = options.channel ?? 'library';
   const defaultActor: Actor = options.actor ?? { kind: 'service', id: 'gate' };
+  const endpointAgents = options.endpointAgents;
+  const agentCache =
+    endpointAgents === undefined
+      ? undefined
+      : createAgentCache<AgentMeasurement[]>({
+          ttlMs: options.agentCacheTtlMs ?? DEFAULT_AGENT_CACHE_TTL_MS,
+          maxEntries: options.agentCacheMaxEntries ?? 50_000,
+          read: async (tenant, intuneDeviceId) => {
+            const reports = await endpointAgents(tenant, [intuneDeviceId]);
+            return {
+              agentIds: reports.map((a) => a.agent_id),
+              value: reports.filter((a) => a.confidence === 'agent').map((a) => ({ agentId: a.agent_id, filevault: a.filevault, osVersion: a.os_version })),
+            };
+          },
+        });
 
   async function lookUp(tenant: string, accordPolicy: AccordPolicy, azureADDeviceId: string, signal: AbortSignal | undefined): Promise<ComplianceLookup> {
     try {
@@ -148,11 +181,10 @@ export function createGate(options: GateOptions): Gate {
    */
   async function agentsFor(tenant: string, accordPolicy: AccordPolicy, decision: Decision): Promise<AgentMeasurement[]> {
     const device = deviceOf(decision);
-    if (options.endpointAgents === undefined || device === null || !readsAgents(accordPolicy.rules, device)) return [];
+    if (agentCache === undefined || device === null || !readsAgents(accordPolicy.rules, device)) return [];
     if (decision.decision !== 'allow' && !('ruleFailures' in decision)) return [];
     try {
-      const reports = await options.endpointAgents(tenant, [device.device_id]);
-      return reports.filter((a) => a.confidence === 'agent').map((a) => ({ agentId: a.agent_id, filevault: a.filevault, osVersion: a.os_version }));
+      return await agentCache.get(tenant, device.device_id);
     } catch (err) {
       logger?.warn({ err, tenant, accord: accordPolicy.accord }, 'endpoint agents could not be read; the rules read Intune alone');
       return [];
@@ -174,6 +206,7 @@ export function createGate(options: GateOptions): Gate {
 
   return {
     policyFor: (accord) => resolveAccordPolicy(policy, accord),
+    forgetAgents: (tenant, agentId) => agentCache?.forget(tenant, agentId),
 
     async check(request) {
       if (typeof request.accord !== 'string' || !ACCORD_NAME_PATTERN.test(request.accord)) {

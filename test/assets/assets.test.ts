@@ -8,9 +8,9 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { chromium } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { fingerprintSerial } from '../../src/connector/redaction.js';
-import { runSimulatedAgent } from '../../src/agents/reference-agent.js';
+import { heartbeat, runSimulatedAgent, type MtlsIdentity } from '../../src/agents/reference-agent.js';
 import { OTHER_SECRET_VAR, OTHER_TENANT, findPii, piiValues, startTestServer, waitForRun, type TestResponse, type TestServer } from '../api/helpers.js';
 import { specChecker } from '../api/openapi.js';
 import { eventChecker } from '../api/asyncapi.js';
@@ -63,7 +63,8 @@ function suite(kind: 'postgres' | 'pglite') {
 
   beforeAll(async () => {
     // The example policy: device-management requires encryption and macOS 14.0, so an agent's measurement can matter.
-    t = await startTestServer(kind, { otherDevices: 20, env: { INTUNE_POLICY_FILE: EXAMPLE_POLICY } });
+    // The gate's agent cache lives an hour here: whatever changes a decision below does so by dropping it, not by its expiry.
+    t = await startTestServer(kind, { otherDevices: 20, env: { INTUNE_POLICY_FILE: EXAMPLE_POLICY, INTUNE_GATE_AGENT_CACHE_TTL: '3600' } });
     admin = await t.key('default', 'admin');
     reader = await t.key('default', 'reader');
     acmeAdmin = await t.key(OTHER_TENANT, 'admin');
@@ -165,6 +166,69 @@ function suite(kind: 'postgres' | 'pglite') {
     const event = recorded.body.events.find((e: any) => e.seq === after.body.event.seq);
     expect(event.data.agent_rule_failures).toEqual([{ rule: 'not_encrypted', agent_id: agentId }]);
     expect(events.errorsFor(event)).toEqual([]);
+  });
+
+  it("gate: reuses a Mac's agent measurements, and a heartbeat or revocation on this replica changes the next decision at once", async () => {
+    const ok = (d: Record<string, unknown>) =>
+      d['complianceState'] === 'compliant' &&
+      d['isEncrypted'] === true &&
+      /^1[4-9]\./.test(String(d['osVersion'])) &&
+      typeof d['azureADDeviceId'] === 'string' &&
+      Date.now() - Date.parse(String(d['lastSyncDateTime'])) < 7 * 86_400_000;
+    const used = new Set((await call(`${AS}?source=both&limit=500`, AS)).body.assets.map((a: any) => a.serial_fingerprint));
+    // Not the Macs later tests take by position (0, 10, and the first of 20..39).
+    const mac = macs().find((d, i) => ![0, 10, 20].includes(i) && ok(d) && !used.has(fp(String(d['serialNumber']))));
+    expect(mac).toBeDefined();
+    const serial = String(mac!['serialNumber']);
+    canaries.push(serial);
+    const gateKey = await t.key('default', 'gate');
+    const check = () =>
+      t.request('POST', '/api/v1/gate/device-compliance', { key: gateKey, body: { accord: 'device-management', claims: { deviceid: mac!['azureADDeviceId'] } } });
+
+    const token = await t.request('POST', '/api/v1/agents/enrollment-tokens', { key: admin, body: {} });
+    const run = await runSimulatedAgent({
+      url: t.url,
+      token: token.body.token as string,
+      agentUrl: `https://127.0.0.1:${t.server.agentListener.port}`,
+      enroll: { osVersion: '14.5', serialNumber: serial, hardwareUuid: crypto.randomUUID().toUpperCase(), model: 'MacBookPro18,3' },
+      posture: { filevault: true, firewall: true, sip: true, gatekeeper: true },
+      heartbeats: 1,
+    });
+    const identity: MtlsIdentity = { certificate: run.enrollment.certificate, keyPem: run.enrollment.keyPem, ...(run.enrollment.server_ca !== undefined ? { serverCa: run.enrollment.server_ca } : {}) };
+    const beat = (filevault: boolean) => heartbeat(run.agentUrl, identity, { osVersion: '14.5', filevault, firewall: true, sip: true, gatekeeper: true });
+
+    const reads = vi.spyOn(t.server.assets, 'endpointAgents');
+    try {
+      // One asset-identity read for the Mac, then its answer is reused, also by concurrent checks.
+      expect((await check()).body).toMatchObject({ decision: 'allow', reason: 'compliant' });
+      expect(reads).toHaveBeenCalledTimes(1);
+      const again = await Promise.all([check(), check(), check()]);
+      for (const res of again) expect(res.body).toMatchObject({ decision: 'allow', reason: 'compliant' });
+      expect(reads).toHaveBeenCalledTimes(1);
+      expect(reads.mock.calls[0]?.[1]).toEqual([String(mac!['id']).toLowerCase()]);
+
+      // A heartbeat that changes nothing but the time: the Mac's agents are read again, the decision stands.
+      await beat(true);
+      expect((await check()).body).toMatchObject({ decision: 'allow' });
+      expect(reads).toHaveBeenCalledTimes(2);
+
+      // FileVault off: the very next check denies (the cache's TTL is an hour).
+      await beat(false);
+      const denied = await check();
+      expect(denied.body).toMatchObject({ decision: 'deny', reason: 'not_encrypted', failed_rules: ['not_encrypted'] });
+      expect(denied.body.message).toContain('FileVault is off (as the endpoint agent reports)');
+      expect(reads).toHaveBeenCalledTimes(3);
+      expect((await check()).body).toMatchObject({ decision: 'deny', reason: 'not_encrypted' });
+      expect(reads).toHaveBeenCalledTimes(3);
+
+      // Revoked: its measurement no longer counts, at once.
+      const revoked = await t.request('DELETE', `/api/v1/agents/${run.agentId}`, { key: admin });
+      expect(revoked.status).toBe(200);
+      expect((await check()).body).toMatchObject({ decision: 'allow', reason: 'compliant' });
+      expect(reads).toHaveBeenCalledTimes(4);
+    } finally {
+      reads.mockRestore();
+    }
   });
 
   it('reports two machines claiming one serial as a conflict, audits it, and merges once the ambiguity goes away', async () => {

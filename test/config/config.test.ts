@@ -68,6 +68,15 @@ describe('loadConfig', () => {
     expect(problems.join('\n')).toMatch(/INTUNE_CLOUD is "mars"; set it to one of public, usgov, usgov-dod, china, custom/);
   });
 
+  it("bounds the gate's agent cache TTL: 30 s by default, 0 to read agents on every check, nothing else outside 0 to 3600", () => {
+    expect(loadConfig({}).compliance.agentCacheTtlMs).toBe(30_000);
+    expect(loadConfig({ INTUNE_GATE_AGENT_CACHE_TTL: '0' }).compliance.agentCacheTtlMs).toBe(0);
+    expect(loadConfig({ INTUNE_GATE_AGENT_CACHE_TTL: '5' }).compliance.agentCacheTtlMs).toBe(5_000);
+    for (const bad of ['-1', '3601', '30s', '1.5']) {
+      expect(problemsOf({ INTUNE_GATE_AGENT_CACHE_TTL: bad }).join('\n'), bad).toMatch(new RegExp(`INTUNE_GATE_AGENT_CACHE_TTL is "${bad.replace('.', '\\.')}"`));
+    }
+  });
+
   it('refuses contradictions with a message that says which variables and what to do', () => {
     expect(problemsOf({ ENTRA_TENANT_ID: 't', ENTRA_CLIENT_ID: 'c', ENTRA_CLIENT_SECRET: 's', ENTRA_CLIENT_CERT_FILE: '/k.pem' })).toEqual([
       'ENTRA_CLIENT_SECRET and ENTRA_CLIENT_CERT_FILE are mutually exclusive: set only one',
@@ -116,8 +125,8 @@ describe('README configuration table', () => {
       if (stated !== undefined) expect(String(schema.parse(undefined)), name).toBe(stated);
     }
     // The texts that state a default (12, plus the sync concurrency, the agent certificate and token lifetimes, the Redis
-    // timeout and the three Graph budget figures): a rewording that drops one is a change the test notices.
-    expect(Object.values(CONFIG_DOCS).filter((text) => /\(default (\d+|true|false|READ)(?=[;:),])/.test(text))).toHaveLength(19);
+    // timeout, the three Graph budget figures and the gate's agent cache TTL): a rewording that drops one is a change the test notices.
+    expect(Object.values(CONFIG_DOCS).filter((text) => /\(default (\d+|true|false|READ)(?=[;:),])/.test(text))).toHaveLength(20);
   });
 });
 
