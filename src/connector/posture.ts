@@ -17,19 +17,12 @@ export const OWNERSHIPS = ['company', 'personal', 'unknown'] as const;
 export const MANAGEMENT_AGENTS: readonly string[] = MANAGED_DEVICE_PROPERTIES['managementAgent']?.enumValues ?? [];
 export type Ownership = (typeof OWNERSHIPS)[number];
 
-/** managedDevice.partnerReportedThreatState (a Mobile Threat Defense partner's reading), Graph's enum. */
-export const THREAT_STATES = [
-  'unknown',
-  'activated',
-  'deactivated',
-  'secured',
-  'lowSeverity',
-  'mediumSeverity',
-  'highSeverity',
-  'unresponsive',
-  'compromised',
-  'misconfigured',
-] as const;
+/** partnerReportedThreatState readings that are levels, lowest first (the gate's max_threat_state names one). */
+export const THREAT_LEVELS = ['secured', 'lowSeverity', 'mediumSeverity', 'highSeverity'] as const;
+export type ThreatLevel = (typeof THREAT_LEVELS)[number];
+
+/** managedDevice.partnerReportedThreatState (a Mobile Threat Defense partner's reading), Graph's enum in Graph's order. */
+export const THREAT_STATES = ['unknown', 'activated', 'deactivated', ...THREAT_LEVELS, 'unresponsive', 'compromised', 'misconfigured'] as const;
 export type ThreatState = (typeof THREAT_STATES)[number];
 
 export const DevicePostureSchema = z

@@ -2,13 +2,27 @@
  * The gate's vocabulary: reason codes, the resolved per-accord policy, and what a check returns.
  * Everything here is plain data so the decision table (./decision.ts) can stay a pure function.
  */
-import type { DevicePosture, Ownership } from '../connector/posture.js';
+import { THREAT_LEVELS, type DevicePosture, type Ownership, type ThreatLevel } from '../connector/posture.js';
 import type { IntuneConnector } from '../connector/index.js';
 
 export type { ComplianceLookup } from '../connector/index.js';
 
 /** Accord template names as host frameworks send them; also the Chronicle schema's pattern. */
 export const ACCORD_NAME_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
+
+/**
+ * The posture rules (./rules.ts), in the order they are checked; each fails with the reason of the
+ * same name, a row of the table below, overridable per accord.
+ */
+export const POSTURE_RULES = [
+  'not_encrypted',
+  'os_version_below_minimum',
+  'ownership_not_allowed',
+  'management_agent_not_allowed',
+  'threat_state_too_high',
+  'not_supervised',
+] as const;
+export type PostureRuleReason = (typeof POSTURE_RULES)[number];
 
 /** Every reason a gate decision can carry, in the order of DESIGN.md's table. */
 export const GATE_REASONS = [
@@ -26,12 +40,7 @@ export const GATE_REASONS = [
   'compliance_unknown',
   'compliance_config_manager',
   'stale_checkin',
-  'not_encrypted',
-  'os_version_below_minimum',
-  'ownership_not_allowed',
-  'management_agent_not_allowed',
-  'threat_state_too_high',
-  'not_supervised',
+  ...POSTURE_RULES,
   'compliance_unavailable',
   'audit_unavailable',
 ] as const;
@@ -52,12 +61,7 @@ export const OVERRIDABLE_REASONS = [
   'compliance_unknown',
   'compliance_config_manager',
   'stale_checkin',
-  'not_encrypted',
-  'os_version_below_minimum',
-  'ownership_not_allowed',
-  'management_agent_not_allowed',
-  'threat_state_too_high',
-  'not_supervised',
+  ...POSTURE_RULES,
   'compliance_unavailable',
 ] as const;
 export type OverridableReason = (typeof OVERRIDABLE_REASONS)[number];
@@ -88,20 +92,9 @@ export const DEFAULT_DECISIONS: Readonly<Record<OverridableReason, Verdict>> = O
 export const MIN_OS_PLATFORMS = ['macos', 'windows', 'ios', 'android'] as const;
 export type MinOsPlatform = (typeof MIN_OS_PLATFORMS)[number];
 
-/** partnerReportedThreatState readings that are levels, lowest first; max_threat_state names one. */
-export const THREAT_LEVELS = ['secured', 'lowSeverity', 'mediumSeverity', 'highSeverity'] as const;
-export type ThreatLevel = (typeof THREAT_LEVELS)[number];
+/** partnerReportedThreatState readings that are levels, lowest first (declared with Graph's enum); max_threat_state names one. */
+export { THREAT_LEVELS, type ThreatLevel };
 
-/** The posture rules, in the order they are checked; each fails with the reason of the same name. */
-export const POSTURE_RULES = [
-  'not_encrypted',
-  'os_version_below_minimum',
-  'ownership_not_allowed',
-  'management_agent_not_allowed',
-  'threat_state_too_high',
-  'not_supervised',
-] as const satisfies readonly OverridableReason[];
-export type PostureRuleReason = (typeof POSTURE_RULES)[number];
 
 /**
  * An accord's posture rules (policy file: require_encryption, min_os_version, allowed_ownership,
