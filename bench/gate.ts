@@ -12,11 +12,17 @@
  * (not a duration) so that no request is in flight when the rows are counted.
  *
  * Env: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres), BENCH_RUNS (5),
- * BENCH_REQUESTS per run (50000), BENCH_CONNECTIONS (32), BENCH_POLICY_FILE (default
+ * BENCH_REQUESTS per run (50000), BENCH_CONNECTIONS (32), INTUNE_GATE_AGENT_CACHE_TTL (passed to
+ * the server; 0 reads agents on every check), BENCH_POLICY_FILE (default
  * examples/accord-policy.yaml, whose device-management accord has posture rules; point it at a
- * file without rules to compare). Prints medians; writes bench/results/gate.json.
+ * file without rules to compare, such as bench/policies/compliance-only.yaml). Prints medians, with
+ * the CPU time per decision of the server process and of the database's PostgreSQL backends (read
+ * from /proc: on a shared machine a steadier figure than the rate); writes bench/results/gate.json.
+ *
+ * The start-up sync runs and an agent that agrees with Intune is enrolled on every Mac of the load,
+ * so with posture rules every Mac the gate allows is one whose agent measurements it reads.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -31,6 +37,7 @@ import { startServer as startMainJob } from '../src/api/server.js';
 import { GATE_PATH } from '../src/gate/http.js';
 import { median, adminQuery } from './lib.js';
 import { DEFAULT_TENANT } from '../src/common/ids.js';
+import { runSimulatedAgent } from '../src/agents/reference-agent.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
@@ -62,6 +69,10 @@ interface ServerReady {
   readonly key: string;
   readonly deviceIds: readonly string[];
   readonly warmDecisions: Readonly<Record<string, number>>;
+  /** Agents enrolled on the Macs of the load, and how many of those Macs the gate allows (each check of one reads its agents). */
+  readonly agentsEnrolled: number;
+  readonly allowedMacsWithAgents: number;
+  readonly pid: number;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -71,34 +82,60 @@ async function serve(): Promise<void> {
   const config = loadConfig({ ...process.env, PORT: '0' });
   const logger = createLogger({ level: 'warn' });
   // The real main job (`intune-connector serve`): every hook, the key store, metrics and Chronicle.
-  const server = await startMainJob(config, { logger, env: process.env, initialSync: 'off', bootstrapKey: false, scheduler: false });
+  // The start-up sync runs so that asset identity knows the Intune records the agents below join.
+  const server = await startMainJob(config, { logger, env: process.env, initialSync: 'wait', bootstrapKey: false, scheduler: false, demoAgents: 0 });
   const { key } = await server.keys.create({ tenant: DEFAULT_TENANT, role: 'gate', name: 'bench' }, { kind: 'system', id: 'bench' });
   const url = server.url;
 
-  // Warm the compliance cache: one Graph lookup per device, over HTTP, before any measured request.
   const simulator = server.runtime.demo?.simulator;
   if (simulator === undefined) throw new Error('the benchmark needs the demo simulator: unset ENTRA_*');
   const seen = new Set<string>();
-  const deviceIds: string[] = [];
+  const warm: Array<Record<string, unknown>> = [];
   for (const device of simulator.devices) {
     const id = device['azureADDeviceId'];
     if (typeof id === 'string' && !seen.has(id)) {
       seen.add(id);
-      deviceIds.push(id);
+      warm.push(device);
     }
-    if (deviceIds.length === WARM_DEVICES) break;
+    if (warm.length === WARM_DEVICES) break;
   }
+  const deviceIds = warm.map((d) => d['azureADDeviceId'] as string);
+
+  // An enrolled agent on every Mac of the load, agreeing with Intune (FileVault on, the same macOS
+  // version): with posture rules, every Mac the gate allows is one whose agents it must read.
+  const agentKey = await server.keys.create({ tenant: DEFAULT_TENANT, role: 'admin', name: 'bench-agents' }, { kind: 'system', id: 'bench' });
+  const agentUrl = server.agentListener.url.replace(/^https:\/\/(0\.0\.0\.0|\[::\])/, 'https://127.0.0.1');
+  let agentsEnrolled = 0;
+  for (const mac of warm.filter((d) => d['operatingSystem'] === 'macOS' && typeof d['serialNumber'] === 'string' && d['serialNumber'] !== '')) {
+    const token = await fetch(`${url}/api/v1/agents/enrollment-tokens`, { method: 'POST', headers: { authorization: `Bearer ${agentKey.key}`, 'content-type': 'application/json' }, body: '{}' });
+    const osVersion = /^\d+(\.\d+){0,2}/.exec(String(mac['osVersion']))?.[0] ?? '14.5';
+    await runSimulatedAgent({
+      url,
+      token: ((await token.json()) as { token: string }).token,
+      agentUrl,
+      enroll: { osVersion, serialNumber: mac['serialNumber'] as string, hardwareUuid: crypto.randomUUID().toUpperCase() },
+      posture: { filevault: mac['isEncrypted'] === true, firewall: true, sip: true, gatekeeper: true },
+      heartbeats: 1,
+    });
+    agentsEnrolled += 1;
+  }
+
+  // Warm the compliance cache: one Graph lookup per device, over HTTP, before any measured request.
   const warmDecisions: Record<string, number> = {};
+  let allowedMacsWithAgents = 0;
   for (const deviceid of deviceIds) {
     const response = await fetch(`${url}${GATE_PATH}`, {
       method: 'POST',
       headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
       body: JSON.stringify({ accord: ACCORD, claims: { deviceid } }),
     });
-    const result = (await response.json()) as { reason: string };
+    const result = (await response.json()) as { decision: string; reason: string; device: { device_id: string; os_family: string } | null };
     warmDecisions[result.reason] = (warmDecisions[result.reason] ?? 0) + 1;
+    if (result.decision === 'allow' && result.device?.os_family === 'macos' && (await server.assets.endpointAgents(DEFAULT_TENANT, [result.device.device_id])).length > 0) {
+      allowedMacsWithAgents += 1;
+    }
   }
-  process.stdout.write(`${JSON.stringify({ url, key, deviceIds, warmDecisions } satisfies ServerReady)}\n`);
+  process.stdout.write(`${JSON.stringify({ url, key, deviceIds, warmDecisions, agentsEnrolled, allowedMacsWithAgents, pid: process.pid } satisfies ServerReady)}\n`);
 
   const stop = async () => {
     await server.close();
@@ -117,7 +154,7 @@ async function serveBare(): Promise<void> {
   const app = Fastify({ logger: false });
   app.post(GATE_PATH, async (request) => ({ decision: 'allow', reason: 'compliant', accord: (request.body as { accord?: unknown }).accord ?? null }));
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
-  process.stdout.write(`${JSON.stringify({ url, key: '', deviceIds: [], warmDecisions: {} } satisfies ServerReady)}\n`);
+  process.stdout.write(`${JSON.stringify({ url, key: '', deviceIds: [], warmDecisions: {}, agentsEnrolled: 0, allowedMacsWithAgents: 0, pid: process.pid } satisfies ServerReady)}\n`);
   const stop = async () => {
     await app.close();
     process.exit(0);
@@ -141,6 +178,8 @@ async function startServer(databaseUrl: string, dataDir: string, mode: '--serve'
       INTUNE_COMPLIANCE_CACHE_TTL: '86400',
       CHRONICLE_CHECKPOINT_INTERVAL: '0',
       LOG_LEVEL: 'warn',
+      // Passed through so a run can compare with reading agents on every check (0).
+      ...(process.env['INTUNE_GATE_AGENT_CACHE_TTL'] !== undefined ? { INTUNE_GATE_AGENT_CACHE_TTL: process.env['INTUNE_GATE_AGENT_CACHE_TTL'] } : {}),
     },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -150,6 +189,19 @@ async function startServer(databaseUrl: string, dataDir: string, mode: '--serve'
     lines.once('line', (line) => resolve(JSON.parse(line) as ServerReady));
   });
   return { child, ready };
+}
+
+const CLOCK_TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+
+/** CPU time (user + system, ms) a process has used so far; 0 once it has gone. */
+function cpuMsOf(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return 0;
+  }
 }
 
 async function stopChild(child: ChildProcess | undefined): Promise<void> {
@@ -173,10 +225,24 @@ async function main(): Promise<void> {
     const started = await startServer(databaseUrl.toString(), dataDir);
     child = started.child;
     const { url, key, deviceIds, warmDecisions } = started.ready;
-    process.stdout.write(`server ready at ${url}; cache warmed with ${deviceIds.length} devices: ${JSON.stringify(warmDecisions)}\n`);
+    process.stdout.write(
+      `server ready at ${url}; cache warmed with ${deviceIds.length} devices: ${JSON.stringify(warmDecisions)}; ` +
+        `${started.ready.agentsEnrolled} agents enrolled on the load's Macs, ${started.ready.allowedMacsWithAgents} allowed Macs with agents\n`,
+    );
     const bare = await startServer(databaseUrl.toString(), dataDir, '--bare');
     bareChild = bare.child;
     await db.connect();
+    // CPU time of the gate server and of this database's PostgreSQL backends: on a shared machine the
+    // rate moves with others' load, the CPU a decision costs much less.
+    const backendPids = async (): Promise<number[]> =>
+      (await db.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()')).rows.map((r) => r.pid);
+    const cpuSnapshot = async (): Promise<Map<number, number>> => new Map([child!.pid!, ...(await backendPids())].map((pid) => [pid, cpuMsOf(pid)]));
+    const cpuSince = async (before: Map<number, number>): Promise<{ serverMs: number; postgresMs: number }> => {
+      const after = await cpuSnapshot();
+      let postgresMs = 0;
+      for (const [pid, ms] of after) if (pid !== child!.pid) postgresMs += ms - (before.get(pid) ?? 0);
+      return { serverMs: (after.get(child!.pid!) ?? 0) - (before.get(child!.pid!) ?? 0), postgresMs };
+    };
     const countRows = async (): Promise<number> =>
       Number((await db.query<{ n: string }>(`SELECT count(*) AS n FROM chronicle_event WHERE type = 'DEVICE_COMPLIANCE_CHECKED'`)).rows[0]?.n ?? 0);
 
@@ -189,11 +255,13 @@ async function main(): Promise<void> {
     // JIT and pool warm-up, not reported
     await load(url, Math.min(5_000, REQUESTS));
     await load(bare.ready.url, Math.min(5_000, REQUESTS));
-    const runs: Array<{ decisionsPerSecond: number; p50Ms: number; p99Ms: number; ok: number; rowsAdded: number; non2xx: number; errors: number; bareRequestsPerSecond: number; bareP99Ms: number }> = [];
+    const runs: Array<{ decisionsPerSecond: number; p50Ms: number; p99Ms: number; ok: number; rowsAdded: number; non2xx: number; errors: number; bareRequestsPerSecond: number; bareP99Ms: number; serverCpuMsPerDecision: number; postgresCpuMsPerDecision: number }> = [];
     // Gate and ceiling alternate, so both see the same machine load.
     for (let i = 0; i < RUNS; i++) {
       const before = await countRows();
+      const cpuBefore = await cpuSnapshot();
       const result = await load(url, REQUESTS);
+      const cpu = await cpuSince(cpuBefore);
       const rowsAdded = (await countRows()) - before;
       const ceiling = await load(bare.ready.url, REQUESTS);
       const ok = result['2xx'];
@@ -207,11 +275,14 @@ async function main(): Promise<void> {
         errors: result.errors + result.timeouts,
         bareRequestsPerSecond: Math.round(ceiling['2xx'] / ceiling.duration),
         bareP99Ms: ceiling.latency.p99,
+        serverCpuMsPerDecision: Number((cpu.serverMs / ok).toFixed(3)),
+        postgresCpuMsPerDecision: Number((cpu.postgresMs / ok).toFixed(3)),
       };
       runs.push(run);
       process.stdout.write(
         `run ${i + 1}: ${run.decisionsPerSecond} audited decisions/s, p50 ${run.p50Ms} ms, p99 ${run.p99Ms} ms, 200s ${ok}, rows ${rowsAdded}${run.non2xx + run.errors > 0 ? `, non-2xx ${run.non2xx}, errors ${run.errors}` : ''}; ` +
-          `bare Fastify ${run.bareRequestsPerSecond} req/s (p99 ${run.bareP99Ms} ms), ratio ${(run.decisionsPerSecond / run.bareRequestsPerSecond).toFixed(2)}\n`,
+          `bare Fastify ${run.bareRequestsPerSecond} req/s (p99 ${run.bareP99Ms} ms), ratio ${(run.decisionsPerSecond / run.bareRequestsPerSecond).toFixed(2)}; ` +
+          `CPU per decision: server ${run.serverCpuMsPerDecision} ms, PostgreSQL ${run.postgresCpuMsPerDecision} ms\n`,
       );
       if (rowsAdded !== ok) throw new Error(`run ${i + 1}: ${ok} decisions answered but ${rowsAdded} recorded: every 200 must have its DEVICE_COMPLIANCE_CHECKED row`);
     }
@@ -229,13 +300,19 @@ async function main(): Promise<void> {
       medianP99Ms: median(runs.map((r) => r.p99Ms)),
       medianBareRequestsPerSecond: median(runs.map((r) => r.bareRequestsPerSecond)),
       medianRatioToBare: Number(median(runs.map((r) => r.decisionsPerSecond / r.bareRequestsPerSecond)).toFixed(3)),
+      medianServerCpuMsPerDecision: median(runs.map((r) => r.serverCpuMsPerDecision)),
+      medianPostgresCpuMsPerDecision: median(runs.map((r) => r.postgresCpuMsPerDecision)),
+      agentsEnrolled: started.ready.agentsEnrolled,
+      allowedMacsWithAgents: started.ready.allowedMacsWithAgents,
+      warmDecisions,
       everyAnswerRecorded: runs.every((r) => r.rowsAdded === r.ok),
       targets: { ratioToBare: 0.5, p99Ms: 10 },
       perRun: runs,
     };
     process.stdout.write(
       `median: ${summary.medianDecisionsPerSecond} audited decisions/s, p50 ${summary.medianP50Ms} ms, p99 ${summary.medianP99Ms} ms (target <= 10); ` +
-        `bare Fastify ${summary.medianBareRequestsPerSecond} req/s; gate/bare ${summary.medianRatioToBare} (target >= 0.5); rows = 200s in every run: ${summary.everyAnswerRecorded}\n`,
+        `bare Fastify ${summary.medianBareRequestsPerSecond} req/s; gate/bare ${summary.medianRatioToBare} (target >= 0.5); ` +
+        `CPU per decision: server ${summary.medianServerCpuMsPerDecision} ms, PostgreSQL ${summary.medianPostgresCpuMsPerDecision} ms; rows = 200s in every run: ${summary.everyAnswerRecorded}\n`,
     );
     const out = path.join(HERE, 'results', 'gate.json');
     fs.mkdirSync(path.dirname(out), { recursive: true });
