@@ -7,7 +7,7 @@ import crypto from 'node:crypto';
 import type { Actor } from '../chronicle/types.js';
 import type { Logger } from '../log/index.js';
 import { runSimulatedAgent } from './reference-agent.js';
-import type { AgentService } from './service.js';
+import type { AgentService } from './types.js';
 
 export interface DemoMac {
   readonly serialNumber: string;

@@ -15,7 +15,7 @@ import type { Logger } from '../log/index.js';
 import { AgentError } from './errors.js';
 import { createRateLimiter } from './rate-limit.js';
 import { heartbeatBody, renewBody } from './schemas.js';
-import type { AgentService, AuthenticatedAgent, HeartbeatInput, PeerIdentity } from './service.js';
+import type { AgentService, AuthenticatedAgent, HeartbeatInput, PeerIdentity } from './types.js';
 import type { ListenerTls } from './tls.js';
 
 const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (ajv: Ajv) => Ajv;

@@ -7,7 +7,7 @@
 import https from 'node:https';
 import { webcrypto } from 'node:crypto';
 import { loadX509, pemOf } from './x509.js';
-import type { HeartbeatInput, IssuedIdentity } from './service.js';
+import type { HeartbeatInput, IssuedIdentity } from './types.js';
 
 const KEY_ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 
