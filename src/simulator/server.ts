@@ -23,6 +23,7 @@ import { loadTenantFile } from './tenant-file.js';
 import { INTUNE_THROTTLE, Throttle } from './throttle.js';
 import { createTlsMaterial } from './tls.js';
 import type { FaultSpec, RecordedRequest, SimulatorHandle, SimulatorOptions, SimulatorStats } from './types.js';
+import { defined } from '../common/values.js';
 
 export const DEFAULT_DEVICES = 200;
 export const DEFAULT_SEED = 'intune-connector';
@@ -232,7 +233,7 @@ function createRequestListener(deps: {
       status: 0,
       time: new Date().toISOString(),
       authorization: req.headers.authorization !== undefined,
-      ...(clientRequestId !== undefined ? { clientRequestId } : {}),
+      ...defined({ clientRequestId }),
     };
     log.push(record);
     // Trimmed in batches so a long-running demo does not pay for a shift on every request.
