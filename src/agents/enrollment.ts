@@ -12,6 +12,7 @@ import { decideEnrollment } from './rules.js';
 import { checkToken } from './tokens.js';
 import type { AuthenticatedAgent, EnrollInput, IssuedIdentity } from './types.js';
 import { checkCsr, CsrError, issueClientCertificate } from './x509.js';
+import { defined } from '../common/values.js';
 
 export const DEFAULT_CERT_VALIDITY_DAYS = 30;
 
@@ -96,7 +97,7 @@ export async function enroll(ctx: AgentContext, input: EnrollInput, opts: { requ
       tenant,
       type: 'agent.macos.enrolled',
       actor: { kind: 'agent', id: `agent:${agentId}` },
-      ...(opts.requestId !== undefined ? { requestId: opts.requestId } : {}),
+      ...defined({ requestId: opts.requestId }),
       data: {
         agent_id: agentId,
         platform: decision.platform,
@@ -142,7 +143,7 @@ export async function renew(ctx: AgentContext, agent: AuthenticatedAgent, csrPem
       tenant: agent.tenant,
       type: 'agent.certificate_renewed',
       actor: { kind: 'agent', id: `agent:${agent.agentId}` },
-      ...(opts.requestId !== undefined ? { requestId: opts.requestId } : {}),
+      ...defined({ requestId: opts.requestId }),
       data: { agent_id: agent.agentId, certificate_serial: issued.serial, certificate_expires_at: issued.notAfter.toISOString() },
     });
   } catch (err) {

@@ -1,7 +1,7 @@
 /** The administrator's view of enrolled agents: list, look up, revoke, and the posture they report. */
 import { heartbeatReadings } from '../assets/attributes.js';
 import type { Actor } from '../chronicle/types.js';
-import { isoOrNull } from '../common/values.js';
+import { isoOrNull, defined } from '../common/values.js';
 import { summarize, type AgentContext } from './context.js';
 import { AgentError } from './errors.js';
 import { AGENT_COLUMNS, isAgentId, loadAgent, publicSummary, statusOf, type AgentRow } from './records.js';
@@ -49,7 +49,7 @@ export async function revokeAgent(
       tenant: row.tenant,
       type: 'agent.revoked',
       actor,
-      ...(opts.requestId !== undefined ? { requestId: opts.requestId } : {}),
+      ...defined({ requestId: opts.requestId }),
       data: { agent_id: id, platform: row.platform, agent_class: row.agent_class },
     });
   } catch (err) {

@@ -7,6 +7,7 @@ import type { Actor } from '../chronicle/types.js';
 import type { AgentContext } from './context.js';
 import { AgentError, invalidToken } from './errors.js';
 import { digestOf } from './records.js';
+import { defined } from '../common/values.js';
 
 export const TOKEN_PREFIX = 'ice_';
 const TOKEN_PATTERN = /^ice_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
@@ -38,7 +39,7 @@ export async function createToken(
       tenant,
       type: 'agent.enrollment_token_created',
       actor,
-      ...(opts.requestId !== undefined ? { requestId: opts.requestId } : {}),
+      ...defined({ requestId: opts.requestId }),
       data: { token_id: tokenId, expires_at: expiresAt.toISOString(), ttl_seconds: ttlSeconds },
     });
   } catch (err) {
