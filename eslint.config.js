@@ -45,11 +45,9 @@ export default tseslint.config(
   {
     // TEMPORARY: a function already longer than the ceiling when the rule came in. It goes once it
     // is split; do not add new ones.
-    //   src/simulator/server.ts     startSimulator (169)
     //   src/chronicle/index.ts      createChronicle (154): witness and checkpoint wiring to split out
-    //   src/agents/service.ts       createAgentService (342): enrollment, renewal and heartbeat to their own modules
     //   src/api/server.ts           startServer (163): the agent listener's start-up to its own step
-    files: ['src/simulator/server.ts', 'src/chronicle/index.ts', 'src/agents/service.ts', 'src/api/server.ts'],
+    files: ['src/chronicle/index.ts', 'src/api/server.ts'],
     rules: { 'max-lines-per-function': 'off' },
   },
 );

@@ -7,7 +7,8 @@ import crypto from 'node:crypto';
 import type { Actor } from '../chronicle/types.js';
 import type { Logger } from '../log/index.js';
 import { runSimulatedAgent } from './reference-agent.js';
-import type { AgentService } from './service.js';
+import type { AgentService } from './types.js';
+import { defined } from '../common/values.js';
 
 export interface DemoMac {
   readonly serialNumber: string;
@@ -40,7 +41,7 @@ export async function enrollDemoAgents(options: {
       url: options.mainUrl,
       token,
       agentUrl: options.agentUrl,
-      ...(options.serverCa !== undefined ? { serverCa: options.serverCa } : {}),
+      ...defined({ serverCa: options.serverCa }),
       enroll: {
         osVersion,
         serialNumber: mac.serialNumber,

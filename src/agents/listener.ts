@@ -15,8 +15,9 @@ import type { Logger } from '../log/index.js';
 import { AgentError } from './errors.js';
 import { createRateLimiter } from './rate-limit.js';
 import { heartbeatBody, renewBody } from './schemas.js';
-import type { AgentService, AuthenticatedAgent, HeartbeatInput, PeerIdentity } from './service.js';
+import type { AgentService, AuthenticatedAgent, HeartbeatInput, PeerIdentity } from './types.js';
 import type { ListenerTls } from './tls.js';
+import { defined } from '../common/values.js';
 
 const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (ajv: Ajv) => Ajv;
 
@@ -54,7 +55,7 @@ function sendAgentError(reply: FastifyReply, err: AgentError): FastifyReply {
   return reply
     .code(err.statusCode)
     .type('application/json; charset=utf-8')
-    .send({ error: { code: err.code, message: err.message, ...(err.field !== undefined ? { field: err.field } : {}) } });
+    .send({ error: { code: err.code, message: err.message, ...defined({ field: err.field }) } });
 }
 
 function toAgentError(err: unknown): AgentError | null {

@@ -7,7 +7,8 @@
 import https from 'node:https';
 import { webcrypto } from 'node:crypto';
 import { loadX509, pemOf } from './x509.js';
-import type { HeartbeatInput, IssuedIdentity } from './service.js';
+import type { HeartbeatInput, IssuedIdentity } from './types.js';
+import { defined } from '../common/values.js';
 
 const KEY_ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 
@@ -68,11 +69,7 @@ export async function enroll(baseUrl: string, token: string, request: EnrollRequ
     csr: key.csrPem,
     platform: request.platform ?? 'darwin',
     agent_class: request.agentClass ?? 'endpoint',
-    ...(request.osVersion !== undefined ? { os_version: request.osVersion } : {}),
-    ...(request.osBuild !== undefined ? { os_build: request.osBuild } : {}),
-    ...(request.serialNumber !== undefined ? { serial_number: request.serialNumber } : {}),
-    ...(request.hardwareUuid !== undefined ? { hardware_uuid: request.hardwareUuid } : {}),
-    ...(request.model !== undefined ? { model: request.model } : {}),
+    ...defined({ os_version: request.osVersion, os_build: request.osBuild, serial_number: request.serialNumber, hardware_uuid: request.hardwareUuid, model: request.model }),
   };
   const res = await fetch(`${baseUrl.replace(/\/+$/, '')}/api/v1/agents/enroll`, {
     method: 'POST',
@@ -106,7 +103,7 @@ export function mtlsRequest(agentUrl: string, urlPath: string, identity: MtlsIde
         method: 'POST',
         cert: identity.certificate,
         key: identity.keyPem,
-        ...(identity.serverCa !== undefined ? { ca: identity.serverCa } : {}),
+        ...defined({ ca: identity.serverCa }),
         agent: false,
         headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
         timeout: 15_000,
@@ -148,8 +145,7 @@ export const REFERENCE_AGENT_VERSION = '0.1.0-sim';
 export function heartbeatBody(posture: ReportedPosture, time = new Date()): HeartbeatInput {
   return {
     os_version: posture.osVersion,
-    ...(posture.osBuild !== undefined ? { os_build: posture.osBuild } : {}),
-    ...(posture.uptimeSeconds !== undefined ? { uptime_seconds: posture.uptimeSeconds } : {}),
+    ...defined({ os_build: posture.osBuild, uptime_seconds: posture.uptimeSeconds }),
     filevault: posture.filevault ?? 'unknown',
     firewall: posture.firewall ?? 'unknown',
     sip: posture.sip ?? 'unknown',

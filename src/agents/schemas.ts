@@ -3,7 +3,7 @@
  * are refused: a heartbeat body cannot name an agent, a tenant or anything else the certificate
  * decides. specs/openapi.yaml declares the same constraints.
  */
-import { MAX_TOKEN_TTL_SECONDS } from './service.js';
+import { MAX_TOKEN_TTL_SECONDS } from './tokens.js';
 
 const GUID = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
 const OS_VERSION = { type: 'string', pattern: '^[0-9]{1,4}(\\.[0-9]{1,6}){0,3}$', maxLength: 32 } as const;

@@ -6,6 +6,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { isTenant } from '../common/ids.js';
+import { defined } from '../common/values.js';
 
 export const CLOUDS = ['public', 'usgov', 'usgov-dod', 'china', 'custom'] as const;
 export type CloudName = (typeof CLOUDS)[number];
@@ -324,8 +325,7 @@ export function loadConfig(env: Env, { cwd = process.cwd() }: { cwd?: string } =
     entra = {
       tenantId: e.ENTRA_TENANT_ID as string,
       clientId: e.ENTRA_CLIENT_ID as string,
-      ...(e.ENTRA_CLIENT_SECRET !== undefined ? { clientSecret: e.ENTRA_CLIENT_SECRET } : {}),
-      ...(e.ENTRA_CLIENT_CERT_FILE !== undefined ? { clientCertFile: e.ENTRA_CLIENT_CERT_FILE } : {}),
+      ...defined({ clientSecret: e.ENTRA_CLIENT_SECRET, clientCertFile: e.ENTRA_CLIENT_CERT_FILE }),
     };
   } else if (entraSet.some((v) => v !== undefined)) {
     const missing = [
@@ -371,7 +371,7 @@ export function loadConfig(env: Env, { cwd = process.cwd() }: { cwd?: string } =
   const dataDir = path.resolve(cwd, e.INTUNE_DATA_DIR ?? '.data');
   const config: Config = {
     intuneEnabled: e.INTUNE_ENABLED,
-    ...(entra !== undefined ? { entra } : {}),
+    ...defined({ entra }),
     graph: {
       cloud: e.INTUNE_CLOUD,
       loginUrl: loginUrl.replace(/\/+$/, ''),
@@ -397,13 +397,12 @@ export function loadConfig(env: Env, { cwd = process.cwd() }: { cwd?: string } =
       ? {
           gateJwt: {
             jwksUrl: e.INTUNE_GATE_JWKS_URL,
-            ...(e.INTUNE_GATE_JWT_ISSUER !== undefined ? { issuer: e.INTUNE_GATE_JWT_ISSUER } : {}),
-            ...(e.INTUNE_GATE_JWT_AUDIENCE !== undefined ? { audience: e.INTUNE_GATE_JWT_AUDIENCE } : {}),
+            ...defined({ issuer: e.INTUNE_GATE_JWT_ISSUER, audience: e.INTUNE_GATE_JWT_AUDIENCE }),
           },
         }
       : {}),
     database: {
-      ...(e.DATABASE_URL !== undefined ? { url: e.DATABASE_URL } : {}),
+      ...defined({ url: e.DATABASE_URL }),
       dataDir,
     },
     ...(e.REDIS_URL !== undefined ? { redis: { url: e.REDIS_URL, keyPrefix: e.REDIS_KEY_PREFIX ?? 'intune-connector', timeoutMs: e.REDIS_TIMEOUT_MS } } : {}),
@@ -414,7 +413,7 @@ export function loadConfig(env: Env, { cwd = process.cwd() }: { cwd?: string } =
       checkpointDir: path.resolve(cwd, e.CHRONICLE_CHECKPOINT_DIR ?? path.join(dataDir, 'chronicle', 'checkpoints')),
       checkpointIntervalMs: e.CHRONICLE_CHECKPOINT_INTERVAL * 1000,
       ...(e.CHRONICLE_WITNESS_DIR !== undefined ? { witnessDir: path.resolve(cwd, e.CHRONICLE_WITNESS_DIR) } : {}),
-      ...(e.CHRONICLE_WITNESS_URL !== undefined ? { witnessUrl: e.CHRONICLE_WITNESS_URL } : {}),
+      ...defined({ witnessUrl: e.CHRONICLE_WITNESS_URL }),
       ...(e.CHRONICLE_WITNESS_CA_FILE !== undefined ? { witnessCaFile: path.resolve(cwd, e.CHRONICLE_WITNESS_CA_FILE) } : {}),
     },
     http: { host: e.HOST ?? '127.0.0.1', port: e.PORT },

@@ -117,53 +117,54 @@ function overPool(pool: pg.Pool, connect: () => Promise<pg.PoolClient>): Db {
     }
   };
 
+  /** Runs fn on a client of the pool; the client goes back afterwards, or is discarded when fn marks it broken. */
+  const withClient = async <T>(fn: (client: pg.PoolClient, lease: { broken: boolean }) => Promise<T>): Promise<T> => {
+    let client: pg.PoolClient;
+    try {
+      client = await connect();
+    } catch (err) {
+      throw asDbError(err);
+    }
+    const lease = { broken: false };
+    try {
+      return await fn(client, lease);
+    } finally {
+      client.release(lease.broken);
+    }
+  };
+
   return {
     kind: 'postgres',
     query: <R>(sql: string, params: readonly unknown[] = []) =>
-      wrap<R>(async () => {
-        let client: pg.PoolClient;
+      wrap<R>(() =>
+        withClient(async (client, lease) => {
+          try {
+            return await client.query(sql, params as unknown[]);
+          } catch (err) {
+            lease.broken = asDbError(err) instanceof DbError;
+            throw err;
+          }
+        }),
+      ),
+    transaction: <T>(fn: (tx: Queryable) => Promise<T>): Promise<T> =>
+      withClient(async (client, lease) => {
         try {
-          client = await connect();
+          await client.query('BEGIN');
+          const tx: Queryable = {
+            query: <R>(sql: string, params: readonly unknown[] = []) => wrap<R>(() => client.query(sql, params as unknown[])),
+          };
+          const result = await fn(tx);
+          await client.query('COMMIT');
+          return result;
         } catch (err) {
+          try {
+            await client.query('ROLLBACK');
+          } catch {
+            lease.broken = true;
+          }
           throw asDbError(err);
         }
-        let broken = false;
-        try {
-          return await client.query(sql, params as unknown[]);
-        } catch (err) {
-          broken = asDbError(err) instanceof DbError;
-          throw err;
-        } finally {
-          client.release(broken);
-        }
       }),
-    async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-      let client: pg.PoolClient;
-      try {
-        client = await connect();
-      } catch (err) {
-        throw asDbError(err);
-      }
-      let broken = false;
-      try {
-        await client.query('BEGIN');
-        const tx: Queryable = {
-          query: <R>(sql: string, params: readonly unknown[] = []) => wrap<R>(() => client.query(sql, params as unknown[])),
-        };
-        const result = await fn(tx);
-        await client.query('COMMIT');
-        return result;
-      } catch (err) {
-        try {
-          await client.query('ROLLBACK');
-        } catch {
-          broken = true;
-        }
-        throw asDbError(err);
-      } finally {
-        client.release(broken);
-      }
-    },
     close: () => pool.end(),
   };
 }

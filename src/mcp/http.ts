@@ -20,6 +20,7 @@ import type { Capability } from '../connector/contract.js';
 import type { Logger } from '../log/index.js';
 import { createMcpServer, mcpScope } from './server.js';
 import type { McpConnector } from './types.js';
+import { defined } from '../common/values.js';
 
 export interface McpRoutesOptions {
   readonly connector: McpConnector;
@@ -63,7 +64,7 @@ export async function mcpRoutes(app: FastifyInstance, options: McpRoutesOptions)
       tenant: principal.tenant,
       scope: mcpScope(capabilities),
       actorFor: () => ({ kind: 'agent', id: principal.actorId }),
-      ...(logger !== undefined ? { logger } : {}),
+      ...defined({ logger }),
     });
     const transport = new StreamableHTTPServerTransport({ enableJsonResponse: true });
     reply.hijack();

@@ -11,6 +11,7 @@ import type { Capability } from '../connector/contract.js';
 import type { Logger } from '../log/index.js';
 import { createMcpServer, mcpScope, type McpActor } from './server.js';
 import type { McpConnector } from './types.js';
+import { defined } from '../common/values.js';
 
 export interface StdioServerOptions {
   readonly connector: McpConnector;
@@ -78,7 +79,7 @@ export async function startStdioServer(options: StdioServerOptions): Promise<Std
     tenant: options.tenant,
     scope: mcpScope(options.capabilities),
     actorFor: stdioActor,
-    ...(options.logger !== undefined ? { logger: options.logger } : {}),
+    ...defined({ logger: options.logger }),
   });
   const transport = new DrainingStdioTransport(stdin, stdout);
 

@@ -9,7 +9,7 @@ import type { Db } from '../db/index.js';
 import type { Logger } from '../log/index.js';
 import { PostureInputError, PostureNotFoundError, SecretRefError } from './errors.js';
 import { connectionValues, type ConnectionRow } from './rows.js';
-import { iso } from '../common/values.js';
+import { iso, defined } from '../common/values.js';
 import { isGuid } from '../common/ids.js';
 import { parseSecretRef } from './secrets.js';
 import * as store from './store.js';
@@ -57,7 +57,7 @@ function auditData(values: store.ConnectionValues & { id: string }, changed?: re
     cloud: values.cloud,
     secret_ref: values.secret_ref,
     status: values.status,
-    ...(changed !== undefined ? { changed_fields: changed } : {}),
+    ...defined({ changed_fields: changed }),
   };
 }
 
@@ -179,7 +179,7 @@ export function createConnectionChanges(deps: ConnectionChangesDeps): Connection
           if (patch.cloud !== undefined && patch.cloud !== current.cloud) checkCloud(patch.cloud);
           const secretRef = patch.secret_ref === undefined ? undefined : await checkSecretRef(tenant, patch.secret_ref);
           const { secret_ref: _ignored, ...rest } = patch;
-          return { ...rest, ...(secretRef !== undefined ? { secret_ref: secretRef } : {}) };
+          return { ...rest, ...defined({ secret_ref: secretRef }) };
         },
         actor,
       );

@@ -12,7 +12,7 @@ import type { GraphClient } from '../connector/graph/types.js';
 import type { Db } from '../db/index.js';
 import type { Logger } from '../log/index.js';
 import { connectionFromRow, type ConnectionRow } from './rows.js';
-import { iso } from '../common/values.js';
+import { iso, defined } from '../common/values.js';
 import * as store from './store.js';
 import { SyncFailure } from './sync.js';
 import type { Connection, SecretProvider } from './types.js';
@@ -72,7 +72,7 @@ export function createGraphClientFactory(deps: GraphClientFactoryDeps): (row: Co
       credential: secret.includes('-----BEGIN') ? splitCertificateFile(secret) : { clientSecret: secret },
       graph: graphSettingsFor(row),
       logger: deps.logger,
-      ...(deps.budget !== undefined ? { budget: deps.budget } : {}),
+      ...defined({ budget: deps.budget }),
     });
   };
 }

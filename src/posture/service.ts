@@ -23,6 +23,7 @@ import { executeRun, recordCompletion, SyncFailure, type RunContext } from './sy
 import { SYNC_TRIGGERS, type Connection, type ConnectionInput, type ConnectionPatch, type PostureService, type SecretProvider, type StartSyncOptions, type SyncRunSummary } from './types.js';
 import { assertTenant, parseDeviceQuery } from './validation.js';
 import { isGuid } from '../common/ids.js';
+import { defined } from '../common/values.js';
 
 export interface PostureServiceOptions {
   /** How long a run's lease lasts without renewal (default 60 s); renewed every third of it. */
@@ -127,7 +128,7 @@ async function startRun(
     run: acquired.run,
     actor,
     abort,
-    ...(startOptions.onProgress !== undefined ? { onProgress: startOptions.onProgress } : {}),
+    ...defined({ onProgress: startOptions.onProgress }),
   })
     .then(async (summary) => {
       if (summary.status === 'succeeded') {

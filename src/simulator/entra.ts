@@ -13,6 +13,7 @@ import type { JWK } from 'jose';
 import { SimulatorError } from './errors.js';
 import { BodyTooLargeError, readBody, send, type Exchange } from './http.js';
 import type { MintTokenOptions } from './types.js';
+import { defined } from '../common/values.js';
 
 export const ROLE_READ = 'DeviceManagementManagedDevices.Read.All';
 export const ROLE_READ_WRITE = 'DeviceManagementManagedDevices.ReadWrite.All';
@@ -466,7 +467,7 @@ export class EntraTenant {
       'cache-control': 'no-store, no-cache',
       pragma: 'no-cache',
       'x-ms-request-id': ex.requestId,
-      ...(ex.clientRequestId !== undefined ? { 'client-request-id': ex.clientRequestId } : {}),
+      ...defined({ 'client-request-id': ex.clientRequestId }),
     };
   }
 

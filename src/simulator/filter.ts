@@ -16,6 +16,7 @@
  */
 import { MANAGED_DEVICE_PROPERTIES, PROPERTY_BY_NAME } from './properties.js';
 import { GUID_SOURCE } from '../common/ids.js';
+import { defined } from '../common/values.js';
 
 export class FilterError extends Error {
   override readonly name = 'FilterError';
@@ -420,7 +421,7 @@ export function compileFilter(text: string): CompiledFilter {
     predicate: compiled.predicate,
     canonical: compiled.canonical,
     properties: compiled.properties,
-    ...(lastSyncConditions !== undefined ? { lastSyncConditions } : {}),
+    ...defined({ lastSyncConditions }),
     ...(lookup !== undefined ? { lookup: { property: lookup.property as 'id' | 'azureADDeviceId', value: lookup.value } } : {}),
   };
 }

@@ -18,7 +18,7 @@ import { createRandom, type Random } from './random.js';
 
 export interface GenerateOptions {
   /** Reference time (default: now). */
-  readonly now?: Date | number;
+  readonly now?: Date | number | undefined;
 }
 
 type Platform = 'macOS' | 'Windows' | 'iOS' | 'Android';

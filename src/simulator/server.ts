@@ -5,7 +5,7 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -23,6 +23,7 @@ import { loadTenantFile } from './tenant-file.js';
 import { INTUNE_THROTTLE, Throttle } from './throttle.js';
 import { createTlsMaterial } from './tls.js';
 import type { FaultSpec, RecordedRequest, SimulatorHandle, SimulatorOptions, SimulatorStats } from './types.js';
+import { defined } from '../common/values.js';
 
 export const DEFAULT_DEVICES = 200;
 export const DEFAULT_SEED = 'intune-connector';
@@ -107,23 +108,41 @@ export function exportLine(name: string, value: string): string {
   return /^[A-Za-z0-9_@%+=:,./~-]+$/.test(value) ? `export ${name}=${value}` : `export ${name}='${value.replace(/'/g, `'\\''`)}'`;
 }
 
-export async function startSimulator(options: SimulatorOptions = {}): Promise<SimulatorHandle> {
-  checkOptions(options);
+/** The parts of a simulator that change while it runs: the fault spec and, once listening, its base URL. */
+interface LiveState {
+  faults: FaultSpec;
+  baseUrl: string;
+}
+
+interface Identity {
+  readonly seed: string;
+  readonly tenantId: string;
+  readonly clientId: string;
+  readonly clientSecret: string;
+  readonly host: string;
+}
+
+function resolveIdentity(options: SimulatorOptions): Identity {
   const seed = options.seed ?? DEFAULT_SEED;
-  let faults: FaultSpec = validateFaults(options.faults ?? {});
   const ids = createRandom(`identity:${seed}`);
   const tenantId = options.tenantId ?? ids.guid();
   const clientId = options.clientId ?? ids.guid();
   const clientSecret = options.clientSecret ?? `sim8Q~${randomBytes(30).toString('base64url')}`;
-  const host = options.host ?? '127.0.0.1';
+  return { seed, tenantId, clientId, clientSecret, host: options.host ?? '127.0.0.1' };
+}
 
+/** TLS material, the Entra tenant and the devices, built side by side. */
+async function prepareTenant(
+  options: SimulatorOptions,
+  identity: Identity,
+): Promise<{ tls: Awaited<ReturnType<typeof createTlsMaterial>>; entra: EntraTenant; devices: Record<string, unknown>[] }> {
   // Key generation runs on libuv's thread pool, so it overlaps with building the tenant.
   const keys = Promise.all([
-    createTlsMaterial([host]),
+    createTlsMaterial([identity.host]),
     EntraTenant.create({
-      tenantId,
-      clientId,
-      clientSecret,
+      tenantId: identity.tenantId,
+      clientId: identity.clientId,
+      clientSecret: identity.clientSecret,
       roles: options.roles ?? DEFAULT_ROLES,
       tokenLifetimeSeconds: options.tokenLifetimeSeconds ?? 3600,
       clientCertificatePems: (options.clientCertificates ?? []).map((c) => c.pem),
@@ -136,37 +155,26 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     devices =
       options.tenantFile !== undefined
         ? await loadTenantFile(options.tenantFile)
-        : generateTenant(options.devices ?? DEFAULT_DEVICES, seed, options.now !== undefined ? { now: options.now } : {});
+        : generateTenant(options.devices ?? DEFAULT_DEVICES, identity.seed, { now: options.now });
   } catch (err) {
     await keys.catch(() => undefined);
     throw err;
   }
   const [tls, entra] = await keys;
+  return { tls, entra, devices };
+}
 
-  const store = new DeviceStore(devices);
-  const log: RecordedRequest[] = [];
-  const logLimit = options.requestLogLimit ?? DEFAULT_REQUEST_LOG_LIMIT;
-  let baseUrl = '';
-  const dice = createRandom(`faults:${seed}`);
-  const stats = new StatsCounter();
-  const checkIn = (count: number): string[] => {
-    const ids = store.checkIn(count, (size) => dice.int(0, size - 1), new Date().toISOString());
-    stats.checkins += ids.length;
-    return ids;
-  };
-  const graph = new GraphService({
-    store,
-    entra,
-    throttle: new Throttle({ ...INTUNE_THROTTLE, ...options.throttle }),
-    faults: () => faults,
-    dice,
-    baseUrl: () => baseUrl,
-    // node:timers/promises, not the global: a test's fake timers must not stall the simulator.
-    sleep: (ms) => delay(ms),
-    checkIn,
-  });
+interface RouterDeps {
+  readonly graph: GraphService;
+  readonly entra: EntraTenant;
+  readonly stats: StatsCounter;
+  readonly dice: ReturnType<typeof createRandom>;
+  readonly state: LiveState;
+}
 
-  const route = async (ex: Exchange, segments: readonly string[]): Promise<void> => {
+/** Dispatches a request by its path segments: Graph, the stats control path, or Entra's endpoints. */
+function createRouter({ graph, entra, stats, dice, state }: RouterDeps): (ex: Exchange, segments: readonly string[]) => Promise<void> {
+  return async (ex, segments) => {
     const method = ex.req.method ?? 'GET';
     const [first, second, third, fourth] = segments;
     if (first === 'v1.0' || first === 'beta') {
@@ -198,15 +206,25 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       ex.record.kind = 'token';
       stats.tokenRequests += 1;
       if (method !== 'POST') return entra.error(ex, 405, 'invalid_request', 900561, 'The endpoint only accepts POST requests.');
-      if ((faults.tokenErrorRate ?? 0) > 0 && dice.chance(faults.tokenErrorRate ?? 0)) {
+      const tokenErrorRate = state.faults.tokenErrorRate ?? 0;
+      if (tokenErrorRate > 0 && dice.chance(tokenErrorRate)) {
         return entra.error(ex, 503, 'temporarily_unavailable', 90033, 'A transient error has occurred. Please try again.');
       }
       return entra.token(ex, first);
     }
     return sendGraphError(ex, 404, 'ResourceNotFound', `Resource not found for the segment '${segments.join('/').slice(0, 120)}'.`);
   };
+}
 
-  const server = https.createServer({ key: tls.keyPem, cert: tls.certPem, keepAliveTimeout: 10_000 }, (req, res) => {
+/** The HTTPS request listener: records the request in the bounded log, parses the path, routes it. */
+function createRequestListener(deps: {
+  readonly log: RecordedRequest[];
+  readonly logLimit: number;
+  readonly state: LiveState;
+  readonly route: (ex: Exchange, segments: readonly string[]) => Promise<void>;
+}): (req: IncomingMessage, res: ServerResponse) => void {
+  const { log, logLimit, state, route } = deps;
+  return (req, res) => {
     const clientRequestIdHeader = req.headers['client-request-id'];
     const clientRequestId = typeof clientRequestIdHeader === 'string' && clientRequestIdHeader.length <= 200 ? clientRequestIdHeader : undefined;
     const record: MutableRecord = {
@@ -215,7 +233,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       status: 0,
       time: new Date().toISOString(),
       authorization: req.headers.authorization !== undefined,
-      ...(clientRequestId !== undefined ? { clientRequestId } : {}),
+      ...defined({ clientRequestId }),
     };
     log.push(record);
     // Trimmed in batches so a long-running demo does not pay for a shift on every request.
@@ -223,10 +241,10 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     let url: URL;
     let segments: string[] | undefined;
     try {
-      url = new URL(req.url ?? '/', baseUrl);
+      url = new URL(req.url ?? '/', state.baseUrl);
       segments = url.pathname.split('/').filter((s) => s !== '').map((s) => decodeURIComponent(s));
     } catch {
-      url = new URL(baseUrl);
+      url = new URL(state.baseUrl);
     }
     const ex: Exchange = { req, res, url, requestId: randomUUID(), clientRequestId, record };
     if (segments === undefined) return sendGraphError(ex, 400, 'BadRequest', 'The request URL is malformed.');
@@ -235,55 +253,98 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       if (!res.headersSent && !res.destroyed) sendGraphError(ex, 500, 'InternalServerError', `Simulator defect: ${(err as Error).message}`);
       else res.destroy();
     });
-  });
-  server.on('clientError', (_err, socket) => socket.destroy());
+  };
+}
 
+async function listen(server: https.Server, port: number, host: string): Promise<string> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(err.code === 'EADDRINUSE' ? invalid(`port ${options.port ?? 0} is already in use; pick another with --port or use 0 for a free one`) : err),
+      reject(err.code === 'EADDRINUSE' ? invalid(`port ${port} is already in use; pick another with --port or use 0 for a free one`) : err),
     );
-    server.listen(options.port ?? 0, host, () => resolve());
+    server.listen(port, host, () => resolve());
   });
-  const { port } = server.address() as AddressInfo;
-  baseUrl = `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  entra.setBaseUrl(baseUrl);
+  const address = server.address() as AddressInfo;
+  return `https://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
+}
 
+/** Writes the CA where asked, else into a fresh temp directory; closes the server if it cannot. */
+async function writeCaFile(server: https.Server, caPem: string, requested: string | undefined): Promise<{ caFile: string; caDir: string | undefined }> {
   let caDir: string | undefined;
   let caFile: string;
-  if (options.caFile !== undefined) {
-    caFile = path.resolve(options.caFile);
+  if (requested !== undefined) {
+    caFile = path.resolve(requested);
   } else {
     caDir = await mkdtemp(path.join(os.tmpdir(), 'intune-simulator-'));
     caFile = path.join(caDir, 'ca.pem');
   }
   try {
-    await writeFile(caFile, tls.caPem, { mode: 0o644 });
+    await writeFile(caFile, caPem, { mode: 0o644 });
   } catch (err) {
     server.closeAllConnections();
     server.close();
     throw invalid(`cannot write the CA file ${caFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
+  return { caFile, caDir };
+}
 
-  const env = Object.freeze({
-    ENTRA_TENANT_ID: tenantId,
-    ENTRA_CLIENT_ID: clientId,
-    ENTRA_CLIENT_SECRET: clientSecret,
+function connectorEnv(identity: Identity, baseUrl: string, caFile: string): SimulatorHandle['env'] {
+  return Object.freeze({
+    ENTRA_TENANT_ID: identity.tenantId,
+    ENTRA_CLIENT_ID: identity.clientId,
+    ENTRA_CLIENT_SECRET: identity.clientSecret,
     INTUNE_CLOUD: 'custom',
     INTUNE_LOGIN_URL: baseUrl,
     INTUNE_GRAPH_URL: baseUrl,
     INTUNE_CA_FILE: caFile,
   });
+}
+
+export async function startSimulator(options: SimulatorOptions = {}): Promise<SimulatorHandle> {
+  checkOptions(options);
+  const identity = resolveIdentity(options);
+  const state: LiveState = { faults: validateFaults(options.faults ?? {}), baseUrl: '' };
+  const { tls, entra, devices } = await prepareTenant(options, identity);
+
+  const store = new DeviceStore(devices);
+  const log: RecordedRequest[] = [];
+  const logLimit = options.requestLogLimit ?? DEFAULT_REQUEST_LOG_LIMIT;
+  const dice = createRandom(`faults:${identity.seed}`);
+  const stats = new StatsCounter();
+  const checkIn = (count: number): string[] => {
+    const ids = store.checkIn(count, (size) => dice.int(0, size - 1), new Date().toISOString());
+    stats.checkins += ids.length;
+    return ids;
+  };
+  const graph = new GraphService({
+    store,
+    entra,
+    throttle: new Throttle({ ...INTUNE_THROTTLE, ...options.throttle }),
+    faults: () => state.faults,
+    dice,
+    baseUrl: () => state.baseUrl,
+    // node:timers/promises, not the global: a test's fake timers must not stall the simulator.
+    sleep: (ms) => delay(ms),
+    checkIn,
+  });
+  const route = createRouter({ graph, entra, stats, dice, state });
+  const server = https.createServer({ key: tls.keyPem, cert: tls.certPem, keepAliveTimeout: 10_000 }, createRequestListener({ log, logLimit, state, route }));
+  server.on('clientError', (_err, socket) => socket.destroy());
+
+  const baseUrl = await listen(server, options.port ?? 0, identity.host);
+  state.baseUrl = baseUrl;
+  entra.setBaseUrl(baseUrl);
+  const { caFile, caDir } = await writeCaFile(server, tls.caPem, options.caFile);
 
   let closing: Promise<void> | undefined;
   const handle: SimulatorHandle = {
-    tenantId,
-    clientId,
-    clientSecret,
+    tenantId: identity.tenantId,
+    clientId: identity.clientId,
+    clientSecret: identity.clientSecret,
     loginUrl: baseUrl,
     graphUrl: baseUrl,
     caFile,
     caPem: tls.caPem,
-    env,
+    env: connectorEnv(identity, baseUrl, caFile),
     get devices() {
       return store.all();
     },
@@ -300,7 +361,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       return checkIn(count);
     },
     setFaults: (next: FaultSpec) => {
-      faults = validateFaults(next);
+      state.faults = validateFaults(next);
     },
     updateDevice: (id, patch) => store.update(id, patch),
     mintToken: (mintOptions = {}) => entra.mint(mintOptions),

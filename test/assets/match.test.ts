@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { assetIdOf, matchSources, sourceKey, type SourceIdentity } from '../../src/assets/match.js';
 import { AGENT_STALE_AFTER_MS, INTUNE_STALE_AFTER_MS, mergeAttributes, summarize, type AgentObservation, type ObservedSource } from '../../src/assets/attributes.js';
 import type { DevicePosture } from '../../src/connector/posture.js';
+import { samplePosture } from '../helpers/posture.js';
 
 const FP = (n: number) => `hmac-sha256:${n.toString(16).padStart(64, '0')}`;
 const C = '11111111-1111-4111-8111-111111111111';
@@ -78,27 +79,16 @@ describe('matchSources', () => {
 
 const NOW = Date.parse('2026-06-01T12:00:00Z');
 const ago = (ms: number) => new Date(NOW - ms).toISOString();
-const posture = (over: Partial<DevicePosture> = {}): DevicePosture => ({
-  device_id: 'd1',
-  azure_ad_device_id: null,
-  os_family: 'macos',
-  os_version: '14.4.1',
-  compliance_state: 'compliant',
-  grace_period_expires_at: null,
-  is_encrypted: true,
-  jailbroken: 'false',
-  management_agent: 'mdm',
-  management_state: 'managed',
-  ownership: 'company',
-  threat_state: 'secured',
-  supervised: false,
-  enrolled_at: ago(90 * 86_400_000),
-  last_sync_at: ago(3_600_000),
-  model: 'MacBook Pro',
-  manufacturer: 'Apple',
-  serial_fingerprint: FP(1),
-  ...over,
-});
+const posture = (over: Partial<DevicePosture> = {}): DevicePosture =>
+  samplePosture({
+    device_id: 'd1',
+    os_version: '14.4.1',
+    threat_state: 'secured',
+    enrolled_at: ago(90 * 86_400_000),
+    last_sync_at: ago(3_600_000),
+    serial_fingerprint: FP(1),
+    ...over,
+  });
 const agentObs = (over: Partial<AgentObservation> = {}): AgentObservation => ({
   os_family: 'macos',
   os_version: '14.4.1',

@@ -3,30 +3,12 @@ import { describe, expect, it } from 'vitest';
 import { ComplianceCache, type FetchedRecords } from '../../src/connector/cache.js';
 import type { DevicePosture } from '../../src/connector/posture.js';
 import { GraphError } from '../../src/connector/graph/errors.js';
+import { samplePosture } from '../helpers/posture.js';
 
 // Unit tests of the cache's own rules over a counted fetch function; the same behaviour against
 // the real Graph client and simulator is in connector.integration.test.ts.
 
-const posture = (id: string): DevicePosture => ({
-  device_id: id,
-  azure_ad_device_id: null,
-  os_family: 'macos',
-  os_version: '14.6',
-  compliance_state: 'compliant',
-  grace_period_expires_at: null,
-  is_encrypted: true,
-  jailbroken: 'false',
-  management_agent: 'mdm',
-  management_state: 'managed',
-  ownership: 'company',
-  enrolled_at: null,
-  last_sync_at: null,
-  model: null,
-  manufacturer: null,
-  serial_fingerprint: null,
-  threat_state: 'unknown',
-  supervised: false,
-});
+const posture = (id: string): DevicePosture => samplePosture({ device_id: id, os_version: '14.6', model: null, manufacturer: null });
 
 
 function setup(options: { ttlMs: number; staleMaxMs?: number; notFoundTtlMs?: number; maxEntries?: number }) {

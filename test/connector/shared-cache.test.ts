@@ -7,6 +7,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { ComplianceCache, type FetchedRecords } from '../../src/connector/cache.js';
 import type { DevicePosture } from '../../src/connector/posture.js';
+import { samplePosture } from '../helpers/posture.js';
 import { RedisLink } from '../../src/connector/replicas/link.js';
 import { createRedisCacheTier } from '../../src/connector/replicas/shared-cache.js';
 import { RedisGraphBudget } from '../../src/connector/replicas/shared-budget.js';
@@ -20,26 +21,12 @@ const DEVICE = crypto.randomUUID();
 const ENTRA = crypto.randomUUID();
 
 function posture(): DevicePosture {
-  return {
+  return samplePosture({
     device_id: DEVICE,
     azure_ad_device_id: ENTRA,
-    os_family: 'macos',
-    os_version: '14.5',
-    compliance_state: 'compliant',
-    grace_period_expires_at: null,
-    is_encrypted: true,
-    jailbroken: 'false',
-    management_agent: 'mdm',
-    management_state: 'managed',
-    ownership: 'company',
-    threat_state: 'unknown',
-    supervised: false,
     enrolled_at: '2026-01-01T00:00:00.000Z',
     last_sync_at: '2026-12-01T00:00:00.000Z',
-    model: 'MacBook Pro',
-    manufacturer: 'Apple',
-    serial_fingerprint: null,
-  };
+  });
 }
 
 const links: RedisLink[] = [];

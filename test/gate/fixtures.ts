@@ -1,5 +1,6 @@
 /** Plain data for the pure tests: postures, policies and lookups as the connector and the loader produce them. */
 import type { DevicePosture } from '../../src/connector/posture.js';
+import { samplePosture } from '../helpers/posture.js';
 import { buildGatePolicy, resolveAccordPolicy, type AccordPolicy, type ComplianceLookup } from '../../src/gate/index.js';
 
 export const NOW = Date.parse('2025-06-10T12:00:00Z');
@@ -7,27 +8,15 @@ export const DAY_MS = 86_400_000;
 export const ENTRA_ID = '0fa4e5e1-0000-4000-8000-00000000c001';
 
 export function posture(overrides: Partial<DevicePosture> = {}): DevicePosture {
-  return {
-    device_id: '6b7c1a52-3c4d-4e5f-8a9b-0c1d2e3f4a5b',
+  return samplePosture({
     azure_ad_device_id: ENTRA_ID,
-    os_family: 'macos',
-    os_version: '14.5',
-    compliance_state: 'compliant',
-    grace_period_expires_at: null,
-    is_encrypted: true,
-    jailbroken: 'false',
-    management_agent: 'mdm',
-    management_state: 'managed',
-    ownership: 'company',
     enrolled_at: '2024-01-15T09:00:00Z',
     last_sync_at: new Date(NOW - 2 * 3_600_000).toISOString(),
-    model: 'MacBook Pro',
-    manufacturer: 'Apple',
     serial_fingerprint: 'hmac-sha256:00',
     threat_state: 'secured',
     supervised: true,
     ...overrides,
-  };
+  });
 }
 
 export function answered(records: readonly DevicePosture[], extra: Partial<Extract<ComplianceLookup, { ok: true }>> = {}): ComplianceLookup {

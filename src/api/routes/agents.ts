@@ -12,6 +12,7 @@ import type { AgentService, EnrollInput } from '../../agents/service.js';
 import { requirePermission } from '../../auth/permissions.js';
 import { ApiError, notFound } from '../errors.js';
 import { actorOf } from './posture.js';
+import { defined } from '../../common/values.js';
 
 export const AGENTS_BASE = '/api/v1/agents';
 
@@ -52,7 +53,7 @@ export function agentRoutes(app: FastifyInstance, { agents, authenticator, liste
       const created = await mapped(() =>
         agents.createToken(
           principal.tenant,
-          { ...(body.ttl_seconds !== undefined ? { ttlSeconds: body.ttl_seconds } : {}), ...(body.name !== undefined ? { name: body.name } : {}) },
+          { ...defined({ ttlSeconds: body.ttl_seconds, name: body.name }) },
           actorOf(principal),
           { requestId: request.id },
         ),

@@ -10,6 +10,7 @@ import { requirePermission } from '../../auth/permissions.js';
 import { notFound } from '../errors.js';
 import { keyCreateBody, keyParams, keysQuery } from '../schemas.js';
 import { actorOf } from './posture.js';
+import { defined } from '../../common/values.js';
 
 export const KEYS_BASE = '/api/v1/keys';
 
@@ -28,8 +29,7 @@ export function keyRoutes(app: FastifyInstance, { keys, authenticator }: { keys:
         {
           tenant: principal.tenant,
           role: request.body.role,
-          ...(request.body.capabilities !== undefined ? { capabilities: request.body.capabilities } : {}),
-          ...(request.body.name !== undefined ? { name: request.body.name } : {}),
+          ...defined({ capabilities: request.body.capabilities, name: request.body.name }),
         },
         actorOf(principal),
         { requestId: request.id },

@@ -15,6 +15,7 @@ import { ConfigError } from '../../config/index.js';
 import type { Logger } from '../../log/index.js';
 import { GraphError, abortedError, safeCode } from './errors.js';
 import { ForeignAuthorityError } from './transport.js';
+import { defined } from '../../common/values.js';
 
 /**
  * msal-node, loaded on first use from its CommonJS build: that is one file, where its ESM build is
@@ -95,12 +96,12 @@ export function authErrorFrom(err: unknown): GraphError {
     if (isTransientAuthError(err)) {
       const replayed = number === undefined && /^\d{1,9}$/.test(code) ? `AADSTS${code}` : undefined;
       return new GraphError('unavailable', `Microsoft Entra is temporarily unavailable (${replayed ?? label}); retry later.`, {
-        ...(err.status !== undefined ? { status: err.status } : {}),
+        ...defined({ status: err.status }),
         graphCode: replayed ?? (number !== undefined ? `AADSTS${number}` : code),
       });
     }
     return new GraphError('auth_failed', `Microsoft Entra refused the token request (${label}): ${hint}.`, {
-      ...(err.status !== undefined ? { status: err.status } : {}),
+      ...defined({ status: err.status }),
       graphCode: number !== undefined ? `AADSTS${number}` : code,
     });
   }

@@ -51,6 +51,7 @@ import type {
   ListDevicesRequest,
   ManagedDevice,
 } from './types.js';
+import { defined } from '../../common/values.js';
 
 export interface GraphClientOptions {
   readonly tenantId: string;
@@ -144,7 +145,7 @@ function createSender(
   };
 
   const caPem = options.graph.caFile !== undefined ? readCaFile(options.graph.caFile) : undefined;
-  const transport = createTransport({ ...(caPem !== undefined ? { caPem } : {}), connectTimeoutMs: options.graph.timeoutMs });
+  const transport = createTransport({ ...defined({ caPem }), connectTimeoutMs: options.graph.timeoutMs });
   const tokens = createTokenSource({
     tenantId: options.tenantId,
     clientId: options.clientId,
@@ -164,9 +165,7 @@ function createSender(
     // Entra's temporary refusals get the same number of retries as Graph's.
     transientRetries: options.graph.maxRetries,
     ...(options.retry?.baseDelayMs !== undefined ? { transientBaseDelayMs: options.retry.baseDelayMs } : {}),
-    ...(options.sleep !== undefined ? { sleep: options.sleep } : {}),
-    ...(options.random !== undefined ? { random: options.random } : {}),
-    ...(logger !== undefined ? { logger } : {}),
+    ...defined({ sleep: options.sleep, random: options.random, logger }),
   });
 
   // The handler's default provider is never used: every call brings its own, bound to its state.
@@ -331,7 +330,7 @@ export function createGraphClient(options: GraphClientOptions): GraphClient {
     }
     const state = await send('GET', target, DEVICES_PATH, request.signal);
     const { items, nextLink, requestId } = parseCollection(state, DEVICES_PATH, (item, index, id) => parseDevice(item, index, id));
-    return { devices: items, ...(nextLink !== undefined ? { nextLink } : {}), requestId };
+    return { devices: items, ...defined({ nextLink }), requestId };
   };
 
   async function* listDevices(request: Omit<ListDevicesRequest, 'nextLink'> = {}): AsyncGenerator<DevicePage> {
@@ -483,7 +482,6 @@ export function graphClientFromConfig(config: Config, logger?: Logger, budget?: 
     clientId: entra.clientId,
     credential,
     graph: config.graph,
-    ...(logger !== undefined ? { logger } : {}),
-    ...(budget !== undefined ? { budget } : {}),
+    ...defined({ logger, budget }),
   });
 }

@@ -1,3 +1,4 @@
+import { defined } from '../../common/values.js';
 /**
  * The one error type the Graph client throws. Its message is written for a caller (an operator,
  * an agent, an HTTP response): it names what happened and what to do, and carries identifiers
@@ -81,8 +82,7 @@ export class GraphError extends Error {
       graphCode: details.graphCode ?? this.graphCode,
       attempts: details.attempts ?? this.attempts,
       ambiguous: details.ambiguous ?? this.ambiguous,
-      ...(requestId !== undefined ? { requestId } : {}),
-      ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+      ...defined({ requestId, retryAfterMs }),
     };
     return new GraphError(this.kind, this.message, merged, { cause: this.cause });
   }
@@ -95,8 +95,7 @@ export class GraphError extends Error {
       message: this.message,
       status: this.status,
       graphCode: this.graphCode,
-      ...(this.requestId !== undefined ? { requestId: this.requestId } : {}),
-      ...(this.retryAfterMs !== undefined ? { retryAfterMs: this.retryAfterMs } : {}),
+      ...defined({ requestId: this.requestId, retryAfterMs: this.retryAfterMs }),
       attempts: this.attempts,
       ambiguous: this.ambiguous,
     };
@@ -178,8 +177,7 @@ export function markAmbiguous(error: GraphError): GraphError {
       graphCode: error.graphCode,
       attempts: error.attempts,
       ambiguous: true,
-      ...(error.requestId !== undefined ? { requestId: error.requestId } : {}),
-      ...(error.retryAfterMs !== undefined ? { retryAfterMs: error.retryAfterMs } : {}),
+      ...defined({ requestId: error.requestId, retryAfterMs: error.retryAfterMs }),
     },
     { cause: error.cause },
   );

@@ -29,6 +29,7 @@ import {
 import { decideRetry, parseRetryAfterMs, type RetryPolicy } from './retry.js';
 import { GraphErrorBodySchema } from './schemas.js';
 import type { GraphBudget } from './budget.js';
+import { defined } from '../../common/values.js';
 
 export type Sleep = (ms: number, signal?: AbortSignal) => Promise<void>;
 
@@ -117,7 +118,7 @@ function errorFields(exchange: Exchange): GraphErrorFields {
     }
   }
   const requestId = headerRequestId ?? bodyRequestId;
-  return { ...(graphCode !== undefined ? { graphCode } : {}), ...(requestId !== undefined ? { requestId } : {}) };
+  return { ...defined({ graphCode, requestId }) };
 }
 
 export function requestIdOf(exchange: Exchange | undefined): string | undefined {
@@ -224,7 +225,7 @@ export class RetryMiddleware implements Middleware {
     const retryAfterMs = parseRetryAfterMs(exchange.header('retry-after'));
     const error = graphErrorFromStatus(exchange.status, {
       ...errorFields(exchange),
-      ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+      ...defined({ retryAfterMs }),
       ambiguous: state.method !== 'GET' && exchange.status >= 500,
     });
     return { failure: 'status', error };
@@ -406,7 +407,7 @@ export class TransportMiddleware implements Middleware {
       method: state.method,
       headers: plainHeaders(options.headers),
       ...(typeof options.body === 'string' ? { body: options.body } : {}),
-      ...(signal !== undefined ? { signal } : {}),
+      ...defined({ signal }),
       dispatcher: this.dispatcher,
     });
     let text = '';

@@ -18,7 +18,7 @@
 import { z } from 'zod';
 import { malformedError } from './errors.js';
 import type { CompliancePolicyState, ManagedDevice } from './types.js';
-import { isPlainObject } from '../../common/values.js';
+import { isPlainObject, defined } from '../../common/values.js';
 
 /** Graph's marker for a date that was never set; also the fail-closed reading of a bad date. */
 export const NEVER_DATE = '0001-01-01T00:00:00Z';
@@ -303,7 +303,7 @@ export function parseCollectionPage<T>(
   }
   const items = page.data.value.map((item, index) => parseItem(item, index));
   const nextLink = page.data['@odata.nextLink'];
-  return { items, ...(nextLink !== undefined ? { nextLink } : {}) };
+  return { items, ...defined({ nextLink }) };
 }
 
 /** Parses one managedDevice; a non-object or a device without a usable id is malformed. */

@@ -9,6 +9,7 @@ import tls from 'node:tls';
 import type { INetworkModule, NetworkRequestOptions, NetworkResponse } from '@azure/msal-node';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { ConfigError } from '../../config/index.js';
+import { defined } from '../../common/values.js';
 
 export interface Transport {
   readonly dispatcher: Agent;
@@ -39,7 +40,7 @@ export function createTransport(options: { readonly caPem?: string; readonly con
   const dispatcher = new Agent({
     connect: {
       timeout: options.connectTimeoutMs,
-      ...(secureContext !== undefined ? { secureContext } : {}),
+      ...defined({ secureContext }),
     },
     keepAliveTimeout: 10_000,
   });
