@@ -8,8 +8,6 @@
  * finish, cancel this process's sync runs, then close Chronicle (flushing pending appends), the
  * database (releasing the PGlite lock) and the demo simulator.
  */
-import fs from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import type { Config, Env } from '../config/index.js';
 import { createLogger, type Logger } from '../log/index.js';
@@ -19,7 +17,7 @@ import { DEFAULT_TENANT } from '../common/ids.js';
 import { createPostureService, secretProviderFromConfig, SyncInProgressError } from '../posture/index.js';
 import { runPreflight } from '../posture/preflight.js';
 import type { Connection, PostureService, SyncRunSummary } from '../posture/types.js';
-import { createGate, loadGatePolicy } from '../gate/index.js';
+import { createGate, demoPolicyFile, loadGatePolicy } from '../gate/index.js';
 import { gateJwtOptions } from '../gate/http.js';
 import { createApp } from './app.js';
 import { createKeyStore, type KeyStore } from '../auth/keys.js';
@@ -85,18 +83,6 @@ export interface RunningServer {
 }
 
 const SYSTEM_ACTOR: Actor = { kind: 'system', id: 'serve' };
-
-/** The example policy shipped beside dist/ and src/ (examples/accord-policy.yaml). */
-const EXAMPLE_POLICY_FILE = fileURLToPath(new URL('../../examples/accord-policy.yaml', import.meta.url));
-
-/**
- * The demo (no ENTRA_*, demo on, Intune enabled, no INTUNE_POLICY_FILE) runs with the example
- * policy, so a newcomer sees real allow and deny decisions; any configuration of their own wins.
- */
-function demoPolicyFile(config: Config, demo: boolean): string | undefined {
-  if (!demo || config.entra !== undefined || !config.intuneEnabled || config.compliance.policyFile !== undefined) return undefined;
-  return fs.existsSync(EXAMPLE_POLICY_FILE) ? EXAMPLE_POLICY_FILE : undefined;
-}
 
 export async function startServer(config: Config, options: ServerOptions = {}): Promise<RunningServer> {
   const logger = options.logger ?? createLogger({ level: config.logLevel });

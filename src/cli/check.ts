@@ -5,7 +5,7 @@
  * the database is unavailable.
  */
 import { CommanderError, type Command } from 'commander';
-import { loadGatePolicy } from '../gate/policy.js';
+import { demoPolicyFile, loadGatePolicy } from '../gate/policy.js';
 import { ACCORD_NAME_PATTERN } from '../gate/types.js';
 import { GateInputError, createGate } from '../gate/gate.js';
 import { openRuntime } from '../runtime/index.js';
@@ -55,8 +55,10 @@ async function runCheck(options: CheckOptions): Promise<number> {
     return EXIT.usage;
   }
   const config = configFromEnv();
-  // Before anything is opened: a bad policy file is a configuration error (exit 3).
-  const policy = loadGatePolicy(config);
+  // Before anything is opened: a bad policy file is a configuration error (exit 3). The demo tenant
+  // answers with the example policy, as `serve` does.
+  const demoPolicy = demoPolicyFile(config, true);
+  const policy = loadGatePolicy(demoPolicy === undefined ? config : { ...config, compliance: { ...config.compliance, policyFile: demoPolicy } });
   const runtime = await openRuntime(config);
   try {
     const gate = createGate({ connector: runtime.connector, chronicle: runtime.chronicle, policy, logger: runtime.logger, channel: 'cli' });

@@ -39,5 +39,5 @@ export {
   type StateReason,
 } from './decision.js';
 export { compareVersions, describeRuleFailure, failedRules, parseVersion, type RuleFailure } from './rules.js';
-export { buildGatePolicy, loadGatePolicy, parsePolicyText, resolveAccordPolicy, validatePolicyDocument, type PolicyConfig } from './policy.js';
+export { buildGatePolicy, demoPolicyFile, loadGatePolicy, parsePolicyText, resolveAccordPolicy, validatePolicyDocument, type PolicyConfig } from './policy.js';
 export { DEFAULT_AGENT_CACHE_TTL_MS, GateInputError, complianceCheckedData, createGate, type Gate, type GateChannel, type GateCheck, type GateOptions } from './gate.js';

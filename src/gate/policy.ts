@@ -31,6 +31,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError, type Config } from '../config/index.js';
@@ -318,6 +319,19 @@ export function parsePolicyText(text: string, file: string): unknown {
  * The gate policy for a Config: the environment's defaults, overlaid with INTUNE_POLICY_FILE when
  * set. Reads the file once; call it at start. Throws ConfigError with every problem.
  */
+/** The example policy shipped beside dist/ and src/ (examples/accord-policy.yaml). */
+const EXAMPLE_POLICY_FILE = fileURLToPath(new URL('../../examples/accord-policy.yaml', import.meta.url));
+
+/**
+ * The policy file the demo tenant runs with: the example policy when the simulated tenant answers
+ * (no ENTRA_*, Intune enabled) and no INTUNE_POLICY_FILE is set, so a newcomer sees real allow
+ * and deny decisions from `serve` and `check` alike; undefined when their own configuration applies.
+ */
+export function demoPolicyFile(config: Pick<Config, 'entra' | 'intuneEnabled'> & { readonly compliance: Pick<Config['compliance'], 'policyFile'> }, demo: boolean): string | undefined {
+  if (!demo || config.entra !== undefined || !config.intuneEnabled || config.compliance.policyFile !== undefined) return undefined;
+  return fs.existsSync(EXAMPLE_POLICY_FILE) ? EXAMPLE_POLICY_FILE : undefined;
+}
+
 export function loadGatePolicy(config: PolicyConfig): GatePolicy {
   const file = config.compliance.policyFile;
   if (file === undefined) return buildGatePolicy(config, {}, null);

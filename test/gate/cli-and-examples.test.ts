@@ -101,6 +101,18 @@ describe('intune-connector check', () => {
     expect(deny.event?.seq).toBe((result.event?.seq ?? 0) + 1);
   });
 
+  it('without INTUNE_POLICY_FILE the demo tenant answers with the example policy, as serve does', async () => {
+    // The README's second line: no policy file named, device-management still requires compliance and macOS 14.0.
+    const old = JSON.stringify({ deviceid: '51de1ad0-49d3-4db9-b2f2-8e7aff1f7119' });
+    const denied = await cli(['--accord', 'device-management', '--claims', old], { INTUNE_POLICY_FILE: '' });
+    expect(denied.code, denied.stderr).toBe(1);
+    expect(JSON.parse(denied.stdout)).toMatchObject({ decision: 'deny', reason: 'os_version_below_minimum', message: "This accord's device rules are not met: macOS 13.6.9 is below 14.0." });
+    expect(denied.stderr).not.toMatch(/does not require a compliant device/);
+    // Another accord follows the environment's defaults: not required.
+    const other = await cli(['--accord', 'reporting', '--claims', old], { INTUNE_POLICY_FILE: '' });
+    expect(JSON.parse(other.stdout)).toMatchObject({ decision: 'allow', reason: 'compliance_not_required' });
+  });
+
   it('usage mistakes exit 2 before anything starts', async () => {
     for (const args of [['--claims', '[1]'], ['--device-id', 'x', '--claims', '{}'], ['--accord', 'no spaces please'], ['--bogus']]) {
       const outcome = await cli(args);
