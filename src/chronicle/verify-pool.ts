@@ -6,7 +6,8 @@
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { checkChunk, type ChunkResult, type ChunkTask, type PackedChunkTask } from './verify-core.js';
+import type { ChunkResult } from './verify-core.js';
+import { checkAnyChunk, type AnyChunkTask } from './verify-copy.js';
 
 function spawnWorker(): Worker {
   const fromSource = import.meta.url.endsWith('.ts');
@@ -26,7 +27,7 @@ interface Slot {
 
 export class VerifyPool {
   private readonly slots: Slot[] = [];
-  private readonly waiting = new Map<number, { resolve: (r: ChunkResult) => void; task: ChunkTask | PackedChunkTask; slot: Slot }>();
+  private readonly waiting = new Map<number, { resolve: (r: ChunkResult) => void; task: AnyChunkTask; slot: Slot }>();
   private nextId = 0;
   private closed = false;
 
@@ -45,7 +46,7 @@ export class VerifyPool {
         if (entry === undefined) return;
         this.waiting.delete(message.id);
         entry.slot.busy--;
-        entry.resolve(message.result ?? checkChunk(entry.task));
+        entry.resolve(message.result ?? checkAnyChunk(entry.task));
       });
       // A worker that fails to start or dies: its ranges are checked here instead.
       const retire = () => {
@@ -54,7 +55,7 @@ export class VerifyPool {
         for (const [id, entry] of this.waiting) {
           if (entry.slot !== slot) continue;
           this.waiting.delete(id);
-          entry.resolve(checkChunk(entry.task));
+          entry.resolve(checkAnyChunk(entry.task));
         }
       };
       worker.on('error', retire);
@@ -67,14 +68,16 @@ export class VerifyPool {
     return this.slots.length;
   }
 
-  run(task: ChunkTask | PackedChunkTask): Promise<ChunkResult> {
+  run(task: AnyChunkTask): Promise<ChunkResult> {
     const slot = this.slots.reduce<Slot | undefined>((best, s) => (best === undefined || s.busy < best.busy ? s : best), undefined);
-    if (slot === undefined || this.closed) return Promise.resolve(checkChunk(task));
+    if (slot === undefined || this.closed) return Promise.resolve(checkAnyChunk(task));
     const id = this.nextId++;
     slot.busy++;
     return new Promise<ChunkResult>((resolve) => {
       this.waiting.set(id, { resolve, task, slot });
-      slot.worker.postMessage({ id, task });
+      // Copied bytes move to the worker (no copy); a worker that dies with them leaves an empty
+      // buffer here, which checks as unreadable and is read again the ordinary way.
+      slot.worker.postMessage({ id, task }, 'copy' in task ? [task.copy.buffer as ArrayBuffer] : []);
     });
   }
 

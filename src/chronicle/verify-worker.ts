@@ -1,10 +1,10 @@
-/** A verify worker thread: checks ranges of rows it is handed (see verify-core.ts). */
+/** A verify worker thread: checks ranges of rows it is handed (see verify-core.ts, verify-copy.ts). */
 import { parentPort } from 'node:worker_threads';
-import { checkChunk, type ChunkTask, type PackedChunkTask } from './verify-core.js';
+import { checkAnyChunk, type AnyChunkTask } from './verify-copy.js';
 
-parentPort?.on('message', ({ id, task }: { id: number; task: ChunkTask | PackedChunkTask }) => {
+parentPort?.on('message', ({ id, task }: { id: number; task: AnyChunkTask }) => {
   try {
-    parentPort?.postMessage({ id, result: checkChunk(task) });
+    parentPort?.postMessage({ id, result: checkAnyChunk(task) });
   } catch (err) {
     parentPort?.postMessage({ id, error: err instanceof Error ? err.message : String(err) });
   }

@@ -29,7 +29,8 @@ import {
   type LogFailure,
 } from './checkpoints.js';
 import { INDEX_KEY_SQL } from './envelope.js';
-import { BEFORE_CHAIN, ChainWalk, checkChunk, unpackRow, type CheckpointRef, type ChunkResult, type ChunkTask, type Failure, type PackedChunkTask, type PreviousRow } from './verify-core.js';
+import { BEFORE_CHAIN, ChainWalk, checkChunk, unpackRow, type CheckpointRef, type ChunkResult, type ChunkTask, type Failure, type PreviousRow } from './verify-core.js';
+import { checkAnyChunk, lastCopyRow, type AnyChunkTask, type CopyChunkTask } from './verify-copy.js';
 import type { VerifyPool } from './verify-pool.js';
 import { ChronicleError, type ChainVerifyReport, type CheckpointLogReport, type InstanceReport, type VerifyReport } from './types.js';
 import { isTenant } from '../common/ids.js';
@@ -319,8 +320,31 @@ async function verifyChain(options: VerifyOptions, tenant: string, evidence: Cha
        WHERE tenant = $1 AND seq > $2 AND seq <= $3 ORDER BY seq`,
       [tenant, after, rangeEnd(after)],
     );
+  // Where the driver streams COPY: the range's bytes as sent, checked without a string or an object
+  // per row (verify-copy.ts). COPY takes no parameters: the tenant is inlined as a quoted literal.
+  let copyBinary = db.copyBinary?.bind(db);
+  const fetchCopy = (after: number) =>
+    (copyBinary as NonNullable<typeof copyBinary>)(
+      `SELECT seq, prev_hash, hash, body, ${INDEX_KEY_SQL} FROM chronicle_event
+       WHERE tenant = ${sqlLiteral(tenant)} AND seq > ${after} AND seq <= ${rangeEnd(after)} ORDER BY seq`,
+    );
+  type Range = { copy: Buffer; last: { seq: number; hash: string; body: string } | null } | { packed: Array<string | null> };
+  const fetchRange = async (after: number): Promise<Range> => {
+    if (copyBinary !== undefined) {
+      try {
+        const copy = await fetchCopy(after);
+        return { copy, last: lastCopyRow(copy) };
+      } catch {
+        // A server or socket that cannot COPY, or bytes that do not read as verify's columns: the
+        // ordinary read decides, for this range and the rest.
+        copyBinary = undefined;
+      }
+    }
+    const { rows } = await fetchPacked(after);
+    return { packed: rows.map((row) => row.r) };
+  };
   // A range with a failing row is read again column by column and judged from that: the packed
-  // form is only trusted for rows that pass.
+  // and copied forms are only trusted for rows that pass.
   const recheck = async (after: number, previous: PreviousRow): Promise<ChunkResult> => {
     const { rows } = await db.query<Row>(
       `SELECT seq, body, prev_hash, hash, ${INDEX_KEY_SQL} AS idx FROM chronicle_event
@@ -332,21 +356,28 @@ async function verifyChain(options: VerifyOptions, tenant: string, evidence: Cha
 
   let previous: PreviousRow = BEFORE_CHAIN;
   let rangeStart = 0;
-  let fetching = lastSeq > 0 ? fetchPacked(0) : null;
+  let fetching = lastSeq > 0 ? fetchRange(0) : null;
   const checking: Array<{ after: number; previous: PreviousRow; result: Promise<ChunkResult> }> = [];
   // Enough ranges in flight to keep every worker busy, few enough to bound memory.
   const maxInFlight = parallel ? (pool as VerifyPool).size * 2 : 0;
   try {
     while (fetching !== null && walk.outcome === undefined) {
-      const { rows } = await fetching;
+      const range = await fetching;
       const after = rangeStart;
       rangeStart = rangeEnd(after);
-      fetching = rangeStart < lastSeq ? fetchPacked(rangeStart) : null;
-      if (rows.length > 0) {
-        const packed = rows.map((row) => row.r);
-        const task: PackedChunkTask = { tenant, previous, headSeq, packed, checkpoints: trusted.filter((cp) => cp.seq > after && cp.seq <= rangeStart) };
-        checking.push({ after, previous, result: parallel ? (pool as VerifyPool).run(task) : Promise.resolve(checkChunk(task)) });
-        const last = unpackRow(packed[packed.length - 1] ?? null);
+      fetching = rangeStart < lastSeq ? fetchRange(rangeStart) : null;
+      const checkpoints = trusted.filter((cp) => cp.seq > after && cp.seq <= rangeStart);
+      let task: AnyChunkTask | null = null;
+      let last: { seq: number; hash: string; body: string } | null = null;
+      if ('copy' in range) {
+        last = range.last;
+        if (last !== null) task = { tenant, previous, headSeq, copy: range.copy, checkpoints } satisfies CopyChunkTask;
+      } else if (range.packed.length > 0) {
+        task = { tenant, previous, headSeq, packed: range.packed, checkpoints };
+        last = unpackRow(range.packed[range.packed.length - 1] ?? null);
+      }
+      if (task !== null && last !== null) {
+        checking.push({ after, previous, result: parallel ? (pool as VerifyPool).run(task) : Promise.resolve(checkAnyChunk(task)) });
         previous = { seq: last.seq, hash: last.hash, body: last.body, time: timeOf(last.body) };
       }
       while (checking.length > maxInFlight || (fetching === null && checking.length > 0)) {
@@ -473,6 +504,12 @@ function toTask(tenant: string, previous: PreviousRow, headSeq: number, rows: re
   const from = seq[0] as number;
   const to = seq[n - 1] as number;
   return { tenant, previous, headSeq, seq, body, prevHash, hash, idx, checkpoints: trusted.filter((cp) => cp.seq >= from && cp.seq <= to) };
+}
+
+/** A string as an SQL literal (standard_conforming_strings or not). */
+function sqlLiteral(value: string): string {
+  const quoted = `'${value.replace(/'/g, "''")}'`;
+  return value.includes('\\') ? `E${quoted.replace(/\\/g, '\\\\')}` : quoted;
 }
 
 /** The time of a stored body, for the next range's "time never goes back" check; '' when unreadable. */

@@ -104,6 +104,67 @@ export function openSharedPGlite(dataDir: string, { waitMs = 30_000 }: { waitMs?
   return { ...overPool(pool, connect), kind: 'pglite' };
 }
 
+/**
+ * `COPY ... TO STDOUT` as a node-postgres submittable: each CopyData message's bytes are appended
+ * to one growing buffer as they arrive (the protocol parser reuses its own buffer, so they are
+ * copied at once), and no row object or string is ever made.
+ */
+class CopyOutQuery {
+  private data = Buffer.allocUnsafeSlow(1 << 20);
+  private length = 0;
+  private settled = false;
+  readonly done: Promise<Buffer>;
+  private resolve!: (data: Buffer) => void;
+  private reject!: (err: unknown) => void;
+
+  constructor(readonly text: string) {
+    this.done = new Promise<Buffer>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+  }
+
+  submit(connection: { query(text: string): void }): void {
+    connection.query(this.text);
+  }
+
+  handleCopyData(message: { chunk: Buffer }): void {
+    const chunk = message.chunk;
+    if (this.length + chunk.length > this.data.length) {
+      let size = this.data.length * 2;
+      while (size < this.length + chunk.length) size *= 2;
+      const grown = Buffer.allocUnsafeSlow(size);
+      this.data.copy(grown, 0, 0, this.length);
+      this.data = grown;
+    }
+    this.data.set(chunk, this.length);
+    this.length += chunk.length;
+  }
+
+  handleError(err: unknown): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.reject(err);
+  }
+
+  handleReadyForQuery(): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.resolve(this.data.subarray(0, this.length));
+  }
+
+  handleCommandComplete(): void {}
+  handleRowDescription(): void {}
+  handleDataRow(): void {
+    this.handleError(new Error('COPY TO STDOUT answered rows instead of copy data'));
+  }
+  handleEmptyQuery(): void {}
+  handlePortalSuspended(): void {}
+  handleCopyInResponse(connection: { sendCopyFail(message: string): void }): void {
+    connection.sendCopyFail('this query only copies out');
+  }
+}
+
 function overPool(pool: pg.Pool, connect: () => Promise<pg.PoolClient>): Db {
   // An idle client that loses its server emits 'error' on the pool; without a listener Node exits.
   pool.on('error', () => undefined);
@@ -162,6 +223,17 @@ function overPool(pool: pg.Pool, connect: () => Promise<pg.PoolClient>): Db {
           } catch {
             lease.broken = true;
           }
+          throw asDbError(err);
+        }
+      }),
+    copyBinary: (query: string): Promise<Buffer> =>
+      withClient(async (client, lease) => {
+        try {
+          const copy = new CopyOutQuery(`COPY (${query}) TO STDOUT (FORMAT binary)`);
+          void client.query(copy as unknown as pg.QueryConfig);
+          return await copy.done;
+        } catch (err) {
+          lease.broken = asDbError(err) instanceof DbError;
           throw asDbError(err);
         }
       }),
@@ -260,6 +332,12 @@ export async function openPGlite(options: PGliteOptions): Promise<Db> {
           fn({ query: async <R>(sql: string, params: readonly unknown[] = []) => normalise<R>(await tx.query(sql, params as unknown[])) }),
         ),
       ),
+    copyBinary: (query: string) =>
+      guard(async () => {
+        const result = await db.query(`COPY (${query}) TO '/dev/blob' (FORMAT binary)`);
+        if (result.blob === undefined) throw new Error('the embedded database answered no COPY data');
+        return Buffer.from(await result.blob.arrayBuffer());
+      }),
     async close() {
       try {
         await shared?.close();

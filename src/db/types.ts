@@ -14,4 +14,11 @@ export interface Db extends Queryable {
   /** Runs fn inside one transaction; commits when it resolves, rolls back when it throws. */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
   close(): Promise<void>;
+  /**
+   * Runs `COPY (query) TO STDOUT (FORMAT binary)` and answers its bytes in one buffer over an
+   * ArrayBuffer of its own (so it can be transferred to a worker thread): no row objects, no
+   * strings. `query` takes no parameters (COPY has none): callers inline only literals they quoted.
+   * Absent where the driver cannot stream COPY; verify then reads rows the ordinary way.
+   */
+  copyBinary?(query: string): Promise<Buffer>;
 }
