@@ -243,6 +243,9 @@ async function main(): Promise<void> {
       for (const [pid, ms] of after) if (pid !== child!.pid) postgresMs += ms - (before.get(pid) ?? 0);
       return { serverMs: (after.get(child!.pid!) ?? 0) - (before.get(child!.pid!) ?? 0), postgresMs };
     };
+    // Transactions committed in the gate's database (Chronicle batches, and any other write): how well appends are grouped.
+    const countCommits = async (): Promise<number> =>
+      Number((await db.query<{ n: string }>('SELECT xact_commit AS n FROM pg_stat_database WHERE datname = current_database()')).rows[0]?.n ?? 0);
     const countRows = async (): Promise<number> =>
       Number((await db.query<{ n: string }>(`SELECT count(*) AS n FROM chronicle_event WHERE type = 'DEVICE_COMPLIANCE_CHECKED'`)).rows[0]?.n ?? 0);
 
@@ -255,15 +258,19 @@ async function main(): Promise<void> {
     // JIT and pool warm-up, not reported
     await load(url, Math.min(5_000, REQUESTS));
     await load(bare.ready.url, Math.min(5_000, REQUESTS));
-    const runs: Array<{ decisionsPerSecond: number; p50Ms: number; p99Ms: number; ok: number; rowsAdded: number; non2xx: number; errors: number; bareRequestsPerSecond: number; bareP99Ms: number; serverCpuMsPerDecision: number; postgresCpuMsPerDecision: number }> = [];
+    const runs: Array<{ decisionsPerSecond: number; p50Ms: number; p99Ms: number; ok: number; rowsAdded: number; non2xx: number; errors: number; bareRequestsPerSecond: number; bareP99Ms: number; serverCpuMsPerDecision: number; postgresCpuMsPerDecision: number; bareCpuMsPerRequest: number; decisionsPerCommit: number; loadAverage: number }> = [];
     // Gate and ceiling alternate, so both see the same machine load.
     for (let i = 0; i < RUNS; i++) {
       const before = await countRows();
+      const commitsBefore = await countCommits();
       const cpuBefore = await cpuSnapshot();
       const result = await load(url, REQUESTS);
       const cpu = await cpuSince(cpuBefore);
+      const commits = (await countCommits()) - commitsBefore;
       const rowsAdded = (await countRows()) - before;
+      const bareCpuBefore = cpuMsOf(bare.ready.pid);
       const ceiling = await load(bare.ready.url, REQUESTS);
+      const bareCpuMs = cpuMsOf(bare.ready.pid) - bareCpuBefore;
       const ok = result['2xx'];
       const run = {
         decisionsPerSecond: Math.round(ok / result.duration),
@@ -277,12 +284,16 @@ async function main(): Promise<void> {
         bareP99Ms: ceiling.latency.p99,
         serverCpuMsPerDecision: Number((cpu.serverMs / ok).toFixed(3)),
         postgresCpuMsPerDecision: Number((cpu.postgresMs / ok).toFixed(3)),
+        bareCpuMsPerRequest: Number((bareCpuMs / Math.max(1, ceiling['2xx'])).toFixed(3)),
+        decisionsPerCommit: Number((rowsAdded / Math.max(1, commits)).toFixed(1)),
+        loadAverage: Number((os.loadavg()[0] ?? 0).toFixed(1)),
       };
       runs.push(run);
       process.stdout.write(
         `run ${i + 1}: ${run.decisionsPerSecond} audited decisions/s, p50 ${run.p50Ms} ms, p99 ${run.p99Ms} ms, 200s ${ok}, rows ${rowsAdded}${run.non2xx + run.errors > 0 ? `, non-2xx ${run.non2xx}, errors ${run.errors}` : ''}; ` +
           `bare Fastify ${run.bareRequestsPerSecond} req/s (p99 ${run.bareP99Ms} ms), ratio ${(run.decisionsPerSecond / run.bareRequestsPerSecond).toFixed(2)}; ` +
-          `CPU per decision: server ${run.serverCpuMsPerDecision} ms, PostgreSQL ${run.postgresCpuMsPerDecision} ms\n`,
+          `CPU per decision: server ${run.serverCpuMsPerDecision} ms, PostgreSQL ${run.postgresCpuMsPerDecision} ms (bare Fastify ${run.bareCpuMsPerRequest} ms per request); ` +
+          `${run.decisionsPerCommit} decisions per commit; load average ${run.loadAverage}\n`,
       );
       if (rowsAdded !== ok) throw new Error(`run ${i + 1}: ${ok} decisions answered but ${rowsAdded} recorded: every 200 must have its DEVICE_COMPLIANCE_CHECKED row`);
     }
@@ -302,6 +313,9 @@ async function main(): Promise<void> {
       medianRatioToBare: Number(median(runs.map((r) => r.decisionsPerSecond / r.bareRequestsPerSecond)).toFixed(3)),
       medianServerCpuMsPerDecision: median(runs.map((r) => r.serverCpuMsPerDecision)),
       medianPostgresCpuMsPerDecision: median(runs.map((r) => r.postgresCpuMsPerDecision)),
+      medianBareCpuMsPerRequest: median(runs.map((r) => r.bareCpuMsPerRequest)),
+      medianDecisionsPerCommit: median(runs.map((r) => r.decisionsPerCommit)),
+      medianLoadAverage: median(runs.map((r) => r.loadAverage)),
       agentsEnrolled: started.ready.agentsEnrolled,
       allowedMacsWithAgents: started.ready.allowedMacsWithAgents,
       warmDecisions,

@@ -320,6 +320,10 @@ export interface ChronicleStats {
   readonly failed: number;
   readonly batches: number;
   readonly pending: number;
+  /** Batches sent while the one before them was still committing (pipelined). */
+  readonly pipelined: number;
+  /** Batches the database refused unwritten because a head moved under them, then sent again. */
+  readonly resent: number;
   /** Checkpoint lines waiting for a witness (directory or URL). */
   readonly witnessBacklog: number;
   /** Witness deliveries that failed and will be retried. */
