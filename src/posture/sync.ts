@@ -90,7 +90,10 @@ function classify(err: unknown, signal: AbortSignal, runId: string, logger: Logg
   if (err instanceof ChronicleError) {
     return new SyncFailure('audit_unavailable', 'the audit trail could not record the completion, so the run did not complete; the previous snapshot stays current');
   }
-  if (err instanceof DbError) return new SyncFailure('storage_unavailable', 'the database could not be reached during the run; the previous snapshot stays current');
+  if (err instanceof DbError) {
+    logger.warn({ err, runId }, 'the database failed during the sync run');
+    return new SyncFailure('storage_unavailable', 'the database could not be reached during the run; the previous snapshot stays current');
+  }
   logger.error({ err, runId }, 'sync run failed unexpectedly');
   return new SyncFailure('internal_error', `the run failed unexpectedly; the server log has the details (run ${runId})`);
 }
