@@ -155,7 +155,9 @@ async function main(): Promise<void> {
   const heapMb = flag('heap-mb', 0);
   /** One run in a fresh plain-node process running dist/, so the figures are the product's alone. */
   const runWorker = async (which: 'sequential' | 'partitioned'): Promise<WorkerResult> => {
-    const worker = spawn(process.execPath, [...(heapMb > 0 ? [`--max-old-space-size=${heapMb}`] : []), path.join(here, 'sync-worker.mjs')], {
+    // BENCH_SYNC_NODE_ARGS: flags NODE_OPTIONS refuses (e.g. --trace-gc), space-separated
+    const nodeArgs = (process.env['BENCH_SYNC_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
+    const worker = spawn(process.execPath, [...(heapMb > 0 ? [`--max-old-space-size=${heapMb}`] : []), ...nodeArgs, path.join(here, 'sync-worker.mjs')], {
       env: {
         PATH: process.env['PATH'] ?? '',
         ...baseEnv,
@@ -168,6 +170,8 @@ async function main(): Promise<void> {
     let out = '';
     worker.stdout?.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
     const code = await new Promise<number | null>((resolve) => worker.on('exit', resolve));
+    // e.g. with BENCH_SYNC_NODE_OPTIONS=--trace-gc: the worker's own lines, before its result
+    if (process.env['BENCH_SYNC_WORKER_OUTPUT'] !== undefined) fs.appendFileSync(process.env['BENCH_SYNC_WORKER_OUTPUT'], out);
     const line = out.trim().split('\n').at(-1) ?? '';
     if (code !== 0 || line === '') throw new Error(`the ${which} worker exited ${code} without a result`);
     const result = JSON.parse(line) as WorkerResult;

@@ -132,7 +132,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       // A sync may move Intune records between machines: the gate reads the tenant's agents afresh.
       onSnapshotChanged: (tenant, connectionId) => assets.rematchConnection(tenant, connectionId).finally(() => gate.forgetAgents(tenant)),
       graphBudget: runtime.sharing.graphBudget,
-      onSynced: (tenant) => runtime.connector.invalidateTenant(tenant),
+      onSynced: (tenant, changed) => runtime.connector.invalidateSynced(tenant, changed),
     });
     posture = service;
     closers.push('posture', () => service.close());

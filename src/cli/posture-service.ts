@@ -17,7 +17,7 @@ export async function openCliPostureService(runtime: Runtime, config: Config): P
     fingerprintKeyFor: runtime.fingerprintKeyFor,
     graphBudget: runtime.sharing.graphBudget,
     // Replicas serving the gate drop their cached answers of the tenant (REDIS_URL).
-    onSynced: (tenant) => runtime.connector.invalidateTenant(tenant),
+    onSynced: (tenant, changed) => runtime.connector.invalidateSynced(tenant, changed),
   });
   try {
     await posture.bootstrapFromConfig(config, runtime.demo !== undefined ? { demo: runtime.demo } : {});

@@ -59,7 +59,10 @@ export interface SharedCacheTier {
   awaitOutcome(key: string, waitMs: number): Promise<SharedOutcome | undefined>;
   /** Stores an answer for `keepMs` (0: not at all), publishes the outcome, releases the claim. */
   settle(key: string, outcome: SharedOutcome, keepMs: number): Promise<void>;
-  /** Drops the entries of these devices (Intune ids) everywhere; `keys` are the ones this replica knows. */
+  /**
+   * Drops the entries of these devices (Intune ids) everywhere; `keys` are the ones this replica
+   * knows, dropped on every replica too (an Entra id's "not managed" answer names no device).
+   */
   invalidateDevices(tenant: string, deviceIds: readonly string[], keys: readonly string[]): Promise<void>;
   /** Drops a tenant's entries everywhere. */
   invalidateTenant(tenant: string): Promise<void>;
@@ -68,9 +71,20 @@ export interface SharedCacheTier {
    * been missed. For devices, the listener returns the keys it dropped (the tier deletes them too).
    */
   onInvalidate(
-    listener: (what: { readonly tenant: string; readonly deviceIds: readonly string[] } | { readonly tenant: string } | { readonly all: true }) => readonly string[],
+    listener: (
+      what: { readonly tenant: string; readonly deviceIds: readonly string[]; readonly keys?: readonly string[] } | { readonly tenant: string } | { readonly all: true },
+    ) => readonly string[],
   ): void;
 }
+
+/** A device a sync found changed (or enrolled, or gone), with every Entra id it had in either snapshot. */
+export interface SyncedDevice {
+  readonly deviceId: string;
+  readonly azureADDeviceIds: readonly string[];
+}
+
+/** What a succeeded posture sync changed: these devices, or `all` when it cannot say (a first sync, a mass change). */
+export type SyncInvalidation = { readonly all: true } | { readonly all: false; readonly devices: readonly SyncedDevice[] };
 
 export interface FetchedRecords<T = DevicePosture> {
   readonly records: readonly T[];
@@ -144,7 +158,7 @@ export class ComplianceCache<T = DevicePosture> {
   constructor(options: CacheOptions) {
     this.#shared = options.shared;
     this.#shared?.onInvalidate((what) => {
-      if ('deviceIds' in what) return this.#dropDevices(what.tenant, what.deviceIds);
+      if ('deviceIds' in what) return [...this.#dropDevices(what.tenant, what.deviceIds), ...this.#dropKeys(what.tenant, what.keys ?? [])];
       if ('tenant' in what) this.#dropTenant(what.tenant);
       else this.#lru?.clear();
       return [];
@@ -313,6 +327,14 @@ export class ComplianceCache<T = DevicePosture> {
     return [...dropped];
   }
 
+  /** Drops these keys of the tenant (a key of another tenant is ignored); returns the ones dropped. */
+  #dropKeys(tenant: string, keys: readonly string[]): string[] {
+    const prefix = `${tenant}\u0000`;
+    const dropped = keys.filter((key) => typeof key === 'string' && key.startsWith(prefix));
+    for (const key of dropped) this.#lru?.delete(key);
+    return dropped;
+  }
+
   #dropTenant(tenant: string): void {
     if (this.#lru === undefined) return;
     const prefix = `${tenant}\u0000`;
@@ -332,6 +354,20 @@ export class ComplianceCache<T = DevicePosture> {
   async invalidateDevices(tenant: string, deviceIds: readonly string[]): Promise<void> {
     const keys = this.#dropDevices(tenant, deviceIds);
     await this.#shared?.invalidateDevices(tenant, deviceIds, keys);
+  }
+
+  /**
+   * Forget what a posture sync changed, here and on every replica: the devices it lists, by Intune
+   * id and by every Entra id they had (a device enrolled since may be cached as "not managed"
+   * under its Entra id), or the whole tenant when the sync cannot say.
+   */
+  async invalidateSynced(tenant: string, changed: SyncInvalidation): Promise<void> {
+    if (changed.all) return this.invalidateTenant(tenant);
+    if (changed.devices.length === 0) return;
+    const deviceIds = changed.devices.map((d) => d.deviceId);
+    const entraKeys = changed.devices.flatMap((d) => d.azureADDeviceIds.map((id) => ComplianceCache.key(tenant, 'azureADDeviceId', id)));
+    const keys = new Set([...this.#dropDevices(tenant, deviceIds), ...this.#dropKeys(tenant, entraKeys), ...entraKeys]);
+    await this.#shared?.invalidateDevices(tenant, deviceIds, [...keys]);
   }
 
   /** Forget a tenant's entries everywhere (a sync may have changed any of its devices). */

@@ -22,13 +22,13 @@ import {
 import type { DevicePosture } from './posture.js';
 import { OPERATIONS, findOperation, type ListDevicesInput, type OperationInput, type OperationOutput } from './operations.js';
 import { PHASE1_POLICY, authorizeOperation, permittedOperations, type OperationPolicy } from './scope.js';
-import { ComplianceCache, type CacheStats, type SharedCacheTier } from './cache.js';
+import { ComplianceCache, type CacheStats, type SharedCacheTier, type SyncInvalidation } from './cache.js';
 import { cachedComplianceLookup, type CachedComplianceLookup } from './compliance-lookup.js';
 import { ConnectorUsageError } from './errors.js';
 import { cachedPolicyStatesLookup, failingSettings, type CachedPolicyStatesLookup } from './policy-states.js';
 import type { CompliancePolicyState } from './graph/types.js';
 import { isGuid, isTenant } from '../common/ids.js';
-import { WriteBudget } from './write-budget.js';
+import { WriteBudget, type DeviceWriteBudget } from './write-budget.js';
 import { databaseCooldownStore, memoryCooldownStore } from './sync-cooldown.js';
 import { denied, type RunOutcome } from './outcome.js';
 import { recordInvocation, targetOf, type AuditDeps, type Target } from './audit.js';
@@ -47,7 +47,7 @@ export { redactDevice, fingerprintSerial, osFamilyOf, SERIAL_FINGERPRINT_PREFIX 
 export { currentRecord, currentRecordFirst } from './current-record.js';
 export { EndpointAgentSchema, FoundAssetSchema, type ConnectorAssets, type EndpointAgent, type FoundAsset } from './assets.js';
 export { AuditUnavailableError, ConnectorUsageError, classifyGraphError } from './errors.js';
-export type { CacheStats, SharedCacheTier } from './cache.js';
+export type { CacheStats, SharedCacheTier, SyncedDevice, SyncInvalidation } from './cache.js';
 export type { CeremonyVerifier, InvocationChannel, SettledOutcome } from './contract.js';
 
 export interface IntuneConnectorOptions {
@@ -89,6 +89,8 @@ export interface IntuneConnectorDeps {
   readonly db?: Queryable;
   /** The compliance cache's tier replicas share (REDIS_URL); without it, this process only. */
   readonly sharedCache?: SharedCacheTier;
+  /** The device-action budget replicas share (REDIS_URL), built with options.writeBudget; unset: one per process. */
+  readonly sharedWriteBudget?: (limits: { readonly capacity?: number; readonly windowMs?: number; readonly now: () => number }) => DeviceWriteBudget;
 }
 
 export type ComplianceLookup =
@@ -131,8 +133,10 @@ export interface IntuneConnector {
   cacheStats(): CacheStats;
   /** The policy-state cache's counters (hits, misses, coalesced). */
   policyStatesCacheStats(): CacheStats;
-  /** Forgets every cached answer of a tenant, on every replica: a posture sync may have changed any device. */
+  /** Forgets every cached answer of a tenant, on every replica. */
   invalidateTenant(tenant: string): Promise<void>;
+  /** Forgets the cached answers a posture sync changed (its devices, or the whole tenant), on every replica. */
+  invalidateSynced(tenant: string, changed: SyncInvalidation): Promise<void>;
 }
 
 export const DEFAULT_SYNC_COOLDOWN_MS = 5 * 60_000;
@@ -341,7 +345,7 @@ export function createIntuneConnector(deps: IntuneConnectorDeps): IntuneConnecto
     now,
   });
   const policyStates = cachedPolicyStatesLookup(policyCache);
-  const writeBudget = new WriteBudget({ ...options.writeBudget, now });
+  const writeBudget: DeviceWriteBudget = deps.sharedWriteBudget?.({ ...options.writeBudget, now }) ?? new WriteBudget({ ...options.writeBudget, now });
   const decideDeps: DecideDeps = { intuneEnabled: options.intuneEnabled, graphFor, fingerprintKeyFor, policy, ceremony: deps.ceremony, logger };
   const runners: Runners = {
     listDevices: { fingerprintKeyFor, maxGraphPages: Math.max(1, options.listMaxGraphPagesPerCall ?? DEFAULT_LIST_MAX_GRAPH_PAGES), logger },
@@ -395,6 +399,7 @@ export function createIntuneConnector(deps: IntuneConnectorDeps): IntuneConnecto
     policyStatesCacheStats: () => policyCache.stats(),
 
     invalidateTenant: (tenant) => cache.invalidateTenant(tenant),
+    invalidateSynced: (tenant, changed) => cache.invalidateSynced(tenant, changed),
   };
 }
 

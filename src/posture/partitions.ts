@@ -120,7 +120,7 @@ export interface PreparedRows {
   readonly invalidAzureADDeviceIds?: readonly string[];
 }
 
-export interface PartitionedReadArgs {
+export interface PartitionedReadArgs<D> {
   readonly client: GraphClient;
   readonly plan: SyncPlan;
   readonly top: number;
@@ -132,12 +132,14 @@ export interface PartitionedReadArgs {
   readonly maxSplits: number;
   /** Resolves when the run may send its next Graph request (the run's share of the budget). */
   readonly pace: (signal: AbortSignal) => Promise<void>;
-  /** Redacts one page's devices into rows, so the raw page can go before the write. */
-  readonly prepare: (devices: readonly ManagedDevice[]) => PreparedRows;
+  /** What a page keeps of each device, made as the page arrives (the sync redacts here). */
+  readonly mapDevice: (device: ManagedDevice) => D;
+  /** One page's prepared devices into rows for the write. */
+  readonly prepare: (devices: readonly D[]) => PreparedRows;
   /** Upserts the rows; awaited before the worker reads on. */
   readonly write: (prepared: PreparedRows) => Promise<void>;
   /** Reads a paged listing to its end through `write` (the sequential pager). */
-  readonly consume: (pages: AsyncIterable<DevicePage>) => Promise<void>;
+  readonly consume: (pages: AsyncIterable<DevicePage<D>>) => Promise<void>;
 }
 
 /** A filter the service refused: the partition cannot work against this Graph, sequential paging can. */
@@ -149,7 +151,7 @@ function isFilterRefusal(err: unknown): boolean {
  * Reads the closed ranges with `concurrency` workers, then the open range. Resolves complete, or
  * with the reason the caller must fall back to sequential paging. Other failures reject.
  */
-export async function readPartitioned(args: PartitionedReadArgs): Promise<PartitionOutcome> {
+export async function readPartitioned<D>(args: PartitionedReadArgs<D>): Promise<PartitionOutcome> {
   const queue: SyncRange[] = [...args.plan.closed];
   let splits = 0;
   let ranges = 0;
@@ -169,7 +171,7 @@ export async function readPartitioned(args: PartitionedReadArgs): Promise<Partit
       if (range === undefined) return;
       try {
         await args.pace(signal);
-        let page: DevicePage | undefined = await args.client.listDevicesPage({ filter: rangeFilter(range), top: args.top, select: args.select, signal });
+        let page: DevicePage<D> | undefined = await args.client.listDevicesPage({ filter: rangeFilter(range), top: args.top, select: args.select, signal, mapDevice: args.mapDevice });
         if (page.nextLink !== undefined) {
           const halves = splitRange(range, args.plan.spanHintMs);
           if (halves === undefined || splits >= args.maxSplits) {
@@ -204,7 +206,7 @@ export async function readPartitioned(args: PartitionedReadArgs): Promise<Partit
     if (stop !== undefined) return { ...stop, ranges, splits };
     // Only now: every closed range is done, so whatever checked in since is in the open range.
     await args.pace(signal);
-    await args.consume(args.client.listDevices({ filter: rangeFilter(args.plan.open), top: args.top, select: args.select, signal }));
+    await args.consume(args.client.listDevices({ filter: rangeFilter(args.plan.open), top: args.top, select: args.select, signal, mapDevice: args.mapDevice }));
     ranges += 1;
     return { complete: true, ranges, splits };
   } finally {

@@ -18,6 +18,7 @@ import { PostureInputError, PostureNotFoundError, SyncInProgressError } from './
 import { createGraphClientCache, createGraphClientFactory, type DemoHostsSlot } from './graph-clients.js';
 import { createScheduler, jitteredIntervalMs } from './scheduler.js';
 import * as snapshots from './snapshots.js';
+import type { SyncedDevices } from './snapshots.js';
 import * as store from './store.js';
 import { executeRun, recordCompletion, SyncFailure, type RunContext } from './sync.js';
 import { SYNC_TRIGGERS, type Connection, type ConnectionInput, type ConnectionPatch, type PostureService, type SecretProvider, type StartSyncOptions, type SyncRunSummary } from './types.js';
@@ -63,8 +64,11 @@ export interface PostureServiceDeps {
   readonly onSnapshotChanged?: (tenant: string, connectionId: string) => Promise<unknown>;
   /** Intune's per-app Graph budget every client keeps to (shared by replicas with REDIS_URL). */
   readonly graphBudget?: GraphBudget;
-  /** After a run succeeded: its snapshot may have changed any device of the tenant (the connector forgets cached answers). */
-  readonly onSynced?: (tenant: string) => Promise<void>;
+  /**
+   * After a run succeeded: the devices its snapshot changed (or all of them), so the connector
+   * forgets those cached answers, on every replica.
+   */
+  readonly onSynced?: (tenant: string, changed: SyncedDevices) => Promise<void>;
 }
 
 const SCHEDULER_ACTOR: Actor = { kind: 'system', id: 'scheduler' };
@@ -81,7 +85,7 @@ interface RunStarter {
   readonly onSnapshotChanged: ((tenant: string, connectionId: string) => Promise<unknown>) | undefined;
   /** Runs of this process, for close(). */
   readonly activeRuns: Map<string, { abort: AbortController; done: Promise<SyncRunSummary> }>;
-  readonly onSynced: ((tenant: string) => Promise<void>) | undefined;
+  readonly onSynced: ((tenant: string, changed: SyncedDevices) => Promise<void>) | undefined;
 }
 
 /** Takes the connection's lease, records runs whose lease expired, and starts the run in the background. */
@@ -123,16 +127,20 @@ async function startRun(
   for (const abandoned of acquired.abandoned) await recordCompletion(runContext, tenant, LEASE_EXPIRY_ACTOR, abandoned);
 
   const abort = new AbortController();
+  let changed: SyncedDevices = { all: true };
   const done = executeRun(runContext, {
     connection: acquired.connection,
     run: acquired.run,
     actor,
     abort,
     ...defined({ onProgress: startOptions.onProgress }),
+    onSucceeded: (devices) => {
+      changed = devices;
+    },
   })
     .then(async (summary) => {
       if (summary.status === 'succeeded') {
-        await starter.onSynced?.(tenant).catch((err: unknown) => logger.warn({ err, run_id: acquired.run.id }, 'could not drop cached compliance answers after the sync'));
+        await starter.onSynced?.(tenant, changed).catch((err: unknown) => logger.warn({ err, run_id: acquired.run.id }, 'could not drop cached compliance answers after the sync'));
       }
       return summary;
     })

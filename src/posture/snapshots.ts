@@ -9,6 +9,7 @@ import { pickPosture, zeroCounts } from './rows.js';
 import { iso } from '../common/values.js';
 import type { DeviceQuery, SnapshotDevice, SnapshotDevicePage } from './types.js';
 import { isGuid } from '../common/ids.js';
+import type { SyncInvalidation } from '../connector/cache.js';
 
 /**
  * One round trip per page: the page travels as one jsonb array and is unpacked by the server,
@@ -233,4 +234,35 @@ export async function postureChanges(q: Queryable, previousSnapshotId: string, s
   );
   const count = await q.query<{ n: number }>(`SELECT count(*)::int AS n ${from} WHERE ${where}`, [snapshotId, previousSnapshotId]);
   return { changes: rows, total: count.rows[0]?.n ?? 0 };
+}
+
+/** What a succeeded sync tells the compliance cache (the connector's type: it forgets those answers). */
+export type SyncedDevices = SyncInvalidation;
+
+/** Beyond this many changed devices a sync drops the tenant's cached answers whole: the list would cost more than it saves. */
+export const SYNCED_DEVICES_CAP = 5_000;
+
+/**
+ * Devices that differ between two snapshots in anything but last_sync_at (a check-in stamps it
+ * every few hours without changing an answer; cached answers have a TTL of their own), and devices
+ * in only one of them (enrolled: a cached "not managed" must go; removed). With both Entra ids a
+ * device had, so answers cached under either key go too. More than `cap`: `all`.
+ */
+export async function syncedDevices(q: Queryable, previousSnapshotId: string, snapshotId: string, cap = SYNCED_DEVICES_CAP): Promise<SyncedDevices> {
+  const { rows } = await q.query<{ device_id: string; old_aad: string | null; new_aad: string | null }>(
+    `SELECT device_id, o.posture->>'azure_ad_device_id' AS old_aad, n.posture->>'azure_ad_device_id' AS new_aad
+       FROM (SELECT device_id, posture FROM intune_device_postures WHERE snapshot_id = $1) n
+       FULL JOIN (SELECT device_id, posture FROM intune_device_postures WHERE snapshot_id = $2) o USING (device_id)
+      WHERE n.posture IS NULL OR o.posture IS NULL OR (n.posture - 'last_sync_at') IS DISTINCT FROM (o.posture - 'last_sync_at')
+      LIMIT $3`,
+    [snapshotId, previousSnapshotId, cap + 1],
+  );
+  if (rows.length > cap) return { all: true };
+  return {
+    all: false,
+    devices: rows.map((row) => ({
+      deviceId: row.device_id,
+      azureADDeviceIds: [...new Set([row.old_aad, row.new_aad].filter((id): id is string => id !== null && id !== ''))],
+    })),
+  };
 }

@@ -17,7 +17,7 @@ import type { Logger } from '../log/index.js';
 import { SecretRefError } from './errors.js';
 import { pickPosture, type ConnectionRow } from './rows.js';
 import { createPacer, planRanges, readPartitioned, snapshotBoundaries, type PreparedRows, type SyncPlan } from './partitions.js';
-import { insertPage, postureChanges, pruneSnapshots, snapshotCounts } from './snapshots.js';
+import { insertPage, postureChanges, pruneSnapshots, snapshotCounts, syncedDevices, type SyncedDevices } from './snapshots.js';
 import { completeRun, failRun, renewLease } from './store.js';
 import type { SecretProvider, SyncProgress, SyncRunSummary } from './types.js';
 
@@ -58,6 +58,8 @@ export interface RunArgs {
   /** Aborted by close() (reason: a SyncFailure 'cancelled') or by a lost lease. */
   readonly abort: AbortController;
   readonly onProgress?: (progress: SyncProgress) => void;
+  /** Once the run's snapshot is current: which devices it changed, for the compliance cache. */
+  readonly onSucceeded?: (changed: SyncedDevices) => void;
 }
 
 const GRAPH_FAILURES: Readonly<Record<GraphError['kind'], { code: string; connectionError: boolean }>> = {
@@ -88,7 +90,10 @@ function classify(err: unknown, signal: AbortSignal, runId: string, logger: Logg
   if (err instanceof ChronicleError) {
     return new SyncFailure('audit_unavailable', 'the audit trail could not record the completion, so the run did not complete; the previous snapshot stays current');
   }
-  if (err instanceof DbError) return new SyncFailure('storage_unavailable', 'the database could not be reached during the run; the previous snapshot stays current');
+  if (err instanceof DbError) {
+    logger.warn({ err, runId }, 'the database failed during the sync run');
+    return new SyncFailure('storage_unavailable', 'the database could not be reached during the run; the previous snapshot stays current');
+  }
   logger.error({ err, runId }, 'sync run failed unexpectedly');
   return new SyncFailure('internal_error', `the run failed unexpectedly; the server log has the details (run ${runId})`);
 }
@@ -111,43 +116,65 @@ async function planFor(ctx: RunContext, connection: ConnectionRow): Promise<Sync
   return planRanges(boundaries, ctx.now() - CLOCK_SKEW_MARGIN_MS);
 }
 
-/** Redacts a page into the JSON the insert unpacks; the raw page can be collected as soon as this returns. */
-export function prepareRows(page: readonly ManagedDevice[], key: Buffer): PreparedRows {
-  const byId = new Map<string, ReturnType<typeof pickPosture>>();
+/**
+ * One device as the snapshot keeps it, made while its page is still arriving (mapDevice): the raw
+ * device is garbage as soon as this returns, and the row is one short JSON string.
+ */
+export interface PreparedDevice {
+  readonly id: string;
+  /** lastSyncDateTime in ms (NaN when absent or unreadable). */
+  readonly lastSyncMs: number;
+  readonly json: string;
+  /** The device's azureADDeviceId was not a GUID (stored without one). */
+  readonly invalidAzureADDeviceId: boolean;
+}
+
+export function prepareDevice(device: ManagedDevice, key: Buffer): PreparedDevice {
+  const posture = pickPosture(redactDevice(device, key));
+  return {
+    id: String(posture['device_id']),
+    lastSyncMs: Date.parse(String(posture['last_sync_at'] ?? '')),
+    json: JSON.stringify(posture),
+    invalidAzureADDeviceId: invalidAzureADDeviceIdOf(device),
+  };
+}
+
+/** A page's rows as the JSON array the insert unpacks: one per device id, its most recently synced record. */
+export function prepareRows(page: readonly PreparedDevice[]): PreparedRows {
+  const byId = new Map<string, PreparedDevice>();
   const invalid: string[] = [];
   for (const device of page) {
-    const posture = pickPosture(redactDevice(device, key));
-    const id = String(posture['device_id']);
-    if (invalidAzureADDeviceIdOf(device)) invalid.push(id);
-    const seen = byId.get(id);
-    if (seen === undefined || Date.parse(String(posture['last_sync_at'] ?? '')) > Date.parse(String(seen['last_sync_at'] ?? ''))) byId.set(id, posture);
+    if (device.invalidAzureADDeviceId) invalid.push(device.id);
+    const seen = byId.get(device.id);
+    if (seen === undefined || device.lastSyncMs > seen.lastSyncMs) byId.set(device.id, device);
   }
-  return { rows: JSON.stringify([...byId.values()]), count: byId.size, ...(invalid.length > 0 ? { invalidAzureADDeviceIds: invalid } : {}) };
+  const rows: string[] = [];
+  for (const device of byId.values()) rows.push(device.json);
+  return { rows: `[${rows.join(',')}]`, count: byId.size, ...(invalid.length > 0 ? { invalidAzureADDeviceIds: invalid } : {}) };
 }
 
 /**
  * Pages of a listing through `write`, fetching page n+1 while page n is written: Graph and the
- * database work at the same time, and at most two raw pages are in memory.
+ * database work at the same time, and at most two pages are in memory.
  */
 async function consumePages(
-  listing: AsyncIterable<DevicePage>,
+  listing: AsyncIterable<DevicePage<PreparedDevice>>,
   signal: AbortSignal,
-  prepare: (page: DevicePage) => PreparedRows,
   write: (prepared: PreparedRows) => Promise<void>,
 ): Promise<void> {
   const iterator = listing[Symbol.asyncIterator]();
-  let pending: Promise<IteratorResult<DevicePage>> | undefined = iterator.next();
+  let pending: Promise<IteratorResult<DevicePage<PreparedDevice>>> | undefined = iterator.next();
   try {
     for (;;) {
-      let result: IteratorResult<DevicePage> | undefined = await pending;
+      let result: IteratorResult<DevicePage<PreparedDevice>> | undefined = await pending;
       pending = undefined;
       if (result.done) break;
       if (signal.aborted) throw signal.reason;
       pending = iterator.next();
       // A failure of the prefetch is handled where it is awaited; until then it must not count as unhandled.
       pending.catch(() => undefined);
-      const prepared = prepare(result.value);
-      // Let the raw page go before the database round trip.
+      const prepared = prepareRows(result.value.devices);
+      // Let the page go before the database round trip.
       result = undefined;
       await write(prepared);
     }
@@ -214,8 +241,8 @@ export async function executeRun(ctx: RunContext, args: RunArgs): Promise<SyncRu
     const key = ctx.fingerprintKeyFor(connection.tenant);
     const snapshot = { snapshotId: run.id, connectionId: connection.id, tenant: connection.tenant };
     const graph = client;
-    const pagesFrom = (listing: AsyncIterable<DevicePage>) =>
-      consumePages(listing, signal, (page) => prepareRows(page.devices, key), (prepared) => write(prepared));
+    const mapDevice = (device: ManagedDevice): PreparedDevice => prepareDevice(device, key);
+    const pagesFrom = (listing: AsyncIterable<DevicePage<PreparedDevice>>) => consumePages(listing, signal, (prepared) => write(prepared));
     const write = async (prepared: PreparedRows): Promise<void> => {
       await insertPage(ctx.db, snapshot, prepared.rows);
       for (const id of prepared.invalidAzureADDeviceIds ?? []) invalidAzureIds.add(id);
@@ -239,15 +266,16 @@ export async function executeRun(ctx: RunContext, args: RunArgs): Promise<SyncRu
         signal,
         maxSplits: Math.max(MIN_SPLITS, plan.closed.length),
         pace: createPacer(ctx.requestsPer20s, 20_000),
-        prepare: (page) => prepareRows(page, key),
+        mapDevice,
+        prepare: prepareRows,
         write,
         consume: pagesFrom,
       });
       strategy = outcome.complete ? 'partitioned' : `sequential_after_${outcome.reason}`;
       log.info({ strategy, ranges: outcome.ranges, splits: outcome.splits }, outcome.complete ? 'partitioned read complete' : 'partitioned read abandoned; reading the tenant by sequential paging');
-      if (!outcome.complete) await pagesFrom(graph.listDevices({ top: ctx.pageSize, select: POSTURE_SOURCE_PROPERTIES, signal }));
+      if (!outcome.complete) await pagesFrom(graph.listDevices({ top: ctx.pageSize, select: POSTURE_SOURCE_PROPERTIES, signal, mapDevice }));
     } else {
-      await pagesFrom(graph.listDevices({ top: ctx.pageSize, select: POSTURE_SOURCE_PROPERTIES, signal }));
+      await pagesFrom(graph.listDevices({ top: ctx.pageSize, select: POSTURE_SOURCE_PROPERTIES, signal, mapDevice }));
     }
     if (signal.aborted) throw signal.reason;
     const counts = await snapshotCounts(ctx.db, run.id);
@@ -256,6 +284,7 @@ export async function executeRun(ctx: RunContext, args: RunArgs): Promise<SyncRu
     // Changes since the previous snapshot, read before the flip (the old rows are pruned after it).
     const changed =
       connection.current_snapshot_id === null ? undefined : await postureChanges(ctx.db, connection.current_snapshot_id, run.id, POSTURE_CHANGE_EVENT_CAP);
+    const synced: SyncedDevices = connection.current_snapshot_id === null ? { all: true } : await syncedDevices(ctx.db, connection.current_snapshot_id, run.id);
     // sync_completed commits with the completion itself when Chronicle shares this database.
     const within = ctx.chronicle.appendWithin?.bind(ctx.chronicle);
     const completed = await completeRun(
@@ -278,6 +307,11 @@ export async function executeRun(ctx: RunContext, args: RunArgs): Promise<SyncRu
       throw new SyncFailure('lease_lost', 'the run lost its lease before it could make its snapshot current; the previous snapshot stays current');
     }
     summary = completed;
+    try {
+      args.onSucceeded?.(synced);
+    } catch (err) {
+      log.debug({ err }, 'onSucceeded callback threw; ignored');
+    }
     if (changed !== undefined) await recordPostureChanges(ctx, connection, run.id, args.actor, changed);
   } catch (err) {
     const failure = classify(err, signal, run.id, log);

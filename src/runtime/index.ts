@@ -142,6 +142,7 @@ export async function openRuntime(config: Config, options: OpenRuntimeOptions = 
       ...(options.now !== undefined ? { now: options.now } : {}),
       ...(options.assets !== undefined ? { assets: options.assets } : {}),
       ...(sharing.cacheTier !== undefined ? { sharedCache: sharing.cacheTier } : {}),
+      ...(sharing.writeBudget !== undefined ? { sharedWriteBudget: sharing.writeBudget } : {}),
       options: {
         intuneEnabled: config.intuneEnabled,
         cacheTtlMs: config.compliance.cacheTtlMs,

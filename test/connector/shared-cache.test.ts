@@ -10,7 +10,7 @@ import type { DevicePosture } from '../../src/connector/posture.js';
 import { samplePosture } from '../helpers/posture.js';
 import { RedisLink } from '../../src/connector/replicas/link.js';
 import { createRedisCacheTier } from '../../src/connector/replicas/shared-cache.js';
-import { RedisGraphBudget } from '../../src/connector/replicas/shared-budget.js';
+import { RedisGraphBudget, RedisWriteBudget } from '../../src/connector/replicas/shared-budget.js';
 import { LocalGraphBudget } from '../../src/connector/graph/budget.js';
 
 const redisAvailable = inject('redisAvailable');
@@ -94,6 +94,50 @@ describe.skipIf(!redisAvailable)('ComplianceCache with a Redis tier [redis]', ()
     expect(fetches).toBe(3);
   });
 
+  it('after a sync drops the devices it changed everywhere, under every Entra id they had, and keeps the others', async () => {
+    const [a, b] = await replicas(2);
+    await delay(100);
+    let fetches = 0;
+    const fetch = (records: DevicePosture[]) => (): Promise<FetchedRecords> => {
+      fetches += 1;
+      return Promise.resolve({ records, graphRequestId: null });
+    };
+    const changedKey = ComplianceCache.key(TENANT, 'azureADDeviceId', ENTRA);
+    const otherEntra = crypto.randomUUID();
+    const otherKey = ComplianceCache.key(TENANT, 'azureADDeviceId', otherEntra);
+    // An Entra id not managed when it was asked: enrolled since, the sync lists it under that id.
+    const enrolledEntra = crypto.randomUUID();
+    const enrolledKey = ComplianceCache.key(TENANT, 'azureADDeviceId', enrolledEntra);
+    await b!.cache.lookup(changedKey, fetch([posture()]));
+    await b!.cache.lookup(otherKey, fetch([{ ...posture(), device_id: crypto.randomUUID(), azure_ad_device_id: otherEntra }]));
+    await b!.cache.lookup(enrolledKey, fetch([]));
+    expect(fetches).toBe(3);
+
+    // The syncing process (a) never cached any of them.
+    await a!.cache.invalidateSynced(TENANT, {
+      all: false,
+      devices: [
+        { deviceId: DEVICE, azureADDeviceIds: [ENTRA] },
+        { deviceId: crypto.randomUUID(), azureADDeviceIds: [enrolledEntra] },
+      ],
+    });
+    await delay(200);
+    expect(await b!.cache.lookup(otherKey, fetch([]))).toMatchObject({ ok: true, cacheHit: true });
+    expect(await b!.cache.lookup(changedKey, fetch([posture()]))).toMatchObject({ ok: true, cacheHit: false });
+    expect(await b!.cache.lookup(enrolledKey, fetch([posture()]))).toMatchObject({ ok: true, cacheHit: false, records: [{ device_id: DEVICE }] });
+    expect(fetches).toBe(5);
+    // Nor does Redis keep them: a replica that starts now asks Graph for the dropped key too.
+    const fresh = await replicas(1, a!.link.keyPrefix);
+    await b!.cache.invalidateSynced(TENANT, { all: false, devices: [{ deviceId: DEVICE, azureADDeviceIds: [ENTRA] }] });
+    expect(await fresh[0]!.cache.lookup(changedKey, fetch([posture()]))).toMatchObject({ ok: true, cacheHit: false });
+    expect(await fresh[0]!.cache.lookup(otherKey, fetch([]))).toMatchObject({ ok: true, cacheHit: true });
+
+    // A sync that cannot say what changed drops the tenant.
+    await a!.cache.invalidateSynced(TENANT, { all: true });
+    await delay(200);
+    expect(await b!.cache.lookup(otherKey, fetch([]))).toMatchObject({ ok: true, cacheHit: false });
+  });
+
   it('asks Graph itself when Redis does not answer, and says so once', async () => {
     const warnings: string[] = [];
     const logger = { warn: (_o: unknown, msg: string) => warnings.push(msg), info: () => undefined } as never;
@@ -137,6 +181,37 @@ describe.skipIf(!redisAvailable)('the Graph budget shared through Redis [redis]'
       budgetA.close();
       budgetB.close();
     }
+  });
+});
+
+describe.skipIf(!redisAvailable)('the device-action budget shared through Redis [redis]', () => {
+  it('admits the capacity per window across replicas, per tenant, then says how long to wait', async () => {
+    const prefix = `t-${crypto.randomBytes(6).toString('hex')}`;
+    const [a, b] = await replicas(2, prefix);
+    const limits = { capacity: 3, windowMs: 2_000, now: Date.now, replicas: () => 2 };
+    const budgetA = new RedisWriteBudget(a!.link, limits);
+    const budgetB = new RedisWriteBudget(b!.link, limits);
+    const taken = [];
+    for (let i = 0; i < 3; i++) taken.push(await budgetA.take(TENANT), await budgetB.take(TENANT));
+    expect(taken.filter((t) => t.ok)).toHaveLength(3);
+    const refused = taken.filter((t): t is { ok: false; retryAfterMs: number } => !t.ok);
+    expect(refused).toHaveLength(3);
+    expect(Math.min(...refused.map((t) => t.retryAfterMs))).toBeGreaterThan(1_000);
+    expect(Math.max(...refused.map((t) => t.retryAfterMs))).toBeLessThanOrEqual(2_000);
+    // Another tenant's budget is its own.
+    expect(await budgetB.take('fabrikam')).toEqual({ ok: true });
+    expect(budgetA.localTakes() + budgetB.localTakes()).toBe(0);
+  });
+
+  it('keeps to its share of the capacity while Redis does not answer', async () => {
+    const link = new RedisLink({ url: 'redis://127.0.0.1:1', keyPrefix: 'nowhere', timeoutMs: 100, logger: undefined });
+    links.push(link);
+    await link.ready(300);
+    const budget = new RedisWriteBudget(link, { capacity: 6, windowMs: 20_000, now: () => 0, replicas: () => 3 });
+    const taken = [];
+    for (let i = 0; i < 4; i++) taken.push(await budget.take(TENANT));
+    expect(taken.map((t) => t.ok)).toEqual([true, true, false, false]);
+    expect(budget.localTakes()).toBe(4);
   });
 });
 

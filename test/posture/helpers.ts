@@ -19,6 +19,7 @@ import {
   secretProviderFromConfig,
   type PostureService,
   type PostureServiceOptions,
+  type PostureServiceDeps,
   type SecretProvider,
 } from '../../src/posture/index.js';
 import { fingerprintKeys } from '../../src/runtime/index.js';
@@ -41,7 +42,14 @@ export interface World {
   readonly dir: string;
   readonly fingerprintKeyFor: (tenant: string) => Buffer;
   /** Another service over the same database (another replica), with its own handle if `db` is given. */
-  makeService(overrides?: { db?: Db; config?: Config; options?: PostureServiceOptions; secrets?: SecretProvider; chronicle?: ChronicleWriter }): PostureService;
+  makeService(overrides?: {
+    db?: Db;
+    config?: Config;
+    options?: PostureServiceOptions;
+    secrets?: SecretProvider;
+    chronicle?: ChronicleWriter;
+    onSynced?: PostureServiceDeps['onSynced'];
+  }): PostureService;
   close(): Promise<void>;
 }
 
@@ -96,6 +104,7 @@ export async function openWorld(database: TestDatabase, worldOptions: WorldOptio
       config: overrides.config ?? config,
       fingerprintKeyFor,
       options: { ...worldOptions.options, ...overrides.options },
+      ...(overrides.onSynced !== undefined ? { onSynced: overrides.onSynced } : {}),
     });
     services.push(service);
     return service;

@@ -40,6 +40,7 @@ import {
   type CoercionReason,
 } from './schemas.js';
 import { createMsalNetworkModule, createTransport, readCaFile } from './transport.js';
+import { CollectionStream } from './collection-stream.js';
 import type {
   CompliancePolicyState,
   DeviceAction,
@@ -121,7 +122,7 @@ const stripTrailingSlash = (s: string): string => s.replace(/\/+$/, '');
 
 /** Sends one Graph call through MSAL and the middleware chain (auth, retry, attempt, transport); counts what it does. */
 interface Sender {
-  send(method: 'GET' | 'POST', target: string, pathForLog: string, signal: AbortSignal | undefined): Promise<CallState>;
+  send(method: 'GET' | 'POST', target: string, pathForLog: string, signal: AbortSignal | undefined, stream?: CallState['stream']): Promise<CallState>;
   token(signal: AbortSignal | undefined): Promise<string>;
   readonly stats: MutableStats;
   close(): Promise<void>;
@@ -184,9 +185,10 @@ function createSender(
     customHosts: new Set([graphUrl.hostname]),
   });
 
-  const send = async (method: 'GET' | 'POST', target: string, pathForLog: string, signal: AbortSignal | undefined): Promise<CallState> => {
+  const send = async (method: 'GET' | 'POST', target: string, pathForLog: string, signal: AbortSignal | undefined, stream?: CallState['stream']): Promise<CallState> => {
     if (signal?.aborted === true) throw abortedError();
     const state = new CallState(method, pathForLog, crypto.randomUUID(), signal);
+    state.stream = stream;
     const tokenProvider = {
       getAccessToken: async (): Promise<string> => {
         try {
@@ -245,17 +247,65 @@ function coercionLogging(stats: MutableStats, logger: Logger | undefined) {
       coercions.set(key, (coercions.get(key) ?? 0) + 1);
     }
   });
+  const report = (path: string, seen: Map<string, number>): void => {
+    if (seen.size > 0) logger?.warn({ path, coerced: Object.fromEntries(seen) }, 'graph values replaced by fail-closed defaults');
+  };
   const withCoercionLog = <T>(path: string, parse: () => T): T => {
-    coercions = new Map();
+    const seen = new Map<string, number>();
+    try {
+      return collectingInto(seen, parse);
+    } finally {
+      report(path, seen);
+    }
+  };
+  /**
+   * Counts into `seen` while `parse` runs (synchronously). Pages read item by item interleave, so
+   * each keeps its own map and parses each item inside this.
+   */
+  const collectingInto = <T>(seen: Map<string, number>, parse: () => T): T => {
+    const outer = coercions;
+    coercions = seen;
     try {
       return parse();
     } finally {
-      const seen = coercions;
-      coercions = undefined;
-      if (seen.size > 0) logger?.warn({ path, coerced: Object.fromEntries(seen) }, 'graph values replaced by fail-closed defaults');
+      coercions = outer;
     }
   };
-  return { deviceSchema, withCoercionLog };
+  return { deviceSchema, withCoercionLog, collectingInto, report };
+}
+
+/** The first page's URL of a device listing: page size, filter and $select, each checked. */
+function firstPageTarget(request: ListDevicesRequest<unknown>, select: string | undefined): string {
+  const query: string[] = [`$top=${requirePageSize(request.top)}`];
+  const filter = buildDeviceFilter(request.filter);
+  if (filter !== undefined) query.push(`$filter=${encodeURIComponent(filter)}`);
+  if (select !== undefined) query.push(`$select=${select}`);
+  return `${DEVICES_PATH}?${query.join('&')}`;
+}
+
+/**
+ * The items of a collection read as it arrives (CallState.stream), with their coercion counts. Per
+ * attempt: a retried page starts over with an empty list.
+ */
+function itemCollector<T>(
+  parseItem: (item: unknown, index: number, requestId: string) => T,
+  collectingInto: <R>(seen: Map<string, number>, parse: () => R) => R,
+): { stream: (requestId: string) => CollectionStream; items: () => T[]; seen: () => Map<string, number> } {
+  let items: T[] = [];
+  let seen = new Map<string, number>();
+  return {
+    stream: (requestId) => {
+      const list: T[] = [];
+      const counts = new Map<string, number>();
+      items = list;
+      seen = counts;
+      return new CollectionStream((item, index) => {
+        list.push(collectingInto(counts, () => parseItem(item, index, requestId)));
+      });
+    },
+    items: () => items,
+    seen: () => seen,
+  };
 }
 
 const resultRequestId = (state: CallState): string => requestIdOf(state.exchange) ?? state.clientRequestId;
@@ -289,7 +339,7 @@ export function createGraphClient(options: GraphClientOptions): GraphClient {
   const loginBase = stripTrailingSlash(loginUrl.origin + loginUrl.pathname);
   const apiRoot = `${stripTrailingSlash(graphUrl.pathname)}/v1.0`;
   const { send, token, stats, close } = createSender(options, { graphUrl, loginUrl, graphBase, loginBase, apiRoot }, logger);
-  const { deviceSchema, withCoercionLog } = coercionLogging(stats, logger);
+  const { deviceSchema, withCoercionLog, collectingInto, report } = coercionLogging(stats, logger);
 
   const { checkNextLink, circularNextLink } = nextLinkRules(graphUrl.origin, apiRoot, logger);
 
@@ -307,39 +357,46 @@ export function createGraphClient(options: GraphClientOptions): GraphClient {
     return { ...page, requestId };
   };
 
-  const parseDevice = (item: unknown, index: number | undefined, requestId: string): ManagedDevice =>
-    parseManagedDevice(deviceSchema, item, index, { requestId });
+  const parseDevice = (item: unknown, index: number | undefined, requestId: string): ManagedDevice => parseManagedDevice(deviceSchema, item, index, { requestId });
 
   const selectQuery = (select: unknown): string | undefined => {
     const names = requireSelect(select, CORE_PROPERTIES);
     return names === undefined ? undefined : names.join(',');
   };
 
-  const listDevicesPage = async (request: ListDevicesRequest): Promise<DevicePage> => {
+  /**
+   * One page of devices, each parsed (and mapped) as its bytes arrive: the page's body is never one
+   * string nor one object graph (collection-stream.ts). The structural checks are those of a page
+   * parsed whole: the same errors for the same bodies.
+   */
+  const listDevicesPage = async <T = ManagedDevice>(request: ListDevicesRequest<T>): Promise<DevicePage<T>> => {
     if (request === null || typeof request !== 'object') throw badRequest('listDevicesPage needs a request object.');
-    let target: string;
-    if (request.nextLink !== undefined) {
-      target = checkNextLink(request.nextLink, DEVICES_PATH);
-    } else {
-      const query: string[] = [`$top=${requirePageSize(request.top)}`];
-      const filter = buildDeviceFilter(request.filter);
-      if (filter !== undefined) query.push(`$filter=${encodeURIComponent(filter)}`);
-      const select = selectQuery(request.select);
-      if (select !== undefined) query.push(`$select=${select}`);
-      target = `${DEVICES_PATH}?${query.join('&')}`;
-    }
-    const state = await send('GET', target, DEVICES_PATH, request.signal);
-    const { items, nextLink, requestId } = parseCollection(state, DEVICES_PATH, (item, index, id) => parseDevice(item, index, id));
-    return { devices: items, ...defined({ nextLink }), requestId };
+    if (request.mapDevice !== undefined && typeof request.mapDevice !== 'function') throw badRequest('mapDevice must be a function.');
+    const target = request.nextLink !== undefined ? checkNextLink(request.nextLink, DEVICES_PATH) : firstPageTarget(request, selectQuery(request.select));
+    const map = request.mapDevice ?? ((device: ManagedDevice) => device as unknown as T);
+    const collector = itemCollector((item, index, id) => map(parseDevice(item, index, id)), collectingInto);
+    const state = await send('GET', target, DEVICES_PATH, request.signal, collector.stream);
+    report(DEVICES_PATH, collector.seen());
+    const requestId = resultRequestId(state);
+    // The skeleton (value: []) gets the checks of a whole page; a body read whole gets them all.
+    const page = parseCollectionPage(state.json, (item, index) => map(parseDevice(item, index, requestId)), { requestId, status: state.exchange?.status ?? 0 });
+    const { streamed } = state;
+    if (streamed?.ok === true && streamed.itemError !== undefined) throw streamed.itemError; // a device without a usable id
+    if (page.nextLink !== undefined) checkNextLink(page.nextLink, DEVICES_PATH);
+    const devices = streamed?.ok === true ? collector.items() : page.items;
+    return { devices, ...(page.nextLink !== undefined ? { nextLink: page.nextLink } : {}), requestId };
   };
 
-  async function* listDevices(request: Omit<ListDevicesRequest, 'nextLink'> = {}): AsyncGenerator<DevicePage> {
+  async function* listDevices<T = ManagedDevice>(request: Omit<ListDevicesRequest<T>, 'nextLink'> = {}): AsyncGenerator<DevicePage<T>> {
     // A nextLink smuggled in by an untyped caller is dropped: listing starts from the first page.
-    const { nextLink: _dropped, ...first } = request as ListDevicesRequest;
-    const signal = request.signal !== undefined ? { signal: request.signal } : {};
+    const { nextLink: _dropped, ...first } = request as ListDevicesRequest<T>;
+    const follow = {
+      ...(request.signal !== undefined ? { signal: request.signal } : {}),
+      ...(request.mapDevice !== undefined ? { mapDevice: request.mapDevice } : {}),
+    };
     let nextLink: string | undefined;
     {
-      const page = await listDevicesPage(first);
+      const page = await listDevicesPage<T>(first);
       nextLink = page.nextLink;
       yield page;
     }
@@ -349,7 +406,7 @@ export function createGraphClient(options: GraphClientOptions): GraphClient {
     while (nextLink !== undefined) {
       if (followed.has(nextLink)) throw circularNextLink(DEVICES_PATH);
       followed.add(nextLink);
-      const page: DevicePage = await listDevicesPage({ nextLink, ...signal });
+      const page: DevicePage<T> = await listDevicesPage<T>({ nextLink, ...follow });
       nextLink = page.nextLink;
       yield page;
     }

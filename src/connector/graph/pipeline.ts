@@ -30,6 +30,7 @@ import { decideRetry, parseRetryAfterMs, type RetryPolicy } from './retry.js';
 import { GraphErrorBodySchema } from './schemas.js';
 import type { GraphBudget } from './budget.js';
 import { defined } from '../../common/values.js';
+import type { CollectionStream, CollectionStreamResult } from './collection-stream.js';
 
 export type Sleep = (ms: number, signal?: AbortSignal) => Promise<void>;
 
@@ -62,6 +63,8 @@ export interface Exchange {
   readonly text: string;
   /** The body stopped before its end (connection cut mid-body). */
   readonly truncated: boolean;
+  /** A 2xx JSON body read item by item (CallState.stream): text is then empty. */
+  readonly streamed?: CollectionStreamResult;
 }
 
 /** Per-call state, passed to the middleware through the library's MiddlewareControl. */
@@ -71,6 +74,12 @@ export class CallState implements MiddlewareOptions {
   /** Parsed JSON body of the final 2xx exchange (undefined for an empty body). */
   json: unknown;
   failure: GraphError | undefined;
+  /**
+   * Set by a collection read that takes its items as they arrive: a fresh reader per attempt (a
+   * retried page starts over). The final 2xx body's result is in `streamed`, its skeleton in `json`.
+   */
+  stream: ((requestId: string) => CollectionStream) | undefined;
+  streamed: CollectionStreamResult | undefined;
 
   constructor(
     readonly method: 'GET' | 'POST',
@@ -125,10 +134,7 @@ export function requestIdOf(exchange: Exchange | undefined): string | undefined 
   return exchange === undefined ? undefined : safeRequestId(exchange.header('request-id'));
 }
 
-const isJsonContent = (exchange: Exchange): boolean => {
-  const type = exchange.header('content-type') ?? '';
-  return type === '' || type.includes('json');
-};
+const isJsonContent = (exchange: Exchange): boolean => isJsonType(exchange.header('content-type'));
 
 /** Our retry policy. See retry.ts for the pure decisions it applies. */
 export class RetryMiddleware implements Middleware {
@@ -155,6 +161,7 @@ export class RetryMiddleware implements Middleware {
     for (let attempt = 1; ; attempt++) {
       state.attempts = attempt;
       state.exchange = undefined;
+      state.streamed = undefined;
       const outcome = await this.attemptOnce(next, context, state);
       if (outcome === undefined) return;
       const { failure } = outcome;
@@ -240,6 +247,12 @@ export class RetryMiddleware implements Middleware {
       return undefined;
     }
     if (exchange.truncated) return malformedError('the body ended before its end, or exceeded 64 MB', details);
+    if (exchange.streamed !== undefined) {
+      if (!exchange.streamed.ok) return malformedError('the body is not valid JSON', details);
+      state.json = exchange.streamed.skeleton;
+      state.streamed = exchange.streamed;
+      return undefined;
+    }
     if (exchange.text === '' || exchange.status === 204) {
       state.json = undefined;
       return undefined;
@@ -410,25 +423,47 @@ export class TransportMiddleware implements Middleware {
       ...defined({ signal }),
       dispatcher: this.dispatcher,
     });
+    const headers = response.headers;
+    const header = (name: string): string | null => {
+      const value = headers[name];
+      return value === undefined ? null : Array.isArray(value) ? value.join(', ') : value;
+    };
+    const streaming =
+      state.stream !== undefined && state.method === 'GET' && response.statusCode >= 200 && response.statusCode < 300 && response.statusCode !== 204;
     let text = '';
     let truncated = false;
+    let streamed: CollectionStreamResult | undefined;
     try {
-      text = await readLimited(response.body, MAX_BODY_BYTES);
+      if (streaming && isJsonType(header('content-type'))) {
+        const reader = (state.stream as NonNullable<CallState['stream']>)(safeRequestId(header('request-id')) ?? state.clientRequestId);
+        const size = await streamLimited(response.body, MAX_BODY_BYTES, (chunk) => reader.write(chunk));
+        // An empty body is left to the usual reading of one (no page at all).
+        if (size > 0) streamed = reader.end();
+      } else {
+        text = await readLimited(response.body, MAX_BODY_BYTES);
+      }
     } catch (err) {
       if (signal?.aborted === true) throw err;
       truncated = true;
     }
-    const headers = response.headers;
-    state.exchange = {
-      status: response.statusCode,
-      header: (name) => {
-        const value = headers[name];
-        return value === undefined ? null : Array.isArray(value) ? value.join(', ') : value;
-      },
-      text,
-      truncated,
-    };
+    state.exchange = { status: response.statusCode, header, text, truncated, ...(streamed !== undefined ? { streamed } : {}) };
   }
+}
+
+const isJsonType = (type: string | null): boolean => type === null || type === '' || type.includes('json');
+
+/** Hands each chunk on as it arrives (nothing is kept here); resolves with the body's size. */
+async function streamLimited(body: AsyncIterable<Buffer | Uint8Array> & { destroy(): unknown }, limit: number, onChunk: (chunk: Buffer) => void): Promise<number> {
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.length;
+    if (size > limit) {
+      body.destroy();
+      throw new Error('response body over the size limit');
+    }
+    onChunk(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
+  }
+  return size;
 }
 
 /** Far above a 1,000-device page (~3 MB); a body beyond it is not Graph talking. */

@@ -27,7 +27,7 @@ export interface DeviceFilter {
   readonly lastSyncBefore?: string;
 }
 
-export interface ListDevicesRequest {
+export interface ListDevicesRequest<T = ManagedDevice> {
   readonly filter?: DeviceFilter;
   /** Page size, 1..1000 (default 1000). */
   readonly top?: number;
@@ -35,10 +35,15 @@ export interface ListDevicesRequest {
   /** Resume from a nextLink returned by an earlier page (only ever followed to the configured Graph host). */
   readonly nextLink?: string;
   readonly signal?: AbortSignal;
+  /**
+   * Applied to each device as it is parsed, while the page is still arriving: what it returns is
+   * all the page keeps of the device (the sync redacts here, so no raw device outlives its bytes).
+   */
+  readonly mapDevice?: (device: ManagedDevice) => T;
 }
 
-export interface DevicePage {
-  readonly devices: readonly ManagedDevice[];
+export interface DevicePage<T = ManagedDevice> {
+  readonly devices: readonly T[];
   readonly nextLink?: string;
   readonly requestId: string;
 }
@@ -109,8 +114,10 @@ export interface GraphProbe {
 
 export interface GraphClient {
   /** One page. */
+  listDevicesPage<T>(request: ListDevicesRequest<T> & { readonly mapDevice: (device: ManagedDevice) => T }): Promise<DevicePage<T>>;
   listDevicesPage(request: ListDevicesRequest): Promise<DevicePage>;
   /** Every page, one in memory at a time. */
+  listDevices<T>(request: Omit<ListDevicesRequest<T>, 'nextLink'> & { readonly mapDevice: (device: ManagedDevice) => T }): AsyncIterable<DevicePage<T>>;
   listDevices(request?: Omit<ListDevicesRequest, 'nextLink'>): AsyncIterable<DevicePage>;
   /** Throws GraphError with status 404 when no such device. */
   getDevice(id: string, options?: { readonly select?: readonly string[]; readonly signal?: AbortSignal }): Promise<GraphResult<ManagedDevice>>;

@@ -9,7 +9,8 @@ import type { SharedCacheTier } from '../cache.js';
 import type { BudgetLimits, GraphBudget } from '../graph/budget.js';
 import { RedisLink, type RedisLinkStatus } from './link.js';
 import { createRedisCacheTier } from './shared-cache.js';
-import { CountingLocalBudget, RedisGraphBudget, type BudgetStats } from './shared-budget.js';
+import { CountingLocalBudget, RedisGraphBudget, RedisWriteBudget, type BudgetStats } from './shared-budget.js';
+import type { DeviceWriteBudget } from '../write-budget.js';
 
 export { RedisLink, UNAVAILABLE, type RedisLinkStatus } from './link.js';
 
@@ -26,6 +27,8 @@ export interface ReplicaSharing {
   readonly cacheTier: SharedCacheTier | undefined;
   /** Intune's per-app budget every Graph client of this process keeps to. */
   readonly graphBudget: GraphBudget;
+  /** The device-action budget replicas share (undefined: the connector keeps its own, per process). */
+  readonly writeBudget: ((limits: { readonly capacity?: number; readonly windowMs?: number; readonly now: () => number }) => DeviceWriteBudget) | undefined;
   status(): SharingStatus;
   close(): Promise<void>;
 }
@@ -44,6 +47,7 @@ export async function openReplicaSharing(options: ReplicaSharingOptions): Promis
     return {
       cacheTier: undefined,
       graphBudget: budget,
+      writeBudget: undefined,
       status: () => ({ mode: 'process', budget: budget.stats() }),
       close: () => Promise.resolve(),
     };
@@ -58,6 +62,7 @@ export async function openReplicaSharing(options: ReplicaSharingOptions): Promis
   return {
     cacheTier,
     graphBudget: budget,
+    writeBudget: (limits) => new RedisWriteBudget(link, { ...limits, replicas: () => budget.replicas() }),
     status: () => ({ mode: 'redis', redis: link.status(), budget: budget.stats() }),
     close: () => {
       budget.close();

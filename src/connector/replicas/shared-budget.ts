@@ -9,6 +9,7 @@
  */
 import crypto from 'node:crypto';
 import { LocalGraphBudget, budgetMarginMs, type BudgetLimits, type GraphBudget } from '../graph/budget.js';
+import { WriteBudget, type DeviceWriteBudget, type TakeResult } from '../write-budget.js';
 import { UNAVAILABLE, type RedisLink } from './link.js';
 
 /** KEYS: requests log, writes log, pause. ARGV: request limit, write limit, window ms, write (1/0), member. Returns ms to wait (0: admitted). */
@@ -60,6 +61,21 @@ if untilMs > tonumber(redis.call('GET', KEYS[1]) or '0') then redis.call('SET', 
 return 0
 `;
 
+/** KEYS: the tenant's device-action log. ARGV: capacity, window ms, member. Returns ms to wait (0: admitted and counted). */
+const TAKE_WRITE = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return math.max(tonumber(oldest[2]) + window - now, 1)
+end
+redis.call('ZADD', KEYS[1], now, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], window)
+return 0
+`;
+
 export interface BudgetStats {
   /** Times a Graph request had to wait for its slot. */
   readonly waits: number;
@@ -105,6 +121,11 @@ export class RedisGraphBudget implements GraphBudget {
 
   close(): void {
     clearInterval(this.#heartbeat);
+  }
+
+  /** Replicas last seen alive (1 until Redis said otherwise). */
+  replicas(): number {
+    return this.#replicas;
   }
 
   async reserve(key: string, write: boolean): Promise<{ readonly waitMs: number; readonly slot?: string }> {
@@ -167,5 +188,40 @@ export class CountingLocalBudget implements GraphBudget {
 
   stats(): BudgetStats {
     return { waits: this.#waits, localReservations: 0 };
+  }
+}
+
+/**
+ * The connector's device-action budget shared by replicas: one sliding log per tenant in Redis,
+ * checked and counted in one script on Redis's clock, so replicas together admit at most
+ * `capacity` device actions per window. While Redis does not answer, this replica keeps to a local
+ * bucket of its share (capacity divided by the replicas last seen alive): never more than its part.
+ */
+export class RedisWriteBudget implements DeviceWriteBudget {
+  readonly #link: RedisLink;
+  readonly #capacity: number;
+  readonly #windowMs: number;
+  readonly #local: WriteBudget;
+  #localTakes = 0;
+
+  constructor(link: RedisLink, options: { readonly capacity?: number; readonly windowMs?: number; readonly now: () => number; readonly replicas: () => number }) {
+    this.#link = link;
+    this.#capacity = Math.max(1, options.capacity ?? 200);
+    this.#windowMs = Math.max(1, options.windowMs ?? 20_000);
+    this.#local = new WriteBudget({ capacity: this.#capacity, windowMs: this.#windowMs, now: options.now, share: options.replicas });
+  }
+
+  async take(tenant: string): Promise<TakeResult> {
+    const waitMs = await this.#link.run((r) => r.eval(TAKE_WRITE, 1, this.#link.key('writes', tenant), this.#capacity, this.#windowMs, crypto.randomUUID()));
+    if (waitMs === UNAVAILABLE || typeof waitMs !== 'number') {
+      this.#localTakes += 1;
+      return this.#local.take(tenant);
+    }
+    return waitMs > 0 ? { ok: false, retryAfterMs: waitMs } : { ok: true };
+  }
+
+  /** Device actions admitted by the local fallback because Redis did not answer. */
+  localTakes(): number {
+    return this.#localTakes;
   }
 }

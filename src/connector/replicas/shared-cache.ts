@@ -108,7 +108,8 @@ export function createRedisCacheTier(link: RedisLink): SharedCacheTier {
       if (typeof tenant !== 'string') return;
       if (Array.isArray(devices)) {
         const deviceIds = devices.filter((d): d is string => typeof d === 'string');
-        const dropped = listeners.flatMap((listener) => listener({ tenant, deviceIds }));
+        const keys = Array.isArray(message['keys']) ? message['keys'].filter((k): k is string => typeof k === 'string') : [];
+        const dropped = listeners.flatMap((listener) => listener({ tenant, deviceIds, keys }));
         void deleteFields(dropped);
       } else {
         for (const listener of listeners) listener({ tenant });
@@ -199,7 +200,7 @@ export function createRedisCacheTier(link: RedisLink): SharedCacheTier {
     async invalidateDevices(tenant, deviceIds, keys) {
       if (deviceIds.length === 0) return;
       await deleteFields(keys);
-      await link.run((r) => r.publish(invalidatedChannel, JSON.stringify({ tenant, devices: deviceIds })));
+      await link.run((r) => r.publish(invalidatedChannel, JSON.stringify({ tenant, devices: deviceIds, keys })));
     },
 
     async invalidateTenant(tenant) {

@@ -3,11 +3,11 @@ import type { Logger } from '../../log/index.js';
 import { safeRequestId } from '../errors.js';
 import { DEVICE_ACTIONS, type DeviceActionOutput } from '../operations.js';
 import { failedFrom, notStarted, succeeded, throttledByBudget, type RunOutcome } from '../outcome.js';
-import type { WriteBudget } from '../write-budget.js';
+import type { DeviceWriteBudget } from '../write-budget.js';
 import { graphFailure, signalOption, type RunCall } from './call.js';
 
 export interface DeviceActionDeps {
-  readonly writeBudget: WriteBudget;
+  readonly writeBudget: DeviceWriteBudget;
   readonly now: () => number;
   readonly logger: Logger | undefined;
   /** Forgets what the compliance cache holds about the device, on every replica: the action changes it. */
@@ -21,7 +21,7 @@ export async function runDeviceAction(
 ): Promise<RunOutcome<DeviceActionOutput>> {
   const { graph, tenant, signal } = call;
   if (signal?.aborted === true) return notStarted();
-  const budget = deps.writeBudget.take(tenant);
+  const budget = await deps.writeBudget.take(tenant);
   if (!budget.ok) return throttledByBudget(budget.retryAfterMs);
   const requestedAt = deps.now();
   try {

@@ -7,13 +7,13 @@ import { safeRequestId } from '../errors.js';
 import type { SyncDeviceOutput } from '../operations.js';
 import { failedFrom, notStarted, succeeded, throttledByBudget, type RunOutcome } from '../outcome.js';
 import type { SyncCooldownStore } from '../sync-cooldown.js';
-import type { WriteBudget } from '../write-budget.js';
+import type { DeviceWriteBudget } from '../write-budget.js';
 import { graphFailure, signalOption, type RunCall } from './call.js';
 
 export interface SyncDeviceDeps {
   readonly cooldowns: SyncCooldownStore;
   readonly cooldownMs: number;
-  readonly writeBudget: WriteBudget;
+  readonly writeBudget: DeviceWriteBudget;
   readonly now: () => number;
   readonly logger: Logger | undefined;
   /** Forgets what the compliance cache holds about the device, on every replica: the action changes it. */
@@ -47,7 +47,7 @@ export async function runSyncDevice(deps: SyncDeviceDeps, call: RunCall<{ readon
   });
   if (!claim.claimed) return succeeded(answer('recently_requested', claim.requestedAt), { graphRequestId: null });
 
-  const budget = writeBudget.take(tenant);
+  const budget = await writeBudget.take(tenant);
   if (!budget.ok) {
     await cooldowns.release(tenant, id, claim.requestedAt).catch(() => undefined);
     return throttledByBudget(budget.retryAfterMs);
