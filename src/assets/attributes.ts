@@ -184,6 +184,8 @@ export function mergeAttributes(sources: readonly ObservedSource[], now: number)
 /** Time-independent except for the confidence shown beside each value. */
 export function disagreementsOf(reps: readonly SummarySource[], now: number): Disagreement[] {
   const out: Disagreement[] = [];
+  // One source cannot disagree with itself (most assets of a large tenant).
+  if (reps.length < 2) return out;
   for (const name of COMPARED) {
     const reader = ATTRIBUTE_PRECEDENCE[name] as Reader;
     const values = reps

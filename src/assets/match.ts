@@ -62,13 +62,19 @@ export const sourceKey = (s: Pick<SourceIdentity, 'kind' | 'origin' | 'source_id
 const refOf = (s: SourceIdentity): SourceRef => ({ kind: s.kind, id: s.source_id });
 const byRef = (a: SourceRef, b: SourceRef): number => (a.kind < b.kind ? -1 : a.kind > b.kind ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 
-/** A UUID (version 8, RFC 9562: name-based, custom hash) from SHA-256 of tenant and anchor. */
+const HEX = '0123456789abcdef';
+// One-shot crypto.hash where it exists (Node 20.12+): no Hash object per call. Node 20.11 builds one.
+const sha256Hex: (text: string) => string =
+  typeof crypto.hash === 'function' ? (text) => crypto.hash('sha256', text, 'hex') : (text) => crypto.createHash('sha256').update(text, 'utf8').digest('hex');
+
+/**
+ * A UUID (version 8, RFC 9562: name-based, custom hash) from SHA-256 of tenant and anchor: one
+ * one-shot hash per asset, the version and variant bits set on the hex text.
+ */
 export function assetIdOf(tenant: string, anchor: string): string {
-  const h = crypto.createHash('sha256').update(`${tenant}\u0000${anchor}`, 'utf8').digest();
-  h[6] = ((h[6] as number) & 0x0f) | 0x80;
-  h[8] = ((h[8] as number) & 0x3f) | 0x80;
-  const hex = h.subarray(0, 16).toString('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+  const hex = sha256Hex(`${tenant}\u0000${anchor}`);
+  const variant = HEX[(Number.parseInt(hex[16] as string, 16) & 0x3) | 0x8] as string;
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
 }
 
 /** Indices of the sources grouped by a key (sources without one left out), in source order. */
@@ -166,14 +172,20 @@ export function matchSources(sources: readonly SourceIdentity[]): MatchResult & 
   const st: MatchState = { sources, keys: sources.map(sourceKey), anchors: new Array<string | undefined>(sources.length), conflicts: [] };
   matchSerials(st);
   matchEntraIds(st);
-  const anchorOf = new Map<string, string>();
-  for (let i = 0; i < sources.length; i++) {
-    const anchor = st.anchors[i] ?? soloAnchorAt(st, i);
-    st.anchors[i] = anchor;
-    anchorOf.set(st.keys[i] as string, anchor);
-  }
+  for (let i = 0; i < sources.length; i++) st.anchors[i] ??= soloAnchorAt(st, i);
   st.conflicts.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  return { anchorOf, anchors: st.anchors as string[], keys: st.keys, conflicts: st.conflicts };
+  const anchors = st.anchors as string[];
+  let anchorOf: Map<string, string> | undefined;
+  return {
+    // Built when asked for: the service reads anchors by index and never needs the map.
+    get anchorOf() {
+      anchorOf ??= new Map(anchors.map((a, i) => [st.keys[i] as string, a]));
+      return anchorOf;
+    },
+    anchors,
+    keys: st.keys,
+    conflicts: st.conflicts,
+  };
 }
 
 /** The keys a source can be matched on: what an incremental re-match follows to find its neighbours. */

@@ -68,7 +68,7 @@ export function arrayLiteral(values: readonly (string | boolean | null)[]): stri
     const v = values[i];
     if (v === null || v === undefined) parts[i] = 'NULL';
     else if (typeof v === 'boolean') parts[i] = v ? 't' : 'f';
-    else if (BARE.test(v) && v.toUpperCase() !== 'NULL') parts[i] = v;
+    else if (BARE.test(v) && (v.length !== 4 || v.toUpperCase() !== 'NULL')) parts[i] = v;
     else parts[i] = `"${v.replace(/[\\"]/g, '\\$&')}"`;
   }
   return `{${parts.join(',')}}`;
