@@ -96,9 +96,6 @@ export function intuneSource(row: IntuneLiveRow): SourceRow {
   };
 }
 
-const LIVE_INTUNE = `SELECT p.connection_id::text AS connection_id, p.device_id, p.posture
-  FROM intune_device_postures p JOIN intune_connections c ON c.current_snapshot_id = p.snapshot_id AND c.tenant = p.tenant
- WHERE c.tenant = $1 AND c.status <> 'disabled'`;
 
 interface IntuneMatchDbRow {
   connection_id: string;
@@ -153,19 +150,19 @@ export async function liveIntuneMatchRows(q: Queryable, tenant: string): Promise
  * stored records that are no longer live (deleted in Intune, or the connection disabled).
  */
 export async function connectionChanges(q: Queryable, tenant: string, connectionId: string): Promise<{ upserts: SourceRow[]; removed: StoredKey[] }> {
-  const [changed, removed] = await Promise.all([
-    q.query<IntuneLiveRow>(
-      `${LIVE_INTUNE} AND c.id = $2::uuid AND NOT EXISTS (
-         SELECT 1 FROM asset_sources s WHERE s.tenant = $1 AND s.kind = 'intune' AND s.origin = $3::text AND s.source_id = p.device_id AND s.observation = p.posture)`,
-      [tenant, connectionId, connectionId],
-    ),
-    q.query<StoredKey>(
-      `SELECT s.kind, s.origin, s.source_id FROM asset_sources s WHERE s.tenant = $1 AND s.kind = 'intune' AND s.origin = $3::text AND NOT EXISTS (
-         SELECT 1 FROM intune_device_postures p JOIN intune_connections c ON c.current_snapshot_id = p.snapshot_id AND c.tenant = p.tenant
-          WHERE c.tenant = $1 AND c.id = $2::uuid AND c.status <> 'disabled' AND p.device_id = s.source_id)`,
-      [tenant, connectionId, connectionId],
-    ),
-  ]);
+  // The snapshot id is found once (an init plan), so each side is one hash anti-join over the other.
+  const current = `(SELECT current_snapshot_id FROM intune_connections WHERE tenant = $1 AND id = $2::uuid AND status <> 'disabled')`;
+  const changed = await q.query<IntuneLiveRow>(
+    `SELECT p.connection_id::text AS connection_id, p.device_id, p.posture FROM intune_device_postures p
+      WHERE p.snapshot_id = ${current} AND p.tenant = $1 AND NOT EXISTS (
+        SELECT 1 FROM asset_sources s WHERE s.tenant = $1 AND s.kind = 'intune' AND s.origin = $3::text AND s.source_id = p.device_id AND s.observation = p.posture)`,
+    [tenant, connectionId, connectionId],
+  );
+  const removed = await q.query<StoredKey>(
+    `SELECT s.kind, s.origin, s.source_id FROM asset_sources s WHERE s.tenant = $1 AND s.kind = 'intune' AND s.origin = $3::text AND NOT EXISTS (
+       SELECT 1 FROM intune_device_postures p WHERE p.snapshot_id = ${current} AND p.device_id = s.source_id)`,
+    [tenant, connectionId, connectionId],
+  );
   return { upserts: changed.rows.map(intuneSource), removed: removed.rows };
 }
 

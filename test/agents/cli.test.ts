@@ -75,5 +75,5 @@ describe.skipIf(!pgAvailable())('intune-connector agents and agent-sim [postgres
     const badTenant = await runCli(['agents', 'token', 'create', '--tenant', 'no/slashes'], env);
     expect(badTenant.code).not.toBe(0);
     expect(badTenant.stderr).toMatch(/tenant must be/);
-  });
+  }, 180_000);
 });

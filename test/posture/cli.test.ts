@@ -80,7 +80,7 @@ describe.skipIf(!pgAvailable())('intune-connector sync [postgres]', () => {
     } finally {
       await client.end();
     }
-  });
+  }, 180_000);
 
   it('without ENTRA_* syncs the labelled demo tenant', async () => {
     const demo = await runCli(['sync'], { DATABASE_URL: await freshDatabaseUrl(), INTUNE_DATA_DIR: path.join(dir, 'demo') });
