@@ -15,7 +15,7 @@
  * 24 hours (when the agent list calls it stale).
  */
 import type { DevicePosture } from '../connector/posture.js';
-import { currentRecord } from '../connector/current-record.js';
+import { currentRecordFirst } from '../connector/current-record.js';
 import type { SourceKind } from './match.js';
 
 export const INTUNE_STALE_AFTER_MS = 30 * 24 * 60 * 60 * 1000;
@@ -77,6 +77,16 @@ export interface Disagreement {
   readonly values: readonly { readonly source: SourceKind; readonly source_id: string; readonly value: AttributeValue; readonly confidence: Confidence }[];
 }
 
+/** What an asset's filterable summary reads of an Intune record: the current-record comparator's fields and the compared ones. */
+export type IntuneSummaryFields = Pick<DevicePosture, 'device_id' | 'os_family' | 'os_version' | 'compliance_state' | 'is_encrypted' | 'last_sync_at' | 'enrolled_at'>;
+/** What it reads of an agent's observation. */
+export type AgentSummaryFields = Pick<AgentObservation, 'os_family' | 'os_version' | 'filevault'>;
+
+/** A source as the summary sees it: an ObservedSource is one, and so is a row loaded with only these fields. */
+export type SummarySource =
+  | { readonly kind: 'intune'; readonly source_id: string; readonly last_seen_at: string | null; readonly observation: IntuneSummaryFields }
+  | { readonly kind: 'agent'; readonly source_id: string; readonly last_seen_at: string | null; readonly observation: AgentSummaryFields };
+
 type Reader = { readonly [K in SourceKind]?: (o: never) => AttributeValue };
 
 const tri = (v: TriState): boolean | null => (v === 'unknown' ? null : v);
@@ -125,13 +135,16 @@ export const confidenceOf = (source: Pick<ObservedSource, 'kind' | 'last_seen_at
  * One representative per kind: the current Intune record (the comparator the gate and MCP use) and
  * the most recently seen agent. Re-enrolled records stay listed as sources; the current one speaks.
  */
-export function representatives(sources: readonly ObservedSource[]): ObservedSource[] {
-  const intuneSources = sources.filter((s): s is Extract<ObservedSource, { kind: 'intune' }> => s.kind === 'intune');
-  const current = currentRecord(intuneSources.map((s) => s.observation));
-  const out: ObservedSource[] = [];
-  const intuneRep = intuneSources.find((s) => s.observation === current);
+export function representatives<S extends SummarySource>(sources: readonly S[]): S[] {
+  const out: S[] = [];
+  let intuneRep: S | undefined;
+  for (const s of sources) {
+    if (s.kind !== 'intune') continue;
+    // The comparator the gate and MCP use (currentRecord's), one record at a time.
+    if (intuneRep === undefined || currentRecordFirst(s.observation as IntuneSummaryFields, intuneRep.observation as IntuneSummaryFields) < 0) intuneRep = s;
+  }
   if (intuneRep !== undefined) out.push(intuneRep);
-  let agentRep: ObservedSource | undefined;
+  let agentRep: S | undefined;
   for (const s of sources) {
     if (s.kind !== 'agent') continue;
     if (agentRep === undefined || (s.last_seen_at ?? '') > (agentRep.last_seen_at ?? '') || ((s.last_seen_at ?? '') === (agentRep.last_seen_at ?? '') && s.source_id > agentRep.source_id)) agentRep = s;
@@ -140,7 +153,7 @@ export function representatives(sources: readonly ObservedSource[]): ObservedSou
   return out;
 }
 
-function read(source: ObservedSource, reader: Reader): AttributeValue | undefined {
+function read(source: SummarySource, reader: Reader): AttributeValue | undefined {
   const fn = reader[source.kind] as ((o: unknown) => AttributeValue) | undefined;
   return fn === undefined ? undefined : fn(source.observation);
 }
@@ -169,8 +182,10 @@ export function mergeAttributes(sources: readonly ObservedSource[], now: number)
 }
 
 /** Time-independent except for the confidence shown beside each value. */
-export function disagreementsOf(reps: readonly ObservedSource[], now: number): Disagreement[] {
+export function disagreementsOf(reps: readonly SummarySource[], now: number): Disagreement[] {
   const out: Disagreement[] = [];
+  // One source cannot disagree with itself (most assets of a large tenant).
+  if (reps.length < 2) return out;
   for (const name of COMPARED) {
     const reader = ATTRIBUTE_PRECEDENCE[name] as Reader;
     const values = reps
@@ -192,10 +207,10 @@ export interface AssetSummary {
   readonly disagreement: boolean;
 }
 
-export function summarize(sources: readonly ObservedSource[]): AssetSummary {
+export function summarize(sources: readonly SummarySource[]): AssetSummary {
   const reps = representatives(sources);
-  const intuneRep = reps.find((s): s is Extract<ObservedSource, { kind: 'intune' }> => s.kind === 'intune');
-  const agentRep = reps.find((s): s is Extract<ObservedSource, { kind: 'agent' }> => s.kind === 'agent');
+  const intuneRep = reps.find((s): s is Extract<SummarySource, { kind: 'intune' }> => s.kind === 'intune');
+  const agentRep = reps.find((s): s is Extract<SummarySource, { kind: 'agent' }> => s.kind === 'agent');
   return {
     os_family: intuneRep?.observation.os_family ?? agentRep?.observation.os_family ?? 'other',
     compliance_state: intuneRep?.observation.compliance_state ?? null,

@@ -59,99 +59,133 @@ export interface MatchResult {
 
 export const sourceKey = (s: Pick<SourceIdentity, 'kind' | 'origin' | 'source_id'>): string => `${s.kind}:${s.origin}:${s.source_id}`;
 
-const soloAnchor = (s: SourceIdentity): string => `source:${sourceKey(s)}`;
 const refOf = (s: SourceIdentity): SourceRef => ({ kind: s.kind, id: s.source_id });
 const byRef = (a: SourceRef, b: SourceRef): number => (a.kind < b.kind ? -1 : a.kind > b.kind ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 
-/** A UUID (version 8, RFC 9562: name-based, custom hash) from SHA-256 of tenant and anchor. */
+const HEX = '0123456789abcdef';
+// One-shot crypto.hash where it exists (Node 20.12+): no Hash object per call. Node 20.11 builds one.
+const sha256Hex: (text: string) => string =
+  typeof crypto.hash === 'function' ? (text) => crypto.hash('sha256', text, 'hex') : (text) => crypto.createHash('sha256').update(text, 'utf8').digest('hex');
+
+/**
+ * A UUID (version 8, RFC 9562: name-based, custom hash) from SHA-256 of tenant and anchor: one
+ * one-shot hash per asset, the version and variant bits set on the hex text.
+ */
 export function assetIdOf(tenant: string, anchor: string): string {
-  const h = crypto.createHash('sha256').update(`${tenant}\u0000${anchor}`, 'utf8').digest();
-  h[6] = ((h[6] as number) & 0x0f) | 0x80;
-  h[8] = ((h[8] as number) & 0x3f) | 0x80;
-  const hex = h.subarray(0, 16).toString('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+  const hex = sha256Hex(`${tenant}\u0000${anchor}`);
+  const variant = HEX[(Number.parseInt(hex[16] as string, 16) & 0x3) | 0x8] as string;
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
 }
 
-function groupBy<T>(items: readonly T[], keyOf: (item: T) => string | null): Map<string, T[]> {
-  const groups = new Map<string, T[]>();
-  for (const item of items) {
-    const key = keyOf(item);
+/** Indices of the sources grouped by a key (sources without one left out), in source order. */
+function groupBy(sources: readonly SourceIdentity[], keyOf: (s: SourceIdentity) => string | null): Map<string, number[]> {
+  const groups = new Map<string, number[]>();
+  for (let i = 0; i < sources.length; i++) {
+    const key = keyOf(sources[i] as SourceIdentity);
     if (key === null) continue;
     const group = groups.get(key);
-    if (group === undefined) groups.set(key, [item]);
-    else group.push(item);
+    if (group === undefined) groups.set(key, [i]);
+    else group.push(i);
   }
   return groups;
 }
 
+/** What the steps share: the sources, each one's key (computed once), and the anchor found so far by index. */
+interface MatchState {
+  readonly sources: readonly SourceIdentity[];
+  readonly keys: readonly string[];
+  readonly anchors: (string | undefined)[];
+  readonly conflicts: MatchConflict[];
+}
+
+const soloAnchorAt = (st: MatchState, i: number): string => `source:${st.keys[i] as string}`;
+
 /** Step 1: serial groups; a serial two machines claim is split per machine and reported. */
-function matchSerials(sources: readonly SourceIdentity[], anchorOf: Map<string, string>, conflicts: MatchConflict[]): void {
+function matchSerials(st: MatchState): void {
+  const { sources, anchors } = st;
   for (const [serial, group] of groupBy(sources, (s) => s.serial_fingerprint)) {
     const machines = new Set<string>();
-    for (const s of group) if (s.kind === 'agent' && s.hardware_fingerprint !== null) machines.add(s.hardware_fingerprint);
+    for (const i of group) {
+      const s = sources[i] as SourceIdentity;
+      if (s.kind === 'agent' && s.hardware_fingerprint !== null) machines.add(s.hardware_fingerprint);
+    }
     if (machines.size <= 1) {
       const anchor = `serial:${serial}`;
-      for (const s of group) anchorOf.set(sourceKey(s), anchor);
+      for (const i of group) anchors[i] = anchor;
       continue;
     }
-    const anchors = new Set<string>();
-    for (const s of group) {
+    const anchorSet = new Set<string>();
+    for (const i of group) {
+      const s = sources[i] as SourceIdentity;
       const anchor =
-        s.kind === 'intune' ? `serial:${serial}|intune` : s.hardware_fingerprint === null ? soloAnchor(s) : `serial:${serial}|hardware:${s.hardware_fingerprint}`;
-      anchorOf.set(sourceKey(s), anchor);
-      anchors.add(anchor);
+        s.kind === 'intune' ? `serial:${serial}|intune` : s.hardware_fingerprint === null ? soloAnchorAt(st, i) : `serial:${serial}|hardware:${s.hardware_fingerprint}`;
+      anchors[i] = anchor;
+      anchorSet.add(anchor);
     }
-    conflicts.push({
+    st.conflicts.push({
       key: `serial_on_several_machines:${serial}`,
       kind: 'serial_on_several_machines',
       serial_fingerprint: serial,
       entra_device_id: null,
-      anchors: [...anchors].sort(),
-      sources: group.map(refOf).sort(byRef),
+      anchors: [...anchorSet].sort(),
+      sources: group.map((i) => refOf(sources[i] as SourceIdentity)).sort(byRef),
     });
   }
 }
 
 /** Step 2: Entra device ids, for the sources without a serial. */
-function matchEntraIds(sources: readonly SourceIdentity[], anchorOf: Map<string, string>, conflicts: MatchConflict[]): void {
+function matchEntraIds(st: MatchState): void {
+  const { sources, anchors } = st;
   for (const [entra, group] of groupBy(sources, (s) => s.entra_device_id)) {
-    const loose: SourceIdentity[] = [];
+    const loose: number[] = [];
     const anchorSet = new Set<string>();
-    for (const s of group) {
-      const anchor = anchorOf.get(sourceKey(s));
-      if (anchor === undefined) loose.push(s);
+    for (const i of group) {
+      const anchor = anchors[i];
+      if (anchor === undefined) loose.push(i);
       else anchorSet.add(anchor);
     }
-    const anchors = [...anchorSet].sort();
-    if (anchors.length === 1) {
-      for (const s of loose) anchorOf.set(sourceKey(s), anchors[0] as string);
-    } else if (anchors.length === 0) {
-      for (const s of loose) anchorOf.set(sourceKey(s), `entra:${entra}`);
+    const found = [...anchorSet].sort();
+    if (found.length === 1) {
+      for (const i of loose) anchors[i] = found[0] as string;
+    } else if (found.length === 0) {
+      for (const i of loose) anchors[i] = `entra:${entra}`;
     } else {
-      for (const s of loose) anchorOf.set(sourceKey(s), soloAnchor(s));
-      conflicts.push({
+      for (const i of loose) anchors[i] = soloAnchorAt(st, i);
+      st.conflicts.push({
         key: `entra_device_id_on_several_assets:${entra}`,
         kind: 'entra_device_id_on_several_assets',
         serial_fingerprint: null,
         entra_device_id: entra,
-        anchors: [...anchors, ...loose.map(soloAnchor)].sort(),
-        sources: group.map(refOf).sort(byRef),
+        anchors: [...found, ...loose.map((i) => soloAnchorAt(st, i))].sort(),
+        sources: group.map((i) => refOf(sources[i] as SourceIdentity)).sort(byRef),
       });
     }
   }
 }
 
-export function matchSources(sources: readonly SourceIdentity[]): MatchResult {
-  const anchorOf = new Map<string, string>();
-  const conflicts: MatchConflict[] = [];
-  matchSerials(sources, anchorOf, conflicts);
-  matchEntraIds(sources, anchorOf, conflicts);
-  for (const s of sources) {
-    const key = sourceKey(s);
-    if (!anchorOf.has(key)) anchorOf.set(key, `source:${key}`);
-  }
-  conflicts.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  return { anchorOf, conflicts };
+/**
+ * Matches the sources; `anchors[i]` is the anchor of `sources[i]` (`anchorOf` the same by source
+ * key). Each source's key is computed once, and the steps index sources by position, so a large
+ * tenant's match allocates little beyond its result.
+ */
+export function matchSources(sources: readonly SourceIdentity[]): MatchResult & { readonly anchors: readonly string[]; readonly keys: readonly string[] } {
+  const st: MatchState = { sources, keys: sources.map(sourceKey), anchors: new Array<string | undefined>(sources.length), conflicts: [] };
+  matchSerials(st);
+  matchEntraIds(st);
+  for (let i = 0; i < sources.length; i++) st.anchors[i] ??= soloAnchorAt(st, i);
+  st.conflicts.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const anchors = st.anchors as string[];
+  let anchorOf: Map<string, string> | undefined;
+  return {
+    // Built when asked for: the service reads anchors by index and never needs the map.
+    get anchorOf() {
+      anchorOf ??= new Map(anchors.map((a, i) => [st.keys[i] as string, a]));
+      return anchorOf;
+    },
+    anchors,
+    keys: st.keys,
+    conflicts: st.conflicts,
+  };
 }
 
 /** The keys a source can be matched on: what an incremental re-match follows to find its neighbours. */

@@ -6,10 +6,10 @@
 import crypto from 'node:crypto';
 import type { Queryable } from '../db/index.js';
 import type { Actor, AppendInput } from '../chronicle/types.js';
-import { summarize, type ObservedSource } from './attributes.js';
+import { summarize, type SummarySource } from './attributes.js';
 import { assetIdOf, keysOf, matchSources, sourceKey, type MatchConflict, type SourceRef } from './match.js';
 import * as store from './store.js';
-import type { ConflictRow, SourceRow, StoredKey, StoredSource } from './store.js';
+import type { ConflictRow, MatchRow, SourceRow, StoredKey, StoredSource } from './store.js';
 
 export const MATCHER_ACTOR: Actor = { kind: 'system', id: 'asset-matcher' };
 /** Items per event: a from-scratch match of a large tenant is a few dozen events, not thousands. */
@@ -66,68 +66,88 @@ export async function closureOf(q: Queryable, tenant: string, seeds: readonly (S
   return found;
 }
 
-const asObserved = (s: SourceRow): ObservedSource => ({ kind: s.kind, source_id: s.source_id, last_seen_at: s.last_seen_at, observation: s.observation }) as ObservedSource;
+const asSummary = (s: MatchRow): SummarySource => ({ kind: s.kind, source_id: s.source_id, last_seen_at: s.last_seen_at, observation: s.observation }) as SummarySource;
 
-function assetsOf(tenant: string, rows: readonly SourceRow[], anchorOf: ReadonlyMap<string, string>) {
-  const byAsset = new Map<string, { anchor: string; rows: StoredSource[] }>();
+/** The matched assets: each asset's anchor and the indices of its rows; `assetIdAt[i]` is row i's asset. */
+interface Placed {
+  readonly byAsset: ReadonlyMap<string, { readonly anchor: string; readonly rows: number[] }>;
+  readonly assetIdAt: readonly string[];
+  /** anchor -> asset id: one SHA-256 per anchor, never one per source or comparison. */
+  readonly idOf: ReadonlyMap<string, string>;
+}
+
+function place(tenant: string, anchors: readonly string[]): Placed {
+  const byAsset = new Map<string, { anchor: string; rows: number[] }>();
   const idOf = new Map<string, string>();
-  for (const row of rows) {
-    const anchor = anchorOf.get(sourceKey(row)) as string;
+  const assetIdAt = new Array<string>(anchors.length);
+  for (let i = 0; i < anchors.length; i++) {
+    const anchor = anchors[i] as string;
     let assetId = idOf.get(anchor);
     if (assetId === undefined) {
       assetId = assetIdOf(tenant, anchor);
       idOf.set(anchor, assetId);
+      byAsset.set(assetId, { anchor, rows: [i] });
+    } else {
+      (byAsset.get(assetId) as { rows: number[] }).rows.push(i);
     }
-    const entry = byAsset.get(assetId) ?? { anchor, rows: [] };
-    entry.rows.push({ ...row, asset_id: assetId });
-    byAsset.set(assetId, entry);
+    assetIdAt[i] = assetId;
   }
-  return byAsset;
+  return { byAsset, assetIdAt, idOf };
 }
 
-const refOf = (s: SourceRow): SourceRef => ({ kind: s.kind, id: s.source_id });
+const refOf = (s: MatchRow): SourceRef => ({ kind: s.kind, id: s.source_id });
 const serialOfAnchor = (anchor: string): string | null => (anchor.startsWith('serial:') ? (anchor.slice(7).split('|')[0] ?? null) : null);
 
 function diffMerges(
-  byAsset: ReadonlyMap<string, { anchor: string; rows: StoredSource[] }>,
+  rows: readonly MatchRow[],
+  keys: readonly string[],
+  placed: Placed,
   oldAssetOf: ReadonlyMap<string, string>,
 ): { merges: MergeItem[]; splits: SplitItem[] } {
   const merges: MergeItem[] = [];
   const movedFrom = new Map<string, Set<string>>();
-  for (const [assetId, { anchor, rows }] of byAsset) {
-    for (const row of rows) {
-      const before = oldAssetOf.get(sourceKey(row));
+  for (const [assetId, { anchor, rows: members }] of placed.byAsset) {
+    for (const i of members) {
+      const before = oldAssetOf.get(keys[i] as string);
       if (before !== undefined) movedFrom.set(before, (movedFrom.get(before) ?? new Set()).add(assetId));
     }
-    if (rows.length < 2) continue;
-    const joined = rows.filter((r) => oldAssetOf.get(sourceKey(r)) !== assetId);
+    if (members.length < 2) continue;
+    const joined = members.filter((i) => oldAssetOf.get(keys[i] as string) !== assetId);
     if (joined.length === 0) continue;
+    const mine = members.map((i) => rows[i] as MatchRow);
     merges.push({
       asset_id: assetId,
-      rule: anchor.startsWith('entra:') || !rows.every((r) => r.serial_fingerprint !== null) ? 'entra_device_id' : 'serial_fingerprint',
+      rule: anchor.startsWith('entra:') || !mine.every((r) => r.serial_fingerprint !== null) ? 'entra_device_id' : 'serial_fingerprint',
       serial_fingerprint: serialOfAnchor(anchor),
-      entra_device_id: anchor.startsWith('entra:') ? anchor.slice(6) : (rows.find((r) => r.entra_device_id !== null)?.entra_device_id ?? null),
-      joined: joined.map(refOf),
-      previous_asset_ids: [...new Set(joined.map((r) => oldAssetOf.get(sourceKey(r))).filter((a): a is string => a !== undefined && a !== assetId))].sort(),
+      entra_device_id: anchor.startsWith('entra:') ? anchor.slice(6) : (mine.find((r) => r.entra_device_id !== null)?.entra_device_id ?? null),
+      joined: joined.map((i) => refOf(rows[i] as MatchRow)),
+      previous_asset_ids: [...new Set(joined.map((i) => oldAssetOf.get(keys[i] as string)).filter((a): a is string => a !== undefined && a !== assetId))].sort(),
     });
   }
   const splits: SplitItem[] = [];
   for (const [before, into] of movedFrom) {
     if (into.size < 2) continue;
-    const serial = [...byAsset.get(before)?.rows ?? []].find((r) => r.serial_fingerprint !== null)?.serial_fingerprint ?? null;
+    const members = placed.byAsset.get(before)?.rows ?? [];
+    const serial = members.map((i) => rows[i] as MatchRow).find((r) => r.serial_fingerprint !== null)?.serial_fingerprint ?? null;
     splits.push({ asset_id: before, serial_fingerprint: serial, into_asset_ids: [...into].sort() });
   }
   return { merges, splits };
 }
 
-function conflictRows(tenant: string, conflicts: readonly MatchConflict[], previous: ReadonlyMap<string, ConflictRow>, at: string): ConflictRow[] {
+function conflictRows(
+  tenant: string,
+  conflicts: readonly MatchConflict[],
+  previous: ReadonlyMap<string, ConflictRow>,
+  idOf: ReadonlyMap<string, string>,
+  at: string,
+): ConflictRow[] {
   return conflicts.map((c) => ({
     conflict_key: c.key,
     conflict_id: previous.get(c.key)?.conflict_id ?? crypto.randomUUID(),
     kind: c.kind,
     serial_fingerprint: c.serial_fingerprint,
     entra_device_id: c.entra_device_id,
-    asset_ids: c.anchors.map((a) => assetIdOf(tenant, a)).sort(),
+    asset_ids: c.anchors.map((a) => idOf.get(a) ?? assetIdOf(tenant, a)).sort(),
     sources: c.sources,
     detected_at: previous.get(c.key)?.detected_at ?? at,
   }));
@@ -164,55 +184,94 @@ export function matchEvents(tenant: string, runId: string, merges: readonly Merg
   return events;
 }
 
-export interface ReplaceArgs {
+interface ReplaceBase {
   readonly tenant: string;
   /** The stored rows in scope (all of the tenant's for a from-scratch match). */
   readonly before: ReadonlyMap<string, StoredSource>;
-  /** What those sources are now (removed ones absent, new ones present). */
-  readonly after: readonly SourceRow[];
-  /** true: the whole tenant is in scope (bulk deletes, every conflict replaced). */
-  readonly whole: boolean;
   readonly at: string;
   readonly record: (events: AppendInput[]) => Promise<void>;
 }
 
+export type ReplaceArgs = ReplaceBase &
+  (
+    | {
+        /** The whole tenant is in scope (bulk deletes, every conflict replaced); Intune observations are copied inside the database. */
+        readonly whole: true;
+        /** Every live source: Intune records with their summary fields only, agents whole. */
+        readonly after: readonly MatchRow[];
+      }
+    | {
+        readonly whole: false;
+        /** What the sources in scope are now (removed ones absent, new ones present), observations whole. */
+        readonly after: readonly SourceRow[];
+      }
+  );
+
+const byAssetId = <T extends { asset_id: string }>(a: T, b: T): number => (a.asset_id < b.asset_id ? -1 : a.asset_id > b.asset_id ? 1 : 0);
+
 /** Matches `after`, writes the difference to `before`, and records what merged, split or conflicted. */
 export async function replaceSubset(q: Queryable, args: ReplaceArgs): Promise<MatchReport> {
-  const { tenant, before, after, whole, at } = args;
-  const { anchorOf, conflicts } = matchSources(after);
-  const byAsset = assetsOf(tenant, after, anchorOf);
-  const oldAssetOf = new Map([...before].map(([k, s]) => [k, s.asset_id]));
-  const { merges, splits } = diffMerges(byAsset, oldAssetOf);
+  const { tenant, before, after, at } = args;
+  const { anchors, keys, conflicts } = matchSources(after);
+  const placed = place(tenant, anchors);
+  const oldAssetOf = new Map<string, string>();
+  for (const [k, s] of before) oldAssetOf.set(k, s.asset_id);
+  const { merges, splits } = diffMerges(after, keys, placed, oldAssetOf);
 
   // Conflicts whose key this scope could have touched: every key of a source before or after.
   const scopeKeys = new Set<string>();
-  for (const s of [...before.values(), ...after]) {
+  const noteKeys = (s: MatchRow) => {
     if (s.serial_fingerprint !== null) scopeKeys.add(`serial_on_several_machines:${s.serial_fingerprint}`);
     if (s.entra_device_id !== null) scopeKeys.add(`entra_device_id_on_several_assets:${s.entra_device_id}`);
+  };
+  if (!args.whole) {
+    before.forEach(noteKeys);
+    after.forEach(noteKeys);
   }
-  const previous = new Map((await store.conflictsByKey(q, tenant, whole ? null : [...scopeKeys])).map((c) => [c.conflict_key, c]));
-  const nextConflicts = conflictRows(tenant, conflicts, previous, at);
+  const previous = new Map((await store.conflictsByKey(q, tenant, args.whole ? null : [...scopeKeys])).map((c) => [c.conflict_key, c]));
+  const nextConflicts = conflictRows(tenant, conflicts, previous, placed.idOf, at);
+  const nextKeys = new Set(nextConflicts.map((c) => c.conflict_key));
   const detected = nextConflicts.filter((c) => !previous.has(c.conflict_key));
   const conflicted = new Set(nextConflicts.flatMap((c) => c.asset_ids));
 
-  const assetRows: store.AssetRow[] = [...byAsset].map(([assetId, { anchor, rows }]) => ({
-    asset_id: assetId,
-    anchor,
-    serial_fingerprint: rows.find((r) => r.serial_fingerprint !== null)?.serial_fingerprint ?? null,
-    ...summarize(rows.map(asObserved)),
-    conflict: conflicted.has(assetId),
-  }));
-  const touchedAssets = new Set([...before.values()].map((s) => s.asset_id));
-  for (const id of byAsset.keys()) touchedAssets.add(id);
+  // In asset order: each table's (tenant, asset_id) index then fills from one end.
+  const assetRows: store.AssetRow[] = [];
+  for (const [assetId, { anchor, rows: members }] of placed.byAsset) {
+    const mine = members.map((i) => after[i] as MatchRow);
+    assetRows.push({
+      asset_id: assetId,
+      anchor,
+      serial_fingerprint: mine.find((r) => r.serial_fingerprint !== null)?.serial_fingerprint ?? null,
+      ...summarize(mine.map(asSummary)),
+      conflict: conflicted.has(assetId),
+    });
+  }
+  assetRows.sort(byAssetId);
 
-  await store.deleteSources(q, tenant, [...before.values()], whole);
-  const rows = [...byAsset.values()].flatMap((a) => a.rows);
-  await (whole ? store.insertAllSources(q, tenant, rows) : store.insertSources(q, tenant, rows));
-  await store.deleteAssets(q, tenant, [...touchedAssets], whole);
+  if (args.whole) {
+    await store.deleteSources(q, tenant, [], true);
+    const intune: store.Placement[] = [];
+    const agents: StoredSource[] = [];
+    args.after.forEach((row, i) => {
+      const asset_id = placed.assetIdAt[i] as string;
+      if (row.kind === 'intune') intune.push({ origin: row.origin, source_id: row.source_id, asset_id });
+      else agents.push({ ...(row as SourceRow), asset_id });
+    });
+    await store.insertIntunePlacements(q, tenant, intune.sort(byAssetId));
+    await store.insertSources(q, tenant, agents.sort(byAssetId));
+    await store.deleteAssets(q, tenant, [], true);
+  } else {
+    const touchedAssets = new Set<string>();
+    for (const s of before.values()) touchedAssets.add(s.asset_id);
+    for (const id of placed.byAsset.keys()) touchedAssets.add(id);
+    await store.deleteSources(q, tenant, [...before.values()], false);
+    await store.insertSources(q, tenant, args.after.map((row, i) => ({ ...row, asset_id: placed.assetIdAt[i] as string })).sort(byAssetId));
+    await store.deleteAssets(q, tenant, [...touchedAssets], false);
+  }
   await store.insertAssets(q, tenant, assetRows, at);
-  await store.replaceConflicts(q, tenant, whole ? null : [...scopeKeys], nextConflicts);
+  await store.replaceConflicts(q, tenant, args.whole ? null : [...scopeKeys], nextConflicts);
   // Assets outside this scope named by a conflict in it keep their flag in step.
-  if (!whole) {
+  if (!args.whole) {
     await q.query(
       `UPDATE assets a SET conflict = EXISTS (SELECT 1 FROM asset_conflicts c WHERE c.tenant = a.tenant AND c.asset_ids ? a.asset_id::text)
         WHERE a.tenant = $1 AND a.asset_id = ANY($2::uuid[])`,
@@ -222,11 +281,11 @@ export async function replaceSubset(q: Queryable, args: ReplaceArgs): Promise<Ma
   await args.record(matchEvents(tenant, crypto.randomUUID(), merges, splits, detected));
   return {
     sources: after.length,
-    assets: byAsset.size,
+    assets: placed.byAsset.size,
     merged: merges.length,
     split: splits.length,
     conflicts_detected: detected.length,
-    conflicts_resolved: [...previous.keys()].filter((k) => !nextConflicts.some((c) => c.conflict_key === k)).length,
+    conflicts_resolved: [...previous.keys()].filter((k) => !nextKeys.has(k)).length,
   };
 }
 

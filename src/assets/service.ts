@@ -73,15 +73,18 @@ export function createAssetService(options: AssetServiceOptions): AssetService {
     return report;
   }
 
+  /** A from-scratch match inside a locked transaction: every live source, nothing of the stored assignment but ids and keys. */
+  async function rebuildWithin(tx: Queryable, tenant: string, record: (events: AppendInput[]) => Promise<void>): Promise<MatchReport> {
+    // One connection, one query at a time: a transaction's statements run in order.
+    const intune = await store.liveIntuneMatchRows(tx, tenant);
+    const agents = await store.liveAgentSources(tx, tenant);
+    const stored = await store.storedAssignmentsOfTenant(tx, tenant);
+    const before = new Map(stored.map((s) => [sourceKey(s), s]));
+    return replaceSubset(tx, { tenant, before, after: [...intune, ...agents], whole: true, at: new Date(now()).toISOString(), record });
+  }
+
   async function rebuild(tenant: string): Promise<MatchReport> {
-    return locked(tenant, async (tx, record) => {
-      // One connection, one query at a time: a transaction's statements run in order.
-      const intune = await store.liveIntuneSources(tx, tenant);
-      const agents = await store.liveAgentSources(tx, tenant);
-      const stored = await store.storedAssignmentsOfTenant(tx, tenant);
-      const before = new Map(stored.map((s) => [sourceKey(s), s]));
-      return replaceSubset(tx, { tenant, before, after: [...intune, ...agents], whole: true, at: new Date(now()).toISOString(), record });
-    });
+    return locked(tenant, (tx, record) => rebuildWithin(tx, tenant, record));
   }
 
   async function rematchChanges(tenant: string, tx: Queryable, record: (events: AppendInput[]) => Promise<void>, upserts: store.SourceRow[], removed: store.StoredKey[]) {
@@ -111,14 +114,15 @@ export function createAssetService(options: AssetServiceOptions): AssetService {
 
   async function rematchConnection(tenant: string, connectionId: string): Promise<MatchReport> {
     return locked(tenant, async (tx, record) => {
+      // Nothing matched yet (a first sync, from serve or the CLI): one from-scratch match, not every record as a change.
+      if (!(await store.hasSources(tx, tenant))) return rebuildWithin(tx, tenant, record);
       const { upserts, removed } = await store.connectionChanges(tx, tenant, connectionId.toLowerCase());
       return rematchChanges(tenant, tx, record, upserts, removed);
     });
   }
 
   async function reconcile(tenant: string): Promise<MatchReport> {
-    const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM asset_sources WHERE tenant = $1', [tenant]);
-    if ((rows[0]?.n ?? 0) === 0) return rebuild(tenant);
+    if (!(await store.hasSources(db, tenant))) return rebuild(tenant);
     const reports: MatchReport[] = [];
     for (const connectionId of await store.connectionIdsOf(db, tenant)) reports.push(await rematchConnection(tenant, connectionId));
     reports.push(

@@ -6,14 +6,22 @@
 import type { Queryable } from '../db/index.js';
 import type { DevicePosture } from '../connector/posture.js';
 import { isoOrNull } from '../common/values.js';
-import { heartbeatReadings, summarize, type AgentObservation, type ObservedSource } from './attributes.js';
+import { heartbeatReadings, summarize, type AgentObservation, type IntuneSummaryFields, type ObservedSource } from './attributes.js';
 import type { SourceIdentity, SourceKind } from './match.js';
 
 export type Observation = DevicePosture | AgentObservation;
 
-export interface SourceRow extends SourceIdentity {
-  readonly observation: Observation;
+/**
+ * A source as a from-scratch match needs it: its identity keys and what the asset summary reads
+ * (an Intune record's few summary fields, not its whole posture; an agent's small observation whole).
+ */
+export interface MatchRow extends SourceIdentity {
+  readonly observation: IntuneSummaryFields | AgentObservation;
   readonly last_seen_at: string | null;
+}
+
+export interface SourceRow extends MatchRow {
+  readonly observation: Observation;
 }
 
 export interface StoredSource extends SourceRow {
@@ -46,6 +54,26 @@ export interface ConflictRow {
 const json = <T>(value: T | string): T => (typeof value === 'string' ? (JSON.parse(value) as T) : value);
 const CHUNK = 5000;
 
+/** Elements an array literal can carry bare: ids, fingerprints, anchors, enum words, t/f (never the word NULL). */
+const BARE = /^[0-9A-Za-z_.:|+-]+$/;
+
+/**
+ * A PostgreSQL array literal of one column, for `$n::text[]` (or uuid[], boolean[]): ids and
+ * fingerprints go bare and anything else quoted, so a 100,000-row column costs one regular-expression
+ * test per value instead of the driver's two replaces and several concatenations per element.
+ */
+export function arrayLiteral(values: readonly (string | boolean | null)[]): string {
+  const parts = new Array<string>(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (v === null || v === undefined) parts[i] = 'NULL';
+    else if (typeof v === 'boolean') parts[i] = v ? 't' : 'f';
+    else if (BARE.test(v) && (v.length !== 4 || v.toUpperCase() !== 'NULL')) parts[i] = v;
+    else parts[i] = `"${v.replace(/[\\"]/g, '\\$&')}"`;
+  }
+  return `{${parts.join(',')}}`;
+}
+
 // ---- live sources ---------------------------------------------------------------------------
 
 interface IntuneLiveRow {
@@ -68,13 +96,52 @@ export function intuneSource(row: IntuneLiveRow): SourceRow {
   };
 }
 
-const LIVE_INTUNE = `SELECT p.connection_id::text AS connection_id, p.device_id, p.posture
-  FROM intune_device_postures p JOIN intune_connections c ON c.current_snapshot_id = p.snapshot_id AND c.tenant = p.tenant
- WHERE c.tenant = $1 AND c.status <> 'disabled'`;
 
-export async function liveIntuneSources(q: Queryable, tenant: string): Promise<SourceRow[]> {
-  const { rows } = await q.query<IntuneLiveRow>(LIVE_INTUNE, [tenant]);
-  return rows.map(intuneSource);
+interface IntuneMatchDbRow {
+  connection_id: string;
+  device_id: string;
+  serial_fingerprint: string | null;
+  entra_device_id: string | null;
+  os_family: string;
+  os_version: string | null;
+  compliance_state: DevicePosture['compliance_state'];
+  is_encrypted: boolean | null;
+  last_sync_at: string | null;
+  enrolled_at: string | null;
+}
+
+/**
+ * The live Intune records of the tenant as matching and the summary need them: columns read out of
+ * the posture by the server, so a large tenant's postures never travel or get parsed whole (the
+ * from-scratch write copies them inside the database).
+ */
+export async function liveIntuneMatchRows(q: Queryable, tenant: string): Promise<MatchRow[]> {
+  const { rows } = await q.query<IntuneMatchDbRow>(
+    `SELECT p.connection_id::text AS connection_id, p.device_id, p.posture->>'serial_fingerprint' AS serial_fingerprint,
+            p.posture->>'azure_ad_device_id' AS entra_device_id, p.os_family, p.posture->>'os_version' AS os_version, p.compliance_state,
+            (p.posture->>'is_encrypted')::boolean AS is_encrypted, p.posture->>'last_sync_at' AS last_sync_at, p.posture->>'enrolled_at' AS enrolled_at
+       FROM intune_device_postures p JOIN intune_connections c ON c.current_snapshot_id = p.snapshot_id AND c.tenant = p.tenant
+      WHERE c.tenant = $1 AND c.status <> 'disabled'`,
+    [tenant],
+  );
+  return rows.map((r) => ({
+    kind: 'intune',
+    origin: r.connection_id,
+    source_id: r.device_id,
+    serial_fingerprint: r.serial_fingerprint,
+    hardware_fingerprint: null,
+    entra_device_id: r.entra_device_id,
+    observation: {
+      device_id: r.device_id,
+      os_family: r.os_family as DevicePosture['os_family'],
+      os_version: r.os_version,
+      compliance_state: r.compliance_state,
+      is_encrypted: r.is_encrypted === true,
+      last_sync_at: r.last_sync_at,
+      enrolled_at: r.enrolled_at,
+    },
+    last_seen_at: r.last_sync_at,
+  }));
 }
 
 /**
@@ -83,19 +150,19 @@ export async function liveIntuneSources(q: Queryable, tenant: string): Promise<S
  * stored records that are no longer live (deleted in Intune, or the connection disabled).
  */
 export async function connectionChanges(q: Queryable, tenant: string, connectionId: string): Promise<{ upserts: SourceRow[]; removed: StoredKey[] }> {
-  const [changed, removed] = await Promise.all([
-    q.query<IntuneLiveRow>(
-      `${LIVE_INTUNE} AND c.id = $2::uuid AND NOT EXISTS (
-         SELECT 1 FROM asset_sources s WHERE s.tenant = $1 AND s.kind = 'intune' AND s.origin = $3::text AND s.source_id = p.device_id AND s.observation = p.posture)`,
-      [tenant, connectionId, connectionId],
-    ),
-    q.query<StoredKey>(
-      `SELECT s.kind, s.origin, s.source_id FROM asset_sources s WHERE s.tenant = $1 AND s.kind = 'intune' AND s.origin = $3::text AND NOT EXISTS (
-         SELECT 1 FROM intune_device_postures p JOIN intune_connections c ON c.current_snapshot_id = p.snapshot_id AND c.tenant = p.tenant
-          WHERE c.tenant = $1 AND c.id = $2::uuid AND c.status <> 'disabled' AND p.device_id = s.source_id)`,
-      [tenant, connectionId, connectionId],
-    ),
-  ]);
+  // The snapshot id is found once (an init plan), so each side is one hash anti-join over the other.
+  const current = `(SELECT current_snapshot_id FROM intune_connections WHERE tenant = $1 AND id = $2::uuid AND status <> 'disabled')`;
+  const changed = await q.query<IntuneLiveRow>(
+    `SELECT p.connection_id::text AS connection_id, p.device_id, p.posture FROM intune_device_postures p
+      WHERE p.snapshot_id = ${current} AND p.tenant = $1 AND NOT EXISTS (
+        SELECT 1 FROM asset_sources s WHERE s.tenant = $1 AND s.kind = 'intune' AND s.origin = $3::text AND s.source_id = p.device_id AND s.observation = p.posture)`,
+    [tenant, connectionId, connectionId],
+  );
+  const removed = await q.query<StoredKey>(
+    `SELECT s.kind, s.origin, s.source_id FROM asset_sources s WHERE s.tenant = $1 AND s.kind = 'intune' AND s.origin = $3::text AND NOT EXISTS (
+       SELECT 1 FROM intune_device_postures p WHERE p.snapshot_id = ${current} AND p.device_id = s.source_id)`,
+    [tenant, connectionId, connectionId],
+  );
   return { upserts: changed.rows.map(intuneSource), removed: removed.rows };
 }
 
@@ -208,19 +275,30 @@ export async function storedSourcesByKey(q: Queryable, tenant: string, keys: rea
   return rows.map(storedOf);
 }
 
-/** Stored sources sharing any of these serials or Entra ids, or belonging to any of these assets. */
+/**
+ * Stored sources sharing any of these serials or Entra ids, or belonging to any of these assets.
+ * Serials are found through the assets: every source reporting a serial belongs to an asset whose
+ * serial_fingerprint is that serial (an asset formed on a serial holds only that serial's sources and
+ * serial-less ones; one formed on an Entra id or standing alone holds no other serial), so the
+ * sources table needs no serial index of its own.
+ */
 export async function storedNeighbours(
   q: Queryable,
   tenant: string,
   keys: { serials: readonly string[]; entraIds: readonly string[]; assetIds: readonly string[] },
 ): Promise<StoredSource[]> {
   const { rows } = await q.query<StoredDbRow>(
-    `SELECT ${STORED_COLUMNS} FROM asset_sources WHERE tenant = $1 AND serial_fingerprint = ANY($2::text[])
-     UNION ALL SELECT ${STORED_COLUMNS} FROM asset_sources WHERE tenant = $1 AND entra_device_id = ANY($3::text[])
-     UNION ALL SELECT ${STORED_COLUMNS} FROM asset_sources WHERE tenant = $1 AND asset_id = ANY($4::uuid[])`,
+    `SELECT ${STORED_COLUMNS} FROM asset_sources WHERE tenant = $1 AND asset_id IN (
+       SELECT asset_id FROM assets WHERE tenant = $1 AND serial_fingerprint = ANY($2::text[]) UNION SELECT unnest($4::uuid[]))
+     UNION ALL SELECT ${STORED_COLUMNS} FROM asset_sources WHERE tenant = $1 AND entra_device_id = ANY($3::text[])`,
     [tenant, keys.serials, keys.entraIds, keys.assetIds],
   );
   return rows.map(storedOf);
+}
+
+export async function hasSources(q: Queryable, tenant: string): Promise<boolean> {
+  const { rows } = await q.query<{ found: boolean }>('SELECT EXISTS (SELECT 1 FROM asset_sources WHERE tenant = $1) AS found', [tenant]);
+  return rows[0]?.found === true;
 }
 
 export async function touchAgent(q: Queryable, tenant: string, agentId: string, lastSeenAt: string | null): Promise<void> {
@@ -251,24 +329,29 @@ export async function deleteSources(q: Queryable, tenant: string, keys: readonly
   );
 }
 
+/** Where a from-scratch match put one Intune record. */
+export interface Placement {
+  readonly origin: string;
+  readonly source_id: string;
+  readonly asset_id: string;
+}
+
 /**
- * A from-scratch match's rows: Intune records are copied from the current snapshots in the
- * database (their observation is the snapshot's posture), so only ids travel; agents go as JSON.
+ * A from-scratch match's Intune rows: copied from the current snapshots inside the database (their
+ * observation is the snapshot's posture), so only ids travel, as three column arrays per statement.
  */
-export async function insertAllSources(q: Queryable, tenant: string, rows: readonly StoredSource[]): Promise<void> {
-  const intune = rows.filter((r) => r.kind === 'intune');
-  for (let i = 0; i < intune.length; i += CHUNK * 4) {
-    const chunk = intune.slice(i, i + CHUNK * 4);
+export async function insertIntunePlacements(q: Queryable, tenant: string, rows: readonly Placement[]): Promise<void> {
+  for (let i = 0; i < rows.length; i += CHUNK * 4) {
+    const chunk = rows.slice(i, i + CHUNK * 4);
     await q.query(
       `INSERT INTO asset_sources (tenant, kind, origin, source_id, asset_id, serial_fingerprint, hardware_fingerprint, entra_device_id, observation, last_seen_at)
        SELECT $1, 'intune', a.origin, a.source_id, a.asset_id, p.posture->>'serial_fingerprint', NULL, p.posture->>'azure_ad_device_id', p.posture, p.last_sync_at
          FROM unnest($2::text[], $3::text[], $4::uuid[]) AS a(origin, source_id, asset_id)
          JOIN intune_connections c ON c.id = a.origin::uuid AND c.tenant = $1 AND c.status <> 'disabled'
          JOIN intune_device_postures p ON p.snapshot_id = c.current_snapshot_id AND p.device_id = a.source_id`,
-      [tenant, chunk.map((r) => r.origin), chunk.map((r) => r.source_id), chunk.map((r) => r.asset_id)],
+      [tenant, arrayLiteral(chunk.map((r) => r.origin)), arrayLiteral(chunk.map((r) => r.source_id)), arrayLiteral(chunk.map((r) => r.asset_id))],
     );
   }
-  await insertSources(q, tenant, rows.filter((r) => r.kind !== 'intune'));
 }
 
 export async function insertSources(q: Queryable, tenant: string, rows: readonly StoredSource[]): Promise<void> {
@@ -331,7 +414,7 @@ export async function insertAssets(q: Queryable, tenant: string, rows: readonly 
   // Column arrays: one parameter per column, no JSON to build or parse.
   for (let i = 0; i < rows.length; i += CHUNK * 4) {
     const chunk = rows.slice(i, i + CHUNK * 4);
-    const column = <K extends keyof AssetRow>(key: K) => chunk.map((r) => r[key]);
+    const column = <K extends keyof AssetRow>(key: K) => arrayLiteral(chunk.map((r) => r[key]));
     await q.query(
       `INSERT INTO assets (tenant, asset_id, anchor, serial_fingerprint, os_family, compliance_state, has_intune, has_agent, disagreement, conflict, updated_at)
        SELECT $1, r.asset_id, r.anchor, r.serial_fingerprint, r.os_family, r.compliance_state, r.has_intune, r.has_agent, r.disagreement, r.conflict, $11

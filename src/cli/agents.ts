@@ -15,15 +15,18 @@ const CLI_ACTOR: Actor = { kind: 'human', id: 'cli:agents' };
 const DEFAULT_TENANT = 'default';
 
 async function withAgents<T>(config: Config, fn: (agents: AgentService) => Promise<T>): Promise<T> {
-  const [{ createAgentService }, { fingerprintKeys }, { createLogger }] = await Promise.all([
+  const [{ createAgentService }, { createAssetService }, { fingerprintKeys }, { createLogger }] = await Promise.all([
     import('../agents/service.js'),
+    import('../assets/index.js'),
     import('../runtime/fingerprint-keys.js'),
     import('../log/index.js'),
   ]);
   const logger = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel });
   const keys = fingerprintKeys({ file: config.fingerprintKeyFile, logger });
-  return withChronicle(config, { createKey: true }, (chronicle, db) =>
-    fn(
+  return withChronicle(config, { createKey: true }, (chronicle, db) => {
+    // A revocation re-matches the agent's asset here, as serve would: the machine's other sources stand without it at once.
+    const assets = createAssetService({ db, chronicle, logger });
+    return fn(
       createAgentService({
         db,
         chronicle,
@@ -32,9 +35,10 @@ async function withAgents<T>(config: Config, fn: (agents: AgentService) => Promi
         fingerprintKeyFor: keys.keyFor,
         certValidityDays: config.agents.certValidityDays,
         tokenTtlSeconds: config.agents.tokenTtlSeconds,
+        onAgentChanged: (tenant, agentId) => assets.rematchAgent(tenant, agentId),
       }),
-    ),
-  );
+    );
+  });
 }
 
 function table(records: readonly AgentSummary[]): string {

@@ -9,6 +9,9 @@
  */
 import type { DevicePosture } from './posture.js';
 
+/** What the comparator reads of a record: a full posture, or the few fields an asset summary keeps. */
+export type RecordTimes = Pick<DevicePosture, 'last_sync_at' | 'enrolled_at' | 'device_id'>;
+
 /** Milliseconds since the epoch, or NaN for null and unreadable timestamps. */
 const timeOf = (iso: string | null): number => (iso === null ? Number.NaN : Date.parse(iso));
 
@@ -24,7 +27,7 @@ function compareTimes(a: string | null, b: string | null): number {
  * Comparator for `Array.prototype.sort`: the current record first. Negative when `a` is more
  * current than `b`; 0 only for records with the same last sync, enrolment and Intune id.
  */
-export function currentRecordFirst(a: DevicePosture, b: DevicePosture): number {
+export function currentRecordFirst(a: RecordTimes, b: RecordTimes): number {
   return (
     compareTimes(b.last_sync_at, a.last_sync_at) ||
     compareTimes(b.enrolled_at, a.enrolled_at) ||
@@ -33,8 +36,8 @@ export function currentRecordFirst(a: DevicePosture, b: DevicePosture): number {
 }
 
 /** The current record of `records` (undefined when there is none), whatever order they come in. */
-export function currentRecord(records: readonly DevicePosture[]): DevicePosture | undefined {
-  let best: DevicePosture | undefined;
+export function currentRecord<T extends RecordTimes>(records: readonly T[]): T | undefined {
+  let best: T | undefined;
   for (const record of records) if (best === undefined || currentRecordFirst(record, best) < 0) best = record;
   return best;
 }

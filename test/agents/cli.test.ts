@@ -2,7 +2,8 @@
  * The agent commands as users run them (the built binary, a process, no TTY), beside a running
  * server on the same PostgreSQL: `agents token create` prints a token alone, `agent-sim` enrolls
  * with it and heartbeats over mTLS, `agents list` shows the agent without its serial, and
- * `agents revoke` stops it.
+ * `agents revoke` stops it and takes it out of its asset there and then (the CLI re-matches; the
+ * server only learns of the revocation from the database).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -61,13 +62,18 @@ describe.skipIf(!pgAvailable())('intune-connector agents and agent-sim [postgres
     const used = await runCli(['agent-sim', '--url', server.url, '--token', token], env);
     expect(used.stderr).toMatch(/invalid_token/);
 
+    // The server matched the enrolled agent into an asset; the CLI's revocation takes it out without the server's help.
+    expect((await server.assets.bySource('default', 'agent', agentId))?.sources.map((s) => s.id)).toContain(agentId);
     const revoked = await runCli(['agents', 'revoke', agentId], env);
     expect(revoked.code).toBe(0);
     expect((await server.agents.get('default', agentId))?.status).toBe('revoked');
+    expect(await server.assets.bySource('default', 'agent', agentId)).toBeNull();
+    const { rows } = await server.runtime.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM asset_sources WHERE kind = 'agent' AND source_id = $1`, [agentId]);
+    expect(rows[0]?.n).toBe(0);
     const missing = await runCli(['agents', 'revoke', '00000000-0000-4000-8000-000000000000'], env);
     expect(missing.code).toBe(1);
     const badTenant = await runCli(['agents', 'token', 'create', '--tenant', 'no/slashes'], env);
     expect(badTenant.code).not.toBe(0);
     expect(badTenant.stderr).toMatch(/tenant must be/);
-  });
+  }, 180_000);
 });

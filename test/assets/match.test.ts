@@ -74,6 +74,9 @@ describe('matchSources', () => {
     const anchor = a.get(sourceKey(sources[0] as SourceIdentity)) as string;
     expect(assetIdOf('t1', anchor)).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     expect(assetIdOf('t1', anchor)).not.toBe(assetIdOf('t2', anchor));
+    // Stored ids outlive releases: the derivation is pinned (SHA-256 of tenant NUL anchor, version 8, RFC 9562 variant).
+    expect(assetIdOf('t1', 'serial:hmac-sha256:00ff')).toBe('49982228-8bd2-86ee-a43b-020f23127d6e');
+    expect(assetIdOf('default', 'source:agent::a1')).toBe('1b2892b6-4d16-8917-8385-fdda0e8fce35');
   });
 });
 

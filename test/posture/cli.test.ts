@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SyncRunSummary } from '../../src/posture/index.js';
 import { runCli } from '../helpers/cli.js';
@@ -49,6 +50,37 @@ describe.skipIf(!pgAvailable())('intune-connector sync [postgres]', () => {
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(/no connection 00000000-0000-4000-8000-000000000000/);
   });
+
+  it('matches the assets of what it synced, and re-matches what the next sync changed, without a running server', async () => {
+    const url = await freshDatabaseUrl();
+    const env = { ...sim.env, DATABASE_URL: url, INTUNE_DATA_DIR: path.join(dir, 'assets') };
+    const client = new pg.Client({ connectionString: url });
+    const assetOf = async (deviceId: string) =>
+      (await client.query<{ asset_id: string }>(`SELECT asset_id::text AS asset_id FROM asset_sources WHERE kind = 'intune' AND source_id = $1`, [deviceId.toLowerCase()])).rows[0]?.asset_id;
+    const first = await runCli(['sync'], env);
+    expect(first.code, first.stderr).toBe(0);
+    await client.connect();
+    try {
+      const sources = await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM asset_sources WHERE tenant = 'default' AND kind = 'intune'`);
+      expect(sources.rows[0]?.n).toBe(1_500);
+      const withSerial = sim.devices.filter((d) => typeof d['serialNumber'] === 'string' && d['serialNumber'] !== '');
+      const a = withSerial[0];
+      const b = withSerial.find((d) => d['serialNumber'] !== a!['serialNumber']);
+      const [idA, idB] = [String(a!['id']), String(b!['id'])];
+      expect(await assetOf(idA)).toBeDefined();
+      expect(await assetOf(idA)).not.toBe(await assetOf(idB));
+
+      // B now reports A's serial: the next CLI sync joins them into one asset and records the merge.
+      sim.updateDevice(idB, { serialNumber: a!['serialNumber'] });
+      const second = await runCli(['sync'], env);
+      expect(second.code, second.stderr).toBe(0);
+      expect(await assetOf(idB)).toBe(await assetOf(idA));
+      const merged = await client.query<{ data: string }>(`SELECT body AS data FROM chronicle_event WHERE tenant = 'default' AND type = 'asset.sources_merged'`);
+      expect(merged.rows.map((r) => r.data).join('\n')).toContain(idB.toLowerCase());
+    } finally {
+      await client.end();
+    }
+  }, 180_000);
 
   it('without ENTRA_* syncs the labelled demo tenant', async () => {
     const demo = await runCli(['sync'], { DATABASE_URL: await freshDatabaseUrl(), INTUNE_DATA_DIR: path.join(dir, 'demo') });

@@ -91,4 +91,11 @@ export const assetMigrations: readonly Migration[] = [
     // The devices route's fingerprint= filter: one index lookup instead of a scan of the snapshot.
     sql: `CREATE INDEX intune_device_postures_by_serial ON intune_device_postures (tenant, (posture->>'serial_fingerprint'))`,
   },
+  {
+    version: 608,
+    name: 'drop_asset_sources_by_serial',
+    // A re-match finds a serial's sources through assets_by_serial (every source reporting a serial
+    // belongs to the asset of that serial), so each source written no longer pays for a fourth index.
+    sql: `DROP INDEX IF EXISTS asset_sources_by_serial`,
+  },
 ];
