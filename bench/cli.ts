@@ -4,9 +4,11 @@
  *   npm run bench:cli
  *
  * Against a running `serve` on the embedded database (ENTRA_* pointing at the Graph simulator):
- * `--version`, `check` (the server's data through the shared socket; the device's compliance
- * looked up in Graph), `chronicle verify` of the server's small chain, `keys list`; then, with the
- * server stopped, `chronicle verify` opening the data directory itself. BENCH_RUNS runs each
+ * `node -e 0` (Node alone: what no command can go below on this machine at this moment),
+ * `--version`, `check` (answered by the server's gate over serve.sock: its token, cache and
+ * Chronicle writer), `chronicle verify` of the server's small chain (through the shared database
+ * socket), `keys list`; then, with the server stopped, `chronicle verify` opening the data
+ * directory itself and `check` evaluating alone (database, token, Graph lookup in this process). BENCH_RUNS runs each
  * (default 10); prints medians and writes bench/results/cli.json. BENCH_CLI measures another build
  * (e.g. an older checkout's dist/cli.js). Timings on a busy machine are noisy: the load average
  * is recorded beside them.
@@ -31,13 +33,17 @@ interface Run {
   readonly code: number | null;
 }
 
+/** The baseline: Node starting and exiting with nothing to do, on the same machine at the same time. */
+const NODE_ALONE = ['-e', '0'];
+
 function once(args: string[], env: NodeJS.ProcessEnv): Promise<Run & { stderr: string }> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
+    const argv = args === NODE_ALONE ? args : [CLI, ...args];
     const child =
       TIME !== undefined
-        ? spawn(TIME, ['-f', 'BENCH_CPU %U %S', process.execPath, CLI, ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] })
-        : spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+        ? spawn(TIME, ['-f', 'BENCH_CPU %U %S', process.execPath, ...argv], { env, stdio: ['ignore', 'ignore', 'pipe'] })
+        : spawn(process.execPath, argv, { env, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     child.on('error', reject);
@@ -105,8 +111,9 @@ async function main(): Promise<void> {
   const loadBefore = os.loadavg()[0] ?? 0;
   try {
     server = await serve(env);
+    results.push(await measure('node -e 0 (baseline: Node alone)', NODE_ALONE, env, null));
     results.push(await measure('--version', ['--version'], env, 300));
-    results.push(await measure('check (beside serve, Graph lookup)', ['check', '--device-id', device], { ...env, INTUNE_COMPLIANCE_REQUIRED: 'true' }, 600));
+    results.push(await measure('check (beside serve: its gate answers)', ['check', '--device-id', device], { ...env, INTUNE_COMPLIANCE_REQUIRED: 'true' }, 600));
     results.push(await measure('chronicle verify (beside serve)', ['chronicle', 'verify'], env, 1000));
     results.push(await measure('keys list (beside serve)', ['keys', 'list'], env, null));
     const stopped = new Promise((resolve) => server?.once('exit', resolve));
@@ -114,6 +121,7 @@ async function main(): Promise<void> {
     await stopped;
     server = undefined;
     results.push(await measure('chronicle verify (data directory alone)', ['chronicle', 'verify'], env, null));
+    results.push(await measure('check (no server: evaluates alone)', ['check', '--device-id', device], { ...env, INTUNE_COMPLIANCE_REQUIRED: 'true' }, null));
   } finally {
     if (server !== undefined && server.exitCode === null) server.kill('SIGKILL');
     await sim.close();

@@ -6,8 +6,6 @@
  */
 import { createRequire } from 'node:module';
 import type { Command } from 'commander';
-import { COMMANDS } from './cli/index.js';
-import { EXIT, reportFatal } from './cli/exit.js';
 
 const require = createRequire(import.meta.url);
 const { version } = require('../package.json') as { version: string };
@@ -17,7 +15,7 @@ const { version } = require('../package.json') as { version: string };
  * per command (for --help, and so an unknown command is refused with the list).
  */
 export async function buildProgram(args: readonly string[] = []): Promise<Command> {
-  const { Command: CommandClass } = await import('commander');
+  const [{ Command: CommandClass }, { COMMANDS }] = await Promise.all([import('commander'), import('./cli/index.js')]);
   const program = new CommandClass('intune-connector')
     .description('Governed Microsoft Intune connector: device posture, compliance gate, MCP tools, Chronicle audit trail.')
     .version(version)
@@ -41,6 +39,8 @@ async function main(argv: readonly string[]): Promise<void> {
     process.stdout.write(`${version}\n`);
     return;
   }
+  // Imported here, not at the top: a static import is loaded before any line runs, --version included.
+  const { EXIT, reportFatal } = await import('./cli/exit.js');
   try {
     const program = await buildProgram(args);
     await program.parseAsync(argv as string[]);

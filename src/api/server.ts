@@ -19,6 +19,8 @@ import { runPreflight } from '../posture/preflight.js';
 import type { Connection, PostureService, SyncRunSummary } from '../posture/types.js';
 import { createGate, demoPolicyFile, loadGatePolicy } from '../gate/index.js';
 import { gateJwtOptions } from '../gate/http.js';
+import { serveLocalChannel } from './local-channel.js';
+import { localIdentity } from './local-client.js';
 import { createApp } from './app.js';
 import { createKeyStore, type KeyStore } from '../auth/keys.js';
 import { createSyncRunStats } from './sync-stats.js';
@@ -46,6 +48,8 @@ export interface ServerOptions {
   readonly bootstrapKey?: boolean;
   /** How long authenticated keys are cached: the revocation bound for other replicas (default 5 s). */
   readonly keyCacheTtlMs?: number;
+  /** Answer `check` and `doctor` on `<data dir>/serve.sock` with this server's parts (default true). */
+  readonly localChannel?: boolean;
   /** Run the scheduled sync (default true; it also needs INTUNE_SYNC_INTERVAL > 0). */
   readonly scheduler?: boolean;
   /** Enroll simulated macOS agents in the demo tenant (default: 5 when the demo runs, 0 otherwise). */
@@ -112,16 +116,15 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     const chronicle = runtime.chronicle;
     const assets = createAssetService({ db: runtime.db, chronicle, logger });
     assetService = assets;
-    const gate = createGate({
+    const gateParts = {
       connector: runtime.connector,
       chronicle,
-      policy,
       tenant: DEFAULT_TENANT,
       logger,
-      channel: 'api',
-      endpointAgents: (tenant, ids) => assets.endpointAgents(tenant, ids),
+      endpointAgents: (tenant: string, ids: readonly string[]) => assets.endpointAgents(tenant, ids),
       agentCacheTtlMs: config.compliance.agentCacheTtlMs,
-    });
+    };
+    const gate = createGate({ ...gateParts, policy, channel: 'api' });
     const service = createPostureService({
       db: runtime.db,
       chronicle,
@@ -173,6 +176,19 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       ...(config.agents.tlsKeyFile !== undefined ? { keyFile: config.agents.tlsKeyFile } : {}),
     });
     let agentListener: AgentListener | undefined;
+
+    if (options.localChannel ?? true) {
+      // `check` and `doctor` beside this server get its gate and pre-flight (./local-channel.ts).
+      const local = await serveLocalChannel({
+        dataDir: config.database.dataDir,
+        identity: localIdentity(config),
+        gateFor: (callerPolicy) => createGate({ ...gateParts, policy: callerPolicy, channel: 'cli' }),
+        preflight: ({ tenant, connectionId, capabilities, checkpointIntervalMs }) =>
+          runPreflight({ db: runtime.db, chronicle, posture: service, tenant, ...(connectionId !== undefined ? { connectionId } : {}), capabilities, checkpointIntervalMs }),
+        logger,
+      });
+      if (local !== undefined) closers.push('local channel', () => local.close());
+    }
 
     const app = await createApp({
       runtime,

@@ -72,6 +72,12 @@ export interface ChronicleOptions {
   witnessCaFile?: string;
   /** Redelivery backoff bounds for the witness URL (defaults 1 s and 60 s). */
   witnessRetry?: { minMs?: number; maxMs?: number };
+  /**
+   * Compile the event schemas at open (default true), so a server with a broken specs/ directory
+   * fails at start. Short commands pass false: the schemas are compiled at the first append, and a
+   * reviewer command that appends nothing (verify, query, export) never pays for them.
+   */
+  compileSchemasAtOpen?: boolean;
 }
 
 export interface KeyRotation {
@@ -143,7 +149,7 @@ function positiveInt(value: number | undefined, fallback: number, name: string, 
 
 export async function createChronicle(options: ChronicleOptions): Promise<Chronicle> {
   const { db, logger } = options;
-  loadEventSchemas();
+  if (options.compileSchemasAtOpen ?? true) loadEventSchemas();
   const maxBatch = positiveInt(options.maxBatch, DEFAULT_MAX_BATCH, 'maxBatch', 10_000);
   const appendTimeoutMs = positiveInt(options.appendTimeoutMs, DEFAULT_APPEND_TIMEOUT_MS, 'appendTimeoutMs', 600_000);
   const intervalMs = options.checkpointIntervalMs ?? 0;

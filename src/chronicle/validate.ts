@@ -4,8 +4,10 @@
  * the audit trail, so an event that does not validate is refused, never trimmed.
  */
 import fs from 'node:fs';
-import Ajv2020Module, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
-import addFormatsModule from 'ajv-formats';
+import { createRequire } from 'node:module';
+import type Ajv2020Module from 'ajv/dist/2020.js';
+import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
+import type addFormatsModule from 'ajv-formats';
 import { ENVELOPE_SCHEMA_FILE, EVENT_CATALOG, isEventType, specPath } from './catalog.js';
 import { EVENT_TYPES, type EventType } from './types.js';
 import { isPlainObject } from '../common/values.js';
@@ -17,17 +19,23 @@ interface Validators {
   readonly data: ReadonlyMap<EventType, ValidateFunction>;
 }
 
-// ajv-formats and ajv are CommonJS; their default export is the module object under NodeNext.
+// ajv-formats and ajv are CommonJS, required when the schemas are first compiled: a command that
+// appends nothing (chronicle verify, query, export) never loads them.
 type AjvClass = typeof Ajv2020Module.default;
-const Ajv2020 = ((Ajv2020Module as unknown as { default?: AjvClass }).default ?? Ajv2020Module) as AjvClass;
 type AddFormats = typeof addFormatsModule.default;
-const addFormats = ((addFormatsModule as unknown as { default?: AddFormats }).default ?? addFormatsModule) as AddFormats;
+function loadAjv(): { Ajv2020: AjvClass; addFormats: AddFormats } {
+  const require = createRequire(import.meta.url);
+  const ajvModule = require('ajv/dist/2020.js') as { default?: AjvClass } & AjvClass;
+  const formatsModule = require('ajv-formats') as { default?: AddFormats } & AddFormats;
+  return { Ajv2020: ajvModule.default ?? ajvModule, addFormats: formatsModule.default ?? formatsModule };
+}
 
 function readSchema(relative: string): Record<string, unknown> {
   return JSON.parse(fs.readFileSync(specPath(relative), 'utf8')) as Record<string, unknown>;
 }
 
 function compileValidators(): Validators {
+  const { Ajv2020, addFormats } = loadAjv();
   const ajv = new Ajv2020({ allErrors: false, strict: true, verbose: true });
   addFormats(ajv, ['date-time']);
   const envelope = readSchema(ENVELOPE_SCHEMA_FILE);

@@ -2,15 +2,19 @@
  * `intune-connector doctor`: the pre-flight of a connection (src/posture/preflight.ts) before its
  * first sync: the first thing to fix comes first, then every check. Exit 0 when nothing failed,
  * 1 when a check failed, 2 usage, 3 configuration, 4 database unavailable. Writes nothing.
+ *
+ * Beside a running `serve` of the same data directory the server makes the report (over
+ * serve.sock, api/local-channel.ts), so it describes the Graph the server talks to, its demo
+ * simulator included, rather than one this process would start.
  */
 import type { Command } from 'commander';
 import { DEFAULT_TENANT } from '../common/ids.js';
 import { guidArg, tenantArg } from './args.js';
-import { openRuntime } from '../runtime/index.js';
+import { loadConfig, type Config } from '../config/index.js';
 import type { PostureService } from '../posture/index.js';
-import { openCliPostureService } from './posture-service.js';
-import { runPreflight, type PreflightCheck, type PreflightReport } from '../posture/preflight.js';
-import { EXIT, configFromEnv } from './shared.js';
+import type { PreflightCheck, PreflightReport } from '../posture/preflight.js';
+import { askServer, localIdentity, LOCAL_USAGE_CODES } from '../api/local-client.js';
+import { EXIT } from './exit.js';
 
 interface DoctorOptions {
   readonly connection?: string;
@@ -38,8 +42,40 @@ export function renderReport(report: PreflightReport): string {
   return `${lines.join('\n')}\n`;
 }
 
-async function runDoctor(options: DoctorOptions): Promise<number> {
-  const config = configFromEnv();
+function print(report: PreflightReport, json: boolean | undefined): number {
+  process.stdout.write(json === true ? `${JSON.stringify(report, null, 2)}\n` : renderReport(report));
+  return report.ok ? EXIT.ok : EXIT.failure;
+}
+
+/** The server's report, or undefined when no server of this data directory (and Graph) answers. */
+async function doctorBesideServer(config: Config, options: DoctorOptions): Promise<number | undefined> {
+  const outcome = await askServer(config.database.dataDir, {
+    v: 1,
+    kind: 'preflight',
+    tenant: options.tenant,
+    ...(options.connection !== undefined ? { connection_id: options.connection } : {}),
+    capabilities: config.mcp.defaultCapabilities,
+    checkpoint_interval_ms: config.chronicle.checkpointIntervalMs,
+    identity: localIdentity(config),
+  });
+  if (outcome.kind === 'unreachable') return undefined;
+  if (outcome.kind === 'failed') {
+    process.stderr.write(`error: ${outcome.message}\n`);
+    return EXIT.failure;
+  }
+  const { response } = outcome;
+  if ('result' in response) return print(response.result, options.json);
+  if (response.error.code === 'identity_mismatch') return undefined;
+  process.stderr.write(`error: ${response.error.message}\n`);
+  return LOCAL_USAGE_CODES.has(response.error.code) ? EXIT.usage : EXIT.failure;
+}
+
+async function doctorAlone(config: Config, options: DoctorOptions): Promise<number> {
+  const [{ openRuntime }, { openCliPostureService }, { runPreflight }] = await Promise.all([
+    import('../runtime/index.js'),
+    import('./posture-service.js'),
+    import('../posture/preflight.js'),
+  ]);
   let posture: PostureService | undefined;
   const runtime = await openRuntime(config, { graphFor: (tenant) => posture?.graphFor(tenant) });
   try {
@@ -53,12 +89,16 @@ async function runDoctor(options: DoctorOptions): Promise<number> {
       capabilities: config.mcp.defaultCapabilities,
       checkpointIntervalMs: config.chronicle.checkpointIntervalMs,
     });
-    process.stdout.write(options.json === true ? `${JSON.stringify(report, null, 2)}\n` : renderReport(report));
-    return report.ok ? EXIT.ok : EXIT.failure;
+    return print(report, options.json);
   } finally {
     await posture?.close();
     await runtime.close();
   }
+}
+
+async function runDoctor(options: DoctorOptions): Promise<number> {
+  const config = loadConfig(process.env);
+  return (await doctorBesideServer(config, options)) ?? (await doctorAlone(config, options));
 }
 
 export function registerDoctor(program: Command): void {

@@ -29,6 +29,7 @@ export async function withChronicle<T>(
       ...config.chronicle,
       checkpointIntervalMs: 0,
       createSigningKey: createKey,
+      compileSchemasAtOpen: false,
     });
     try {
       return await fn(chronicle, db);

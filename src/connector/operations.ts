@@ -10,6 +10,7 @@ import { z } from 'zod';
 import type { Capability, OperationDescriptor, OperationName } from './contract.js';
 import { COMPLIANCE_STATES, DevicePostureSchema, OS_FAMILIES, OWNERSHIPS } from './posture.js';
 import { GUID_PATTERN } from '../common/ids.js';
+import { parseTimeBound, TIME_BOUND_MAX_LENGTH, TIME_BOUND_PATTERN, TIME_BOUND_RULE } from '../common/time.js';
 import { EndpointAgentSchema, FindAssetInputSchema, FindAssetOutputSchema } from './assets.js';
 
 const guid = (what: string) =>
@@ -18,10 +19,18 @@ const guid = (what: string) =>
     .regex(GUID_PATTERN, { error: `must be a GUID like 0fa4e5e1-0000-4000-8000-00000000a001 (the ${what})` })
     .describe(`The ${what} (GUID).`);
 
-const isoDateTime = (what: string) =>
-  z.iso
-    .datetime({ offset: true, error: `must be an ISO 8601 date-time with a time zone, e.g. 2025-06-01T00:00:00Z (${what})` })
-    .describe(`${what} (ISO 8601 date-time with a time zone, e.g. 2025-06-01T00:00:00Z).`);
+/**
+ * A time bound in the forms the CLI and the REST API accept (src/common/time.ts: a date alone is
+ * midnight UTC), with the same words when it is not one; passed on as one ISO instant.
+ */
+const timeBound = (what: string) =>
+  z
+    .string({ error: `must be ${TIME_BOUND_RULE}` })
+    .max(TIME_BOUND_MAX_LENGTH, { error: `must be ${TIME_BOUND_RULE}` })
+    .regex(TIME_BOUND_PATTERN, { error: `must be ${TIME_BOUND_RULE}` })
+    .refine((v) => parseTimeBound(v) !== null, { error: `must be ${TIME_BOUND_RULE}` })
+    .transform((v) => (parseTimeBound(v) as Date).toISOString())
+    .describe(`${what}: ${TIME_BOUND_RULE}.`);
 
 export const LIST_PAGE_SIZE_MAX = 100;
 export const LIST_PAGE_SIZE_DEFAULT = 25;
@@ -36,8 +45,8 @@ export const ListDevicesInputSchema = z
     os_family: z.enum(OS_FAMILIES).optional().describe('Only devices of this OS family.'),
     compliance_state: z.enum(COMPLIANCE_STATES).optional().describe('Only devices in this Intune compliance state.'),
     ownership: z.enum(OWNERSHIPS).optional().describe('Only company-owned or personal devices.'),
-    last_sync_before: isoDateTime('only devices whose last check-in is before this time').optional(),
-    last_sync_after: isoDateTime('only devices whose last check-in is after this time').optional(),
+    last_sync_before: timeBound('Only devices whose last check-in is before this time').optional(),
+    last_sync_after: timeBound('Only devices whose last check-in is after this time').optional(),
     page_size: z
       .number({ error: `must be a whole number from 1 to ${LIST_PAGE_SIZE_MAX}` })
       .int({ error: `must be a whole number from 1 to ${LIST_PAGE_SIZE_MAX}` })

@@ -30,9 +30,10 @@
  * one place to look for each; `defaults:` refuses them with a message saying so.
  */
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parse as parseYaml } from 'yaml';
+import type * as Yaml from 'yaml';
 import { z } from 'zod';
 import { ConfigError, type Config } from '../config/index.js';
 import { MANAGEMENT_AGENTS, OWNERSHIPS } from '../connector/posture.js';
@@ -297,6 +298,15 @@ export function buildGatePolicy(config: PolicyConfig, document: unknown, file: s
   if (problems.length > 0) throw new ConfigError(problems);
 
   return Object.freeze({ defaults: Object.freeze(defaults), accords, file });
+}
+
+/**
+ * The YAML parser, loaded when a YAML policy is read: it is a large module, and most commands (and
+ * a deployment with a JSON policy or none) never need it.
+ */
+function parseYaml(text: string, options: Yaml.ParseOptions & Yaml.DocumentOptions & Yaml.SchemaOptions & Yaml.ToJSOptions): unknown {
+  const yaml = createRequire(import.meta.url)('yaml') as typeof Yaml;
+  return yaml.parse(text, options) as unknown;
 }
 
 /** Parses policy text as YAML (.yaml, .yml) or JSON (.json), by the file's extension. */

@@ -146,6 +146,60 @@ describe('the CLI beside a running serve, on the embedded database', () => {
     expect(verified.code, verified.stdout + verified.stderr).toBe(0);
   }, 180_000);
 
+  interface CheckedRecord {
+    seq: number;
+    actor: { kind: string; id: string };
+    data: { decision: string; reason: string; channel: string; cache_hit: boolean; azure_ad_device_id: string | null };
+  }
+  const checkedRecords = async (deviceId: string): Promise<CheckedRecord[]> => {
+    const queried = await cli(['chronicle', 'query', '--type', 'DEVICE_COMPLIANCE_CHECKED', '--device', deviceId, '--all'], env);
+    expect(queried.code, queried.stderr).toBe(0);
+    return queried.stdout.trim().split('\n').filter((l) => l !== '').map((line) => JSON.parse(line) as CheckedRecord);
+  };
+  let besideServer: { deviceId: string; decision: string; reason: string; code: number } | undefined;
+
+  it('check asks the running server\'s gate over serve.sock: same output, its record appended by the server', async () => {
+    const gateSocket = path.join(dir, '.data', 'serve.sock');
+    const stat = fs.statSync(gateSocket);
+    expect(stat.isSocket()).toBe(true);
+    expect(stat.mode & 0o777).toBe(0o600);
+
+    const device = sim.devices.find((d) => typeof d['azureADDeviceId'] === 'string' && d['complianceState'] === 'compliant') as Record<string, unknown>;
+    const deviceId = device['azureADDeviceId'] as string;
+    // The caller's configuration decides the policy (the server's own leaves compliance optional).
+    const checkEnv = { ...env, INTUNE_COMPLIANCE_REQUIRED: 'true' };
+    const first = await cli(['check', '--device-id', deviceId], checkEnv);
+    const second = await cli(['check', '--device-id', deviceId], checkEnv);
+    for (const run of [first, second]) {
+      expect([0, 1], run.stderr).toContain(run.code);
+      expect(run.stderr).toBe('');
+    }
+    const a = JSON.parse(first.stdout) as { decision: string; reason: string; evaluated: boolean; event: { seq: number; hash: string }; device: { azure_ad_device_id: string } };
+    const b = JSON.parse(second.stdout) as typeof a;
+    expect(a.evaluated).toBe(true);
+    expect(a.device.azure_ad_device_id).toBe(deviceId);
+    expect(first.code).toBe(a.decision === 'allow' ? 0 : 1);
+    expect([b.decision, b.reason]).toEqual([a.decision, a.reason]);
+    expect(b.event.seq).toBeGreaterThan(a.event.seq);
+
+    const records = await checkedRecords(deviceId);
+    const recorded = records.filter((r) => r.seq === a.event.seq || r.seq === b.event.seq);
+    expect(recorded).toHaveLength(2);
+    for (const r of recorded) {
+      expect(r.actor).toEqual({ kind: 'human', id: 'cli' });
+      expect(r.data).toMatchObject({ decision: a.decision, reason: a.reason, channel: 'cli', azure_ad_device_id: deviceId });
+    }
+    // The second answer came from the server's compliance cache, warmed by the first: a CLI
+    // process evaluating alone starts with an empty cache every time.
+    expect(recorded.map((r) => r.data.cache_hit)).toEqual([false, true]);
+
+    // A deviceid claim that is not a GUID is denied and recorded, as when evaluating alone.
+    const bad = await cli(['check', '--claims', '{"deviceid":"not-a-guid"}'], checkEnv);
+    expect(bad.code, bad.stderr).toBe(1);
+    expect((JSON.parse(bad.stdout) as { reason: string }).reason).toBe('device_id_invalid');
+    besideServer = { deviceId, decision: a.decision, reason: a.reason, code: first.code };
+  }, 180_000);
+
   it('removes its socket on exit; a stale socket file neither confuses the CLI nor stops the next serve', async () => {
     expect(await stop(served as Served)).toBe(0);
     expect(fs.existsSync(socket)).toBe(false);
@@ -163,5 +217,17 @@ describe('the CLI beside a running serve, on the embedded database', () => {
     expect((JSON.parse(listed.stdout) as unknown[]).length).toBe(5);
     expect(await stop(served)).toBe(0);
     expect(fs.existsSync(socket)).toBe(false);
+    expect(fs.existsSync(path.join(dir, '.data', 'serve.sock'))).toBe(false);
   }, 300_000);
+
+  it('check with no server running evaluates alone and gives the decision it got beside the server', async () => {
+    const before = besideServer as NonNullable<typeof besideServer>;
+    expect(before).toBeDefined();
+    const alone = await cli(['check', '--device-id', before.deviceId], { ...env, INTUNE_COMPLIANCE_REQUIRED: 'true' });
+    expect(alone.code, alone.stderr).toBe(before.code);
+    const result = JSON.parse(alone.stdout) as { decision: string; reason: string; event: { seq: number } };
+    expect([result.decision, result.reason]).toEqual([before.decision, before.reason]);
+    const records = await checkedRecords(before.deviceId);
+    expect(records.find((r) => r.seq === result.event.seq)?.data).toMatchObject({ channel: 'cli', cache_hit: false, decision: before.decision });
+  }, 180_000);
 });

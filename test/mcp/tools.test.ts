@@ -10,6 +10,7 @@ import { CallToolResultSchema, ErrorCode, McpError, type CallToolResult, type JS
 import { createMcpServer, mcpScope } from '../../src/mcp/server.js';
 import { MCP_RESULT_META_KEY } from '../../src/mcp/index.js';
 import { SNAPSHOT_FILE } from '../../src/mcp/snapshot.js';
+import { TIME_BOUND_RULE } from '../../src/common/time.js';
 import { pgAvailable } from '../helpers/db.js';
 import { findPii, outputValidator, startMcpFixture, textOf, toolNames, type DbKind, type McpFixture } from './fixture.js';
 
@@ -189,6 +190,42 @@ describe.each(kinds)('MCP tools [%s]', (kind) => {
     expect(events).toHaveLength(cases.length);
     expect(events.every((e) => e.data['decision'] === 'denied' && e.data['reason'] === 'invalid_input')).toBe(true);
     expect(JSON.stringify(events)).not.toContain('or 1 eq 1');
+  });
+
+  it('list_devices takes a date alone or a date-time with a zone, like the CLI and REST (src/common/time.ts), with the same words', async () => {
+    const client = await fx.connect(['READ']);
+    const lastSync = (d: Record<string, unknown>) => Date.parse(String(d['lastSyncDateTime']));
+    // A day boundary inside the tenant, so the filter keeps some devices and drops others.
+    const times = fx.simulator.devices.map(lastSync).filter((t) => Number.isFinite(t) && t > 0).sort((a, b) => a - b);
+    const day = new Date(times[Math.floor(times.length / 2)] as number).toISOString().slice(0, 10);
+    const midnight = Date.parse(`${day}T00:00:00Z`);
+    const expected = fx.simulator.devices.filter((d) => lastSync(d) >= midnight).length;
+    expect(expected).toBeGreaterThan(0);
+    expect(expected).toBeLessThan(fx.simulator.devices.length);
+
+    const seen: number[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const args: Record<string, unknown> = { last_sync_after: day, page_size: 100, ...(cursor !== null ? { cursor } : {}) };
+      const result = (await client.callTool({ name: 'list_devices', arguments: args })) as CallToolResult;
+      expect(result.isError, textOf(result)).toBeFalsy();
+      const page = result.structuredContent as { devices: { last_sync_at: string }[]; next_cursor: string | null };
+      seen.push(...page.devices.map((d) => Date.parse(d.last_sync_at)));
+      cursor = page.next_cursor;
+      pages += 1;
+    } while (cursor !== null && pages < 200);
+    expect(seen.every((t) => t >= midnight)).toBe(true);
+    // "after" is Graph's gt: a device synced exactly at midnight is the only one the two counts may differ by.
+    expect(Math.abs(seen.length - expected)).toBeLessThanOrEqual(fx.simulator.devices.filter((d) => lastSync(d) === midnight).length);
+
+    const zoned = (await client.callTool({ name: 'list_devices', arguments: { last_sync_before: `${day}T09:00:00+01:00`, page_size: 1 } })) as CallToolResult;
+    expect(zoned.isError, textOf(zoned)).toBeFalsy();
+    for (const bad of ['2025-02-30', '2025-01-31T08:00:00', 'yesterday']) {
+      const result = (await client.callTool({ name: 'list_devices', arguments: { last_sync_before: bad } })) as CallToolResult;
+      expect(result.isError, bad).toBe(true);
+      expect(textOf(result)).toContain(`last_sync_before: must be ${TIME_BOUND_RULE}`);
+    }
   });
 
   it('answers a malformed tools/call (no tool name) with the protocol error -32602', async () => {

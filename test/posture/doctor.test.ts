@@ -137,6 +137,40 @@ describe.skipIf(!pgAvailable())('POST /api/v1/integrations/intune/connections/{c
   });
 });
 
+describe('intune-connector doctor beside a running demo serve (embedded database)', () => {
+  let t: TestServer;
+  beforeAll(async () => {
+    t = await startTestServer('pglite');
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it("reports on the server's own demo simulator (its Graph requests), not a second simulated tenant", async () => {
+    const demo = t.server.runtime.demo?.simulator;
+    expect(demo).toBeDefined();
+    const simulator = demo as SimulatorHandle;
+    const socket = path.join(t.dataDir, 'serve.sock');
+    expect(fs.statSync(socket).isSocket()).toBe(true);
+    const before = simulator.requests().length;
+
+    // The operator's shell: no ENTRA_*, the server's data directory.
+    const run = await runCli(['doctor', '--json'], { INTUNE_DATA_DIR: t.dataDir });
+    expect(run.code, run.stderr + run.stdout).toBe(0);
+    const report = PreflightReportSchema.parse(JSON.parse(run.stdout));
+    expect(report).toMatchObject({ ok: true, tenant: 'default', connection_id: t.server.connection?.id });
+    expect(report.facts.device_count).toBe(200);
+    // Its Graph reads reached the simulator built into the server.
+    const received = simulator.requests().slice(before);
+    expect(received.filter((r) => r.kind === 'graph').length).toBeGreaterThanOrEqual(1);
+    expect(run.stdout).not.toContain(simulator.clientSecret);
+
+    // Its usage mistakes still exit 2 before anything is asked.
+    const usage = await runCli(['doctor', '--connection', 'nope'], { INTUNE_DATA_DIR: t.dataDir });
+    expect(usage.code).toBe(2);
+  });
+});
+
 describe('specs/openapi.yaml states the pre-flight report as the code declares it', () => {
   it('has the same fields, required fields, check names and statuses', async () => {
     const { loadOpenApi } = await import('../api/openapi.js');
