@@ -1,5 +1,5 @@
 /**
- * Request schemas, declared once in zod; the JSON Schemas Fastify checks before a handler runs
+ * Request and response schemas, declared once in zod; the JSON Schemas Fastify checks before a handler runs
  * (bodies without type coercion, query strings with it) are derived from them with
  * z.toJSONSchema, and test/api/specs.test.ts fails when specs/openapi.yaml says otherwise.
  * Unknown fields and unknown query parameters are refused: a mistyped filter must not silently
@@ -14,6 +14,8 @@ import { GUID_PATTERN } from '../common/ids.js';
 import { TIME_BOUND_MAX_LENGTH, TIME_BOUND_PATTERN, TIME_BOUND_RULE } from '../common/time.js';
 import { ASSET_SOURCE_FILTERS } from '../assets/types.js';
 import { FINGERPRINT_PATTERN } from '../connector/redaction.js';
+import { ConnectionSchema, PostureSummarySchema, SnapshotDevicePageSchema, SnapshotDeviceSchema, SyncRunSummarySchema } from '../posture/schemas.js';
+import { ApiKeyRecordSchema } from '../auth/schemas.js';
 
 const guid = z.string().regex(GUID_PATTERN);
 // The forms the CLI accepts too (src/common/time.ts); the handlers' own parsing checks the
@@ -103,3 +105,52 @@ export const assetsQuery = requestJsonSchema(AssetsQuerySchema);
 export const chronicleEventsQuery = requestJsonSchema(ChronicleEventsQuerySchema);
 export const keyCreateBody = requestJsonSchema(KeyCreateBodySchema);
 export const keysQuery = requestJsonSchema(KeysQuerySchema);
+
+// Responses: declared once in zod (the posture service's and the key store's own schemas, and the
+// wrappers below); Fastify serialises each answer by the JSON Schema derived from it, so a field
+// not declared never leaves, and test/api/contracts.test.ts compares them with specs/openapi.yaml.
+
+export const FailingSettingsViewSchema = z
+  .object({
+    status: z.enum(['none', 'listed', 'unavailable']),
+    reason: z.string().optional().describe('With unavailable: graph_unavailable, throttled, not_found, ...'),
+    settings: z.array(
+      z
+        .object({
+          setting: z.string().describe('deviceCompliancePolicySettingState.setting, e.g. MacOSCompliancePolicy.StorageRequireEncryption.'),
+          fix: z.string().describe("The product's own phrase of what to fix, e.g. FileVault is off."),
+        })
+        .strict(),
+    ),
+  })
+  .strict();
+
+export const SnapshotDeviceDetailSchema = SnapshotDeviceSchema.extend({
+  snapshot_at: z.string().meta({ format: 'date-time' }),
+  failing_settings: FailingSettingsViewSchema,
+}).strict();
+
+export const ConnectionListSchema = z.object({ connections: z.array(ConnectionSchema) }).strict();
+export const RunListSchema = z.object({ runs: z.array(SyncRunSummarySchema) }).strict();
+export const KeyListSchema = z.object({ keys: z.array(ApiKeyRecordSchema) }).strict();
+export const CreatedKeySchema = ApiKeyRecordSchema.extend({
+  key: z.string().regex(/^icn_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$/).describe('The key itself. Shown in this answer only; stored as a SHA-256 digest.'),
+  revoked_at: z.null(),
+}).strict();
+
+/** The JSON Schema (draft-07, what Fastify's serializer speaks) of what the server sends. */
+export function responseJsonSchema(schema: z.ZodType): Record<string, unknown> {
+  const { $schema: _dialect, ...rest } = z.toJSONSchema(schema, { target: 'draft-7', io: 'output' }) as Record<string, unknown>;
+  return rest;
+}
+
+export const connectionResponse = responseJsonSchema(ConnectionSchema);
+export const connectionListResponse = responseJsonSchema(ConnectionListSchema);
+export const runResponse = responseJsonSchema(SyncRunSummarySchema);
+export const runListResponse = responseJsonSchema(RunListSchema);
+export const devicePageResponse = responseJsonSchema(SnapshotDevicePageSchema);
+export const deviceDetailResponse = responseJsonSchema(SnapshotDeviceDetailSchema);
+export const summaryResponse = responseJsonSchema(PostureSummarySchema);
+export const keyResponse = responseJsonSchema(ApiKeyRecordSchema);
+export const keyListResponse = responseJsonSchema(KeyListSchema);
+export const createdKeyResponse = responseJsonSchema(CreatedKeySchema);

@@ -92,9 +92,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   const logger = options.logger ?? createLogger({ level: config.logLevel });
   // Configuration that can be wrong is read before anything is opened, so a bad policy file, a
   // contradiction with INTUNE_ENABLED or a bad grant stops start-up at once, with nothing to undo.
-  const demoPolicy = demoPolicyFile(config, options.demo ?? true);
-  if (demoPolicy !== undefined) logger.info({ policy_file: demoPolicy }, 'demo: no INTUNE_POLICY_FILE, so the gate uses the example policy');
-  const policy = loadGatePolicy(demoPolicy === undefined ? config : { ...config, compliance: { ...config.compliance, policyFile: demoPolicy } });
+  const policy = startupPolicy(config, options.demo ?? true, logger);
   const secrets = secretProviderFromConfig(config, options.env ?? {});
   const gateJwt = gateJwtOptions(config);
   const closers = createCloserStack(logger);
@@ -222,17 +220,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
 
     // Listen before the first sync and before minting the bootstrap key: a port in use must fail
     // start-up before a key is issued that nobody would ever see.
-    let address: string;
-    try {
-      address = await app.listen({ host: config.http.host, port: config.http.port });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
-        throw new Error(`${config.http.host}:${config.http.port} is already in use: stop the other process, or set PORT (and HOST) to a free address`, { cause: err });
-      }
-      throw err;
-    }
-    const url = new URL(address);
-    const base = `${url.protocol}//${url.host}`;
+    const base = await listenHttp(app, config);
 
     const openedAgentListener = await startAgentListener({
       service: agents,
@@ -246,51 +234,13 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     // Registered after 'http', so it closes first.
     closers.push('agent listener', () => openedAgentListener.close());
 
-    let initialSync: Promise<SyncRunSummary | null> = Promise.resolve(null);
     const initialMode = options.initialSync ?? (runtime.demo !== undefined ? 'wait' : 'background');
-    if (connection !== null && connection.status !== 'disabled' && initialMode !== 'off') {
-      initialSync = service
-        .startSync(DEFAULT_TENANT, connection.id, SYSTEM_ACTOR, { trigger: 'startup' })
-        .then(({ done }) => done)
-        .catch((err: unknown) => {
-          // Another replica may be syncing already: its run serves the same purpose.
-          if (err instanceof SyncInProgressError) logger.info({ runId: err.runId }, 'initial sync skipped: a sync is already running');
-          else logger.error({ err }, 'initial sync could not start');
-          return null;
-        });
-      if (initialMode === 'wait') await initialSync;
-    }
+    const { initialSync } = await startInitialSync(service, connection, initialMode, logger);
 
-    let demoAgentIds: string[] = [];
     const demoAgentCount = options.demoAgents ?? (runtime.demo !== undefined ? 5 : 0);
-    if (runtime.demo !== undefined && demoAgentCount > 0) {
-      const macs: DemoMac[] = runtime.demo.simulator.devices
-        .filter((d) => d['operatingSystem'] === 'macOS' && typeof d['serialNumber'] === 'string' && d['serialNumber'] !== '')
-        .slice(0, Math.ceil(demoAgentCount / 2) + 1)
-        .map((d) => ({ serialNumber: d['serialNumber'] as string, ...(typeof d['model'] === 'string' ? { model: d['model'] } : {}) }));
-      try {
-        demoAgentIds = await enrollDemoAgents({
-          agents,
-          tenant: DEFAULT_TENANT,
-          mainUrl: base,
-          agentUrl: openedAgentListener.url.replace(/^https:\/\/(0\.0\.0\.0|\[::\])/, 'https://127.0.0.1'),
-          ...(agentTls.caPem !== undefined ? { serverCa: agentTls.caPem } : {}),
-          intuneMacs: macs.slice(0, Math.max(0, demoAgentCount - 2)),
-          unknown: Math.min(2, demoAgentCount),
-          logger,
-        });
-      } catch (err) {
-        logger.warn({ err }, 'DEMO: the simulated agents could not enroll');
-      }
-    }
+    const demoAgentIds = await enrollDemo({ runtime, demoAgentCount, agents, base, openedAgentListener, agentTls, logger });
 
-    let adminKey: string | undefined;
-    let adminKeyIssuedBefore = false;
-    if (options.bootstrapKey ?? true) {
-      const created = await keys.issueBootstrapKey(DEFAULT_TENANT, SYSTEM_ACTOR);
-      if (created === null) adminKeyIssuedBefore = true;
-      else adminKey = created.key;
-    }
+    const { adminKey, adminKeyIssuedBefore } = await issueAdminKey(keys, options.bootstrapKey ?? true);
 
     if (options.scheduler ?? true) {
       service.startScheduler();
@@ -323,6 +273,110 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     await closeAll();
     throw err;
   }
+}
+
+/** The gate policy: INTUNE_POLICY_FILE, or in a demo without one the example policy. */
+function startupPolicy(config: Config, demo: boolean, logger: Logger): ReturnType<typeof loadGatePolicy> {
+  const demoPolicy = demoPolicyFile(config, demo);
+  if (demoPolicy !== undefined) logger.info({ policy_file: demoPolicy }, 'demo: no INTUNE_POLICY_FILE, so the gate uses the example policy');
+  return loadGatePolicy(demoPolicy === undefined ? config : { ...config, compliance: { ...config.compliance, policyFile: demoPolicy } });
+}
+
+/** The default tenant's first admin key, minted once (shown once); later starts say it was issued before. */
+async function issueAdminKey(keys: KeyStore, bootstrapKey: boolean): Promise<{ adminKey: string | undefined; adminKeyIssuedBefore: boolean }> {
+  let adminKey: string | undefined;
+  let adminKeyIssuedBefore = false;
+  if (bootstrapKey) {
+    const created = await keys.issueBootstrapKey(DEFAULT_TENANT, SYSTEM_ACTOR);
+    if (created === null) adminKeyIssuedBefore = true;
+    else adminKey = created.key;
+  }
+  return { adminKey, adminKeyIssuedBefore };
+}
+
+/**
+ * The sync at start of the default tenant's connection: awaited with 'wait', left running with
+ * 'background'. `initialSync` settles with the run (null when none could start).
+ */
+async function startInitialSync(
+  service: PostureService,
+  connection: Connection | null,
+  initialMode: NonNullable<ServerOptions['initialSync']>,
+  logger: Logger,
+): Promise<{ initialSync: Promise<SyncRunSummary | null> }> {
+  let initialSync: Promise<SyncRunSummary | null> = Promise.resolve(null);
+  if (connection !== null && connection.status !== 'disabled' && initialMode !== 'off') {
+    initialSync = service
+      .startSync(DEFAULT_TENANT, connection.id, SYSTEM_ACTOR, { trigger: 'startup' })
+      .then(({ done }) => done)
+      .catch((err: unknown) => {
+        // Another replica may be syncing already: its run serves the same purpose.
+        if (err instanceof SyncInProgressError) logger.info({ runId: err.runId }, 'initial sync skipped: a sync is already running');
+        else logger.error({ err }, 'initial sync could not start');
+        return null;
+      });
+    if (initialMode === 'wait') await initialSync;
+  }
+  // Wrapped: an async function returning the promise itself would wait for it.
+  return { initialSync };
+}
+
+/** Listens on HOST:PORT; a port in use fails with the fix. Returns the base URL. */
+async function listenHttp(app: Awaited<ReturnType<typeof createApp>>, config: Config): Promise<string> {
+  let address: string;
+  try {
+    address = await app.listen({ host: config.http.host, port: config.http.port });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      throw new Error(`${config.http.host}:${config.http.port} is already in use: stop the other process, or set PORT (and HOST) to a free address`, { cause: err });
+    }
+    throw err;
+  }
+  const url = new URL(address);
+  const base = `${url.protocol}//${url.host}`;
+  return base;
+}
+
+/** DEMO: enrolls simulated macOS agents over mTLS, some matching simulated Intune Macs; their ids, or none when they could not enroll. */
+async function enrollDemo({
+  runtime,
+  demoAgentCount,
+  agents,
+  base,
+  openedAgentListener,
+  agentTls,
+  logger,
+}: {
+  runtime: Runtime;
+  demoAgentCount: number;
+  agents: AgentService;
+  base: string;
+  openedAgentListener: AgentListener;
+  agentTls: Awaited<ReturnType<typeof listenerTls>>;
+  logger: Logger;
+}): Promise<string[]> {
+  let demoAgentIds: string[] = [];
+  if (runtime.demo !== undefined && demoAgentCount > 0) {
+    const macs: DemoMac[] = runtime.demo.simulator.devices
+      .filter((d) => d['operatingSystem'] === 'macOS' && typeof d['serialNumber'] === 'string' && d['serialNumber'] !== '')
+      .slice(0, Math.ceil(demoAgentCount / 2) + 1)
+      .map((d) => ({ serialNumber: d['serialNumber'] as string, ...(typeof d['model'] === 'string' ? { model: d['model'] } : {}) }));
+    try {
+      demoAgentIds = await enrollDemoAgents({
+        agents,
+        tenant: DEFAULT_TENANT,
+        mainUrl: base,
+        agentUrl: openedAgentListener.url.replace(/^https:\/\/(0\.0\.0\.0|\[::\])/, 'https://127.0.0.1'),
+        ...(agentTls.caPem !== undefined ? { serverCa: agentTls.caPem } : {}),
+        intuneMacs: macs.slice(0, Math.max(0, demoAgentCount - 2)),
+        unknown: Math.min(2, demoAgentCount),
+        logger,
+      });
+    } catch (err) {
+      logger.warn({ err }, 'DEMO: the simulated agents could not enroll');
+    }
+  }
+  return demoAgentIds;
 }
 
 /** The lines `serve` prints: where everything is, and the admin key when there is one to show. */

@@ -19,10 +19,10 @@ import { CAPABILITIES, type Capability } from '../config/index.js';
 import { ROLES, type Authenticator, type Principal, type Role } from './types.js';
 import { isTenant } from '../common/ids.js';
 import { iso, isoOrNull } from '../common/values.js';
+import { KEY_ID_PATTERN, type ApiKeyRecord } from './schemas.js';
 
 export const KEY_PREFIX = 'icn_';
 const KEY_PATTERN = /^icn_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
-const KEY_ID_PATTERN = /^[0-9a-f]{16}$/;
 const NAME_MAX_CHARS = 100;
 // Printable text only: a label ends up in terminals and HTML.
 const NAME_PATTERN = /^[^\p{Cc}\p{Cf}]+$/u;
@@ -30,16 +30,7 @@ const NAME_PATTERN = /^[^\p{Cc}\p{Cf}]+$/u;
 /** Roles whose keys carry delegated capabilities (MCP callers). Other roles hold READ only. */
 export const SCOPED_ROLES: readonly Role[] = ['agent', 'admin'];
 
-export interface ApiKeyRecord {
-  readonly key_id: string;
-  readonly tenant: string;
-  readonly role: Role;
-  readonly capabilities: readonly Capability[];
-  readonly name: string | null;
-  readonly created_at: string;
-  readonly created_by: string;
-  readonly revoked_at: string | null;
-}
+export type { ApiKeyRecord } from './schemas.js';
 
 export interface CreatedApiKey {
   /** The key itself: shown once, never stored. */

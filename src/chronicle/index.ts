@@ -147,6 +147,28 @@ function positiveInt(value: number | undefined, fallback: number, name: string, 
   return value;
 }
 
+/** The witnesses checkpoint lines are sent to (a directory and/or a URL), with the CA the URL is trusted by. */
+function openWitnesses(options: ChronicleOptions): Witnesses {
+  const { logger } = options;
+  let witnessCa: string | undefined;
+  if (options.witnessCaFile !== undefined) {
+    try {
+      witnessCa = fs.readFileSync(options.witnessCaFile, 'utf8');
+    } catch (err) {
+      throw new ConfigError([`CHRONICLE_WITNESS_CA_FILE (${options.witnessCaFile}) cannot be read: ${(err as Error).message}; point it at a PEM CA bundle`]);
+    }
+  }
+  const witnesses = new Witnesses({
+    ...(options.witnessDir !== undefined ? { dir: options.witnessDir } : {}),
+    ...(options.witnessUrl !== undefined ? { url: options.witnessUrl } : {}),
+    ...(witnessCa !== undefined ? { ca: witnessCa } : {}),
+    ...(options.witnessRetry?.minMs !== undefined ? { minRetryMs: options.witnessRetry.minMs } : {}),
+    ...(options.witnessRetry?.maxMs !== undefined ? { maxRetryMs: options.witnessRetry.maxMs } : {}),
+    ...(logger !== undefined ? { logger } : {}),
+  });
+  return witnesses;
+}
+
 export async function createChronicle(options: ChronicleOptions): Promise<Chronicle> {
   const { db, logger } = options;
   if (options.compileSchemasAtOpen ?? true) loadEventSchemas();
@@ -164,22 +186,7 @@ export async function createChronicle(options: ChronicleOptions): Promise<Chroni
   const checkpointDir = options.checkpointDir;
   const canCheckpoint = key !== null && checkpointDir !== undefined;
   if (canCheckpoint) prepareCheckpointDir(checkpointDir, key as SigningKey);
-  let witnessCa: string | undefined;
-  if (options.witnessCaFile !== undefined) {
-    try {
-      witnessCa = fs.readFileSync(options.witnessCaFile, 'utf8');
-    } catch (err) {
-      throw new ConfigError([`CHRONICLE_WITNESS_CA_FILE (${options.witnessCaFile}) cannot be read: ${(err as Error).message}; point it at a PEM CA bundle`]);
-    }
-  }
-  const witnesses = new Witnesses({
-    ...(options.witnessDir !== undefined ? { dir: options.witnessDir } : {}),
-    ...(options.witnessUrl !== undefined ? { url: options.witnessUrl } : {}),
-    ...(witnessCa !== undefined ? { ca: witnessCa } : {}),
-    ...(options.witnessRetry?.minMs !== undefined ? { minRetryMs: options.witnessRetry.minMs } : {}),
-    ...(options.witnessRetry?.maxMs !== undefined ? { maxRetryMs: options.witnessRetry.maxMs } : {}),
-    ...(logger !== undefined ? { logger } : {}),
-  });
+  const witnesses = openWitnesses(options);
   const verifiedLines = new Set<string>();
   let instance: string | null | undefined;
   const instanceId = async (): Promise<string | null> => (instance ??= await readInstanceId(db));

@@ -4,88 +4,23 @@
  * these types; the implementation lives beside this file.
  */
 import type { Actor } from '../chronicle/types.js';
-import type { CloudName } from '../config/index.js';
 import type { GraphClient } from '../connector/graph/types.js';
-import type { ComplianceState, DevicePosture, OsFamily } from '../connector/posture.js';
 import type { Config } from '../config/index.js';
 
 export type { Actor } from '../chronicle/types.js';
 
-export const CONNECTION_STATUSES = ['active', 'disabled', 'error'] as const;
+export { CONNECTION_STATUSES, SYNC_STATUSES, SYNC_TRIGGERS } from './schemas.js';
+import type { CONNECTION_STATUSES, SYNC_STATUSES, SYNC_TRIGGERS, Connection, PostureSummary, SnapshotDevice, SnapshotDevicePage, SyncRunSummary } from './schemas.js';
+// Declared once, in zod (./schemas.ts), with the JSON Schema the REST API serialises by.
+export type { Connection, PostureSummary, SnapshotDevice, SnapshotDevicePage, SyncRunSummary } from './schemas.js';
 export type ConnectionStatus = (typeof CONNECTION_STATUSES)[number];
-
-export const SYNC_TRIGGERS = ['manual', 'scheduled', 'startup'] as const;
 export type SyncTrigger = (typeof SYNC_TRIGGERS)[number];
-
-export const SYNC_STATUSES = ['running', 'succeeded', 'failed'] as const;
 export type SyncStatus = (typeof SYNC_STATUSES)[number];
-
-export interface SyncRunSummary {
-  readonly id: string;
-  readonly connection_id: string;
-  readonly status: SyncStatus;
-  readonly trigger: SyncTrigger;
-  readonly started_at: string;
-  readonly finished_at: string | null;
-  readonly duration_ms: number | null;
-  readonly devices: number;
-  readonly pages: number;
-  readonly graph_requests: number;
-  readonly throttled_waits: number;
-  readonly counts_by_compliance_state: Readonly<Partial<Record<ComplianceState, number>>>;
-  readonly counts_by_os_family: Readonly<Partial<Record<OsFamily, number>>>;
-  /** `^[a-z_]{1,64}$`, e.g. graph_unavailable, auth_failed, secret_unavailable, abandoned, cancelled. */
-  readonly error_code: string | null;
-  /** A sentence safe to show an administrator: never a secret, a token or a Graph response body. */
-  readonly error_message: string | null;
-}
-
-export interface Connection {
-  /** GUID. */
-  readonly id: string;
-  readonly tenant: string;
-  readonly display_name: string;
-  /** Entra tenant: GUID or primary domain. */
-  readonly entra_tenant_id: string;
-  /** Application (client) id: GUID. */
-  readonly client_id: string;
-  readonly cloud: CloudName;
-  /** A SecretProvider reference (`env:NAME` or `file:/path`), never the secret itself. */
-  readonly secret_ref: string;
-  /** active and error connections are synced; disabled ones are not, and their devices are not served. */
-  readonly status: ConnectionStatus;
-  /** Why the status is what it is (set with `error`, e.g. the last sync could not authenticate). */
-  readonly status_reason: string | null;
-  /** The built-in simulated tenant, not a real Intune tenant. */
-  readonly demo: boolean;
-  readonly created_at: string;
-  readonly updated_at: string;
-  /** The most recent run (it may still be running). */
-  readonly last_sync: SyncRunSummary | null;
-}
 
 import type { ConnectionInput, ConnectionPatch, DeviceQuery } from './validation.js';
 import type { GraphServiceAddress } from '../common/graph-service.js';
 // Declared once, in zod, beside their validation; the REST API derives its JSON Schema from the same.
 export type { ConnectionInput, ConnectionPatch, DeviceQuery };
-
-export type SnapshotDevice = DevicePosture & { readonly connection_id: string };
-
-export interface SnapshotDevicePage {
-  readonly devices: SnapshotDevice[];
-  readonly next_cursor: string | null;
-  /** Devices matching the filters (all pages). */
-  readonly total: number;
-}
-
-export interface PostureSummary {
-  readonly connections: Connection[];
-  /** Devices in the current snapshots of the tenant's enabled connections. */
-  readonly devices: number;
-  readonly counts_by_compliance_state: Readonly<Record<ComplianceState, number>>;
-  readonly counts_by_os_family: Readonly<Record<OsFamily, number>>;
-  readonly last_run: SyncRunSummary | null;
-}
 
 export interface SyncProgress {
   readonly devices: number;

@@ -42,107 +42,73 @@ const fixed =
   (): string =>
     value;
 
-const setting = (setting: string, settingName: string, kind: SettingSpec['kind'], value: SettingSpec['value']): SettingSpec => ({ setting, settingName, kind, value });
+/** One row of a platform table: the setting's name after its policy class, its label, its kind and its value. */
+type SettingRow = readonly [name: string, settingName: string, kind: SettingSpec['kind'], value: SettingSpec['value']];
+
+/** A platform's policies, each a display name and its rows; setting identifiers are `<policyClass>.<name>`. */
+const platform = (platformType: string, minimumOs: string, policyClass: string, policies: Readonly<Record<string, readonly SettingRow[]>>): PlatformSpec => ({
+  platformType,
+  minimumOs,
+  policies: Object.entries(policies).map(([displayName, rows]) => ({
+    displayName,
+    settings: rows.map(([name, settingName, kind, value]) => ({ setting: `${policyClass}.${name}`, settingName, kind, value })),
+  })),
+});
 
 const PLATFORMS: Readonly<Record<string, PlatformSpec>> = {
-  macOS: {
-    platformType: 'macOS',
-    minimumOs: '14.0',
-    policies: [
-      {
-        displayName: 'macOS baseline compliance',
-        settings: [
-          setting('MacOSCompliancePolicy.FirewallEnabled', 'Firewall', 'other', fixed('true')),
-          setting('MacOSCompliancePolicy.GatekeeperAllowedAppSource', 'Allow apps downloaded from these locations', 'other', fixed('macAppStoreAndIdentifiedDevelopers')),
-          setting('MacOSCompliancePolicy.SystemIntegrityProtectionEnabled', 'Require system integrity protection', 'other', fixed('true')),
-          setting('MacOSCompliancePolicy.PasswordRequired', 'Require a password to unlock devices', 'other', fixed('true')),
-          setting('MacOSCompliancePolicy.PasswordMinimumLength', 'Minimum password length', 'other', fixed('8')),
-        ],
-      },
-      { displayName: 'FileVault encryption required', settings: [setting('MacOSCompliancePolicy.StorageRequireEncryption', 'Encryption of data storage on device', 'encryption', encryptedValue)] },
-      {
-        displayName: 'macOS minimum version',
-        settings: [
-          setting('MacOSCompliancePolicy.OsMinimumVersion', 'Minimum OS version', 'minOs', osValue),
-          setting('MacOSCompliancePolicy.OsMaximumVersion', 'Maximum OS version', 'other', osValue),
-        ],
-      },
+  macOS: platform('macOS', '14.0', 'MacOSCompliancePolicy', {
+    'macOS baseline compliance': [
+      ['FirewallEnabled', 'Firewall', 'other', fixed('true')],
+      ['GatekeeperAllowedAppSource', 'Allow apps downloaded from these locations', 'other', fixed('macAppStoreAndIdentifiedDevelopers')],
+      ['SystemIntegrityProtectionEnabled', 'Require system integrity protection', 'other', fixed('true')],
+      ['PasswordRequired', 'Require a password to unlock devices', 'other', fixed('true')],
+      ['PasswordMinimumLength', 'Minimum password length', 'other', fixed('8')],
     ],
-  },
-  Windows: {
-    platformType: 'windows10AndLater',
-    minimumOs: '10.0.22631',
-    policies: [
-      {
-        displayName: 'Windows 10/11 compliance',
-        settings: [
-          setting('Windows10CompliancePolicy.OsMinimumVersion', 'Minimum OS version', 'minOs', osValue),
-          setting('Windows10CompliancePolicy.PasswordRequired', 'Require a password to unlock mobile devices', 'other', fixed('true')),
-          setting('Windows10CompliancePolicy.ActiveFirewallRequired', 'Firewall', 'other', fixed('true')),
-        ],
-      },
-      {
-        displayName: 'BitLocker and Secure Boot',
-        settings: [
-          setting('Windows10CompliancePolicy.BitLockerEnabled', 'Require BitLocker', 'encryption', encryptedValue),
-          setting('Windows10CompliancePolicy.SecureBootEnabled', 'Require Secure Boot to be enabled on the device', 'other', fixed('true')),
-        ],
-      },
-      {
-        displayName: 'Defender real-time protection',
-        settings: [
-          setting('Windows10CompliancePolicy.DefenderEnabled', 'Microsoft Defender Antimalware', 'other', fixed('true')),
-          setting('Windows10CompliancePolicy.RtpEnabled', 'Real-time protection', 'other', fixed('true')),
-        ],
-      },
+    'FileVault encryption required': [['StorageRequireEncryption', 'Encryption of data storage on device', 'encryption', encryptedValue]],
+    'macOS minimum version': [
+      ['OsMinimumVersion', 'Minimum OS version', 'minOs', osValue],
+      ['OsMaximumVersion', 'Maximum OS version', 'other', osValue],
     ],
-  },
-  iOS: {
-    platformType: 'iOS',
-    minimumOs: '17.0',
-    policies: [
-      {
-        displayName: 'iOS compliance',
-        settings: [
-          setting('IosCompliancePolicy.OsMinimumVersion', 'Minimum OS version', 'minOs', osValue),
-          setting('IosCompliancePolicy.SecurityBlockJailbrokenDevices', 'Jailbroken devices', 'other', fixed('false')),
-        ],
-      },
-      {
-        displayName: 'iOS passcode policy',
-        settings: [
-          setting('IosCompliancePolicy.PasscodeRequired', 'Require a password to unlock mobile devices', 'encryption', encryptedValue),
-          setting('IosCompliancePolicy.PasscodeMinimumLength', 'Minimum password length', 'other', fixed('6')),
-        ],
-      },
+  }),
+  Windows: platform('windows10AndLater', '10.0.22631', 'Windows10CompliancePolicy', {
+    'Windows 10/11 compliance': [
+      ['OsMinimumVersion', 'Minimum OS version', 'minOs', osValue],
+      ['PasswordRequired', 'Require a password to unlock mobile devices', 'other', fixed('true')],
+      ['ActiveFirewallRequired', 'Firewall', 'other', fixed('true')],
     ],
-  },
-  Android: {
-    platformType: 'androidForWork',
-    minimumOs: '13',
-    policies: [
-      {
-        displayName: 'Android work profile compliance',
-        settings: [
-          setting('AndroidWorkProfileCompliancePolicy.StorageRequireEncryption', 'Encryption of data storage on device', 'encryption', encryptedValue),
-          setting('AndroidWorkProfileCompliancePolicy.OsMinimumVersion', 'Minimum OS version', 'minOs', osValue),
-          setting('AndroidWorkProfileCompliancePolicy.SecurityBlockJailbrokenDevices', 'Rooted devices', 'other', fixed('false')),
-          setting('AndroidWorkProfileCompliancePolicy.PasswordRequired', 'Require a password to unlock mobile devices', 'other', fixed('true')),
-        ],
-      },
-      {
-        displayName: 'Android minimum patch level',
-        settings: [setting('AndroidWorkProfileCompliancePolicy.MinAndroidSecurityPatchLevel', 'Minimum security patch level', 'other', fixed('2024-01-01'))],
-      },
+    'BitLocker and Secure Boot': [
+      ['BitLockerEnabled', 'Require BitLocker', 'encryption', encryptedValue],
+      ['SecureBootEnabled', 'Require Secure Boot to be enabled on the device', 'other', fixed('true')],
     ],
-  },
+    'Defender real-time protection': [
+      ['DefenderEnabled', 'Microsoft Defender Antimalware', 'other', fixed('true')],
+      ['RtpEnabled', 'Real-time protection', 'other', fixed('true')],
+    ],
+  }),
+  iOS: platform('iOS', '17.0', 'IosCompliancePolicy', {
+    'iOS compliance': [
+      ['OsMinimumVersion', 'Minimum OS version', 'minOs', osValue],
+      ['SecurityBlockJailbrokenDevices', 'Jailbroken devices', 'other', fixed('false')],
+    ],
+    'iOS passcode policy': [
+      ['PasscodeRequired', 'Require a password to unlock mobile devices', 'encryption', encryptedValue],
+      ['PasscodeMinimumLength', 'Minimum password length', 'other', fixed('6')],
+    ],
+  }),
+  Android: platform('androidForWork', '13', 'AndroidWorkProfileCompliancePolicy', {
+    'Android work profile compliance': [
+      ['StorageRequireEncryption', 'Encryption of data storage on device', 'encryption', encryptedValue],
+      ['OsMinimumVersion', 'Minimum OS version', 'minOs', osValue],
+      ['SecurityBlockJailbrokenDevices', 'Rooted devices', 'other', fixed('false')],
+      ['PasswordRequired', 'Require a password to unlock mobile devices', 'other', fixed('true')],
+    ],
+    'Android minimum patch level': [['MinAndroidSecurityPatchLevel', 'Minimum security patch level', 'other', fixed('2024-01-01')]],
+  }),
 };
 
-const DEFAULT_PLATFORM: PlatformSpec = {
-  platformType: 'all',
-  minimumOs: '0',
-  policies: [{ displayName: 'Default compliance policy', settings: [setting('DefaultDeviceCompliancePolicy.RequireDeviceCompliancePolicyAssigned', 'Has a compliance policy assigned', 'other', fixed('true'))] }],
-};
+const DEFAULT_PLATFORM: PlatformSpec = platform('all', '0', 'DefaultDeviceCompliancePolicy', {
+  'Default compliance policy': [['RequireDeviceCompliancePolicyAssigned', 'Has a compliance policy assigned', 'other', fixed('true')]],
+});
 
 /** deviceCompliancePolicyState's state for a policy with no failing setting, by the device's complianceState. */
 const QUIET_STATE: Readonly<Record<string, string>> = {

@@ -8,21 +8,21 @@ import type { Authenticator } from '../../auth/types.js';
 import type { KeyStore } from '../../auth/keys.js';
 import { requirePermission } from '../../auth/permissions.js';
 import { notFound } from '../errors.js';
-import { keyCreateBody, keyParams, keysQuery } from '../schemas.js';
+import { createdKeyResponse, keyCreateBody, keyListResponse, keyParams, keyResponse, keysQuery } from '../schemas.js';
 import { actorOf } from './posture.js';
 import { defined } from '../../common/values.js';
 
 export const KEYS_BASE = '/api/v1/keys';
 
 export function keyRoutes(app: FastifyInstance, { keys, authenticator }: { keys: KeyStore; authenticator: Authenticator }): void {
-  app.get<{ Querystring: { include_revoked: boolean } }>(KEYS_BASE, { schema: { querystring: keysQuery } }, async (request) => {
+  app.get<{ Querystring: { include_revoked: boolean } }>(KEYS_BASE, { schema: { querystring: keysQuery, response: { 200: keyListResponse } } }, async (request) => {
     const principal = await requirePermission(authenticator, request, 'keys:manage');
     return { keys: await keys.list({ tenant: principal.tenant, includeRevoked: request.query.include_revoked }) };
   });
 
   app.post<{ Body: { role: string; capabilities?: string[]; name?: string } }>(
     KEYS_BASE,
-    { schema: { body: keyCreateBody } },
+    { schema: { body: keyCreateBody, response: { 201: createdKeyResponse } } },
     async (request, reply) => {
       const principal = await requirePermission(authenticator, request, 'keys:manage');
       const { key, record } = await keys.create(
@@ -38,7 +38,7 @@ export function keyRoutes(app: FastifyInstance, { keys, authenticator }: { keys:
     },
   );
 
-  app.delete<{ Params: { key_id: string } }>(`${KEYS_BASE}/:key_id`, { schema: { params: keyParams } }, async (request) => {
+  app.delete<{ Params: { key_id: string } }>(`${KEYS_BASE}/:key_id`, { schema: { params: keyParams, response: { 200: keyResponse } } }, async (request) => {
     const principal = await requirePermission(authenticator, request, 'keys:manage');
     const record = await keys.revoke(request.params.key_id, actorOf(principal), { tenant: principal.tenant, requestId: request.id });
     if (record === null) throw notFound('API key');

@@ -14,7 +14,24 @@ import { describeSetting } from '../../gate/settings.js';
 import { ApiError, notFound } from '../errors.js';
 import type { PostureReadAudit } from '../read-audit.js';
 import type { PreflightReport } from '../../posture/preflight.js';
-import { connectionCreateBody, connectionParams, connectionPatchBody, deviceParams, devicesQuery, runParams, runsQuery } from '../schemas.js';
+import {
+  connectionCreateBody,
+  connectionListResponse,
+  connectionParams,
+  connectionPatchBody,
+  connectionResponse,
+  deviceDetailResponse,
+  devicePageResponse,
+  deviceParams,
+  devicesQuery,
+  FailingSettingsViewSchema,
+  runListResponse,
+  runParams,
+  runResponse,
+  runsQuery,
+  summaryResponse,
+} from '../schemas.js';
+import type { z } from 'zod';
 
 export const INTUNE_BASE = '/api/v1/integrations/intune';
 
@@ -36,10 +53,7 @@ export function actorOf(principal: Principal): Actor & { kind: 'agent' | 'servic
 }
 
 /** What a device's detail says about its failing compliance settings. */
-export type FailingSettingsView =
-  | { readonly status: 'none'; readonly settings: readonly [] }
-  | { readonly status: 'listed'; readonly settings: ReadonlyArray<{ readonly setting: string; readonly fix: string }> }
-  | { readonly status: 'unavailable'; readonly reason: string; readonly settings: readonly [] };
+export type FailingSettingsView = z.infer<typeof FailingSettingsViewSchema>;
 
 /**
  * A compliant device has nothing to fix and Graph is not asked; for any other state the settings
@@ -62,12 +76,12 @@ export function postureRoutes(app: FastifyInstance, { posture, authenticator, re
   const read = (request: Parameters<typeof requirePermission>[1]) => requirePermission(authenticator, request, 'posture:read');
   const write = (request: Parameters<typeof requirePermission>[1]) => requirePermission(authenticator, request, 'posture:write');
 
-  app.get(`${INTUNE_BASE}/connections`, async (request) => {
+  app.get(`${INTUNE_BASE}/connections`, { schema: { response: { 200: connectionListResponse } } }, async (request) => {
     const principal = await read(request);
     return { connections: await posture.listConnections(principal.tenant) };
   });
 
-  app.post<{ Body: ConnectionInput }>(`${INTUNE_BASE}/connections`, { schema: { body: connectionCreateBody } }, async (request, reply) => {
+  app.post<{ Body: ConnectionInput }>(`${INTUNE_BASE}/connections`, { schema: { body: connectionCreateBody, response: { 201: connectionResponse } } }, async (request, reply) => {
     const principal = await write(request);
     const connection = await posture.createConnection(principal.tenant, request.body, actorOf(principal));
     return reply.code(201).header('location', `${INTUNE_BASE}/connections/${connection.id}`).send(connection);
@@ -75,7 +89,7 @@ export function postureRoutes(app: FastifyInstance, { posture, authenticator, re
 
   app.get<{ Params: { connection_id: string } }>(
     `${INTUNE_BASE}/connections/:connection_id`,
-    { schema: { params: connectionParams } },
+    { schema: { params: connectionParams, response: { 200: connectionResponse } } },
     async (request) => {
       const principal = await read(request);
       const connection = await posture.getConnection(principal.tenant, request.params.connection_id);
@@ -86,7 +100,7 @@ export function postureRoutes(app: FastifyInstance, { posture, authenticator, re
 
   app.patch<{ Params: { connection_id: string }; Body: ConnectionPatch }>(
     `${INTUNE_BASE}/connections/:connection_id`,
-    { schema: { params: connectionParams, body: connectionPatchBody } },
+    { schema: { params: connectionParams, body: connectionPatchBody, response: { 200: connectionResponse } } },
     async (request) => {
       const principal = await write(request);
       const connection = await posture.updateConnection(principal.tenant, request.params.connection_id, request.body, actorOf(principal));
@@ -97,7 +111,7 @@ export function postureRoutes(app: FastifyInstance, { posture, authenticator, re
 
   app.post<{ Params: { connection_id: string } }>(
     `${INTUNE_BASE}/connections/:connection_id/sync`,
-    { schema: { params: connectionParams } },
+    { schema: { params: connectionParams, response: { 202: runResponse } } },
     async (request, reply) => {
       const principal = await write(request);
       // No body at all is the usual call; a schema would refuse it, so the "nothing or {}" rule is checked here.
@@ -136,7 +150,7 @@ export function postureRoutes(app: FastifyInstance, { posture, authenticator, re
 
   app.get<{ Params: { connection_id: string }; Querystring: { limit: number } }>(
     `${INTUNE_BASE}/connections/:connection_id/runs`,
-    { schema: { params: connectionParams, querystring: runsQuery } },
+    { schema: { params: connectionParams, querystring: runsQuery, response: { 200: runListResponse } } },
     async (request) => {
       const principal = await read(request);
       if ((await posture.getConnection(principal.tenant, request.params.connection_id)) === null) throw notFound('connection');
@@ -146,7 +160,7 @@ export function postureRoutes(app: FastifyInstance, { posture, authenticator, re
 
   app.get<{ Params: { connection_id: string; run_id: string } }>(
     `${INTUNE_BASE}/connections/:connection_id/runs/:run_id`,
-    { schema: { params: runParams } },
+    { schema: { params: runParams, response: { 200: runResponse } } },
     async (request) => {
       const principal = await read(request);
       const run = await posture.getRun(principal.tenant, request.params.run_id);
@@ -155,7 +169,7 @@ export function postureRoutes(app: FastifyInstance, { posture, authenticator, re
     },
   );
 
-  app.get<{ Querystring: DeviceQuery }>(`${INTUNE_BASE}/devices`, { schema: { querystring: devicesQuery } }, async (request) => {
+  app.get<{ Querystring: DeviceQuery }>(`${INTUNE_BASE}/devices`, { schema: { querystring: devicesQuery, response: { 200: devicePageResponse } } }, async (request) => {
     const principal = await read(request);
     const page = await posture.listDevices(principal.tenant, request.query);
     await readAudit.record({
@@ -171,7 +185,7 @@ export function postureRoutes(app: FastifyInstance, { posture, authenticator, re
     return page;
   });
 
-  app.get<{ Params: { device_id: string } }>(`${INTUNE_BASE}/devices/:device_id`, { schema: { params: deviceParams } }, async (request) => {
+  app.get<{ Params: { device_id: string } }>(`${INTUNE_BASE}/devices/:device_id`, { schema: { params: deviceParams, response: { 200: deviceDetailResponse } } }, async (request) => {
     const principal = await read(request);
     const device = await posture.getDevice(principal.tenant, request.params.device_id);
     // A look that found nothing is recorded too: probing for ids is a read worth seeing.
@@ -188,7 +202,7 @@ export function postureRoutes(app: FastifyInstance, { posture, authenticator, re
     return { ...device, failing_settings: await failingSettingsView(connector, principal.tenant, device) };
   });
 
-  app.get(`${INTUNE_BASE}/summary`, async (request) => {
+  app.get(`${INTUNE_BASE}/summary`, { schema: { response: { 200: summaryResponse } } }, async (request) => {
     const principal = await read(request);
     return posture.summary(principal.tenant);
   });
