@@ -17,7 +17,7 @@ import { DEFAULT_TENANT } from '../common/ids.js';
 import { createPostureService, secretProviderFromConfig, SyncInProgressError } from '../posture/index.js';
 import { runPreflight } from '../posture/preflight.js';
 import type { Connection, PostureService, SyncRunSummary } from '../posture/types.js';
-import { createGate, demoPolicyFile, loadGatePolicy } from '../gate/index.js';
+import { createGate, demoPolicyFile, loadGatePolicy, type Gate } from '../gate/index.js';
 import { gateJwtOptions } from '../gate/http.js';
 import { serveLocalChannel } from './local-channel.js';
 import { localIdentity } from './local-client.js';
@@ -86,6 +86,30 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/** The agent service, whose changes re-match the tenant's assets and drop the gate's cached agent readings. */
+function openAgentService(config: Config, runtime: Runtime, assets: AssetService, gate: Gate, logger: Logger): AgentService {
+  return createAgentService({
+    db: runtime.db,
+    chronicle: runtime.chronicle,
+    logger,
+    caDir: config.agents.caDir,
+    fingerprintKeyFor: (tenant) => runtime.fingerprintKeyFor(tenant),
+    certValidityDays: config.agents.certValidityDays,
+    tokenTtlSeconds: config.agents.tokenTtlSeconds,
+    onAgentChanged: async (tenant, agentId) => {
+      // A heartbeat that changed nothing but the time (null) can only turn this agent fresh or stale;
+      // anything else (enrollment, revocation, a posture or identity change) may move agents between machines.
+      let report: Awaited<ReturnType<AssetService['rematchAgent']>> | undefined;
+      try {
+        report = await assets.rematchAgent(tenant, agentId);
+        return report;
+      } finally {
+        gate.forgetAgents(tenant, report === null ? agentId : undefined);
+      }
+    },
+  });
+}
+
 const SYSTEM_ACTOR: Actor = { kind: 'system', id: 'serve' };
 
 export async function startServer(config: Config, options: ServerOptions = {}): Promise<RunningServer> {
@@ -141,26 +165,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     const connection = await service.bootstrapFromConfig(config, runtime.demo !== undefined ? { demo: runtime.demo } : {});
     const keys = createKeyStore({ db: runtime.db, chronicle, logger, ...(options.keyCacheTtlMs !== undefined ? { cacheTtlMs: options.keyCacheTtlMs } : {}) });
 
-    const agents = createAgentService({
-      db: runtime.db,
-      chronicle,
-      logger,
-      caDir: config.agents.caDir,
-      fingerprintKeyFor: (tenant) => runtime.fingerprintKeyFor(tenant),
-      certValidityDays: config.agents.certValidityDays,
-      tokenTtlSeconds: config.agents.tokenTtlSeconds,
-      onAgentChanged: async (tenant, agentId) => {
-        // A heartbeat that changed nothing but the time (null) can only turn this agent fresh or stale;
-        // anything else (enrollment, revocation, a posture or identity change) may move agents between machines.
-        let report: Awaited<ReturnType<AssetService['rematchAgent']>> | undefined;
-        try {
-          report = await assets.rematchAgent(tenant, agentId);
-          return report;
-        } finally {
-          gate.forgetAgents(tenant, report === null ? agentId : undefined);
-        }
-      },
-    });
+    const agents = openAgentService(config, runtime, assets, gate, logger);
     // What changed while this process was not running (a CLI sync or revocation, a missed re-match).
     for (const tenant of await assets.tenants()) {
       await assets.reconcile(tenant).catch((err: unknown) => logger.warn({ err, tenant }, 'could not bring the assets in step at start'));
