@@ -395,7 +395,7 @@ export function describeServer(server: RunningServer): string[] {
     `  Settings panel  ${u}/settings/integrations/intune`,
     `  Chronicle       ${u}/api/v1/chronicle/events   ${u}/api/v1/chronicle/verify`,
     `  Agents          ${u}/api/v1/agents   (enroll: POST ${u}/api/v1/agents/enroll)`,
-    `  Agents (mTLS)  ${server.agentListener.url}`,
+    `  Agents (mTLS)   ${server.agentListener.url}`,
     `  Assets          ${u}/api/v1/assets   (one machine, Intune and agents merged)`,
     `  Health          ${u}/healthz   ${u}/readyz   ${u}/metrics`,
   ];
