@@ -103,7 +103,7 @@ function suite(kind: 'postgres' | 'pglite') {
 
   it('prints the agent listener in the banner and enrolls the demo agents over mTLS, some matching Intune Macs by serial fingerprint', async () => {
     const { describeServer } = await import('../../src/api/server.js');
-    expect(describeServer(t.server)).toContain(`  Agents (mTLS)  ${agentUrl}`);
+    expect(describeServer(t.server)).toContain(`  Agents (mTLS)   ${agentUrl}`);
     expect(describeServer(t.server)).toContain(`  Assets          ${t.url}/api/v1/assets   (one machine, Intune and agents merged)`);
     expect(agentUrl).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
     expect(t.server.demoAgentIds).toHaveLength(5);
