@@ -14,7 +14,7 @@
 import { isAscii } from 'node:buffer';
 import crypto from 'node:crypto';
 import { EVENT_CATALOG } from './catalog.js';
-import { checkChunk, type CheckpointRef, type ChunkResult, type ChunkTask, type Failure, type PackedChunkTask, type PreviousRow } from './verify-core.js';
+import { checkChunk, checkpointRecorder, type CheckpointRef, type ChunkResult, type ChunkTask, type Failure, type PackedChunkTask, type PreviousRow } from './verify-core.js';
 import type { EventType } from './types.js';
 
 /** A range of rows as the bytes of a binary COPY (columns: seq, prev_hash, hash, body, index key). */
@@ -542,9 +542,7 @@ export function checkCopyChunk(task: CopyChunkTask): ChunkResult {
     return unreadable(task, err);
   }
   const tenant = Buffer.from(task.tenant, 'utf8');
-  const checkpointsAt = new Map<number, CheckpointRef[]>();
-  for (const cp of task.checkpoints) checkpointsAt.set(cp.seq, [...(checkpointsAt.get(cp.seq) ?? []), cp]);
-  const checkpointChecks: Array<{ seq: number; matches: boolean; detail: string; signedHash: string }> = [];
+  const { checkpointsAt, checkpointChecks, recordCheckpoint } = checkpointRecorder(task.checkpoints);
   const scanner = new ByteScanner();
   const matcher = new IndexKeyMatcher();
   const scratch = Buffer.alloc(64);
@@ -563,16 +561,6 @@ export function checkCopyChunk(task: CopyChunkTask): ChunkResult {
   let hashAtHead: string | null = null;
   let passed = 0;
 
-  const recordCheckpoint = (seq: number, rowHash: string): void => {
-    const atCheckpoint = checkpointsAt.get(seq);
-    if (atCheckpoint === undefined) return;
-    const differing = atCheckpoint.find((cp) => cp.hash !== rowHash);
-    checkpointChecks.push(
-      differing === undefined
-        ? { seq, matches: true, detail: '', signedHash: rowHash }
-        : { seq, matches: false, detail: `the hash at seq ${seq} differs from the signed checkpoint of ${differing.time} (${differing.source})`, signedHash: differing.hash },
-    );
-  };
 
   for (;;) {
     try {

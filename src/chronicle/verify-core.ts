@@ -116,23 +116,11 @@ export interface ChunkResult {
 export function checkChunk(input: ChunkTask | PackedChunkTask): ChunkResult {
   const task = 'packed' in input ? unpackChunk(input) : input;
   const hasher = createChainHasher();
-  const checkpointsAt = new Map<number, CheckpointRef[]>();
-  for (const cp of task.checkpoints) checkpointsAt.set(cp.seq, [...(checkpointsAt.get(cp.seq) ?? []), cp]);
-  const checkpointChecks: Array<{ seq: number; matches: boolean; detail: string; signedHash: string }> = [];
+  const { checkpointsAt, checkpointChecks, recordCheckpoint } = checkpointRecorder(task.checkpoints);
   let { seq: prevSeq, hash: prevHash, body: prevBody, time: prevTime } = task.previous;
   let hashAtHead: string | null = null;
   let failure: Failure | null = null;
   let passed = 0;
-  const recordCheckpoint = (seq: number, rowHash: string): void => {
-    const atCheckpoint = checkpointsAt.get(seq);
-    if (atCheckpoint === undefined) return;
-    const differing = atCheckpoint.find((cp) => cp.hash !== rowHash);
-    checkpointChecks.push(
-      differing === undefined
-        ? { seq, matches: true, detail: '', signedHash: rowHash }
-        : { seq, matches: false, detail: `the hash at seq ${seq} differs from the signed checkpoint of ${differing.time} (${differing.source})`, signedHash: differing.hash },
-    );
-  };
 
   for (let i = 0; i < task.seq.length; i++) {
     const seq = task.seq[i] as number;
@@ -277,4 +265,22 @@ export class ChainWalk {
     if (this.outcome === undefined) this.outcome = this.pending?.failure ?? null;
     return this.outcome;
   }
+}
+
+/** The signed checkpoints of a chunk by seq, and the comparison of each with the hash verify computed there. */
+export function checkpointRecorder(checkpoints: readonly CheckpointRef[]) {
+  const checkpointsAt = new Map<number, CheckpointRef[]>();
+  for (const cp of checkpoints) checkpointsAt.set(cp.seq, [...(checkpointsAt.get(cp.seq) ?? []), cp]);
+  const checkpointChecks: Array<{ seq: number; matches: boolean; detail: string; signedHash: string }> = [];
+  const recordCheckpoint = (seq: number, rowHash: string): void => {
+    const atCheckpoint = checkpointsAt.get(seq);
+    if (atCheckpoint === undefined) return;
+    const differing = atCheckpoint.find((cp) => cp.hash !== rowHash);
+    checkpointChecks.push(
+      differing === undefined
+        ? { seq, matches: true, detail: '', signedHash: rowHash }
+        : { seq, matches: false, detail: `the hash at seq ${seq} differs from the signed checkpoint of ${differing.time} (${differing.source})`, signedHash: differing.hash },
+    );
+  };
+  return { checkpointsAt, checkpointChecks, recordCheckpoint };
 }
