@@ -40,6 +40,7 @@ import type {
 import { readInstanceId, verifyChronicle } from './verify.js';
 import { VerifyPool } from './verify-pool.js';
 import { GroupCommitWriter } from './writer.js';
+import { defined } from '../common/values.js';
 
 export interface ChronicleOptions {
   db: Db;
@@ -159,12 +160,14 @@ function openWitnesses(options: ChronicleOptions): Witnesses {
     }
   }
   const witnesses = new Witnesses({
-    ...(options.witnessDir !== undefined ? { dir: options.witnessDir } : {}),
-    ...(options.witnessUrl !== undefined ? { url: options.witnessUrl } : {}),
-    ...(witnessCa !== undefined ? { ca: witnessCa } : {}),
-    ...(options.witnessRetry?.minMs !== undefined ? { minRetryMs: options.witnessRetry.minMs } : {}),
-    ...(options.witnessRetry?.maxMs !== undefined ? { maxRetryMs: options.witnessRetry.maxMs } : {}),
-    ...(logger !== undefined ? { logger } : {}),
+    ...defined({
+      dir: options.witnessDir,
+      url: options.witnessUrl,
+      ca: witnessCa,
+      minRetryMs: options.witnessRetry?.minMs,
+      maxRetryMs: options.witnessRetry?.maxMs,
+      logger,
+    }),
   });
   return witnesses;
 }
@@ -181,7 +184,7 @@ export async function createChronicle(options: ChronicleOptions): Promise<Chroni
 
   let key: SigningKey | null =
     options.signingKeyFile !== undefined
-      ? loadSigningKey(options.signingKeyFile, { create: options.createSigningKey ?? true, ...(logger !== undefined ? { logger } : {}) })
+      ? loadSigningKey(options.signingKeyFile, { create: options.createSigningKey ?? true, ...defined({ logger }) })
       : null;
   const checkpointDir = options.checkpointDir;
   const canCheckpoint = key !== null && checkpointDir !== undefined;
@@ -196,7 +199,7 @@ export async function createChronicle(options: ChronicleOptions): Promise<Chroni
     return id;
   };
 
-  const writer = new GroupCommitWriter({ db, maxBatch, appendTimeoutMs, ...(logger !== undefined ? { logger } : {}) });
+  const writer = new GroupCommitWriter({ db, maxBatch, appendTimeoutMs, ...defined({ logger }) });
 
   // What this process last signed per chain, so the timer only writes chains whose head moved.
   const lastSigned = new Map<string, number>();
@@ -286,11 +289,13 @@ export async function createChronicle(options: ChronicleOptions): Promise<Chroni
         db,
         keys: loadKeyRing(key, options.signingKeyFile),
         verifiedLines,
-        ...(checkpointDir !== undefined ? { checkpointDir } : {}),
-        ...(verifyOptions.tenant !== undefined ? { tenant: verifyOptions.tenant } : {}),
-        ...(verifyOptions.witnessDir !== undefined ? { witnessDir: verifyOptions.witnessDir } : {}),
-        ...(options.verify?.chunkSize !== undefined ? { chunkSize: options.verify.chunkSize } : {}),
-        ...(options.verify?.minEventsForWorkers !== undefined ? { minEventsForWorkers: options.verify.minEventsForWorkers } : {}),
+        ...defined({
+          checkpointDir,
+          tenant: verifyOptions.tenant,
+          witnessDir: verifyOptions.witnessDir,
+          chunkSize: options.verify?.chunkSize,
+          minEventsForWorkers: options.verify?.minEventsForWorkers,
+        }),
         // Started on the first long chain and kept until close(): starting threads costs more than a short verify.
         pool: () => {
           if (verifyWorkers <= 0 || closing !== undefined) return undefined;

@@ -3,6 +3,8 @@
  * catalog (names, codes, JSON Schemas in specs/events/) lives in ./catalog.ts.
  */
 
+import { defined } from '../common/values.js';
+
 /** Who caused an event. `system` is the connector itself (scheduled sync, bootstrap). */
 export interface Actor {
   readonly kind: 'agent' | 'service' | 'human' | 'system';
@@ -131,15 +133,17 @@ export interface ReviewerFilter {
 export function reviewerQuery(tenant: string, f: ReviewerFilter): ChronicleQuery {
   return {
     tenant,
-    ...(f.type !== undefined ? { types: f.type } : {}),
-    ...(f.actor !== undefined ? { actorId: f.actor } : {}),
-    ...(f.device !== undefined ? { deviceId: f.device } : {}),
-    ...(f.decision !== undefined ? { decision: f.decision } : {}),
-    ...(f.from !== undefined ? { from: f.from } : {}),
-    ...(f.to !== undefined ? { to: f.to } : {}),
-    ...(f.limit !== undefined ? { limit: f.limit } : {}),
-    ...(f.cursor !== undefined ? { cursor: f.cursor } : {}),
-    ...(f.order !== undefined ? { order: f.order } : {}),
+    ...defined({
+      types: f.type,
+      actorId: f.actor,
+      deviceId: f.device,
+      decision: f.decision,
+      from: f.from,
+      to: f.to,
+      limit: f.limit,
+      cursor: f.cursor,
+      order: f.order,
+    }),
   };
 }
 

@@ -16,6 +16,7 @@ import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import type { Logger } from '../log/index.js';
+import { defined } from '../common/values.js';
 
 export interface WitnessOptions {
   readonly dir?: string;
@@ -174,7 +175,7 @@ function postLines(url: string, batch: Batch, ca: string | undefined, timeoutMs:
         method: 'POST',
         headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
         timeout: timeoutMs,
-        ...(ca !== undefined ? { ca } : {}),
+        ...defined({ ca }),
       },
       (res) => {
         res.resume();
