@@ -10,6 +10,7 @@ import type { Config } from '../config/index.js';
 import { configFromEnv, withChronicle } from './shared.js';
 import { guidArg, tenantArg } from './args.js';
 import type { AgentService, AgentSummary } from '../agents/service.js';
+import { defined } from '../common/values.js';
 
 const CLI_ACTOR: Actor = { kind: 'human', id: 'cli:agents' };
 const DEFAULT_TENANT = 'default';
@@ -99,7 +100,7 @@ listener (INTUNE_AGENT_PORT). These commands work while \`serve\` runs, on the e
       const created = await withAgents(config, (service) =>
         service.createToken(
           opts.tenant,
-          { ...(opts.ttl !== undefined ? { ttlSeconds: opts.ttl } : {}), ...(opts.name !== undefined ? { name: opts.name } : {}) },
+          { ...defined({ ttlSeconds: opts.ttl, name: opts.name }) },
           CLI_ACTOR,
         ),
       );
@@ -173,14 +174,12 @@ export function registerAgentSim(program: Command): void {
             platform: opts.platform,
             agentClass: opts.class,
             osVersion: opts.osVersion,
-            ...(opts.serial !== undefined ? { serialNumber: opts.serial } : {}),
-            ...(opts.hardwareUuid !== undefined ? { hardwareUuid: opts.hardwareUuid } : {}),
-            ...(opts.model !== undefined ? { model: opts.model } : {}),
+            ...defined({ serialNumber: opts.serial, hardwareUuid: opts.hardwareUuid, model: opts.model }),
           },
           posture: { filevault: true, firewall: true, sip: true, gatekeeper: true },
           heartbeats: opts.heartbeats,
           intervalMs: opts.interval * 1000,
-          ...(opts.agentUrl !== undefined ? { agentUrl: opts.agentUrl } : {}),
+          ...defined({ agentUrl: opts.agentUrl }),
           ...(opts.serverCa !== undefined ? { serverCa: fs.readFileSync(opts.serverCa, 'utf8') } : {}),
         });
         process.stdout.write(`${run.agentId}\n`);

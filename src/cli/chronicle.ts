@@ -16,6 +16,7 @@ import { DEFAULT_TENANT, GUID_EXAMPLE_RULE, isGuid, isTenant, TENANT_RULE } from
 import { parseTimeBound, TIME_BOUND_RULE } from '../common/time.js';
 import { eventToJson, fullVerifyReportToJson } from '../chronicle/json.js';
 import type { Queryable } from '../db/index.js';
+import { defined } from '../common/values.js';
 
 
 /** Runs a command body and turns Chronicle's and the database's failures into exit codes. */
@@ -144,8 +145,7 @@ export function registerChronicle(program: Command): void {
         const report = await withChronicle(config, { createKey: false }, async (c, db) => {
           if (options.tenant !== undefined) await requireChain(db, options.tenant);
           return c.verify({
-            ...(options.tenant !== undefined ? { tenant: options.tenant } : {}),
-            ...(options.witness !== undefined ? { witnessDir: options.witness } : {}),
+            ...defined({ tenant: options.tenant, witnessDir: options.witness }),
           });
         });
         await write(process.stdout, options.json === true ? `${JSON.stringify(fullVerifyReportToJson(report), null, 2)}\n` : formatVerifyReport(report));
@@ -176,7 +176,7 @@ export function registerChronicle(program: Command): void {
           let cursor = options.cursor;
           let printed = 0;
           for (;;) {
-            const page = await c.query(reviewerQuery(options.tenant, { ...options, ...(cursor !== undefined ? { cursor } : {}) }));
+            const page = await c.query(reviewerQuery(options.tenant, { ...options, ...defined({ cursor }) }));
             await write(process.stdout, page.events.map((e) => `${JSON.stringify(eventToJson(e))}\n`).join(''));
             printed += page.events.length;
             if (page.nextCursor === null) break;
@@ -208,8 +208,7 @@ export function registerChronicle(program: Command): void {
           return c.export(
             {
               format: options.format,
-              ...(options.tenant !== undefined ? { tenant: options.tenant } : {}),
-              ...(options.fromSeq !== undefined ? { fromSeq: options.fromSeq } : {}),
+              ...defined({ tenant: options.tenant, fromSeq: options.fromSeq }),
             },
             out,
           );

@@ -15,6 +15,7 @@ import type { PostureService } from '../posture/index.js';
 import type { PreflightCheck, PreflightReport } from '../posture/preflight.js';
 import { askServer, localIdentity, LOCAL_USAGE_CODES } from '../api/local-client.js';
 import { EXIT } from './exit.js';
+import { defined } from '../common/values.js';
 
 interface DoctorOptions {
   readonly connection?: string;
@@ -53,7 +54,7 @@ async function doctorBesideServer(config: Config, options: DoctorOptions): Promi
     v: 1,
     kind: 'preflight',
     tenant: options.tenant,
-    ...(options.connection !== undefined ? { connection_id: options.connection } : {}),
+    ...defined({ connection_id: options.connection }),
     capabilities: config.mcp.defaultCapabilities,
     checkpoint_interval_ms: config.chronicle.checkpointIntervalMs,
     identity: localIdentity(config),
@@ -85,7 +86,7 @@ async function doctorAlone(config: Config, options: DoctorOptions): Promise<numb
       chronicle: runtime.chronicle,
       posture,
       tenant: options.tenant,
-      ...(options.connection !== undefined ? { connectionId: options.connection } : {}),
+      ...defined({ connectionId: options.connection }),
       capabilities: config.mcp.defaultCapabilities,
       checkpointIntervalMs: config.chronicle.checkpointIntervalMs,
     });

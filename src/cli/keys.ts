@@ -10,6 +10,7 @@ import type { Config } from '../config/index.js';
 import { configFromEnv, withChronicle } from './shared.js';
 import { keyIdArg, tenantArg } from './args.js';
 import { DEFAULT_TENANT } from '../common/ids.js';
+import { defined } from '../common/values.js';
 
 const CLI_ACTOR: Actor = { kind: 'human', id: 'cli:keys' };
 
@@ -62,8 +63,7 @@ in the data directory); POST /api/v1/keys with an admin key does the same.`,
       const input = {
         tenant: opts.tenant,
         role: opts.role,
-        ...(opts.scope !== undefined ? { capabilities: opts.scope } : {}),
-        ...(opts.name !== undefined ? { name: opts.name } : {}),
+        ...defined({ capabilities: opts.scope, name: opts.name }),
       };
       // Refuse a bad request before opening the database (seconds with the embedded one).
       validateKeyInput(input);
@@ -84,7 +84,7 @@ in the data directory); POST /api/v1/keys with an admin key does the same.`,
     .action(async (opts: { tenant?: string; all?: boolean; json?: boolean }) => {
       const config = configFromEnv();
       const records = await withKeyStore(config, (store) =>
-        store.list({ ...(opts.tenant !== undefined ? { tenant: opts.tenant } : {}), includeRevoked: opts.all === true }),
+        store.list({ ...defined({ tenant: opts.tenant }), includeRevoked: opts.all === true }),
       );
       process.stdout.write(opts.json === true ? `${JSON.stringify(records, null, 2)}\n` : `${table(records)}\n`);
     });

@@ -8,6 +8,7 @@ import { type Command, Option } from 'commander';
 import { DEFAULT_ROLES, SimulatorError, exportLine, parseFaultSpec, startSimulator, FAULT_SPEC_HELP } from '../simulator/index.js';
 import type { SimulatorOptions } from '../simulator/index.js';
 import { EXIT } from './exit.js';
+import { defined } from '../common/values.js';
 
 interface SimulatorCliOptions {
   readonly port?: string;
@@ -42,12 +43,11 @@ function wholeNumber(raw: string, flag: string, max: number): number {
 export function simulatorOptionsFromFlags(flags: SimulatorCliOptions): SimulatorOptions {
   return {
     ...(flags.port !== undefined ? { port: wholeNumber(flags.port, '--port', 65_535) } : {}),
-    ...(flags.host !== undefined ? { host: flags.host } : {}),
+    ...defined({ host: flags.host }),
     ...(flags.devices !== undefined ? { devices: wholeNumber(flags.devices, '--devices', 1_000_000) } : {}),
-    ...(flags.seed !== undefined ? { seed: flags.seed } : {}),
-    ...(flags.tenantFile !== undefined ? { tenantFile: flags.tenantFile } : {}),
+    ...defined({ seed: flags.seed, tenantFile: flags.tenantFile }),
     ...(flags.faults !== undefined ? { faults: parseFaultSpec(flags.faults) } : {}),
-    ...(flags.caFile !== undefined ? { caFile: flags.caFile } : {}),
+    ...defined({ caFile: flags.caFile }),
     ...(flags.roles !== undefined ? { roles: roleList(flags.roles) } : {}),
   };
 }
