@@ -32,6 +32,7 @@ import type { ChronicleWriter } from '../chronicle/types.js';
 import type { PreflightReport } from '../posture/preflight.js';
 import { assetRoutes } from './routes/assets.js';
 import type { AssetService } from '../assets/index.js';
+import { defined } from '../common/values.js';
 
 // ajv-formats is CommonJS with a default export; under NodeNext it arrives as the module object.
 const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (ajv: Ajv) => Ajv;
@@ -163,7 +164,7 @@ export async function createApp(options: AppOptions): Promise<FastifyInstance> {
   ROUTES.set(app, routes);
   app.addHook('onRoute', (route) => {
     const schema = route.schema as Record<string, unknown> | undefined;
-    for (const method of [route.method].flat()) routes.push({ method, url: route.url, ...(schema !== undefined ? { schema } : {}) });
+    for (const method of [route.method].flat()) routes.push({ method, url: route.url, ...defined({ schema }) });
   });
 
   const validators = requestValidators();
@@ -200,21 +201,21 @@ export async function createApp(options: AppOptions): Promise<FastifyInstance> {
   const readAudit = createPostureReadAudit({
     chronicle: runtime.chronicle,
     logger: runtime.logger,
-    ...(options.readAuditFlushMs !== undefined ? { flushIntervalMs: options.readAuditFlushMs } : {}),
+    ...defined({ flushIntervalMs: options.readAuditFlushMs }),
   });
   app.addHook('onClose', () => readAudit.close());
-  postureRoutes(app, { posture, authenticator, readAudit, connector: runtime.connector, ...(options.preflight !== undefined ? { preflight: options.preflight } : {}) });
+  postureRoutes(app, { posture, authenticator, readAudit, connector: runtime.connector, ...defined({ preflight: options.preflight }) });
   chronicleRoutes(app, { chronicle: runtime.chronicle, authenticator });
   if (keys !== undefined) keyRoutes(app, { keys, authenticator });
   if (options.agents !== undefined) agentRoutes(app, { ...options.agents, authenticator });
   if (options.assets !== undefined) assetRoutes(app, { assets: options.assets, authenticator });
 
-  await app.register(gateRoutes, { gate, authenticator, ...(options.gateJwt !== undefined ? { jwt: options.gateJwt } : {}) });
+  await app.register(gateRoutes, { gate, authenticator, ...defined({ jwt: options.gateJwt }) });
   await app.register(mcpRoutes, {
     connector: runtime.connector,
     authenticator,
     logger: runtime.logger,
-    ...(options.mcpDefaultCapabilities !== undefined ? { defaultCapabilities: options.mcpDefaultCapabilities } : {}),
+    ...defined({ defaultCapabilities: options.mcpDefaultCapabilities }),
   });
 
   await app.ready();

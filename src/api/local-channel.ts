@@ -36,6 +36,7 @@ import {
   type LocalPreflightRequest,
   type LocalResponse,
 } from './local-client.js';
+import { defined } from '../common/values.js';
 
 const verdict = z.enum(['allow', 'deny']);
 
@@ -134,7 +135,7 @@ async function answerPreflight(request: LocalPreflightRequest, options: LocalCha
   try {
     const result = await options.preflight({
       tenant: request.tenant,
-      ...(request.connection_id !== undefined ? { connectionId: request.connection_id } : {}),
+      ...defined({ connectionId: request.connection_id }),
       capabilities: request.capabilities,
       checkpointIntervalMs: request.checkpoint_interval_ms,
     });

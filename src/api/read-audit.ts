@@ -14,6 +14,7 @@
 import { ChronicleError, type Actor, type AppendInput, type ChronicleWriter } from '../chronicle/types.js';
 import type { Logger } from '../log/index.js';
 import { parseTimeBound } from '../common/time.js';
+import { defined } from '../common/values.js';
 
 export const POSTURE_READ_EVENT = 'integration.intune.posture_read';
 
@@ -80,7 +81,7 @@ export function postureReadEvent(read: PostureRead): AppendInput {
       ...(read.deviceId !== undefined ? { device_id: read.deviceId.toLowerCase() } : {}),
       ...(read.query !== undefined ? { filter: filterOf(read.query) } : {}),
       count: read.count,
-      ...(read.total !== undefined ? { total: read.total } : {}),
+      ...defined({ total: read.total }),
     },
   };
 }

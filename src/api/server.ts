@@ -30,6 +30,7 @@ import { createAssetService, type AssetService } from '../assets/index.js';
 import { startAgentListener, type AgentListener } from '../agents/listener.js';
 import { listenerTls } from '../agents/tls.js';
 import { enrollDemoAgents, type DemoMac } from '../agents/demo.js';
+import { defined } from '../common/values.js';
 
 export interface ServerOptions {
   readonly logger?: Logger;
@@ -163,7 +164,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     closers.push('posture', () => service.close());
 
     const connection = await service.bootstrapFromConfig(config, runtime.demo !== undefined ? { demo: runtime.demo } : {});
-    const keys = createKeyStore({ db: runtime.db, chronicle, logger, ...(options.keyCacheTtlMs !== undefined ? { cacheTtlMs: options.keyCacheTtlMs } : {}) });
+    const keys = createKeyStore({ db: runtime.db, chronicle, logger, ...defined({ cacheTtlMs: options.keyCacheTtlMs }) });
 
     const agents = openAgentService(config, runtime, assets, gate, logger);
     // What changed while this process was not running (a CLI sync or revocation, a missed re-match).
@@ -175,8 +176,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     const agentTls = await listenerTls({
       dir: config.agents.caDir,
       hostnames: [config.http.host],
-      ...(config.agents.tlsCertFile !== undefined ? { certFile: config.agents.tlsCertFile } : {}),
-      ...(config.agents.tlsKeyFile !== undefined ? { keyFile: config.agents.tlsKeyFile } : {}),
+      ...defined({ certFile: config.agents.tlsCertFile, keyFile: config.agents.tlsKeyFile }),
     });
     let agentListener: AgentListener | undefined;
 
@@ -187,7 +187,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
         identity: localIdentity(config),
         gateFor: (callerPolicy) => createGate({ ...gateParts, policy: callerPolicy, channel: 'cli' }),
         preflight: ({ tenant, connectionId, capabilities, checkpointIntervalMs }) =>
-          runPreflight({ db: runtime.db, chronicle, posture: service, tenant, ...(connectionId !== undefined ? { connectionId } : {}), capabilities, checkpointIntervalMs }),
+          runPreflight({ db: runtime.db, chronicle, posture: service, tenant, ...defined({ connectionId }), capabilities, checkpointIntervalMs }),
         logger,
       });
       if (local !== undefined) closers.push('local channel', () => local.close());
@@ -205,7 +205,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
         listener: () =>
           agentListener === undefined
             ? undefined
-            : { port: agentListener.port, ...(agentTls.caPem !== undefined ? { serverCaPem: agentTls.caPem } : {}) },
+            : { port: agentListener.port, ...defined({ serverCaPem: agentTls.caPem }) },
       },
       mcpDefaultCapabilities: config.mcp.defaultCapabilities,
       preflight: (tenant, connectionId) =>
@@ -218,7 +218,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
           capabilities: config.mcp.defaultCapabilities,
           checkpointIntervalMs: config.chronicle.checkpointIntervalMs,
         }),
-      ...(gateJwt !== undefined ? { gateJwt } : {}),
+      ...defined({ gateJwt }),
       metrics: { syncRuns: createSyncRunStats(runtime.db) },
     });
     closers.push('http', () => app.close());
@@ -256,7 +256,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     let closing: Promise<void> | undefined;
     return {
       url: base,
-      ...(adminKey !== undefined ? { adminKey } : {}),
+      ...defined({ adminKey }),
       adminKeyIssuedBefore,
       demo: runtime.demo !== undefined,
       connection,
@@ -372,7 +372,7 @@ async function enrollDemo({
         tenant: DEFAULT_TENANT,
         mainUrl: base,
         agentUrl: openedAgentListener.url.replace(/^https:\/\/(0\.0\.0\.0|\[::\])/, 'https://127.0.0.1'),
-        ...(agentTls.caPem !== undefined ? { serverCa: agentTls.caPem } : {}),
+        ...defined({ serverCa: agentTls.caPem }),
         intuneMacs: macs.slice(0, Math.max(0, demoAgentCount - 2)),
         unknown: Math.min(2, demoAgentCount),
         logger,

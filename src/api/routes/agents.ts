@@ -69,7 +69,7 @@ export function agentRoutes(app: FastifyInstance, { agents, authenticator, liste
     return reply.code(201).send({
       ...issued,
       ...(where !== undefined && HOSTNAME.test(hostname) ? { agent_url: `https://${hostname}:${where.port}` } : {}),
-      ...(where?.serverCaPem !== undefined ? { server_ca: where.serverCaPem } : {}),
+      ...defined({ server_ca: where?.serverCaPem }),
     });
   });
 
