@@ -10,6 +10,7 @@ import { INVOCATION_CHANNELS, type InvocationContext, type InvokeOutcome, type O
 import { AuditUnavailableError } from './errors.js';
 import { isGuid } from '../common/ids.js';
 import type { RunOutcome } from './outcome.js';
+import { defined } from '../common/values.js';
 
 export type Target = { device_id?: string; azure_ad_device_id?: string };
 
@@ -72,7 +73,7 @@ function invokedData(invocation: Invocation, run: RunOutcome) {
     duration_ms: Math.max(0, Math.round((performance.now() - startedAt) * 1000) / 1000),
     graph_request_id: run.ok ? (extra.graphRequestId ?? null) : run.kind === 'failed' ? (run.graphRequestId ?? null) : null,
     ...(kind !== 'denied' && extra.cache !== undefined ? { cache: extra.cache } : {}),
-    ...(channel !== undefined ? { channel } : {}),
+    ...defined({ channel }),
   };
 }
 
@@ -88,7 +89,7 @@ export async function recordInvocation<O>(deps: AuditDeps, invocation: Invocatio
       tenant: context.tenant,
       type: 'CONNECTOR_INVOKED',
       actor: { kind: context.actor.kind, id: sanitizeActorId(context.actor.id) },
-      ...(requestId !== undefined ? { requestId } : {}),
+      ...defined({ requestId }),
       data,
     });
     seq = receipt.seq;

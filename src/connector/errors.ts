@@ -4,6 +4,7 @@
 import { ChronicleError } from '../chronicle/types.js';
 import type { FailureReason } from './contract.js';
 import { isGraphError } from './graph/errors.js';
+import { defined } from '../common/values.js';
 
 /**
  * Thrown by invoke when the CONNECTOR_INVOKED record could not be appended: the caller gets this
@@ -58,7 +59,7 @@ export function classifyGraphError(err: unknown): GraphFailure {
   const graphRequestId = safeRequestId(graphError?.requestId);
   const retryAfterMs =
     graphError?.retryAfterMs !== undefined && Number.isFinite(graphError.retryAfterMs) && graphError.retryAfterMs >= 0 ? Math.ceil(graphError.retryAfterMs) : undefined;
-  const base = { graphRequestId, status, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) };
+  const base = { graphRequestId, status, ...defined({ retryAfterMs }) };
   switch (kind) {
     case 'throttled':
       return {

@@ -40,6 +40,7 @@ import { runFindAsset, type FindAssetDeps } from './runners/find-asset.js';
 import type { ConnectorAssets } from './assets.js';
 import { runSyncDevice, type SyncDeviceDeps } from './runners/sync-device.js';
 import { runDeviceAction, type DeviceActionDeps } from './runners/device-action.js';
+import { defined } from '../common/values.js';
 
 export * from './operations.js';
 export { PHASE1_POLICY, authorizeOperation, isOperationEnabled, type Authorization, type OperationPolicy } from './scope.js';
@@ -309,13 +310,12 @@ async function lookupForGate(
     };
   }
   const lookup = await deps.lookup(graph, tenant, byEntra ? 'azureADDeviceId' : 'deviceId', id, {
-    ...(options.maxStaleMs !== undefined ? { maxStaleMs: options.maxStaleMs } : {}),
-    ...(options.signal !== undefined ? { signal: options.signal } : {}),
+    ...defined({ maxStaleMs: options.maxStaleMs, signal: options.signal }),
   });
   if (lookup.ok) return lookup;
   const { failure } = lookup;
   const reason = failure.reason === 'cancelled' ? 'timeout' : failure.reason === 'not_found' ? 'graph_error' : failure.reason;
-  return { ok: false, reason, message: failure.message, ...(failure.retryAfterMs !== undefined ? { retryAfterMs: failure.retryAfterMs } : {}) };
+  return { ok: false, reason, message: failure.message, ...defined({ retryAfterMs: failure.retryAfterMs }) };
 }
 
 export function createIntuneConnector(deps: IntuneConnectorDeps): IntuneConnector {
@@ -332,9 +332,9 @@ export function createIntuneConnector(deps: IntuneConnectorDeps): IntuneConnecto
     ttlMs: options.cacheTtlMs,
     maxEntries: options.cacheMaxEntries,
     staleMaxMs: options.staleMaxMs,
-    ...(options.notFoundTtlMs !== undefined ? { notFoundTtlMs: options.notFoundTtlMs } : {}),
+    ...defined({ notFoundTtlMs: options.notFoundTtlMs }),
     now,
-    ...(deps.sharedCache !== undefined ? { shared: deps.sharedCache } : {}),
+    ...defined({ shared: deps.sharedCache }),
   });
   const invalidateDevice = (tenant: string, deviceId: string): Promise<void> => cache.invalidateDevices(tenant, [deviceId]);
   const lookup = cachedComplianceLookup({ cache, fingerprintKeyFor });

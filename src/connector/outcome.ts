@@ -6,6 +6,7 @@
  */
 import type { DenialReason, SettledOutcome } from './contract.js';
 import type { GraphFailure } from './errors.js';
+import { defined } from '../common/values.js';
 
 /** Recorded in CONNECTOR_INVOKED, never returned to the caller. */
 export interface RecordOnly {
@@ -20,7 +21,7 @@ export interface RecordOnly {
 export type RunOutcome<O = unknown> = SettledOutcome<O> & { readonly recordOnly?: RecordOnly };
 
 export function denied(reason: DenialReason, message: string, field?: string): RunOutcome<never> {
-  return { ok: false, kind: 'denied', reason, message, ...(field !== undefined ? { field } : {}) };
+  return { ok: false, kind: 'denied', reason, message, ...defined({ field }) };
 }
 
 export function succeeded<O>(value: O, recordOnly: RecordOnly): RunOutcome<O> {
@@ -33,7 +34,7 @@ export function failedFrom(failure: GraphFailure, recordOnly: RecordOnly = {}): 
     kind: 'failed',
     reason: failure.reason,
     message: failure.message,
-    ...(failure.retryAfterMs !== undefined ? { retryAfterMs: failure.retryAfterMs } : {}),
+    ...defined({ retryAfterMs: failure.retryAfterMs }),
     ...(failure.graphRequestId !== null ? { graphRequestId: failure.graphRequestId } : {}),
     recordOnly,
   };

@@ -165,8 +165,12 @@ function createSender(
     }),
     // Entra's temporary refusals get the same number of retries as Graph's.
     transientRetries: options.graph.maxRetries,
-    ...(options.retry?.baseDelayMs !== undefined ? { transientBaseDelayMs: options.retry.baseDelayMs } : {}),
-    ...defined({ sleep: options.sleep, random: options.random, logger }),
+    ...defined({
+      transientBaseDelayMs: options.retry?.baseDelayMs,
+      sleep: options.sleep,
+      random: options.random,
+      logger,
+    }),
   });
 
   // The handler's default provider is never used: every call brings its own, bound to its state.
@@ -384,15 +388,14 @@ export function createGraphClient(options: GraphClientOptions): GraphClient {
     if (streamed?.ok === true && streamed.itemError !== undefined) throw streamed.itemError; // a device without a usable id
     if (page.nextLink !== undefined) checkNextLink(page.nextLink, DEVICES_PATH);
     const devices = streamed?.ok === true ? collector.items() : page.items;
-    return { devices, ...(page.nextLink !== undefined ? { nextLink: page.nextLink } : {}), requestId };
+    return { devices, ...defined({ nextLink: page.nextLink }), requestId };
   };
 
   async function* listDevices<T = ManagedDevice>(request: Omit<ListDevicesRequest<T>, 'nextLink'> = {}): AsyncGenerator<DevicePage<T>> {
     // A nextLink smuggled in by an untyped caller is dropped: listing starts from the first page.
     const { nextLink: _dropped, ...first } = request as ListDevicesRequest<T>;
     const follow = {
-      ...(request.signal !== undefined ? { signal: request.signal } : {}),
-      ...(request.mapDevice !== undefined ? { mapDevice: request.mapDevice } : {}),
+      ...defined({ signal: request.signal, mapDevice: request.mapDevice }),
     };
     let nextLink: string | undefined;
     {

@@ -446,7 +446,7 @@ export class TransportMiddleware implements Middleware {
       if (signal?.aborted === true) throw err;
       truncated = true;
     }
-    state.exchange = { status: response.statusCode, header, text, truncated, ...(streamed !== undefined ? { streamed } : {}) };
+    state.exchange = { status: response.statusCode, header, text, truncated, ...defined({ streamed }) };
   }
 }
 

@@ -8,6 +8,7 @@ import { failedFrom, succeeded, type RunOutcome } from '../outcome.js';
 import { graphFailure, noteFailure, signalOption, type RunCall } from './call.js';
 import type { ConnectorAssets } from '../assets.js';
 import { endpointAgentsOf } from './get-device.js';
+import { defined } from '../../common/values.js';
 
 export interface GetComplianceDeps {
   readonly lookup: CachedComplianceLookup;
@@ -60,7 +61,7 @@ export async function runGetCompliance(deps: GetComplianceDeps, call: RunCall<Ge
     azure_ad_device_id: current.azure_ad_device_id,
     record_count: lookup.records.length,
     devices: [...lookup.records],
-    ...(policies !== undefined ? { policies } : {}),
+    ...defined({ policies }),
     cache,
     endpoint_agents: await endpointAgentsOf(deps, tenant, lookup.records.map((r) => r.device_id)),
   };

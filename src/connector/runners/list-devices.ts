@@ -12,6 +12,7 @@ import { denied, failedFrom, succeeded, type RunOutcome } from '../outcome.js';
 import type { DevicePosture, OsFamily } from '../posture.js';
 import { osFamilyOf, redactDevice } from '../redaction.js';
 import { graphFailure, signalOption, type RunCall } from './call.js';
+import { defined } from '../../common/values.js';
 
 /** macOS, Windows and Linux are one Graph value each, so Graph filters them; the other families span several values and are filtered here. */
 const GRAPH_OS_VALUE: Partial<Record<OsFamily, string>> = { macos: 'macOS', windows: 'Windows', linux: 'Linux' };
@@ -62,10 +63,12 @@ export async function runListDevices(deps: ListDevicesDeps, call: RunCall<ListDe
   const key = await deps.fingerprintKeyFor(tenant);
   const pushedOs = input.os_family !== undefined ? GRAPH_OS_VALUE[input.os_family] : undefined;
   const filter: DeviceFilter = {
-    ...(pushedOs !== undefined ? { operatingSystem: pushedOs } : {}),
-    ...(input.compliance_state !== undefined ? { complianceState: input.compliance_state } : {}),
-    ...(input.last_sync_after !== undefined ? { lastSyncAfter: input.last_sync_after } : {}),
-    ...(input.last_sync_before !== undefined ? { lastSyncBefore: input.last_sync_before } : {}),
+    ...defined({
+      operatingSystem: pushedOs,
+      complianceState: input.compliance_state,
+      lastSyncAfter: input.last_sync_after,
+      lastSyncBefore: input.last_sync_before,
+    }),
   };
   const matches = (d: ManagedDevice): boolean =>
     (input.os_family === undefined || osFamilyOf(d.operatingSystem) === input.os_family) &&
