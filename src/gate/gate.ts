@@ -23,7 +23,7 @@ import { parseVersion, readsAgents, type AgentMeasurement } from './rules.js';
 import { createAgentCache } from './agent-cache.js';
 import { ACCORD_NAME_PATTERN, type AccordPolicy, type ComplianceLookup, type ComplianceSource, type GatePolicy, type GateResult } from './types.js';
 import { DEFAULT_TENANT, isGuid, isTenant } from '../common/ids.js';
-import { isPlainObject } from '../common/values.js';
+import { defined, isPlainObject } from '../common/values.js';
 
 export type GateChannel = 'library' | 'api' | 'cli';
 
@@ -166,7 +166,7 @@ export function createGate(options: GateOptions): Gate {
 
   async function lookUp(tenant: string, accordPolicy: AccordPolicy, azureADDeviceId: string, signal: AbortSignal | undefined): Promise<ComplianceLookup> {
     try {
-      return await connector.lookupCompliance(tenant, { azureADDeviceId }, { maxStaleMs: accordPolicy.staleMaxMs, ...(signal !== undefined ? { signal } : {}) });
+      return await connector.lookupCompliance(tenant, { azureADDeviceId }, { maxStaleMs: accordPolicy.staleMaxMs, ...defined({ signal }) });
     } catch (err) {
       // The connector answers failures as values; a throw is a defect, and the gate fails closed on it.
       logger?.error({ err, tenant, accord: accordPolicy.accord }, 'compliance lookup threw; denying as compliance_unavailable');
@@ -196,7 +196,7 @@ export function createGate(options: GateOptions): Gate {
     const device = deviceOf(decision);
     if (connector.lookupFailingSettings === undefined || decision.decision !== 'deny' || device === null || !SETTINGS_EXPLAIN.has(decision.reason)) return [];
     try {
-      const found = await connector.lookupFailingSettings(tenant, device.device_id, { maxStaleMs: accordPolicy.staleMaxMs, ...(signal !== undefined ? { signal } : {}) });
+      const found = await connector.lookupFailingSettings(tenant, device.device_id, { maxStaleMs: accordPolicy.staleMaxMs, ...defined({ signal }) });
       return found.ok ? [...found.settings] : [];
     } catch (err) {
       logger?.warn({ err, tenant, accord: accordPolicy.accord }, 'failing settings lookup threw; the denial is explained without them');
@@ -240,7 +240,7 @@ export function createGate(options: GateOptions): Gate {
           tenant,
           type: 'DEVICE_COMPLIANCE_CHECKED',
           actor: request.actor ?? defaultActor,
-          ...(request.requestId !== undefined ? { requestId: request.requestId } : {}),
+          ...defined({ requestId: request.requestId }),
           data: complianceCheckedData(accordPolicy, deviceId, lookup, decision, channel, failingSettings),
         });
         return {

@@ -28,6 +28,7 @@ import type { Authenticator, Principal } from '../auth/types.js';
 import type { Config } from '../config/index.js';
 import { GateInputError, type Gate } from './gate.js';
 import { GATE_ERROR_JSON_SCHEMA, GATE_REQUEST_JSON_SCHEMA, GATE_RESPONSE_JSON_SCHEMA, GateRequestSchema, type GateRequest, type GateResponse } from './schemas.js';
+import { defined } from '../common/values.js';
 
 export const GATE_PATH = '/api/v1/gate/device-compliance';
 export const GATE_BODY_LIMIT_BYTES = 16 * 1024;
@@ -137,8 +138,7 @@ function createTokenVerifier(options: GateJwtOptions): (token: string) => Promis
   const verifyOptions = {
     algorithms: ALGORITHMS,
     clockTolerance: 60,
-    ...(options.issuer !== undefined ? { issuer: options.issuer } : {}),
-    ...(options.audience !== undefined ? { audience: options.audience } : {}),
+    ...defined({ issuer: options.issuer, audience: options.audience }),
   };
 
   return async (token) => {

@@ -52,6 +52,7 @@ import {
   type OverridableReason,
   type Verdict,
 } from './types.js';
+import { defined } from '../common/values.js';
 
 /** The slice of Config the policy depends on. */
 export type PolicyConfig = Pick<Config, 'intuneEnabled'> & {
@@ -220,7 +221,7 @@ function applySettings(base: Omit<AccordPolicy, 'accord' | 'source'>, settings: 
     ...(settings.max_checkin_age_days !== undefined
       ? { maxCheckinAgeMs: settings.max_checkin_age_days === null ? null : Math.round(settings.max_checkin_age_days * MS_PER_DAY) }
       : {}),
-    ...(settings.grace_period_counts !== undefined ? { gracePeriodCounts: settings.grace_period_counts } : {}),
+    ...defined({ gracePeriodCounts: settings.grace_period_counts }),
     ...(settings.stale_max_seconds !== undefined ? { staleMaxMs: settings.stale_max_seconds * 1000 } : {}),
     decisions: Object.freeze({ ...base.decisions, ...settings.decisions }),
     rules: applyRules(base.rules, settings),
@@ -272,7 +273,7 @@ export function buildGatePolicy(config: PolicyConfig, document: unknown, file: s
       Object.freeze({
         ...settings,
         accord,
-        ...(entry.device_compliance_required !== undefined ? { required: entry.device_compliance_required } : {}),
+        ...defined({ required: entry.device_compliance_required }),
         ...(entry.strict !== undefined ? { mode: entry.strict ? ('strict' as const) : ('permissive' as const) } : {}),
         source: 'policy_file' as const,
       }),
