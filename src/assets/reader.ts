@@ -11,6 +11,7 @@ import type { SourceKind } from './match.js';
 import * as store from './store.js';
 import type { ConflictRow, StoredSource } from './store.js';
 import { AssetInputError, type AssetPage, type AssetQuery, type AssetView } from './types.js';
+import { defined } from '../common/values.js';
 
 export interface AssetReader {
   list(tenant: string, query: AssetQuery): Promise<AssetPage>;
@@ -89,13 +90,15 @@ export function createAssetReader({ db, now }: { db: Db; now: () => number }): A
       db,
       tenant,
       {
-        ...(query.os_family !== undefined ? { os_family: query.os_family } : {}),
-        ...(query.source !== undefined ? { source: query.source } : {}),
-        ...(query.compliance_state !== undefined ? { compliance_state: query.compliance_state } : {}),
-        ...(query.disagreement !== undefined ? { disagreement: query.disagreement } : {}),
+        ...defined({
+          os_family: query.os_family,
+          source: query.source,
+          compliance_state: query.compliance_state,
+          disagreement: query.disagreement,
+        }),
         ...(query.fingerprint !== undefined ? { fingerprint: query.fingerprint.toLowerCase() } : {}),
       },
-      { ...(after !== undefined ? { after } : {}), limit },
+      { ...defined({ after }), limit },
     );
     const page = rows.slice(0, limit);
     const last = page[page.length - 1];
