@@ -18,7 +18,7 @@ import type { Actor, ChronicleWriter } from '../chronicle/types.js';
 import { CAPABILITIES, type Capability } from '../config/index.js';
 import { ROLES, type Authenticator, type Principal, type Role } from './types.js';
 import { isTenant } from '../common/ids.js';
-import { iso, isoOrNull } from '../common/values.js';
+import { defined, iso, isoOrNull } from '../common/values.js';
 import { KEY_ID_PATTERN, type ApiKeyRecord } from './schemas.js';
 
 export const KEY_PREFIX = 'icn_';
@@ -260,7 +260,7 @@ export function createKeyStore(options: KeyStoreOptions): KeyStore {
         tenant,
         type: 'admin.api_key_created',
         actor,
-        ...(opts.requestId !== undefined ? { requestId: opts.requestId } : {}),
+        ...defined({ requestId: opts.requestId }),
         data: { key_id: keyId, role, capabilities },
       });
     } catch (err) {
@@ -320,7 +320,7 @@ export function createKeyStore(options: KeyStoreOptions): KeyStore {
         tenant: row.tenant,
         type: 'admin.api_key_revoked',
         actor,
-        ...(opts.requestId !== undefined ? { requestId: opts.requestId } : {}),
+        ...defined({ requestId: opts.requestId }),
         data: { key_id: row.key_id, role: row.role, capabilities: row.capabilities.split(',') },
       });
     } catch (err) {
