@@ -20,6 +20,7 @@ import { fingerprintKeys } from './fingerprint-keys.js';
 import { openReplicaSharing, type ReplicaSharing } from '../connector/replicas/index.js';
 import { createCloserStack } from './closers.js';
 import { DEFAULT_TENANT } from '../common/ids.js';
+import { defined } from '../common/values.js';
 
 export { fingerprintKeys, deriveFingerprintKeys, loadOrCreateMasterKey, FingerprintKeyError, FINGERPRINT_KEY_FILE } from './fingerprint-keys.js';
 
@@ -139,10 +140,12 @@ export async function openRuntime(config: Config, options: OpenRuntimeOptions = 
       fingerprintKeyFor: keys.keyFor,
       db,
       logger,
-      ...(options.now !== undefined ? { now: options.now } : {}),
-      ...(options.assets !== undefined ? { assets: options.assets } : {}),
-      ...(sharing.cacheTier !== undefined ? { sharedCache: sharing.cacheTier } : {}),
-      ...(sharing.writeBudget !== undefined ? { sharedWriteBudget: sharing.writeBudget } : {}),
+      ...defined({
+        now: options.now,
+        assets: options.assets,
+        sharedCache: sharing.cacheTier,
+        sharedWriteBudget: sharing.writeBudget,
+      }),
       options: {
         intuneEnabled: config.intuneEnabled,
         cacheTtlMs: config.compliance.cacheTtlMs,
