@@ -19,6 +19,7 @@ import { acquireDirLock, liveLockHolder, type DirLock } from './lock.js';
 import { createSessionGate, shareOverSocket, socketPath, SOCKET_PORT, type SessionGate, type SharedSocket } from './share.js';
 import { DbError } from './errors.js';
 import type { Db, Queryable, QueryResult } from './types.js';
+import { defined } from '../common/values.js';
 
 export type { Db, Queryable, QueryResult } from './types.js';
 export { DbError } from './errors.js';
@@ -359,7 +360,7 @@ async function openEmbedded(dataDir: string, share: boolean, onShareUnavailable?
     const holder = liveLockHolder(dataDir);
     if (holder !== undefined && holder !== process.pid && fs.existsSync(socketPath(dataDir))) return openSharedPGlite(dataDir);
   }
-  return openPGlite({ dataDir, share, ...(onShareUnavailable !== undefined ? { onShareUnavailable } : {}) });
+  return openPGlite({ dataDir, share, ...defined({ onShareUnavailable }) });
 }
 
 /** Opens the configured database (PostgreSQL with a URL, else PGlite under dataDir) and migrates it. */
