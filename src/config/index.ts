@@ -369,6 +369,7 @@ export function loadConfig(env: Env, { cwd = process.cwd() }: { cwd?: string } =
   if (problems.length > 0) throw new ConfigError(problems);
 
   const dataDir = path.resolve(cwd, e.INTUNE_DATA_DIR ?? '.data');
+  const resolved = (file: string | undefined): string | undefined => (file === undefined ? undefined : path.resolve(cwd, file));
   const config: Config = {
     intuneEnabled: e.INTUNE_ENABLED,
     ...defined({ entra }),
@@ -376,7 +377,7 @@ export function loadConfig(env: Env, { cwd = process.cwd() }: { cwd?: string } =
       cloud: e.INTUNE_CLOUD,
       loginUrl: loginUrl.replace(/\/+$/, ''),
       graphUrl: graphUrl.replace(/\/+$/, ''),
-      ...(e.INTUNE_CA_FILE !== undefined ? { caFile: path.resolve(cwd, e.INTUNE_CA_FILE) } : {}),
+      ...defined({ caFile: resolved(e.INTUNE_CA_FILE) }),
       timeoutMs: e.INTUNE_GRAPH_TIMEOUT_MS,
       maxRetries: e.INTUNE_GRAPH_MAX_RETRIES,
     },
@@ -388,40 +389,41 @@ export function loadConfig(env: Env, { cwd = process.cwd() }: { cwd?: string } =
       staleMaxMs: e.INTUNE_COMPLIANCE_STALE_MAX * 1000,
       maxCheckinAgeMs: e.INTUNE_COMPLIANCE_MAX_CHECKIN_AGE_DAYS === 0 ? null : e.INTUNE_COMPLIANCE_MAX_CHECKIN_AGE_DAYS * 86_400_000,
       agentCacheTtlMs: e.INTUNE_GATE_AGENT_CACHE_TTL * 1000,
-      ...(e.INTUNE_POLICY_FILE !== undefined ? { policyFile: path.resolve(cwd, e.INTUNE_POLICY_FILE) } : {}),
+      ...defined({ policyFile: resolved(e.INTUNE_POLICY_FILE) }),
     },
     mcp: { defaultCapabilities: e.INTUNE_MCP_CAPABILITIES },
     sync: { intervalMs: e.INTUNE_SYNC_INTERVAL * 1000, concurrency: e.INTUNE_SYNC_CONCURRENCY },
     ...(e.INTUNE_SECRET_REFS.length > 0 ? { secretRefs: e.INTUNE_SECRET_REFS } : {}),
-    ...(e.INTUNE_GATE_JWKS_URL !== undefined
-      ? {
-          gateJwt: {
-            jwksUrl: e.INTUNE_GATE_JWKS_URL,
-            ...defined({ issuer: e.INTUNE_GATE_JWT_ISSUER, audience: e.INTUNE_GATE_JWT_AUDIENCE }),
-          },
-        }
-      : {}),
+    ...defined({
+      gateJwt:
+        e.INTUNE_GATE_JWKS_URL === undefined
+          ? undefined
+          : { jwksUrl: e.INTUNE_GATE_JWKS_URL, ...defined({ issuer: e.INTUNE_GATE_JWT_ISSUER, audience: e.INTUNE_GATE_JWT_AUDIENCE }) },
+    }),
     database: {
       ...defined({ url: e.DATABASE_URL }),
       dataDir,
     },
-    ...(e.REDIS_URL !== undefined ? { redis: { url: e.REDIS_URL, keyPrefix: e.REDIS_KEY_PREFIX ?? 'intune-connector', timeoutMs: e.REDIS_TIMEOUT_MS } } : {}),
+    ...defined({
+      redis: e.REDIS_URL === undefined ? undefined : { url: e.REDIS_URL, keyPrefix: e.REDIS_KEY_PREFIX ?? 'intune-connector', timeoutMs: e.REDIS_TIMEOUT_MS },
+    }),
     graphBudget: { requests: e.INTUNE_GRAPH_BUDGET_REQUESTS, writes: Math.min(e.INTUNE_GRAPH_BUDGET_WRITES, e.INTUNE_GRAPH_BUDGET_REQUESTS), windowMs: e.INTUNE_GRAPH_BUDGET_WINDOW_MS },
     fingerprintKeyFile: path.resolve(cwd, e.INTUNE_FINGERPRINT_KEY_FILE ?? path.join(dataDir, 'fingerprint.key')),
     chronicle: {
       signingKeyFile: path.resolve(cwd, e.CHRONICLE_SIGNING_KEY_FILE ?? path.join(dataDir, 'chronicle', 'signing-key.pem')),
       checkpointDir: path.resolve(cwd, e.CHRONICLE_CHECKPOINT_DIR ?? path.join(dataDir, 'chronicle', 'checkpoints')),
       checkpointIntervalMs: e.CHRONICLE_CHECKPOINT_INTERVAL * 1000,
-      ...(e.CHRONICLE_WITNESS_DIR !== undefined ? { witnessDir: path.resolve(cwd, e.CHRONICLE_WITNESS_DIR) } : {}),
-      ...defined({ witnessUrl: e.CHRONICLE_WITNESS_URL }),
-      ...(e.CHRONICLE_WITNESS_CA_FILE !== undefined ? { witnessCaFile: path.resolve(cwd, e.CHRONICLE_WITNESS_CA_FILE) } : {}),
+      ...defined({
+        witnessDir: resolved(e.CHRONICLE_WITNESS_DIR),
+        witnessUrl: e.CHRONICLE_WITNESS_URL,
+        witnessCaFile: resolved(e.CHRONICLE_WITNESS_CA_FILE),
+      }),
     },
     http: { host: e.HOST ?? '127.0.0.1', port: e.PORT },
     agents: {
       port: e.INTUNE_AGENT_PORT >= 0 ? e.INTUNE_AGENT_PORT : e.PORT === 0 ? 0 : 8443,
       caDir: path.resolve(cwd, e.INTUNE_AGENT_CA_DIR ?? path.join(dataDir, 'agents')),
-      ...(e.INTUNE_AGENT_TLS_CERT_FILE !== undefined ? { tlsCertFile: path.resolve(cwd, e.INTUNE_AGENT_TLS_CERT_FILE) } : {}),
-      ...(e.INTUNE_AGENT_TLS_KEY_FILE !== undefined ? { tlsKeyFile: path.resolve(cwd, e.INTUNE_AGENT_TLS_KEY_FILE) } : {}),
+      ...defined({ tlsCertFile: resolved(e.INTUNE_AGENT_TLS_CERT_FILE), tlsKeyFile: resolved(e.INTUNE_AGENT_TLS_KEY_FILE) }),
       certValidityDays: e.INTUNE_AGENT_CERT_DAYS,
       tokenTtlSeconds: e.INTUNE_AGENT_TOKEN_TTL,
     },
