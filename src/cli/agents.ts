@@ -179,8 +179,7 @@ export function registerAgentSim(program: Command): void {
           posture: { filevault: true, firewall: true, sip: true, gatekeeper: true },
           heartbeats: opts.heartbeats,
           intervalMs: opts.interval * 1000,
-          ...defined({ agentUrl: opts.agentUrl }),
-          ...(opts.serverCa !== undefined ? { serverCa: fs.readFileSync(opts.serverCa, 'utf8') } : {}),
+          ...defined({ agentUrl: opts.agentUrl, serverCa: opts.serverCa === undefined ? undefined : fs.readFileSync(opts.serverCa, 'utf8') }),
         });
         process.stdout.write(`${run.agentId}\n`);
         process.stderr.write(`enrolled agent ${run.agentId}; ${run.heartbeats} heartbeat(s) accepted by ${run.agentUrl}\n`);

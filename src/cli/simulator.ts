@@ -42,13 +42,16 @@ function wholeNumber(raw: string, flag: string, max: number): number {
 /** Turns the flags into SimulatorOptions; throws SimulatorError naming the flag to fix. */
 export function simulatorOptionsFromFlags(flags: SimulatorCliOptions): SimulatorOptions {
   return {
-    ...(flags.port !== undefined ? { port: wholeNumber(flags.port, '--port', 65_535) } : {}),
-    ...defined({ host: flags.host }),
-    ...(flags.devices !== undefined ? { devices: wholeNumber(flags.devices, '--devices', 1_000_000) } : {}),
-    ...defined({ seed: flags.seed, tenantFile: flags.tenantFile }),
-    ...(flags.faults !== undefined ? { faults: parseFaultSpec(flags.faults) } : {}),
-    ...defined({ caFile: flags.caFile }),
-    ...(flags.roles !== undefined ? { roles: roleList(flags.roles) } : {}),
+    ...defined({
+      port: flags.port === undefined ? undefined : wholeNumber(flags.port, '--port', 65_535),
+      host: flags.host,
+      devices: flags.devices === undefined ? undefined : wholeNumber(flags.devices, '--devices', 1_000_000),
+      seed: flags.seed,
+      tenantFile: flags.tenantFile,
+      faults: flags.faults === undefined ? undefined : parseFaultSpec(flags.faults),
+      caFile: flags.caFile,
+      roles: flags.roles === undefined ? undefined : roleList(flags.roles),
+    }),
   };
 }
 
