@@ -60,7 +60,7 @@ export function gateJwtOptions(config: Pick<Config, 'gateJwt' | 'graph'>): GateJ
   if (config.gateJwt === undefined) return undefined;
   return {
     ...config.gateJwt,
-    ...(config.graph.caFile !== undefined ? { caPem: fs.readFileSync(config.graph.caFile, 'utf8') } : {}),
+    ...defined({ caPem: config.graph.caFile === undefined ? undefined : fs.readFileSync(config.graph.caFile, 'utf8') }),
   };
 }
 

@@ -216,13 +216,14 @@ function applyRules(base: PostureRules, settings: Settings): PostureRules {
 
 function applySettings(base: Omit<AccordPolicy, 'accord' | 'source'>, settings: Settings | undefined): Omit<AccordPolicy, 'accord' | 'source'> {
   if (settings === undefined) return base;
+  const days = settings.max_checkin_age_days;
   return {
     ...base,
-    ...(settings.max_checkin_age_days !== undefined
-      ? { maxCheckinAgeMs: settings.max_checkin_age_days === null ? null : Math.round(settings.max_checkin_age_days * MS_PER_DAY) }
-      : {}),
-    ...defined({ gracePeriodCounts: settings.grace_period_counts }),
-    ...(settings.stale_max_seconds !== undefined ? { staleMaxMs: settings.stale_max_seconds * 1000 } : {}),
+    ...defined({
+      maxCheckinAgeMs: days === undefined || days === null ? days : Math.round(days * MS_PER_DAY),
+      gracePeriodCounts: settings.grace_period_counts,
+      staleMaxMs: settings.stale_max_seconds === undefined ? undefined : settings.stale_max_seconds * 1000,
+    }),
     decisions: Object.freeze({ ...base.decisions, ...settings.decisions }),
     rules: applyRules(base.rules, settings),
   };
@@ -273,8 +274,10 @@ export function buildGatePolicy(config: PolicyConfig, document: unknown, file: s
       Object.freeze({
         ...settings,
         accord,
-        ...defined({ required: entry.device_compliance_required }),
-        ...(entry.strict !== undefined ? { mode: entry.strict ? ('strict' as const) : ('permissive' as const) } : {}),
+        ...defined({
+          required: entry.device_compliance_required,
+          mode: entry.strict === undefined ? undefined : entry.strict ? ('strict' as const) : ('permissive' as const),
+        }),
         source: 'policy_file' as const,
       }),
     );
