@@ -28,6 +28,7 @@ import { setMaxListeners } from 'node:events';
 import { GraphError } from '../connector/graph/errors.js';
 import type { DeviceFilter, DevicePage, GraphClient, ManagedDevice } from '../connector/graph/types.js';
 import type { Queryable } from '../db/index.js';
+import { defined } from '../common/values.js';
 
 /** A half-open lastSyncDateTime range [fromMs, toMs); an absent end is unbounded. */
 export interface SyncRange {
@@ -84,10 +85,8 @@ export function splitRange(range: SyncRange, spanHintMs: number): readonly [Sync
 }
 
 export function rangeFilter(range: SyncRange): DeviceFilter {
-  return {
-    ...(range.fromMs !== undefined ? { lastSyncOnOrAfter: new Date(range.fromMs).toISOString() } : {}),
-    ...(range.toMs !== undefined ? { lastSyncBefore: new Date(range.toMs).toISOString() } : {}),
-  };
+  const at = (ms: number | undefined): string | undefined => (ms === undefined ? undefined : new Date(ms).toISOString());
+  return defined({ lastSyncOnOrAfter: at(range.fromMs), lastSyncBefore: at(range.toMs) });
 }
 
 /**
