@@ -195,7 +195,7 @@ export async function runSimulatedAgent(options: {
   const identity: MtlsIdentity = {
     certificate: enrollment.certificate,
     keyPem: enrollment.keyPem,
-    ...((options.serverCa ?? enrollment.server_ca) !== undefined ? { serverCa: (options.serverCa ?? enrollment.server_ca) as string } : {}),
+    ...defined({ serverCa: options.serverCa ?? enrollment.server_ca }),
   };
   const posture: ReportedPosture = { osVersion: options.enroll?.osVersion ?? '14.5', ...options.posture };
   for (let i = 0; i < count; i += 1) {
