@@ -95,8 +95,8 @@ export function createAssetReader({ db, now }: { db: Db; now: () => number }): A
           source: query.source,
           compliance_state: query.compliance_state,
           disagreement: query.disagreement,
+          fingerprint: query.fingerprint?.toLowerCase(),
         }),
-        ...(query.fingerprint !== undefined ? { fingerprint: query.fingerprint.toLowerCase() } : {}),
       },
       { ...defined({ after }), limit },
     );
