@@ -1,6 +1,7 @@
 /** The fault spec of `--faults` and SIMULATOR faults: a comma list of name=value (or bare flags). */
 import { SimulatorError } from './errors.js';
 import type { FaultSpec } from './types.js';
+import { defined } from '../common/values.js';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
@@ -149,5 +150,5 @@ export function validateFaults(faults: FaultSpec): FaultSpec {
     throw invalid(`foreignNextLinkBase is ${JSON.stringify(base)}; set it to a base URL like https://127.0.0.1:9443`);
   }
   const range = faults.pageLatencyMs;
-  return Object.freeze({ ...faults, ...(range !== undefined ? { pageLatencyMs: Object.freeze({ minMs: range.minMs, maxMs: range.maxMs }) } : {}) });
+  return Object.freeze({ ...faults, ...defined({ pageLatencyMs: range === undefined ? undefined : Object.freeze({ minMs: range.minMs, maxMs: range.maxMs }) }) });
 }

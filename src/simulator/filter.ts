@@ -421,7 +421,9 @@ export function compileFilter(text: string): CompiledFilter {
     predicate: compiled.predicate,
     canonical: compiled.canonical,
     properties: compiled.properties,
-    ...defined({ lastSyncConditions }),
-    ...(lookup !== undefined ? { lookup: { property: lookup.property as 'id' | 'azureADDeviceId', value: lookup.value } } : {}),
+    ...defined({
+      lastSyncConditions,
+      lookup: lookup === undefined ? undefined : { property: lookup.property as 'id' | 'azureADDeviceId', value: lookup.value },
+    }),
   };
 }
