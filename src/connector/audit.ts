@@ -69,11 +69,10 @@ function invokedData(invocation: Invocation, run: RunOutcome) {
     reason: run.ok ? 'allowed' : run.kind === 'failed' ? (extra.auditReason ?? run.reason) : run.reason,
     outcome: kind,
     target,
-    ...(run.ok && extra.resultCount !== undefined ? { result_count: extra.resultCount } : {}),
+    ...defined({ result_count: run.ok ? extra.resultCount : undefined }),
     duration_ms: Math.max(0, Math.round((performance.now() - startedAt) * 1000) / 1000),
     graph_request_id: run.ok ? (extra.graphRequestId ?? null) : run.kind === 'failed' ? (run.graphRequestId ?? null) : null,
-    ...(kind !== 'denied' && extra.cache !== undefined ? { cache: extra.cache } : {}),
-    ...defined({ channel }),
+    ...defined({ cache: kind === 'denied' ? undefined : extra.cache, channel }),
   };
 }
 

@@ -149,7 +149,7 @@ function normalizeScope(scope: unknown): DelegationScope {
   const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
   return {
     capabilities: strings(s.capabilities) as DelegationScope['capabilities'],
-    ...(s.operations !== undefined ? { operations: strings(s.operations) as OperationName[] } : {}),
+    ...defined({ operations: s.operations === undefined ? undefined : (strings(s.operations) as OperationName[]) }),
     ceremonyRequiredFor: strings(s.ceremonyRequiredFor) as OperationName[],
   };
 }

@@ -34,8 +34,7 @@ export function failedFrom(failure: GraphFailure, recordOnly: RecordOnly = {}): 
     kind: 'failed',
     reason: failure.reason,
     message: failure.message,
-    ...defined({ retryAfterMs: failure.retryAfterMs }),
-    ...(failure.graphRequestId !== null ? { graphRequestId: failure.graphRequestId } : {}),
+    ...defined({ retryAfterMs: failure.retryAfterMs, graphRequestId: failure.graphRequestId ?? undefined }),
     recordOnly,
   };
 }

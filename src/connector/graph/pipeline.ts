@@ -173,7 +173,7 @@ export class RetryMiddleware implements Middleware {
       const decision = decideRetry({
         attempt,
         method: state.method,
-        ...(exchange !== undefined ? { response: { status: exchange.status, retryAfter: exchange.header('retry-after') } } : {}),
+        ...defined({ response: exchange === undefined ? undefined : { status: exchange.status, retryAfter: exchange.header('retry-after') } }),
         failure,
         malformedRetriesSoFar: malformedRetries,
         waitedMs,

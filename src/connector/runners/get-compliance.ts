@@ -34,7 +34,7 @@ export async function runGetCompliance(deps: GetComplianceDeps, call: RunCall<Ge
       message: byEntra
         ? 'No Intune managed device has that Entra device id (azure_ad_device_id): the device is not enrolled in Intune.'
         : 'Intune has no managed device with that device_id.',
-      ...(lookup.graphRequestId !== null ? { graphRequestId: lookup.graphRequestId } : {}),
+      ...defined({ graphRequestId: lookup.graphRequestId ?? undefined }),
       recordOnly: { cache },
     };
   }
@@ -46,7 +46,7 @@ export async function runGetCompliance(deps: GetComplianceDeps, call: RunCall<Ge
     graphRequestId = states.graphRequestId ?? graphRequestId;
     policies = states.records.map((p) => ({
       id: p.id,
-      ...(p.displayName !== null ? { display_name: p.displayName } : {}),
+      ...defined({ display_name: p.displayName ?? undefined }),
       state: p.state,
       platform_type: p.platformType,
       setting_count: p.settingCount,
