@@ -127,7 +127,7 @@ export async function createApp(options: AppOptions): Promise<FastifyInstance> {
         sharedFallbacks: s.sharedFallbacks,
       };
     },
-    ...(runtime.sharing !== undefined ? { sharing: () => (runtime.sharing as { status(): SharingStatus }).status() } : {}),
+    ...defined({ sharing: runtime.sharing === undefined ? undefined : () => (runtime.sharing as { status(): SharingStatus }).status() }),
     chronicleStats: () => runtime.chronicle.stats(),
     ...options.metrics,
   });
@@ -193,7 +193,7 @@ export async function createApp(options: AppOptions): Promise<FastifyInstance> {
     migrations: options.migrations ?? MIGRATIONS,
     metrics,
     chronicleWritable: options.chronicleWritable ?? (() => chronicleTableWritable(runtime.db)),
-    ...(runtime.sharing !== undefined ? { sharing: () => (runtime.sharing as { status(): SharingStatus }).status() } : {}),
+    ...defined({ sharing: runtime.sharing === undefined ? undefined : () => (runtime.sharing as { status(): SharingStatus }).status() }),
   });
   app.get('/', async (_request, reply) => reply.redirect('/settings', 302));
   panelRoutes(app);

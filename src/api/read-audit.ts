@@ -78,8 +78,7 @@ export function postureReadEvent(read: PostureRead): AppendInput {
     data: {
       route: POSTURE_READ_ROUTES[read.route],
       status: read.status,
-      ...(read.deviceId !== undefined ? { device_id: read.deviceId.toLowerCase() } : {}),
-      ...(read.query !== undefined ? { filter: filterOf(read.query) } : {}),
+      ...defined({ device_id: read.deviceId?.toLowerCase(), filter: read.query === undefined ? undefined : filterOf(read.query) }),
       count: read.count,
       ...defined({ total: read.total }),
     },
