@@ -5,6 +5,7 @@
  */
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { Capability, DenialReason, FailureReason, InvokeOutcome } from '../connector/contract.js';
+import { defined } from '../common/values.js';
 
 export type Refusal = Extract<InvokeOutcome<unknown>, { readonly ok: false }>;
 
@@ -83,8 +84,10 @@ export function refusalResult(outcome: Refusal, subject: RefusalSubject): CallTo
       [META_KEY]: {
         kind: outcome.kind,
         reason: outcome.reason,
-        ...(outcome.kind === 'denied' && outcome.field !== undefined ? { field: outcome.field } : {}),
-        ...(retryAfterMs !== undefined ? { retry_after_seconds: retryAfterSeconds(retryAfterMs, 1) } : {}),
+        ...defined({
+          field: outcome.kind === 'denied' ? outcome.field : undefined,
+          retry_after_seconds: retryAfterMs === undefined ? undefined : retryAfterSeconds(retryAfterMs, 1),
+        }),
         audit_seq: outcome.audit.seq,
       },
     },
