@@ -440,7 +440,11 @@ export class TransportMiddleware implements Middleware {
         // An empty body is left to the usual reading of one (no page at all).
         if (size > 0) streamed = reader.end();
       } else {
-        text = await readLimited(response.body, MAX_BODY_BYTES);
+        const chunks: Buffer[] = [];
+        const size = await streamLimited(response.body, MAX_BODY_BYTES, (chunk) => {
+          chunks.push(chunk);
+        });
+        text = Buffer.concat(chunks, size).toString('utf8');
       }
     } catch (err) {
       if (signal?.aborted === true) throw err;
@@ -452,7 +456,10 @@ export class TransportMiddleware implements Middleware {
 
 const isJsonType = (type: string | null): boolean => type === null || type === '' || type.includes('json');
 
-/** Hands each chunk on as it arrives (nothing is kept here); resolves with the body's size. */
+/**
+ * Reads a body of at most `limit` bytes, handing each chunk on as it arrives (nothing is kept here:
+ * the streaming parser or the caller's buffer takes it); resolves with the body's size.
+ */
 async function streamLimited(body: AsyncIterable<Buffer | Uint8Array> & { destroy(): unknown }, limit: number, onChunk: (chunk: Buffer) => void): Promise<number> {
   let size = 0;
   for await (const chunk of body) {
@@ -468,20 +475,6 @@ async function streamLimited(body: AsyncIterable<Buffer | Uint8Array> & { destro
 
 /** Far above a 1,000-device page (~3 MB); a body beyond it is not Graph talking. */
 export const MAX_BODY_BYTES = 64 * 1024 * 1024;
-
-async function readLimited(body: AsyncIterable<Buffer | Uint8Array> & { destroy(): unknown }, limit: number): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    size += chunk.length;
-    if (size > limit) {
-      body.destroy();
-      throw new Error('response body over the size limit');
-    }
-    chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
-  }
-  return Buffer.concat(chunks, size).toString('utf8');
-}
 
 /** The library hands headers over as a plain object, a Headers instance or pairs; undici takes an object. */
 function plainHeaders(headers: unknown): Record<string, string> {
