@@ -81,22 +81,25 @@ export function bearerKey(request: Pick<FastifyRequest, 'headers'>): string | un
   return BEARER.exec(header)?.[1];
 }
 
+// Outside requirePermission: no closure is made on the path of an accepted request.
+const unauthorized = (wording: RefusalWording, message: string): ApiError =>
+  new ApiError(401, 'unauthorized', message, {}, { 'www-authenticate': wording.wwwAuthenticate });
+
 /**
  * Authenticates the request and checks the permission: 401 without a valid key, 403 for the wrong
  * role, 503 when keys cannot be looked up. Throws ApiError; never answers itself.
  */
 export async function requirePermission(authenticator: Authenticator, request: Pick<FastifyRequest, 'headers'>, permission: Permission): Promise<Principal> {
   const wording = WORDING[permission];
-  const unauthorized = (message: string) => new ApiError(401, 'unauthorized', message, {}, { 'www-authenticate': wording.wwwAuthenticate });
   const key = bearerKey(request);
-  if (key === undefined) throw unauthorized(wording.missing);
+  if (key === undefined) throw unauthorized(wording, wording.missing);
   let principal: Principal | null;
   try {
     principal = await authenticator.authenticate(key);
   } catch {
     throw new ApiError(503, 'service_unavailable', 'API keys cannot be checked right now (the database is unavailable); retry shortly', {}, { 'retry-after': '5' });
   }
-  if (principal === null) throw unauthorized(`the API key is unknown or revoked; create one with ${wording.create}`);
+  if (principal === null) throw unauthorized(wording, `the API key is unknown or revoked; create one with ${wording.create}`);
   const allowed: readonly Role[] = PERMISSIONS[permission];
   if (!allowed.includes(principal.role)) {
     throw new ApiError(403, 'forbidden', `a ${principal.role} key may not call ${wording.target}; it needs a key with role ${allowed.join(' or ')}`);

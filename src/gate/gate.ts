@@ -19,7 +19,7 @@ import {
   type LookupNotPerformed,
 } from './decision.js';
 import { resolveAccordPolicy } from './policy.js';
-import { parseVersion, readsAgents, type AgentMeasurement } from './rules.js';
+import { readsAgents, versionText, type AgentMeasurement } from './rules.js';
 import { createAgentCache } from './agent-cache.js';
 import { ACCORD_NAME_PATTERN, type AccordPolicy, type ComplianceLookup, type ComplianceSource, type GatePolicy, type GateResult } from './types.js';
 import { DEFAULT_TENANT, isGuid, isTenant } from '../common/ids.js';
@@ -128,7 +128,7 @@ export function complianceCheckedData(
     record_count: answered?.records.length ?? 0,
     compliance_state: device?.compliance_state ?? null,
     last_sync_at: device?.last_sync_at ?? null,
-    os_version: device === null ? null : (parseVersion(device.os_version)?.join('.') ?? null),
+    os_version: device === null ? null : versionText(device.os_version),
     failed_rules: 'ruleFailures' in decision ? decision.ruleFailures.map((f) => f.rule) : [],
     ...agentRuleFailures(decision),
     failing_settings: failingSettings,

@@ -27,6 +27,7 @@ import { requirePermission } from '../auth/permissions.js';
 import type { Authenticator, Principal } from '../auth/types.js';
 import type { Config } from '../config/index.js';
 import { GateInputError, type Gate } from './gate.js';
+import { ACCORD_NAME_PATTERN } from './types.js';
 import { GATE_ERROR_JSON_SCHEMA, GATE_REQUEST_JSON_SCHEMA, GATE_RESPONSE_JSON_SCHEMA, GateRequestSchema, type GateRequest, type GateResponse } from './schemas.js';
 import { defined } from '../common/values.js';
 
@@ -96,6 +97,8 @@ function toGateError(err: FastifyError | Error): ApiError {
  * them: the body's shape, then the accord, then unknown fields, then the rest.
  */
 function validateGateBody(body: unknown): { value: GateRequest } | { error: ApiError } {
+  const common = commonGateBody(body);
+  if (common !== undefined) return { value: common };
   const parsed = GateRequestSchema.safeParse(body);
   if (parsed.success) return { value: parsed.data };
   const rank = (issue: z.core.$ZodIssue): number =>
@@ -103,6 +106,23 @@ function validateGateBody(body: unknown): { value: GateRequest } | { error: ApiE
   const first = parsed.error.issues.reduce((best, issue) => (rank(issue) < rank(best) ? issue : best));
   const malformedAccord = first.path[0] === 'accord' && (body as { accord?: unknown }).accord !== undefined;
   return { error: new ApiError(400, malformedAccord ? 'invalid_accord' : 'invalid_body', first.message) };
+}
+
+/**
+ * The body almost every call sends, `{ "accord": "<name>", "claims": { … } }` parsed from JSON,
+ * recognised without running the schema: exactly those two own fields, a well-formed accord and a
+ * plain object of claims. The schema accepts every such body and answers the same value (the
+ * claims are passed on as sent; the gate reads only their own `deviceid`). Anything else goes
+ * through the schema, which words the refusal.
+ */
+function commonGateBody(body: unknown): GateRequest | undefined {
+  if (typeof body !== 'object' || body === null || Object.getPrototypeOf(body) !== Object.prototype) return undefined;
+  const keys = Object.keys(body);
+  if (keys.length !== 2 || !Object.hasOwn(body, 'accord') || !Object.hasOwn(body, 'claims')) return undefined;
+  const { accord, claims } = body as { accord: unknown; claims: unknown };
+  if (typeof accord !== 'string' || !ACCORD_NAME_PATTERN.test(accord)) return undefined;
+  if (typeof claims !== 'object' || claims === null || Object.getPrototypeOf(claims) !== Object.prototype) return undefined;
+  return { accord, claims: claims as Record<string, unknown> };
 }
 
 const TOKEN_PROBLEMS = new Set([

@@ -52,12 +52,43 @@ export type RuleFailure =
 /** Digits and dots as written in a policy file: "14", "14.0", "10.0.22631". */
 export const VERSION_PATTERN = /^\d{1,9}(\.\d{1,9}){0,3}$/;
 
-/** The leading dotted-number run of a version string, as numbers; null when there is none. */
-export function parseVersion(value: string | null): number[] | null {
+/** A version as read: its numbers, and the same written as dotted numbers ("14.5 (23F79)" → [14, 5], "14.5"). */
+interface ReadVersion {
+  readonly parts: readonly number[];
+  readonly text: string;
+}
+
+/**
+ * Versions already read. A fleet has a few dozen distinct version strings, read on every check
+ * (the record's, the accord's minimum, the agent's report, the recorded os_version); bounded,
+ * emptied when full.
+ */
+const versionsRead = new Map<string, ReadVersion | null>();
+const MAX_VERSIONS_KEPT = 1024;
+
+function readVersion(value: string | null): ReadVersion | null {
   if (value === null) return null;
+  const known = versionsRead.get(value);
+  if (known !== undefined) return known;
   const match = /^\s*v?(\d{1,9}(?:\.\d{1,9}){0,5})(?![\d])/i.exec(value);
-  if (match?.[1] === undefined) return null;
-  return match[1].split('.').map(Number);
+  let read: ReadVersion | null = null;
+  if (match?.[1] !== undefined) {
+    const parts = Object.freeze(match[1].split('.').map(Number));
+    read = Object.freeze({ parts, text: parts.join('.') });
+  }
+  if (versionsRead.size >= MAX_VERSIONS_KEPT) versionsRead.clear();
+  versionsRead.set(value, read);
+  return read;
+}
+
+/** The leading dotted-number run of a version string, as numbers; null when there is none. */
+export function parseVersion(value: string | null): readonly number[] | null {
+  return readVersion(value)?.parts ?? null;
+}
+
+/** The same, written as dotted numbers ("14.5 (23F79)" → "14.5"); null when there is none. */
+export function versionText(value: string | null): string | null {
+  return readVersion(value)?.text ?? null;
 }
 
 /** Negative, zero or positive as a is below, equal to or above b; missing parts count as 0. */
@@ -74,10 +105,10 @@ function checkMinOs(rules: PostureRules, device: DevicePosture): RuleFailure | n
   if (platform !== 'macos' && platform !== 'windows' && platform !== 'ios' && platform !== 'android') return null;
   const minimum = rules.minOsVersion[platform];
   if (minimum === undefined) return null;
-  const version = parseVersion(device.os_version);
+  const version = readVersion(device.os_version);
   const floor = parseVersion(minimum);
-  if (version !== null && floor !== null && compareVersions(version, floor) >= 0) return null;
-  return { rule: 'os_version_below_minimum', platform, osVersion: version === null ? null : version.join('.'), minimum, source: 'intune' };
+  if (version !== null && floor !== null && compareVersions(version.parts, floor) >= 0) return null;
+  return { rule: 'os_version_below_minimum', platform, osVersion: version === null ? null : version.text, minimum, source: 'intune' };
 }
 
 /** An agent on a macOS machine reporting a version below the accord's macOS minimum (an unreadable report is not read). */
@@ -86,9 +117,9 @@ function agentBelowMinOs(rules: PostureRules, device: DevicePosture, agents: rea
   const floor = minimum === undefined ? null : parseVersion(minimum);
   if (minimum === undefined || floor === null) return null;
   for (const agent of agents) {
-    const version = parseVersion(agent.osVersion);
-    if (version !== null && compareVersions(version, floor) < 0) {
-      return { rule: 'os_version_below_minimum', platform: 'macos', osVersion: version.join('.'), minimum, source: 'agent', agentId: agent.agentId };
+    const version = readVersion(agent.osVersion);
+    if (version !== null && compareVersions(version.parts, floor) < 0) {
+      return { rule: 'os_version_below_minimum', platform: 'macos', osVersion: version.text, minimum, source: 'agent', agentId: agent.agentId };
     }
   }
   return null;
