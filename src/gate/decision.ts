@@ -223,10 +223,9 @@ function decideState(
   now: number,
 ): { reason: StateReason; decision: Verdict; overridden: boolean; graceCounted: boolean; gracePeriodExpiresAt: string | null } {
   const state = device.compliance_state;
-  const noGrace = { graceCounted: true, gracePeriodExpiresAt: null };
   switch (state) {
     case 'compliant':
-      return { reason: 'compliant', decision: 'allow', overridden: false, ...noGrace };
+      return { reason: 'compliant', decision: 'allow', overridden: false, graceCounted: true, gracePeriodExpiresAt: null };
     case 'inGracePeriod': {
       const expiresAt = device.grace_period_expires_at;
       const expiry = timeOf(expiresAt);
@@ -244,7 +243,8 @@ function decideState(
     case 'unknown':
     case 'configManager': {
       const reason = STATE_REASONS[state];
-      return { reason, ...verdictOf(policy, reason), ...noGrace };
+      const { decision, overridden } = verdictOf(policy, reason);
+      return { reason, decision, overridden, graceCounted: true, gracePeriodExpiresAt: null };
     }
   }
 }
@@ -312,7 +312,19 @@ export function decide(input: DecideInput): Exclude<Decision, { reason: 'audit_u
       };
     }
   }
-  return { ...state, evaluated: true, mode, device, recordCount };
+  // Written out rather than spread: state comes from several object shapes, and spreading it was
+  // most of decide()'s time.
+  return {
+    reason: state.reason,
+    decision: state.decision,
+    overridden: state.overridden,
+    graceCounted: state.graceCounted,
+    gracePeriodExpiresAt: state.gracePeriodExpiresAt,
+    evaluated: true,
+    mode,
+    device,
+    recordCount,
+  };
 }
 
 /** What the evaluator answers when Chronicle could not record `decision`: deny, whatever it was. */

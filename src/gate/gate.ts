@@ -113,33 +113,36 @@ export function complianceCheckedData(
 ): Record<string, unknown> {
   const device = deviceOf(decision);
   const answered = 'ok' in lookup && lookup.ok ? lookup : undefined;
+  const fromAgents = agentRuleFailures(decision);
+  // Keys in canonical (code-unit) order, as Chronicle writes them: the record is the same in any
+  // order, and this one spares sorting them on every check.
   return {
     accord: policy.accord,
-    mode: policy.mode,
-    required: policy.required,
-    decision: decision.decision,
-    reason: decision.reason,
-    evaluated: decision.evaluated,
-    cache_hit: answered?.cacheHit ?? false,
-    served_stale: answered?.servedStale ?? false,
-    intune_device_id: device !== null && isGuid(device.device_id) ? device.device_id : null,
+    ...(fromAgents.length > 0 ? { agent_rule_failures: fromAgents } : {}),
     // Only a claim that was a GUID is recorded: an invalid claim's value is attacker-controlled text.
     azure_ad_device_id: deviceId.kind === 'guid' ? deviceId.azureADDeviceId : null,
-    record_count: answered?.records.length ?? 0,
-    compliance_state: device?.compliance_state ?? null,
-    last_sync_at: device?.last_sync_at ?? null,
-    os_version: device === null ? null : versionText(device.os_version),
-    failed_rules: 'ruleFailures' in decision ? decision.ruleFailures.map((f) => f.rule) : [],
-    ...agentRuleFailures(decision),
-    failing_settings: failingSettings,
+    cache_hit: answered?.cacheHit ?? false,
     channel,
+    compliance_state: device?.compliance_state ?? null,
+    decision: decision.decision,
+    evaluated: decision.evaluated,
+    failed_rules: 'ruleFailures' in decision ? decision.ruleFailures.map((f) => f.rule) : [],
+    failing_settings: failingSettings,
+    intune_device_id: device !== null && isGuid(device.device_id) ? device.device_id : null,
+    last_sync_at: device?.last_sync_at ?? null,
+    mode: policy.mode,
+    os_version: device === null ? null : versionText(device.os_version),
+    reason: decision.reason,
+    record_count: answered?.records.length ?? 0,
+    required: policy.required,
+    served_stale: answered?.servedStale ?? false,
   };
 }
 
-function agentRuleFailures(decision: Decision): { agent_rule_failures?: Array<{ rule: string; agent_id: string }> } {
-  if (!('ruleFailures' in decision)) return {};
-  const fromAgents = decision.ruleFailures.flatMap((f) => ('agentId' in f ? [{ rule: f.rule, agent_id: f.agentId }] : []));
-  return fromAgents.length > 0 ? { agent_rule_failures: fromAgents } : {};
+/** The rule failures an agent's measurement decided, as recorded: `{ agent_id, rule }` (canonical key order). */
+function agentRuleFailures(decision: Decision): Array<{ agent_id: string; rule: string }> {
+  if (!('ruleFailures' in decision)) return [];
+  return decision.ruleFailures.flatMap((f) => ('agentId' in f ? [{ agent_id: f.agentId, rule: f.rule }] : []));
 }
 
 export function createGate(options: GateOptions): Gate {

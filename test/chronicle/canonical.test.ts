@@ -109,6 +109,14 @@ describe('RFC 8785 canonical JSON', () => {
       }),
       { numRuns: 1000 },
     );
+    // Any UTF-16 in keys and strings (controls, quotes, backslashes, surrogate pairs, lone halves).
+    fc.assert(
+      fc.property(fc.jsonValue({ stringUnit: 'binary' }), fc.string({ unit: 'binary' }), (value, text) => {
+        expect(ours(value)).toEqual(reference(value));
+        expect(ours({ [text]: text, z: [text] })).toEqual(reference({ [text]: text, z: [text] }));
+      }),
+      { numRuns: 1000 },
+    );
     // Keys in UTF-16 order (not code point order, not JS property order), strings as JSON escapes them.
     expect(canonicalJson({ '\u{1f600}': 1, '\uffff': 2, '10': 3, '9': 4, b: [1e21, -0, 0.1, 'a\u2028"\\'] })).toBe(
       canonicalize({ '\u{1f600}': 1, '\uffff': 2, '10': 3, '9': 4, b: [1e21, -0, 0.1, 'a\u2028"\\'] }),
