@@ -28,7 +28,7 @@ import type { Authenticator, Principal } from '../auth/types.js';
 import type { Config } from '../config/index.js';
 import { GateInputError, type Gate } from './gate.js';
 import { ACCORD_NAME_PATTERN } from './types.js';
-import { GATE_ERROR_JSON_SCHEMA, GATE_REQUEST_JSON_SCHEMA, GATE_RESPONSE_JSON_SCHEMA, GateRequestSchema, type GateRequest, type GateResponse } from './schemas.js';
+import { GATE_ERROR_JSON_SCHEMA, GATE_REQUEST_JSON_SCHEMA, GATE_RESPONSE_SERIALIZER_SCHEMA, GateRequestSchema, type GateRequest, type GateResponse } from './schemas.js';
 import { defined } from '../common/values.js';
 
 export const GATE_PATH = '/api/v1/gate/device-compliance';
@@ -198,7 +198,7 @@ export async function gateRoutes(app: FastifyInstance, options: GateRoutesOption
     GATE_PATH,
     {
       bodyLimit,
-      schema: { body: GATE_REQUEST_JSON_SCHEMA, response: { 200: GATE_RESPONSE_JSON_SCHEMA, 400: GATE_ERROR_JSON_SCHEMA } },
+      schema: { body: GATE_REQUEST_JSON_SCHEMA, response: { 200: GATE_RESPONSE_SERIALIZER_SCHEMA, 400: GATE_ERROR_JSON_SCHEMA } },
       validatorCompiler: ({ httpPart }) => (httpPart === 'body' ? validateGateBody : () => true),
       onRequest: async (request) => {
         principals.set(request, await requirePermission(authenticator, request, 'gate:check'));
