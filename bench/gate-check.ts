@@ -7,7 +7,7 @@
  *
  * Both policies of `bench:gate` (examples/accord-policy.yaml with posture rules, and
  * bench/policies/compliance-only.yaml without) run on the same device mix, alternating, several
- * rounds; medians are printed.
+ * rounds; medians are printed and written to bench/results/gate-check.json.
  *
  *   node --import tsx bench/gate-check.ts [--rounds 7] [--checks 20000]
  */
@@ -135,6 +135,12 @@ for (let r = 0; r < ROUNDS; r++) {
   for (const name of r % 2 === 0 ? (['rules', 'none'] as const) : (['none', 'rules'] as const)) cpu[name].push(await round(gates[name], mix));
 }
 const m = { rules: median(cpu.rules), none: median(cpu.none) };
+const out = path.join(HERE, 'results', 'gate-check.json');
+fs.mkdirSync(path.dirname(out), { recursive: true });
+fs.writeFileSync(
+  out,
+  `${JSON.stringify({ date: new Date().toISOString(), rounds: ROUNDS, checksPerRound: CHECKS, decisions: reasons, cpuMicrosPerCheck: { withRules: cpu.rules, withoutRules: cpu.none }, medianWithRules: m.rules, medianWithoutRules: m.none, rulesOverNone: m.rules / m.none }, null, 2)}\n`,
+);
 process.stdout.write(
   `CPU per check (µs, ${ROUNDS} rounds x ${CHECKS}): with rules ${m.rules.toFixed(1)} [${cpu.rules.map((x) => x.toFixed(1)).join(', ')}], ` +
     `without ${m.none.toFixed(1)} [${cpu.none.map((x) => x.toFixed(1)).join(', ')}]; rules/none ${(m.rules / m.none).toFixed(3)}\n`,
