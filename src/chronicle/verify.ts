@@ -355,17 +355,29 @@ async function verifyChain(options: VerifyOptions, tenant: string, evidence: Cha
   };
 
   let previous: PreviousRow = BEFORE_CHAIN;
-  let rangeStart = 0;
-  let fetching = lastSeq > 0 ? fetchRange(0) : null;
+  // Ranges are read ahead on more than one connection when workers check them: the server renders
+  // a range (the index key above all) more slowly than a worker checks it, so one reader at a time
+  // would leave the workers waiting.
+  const readAhead = parallel ? 2 : 1;
+  const fetching: Array<{ after: number; range: Promise<Range> }> = [];
+  let nextAfter = 0;
+  const fillReads = () => {
+    while (fetching.length < readAhead && nextAfter < lastSeq) {
+      const after = nextAfter;
+      fetching.push({ after, range: fetchRange(after) });
+      nextAfter = rangeEnd(after);
+    }
+  };
+  fillReads();
   const checking: Array<{ after: number; previous: PreviousRow; result: Promise<ChunkResult> }> = [];
   // Enough ranges in flight to keep every worker busy, few enough to bound memory.
   const maxInFlight = parallel ? (pool as VerifyPool).size * 2 : 0;
   try {
-    while (fetching !== null && walk.outcome === undefined) {
-      const range = await fetching;
-      const after = rangeStart;
-      rangeStart = rangeEnd(after);
-      fetching = rangeStart < lastSeq ? fetchRange(rangeStart) : null;
+    while (fetching.length > 0 && walk.outcome === undefined) {
+      const { after, range: reading } = fetching.shift() as { after: number; range: Promise<Range> };
+      const range = await reading;
+      const rangeStart = rangeEnd(after);
+      fillReads();
       const checkpoints = trusted.filter((cp) => cp.seq > after && cp.seq <= rangeStart);
       let task: AnyChunkTask | null = null;
       let last: { seq: number; hash: string; body: string } | null = null;
@@ -380,7 +392,7 @@ async function verifyChain(options: VerifyOptions, tenant: string, evidence: Cha
         checking.push({ after, previous, result: parallel ? (pool as VerifyPool).run(task) : Promise.resolve(checkAnyChunk(task)) });
         previous = { seq: last.seq, hash: last.hash, body: last.body, time: timeOf(last.body) };
       }
-      while (checking.length > maxInFlight || (fetching === null && checking.length > 0)) {
+      while (checking.length > maxInFlight || (fetching.length === 0 && checking.length > 0)) {
         const next = checking.shift() as { after: number; previous: PreviousRow; result: Promise<ChunkResult> };
         let result = await next.result;
         if (result.failure !== null) result = await recheck(next.after, next.previous);
@@ -389,7 +401,7 @@ async function verifyChain(options: VerifyOptions, tenant: string, evidence: Cha
       }
     }
   } finally {
-    fetching?.catch(() => undefined); // abandoned after an answer: its result no longer matters
+    for (const f of fetching) f.range.catch(() => undefined); // abandoned after an answer: their results no longer matter
   }
   await Promise.all(checking.map((c) => c.result)); // let stragglers finish so none outlives this call
 
