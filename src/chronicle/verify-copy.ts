@@ -143,9 +143,14 @@ const SLOTS = TARGET_SLOT + TARGET_KEYS.length;
 interface KeyTable {
   readonly keys: readonly Buffer[];
   readonly slots: readonly number[];
+  /** Per key, its length and first byte (length << 8 | byte): most keys a body holds are in no table. */
+  readonly probes: Int32Array;
 }
 const bytes = (s: string) => Buffer.from(s, 'utf8');
-const keyTable = (entries: ReadonlyArray<readonly [string, number]>): KeyTable => ({ keys: entries.map(([k]) => bytes(k)), slots: entries.map(([, slot]) => slot) });
+const keyTable = (entries: ReadonlyArray<readonly [string, number]>): KeyTable => {
+  const keys = entries.map(([k]) => bytes(k));
+  return { keys, slots: entries.map(([, slot]) => slot), probes: Int32Array.from(keys, (k) => (k.length << 8) | (k[0] ?? 0)) };
+};
 const ENVELOPE_KEYS = keyTable([
   ['chain', CHAIN],
   ['time', TIME],
@@ -368,12 +373,14 @@ class ByteScanner {
 
   private static find(b: Uint8Array, start: number, end: number, table: KeyTable): number {
     const length = end - start;
-    for (let t = 0; t < table.keys.length; t++) {
+    const probe = (length << 8) | (b[start] as number);
+    const probes = table.probes;
+    for (let t = 0; t < probes.length; t++) {
+      if (probes[t] !== probe) continue;
       const key = table.keys[t] as Buffer;
-      if (key.length !== length) continue;
-      let k = 0;
+      let k = 1;
       while (k < length && key[k] === b[start + k]) k++;
-      if (k === length) return table.slots[t] as number;
+      if (k >= length) return table.slots[t] as number;
     }
     return -1;
   }
