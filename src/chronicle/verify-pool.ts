@@ -75,9 +75,10 @@ export class VerifyPool {
     slot.busy++;
     return new Promise<ChunkResult>((resolve) => {
       this.waiting.set(id, { resolve, task, slot });
-      // Copied bytes move to the worker (no copy); a worker that dies with them leaves an empty
-      // buffer here, which checks as unreadable and is read again the ordinary way.
-      slot.worker.postMessage({ id, task }, 'copy' in task ? [task.copy.buffer as ArrayBuffer] : []);
+      // Copied bytes over shared memory are read in place; others move to the worker (no copy), and
+      // a worker that dies with them leaves an empty buffer here, which checks as unreadable and is
+      // read again the ordinary way.
+      slot.worker.postMessage({ id, task }, 'copy' in task && task.copy.buffer instanceof ArrayBuffer ? [task.copy.buffer] : []);
     });
   }
 

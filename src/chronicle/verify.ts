@@ -309,40 +309,7 @@ async function verifyChain(options: VerifyOptions, tenant: string, evidence: Cha
   const parallel = pool !== undefined && pool.size > 0;
   const walk = new ChainWalk();
   const rangeEnd = (after: number) => Math.min(after + chunkSize, lastSeq);
-  // One string per row (see PackedChunkTask): a fifth of the fetching thread's work of five columns.
-  // Hashes of any other length would move the boundaries between the concatenated columns (a
-  // digit moved from hash to prev_hash reads the same), so such a row is packed as NULL: it fails
-  // and is judged column by column.
-  const fetchPacked = (after: number) =>
-    db.query<{ r: string | null }>(
-      `SELECT CASE WHEN length(prev_hash) = 64 AND length(hash) = 64
-                   THEN seq::text || ':' || prev_hash || hash || body || E'\\x1d' || ${INDEX_KEY_SQL} END AS r FROM chronicle_event
-       WHERE tenant = $1 AND seq > $2 AND seq <= $3 ORDER BY seq`,
-      [tenant, after, rangeEnd(after)],
-    );
-  // Where the driver streams COPY: the range's bytes as sent, checked without a string or an object
-  // per row (verify-copy.ts). COPY takes no parameters: the tenant is inlined as a quoted literal.
-  let copyBinary = db.copyBinary?.bind(db);
-  const fetchCopy = (after: number) =>
-    (copyBinary as NonNullable<typeof copyBinary>)(
-      `SELECT seq, prev_hash, hash, body, ${INDEX_KEY_SQL} FROM chronicle_event
-       WHERE tenant = ${sqlLiteral(tenant)} AND seq > ${after} AND seq <= ${rangeEnd(after)} ORDER BY seq`,
-    );
-  type Range = { copy: Buffer; last: { seq: number; hash: string; body: string } | null } | { packed: Array<string | null> };
-  const fetchRange = async (after: number): Promise<Range> => {
-    if (copyBinary !== undefined) {
-      try {
-        const copy = await fetchCopy(after);
-        return { copy, last: lastCopyRow(copy) };
-      } catch {
-        // A server or socket that cannot COPY, or bytes that do not read as verify's columns: the
-        // ordinary read decides, for this range and the rest.
-        copyBinary = undefined;
-      }
-    }
-    const { rows } = await fetchPacked(after);
-    return { packed: rows.map((row) => row.r) };
-  };
+  const { fetchRange, release } = rangeReader(db, tenant, rangeEnd);
   // A range with a failing row is read again column by column and judged from that: the packed
   // and copied forms are only trusted for rows that pass.
   const recheck = async (after: number, previous: PreviousRow): Promise<ChunkResult> => {
@@ -369,7 +336,7 @@ async function verifyChain(options: VerifyOptions, tenant: string, evidence: Cha
     }
   };
   fillReads();
-  const checking: Array<{ after: number; previous: PreviousRow; result: Promise<ChunkResult> }> = [];
+  const checking: Array<{ after: number; previous: PreviousRow; result: Promise<ChunkResult>; copy?: Buffer }> = [];
   // Enough ranges in flight to keep every worker busy, few enough to bound memory.
   const maxInFlight = parallel ? (pool as VerifyPool).size * 2 : 0;
   try {
@@ -389,12 +356,14 @@ async function verifyChain(options: VerifyOptions, tenant: string, evidence: Cha
         last = unpackRow(range.packed[range.packed.length - 1] ?? null);
       }
       if (task !== null && last !== null) {
-        checking.push({ after, previous, result: parallel ? (pool as VerifyPool).run(task) : Promise.resolve(checkAnyChunk(task)) });
+        const result = parallel ? (pool as VerifyPool).run(task) : Promise.resolve(checkAnyChunk(task));
+        checking.push({ after, previous, result, ...('copy' in range ? { copy: range.copy } : {}) });
         previous = { seq: last.seq, hash: last.hash, body: last.body, time: timeOf(last.body) };
       }
       while (checking.length > maxInFlight || (fetching.length === 0 && checking.length > 0)) {
-        const next = checking.shift() as { after: number; previous: PreviousRow; result: Promise<ChunkResult> };
+        const next = checking.shift() as { after: number; previous: PreviousRow; result: Promise<ChunkResult>; copy?: Buffer };
         let result = await next.result;
+        release(next.copy);
         if (result.failure !== null) result = await recheck(next.after, next.previous);
         walk.add(result);
         if (walk.outcome !== undefined) break;
@@ -496,6 +465,58 @@ async function exactBlame(
     return changed(headSeq, `the head row still holds the hash a signed checkpoint recorded for seq ${headSeq}`);
   }
   return outcome;
+}
+
+type Range = { copy: Buffer; last: { seq: number; hash: string; body: string } | null } | { packed: Array<string | null> };
+
+/** Reads a chain's ranges: as binary COPY where the driver streams it, else as one string per row. */
+function rangeReader(db: Db, tenant: string, rangeEnd: (after: number) => number) {
+  // One string per row (see PackedChunkTask): a fifth of the fetching thread's work of five columns.
+  // Hashes of any other length would move the boundaries between the concatenated columns (a
+  // digit moved from hash to prev_hash reads the same), so such a row is packed as NULL: it fails
+  // and is judged column by column.
+  const fetchPacked = (after: number) =>
+    db.query<{ r: string | null }>(
+      `SELECT CASE WHEN length(prev_hash) = 64 AND length(hash) = 64
+                   THEN seq::text || ':' || prev_hash || hash || body || E'\\x1d' || ${INDEX_KEY_SQL} END AS r FROM chronicle_event
+       WHERE tenant = $1 AND seq > $2 AND seq <= $3 ORDER BY seq`,
+      [tenant, after, rangeEnd(after)],
+    );
+  // Where the driver streams COPY: the range's bytes as sent, checked without a string or an object
+  // per row (verify-copy.ts). COPY takes no parameters: the tenant is inlined as a quoted literal.
+  let copyBinary = db.copyBinary?.bind(db);
+  // Ranges are copied into buffers over shared memory, reused range after range: a worker reads
+  // one in place, and it comes back here once that range's answer is in. A fresh multi-megabyte
+  // buffer per range cost more in page faults and garbage collection than the copy itself.
+  const spare: Buffer[] = [];
+  let copySize = 0;
+  const release = (copy: Buffer | undefined): void => {
+    if (copy !== undefined && copy.buffer instanceof SharedArrayBuffer && copy.buffer.byteLength >= copySize) spare.push(Buffer.from(copy.buffer));
+  };
+  const fetchCopy = (after: number, into: Buffer) =>
+    (copyBinary as NonNullable<typeof copyBinary>)(
+      `SELECT seq, prev_hash, hash, body, ${INDEX_KEY_SQL} FROM chronicle_event
+       WHERE tenant = ${sqlLiteral(tenant)} AND seq > ${after} AND seq <= ${rangeEnd(after)} ORDER BY seq`,
+      into,
+    );
+  const fetchRange = async (after: number): Promise<Range> => {
+    if (copyBinary !== undefined) {
+      const into = spare.pop() ?? Buffer.from(new SharedArrayBuffer(Math.max(1 << 20, Math.ceil(copySize * 1.25))));
+      try {
+        const copy = await fetchCopy(after, into);
+        copySize = Math.max(copySize, copy.length);
+        if (copy.buffer !== into.buffer) release(into); // it did not fit: kept only if a later range would
+        return { copy, last: lastCopyRow(copy) };
+      } catch {
+        // A server or socket that cannot COPY, or bytes that do not read as verify's columns: the
+        // ordinary read decides, for this range and the rest.
+        copyBinary = undefined;
+      }
+    }
+    const { rows } = await fetchPacked(after);
+    return { packed: rows.map((row) => row.r) };
+  };
+  return { fetchRange, release };
 }
 
 function toTask(tenant: string, previous: PreviousRow, headSeq: number, rows: readonly Row[], trusted: readonly CheckpointRef[]): ChunkTask {

@@ -111,14 +111,18 @@ export function openSharedPGlite(dataDir: string, { waitMs = 30_000 }: { waitMs?
  * copied at once), and no row object or string is ever made.
  */
 class CopyOutQuery {
-  private data = Buffer.allocUnsafeSlow(1 << 20);
+  private data: Buffer;
   private length = 0;
   private settled = false;
   readonly done: Promise<Buffer>;
   private resolve!: (data: Buffer) => void;
   private reject!: (err: unknown) => void;
 
-  constructor(readonly text: string) {
+  constructor(
+    readonly text: string,
+    into?: Buffer,
+  ) {
+    this.data = into ?? Buffer.allocUnsafeSlow(1 << 20);
     this.done = new Promise<Buffer>((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
@@ -132,7 +136,7 @@ class CopyOutQuery {
   handleCopyData(message: { chunk: Buffer }): void {
     const chunk = message.chunk;
     if (this.length + chunk.length > this.data.length) {
-      let size = this.data.length * 2;
+      let size = Math.max(1 << 20, this.data.length * 2);
       while (size < this.length + chunk.length) size *= 2;
       const grown = Buffer.allocUnsafeSlow(size);
       this.data.copy(grown, 0, 0, this.length);
@@ -227,10 +231,10 @@ function overPool(pool: pg.Pool, connect: () => Promise<pg.PoolClient>): Db {
           throw asDbError(err);
         }
       }),
-    copyBinary: (query: string): Promise<Buffer> =>
+    copyBinary: (query: string, into?: Buffer): Promise<Buffer> =>
       withClient(async (client, lease) => {
         try {
-          const copy = new CopyOutQuery(`COPY (${query}) TO STDOUT (FORMAT binary)`);
+          const copy = new CopyOutQuery(`COPY (${query}) TO STDOUT (FORMAT binary)`, into);
           void client.query(copy as unknown as pg.QueryConfig);
           return await copy.done;
         } catch (err) {

@@ -16,9 +16,12 @@ export interface Db extends Queryable {
   close(): Promise<void>;
   /**
    * Runs `COPY (query) TO STDOUT (FORMAT binary)` and answers its bytes in one buffer over an
-   * ArrayBuffer of its own (so it can be transferred to a worker thread): no row objects, no
+   * ArrayBuffer of its own (so it can be transferred to a worker thread) or over `into`'s memory: no row objects, no
    * strings. `query` takes no parameters (COPY has none): callers inline only literals they quoted.
    * Absent where the driver cannot stream COPY; verify then reads rows the ordinary way.
+   * `into`: a buffer to write the bytes into (its contents are overwritten); the answer is then a
+   * view of it when they fit, else a buffer of its own. Reusing buffers spares a long read the
+   * allocation, page faults and garbage collection of a fresh multi-megabyte buffer per range.
    */
-  copyBinary?(query: string): Promise<Buffer>;
+  copyBinary?(query: string, into?: Buffer): Promise<Buffer>;
 }
