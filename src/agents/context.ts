@@ -7,7 +7,8 @@ import type { Db } from '../db/index.js';
 import type { Logger } from '../log/index.js';
 import type { CaStore } from './ca.js';
 import { AgentError } from './errors.js';
-import { summaryOf, type AgentRow } from './records.js';
+import type { AgentRow } from '../assets/agent-rows.js';
+import { summaryOf } from './records.js';
 import type { AgentSummary } from './types.js';
 
 export interface AgentContext {

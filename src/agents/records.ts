@@ -6,30 +6,10 @@ import crypto from 'node:crypto';
 import { iso, isoOrNull } from '../common/values.js';
 import { fingerprintSerial } from '../connector/redaction.js';
 import type { Db } from '../db/index.js';
+import type { AgentRow } from '../assets/agent-rows.js';
 import type { AgentStatus, AgentSummary } from './types.js';
 
 const AGENT_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-export interface AgentRow {
-  agent_id: string;
-  tenant: string;
-  platform: string;
-  agent_class: string;
-  os_family: string;
-  os_version: string | null;
-  os_build: string | null;
-  model: string | null;
-  serial_fingerprint: string | null;
-  hardware_fingerprint: string | null;
-  certificate_serial: string;
-  certificate_expires_at: Date | string;
-  enrolled_at: Date | string;
-  last_seen_at: Date | string | null;
-  revoked_at: Date | string | null;
-  posture: Record<string, unknown> | string | null;
-  posture_observed_at: Date | string | null;
-  posture_received_at: Date | string | null;
-}
 
 export const AGENT_COLUMNS =
   'agent_id, tenant, platform, agent_class, os_family, os_version, os_build, model, serial_fingerprint, hardware_fingerprint, certificate_serial, certificate_expires_at, enrolled_at, last_seen_at, revoked_at, posture, posture_observed_at, posture_received_at';

@@ -4,7 +4,8 @@ import type { Actor } from '../chronicle/types.js';
 import { isoOrNull, defined } from '../common/values.js';
 import { summarize, type AgentContext } from './context.js';
 import { AgentError } from './errors.js';
-import { AGENT_COLUMNS, isAgentId, loadAgent, publicSummary, statusOf, type AgentRow } from './records.js';
+import type { AgentRow } from '../assets/agent-rows.js';
+import { AGENT_COLUMNS, isAgentId, loadAgent, publicSummary, statusOf } from './records.js';
 import type { AgentPostureEntry, AgentSummary } from './types.js';
 
 export async function listAgents(ctx: AgentContext, tenant: string, opts: { includeRevoked?: boolean } = {}): Promise<AgentSummary[]> {

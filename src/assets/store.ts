@@ -8,6 +8,7 @@ import type { DevicePosture } from '../connector/posture.js';
 import { isoOrNull } from '../common/values.js';
 import { heartbeatReadings, summarize, type AgentObservation, type IntuneSummaryFields, type ObservedSource } from './attributes.js';
 import type { SourceIdentity, SourceKind } from './match.js';
+import type { AgentSourceRow } from './agent-rows.js';
 
 export type Observation = DevicePosture | AgentObservation;
 
@@ -175,20 +176,7 @@ export async function connectionIdsOf(q: Queryable, tenant: string): Promise<str
   return rows.map((r) => r.id);
 }
 
-interface AgentLiveRow {
-  agent_id: string;
-  os_family: string;
-  os_version: string | null;
-  os_build: string | null;
-  model: string | null;
-  serial_fingerprint: string | null;
-  hardware_fingerprint: string | null;
-  posture: Record<string, unknown> | string | null;
-  last_seen_at: Date | string | null;
-  enrolled_at: Date | string;
-}
-
-export function agentSource(row: AgentLiveRow): SourceRow {
+export function agentSource(row: AgentSourceRow): SourceRow {
   const { uptime_seconds: _uptime, ...readings } = heartbeatReadings(row.posture);
   const observation: AgentObservation = { os_family: row.os_family, os_version: row.os_version, os_build: row.os_build, model: row.model, ...readings };
   return {
@@ -209,7 +197,7 @@ const AGENT_LIVE = `SELECT agent_id::text AS agent_id, os_family, os_version, os
 
 export async function liveAgentSources(q: Queryable, tenant: string, agentId?: string): Promise<SourceRow[]> {
   const { rows } =
-    agentId === undefined ? await q.query<AgentLiveRow>(AGENT_LIVE, [tenant]) : await q.query<AgentLiveRow>(`${AGENT_LIVE} AND agent_id = $2::uuid`, [tenant, agentId]);
+    agentId === undefined ? await q.query<AgentSourceRow>(AGENT_LIVE, [tenant]) : await q.query<AgentSourceRow>(`${AGENT_LIVE} AND agent_id = $2::uuid`, [tenant, agentId]);
   return rows.map(agentSource);
 }
 

@@ -45,6 +45,13 @@ function suite(kind: 'postgres' | 'pglite') {
 
   const fp = (serial: string, tenant = 'default') => fingerprintSerial(serial, t.server.runtime.fingerprintKeyFor(tenant)) as string;
   const macs = () => t.server.runtime.demo!.simulator.devices.filter((d) => d['operatingSystem'] === 'macOS' && typeof d['serialNumber'] === 'string' && d['serialNumber'] !== '');
+  /** A demo Mac the example policy's device-management accord allows on Intune's word alone (compliant, encrypted, macOS 14+, checked in this week). */
+  const passesExamplePolicy = (d: Record<string, unknown>) =>
+    d['complianceState'] === 'compliant' &&
+    d['isEncrypted'] === true &&
+    /^1[4-9]\./.test(String(d['osVersion'])) &&
+    typeof d['azureADDeviceId'] === 'string' &&
+    Date.now() - Date.parse(String(d['lastSyncDateTime'])) < 7 * 86_400_000;
 
   async function agentFor(serial: string, posture: Record<string, unknown> = {}, hardwareUuid = crypto.randomUUID().toUpperCase(), key = admin) {
     canaries.push(serial, hardwareUuid, hardwareUuid.toLowerCase());
@@ -142,14 +149,8 @@ function suite(kind: 'postgres' | 'pglite') {
   });
 
   it('gate: an agent on the same Mac saying FileVault is off denies require_encryption though Intune says encrypted, and the record names the agent', async () => {
-    const ok = (d: Record<string, unknown>) =>
-      d['complianceState'] === 'compliant' &&
-      d['isEncrypted'] === true &&
-      /^1[4-9]\./.test(String(d['osVersion'])) &&
-      typeof d['azureADDeviceId'] === 'string' &&
-      Date.now() - Date.parse(String(d['lastSyncDateTime'])) < 7 * 86_400_000;
     const used = new Set((await call(`${AS}?source=both&limit=500`, AS)).body.assets.map((a: any) => a.serial_fingerprint));
-    const mac = macs().find((d) => ok(d) && !used.has(fp(String(d['serialNumber']))));
+    const mac = macs().find((d) => passesExamplePolicy(d) && !used.has(fp(String(d['serialNumber']))));
     expect(mac).toBeDefined();
     const gateKey = await t.key('default', 'gate');
     const check = () =>
@@ -169,15 +170,9 @@ function suite(kind: 'postgres' | 'pglite') {
   });
 
   it("gate: reuses a Mac's agent measurements, and a heartbeat or revocation on this replica changes the next decision at once", async () => {
-    const ok = (d: Record<string, unknown>) =>
-      d['complianceState'] === 'compliant' &&
-      d['isEncrypted'] === true &&
-      /^1[4-9]\./.test(String(d['osVersion'])) &&
-      typeof d['azureADDeviceId'] === 'string' &&
-      Date.now() - Date.parse(String(d['lastSyncDateTime'])) < 7 * 86_400_000;
     const used = new Set((await call(`${AS}?source=both&limit=500`, AS)).body.assets.map((a: any) => a.serial_fingerprint));
     // Not the Macs later tests take by position (0, 10, and the first of 20..39).
-    const mac = macs().find((d, i) => ![0, 10, 20].includes(i) && ok(d) && !used.has(fp(String(d['serialNumber']))));
+    const mac = macs().find((d, i) => ![0, 10, 20].includes(i) && passesExamplePolicy(d) && !used.has(fp(String(d['serialNumber']))));
     expect(mac).toBeDefined();
     const serial = String(mac!['serialNumber']);
     canaries.push(serial);
