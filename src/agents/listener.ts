@@ -14,7 +14,8 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import type { Logger } from '../log/index.js';
 import { AgentError } from './errors.js';
 import { createRateLimiter } from './rate-limit.js';
-import { heartbeatBody, renewBody } from './schemas.js';
+import { agentIdentityResponse, heartbeatAckResponse, heartbeatBody, renewBody, type RenewBodySchema } from './schemas.js';
+import type { z } from 'zod';
 import type { AgentService, AuthenticatedAgent, HeartbeatInput, PeerIdentity } from './types.js';
 import type { ListenerTls } from './tls.js';
 import { defined } from '../common/values.js';
@@ -159,11 +160,11 @@ export async function startAgentListener(options: AgentListenerOptions): Promise
     return peer;
   }
 
-  app.post<{ Body: HeartbeatInput }>(`${AGENTS_BASE}/heartbeat`, { schema: { body: heartbeatBody } }, async (request) => {
+  app.post<{ Body: HeartbeatInput }>(`${AGENTS_BASE}/heartbeat`, { schema: { body: heartbeatBody, response: { 200: heartbeatAckResponse } } }, async (request) => {
     return service.heartbeat(await peerOf(request), request.body);
   });
 
-  app.post<{ Body: { csr: string } }>(`${AGENTS_BASE}/renew`, { schema: { body: renewBody } }, async (request) => {
+  app.post<{ Body: z.infer<typeof RenewBodySchema> }>(`${AGENTS_BASE}/renew`, { schema: { body: renewBody, response: { 200: agentIdentityResponse } } }, async (request) => {
     const agent: AuthenticatedAgent = await service.authenticate(await peerOf(request));
     return service.renew(agent, request.body.csr, { requestId: request.id });
   });

@@ -7,6 +7,7 @@ import { iso, isoOrNull } from '../common/values.js';
 import { fingerprintSerial } from '../connector/redaction.js';
 import type { Db } from '../db/index.js';
 import type { AgentRow } from '../assets/agent-rows.js';
+import type { AgentClass, AgentOsFamily, Platform } from './rules.js';
 import type { AgentStatus, AgentSummary } from './types.js';
 
 const AGENT_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -37,13 +38,16 @@ export function statusOf(row: AgentRow, nowMs: number, staleAfterMs: number): Ag
   return 'active';
 }
 
+/** What the enrollment rule table admitted the agent as: a stored row carries nothing else. */
+export function enrolledAs(row: AgentRow): { platform: Platform; agent_class: AgentClass; os_family: AgentOsFamily } {
+  return { platform: row.platform as Platform, agent_class: row.agent_class as AgentClass, os_family: row.os_family as AgentOsFamily };
+}
+
 export function summaryOf(row: AgentRow, nowMs: number, staleAfterMs: number): AgentSummary & { tenant: string } {
   return {
     agent_id: row.agent_id,
     tenant: row.tenant,
-    platform: row.platform,
-    agent_class: row.agent_class,
-    os_family: row.os_family,
+    ...enrolledAs(row),
     os_version: row.os_version,
     os_build: row.os_build,
     model: row.model,

@@ -5,7 +5,7 @@ import { isoOrNull, defined } from '../common/values.js';
 import { summarize, type AgentContext } from './context.js';
 import { AgentError } from './errors.js';
 import type { AgentRow } from '../assets/agent-rows.js';
-import { AGENT_COLUMNS, isAgentId, loadAgent, publicSummary, statusOf } from './records.js';
+import { AGENT_COLUMNS, enrolledAs, isAgentId, loadAgent, publicSummary, statusOf } from './records.js';
 import type { AgentPostureEntry, AgentSummary } from './types.js';
 
 export async function listAgents(ctx: AgentContext, tenant: string, opts: { includeRevoked?: boolean } = {}): Promise<AgentSummary[]> {
@@ -70,7 +70,7 @@ export async function agentPosture(ctx: AgentContext, tenant: string): Promise<A
     return {
       source: 'agent',
       agent_id: row.agent_id,
-      os_family: row.os_family,
+      os_family: enrolledAs(row).os_family,
       os_version: row.os_version,
       os_build: row.os_build,
       model: row.model,

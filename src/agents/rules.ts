@@ -8,7 +8,8 @@ export const PLATFORMS = ['darwin'] as const;
 export type Platform = (typeof PLATFORMS)[number];
 export const AGENT_CLASSES = ['endpoint'] as const;
 export type AgentClass = (typeof AGENT_CLASSES)[number];
-export type AgentOsFamily = 'macos';
+export const AGENT_OS_FAMILIES = ['macos'] as const;
+export type AgentOsFamily = (typeof AGENT_OS_FAMILIES)[number];
 
 export interface EnrollmentRule {
   readonly platform: Platform;

@@ -7,12 +7,13 @@ import type { Actor } from '../chronicle/types.js';
 import type { AgentContext } from './context.js';
 import { AgentError, invalidToken } from './errors.js';
 import { digestOf } from './records.js';
+import { MAX_TOKEN_TTL_SECONDS } from './schemas.js';
 import { defined } from '../common/values.js';
 
 export const TOKEN_PREFIX = 'ice_';
 const TOKEN_PATTERN = /^ice_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
 export const DEFAULT_TOKEN_TTL_SECONDS = 3_600;
-export const MAX_TOKEN_TTL_SECONDS = 7 * 24 * 3_600;
+export { MAX_TOKEN_TTL_SECONDS };
 
 export async function createToken(
   ctx: AgentContext,

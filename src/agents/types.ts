@@ -4,76 +4,30 @@ import type { Actor, ChronicleWriter } from '../chronicle/types.js';
 import type { Db } from '../db/index.js';
 import type { Logger } from '../log/index.js';
 import type { CaStore } from './ca.js';
+import type { z } from 'zod';
+import type {
+  AGENT_STATUSES,
+  AgentPostureEntrySchema,
+  AgentSummarySchema,
+  CreatedTokenSchema,
+  EnrollBodySchema,
+  HeartbeatAckSchema,
+  HeartbeatBodySchema,
+  IssuedIdentitySchema,
+} from './schemas.js';
 
 export type { TriState };
-export type AgentStatus = 'active' | 'stale' | 'revoked';
 
-export interface EnrollInput {
-  readonly token: string;
-  readonly csr: string;
-  readonly platform: string;
-  readonly agent_class: string;
-  readonly os_version?: string;
-  readonly os_build?: string;
-  readonly serial_number?: string;
-  readonly hardware_uuid?: string;
-  readonly model?: string;
-}
-
-export interface IssuedIdentity {
-  readonly agent_id: string;
-  readonly certificate: string;
-  readonly ca_chain: readonly string[];
-  readonly expires_at: string;
-}
-
-export interface AgentSummary {
-  readonly agent_id: string;
-  readonly platform: string;
-  readonly agent_class: string;
-  readonly os_family: string;
-  readonly os_version: string | null;
-  readonly os_build: string | null;
-  readonly model: string | null;
-  readonly enrolled_at: string;
-  readonly last_seen_at: string | null;
-  readonly certificate_expires_at: string;
-  readonly status: AgentStatus;
-  readonly serial_fingerprint: string | null;
-  readonly hardware_fingerprint: string | null;
-}
-
-export interface HeartbeatInput {
-  readonly os_version: string;
-  readonly os_build?: string;
-  readonly uptime_seconds?: number;
-  readonly filevault?: TriState;
-  readonly firewall?: TriState;
-  readonly sip?: TriState;
-  readonly gatekeeper?: TriState;
-  readonly agent_version?: string;
-  readonly time: string;
-}
-
+// Request and answer shapes are inferred from their one declaration in ./schemas.ts.
+export type AgentStatus = (typeof AGENT_STATUSES)[number];
+export type EnrollInput = Readonly<z.infer<typeof EnrollBodySchema>>;
+export type IssuedIdentity = Readonly<z.infer<typeof IssuedIdentitySchema>>;
+export type AgentSummary = Readonly<z.infer<typeof AgentSummarySchema>>;
+export type HeartbeatInput = Readonly<z.infer<typeof HeartbeatBodySchema>>;
+export type HeartbeatAck = Readonly<z.infer<typeof HeartbeatAckSchema>>;
 /** The posture an agent reported, as the posture API shows it until assets merge sources. */
-export interface AgentPostureEntry {
-  readonly source: 'agent';
-  readonly agent_id: string;
-  readonly os_family: string;
-  readonly os_version: string | null;
-  readonly os_build: string | null;
-  readonly model: string | null;
-  readonly serial_fingerprint: string | null;
-  readonly filevault: TriState;
-  readonly firewall: TriState;
-  readonly sip: TriState;
-  readonly gatekeeper: TriState;
-  readonly uptime_seconds: number | null;
-  readonly agent_version: string | null;
-  readonly observed_at: string | null;
-  readonly received_at: string | null;
-  readonly status: AgentStatus;
-}
+export type AgentPostureEntry = Readonly<z.infer<typeof AgentPostureEntrySchema>>;
+export type CreatedToken = Readonly<z.infer<typeof CreatedTokenSchema>>;
 
 /** Who a client certificate says it is, as the TLS layer verified it. */
 export interface PeerIdentity {
@@ -112,7 +66,7 @@ export interface AgentService {
    * Records a heartbeat for the certificate's agent in one conditional update (unrevoked, current
    * certificate, unexpired); when nothing matches, says why as `authenticate` would.
    */
-  heartbeat(peer: PeerIdentity, input: HeartbeatInput): Promise<{ agent_id: string; last_seen_at: string; certificate_expires_at: string }>;
+  heartbeat(peer: PeerIdentity, input: HeartbeatInput): Promise<HeartbeatAck>;
   renew(agent: AuthenticatedAgent, csr: string, options?: { requestId?: string }): Promise<IssuedIdentity>;
   posture(tenant: string): Promise<AgentPostureEntry[]>;
   /** Called after this process makes a tenant CA (the listener reloads its trust list). */

@@ -12,10 +12,15 @@ import { ConnectionInputSchema, ConnectionPatchSchema } from '../posture/validat
 import { ROLES } from '../auth/types.js';
 import { GUID_PATTERN } from '../common/ids.js';
 import { TIME_BOUND_MAX_LENGTH, TIME_BOUND_PATTERN, TIME_BOUND_RULE } from '../common/time.js';
-import { ASSET_SOURCE_FILTERS } from '../assets/types.js';
+import { AssetPageSchema, AssetParamsSchema, AssetsQuerySchema } from '../assets/types.js';
+import { FoundAssetSchema } from '../connector/assets.js';
+import { ChronicleEventPageSchema, VerifyReportJsonSchema } from '../chronicle/schemas.js';
 import { FINGERPRINT_PATTERN } from '../connector/redaction.js';
 import { ConnectionSchema, PostureSummarySchema, SnapshotDevicePageSchema, SnapshotDeviceSchema, SyncRunSummarySchema } from '../posture/schemas.js';
 import { ApiKeyRecordSchema } from '../auth/schemas.js';
+import { requestJsonSchema, responseJsonSchema } from '../common/json-schema.js';
+
+export { requestJsonSchema, responseJsonSchema, AssetParamsSchema, AssetsQuerySchema };
 
 const guid = z.string().regex(GUID_PATTERN);
 // The forms the CLI accepts too (src/common/time.ts); the handlers' own parsing checks the
@@ -49,20 +54,6 @@ export const DevicesQuerySchema = z
   })
   .strict();
 
-export const AssetParamsSchema = z.object({ asset_id: guid }).strict();
-
-export const AssetsQuerySchema = z
-  .object({
-    os_family: z.enum(OS_FAMILIES).optional(),
-    source: z.enum(ASSET_SOURCE_FILTERS).optional(),
-    compliance_state: z.enum(COMPLIANCE_STATES).optional(),
-    disagreement: z.boolean().optional(),
-    fingerprint: fingerprint.optional(),
-    limit: z.int().min(1).max(500).default(100),
-    cursor: cursor.optional(),
-  })
-  .strict();
-
 export const ChronicleEventsQuerySchema = z
   .object({
     type: z.array(z.enum(EVENT_TYPES)).max(EVENT_TYPES.length).optional(),
@@ -86,11 +77,6 @@ export const KeyCreateBodySchema = z
 
 export const KeysQuerySchema = z.object({ include_revoked: z.boolean().default(false) }).strict();
 
-/** The JSON Schema (draft-07, what Fastify's ajv speaks) of what a client sends. */
-export function requestJsonSchema(schema: z.ZodType): Record<string, unknown> {
-  const { $schema: _dialect, ...rest } = z.toJSONSchema(schema, { target: 'draft-7', io: 'input' }) as Record<string, unknown>;
-  return rest;
-}
 
 export const connectionParams = requestJsonSchema(ConnectionParamsSchema);
 export const runParams = requestJsonSchema(RunParamsSchema);
@@ -138,11 +124,6 @@ export const CreatedKeySchema = ApiKeyRecordSchema.extend({
   revoked_at: z.null(),
 }).strict();
 
-/** The JSON Schema (draft-07, what Fastify's serializer speaks) of what the server sends. */
-export function responseJsonSchema(schema: z.ZodType): Record<string, unknown> {
-  const { $schema: _dialect, ...rest } = z.toJSONSchema(schema, { target: 'draft-7', io: 'output' }) as Record<string, unknown>;
-  return rest;
-}
 
 export const connectionResponse = responseJsonSchema(ConnectionSchema);
 export const connectionListResponse = responseJsonSchema(ConnectionListSchema);
@@ -154,3 +135,7 @@ export const summaryResponse = responseJsonSchema(PostureSummarySchema);
 export const keyResponse = responseJsonSchema(ApiKeyRecordSchema);
 export const keyListResponse = responseJsonSchema(KeyListSchema);
 export const createdKeyResponse = responseJsonSchema(CreatedKeySchema);
+export const assetPageResponse = responseJsonSchema(AssetPageSchema);
+export const assetResponse = responseJsonSchema(FoundAssetSchema);
+export const chronicleEventPageResponse = responseJsonSchema(ChronicleEventPageSchema);
+export const verifyReportResponse = responseJsonSchema(VerifyReportJsonSchema);

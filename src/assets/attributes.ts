@@ -66,7 +66,8 @@ export type ObservedSource =
 export type AttributeValue = string | boolean | null;
 
 export interface Attribute {
-  readonly value: AttributeValue;
+  /** Never null: an attribute no source reports is absent. */
+  readonly value: Exclude<AttributeValue, null>;
   readonly source: SourceKind;
   readonly source_id: string;
   readonly confidence: Confidence;

@@ -15,8 +15,9 @@
  * finds the same id for the same machine, and the same serial in two tenants never shares an asset.
  */
 import crypto from 'node:crypto';
+import { CONFLICT_KINDS, SOURCE_KINDS } from '../connector/assets.js';
 
-export const SOURCE_KINDS = ['intune', 'agent'] as const;
+export { CONFLICT_KINDS, SOURCE_KINDS };
 export type SourceKind = (typeof SOURCE_KINDS)[number];
 
 export interface SourceIdentity {
@@ -32,7 +33,6 @@ export interface SourceIdentity {
   readonly entra_device_id: string | null;
 }
 
-export const CONFLICT_KINDS = ['serial_on_several_machines', 'entra_device_id_on_several_assets'] as const;
 export type ConflictKind = (typeof CONFLICT_KINDS)[number];
 
 export interface SourceRef {

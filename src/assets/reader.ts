@@ -6,6 +6,7 @@
 import crypto from 'node:crypto';
 import type { Db } from '../db/index.js';
 import type { EndpointAgent } from '../connector/assets.js';
+import type { OsFamily } from '../connector/posture.js';
 import { confidenceOf, mergeAttributes, type AgentObservation, type ObservedSource } from './attributes.js';
 import type { SourceKind } from './match.js';
 import * as store from './store.js';
@@ -51,7 +52,8 @@ export function createAssetReader({ db, now }: { db: Db; now: () => number }): A
     const merged = mergeAttributes(observed, at);
     return {
       asset_id: row.asset_id,
-      os_family: row.os_family,
+      // The stored summary's family is an Intune record's, an enrolled agent's (macos), or other.
+      os_family: row.os_family as OsFamily,
       serial_fingerprint: row.serial_fingerprint,
       sources: sources.map((s) => ({
         kind: s.kind,

@@ -7,7 +7,7 @@ import type { Queryable } from '../db/index.js';
 import type { DevicePosture } from '../connector/posture.js';
 import { isoOrNull } from '../common/values.js';
 import { heartbeatReadings, summarize, type AgentObservation, type IntuneSummaryFields, type ObservedSource } from './attributes.js';
-import type { SourceIdentity, SourceKind } from './match.js';
+import type { ConflictKind, SourceIdentity, SourceKind } from './match.js';
 import type { AgentSourceRow } from './agent-rows.js';
 
 export type Observation = DevicePosture | AgentObservation;
@@ -44,7 +44,7 @@ export interface AssetRow {
 export interface ConflictRow {
   readonly conflict_key: string;
   readonly conflict_id: string;
-  readonly kind: string;
+  readonly kind: ConflictKind;
   readonly serial_fingerprint: string | null;
   readonly entra_device_id: string | null;
   readonly asset_ids: readonly string[];

@@ -3,8 +3,9 @@
  * --json`): snake_case, one mapping, so a reviewer's script reads the same names everywhere.
  */
 import type { ChainVerifyReport, CheckpointLogReport, ChronicleEvent, VerifyReport } from './types.js';
+import type { ChainReportJson, ChronicleEventJson, VerifyReportJson } from './schemas.js';
 
-export function eventToJson(event: ChronicleEvent): Record<string, unknown> {
+export function eventToJson(event: ChronicleEvent): ChronicleEventJson {
   return {
     seq: event.seq,
     tenant: event.tenant,
@@ -19,7 +20,7 @@ export function eventToJson(event: ChronicleEvent): Record<string, unknown> {
   };
 }
 
-export function chainToJson(chain: ChainVerifyReport): Record<string, unknown> {
+export function chainToJson(chain: ChainVerifyReport): ChainReportJson {
   return {
     tenant: chain.tenant,
     ok: chain.ok,
@@ -33,7 +34,7 @@ export function chainToJson(chain: ChainVerifyReport): Record<string, unknown> {
 }
 
 /** What the API answers: the chains and counts, without this host's directories. */
-export function verifyReportToJson(report: VerifyReport): Record<string, unknown> {
+export function verifyReportToJson(report: VerifyReport): VerifyReportJson {
   return {
     ok: report.ok,
     chains: report.chains.map(chainToJson),

@@ -5,6 +5,8 @@
  * sees the machine and find_asset can answer, without the connector importing it.
  */
 import { z } from 'zod';
+import { GUID_PATTERN } from '../common/ids.js';
+import { OS_FAMILIES } from './posture.js';
 import { FINGERPRINT_PATTERN } from './redaction.js';
 
 const triState = z.boolean().nullable().describe('null: the agent did not report it.');
@@ -25,36 +27,71 @@ export const EndpointAgentSchema = z
   .strict();
 export type EndpointAgent = z.infer<typeof EndpointAgentSchema>;
 
-const confidence = z.enum(['mdm', 'agent', 'stale']);
-const kind = z.enum(['intune', 'agent']);
-const value = z.union([z.string(), z.boolean(), z.null()]);
+/** Where an asset's sources come from: Intune records and enrolled agents. */
+export const SOURCE_KINDS = ['intune', 'agent'] as const;
+/** Why sources were not merged: one serial on several machines, or one Entra device id on several assets. */
+export const CONFLICT_KINDS = ['serial_on_several_machines', 'entra_device_id_on_several_assets'] as const;
 
+const guid = z.string().regex(GUID_PATTERN);
+const dateTime = z.string().meta({ format: 'date-time' });
+const confidence = z
+  .enum(['mdm', 'agent', 'stale'])
+  .describe('mdm - Intune management channel; agent - an enrolled agent over mTLS; stale - its source is older than the staleness age.');
+const kind = z.enum(SOURCE_KINDS);
+
+/**
+ * One machine as asset identity sees it: what find_asset answers and GET /api/v1/assets lists,
+ * declared once (the REST API serialises by the JSON Schema derived from it).
+ */
 export const FoundAssetSchema = z
   .object({
-    asset_id: z.string(),
-    os_family: z.string(),
+    asset_id: guid,
+    os_family: z.enum(OS_FAMILIES),
     serial_fingerprint: z.string().nullable(),
     sources: z.array(
       z
-        .object({ kind, id: z.string(), connection_id: z.string().optional(), last_seen_at: z.string().nullable(), confidence })
+        .object({
+          kind,
+          id: z.string().describe('Intune managed device id or agent id.'),
+          connection_id: z.string().optional().describe('Intune records only.'),
+          last_seen_at: dateTime.nullable().describe('Intune - last check-in; agent - last heartbeat (its enrollment until the first).'),
+          confidence,
+        })
         .strict(),
     ),
     attributes: z
-      .record(z.string(), z.object({ value, source: kind, source_id: z.string(), confidence }).strict())
-      .describe('Each attribute of the merged posture with its source (intune | agent) and confidence (mdm | agent | stale).'),
+      .record(
+        z.string(),
+        z
+          .object({
+            value: z.union([z.string(), z.boolean()]).describe('The value the precedence chose (README, Assets).'),
+            source: kind,
+            source_id: z.string(),
+            confidence,
+          })
+          .strict(),
+      )
+      .describe(
+        'Each attribute of the merged posture (os_family, os_version, compliance_state, encrypted, firewall, sip, gatekeeper, jailbroken, ownership, management_agent, model, manufacturer) with its source (intune | agent) and confidence (mdm | agent | stale); an attribute no source reports is absent.',
+      ),
     disagreements: z.array(
-      z.object({ attribute: z.string(), values: z.array(z.object({ source: kind, source_id: z.string(), value, confidence }).strict()) }).strict(),
+      z
+        .object({
+          attribute: z.string(),
+          values: z.array(z.object({ source: kind, source_id: z.string(), value: z.union([z.string(), z.boolean(), z.null()]), confidence }).strict()),
+        })
+        .strict(),
     ),
     conflicts: z.array(
       z
         .object({
-          conflict_id: z.string(),
-          kind: z.string(),
+          conflict_id: guid,
+          kind: z.enum(CONFLICT_KINDS),
           serial_fingerprint: z.string().nullable(),
           entra_device_id: z.string().nullable(),
-          asset_ids: z.array(z.string()),
+          asset_ids: z.array(guid),
           sources: z.array(z.object({ kind, id: z.string() }).strict()),
-          detected_at: z.string(),
+          detected_at: dateTime,
         })
         .strict(),
     ),

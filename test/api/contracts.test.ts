@@ -19,6 +19,8 @@ import {
   RunsQuerySchema,
   requestJsonSchema,
 } from '../../src/api/schemas.js';
+import { AssetParamsSchema, AssetsQuerySchema } from '../../src/assets/types.js';
+import { AgentParamsSchema, AgentsQuerySchema, EnrollBodySchema, HeartbeatBodySchema, RenewBodySchema, TokenCreateBodySchema } from '../../src/agents/schemas.js';
 import { loadOpenApi, type OpenApiDoc } from './openapi.js';
 
 const doc = loadOpenApi();
@@ -79,6 +81,10 @@ describe('specs/openapi.yaml states the request shapes the code declares', () =>
     ['POST', `${I}/connections`, ConnectionCreateBodySchema],
     ['PATCH', `${I}/connections/{connection_id}`, ConnectionPatchBodySchema],
     ['POST', '/api/v1/keys', KeyCreateBodySchema],
+    ['POST', '/api/v1/agents/enrollment-tokens', TokenCreateBodySchema],
+    ['POST', '/api/v1/agents/enroll', EnrollBodySchema],
+    ['POST', '/api/v1/agents/heartbeat', HeartbeatBodySchema],
+    ['POST', '/api/v1/agents/renew', RenewBodySchema],
   ] as const)('%s %s body', (method, path, schema) => {
     expect(bodyOf(path, method.toLowerCase())).toEqual(derived(schema));
   });
@@ -88,6 +94,8 @@ describe('specs/openapi.yaml states the request shapes the code declares', () =>
     ['GET', `${I}/devices`, DevicesQuerySchema],
     ['GET', '/api/v1/chronicle/events', ChronicleEventsQuerySchema],
     ['GET', '/api/v1/keys', KeysQuerySchema],
+    ['GET', '/api/v1/agents', AgentsQuerySchema],
+    ['GET', '/api/v1/assets', AssetsQuerySchema],
   ] as const)('%s %s query string', (method, path, schema) => {
     expect(parametersOf(path, method.toLowerCase(), 'query')).toEqual(derived(schema));
   });
@@ -97,6 +105,9 @@ describe('specs/openapi.yaml states the request shapes the code declares', () =>
     ['GET', `${I}/connections/{connection_id}/runs/{run_id}`, RunParamsSchema],
     ['GET', `${I}/devices/{device_id}`, DeviceParamsSchema],
     ['DELETE', '/api/v1/keys/{key_id}', KeyParamsSchema],
+    ['GET', '/api/v1/agents/{agent_id}', AgentParamsSchema],
+    ['DELETE', '/api/v1/agents/{agent_id}', AgentParamsSchema],
+    ['GET', '/api/v1/assets/{asset_id}', AssetParamsSchema],
   ] as const)('%s %s path', (method, path, schema) => {
     expect(parametersOf(path, method.toLowerCase(), 'path')).toEqual(derived(schema));
   });

@@ -1,11 +1,14 @@
 /**
  * Each REST response shape covered here is declared once, in zod (src/posture/schemas.ts,
- * src/auth/schemas.ts, src/api/schemas.ts); Fastify serialises the answer by the JSON Schema
+ * src/auth/schemas.ts, src/agents/schemas.ts, src/assets/types.ts, src/connector/assets.ts,
+ * src/chronicle/schemas.ts, src/api/schemas.ts); Fastify serialises the answer by the JSON Schema
  * derived from it. specs/openapi.yaml is written for readers, so this compares what a validator
  * enforces on each side: a field, a type, a nullability or an enum member that changes on one
- * side only fails here.
+ * side only fails here. Then a real server's answers are read back through the same declarations:
+ * the serialiser drops a field the declaration lacks silently, so a live answer that no longer
+ * parses (a required field gone, a type changed) is caught here too.
  */
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
   ConnectionListSchema,
@@ -16,8 +19,21 @@ import {
   SnapshotDeviceDetailSchema,
 } from '../../src/api/schemas.js';
 import { ApiKeyRecordSchema } from '../../src/auth/schemas.js';
+import {
+  AgentIdentitySchema,
+  AgentListSchema,
+  AgentPostureListSchema,
+  AgentSummarySchema,
+  CreatedTokenSchema,
+  HeartbeatAckSchema,
+} from '../../src/agents/schemas.js';
+import { AssetPageSchema } from '../../src/assets/types.js';
+import { FoundAssetSchema } from '../../src/connector/assets.js';
+import { ChronicleEventPageSchema, VerifyReportJsonSchema } from '../../src/chronicle/schemas.js';
 import { ConnectionSchema, PostureSummarySchema, SnapshotDevicePageSchema, SyncRunSummarySchema } from '../../src/posture/schemas.js';
-import { loadOpenApi } from './openapi.js';
+import { heartbeatBody, makeKeyAndCsr, mtlsRequest, type MtlsIdentity } from '../../src/agents/reference-agent.js';
+import { loadOpenApi, specChecker } from './openapi.js';
+import { startTestServer, type TestResponse, type TestServer } from './helpers.js';
 
 const doc = loadOpenApi();
 /** Words for readers; the derived schemas carry zod's own integer range, which says nothing here. */
@@ -106,6 +122,18 @@ describe('specs/openapi.yaml states the response shapes the code declares', () =
     ['GET', '/api/v1/keys', 200, KeyListSchema],
     ['POST', '/api/v1/keys', 201, CreatedKeySchema],
     ['DELETE', '/api/v1/keys/{key_id}', 200, ApiKeyRecordSchema],
+    ['POST', '/api/v1/agents/enrollment-tokens', 201, CreatedTokenSchema],
+    ['POST', '/api/v1/agents/enroll', 201, AgentIdentitySchema],
+    ['GET', '/api/v1/agents', 200, AgentListSchema],
+    ['GET', '/api/v1/agents/posture', 200, AgentPostureListSchema],
+    ['GET', '/api/v1/agents/{agent_id}', 200, AgentSummarySchema],
+    ['DELETE', '/api/v1/agents/{agent_id}', 200, AgentSummarySchema],
+    ['POST', '/api/v1/agents/heartbeat', 200, HeartbeatAckSchema],
+    ['POST', '/api/v1/agents/renew', 200, AgentIdentitySchema],
+    ['GET', '/api/v1/assets', 200, AssetPageSchema],
+    ['GET', '/api/v1/assets/{asset_id}', 200, FoundAssetSchema],
+    ['GET', '/api/v1/chronicle/events', 200, ChronicleEventPageSchema],
+    ['GET', '/api/v1/chronicle/verify', 200, VerifyReportJsonSchema],
   ] as const)('%s %s %i', (method, path, status, schema) => {
     expect(documented(method, path, status)).toEqual(derived(schema));
   });
@@ -114,5 +142,82 @@ describe('specs/openapi.yaml states the response shapes the code declares', () =
     const documentedRun = documented('GET', `${I}/connections/{connection_id}/runs/{run_id}`, 200);
     expect(documentedRun).not.toEqual(derived(SyncRunSummarySchema.extend({ worker: z.string() })));
     expect(documentedRun).not.toEqual(derived(SyncRunSummarySchema.extend({ error_code: z.string() })));
+  });
+});
+
+describe('live answers parse by their declarations (a real server on PGlite)', () => {
+  let t: TestServer;
+  let admin: string;
+  const spec = specChecker();
+
+  beforeAll(async () => {
+    t = await startTestServer('pglite', { otherDevices: 5 });
+    admin = await t.key('default', 'admin');
+  }, 180_000);
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  /** The answer has the status, parses strictly by the declaration, and matches openapi.yaml. */
+  function answers(res: TestResponse, status: number, schema: z.ZodType, method: string, template: string): void {
+    expect(res.status, res.text.slice(0, 300)).toBe(status);
+    const parsed = schema.safeParse(res.body);
+    expect(parsed.success, JSON.stringify(parsed.error?.issues.slice(0, 3))).toBe(true);
+    spec.check(method, template, res);
+  }
+
+  it('agents: a token, an enrollment, the list, one agent, its posture, a heartbeat, a renewal and a revocation', async () => {
+    const token = await t.request('POST', '/api/v1/agents/enrollment-tokens', { key: admin, body: { ttl_seconds: 600, name: 'contract test' } });
+    answers(token, 201, CreatedTokenSchema, 'POST', '/api/v1/agents/enrollment-tokens');
+
+    const key = await makeKeyAndCsr();
+    const enrolled = await t.request('POST', '/api/v1/agents/enroll', {
+      body: { token: token.body.token, csr: key.csrPem, platform: 'darwin', agent_class: 'endpoint', os_version: '14.5', os_build: '23F79', model: 'Mac14,2' },
+    });
+    answers(enrolled, 201, AgentIdentitySchema, 'POST', '/api/v1/agents/enroll');
+    expect(enrolled.body.agent_url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+    const agentId = enrolled.body.agent_id as string;
+    const identity: MtlsIdentity = { certificate: enrolled.body.certificate, keyPem: key.keyPem, serverCa: enrolled.body.server_ca };
+
+    const beat = await mtlsRequest(t.server.agentListener.url, '/api/v1/agents/heartbeat', identity, heartbeatBody({ osVersion: '14.5', filevault: true, sip: 'unknown', uptimeSeconds: 60 }));
+    expect(beat.status).toBe(200);
+    expect(HeartbeatAckSchema.parse(beat.body)).toMatchObject({ agent_id: agentId });
+
+    const list = await t.request('GET', '/api/v1/agents', { key: admin });
+    answers(list, 200, AgentListSchema, 'GET', '/api/v1/agents');
+    expect(list.body.agents.map((a: { agent_id: string }) => a.agent_id)).toContain(agentId);
+    answers(await t.request('GET', `/api/v1/agents/${agentId}`, { key: admin }), 200, AgentSummarySchema, 'GET', '/api/v1/agents/{agent_id}');
+    const posture = await t.request('GET', '/api/v1/agents/posture', { key: admin });
+    answers(posture, 200, AgentPostureListSchema, 'GET', '/api/v1/agents/posture');
+    expect(posture.body.devices.find((d: { agent_id: string }) => d.agent_id === agentId)).toMatchObject({ filevault: true, sip: 'unknown', uptime_seconds: 60 });
+
+    const renewal = await makeKeyAndCsr();
+    const renewed = await mtlsRequest(t.server.agentListener.url, '/api/v1/agents/renew', identity, { csr: renewal.csrPem });
+    expect(renewed.status).toBe(200);
+    expect(AgentIdentitySchema.parse(renewed.body)).toMatchObject({ agent_id: agentId });
+
+    const revoked = await t.request('DELETE', `/api/v1/agents/${agentId}`, { key: admin });
+    answers(revoked, 200, AgentSummarySchema, 'DELETE', '/api/v1/agents/{agent_id}');
+    expect(revoked.body.status).toBe('revoked');
+  });
+
+  it('assets: a page with the demo agents merged in, and one asset', async () => {
+    const page = await t.request('GET', '/api/v1/assets?source=both&limit=2', { key: admin });
+    answers(page, 200, AssetPageSchema, 'GET', '/api/v1/assets');
+    expect(page.body.assets).toHaveLength(2);
+    expect(page.body.next_cursor).toEqual(expect.any(String));
+    const one = await t.request('GET', `/api/v1/assets/${page.body.assets[0].asset_id}`, { key: admin });
+    answers(one, 200, FoundAssetSchema, 'GET', '/api/v1/assets/{asset_id}');
+    expect(Object.keys(one.body.attributes)).toEqual(expect.arrayContaining(['os_family', 'compliance_state', 'sip']));
+  });
+
+  it('chronicle: a page of events and the verify report', async () => {
+    const auditor = await t.key('default', 'auditor');
+    const events = await t.request('GET', '/api/v1/chronicle/events?limit=5', { key: auditor });
+    answers(events, 200, ChronicleEventPageSchema, 'GET', '/api/v1/chronicle/events');
+    expect(events.body.events).toHaveLength(5);
+    const verify = await t.request('GET', '/api/v1/chronicle/verify', { key: auditor });
+    answers(verify, 200, VerifyReportJsonSchema, 'GET', '/api/v1/chronicle/verify');
+    expect(verify.body).toMatchObject({ ok: true, chains: [{ tenant: 'default', ok: true, first_bad_seq: null, reason: null }] });
   });
 });

@@ -5,9 +5,23 @@
  * Heartbeat and renewal are on the mTLS listener (src/agents/listener.ts).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { z } from 'zod';
 import type { Authenticator } from '../../auth/types.js';
 import { AgentError } from '../../agents/errors.js';
-import { agentParams, agentsQuery, enrollBody, tokenCreateBody } from '../../agents/schemas.js';
+import {
+  agentIdentityResponse,
+  agentListResponse,
+  agentParams,
+  agentPostureListResponse,
+  agentsQuery,
+  agentSummaryResponse,
+  createdTokenResponse,
+  enrollBody,
+  tokenCreateBody,
+  type AgentParamsSchema,
+  type AgentsQuerySchema,
+  type TokenCreateBodySchema,
+} from '../../agents/schemas.js';
 import type { AgentService, EnrollInput } from '../../agents/service.js';
 import { requirePermission } from '../../auth/permissions.js';
 import { ApiError, notFound } from '../errors.js';
@@ -38,10 +52,10 @@ export function agentRoutes(app: FastifyInstance, { agents, authenticator, liste
   const manage = (request: FastifyRequest) => requirePermission(authenticator, request, 'agents:manage');
   const read = (request: FastifyRequest) => requirePermission(authenticator, request, 'agents:read');
 
-  app.post<{ Body: { ttl_seconds?: number; name?: string } | undefined }>(
+  app.post<{ Body: z.infer<typeof TokenCreateBodySchema> | undefined }>(
     `${AGENTS_BASE}/enrollment-tokens`,
     {
-      schema: { body: tokenCreateBody },
+      schema: { body: tokenCreateBody, response: { 201: createdTokenResponse } },
       // Every field is optional, so no body at all means the defaults.
       preValidation: async (request) => {
         if (request.body === undefined || request.body === null) request.body = {};
@@ -62,7 +76,7 @@ export function agentRoutes(app: FastifyInstance, { agents, authenticator, liste
     },
   );
 
-  app.post<{ Body: EnrollInput }>(`${AGENTS_BASE}/enroll`, { schema: { body: enrollBody } }, async (request, reply) => {
+  app.post<{ Body: EnrollInput }>(`${AGENTS_BASE}/enroll`, { schema: { body: enrollBody, response: { 201: agentIdentityResponse } } }, async (request, reply) => {
     const issued = await mapped(() => agents.enroll(request.body, { requestId: request.id }));
     const where = listener?.();
     const hostname = request.hostname;
@@ -73,18 +87,18 @@ export function agentRoutes(app: FastifyInstance, { agents, authenticator, liste
     });
   });
 
-  app.get<{ Querystring: { include_revoked: boolean } }>(AGENTS_BASE, { schema: { querystring: agentsQuery } }, async (request) => {
+  app.get<{ Querystring: z.output<typeof AgentsQuerySchema> }>(AGENTS_BASE, { schema: { querystring: agentsQuery, response: { 200: agentListResponse } } }, async (request) => {
     const principal = await read(request);
     return { agents: await agents.list(principal.tenant, { includeRevoked: request.query.include_revoked }) };
   });
 
   // Until asset identity merges sources, agents' posture is listed beside Intune's as its own source.
-  app.get(`${AGENTS_BASE}/posture`, async (request) => {
+  app.get(`${AGENTS_BASE}/posture`, { schema: { response: { 200: agentPostureListResponse } } }, async (request) => {
     const principal = await requirePermission(authenticator, request, 'posture:read');
     return { devices: await agents.posture(principal.tenant) };
   });
 
-  app.get<{ Params: { agent_id: string } }>(`${AGENTS_BASE}/:agent_id`, { schema: { params: agentParams } }, async (request) => {
+  app.get<{ Params: z.infer<typeof AgentParamsSchema> }>(`${AGENTS_BASE}/:agent_id`, { schema: { params: agentParams, response: { 200: agentSummaryResponse } } }, async (request) => {
     const principal = await read(request);
     const agent = await agents.get(principal.tenant, request.params.agent_id);
     if (agent === null) throw notFound('agent');
@@ -92,7 +106,7 @@ export function agentRoutes(app: FastifyInstance, { agents, authenticator, liste
     return summary;
   });
 
-  app.delete<{ Params: { agent_id: string } }>(`${AGENTS_BASE}/:agent_id`, { schema: { params: agentParams } }, async (request) => {
+  app.delete<{ Params: z.infer<typeof AgentParamsSchema> }>(`${AGENTS_BASE}/:agent_id`, { schema: { params: agentParams, response: { 200: agentSummaryResponse } } }, async (request) => {
     const principal = await manage(request);
     const agent = await mapped(() => agents.revoke(principal.tenant, request.params.agent_id, actorOf(principal), { requestId: request.id }));
     if (agent === null) throw notFound('agent');
