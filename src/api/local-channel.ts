@@ -2,10 +2,10 @@
  * The server's half of the local channel (the caller's half, and the protocol, are in
  * ./local-client.ts). `serve` listens on `<data dir>/serve.sock` (mode 0600) and answers two
  * requests with its own parts:
- *  - `check`: a decision of the server's gate (its warm token, compliance cache, endpoint agents
- *    and Chronicle writer), recorded by the server exactly as for the HTTP gate, with channel `cli`
- *    and actor human `cli`. The caller sends its own resolved accord policy, so its configuration
- *    decides as if it had evaluated alone.
+ *  - `check`: a decision of the server's own gate (its warm token, compliance cache, endpoint
+ *    agents and its cache of their measurements, Chronicle writer), recorded by the server exactly
+ *    as for the HTTP gate, with channel `cli` and actor human `cli`. The caller sends its own
+ *    resolved accord policy, so its configuration decides as if it had evaluated alone.
  *  - `preflight`: the report of `doctor`, made against the Graph the server uses (the demo
  *    simulator built into it, too), like POST …/connections/{id}/test.
  * A caller whose Graph or database is not the server's is told so (`identity_mismatch`) and works
@@ -19,9 +19,8 @@ import net from 'node:net';
 import { z } from 'zod';
 import type { Logger } from '../log/index.js';
 import { CAPABILITIES } from '../config/index.js';
-import { OWNERSHIPS } from '../connector/posture.js';
 import { GateInputError, type Gate } from '../gate/gate.js';
-import { ACCORD_NAME_PATTERN, MIN_OS_PLATFORMS, OVERRIDABLE_REASONS, THREAT_LEVELS, type AccordPolicy, type GatePolicy } from '../gate/types.js';
+import { AccordPolicySchema, type AccordPolicy, type GatePolicy } from '../gate/types.js';
 import type { PreflightReport } from '../posture/preflight.js';
 import { PostureInputError, PostureNotFoundError } from '../posture/errors.js';
 import type { Capability } from '../connector/contract.js';
@@ -38,28 +37,6 @@ import {
 } from './local-client.js';
 import { defined } from '../common/values.js';
 
-const verdict = z.enum(['allow', 'deny']);
-
-/** The resolved AccordPolicy as the caller sends it (the caller's loadGatePolicy made it). */
-const AccordPolicySchema = z.strictObject({
-  accord: z.string().regex(ACCORD_NAME_PATTERN),
-  required: z.boolean(),
-  mode: z.enum(['strict', 'permissive']),
-  maxCheckinAgeMs: z.number().int().min(0).nullable(),
-  gracePeriodCounts: z.boolean(),
-  staleMaxMs: z.number().int().min(0),
-  rules: z.strictObject({
-    requireEncryption: z.boolean(),
-    minOsVersion: z.strictObject(Object.fromEntries(MIN_OS_PLATFORMS.map((p) => [p, z.string().max(64).optional()]))),
-    allowedOwnership: z.array(z.enum(OWNERSHIPS)).nullable(),
-    allowedManagementAgents: z.array(z.string().max(128)).nullable(),
-    maxThreatState: z.enum(THREAT_LEVELS).nullable(),
-    requireSupervised: z.boolean(),
-  }),
-  decisions: z.strictObject(Object.fromEntries(OVERRIDABLE_REASONS.map((r) => [r, verdict]))),
-  source: z.enum(['defaults', 'policy_file']),
-});
-
 const IdentitySchema = z.strictObject({
   intune_enabled: z.boolean(),
   entra: z.strictObject({ tenant_id: z.string(), client_id: z.string(), login_url: z.string(), graph_url: z.string() }).nullable(),
@@ -72,7 +49,7 @@ const CheckRequestSchema = z.strictObject({
   accord: z.string(),
   claims: z.record(z.string(), z.unknown()),
   tenant: z.string(),
-  policy: AccordPolicySchema,
+  policy: AccordPolicySchema, // the caller's loadGatePolicy resolved it
   identity: IdentitySchema,
 });
 
@@ -98,8 +75,11 @@ export interface LocalChannelOptions {
   readonly dataDir: string;
   /** This server's identity (localIdentity(config)). */
   readonly identity: LocalIdentity;
-  /** A gate of the server's parts evaluating with this policy. */
-  gateFor(policy: GatePolicy): Gate;
+  /**
+   * The server's gate. A check decides by the caller's policy through `withPolicy`, with the
+   * server's agent cache, so it decides as the HTTP gate does and sees the same agent changes.
+   */
+  readonly gate: Pick<Gate, 'withPolicy'>;
   /** The pre-flight of a tenant's connection with the server's parts (runPreflight). */
   preflight(request: { tenant: string; connectionId?: string; capabilities: readonly Capability[]; checkpointIntervalMs: number }): Promise<PreflightReport>;
   readonly logger: Logger;
@@ -117,7 +97,7 @@ function errorResponse(code: LocalErrorCode, message: string): LocalResponse<nev
 async function answerCheck(request: LocalCheckRequest, options: LocalChannelOptions): Promise<LocalResponse<unknown>> {
   if (request.policy.accord !== request.accord) return errorResponse('invalid_request', 'the policy sent is not the accord asked about');
   try {
-    const result = await options.gateFor(singleAccordPolicy(request.policy)).check({
+    const result = await options.gate.withPolicy(singleAccordPolicy(request.policy)).check({
       accord: request.accord,
       claims: request.claims,
       tenant: request.tenant,

@@ -139,15 +139,16 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     const chronicle = runtime.chronicle;
     const assets = createAssetService({ db: runtime.db, chronicle, logger });
     assetService = assets;
-    const gateParts = {
+    const gate = createGate({
       connector: runtime.connector,
       chronicle,
       tenant: DEFAULT_TENANT,
       logger,
       endpointAgents: (tenant: string, ids: readonly string[]) => assets.endpointAgents(tenant, ids),
       agentCacheTtlMs: config.compliance.agentCacheTtlMs,
-    };
-    const gate = createGate({ ...gateParts, policy, channel: 'api' });
+      policy,
+      channel: 'api',
+    });
     const service = createPostureService({
       db: runtime.db,
       chronicle,
@@ -185,7 +186,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       const local = await serveLocalChannel({
         dataDir: config.database.dataDir,
         identity: localIdentity(config),
-        gateFor: (callerPolicy) => createGate({ ...gateParts, policy: callerPolicy, channel: 'cli' }),
+        gate,
         preflight: ({ tenant, connectionId, capabilities, checkpointIntervalMs }) =>
           runPreflight({ db: runtime.db, chronicle, posture: service, tenant, ...defined({ connectionId }), capabilities, checkpointIntervalMs }),
         logger,

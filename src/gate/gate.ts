@@ -100,6 +100,12 @@ export interface Gate {
    * what that agent's machine was read for; without, the whole tenant.
    */
   forgetAgents(tenant: string, agentId?: string): void;
+  /**
+   * This gate deciding by another policy: the same connector, Chronicle writer and agent cache (so
+   * `forgetAgents` on either reaches both). serve's local channel answers a `check` beside it this
+   * way, with the caller's resolved policy, so it decides exactly as the HTTP gate does.
+   */
+  withPolicy(policy: GatePolicy): Gate;
 }
 
 /** DEVICE_COMPLIANCE_CHECKED data (specs/events/DEVICE_COMPLIANCE_CHECKED.v1.schema.json): ids and facts, nothing typed by a user. */
@@ -146,7 +152,7 @@ function agentRuleFailures(decision: Decision): Array<{ agent_id: string; rule: 
 }
 
 export function createGate(options: GateOptions): Gate {
-  const { connector, chronicle, policy, logger } = options;
+  const { connector, chronicle, logger } = options;
   const now = options.now ?? Date.now;
   const defaultTenant = options.tenant ?? DEFAULT_TENANT;
   const defaultChannel = options.channel ?? 'library';
@@ -207,72 +213,75 @@ export function createGate(options: GateOptions): Gate {
     }
   }
 
-  return {
+  async function check(policy: GatePolicy, request: GateCheck): Promise<GateResult> {
+    if (typeof request.accord !== 'string' || !ACCORD_NAME_PATTERN.test(request.accord)) {
+      throw new GateInputError('invalid_accord', 'accord must be 1 to 128 letters, digits, dots, underscores or hyphens (the accord template name)');
+    }
+    const tenant = request.tenant ?? defaultTenant;
+    if (!isTenant(tenant)) {
+      throw new GateInputError('invalid_tenant', 'tenant must be 1 to 64 letters, digits, dots, underscores or hyphens');
+    }
+    const claims = request.claims ?? {};
+    if (!isPlainObject(claims)) {
+      throw new GateInputError('invalid_claims', 'claims must be an object of the user token claims (e.g. { "deviceid": "<Entra device id>" })');
+    }
+
+    const accordPolicy = resolveAccordPolicy(policy, request.accord);
+    const deviceId = readDeviceIdClaim(claims);
+    const lookup =
+      decideWithoutIntune(accordPolicy, deviceId) === null && deviceId.kind === 'guid'
+        ? await lookUp(tenant, accordPolicy, deviceId.azureADDeviceId, request.signal)
+        : LOOKUP_NOT_PERFORMED;
+    const at = now();
+    const onIntune = decide({ deviceId, lookup, policy: accordPolicy, now: at });
+    const agents = await agentsFor(tenant, accordPolicy, onIntune);
+    const decision = agents.length > 0 ? decide({ deviceId, lookup, policy: accordPolicy, now: at, agents }) : onIntune;
+    const channel = request.channel ?? defaultChannel;
+    const failingSettings = await explain(tenant, accordPolicy, decision, request.signal);
+    const failedRules = 'ruleFailures' in decision ? decision.ruleFailures.map((f) => f.rule) : [];
+
+    try {
+      const receipt = await chronicle.append({
+        tenant,
+        type: 'DEVICE_COMPLIANCE_CHECKED',
+        actor: request.actor ?? defaultActor,
+        ...defined({ requestId: request.requestId }),
+        data: complianceCheckedData(accordPolicy, deviceId, lookup, decision, channel, failingSettings),
+      });
+      return {
+        decision: decision.decision,
+        reason: decision.reason,
+        evaluated: decision.evaluated,
+        message: describeDecision(decision, failingSettings),
+        device: deviceOf(decision),
+        failed_rules: failedRules,
+        failing_settings: failingSettings,
+        event: { seq: receipt.seq, hash: receipt.hash },
+      };
+    } catch (err) {
+      logger?.error(
+        { err: { name: (err as Error).name, code: (err as { code?: unknown }).code, message: (err as Error).message }, tenant, accord: accordPolicy.accord, unrecorded: decision.reason },
+        'DEVICE_COMPLIANCE_CHECKED could not be recorded; denying as audit_unavailable',
+      );
+      const refused = withAuditUnavailable(decision);
+      return {
+        decision: refused.decision,
+        reason: refused.reason,
+        evaluated: refused.evaluated,
+        message: describeDecision(refused),
+        device: null,
+        failed_rules: [],
+        failing_settings: [],
+        event: null,
+      };
+    }
+  }
+
+  const gateWith = (policy: GatePolicy): Gate => ({
     policyFor: (accord) => resolveAccordPolicy(policy, accord),
     forgetAgents: (tenant, agentId) => agentCache?.forget(tenant, agentId),
-
-    async check(request) {
-      if (typeof request.accord !== 'string' || !ACCORD_NAME_PATTERN.test(request.accord)) {
-        throw new GateInputError('invalid_accord', 'accord must be 1 to 128 letters, digits, dots, underscores or hyphens (the accord template name)');
-      }
-      const tenant = request.tenant ?? defaultTenant;
-      if (!isTenant(tenant)) {
-        throw new GateInputError('invalid_tenant', 'tenant must be 1 to 64 letters, digits, dots, underscores or hyphens');
-      }
-      const claims = request.claims ?? {};
-      if (!isPlainObject(claims)) {
-        throw new GateInputError('invalid_claims', 'claims must be an object of the user token claims (e.g. { "deviceid": "<Entra device id>" })');
-      }
-
-      const accordPolicy = resolveAccordPolicy(policy, request.accord);
-      const deviceId = readDeviceIdClaim(claims);
-      const lookup =
-        decideWithoutIntune(accordPolicy, deviceId) === null && deviceId.kind === 'guid'
-          ? await lookUp(tenant, accordPolicy, deviceId.azureADDeviceId, request.signal)
-          : LOOKUP_NOT_PERFORMED;
-      const at = now();
-      const onIntune = decide({ deviceId, lookup, policy: accordPolicy, now: at });
-      const agents = await agentsFor(tenant, accordPolicy, onIntune);
-      const decision = agents.length > 0 ? decide({ deviceId, lookup, policy: accordPolicy, now: at, agents }) : onIntune;
-      const channel = request.channel ?? defaultChannel;
-      const failingSettings = await explain(tenant, accordPolicy, decision, request.signal);
-      const failedRules = 'ruleFailures' in decision ? decision.ruleFailures.map((f) => f.rule) : [];
-
-      try {
-        const receipt = await chronicle.append({
-          tenant,
-          type: 'DEVICE_COMPLIANCE_CHECKED',
-          actor: request.actor ?? defaultActor,
-          ...defined({ requestId: request.requestId }),
-          data: complianceCheckedData(accordPolicy, deviceId, lookup, decision, channel, failingSettings),
-        });
-        return {
-          decision: decision.decision,
-          reason: decision.reason,
-          evaluated: decision.evaluated,
-          message: describeDecision(decision, failingSettings),
-          device: deviceOf(decision),
-          failed_rules: failedRules,
-          failing_settings: failingSettings,
-          event: { seq: receipt.seq, hash: receipt.hash },
-        };
-      } catch (err) {
-        logger?.error(
-          { err: { name: (err as Error).name, code: (err as { code?: unknown }).code, message: (err as Error).message }, tenant, accord: accordPolicy.accord, unrecorded: decision.reason },
-          'DEVICE_COMPLIANCE_CHECKED could not be recorded; denying as audit_unavailable',
-        );
-        const refused = withAuditUnavailable(decision);
-        return {
-          decision: refused.decision,
-          reason: refused.reason,
-          evaluated: refused.evaluated,
-          message: describeDecision(refused),
-          device: null,
-          failed_rules: [],
-          failing_settings: [],
-          event: null,
-        };
-      }
-    },
-  };
+    withPolicy: gateWith,
+    check: (request) => check(policy, request),
+  });
+  return gateWith(options.policy);
 }

@@ -5,13 +5,17 @@
  */
 export {
   ACCORD_NAME_PATTERN,
+  AccordPolicySchema,
   DEFAULT_DECISIONS,
+  GATE_MODES,
   GATE_REASONS,
   MIN_OS_PLATFORMS,
   NO_POSTURE_RULES,
   OVERRIDABLE_REASONS,
   POSTURE_RULES,
+  PostureRulesSchema,
   THREAT_LEVELS,
+  VERDICTS,
   type AccordPolicy,
   type PostureRuleReason,
   type PostureRules,

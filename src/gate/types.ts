@@ -2,7 +2,8 @@
  * The gate's vocabulary: reason codes, the resolved per-accord policy, and what a check returns.
  * Everything here is plain data so the decision table (./decision.ts) can stay a pure function.
  */
-import { THREAT_LEVELS, type DevicePosture, type Ownership, type ThreatLevel } from '../connector/posture.js';
+import { z } from 'zod';
+import { OWNERSHIPS, THREAT_LEVELS, type DevicePosture, type ThreatLevel } from '../connector/posture.js';
 import type { IntuneConnector } from '../connector/index.js';
 
 export type { ComplianceLookup } from '../connector/index.js';
@@ -66,8 +67,10 @@ export const OVERRIDABLE_REASONS = [
 ] as const;
 export type OverridableReason = (typeof OVERRIDABLE_REASONS)[number];
 
-export type Verdict = 'allow' | 'deny';
-export type GateMode = 'strict' | 'permissive';
+export const VERDICTS = ['allow', 'deny'] as const;
+export type Verdict = (typeof VERDICTS)[number];
+export const GATE_MODES = ['strict', 'permissive'] as const;
+export type GateMode = (typeof GATE_MODES)[number];
 
 /** The default table: every overridable row denies. */
 export const DEFAULT_DECISIONS: Readonly<Record<OverridableReason, Verdict>> = Object.freeze({
@@ -100,16 +103,20 @@ export { THREAT_LEVELS, type ThreatLevel };
  * An accord's posture rules (policy file: require_encryption, min_os_version, allowed_ownership,
  * allowed_management_agents, max_threat_state, require_supervised). Null or false: not limited.
  */
-export interface PostureRules {
-  readonly requireEncryption: boolean;
-  /** Minimum OS version per platform; a platform not listed is not limited. */
-  readonly minOsVersion: Readonly<Partial<Record<MinOsPlatform, string>>>;
-  readonly allowedOwnership: readonly Ownership[] | null;
-  readonly allowedManagementAgents: readonly string[] | null;
-  readonly maxThreatState: ThreatLevel | null;
-  /** iOS and iPadOS only: other platforms have no supervision and pass. */
-  readonly requireSupervised: boolean;
-}
+export const PostureRulesSchema = z
+  .strictObject({
+    requireEncryption: z.boolean(),
+    minOsVersion: z
+      .strictObject(Object.fromEntries(MIN_OS_PLATFORMS.map((p) => [p, z.string().max(64).optional()])) as Record<MinOsPlatform, z.ZodOptional<z.ZodString>>)
+      .readonly()
+      .describe('Minimum OS version per platform; a platform not listed is not limited.'),
+    allowedOwnership: z.array(z.enum(OWNERSHIPS)).readonly().nullable(),
+    allowedManagementAgents: z.array(z.string().max(128)).readonly().nullable(),
+    maxThreatState: z.enum(THREAT_LEVELS).nullable(),
+    requireSupervised: z.boolean().describe('iOS and iPadOS only: other platforms have no supervision and pass.'),
+  })
+  .readonly();
+export type PostureRules = z.infer<typeof PostureRulesSchema>;
 
 export const NO_POSTURE_RULES: PostureRules = Object.freeze({
   requireEncryption: false,
@@ -120,26 +127,28 @@ export const NO_POSTURE_RULES: PostureRules = Object.freeze({
   requireSupervised: false,
 });
 
-/** One accord's policy with every default filled in: what decide() reads. */
-export interface AccordPolicy {
-  readonly accord: string;
-  /** Does issuing this accord need a compliant device at all (device_compliance_required). */
-  readonly required: boolean;
-  /** strict: a token without a device id is refused; permissive: it passes unevaluated. */
-  readonly mode: GateMode;
-  /** Deny (stale_checkin) when the deciding record last checked in longer ago; null: no limit. */
-  readonly maxCheckinAgeMs: number | null;
-  /** Whether inGracePeriod before its expiry allows (in_grace_period) or counts as noncompliant. */
-  readonly gracePeriodCounts: boolean;
-  /** How long past its TTL a cached answer may still decide while Graph fails (0: never). */
-  readonly staleMaxMs: number;
-  /** Posture rules checked after the compliance state and check-in age allow. */
-  readonly rules: PostureRules;
-  /** allow/deny for each overridable row, defaults merged with the accord's overrides. */
-  readonly decisions: Readonly<Record<OverridableReason, Verdict>>;
-  /** Where this policy came from, for operators reading logs. */
-  readonly source: 'defaults' | 'policy_file';
-}
+/**
+ * One accord's policy with every default filled in: what decide() reads. Declared once: the gate
+ * builds it from the configuration and the policy file (./policy.ts), and serve's local channel
+ * parses the one a `check` beside it sends by this schema.
+ */
+export const AccordPolicySchema = z
+  .strictObject({
+    accord: z.string().regex(ACCORD_NAME_PATTERN),
+    required: z.boolean().describe('Does issuing this accord need a compliant device at all (device_compliance_required).'),
+    mode: z.enum(GATE_MODES).describe('strict: a token without a device id is refused; permissive: it passes unevaluated.'),
+    maxCheckinAgeMs: z.int().min(0).nullable().describe('Deny (stale_checkin) when the deciding record last checked in longer ago; null: no limit.'),
+    gracePeriodCounts: z.boolean().describe('Whether inGracePeriod before its expiry allows (in_grace_period) or counts as noncompliant.'),
+    staleMaxMs: z.int().min(0).describe('How long past its TTL a cached answer may still decide while Graph fails (0: never).'),
+    rules: PostureRulesSchema.describe('Posture rules checked after the compliance state and check-in age allow.'),
+    decisions: z
+      .strictObject(Object.fromEntries(OVERRIDABLE_REASONS.map((r) => [r, z.enum(VERDICTS)])) as Record<OverridableReason, z.ZodEnum<{ allow: 'allow'; deny: 'deny' }>>)
+      .readonly()
+      .describe('allow/deny for each overridable row, defaults merged with the accord\'s overrides.'),
+    source: z.enum(['defaults', 'policy_file']).describe('Where this policy came from, for operators reading logs.'),
+  })
+  .readonly();
+export type AccordPolicy = z.infer<typeof AccordPolicySchema>;
 
 /** The loaded policy: global defaults and the accords the policy file names. */
 export interface GatePolicy {

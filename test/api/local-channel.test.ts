@@ -1,7 +1,8 @@
 /**
  * The local channel's refusals, over a real Unix socket: a caller whose Graph or database is not
  * the server's is told so before anything is evaluated, a malformed request gets a sentence, the
- * socket is the owner's alone, and a socket file left by a dead server is replaced.
+ * socket is the owner's alone, and a socket file left by a dead server is replaced; and a check
+ * asked over it decides as the server's own gate does, agent measurements it holds included.
  * (Its answers beside a real `serve` are in test/e2e/shared-database and test/posture/doctor.)
  */
 import fs from 'node:fs';
@@ -12,7 +13,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveLocalChannel, type LocalChannel } from '../../src/api/local-channel.js';
 import { askServer, identitiesAgree, localIdentity, serveSocketPath, type LocalIdentity } from '../../src/api/local-client.js';
 import { loadConfig } from '../../src/config/index.js';
-import { loadGatePolicy, resolveAccordPolicy } from '../../src/gate/policy.js';
+import { buildGatePolicy, loadGatePolicy, resolveAccordPolicy } from '../../src/gate/policy.js';
+import { createGate } from '../../src/gate/gate.js';
+import type { ComplianceLookup } from '../../src/gate/types.js';
+import { samplePosture } from '../helpers/posture.js';
 import { createLogger } from '../../src/log/index.js';
 
 const ENTRA = { ENTRA_TENANT_ID: '11111111-1111-4111-8111-111111111111', ENTRA_CLIENT_ID: '22222222-2222-4222-8222-222222222222', ENTRA_CLIENT_SECRET: 's3cret-value' };
@@ -65,9 +69,11 @@ describe('serveLocalChannel', () => {
     channel = await serveLocalChannel({
       dataDir: dir,
       identity: serverIdentity,
-      gateFor: () => {
-        evaluated += 1;
-        throw new Error('not evaluated in these tests');
+      gate: {
+        withPolicy: () => {
+          evaluated += 1;
+          throw new Error('not evaluated in these tests');
+        },
       },
       preflight: () => {
         evaluated += 1;
@@ -115,5 +121,81 @@ describe('serveLocalChannel', () => {
     const config = loadConfig({ INTUNE_DATA_DIR: dir, ...ENTRA });
     const outcome = await askServer(dir, { v: 1, kind: 'preflight', tenant: 'default', capabilities: ['READ'], checkpoint_interval_ms: 0, identity: localIdentity(config) });
     expect(outcome).toEqual({ kind: 'unreachable' });
+  });
+});
+
+describe('a check over the local channel', () => {
+  const DEVICE = samplePosture({ azure_ad_device_id: '7d3c2b1a-0f9e-4d8c-b7a6-958473625140', last_sync_at: new Date().toISOString() });
+  let dir: string;
+  let channel: LocalChannel | undefined;
+  let agentReads = 0;
+  let filevault = true;
+  const recorded: Array<Record<string, unknown>> = [];
+  const config = loadConfig({ INTUNE_COMPLIANCE_REQUIRED: 'true' });
+  // The caller and the server resolve the same configuration: macOS needs encryption, which an agent on the Mac can deny.
+  const policy = buildGatePolicy(config, { defaults: { require_encryption: true } });
+  const lookup: ComplianceLookup = { ok: true, records: [DEVICE], cacheHit: false, servedStale: false, fetchedAt: Date.now(), graphRequestId: null };
+  const gate = createGate({
+    connector: { lookupCompliance: async () => lookup },
+    chronicle: {
+      append: async (input) => {
+        recorded.push(input.data);
+        return { tenant: input.tenant, seq: recorded.length, hash: 'a'.repeat(64), time: new Date().toISOString() };
+      },
+    },
+    policy,
+    channel: 'api',
+    agentCacheTtlMs: 3_600_000,
+    endpointAgents: async () => {
+      agentReads += 1;
+      return [{ agent_id: '0c9b8a7d-6e5f-4a3b-9c2d-1e0f9a8b7c6d', confidence: 'agent', filevault, os_version: '14.5' }];
+    },
+  });
+
+  beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ic-local-check-'));
+    channel = await serveLocalChannel({
+      dataDir: dir,
+      identity: localIdentity(loadConfig({ INTUNE_DATA_DIR: dir })),
+      gate,
+      preflight: () => Promise.reject(new Error('not asked in these tests')),
+      logger: createLogger({ level: 'silent' }),
+    });
+  });
+  afterAll(async () => {
+    await channel?.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  const overHttp = () => gate.check({ accord: 'device-management', claims: { deviceid: DEVICE.azure_ad_device_id }, tenant: 'default' });
+  async function besideServe(): Promise<{ decision: string; reason: string }> {
+    const outcome = await askServer(dir, {
+      v: 1,
+      kind: 'check',
+      accord: 'device-management',
+      claims: { deviceid: DEVICE.azure_ad_device_id },
+      tenant: 'default',
+      policy: resolveAccordPolicy(policy, 'device-management'),
+      identity: localIdentity(loadConfig({ INTUNE_DATA_DIR: dir })),
+    });
+    expect(outcome.kind).toBe('answered');
+    return (outcome as { response: { result: { decision: string; reason: string } } }).response.result;
+  }
+
+  it("decides as the server's gate does, on the agent measurements that gate holds, and records with channel cli", async () => {
+    expect(await overHttp()).toMatchObject({ decision: 'allow', reason: 'compliant' });
+    expect(await besideServe()).toMatchObject({ decision: 'allow', reason: 'compliant' });
+    // One read of the Mac's agents serves both surfaces.
+    expect(agentReads).toBe(1);
+    expect(recorded.map((d) => d['channel'])).toEqual(['api', 'cli']);
+
+    // FileVault turned off, reported to another replica: neither surface knows until this one forgets its reading.
+    filevault = false;
+    expect(await overHttp()).toMatchObject({ decision: 'allow' });
+    expect(await besideServe()).toMatchObject({ decision: 'allow' });
+    gate.forgetAgents('default');
+    expect(await besideServe()).toMatchObject({ decision: 'deny', reason: 'not_encrypted' });
+    expect(await overHttp()).toMatchObject({ decision: 'deny', reason: 'not_encrypted' });
+    expect(agentReads).toBe(2);
   });
 });
