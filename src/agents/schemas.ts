@@ -8,7 +8,7 @@
  */
 import { z } from 'zod';
 import { GUID_PATTERN } from '../common/ids.js';
-import { requestJsonSchema, responseJsonSchema } from '../common/json-schema.js';
+import { requestJsonSchema, serializerJsonSchema } from '../common/json-schema.js';
 import { AGENT_CLASSES, AGENT_OS_FAMILIES, OS_VERSION_PATTERN, PLATFORMS } from './rules.js';
 
 export const MAX_TOKEN_TTL_SECONDS = 7 * 24 * 3_600;
@@ -185,9 +185,9 @@ export const agentsQuery = requestJsonSchema(AgentsQuerySchema);
 export const heartbeatBody = requestJsonSchema(HeartbeatBodySchema);
 export const renewBody = requestJsonSchema(RenewBodySchema);
 
-export const createdTokenResponse = responseJsonSchema(CreatedTokenSchema);
-export const agentIdentityResponse = responseJsonSchema(AgentIdentitySchema);
-export const agentSummaryResponse = responseJsonSchema(AgentSummarySchema);
-export const agentListResponse = responseJsonSchema(AgentListSchema);
-export const agentPostureListResponse = responseJsonSchema(AgentPostureListSchema);
-export const heartbeatAckResponse = responseJsonSchema(HeartbeatAckSchema);
+export const createdTokenResponse = serializerJsonSchema(CreatedTokenSchema);
+export const agentIdentityResponse = serializerJsonSchema(AgentIdentitySchema);
+export const agentSummaryResponse = serializerJsonSchema(AgentSummarySchema);
+export const agentListResponse = serializerJsonSchema(AgentListSchema);
+export const agentPostureListResponse = serializerJsonSchema(AgentPostureListSchema);
+export const heartbeatAckResponse = serializerJsonSchema(HeartbeatAckSchema);

@@ -18,7 +18,7 @@ import { ChronicleEventPageSchema, VerifyReportJsonSchema } from '../chronicle/s
 import { FINGERPRINT_PATTERN } from '../connector/redaction.js';
 import { ConnectionSchema, PostureSummarySchema, SnapshotDevicePageSchema, SnapshotDeviceSchema, SyncRunSummarySchema } from '../posture/schemas.js';
 import { ApiKeyRecordSchema } from '../auth/schemas.js';
-import { requestJsonSchema, responseJsonSchema } from '../common/json-schema.js';
+import { requestJsonSchema, responseJsonSchema, serializerJsonSchema } from '../common/json-schema.js';
 
 export { requestJsonSchema, responseJsonSchema, AssetParamsSchema, AssetsQuerySchema };
 
@@ -125,17 +125,17 @@ export const CreatedKeySchema = ApiKeyRecordSchema.extend({
 }).strict();
 
 
-export const connectionResponse = responseJsonSchema(ConnectionSchema);
-export const connectionListResponse = responseJsonSchema(ConnectionListSchema);
-export const runResponse = responseJsonSchema(SyncRunSummarySchema);
-export const runListResponse = responseJsonSchema(RunListSchema);
-export const devicePageResponse = responseJsonSchema(SnapshotDevicePageSchema);
-export const deviceDetailResponse = responseJsonSchema(SnapshotDeviceDetailSchema);
-export const summaryResponse = responseJsonSchema(PostureSummarySchema);
-export const keyResponse = responseJsonSchema(ApiKeyRecordSchema);
-export const keyListResponse = responseJsonSchema(KeyListSchema);
-export const createdKeyResponse = responseJsonSchema(CreatedKeySchema);
-export const assetPageResponse = responseJsonSchema(AssetPageSchema);
-export const assetResponse = responseJsonSchema(FoundAssetSchema);
-export const chronicleEventPageResponse = responseJsonSchema(ChronicleEventPageSchema);
-export const verifyReportResponse = responseJsonSchema(VerifyReportJsonSchema);
+export const connectionResponse = serializerJsonSchema(ConnectionSchema);
+export const connectionListResponse = serializerJsonSchema(ConnectionListSchema);
+export const runResponse = serializerJsonSchema(SyncRunSummarySchema);
+export const runListResponse = serializerJsonSchema(RunListSchema);
+export const devicePageResponse = serializerJsonSchema(SnapshotDevicePageSchema);
+export const deviceDetailResponse = serializerJsonSchema(SnapshotDeviceDetailSchema);
+export const summaryResponse = serializerJsonSchema(PostureSummarySchema);
+export const keyResponse = serializerJsonSchema(ApiKeyRecordSchema);
+export const keyListResponse = serializerJsonSchema(KeyListSchema);
+export const createdKeyResponse = serializerJsonSchema(CreatedKeySchema);
+export const assetPageResponse = serializerJsonSchema(AssetPageSchema);
+export const assetResponse = serializerJsonSchema(FoundAssetSchema);
+export const chronicleEventPageResponse = serializerJsonSchema(ChronicleEventPageSchema);
+export const verifyReportResponse = serializerJsonSchema(VerifyReportJsonSchema);
