@@ -20,7 +20,7 @@ import { ConnectionSchema, PostureSummarySchema, SnapshotDevicePageSchema, Snaps
 import { ApiKeyRecordSchema } from '../auth/schemas.js';
 import { requestJsonSchema, responseJsonSchema, serializerJsonSchema } from '../common/json-schema.js';
 
-export { requestJsonSchema, responseJsonSchema, AssetParamsSchema, AssetsQuerySchema };
+export { requestJsonSchema, responseJsonSchema, serializerJsonSchema, AssetParamsSchema, AssetsQuerySchema };
 
 const guid = z.string().regex(GUID_PATTERN);
 // The forms the CLI accepts too (src/common/time.ts); the handlers' own parsing checks the

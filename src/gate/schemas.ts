@@ -3,6 +3,7 @@
  * OpenAPI document and tests) are derived from it.
  */
 import { z } from 'zod';
+import { serializerJsonSchema } from '../common/json-schema.js';
 import { DevicePostureSchema } from '../connector/posture.js';
 import { ACCORD_NAME_PATTERN, GATE_REASONS, POSTURE_RULES } from './types.js';
 
@@ -82,29 +83,7 @@ const jsonSchemaOf = (schema: z.ZodType): Record<string, unknown> => {
 
 export const GATE_RESPONSE_JSON_SCHEMA = jsonSchemaOf(GateResponseSchema);
 
-/**
- * `anyOf: [{ type: 'object', … }, { type: 'null' }]` (how zod writes a nullable object) as the
- * equivalent `{ type: ['object', 'null'], … }`, at every level. Same values accepted; Fastify's
- * serializer then tells the two apart by type instead of validating the whole object against
- * each branch on every response.
- */
-function nullableByType(schema: unknown): unknown {
-  if (Array.isArray(schema)) return schema.map(nullableByType);
-  if (schema === null || typeof schema !== 'object') return schema;
-  const { anyOf, ...rest } = schema as Record<string, unknown>;
-  const mapped = Object.fromEntries(Object.entries(rest).map(([key, value]) => [key, nullableByType(value)]));
-  if (Array.isArray(anyOf) && anyOf.length === 2) {
-    const [first, second] = anyOf as Array<Record<string, unknown>>;
-    const isNull = (branch: Record<string, unknown> | undefined) => branch !== undefined && branch['type'] === 'null' && Object.keys(branch).length === 1;
-    const some = isNull(second) ? first : isNull(first) ? second : undefined;
-    if (some !== undefined && typeof some['type'] === 'string' && some['type'] !== 'null' && !('anyOf' in some) && Object.keys(some).every((key) => !(key in mapped))) {
-      return { ...(nullableByType(some) as Record<string, unknown>), ...mapped, type: [some['type'], 'null'] };
-    }
-  }
-  return anyOf === undefined ? mapped : { ...mapped, anyOf: nullableByType(anyOf) };
-}
-
-/** GATE_RESPONSE_JSON_SCHEMA as the route's serializer reads it: the same contract, nullable objects by type. */
-export const GATE_RESPONSE_SERIALIZER_SCHEMA = nullableByType(GATE_RESPONSE_JSON_SCHEMA) as Record<string, unknown>;
+/** GATE_RESPONSE_JSON_SCHEMA as the route's serializer reads it: the same contract, nullable values by type (common/json-schema.ts). */
+export const GATE_RESPONSE_SERIALIZER_SCHEMA = serializerJsonSchema(GateResponseSchema);
 export const GATE_REQUEST_JSON_SCHEMA = jsonSchemaOf(GateRequestSchema);
 export const GATE_ERROR_JSON_SCHEMA = jsonSchemaOf(GateErrorSchema);

@@ -8,6 +8,7 @@
  * the serialiser drops a field the declaration lacks silently, so a live answer that no longer
  * parses (a required field gone, a type changed) is caught here too.
  */
+import Fastify from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
@@ -16,6 +17,7 @@ import {
   KeyListSchema,
   responseJsonSchema,
   RunListSchema,
+  serializerJsonSchema,
   SnapshotDeviceDetailSchema,
 } from '../../src/api/schemas.js';
 import { ApiKeyRecordSchema } from '../../src/auth/schemas.js';
@@ -158,23 +160,40 @@ describe('live answers parse by their declarations (a real server on PGlite)', (
     await t?.close();
   });
 
-  /** The answer has the status, parses strictly by the declaration, and matches openapi.yaml. */
-  function answers(res: TestResponse, status: number, schema: z.ZodType, method: string, template: string): void {
+  /** What Fastify writes for this value by this response schema. */
+  async function written(schema: Record<string, unknown>, value: unknown): Promise<string> {
+    const app = Fastify();
+    app.get('/', { schema: { response: { 200: schema } } }, async () => value);
+    try {
+      return (await app.inject({ method: 'GET', url: '/' })).body;
+    } finally {
+      await app.close();
+    }
+  }
+
+  /**
+   * The answer has the status, parses strictly by the declaration, matches openapi.yaml, and is
+   * written byte for byte as the declaration's own JSON Schema would write it (the routes use the
+   * serializer's faster form of it).
+   */
+  async function answers(res: TestResponse, status: number, schema: z.ZodType, method: string, template: string): Promise<void> {
     expect(res.status, res.text.slice(0, 300)).toBe(status);
     const parsed = schema.safeParse(res.body);
     expect(parsed.success, JSON.stringify(parsed.error?.issues.slice(0, 3))).toBe(true);
     spec.check(method, template, res);
+    expect(res.text).toBe(await written(responseJsonSchema(schema), res.body));
+    expect(await written(serializerJsonSchema(schema), res.body)).toBe(res.text);
   }
 
   it('agents: a token, an enrollment, the list, one agent, its posture, a heartbeat, a renewal and a revocation', async () => {
     const token = await t.request('POST', '/api/v1/agents/enrollment-tokens', { key: admin, body: { ttl_seconds: 600, name: 'contract test' } });
-    answers(token, 201, CreatedTokenSchema, 'POST', '/api/v1/agents/enrollment-tokens');
+    await answers(token, 201, CreatedTokenSchema, 'POST', '/api/v1/agents/enrollment-tokens');
 
     const key = await makeKeyAndCsr();
     const enrolled = await t.request('POST', '/api/v1/agents/enroll', {
       body: { token: token.body.token, csr: key.csrPem, platform: 'darwin', agent_class: 'endpoint', os_version: '14.5', os_build: '23F79', model: 'Mac14,2' },
     });
-    answers(enrolled, 201, AgentIdentitySchema, 'POST', '/api/v1/agents/enroll');
+    await answers(enrolled, 201, AgentIdentitySchema, 'POST', '/api/v1/agents/enroll');
     expect(enrolled.body.agent_url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
     const agentId = enrolled.body.agent_id as string;
     const identity: MtlsIdentity = { certificate: enrolled.body.certificate, keyPem: key.keyPem, serverCa: enrolled.body.server_ca };
@@ -184,11 +203,11 @@ describe('live answers parse by their declarations (a real server on PGlite)', (
     expect(HeartbeatAckSchema.parse(beat.body)).toMatchObject({ agent_id: agentId });
 
     const list = await t.request('GET', '/api/v1/agents', { key: admin });
-    answers(list, 200, AgentListSchema, 'GET', '/api/v1/agents');
+    await answers(list, 200, AgentListSchema, 'GET', '/api/v1/agents');
     expect(list.body.agents.map((a: { agent_id: string }) => a.agent_id)).toContain(agentId);
-    answers(await t.request('GET', `/api/v1/agents/${agentId}`, { key: admin }), 200, AgentSummarySchema, 'GET', '/api/v1/agents/{agent_id}');
+    await answers(await t.request('GET', `/api/v1/agents/${agentId}`, { key: admin }), 200, AgentSummarySchema, 'GET', '/api/v1/agents/{agent_id}');
     const posture = await t.request('GET', '/api/v1/agents/posture', { key: admin });
-    answers(posture, 200, AgentPostureListSchema, 'GET', '/api/v1/agents/posture');
+    await answers(posture, 200, AgentPostureListSchema, 'GET', '/api/v1/agents/posture');
     expect(posture.body.devices.find((d: { agent_id: string }) => d.agent_id === agentId)).toMatchObject({ filevault: true, sip: 'unknown', uptime_seconds: 60 });
 
     const renewal = await makeKeyAndCsr();
@@ -197,27 +216,27 @@ describe('live answers parse by their declarations (a real server on PGlite)', (
     expect(AgentIdentitySchema.parse(renewed.body)).toMatchObject({ agent_id: agentId });
 
     const revoked = await t.request('DELETE', `/api/v1/agents/${agentId}`, { key: admin });
-    answers(revoked, 200, AgentSummarySchema, 'DELETE', '/api/v1/agents/{agent_id}');
+    await answers(revoked, 200, AgentSummarySchema, 'DELETE', '/api/v1/agents/{agent_id}');
     expect(revoked.body.status).toBe('revoked');
   });
 
   it('assets: a page with the demo agents merged in, and one asset', async () => {
     const page = await t.request('GET', '/api/v1/assets?source=both&limit=2', { key: admin });
-    answers(page, 200, AssetPageSchema, 'GET', '/api/v1/assets');
+    await answers(page, 200, AssetPageSchema, 'GET', '/api/v1/assets');
     expect(page.body.assets).toHaveLength(2);
     expect(page.body.next_cursor).toEqual(expect.any(String));
     const one = await t.request('GET', `/api/v1/assets/${page.body.assets[0].asset_id}`, { key: admin });
-    answers(one, 200, FoundAssetSchema, 'GET', '/api/v1/assets/{asset_id}');
+    await answers(one, 200, FoundAssetSchema, 'GET', '/api/v1/assets/{asset_id}');
     expect(Object.keys(one.body.attributes)).toEqual(expect.arrayContaining(['os_family', 'compliance_state', 'sip']));
   });
 
   it('chronicle: a page of events and the verify report', async () => {
     const auditor = await t.key('default', 'auditor');
     const events = await t.request('GET', '/api/v1/chronicle/events?limit=5', { key: auditor });
-    answers(events, 200, ChronicleEventPageSchema, 'GET', '/api/v1/chronicle/events');
+    await answers(events, 200, ChronicleEventPageSchema, 'GET', '/api/v1/chronicle/events');
     expect(events.body.events).toHaveLength(5);
     const verify = await t.request('GET', '/api/v1/chronicle/verify', { key: auditor });
-    answers(verify, 200, VerifyReportJsonSchema, 'GET', '/api/v1/chronicle/verify');
+    await answers(verify, 200, VerifyReportJsonSchema, 'GET', '/api/v1/chronicle/verify');
     expect(verify.body).toMatchObject({ ok: true, chains: [{ tenant: 'default', ok: true, first_bad_seq: null, reason: null }] });
   });
 });
