@@ -22,6 +22,7 @@
  * Lines of the first format (v 1, no n/prev/instance) written directly in <checkpointDir> are still
  * read and compared with the chains; they are reported as unchained.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import crypto, { type KeyObject } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -271,7 +272,7 @@ async function withLogLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
         // released meanwhile
       }
       if (attempt > 2_000) throw new Error(`the checkpoint log ${dir} stayed locked for over 20 s (${lock}); remove the lock if no process holds it`);
-      await new Promise((resolve) => setTimeout(resolve, 10));
+      await sleep(10);
     }
   }
   try {

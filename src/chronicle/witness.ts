@@ -12,6 +12,7 @@
  * Batches are delivered in order per target: a later batch never overtakes one still being
  * retried, so a witness sees the log grow as it did.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
@@ -105,7 +106,7 @@ export class Witnesses {
     for (const t of this.targets) {
       while (t.queue.length > 0 && Date.now() < deadline) {
         if (t.running) {
-          await new Promise((resolve) => setTimeout(resolve, 10));
+          await sleep(10);
           continue;
         }
         if (!(await this.deliverHead(t))) break;

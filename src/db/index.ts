@@ -9,6 +9,7 @@
  *    on both; PGlite serialises transactions itself, node-postgres takes a pooled client.
  *  - errors carry the SQLSTATE `code` from both.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
@@ -98,7 +99,7 @@ export function openSharedPGlite(dataDir: string, { waitMs = 30_000 }: { waitMs?
             { cause: err },
           );
         }
-        await new Promise((resolve) => setTimeout(resolve, delayMs));
+        await sleep(delayMs);
       }
     }
   };
