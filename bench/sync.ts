@@ -107,6 +107,10 @@ interface RunResult {
   start_rss_mb: number;
   peak_rss_mb: number;
   peak_heap_mb: number;
+  /** CPU time of the syncing process during the run (user + system). */
+  cpu_ms: number;
+  /** V8's spaces and memory outside the heap when RSS peaked. */
+  at_peak_mb: Record<string, unknown>;
 }
 
 interface WorkerResult {
@@ -120,6 +124,8 @@ interface WorkerResult {
   peak_rss_mb: number;
   peak_heap_mb: number;
   process_max_rss_mb: number;
+  cpu_ms: number;
+  at_peak_mb: Record<string, unknown>;
 }
 
 async function main(): Promise<void> {
@@ -210,13 +216,16 @@ async function main(): Promise<void> {
         start_rss_mb: run.start_rss_mb,
         peak_rss_mb: Math.max(run.peak_rss_mb, run.process_max_rss_mb),
         peak_heap_mb: run.peak_heap_mb,
+        cpu_ms: run.cpu_ms,
+        at_peak_mb: run.at_peak_mb,
       };
       results.push(result);
       process.stdout.write(
         `round ${round} ${which.padEnd(11)}: ${result.devices} devices in ${(run.wall_ms / 1000).toFixed(2)} s ` +
           `(current after ${(result.current_after_ms / 1000).toFixed(2)} s), ${result.graph_requests} Graph requests, ` +
-          `${result.throttled_429} x 429, ${result.checkins} check-ins during the run, RSS ${result.start_rss_mb} MB before, ` +
-          `peak ${result.peak_rss_mb} MB (heap ${result.peak_heap_mb} MB)\n`,
+          `${result.throttled_429} x 429, ${result.checkins} check-ins during the run, CPU ${(result.cpu_ms / 1000).toFixed(2)} s ` +
+          `(${Math.round((result.cpu_ms * 1000) / Math.max(1, result.devices))} µs/device), RSS ${result.start_rss_mb} MB before, ` +
+          `peak ${result.peak_rss_mb} MB (heap ${result.peak_heap_mb} MB; at the peak ${JSON.stringify(result.at_peak_mb)})\n`,
       );
     }
   } finally {
@@ -233,6 +242,7 @@ async function main(): Promise<void> {
     return {
       runs: runs.length,
       median_wall_ms: Math.round(median(runs.map((r) => r.wall_ms))),
+      median_cpu_ms: Math.round(median(runs.map((r) => r.cpu_ms))),
       median_graph_requests: Math.round(median(runs.map((r) => r.graph_requests))),
       throttled_429: runs.reduce((n, r) => n + r.throttled_429, 0),
       peak_rss_mb: Math.max(...runs.map((r) => r.peak_rss_mb)),
@@ -256,24 +266,28 @@ async function main(): Promise<void> {
     heap_mb: heapMb > 0 ? heapMb : 'node default',
     peak_rss_mb: processMaxRssMb,
     target: { speedup: TARGET_SPEEDUP, throttled_429: 0, rss_mb: rssTarget },
-    machine: { cpus: os.cpus().length, node: process.version },
+    machine: { cpus: os.cpus().length, node: process.version, load_average: os.loadavg().map((l) => Math.round(l * 10) / 10) },
   };
+  // Rows are keyed by (snapshot, device id) and the simulator serves exactly `devices` devices (none
+  // enrolled during the run), so a snapshot of `devices` rows holds every device exactly once.
+  const complete = results.every((r) => r.devices === devices);
   const pass =
-    (speedup === null || speedup >= TARGET_SPEEDUP) && results.every((r) => r.throttled_429 === 0) && processMaxRssMb <= rssTarget;
+    complete && (speedup === null || speedup >= TARGET_SPEEDUP) && results.every((r) => r.throttled_429 === 0) && processMaxRssMb <= rssTarget;
   const line = (name: string, s: ReturnType<typeof summarise>) =>
     s === null
       ? ''
-      : `${name}: median ${(s.median_wall_ms / 1000).toFixed(2)} s over ${s.runs} run(s), ${s.median_graph_requests} Graph requests, ${s.throttled_429} x 429, peak RSS ${s.peak_rss_mb} MB\n`;
+      : `${name}: median ${(s.median_wall_ms / 1000).toFixed(2)} s over ${s.runs} run(s) (CPU ${(s.median_cpu_ms / 1000).toFixed(2)} s), ${s.median_graph_requests} Graph requests, ${s.throttled_429} x 429, peak RSS ${s.peak_rss_mb} MB\n`;
   process.stdout.write(
     `\n${devices} devices, pages ${latency} ms, ${checkins} check-ins per page served\n` +
       line('sequential ', sequential) +
       line('partitioned', partitioned) +
+      `every device exactly once in every run: ${complete ? 'yes' : 'NO'}\n` +
       (speedup !== null ? `speed-up ${speedup.toFixed(2)}x (target >= ${TARGET_SPEEDUP}x)\n` : '') +
-      `peak RSS of the syncing process ${processMaxRssMb} MB (target <= ${rssTarget} MB). Targets: ${pass ? 'met' : 'NOT met'}\n`,
+      `peak RSS of the syncing process ${processMaxRssMb} MB (target <= ${rssTarget} MB). Targets: ${pass ? 'met' : 'NOT met'}. Load average ${summary.machine.load_average.join(' ')}\n`,
   );
   fs.mkdirSync(path.join(here, 'results'), { recursive: true });
   const file = devices === 100_000 && latency !== 'off' ? 'sync.json' : `sync-${devices}${latency === 'off' ? '-nolatency' : ''}.json`;
-  fs.writeFileSync(path.join(here, 'results', file), `${JSON.stringify({ ...summary, pass }, null, 2)}\n`);
+  fs.writeFileSync(path.join(here, 'results', file), `${JSON.stringify({ ...summary, complete, pass }, null, 2)}\n`);
 }
 
 await main();

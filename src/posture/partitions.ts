@@ -26,9 +26,10 @@
  */
 import { setMaxListeners } from 'node:events';
 import { GraphError } from '../connector/graph/errors.js';
-import type { DeviceFilter, DevicePage, GraphClient, ManagedDevice } from '../connector/graph/types.js';
+import type { DeviceFilter, DevicePage, GraphClient } from '../connector/graph/types.js';
 import type { Queryable } from '../db/index.js';
 import { defined } from '../common/values.js';
+import type { PageRows, PageSink } from './page-rows.js';
 
 /** A half-open lastSyncDateTime range [fromMs, toMs); an absent end is unbounded. */
 export interface SyncRange {
@@ -111,15 +112,10 @@ export type PartitionOutcome =
   | { readonly complete: true; readonly ranges: number; readonly splits: number }
   | { readonly complete: false; readonly reason: 'filter_refused' | 'unsplittable_range' | 'too_many_ranges'; readonly ranges: number; readonly splits: number };
 
-export interface PreparedRows {
-  /** JSON array of redacted postures, one per device id (the most recently synced record of a repeated id). */
-  readonly rows: string;
-  readonly count: number;
-  /** Intune ids of the page's devices whose azureADDeviceId was not a GUID (stored as absent). */
-  readonly invalidAzureADDeviceIds?: readonly string[];
-}
+/** A listing that maps its devices into `sink` (the sequential pager's input). */
+export type Listing = (sink: PageSink) => AsyncIterable<DevicePage<void>>;
 
-export interface PartitionedReadArgs<D> {
+export interface PartitionedReadArgs {
   readonly client: GraphClient;
   readonly plan: SyncPlan;
   readonly top: number;
@@ -131,14 +127,12 @@ export interface PartitionedReadArgs<D> {
   readonly maxSplits: number;
   /** Resolves when the run may send its next Graph request (the run's share of the budget). */
   readonly pace: (signal: AbortSignal) => Promise<void>;
-  /** What a page keeps of each device, made as the page arrives (the sync redacts here). */
-  readonly mapDevice: (device: ManagedDevice) => D;
-  /** One page's prepared devices into rows for the write. */
-  readonly prepare: (devices: readonly D[]) => PreparedRows;
-  /** Upserts the rows; awaited before the worker reads on. */
-  readonly write: (prepared: PreparedRows) => Promise<void>;
+  /** Where a worker's pages go as they arrive (the sync redacts each device there): one per worker. */
+  readonly sink: () => PageSink;
+  /** Upserts a complete page; awaited before the worker reads on. */
+  readonly write: (rows: PageRows) => Promise<void>;
   /** Reads a paged listing to its end through `write` (the sequential pager). */
-  readonly consume: (pages: AsyncIterable<DevicePage<D>>) => Promise<void>;
+  readonly consume: (listing: Listing) => Promise<void>;
 }
 
 /** A filter the service refused: the partition cannot work against this Graph, sequential paging can. */
@@ -150,7 +144,7 @@ function isFilterRefusal(err: unknown): boolean {
  * Reads the closed ranges with `concurrency` workers, then the open range. Resolves complete, or
  * with the reason the caller must fall back to sequential paging. Other failures reject.
  */
-export async function readPartitioned<D>(args: PartitionedReadArgs<D>): Promise<PartitionOutcome> {
+export async function readPartitioned(args: PartitionedReadArgs): Promise<PartitionOutcome> {
   const queue: SyncRange[] = [...args.plan.closed];
   let splits = 0;
   let ranges = 0;
@@ -164,13 +158,21 @@ export async function readPartitioned<D>(args: PartitionedReadArgs<D>): Promise<
   const signal = halt.signal;
 
   const worker = async (): Promise<void> => {
+    const sink = args.sink();
     for (;;) {
       if (stop !== undefined || failure !== undefined || signal.aborted) return;
       const range = queue.pop();
       if (range === undefined) return;
       try {
         await args.pace(signal);
-        let page: DevicePage<D> | undefined = await args.client.listDevicesPage({ filter: rangeFilter(range), top: args.top, select: args.select, signal, mapDevice: args.mapDevice });
+        const page = await args.client.listDevicesPage({
+          filter: rangeFilter(range),
+          top: args.top,
+          select: args.select,
+          signal,
+          mapDevice: sink.mapDevice,
+          onPageStart: sink.onPageStart,
+        });
         if (page.nextLink !== undefined) {
           const halves = splitRange(range, args.plan.spanHintMs);
           if (halves === undefined || splits >= args.maxSplits) {
@@ -183,9 +185,12 @@ export async function readPartitioned<D>(args: PartitionedReadArgs<D>): Promise<
           continue;
         }
         ranges += 1;
-        const prepared = args.prepare(page.devices);
-        page = undefined;
-        await args.write(prepared);
+        const rows = sink.take();
+        try {
+          await args.write(rows);
+        } finally {
+          sink.release(rows);
+        }
       } catch (err) {
         // Already halting (or the run was aborted): this is the cancellation of an in-flight request.
         if (stop !== undefined || failure !== undefined || args.signal.aborted) return;
@@ -205,7 +210,9 @@ export async function readPartitioned<D>(args: PartitionedReadArgs<D>): Promise<
     if (stop !== undefined) return { ...stop, ranges, splits };
     // Only now: every closed range is done, so whatever checked in since is in the open range.
     await args.pace(signal);
-    await args.consume(args.client.listDevices({ filter: rangeFilter(args.plan.open), top: args.top, select: args.select, signal, mapDevice: args.mapDevice }));
+    await args.consume((sink) =>
+      args.client.listDevices({ filter: rangeFilter(args.plan.open), top: args.top, select: args.select, signal, mapDevice: sink.mapDevice, onPageStart: sink.onPageStart }),
+    );
     ranges += 1;
     return { complete: true, ranges, splits };
   } finally {

@@ -12,30 +12,40 @@ import { isGuid } from '../common/ids.js';
 import type { SyncInvalidation } from '../connector/cache.js';
 
 /**
- * One round trip per page: the page travels as one jsonb array and is unpacked by the server,
- * which is as fast as a multi-row VALUES and works the same on PostgreSQL and PGlite. A device id
- * read twice in a run (repeated across pages, or read in its old lastSyncDateTime range and again
- * after it checked in) is stored once, as its most recently synced record. The array must hold
- * each device id once (prepareRows sees to it): one statement cannot update a row twice.
+ * One round trip per page: the page travels as one JSON array and is unpacked by the server, which
+ * is as fast as a multi-row VALUES and works the same on PostgreSQL and PGlite. Bytes (PageRows)
+ * go to PostgreSQL as a bytea parameter, copied from the buffer the page was written into, never
+ * made into a string; PGlite, in process, takes text. A device id read twice in a run (repeated in
+ * a page or across pages, or read in its old lastSyncDateTime range and again after it checked in)
+ * is stored once, as its most recently synced record: within the page by DISTINCT ON, across pages
+ * by the upsert. Answers how many devices (distinct ids) the page held.
  */
 export async function insertPage(
-  q: Queryable,
+  db: Queryable & { readonly kind?: Db['kind'] },
   snapshot: { snapshotId: string; connectionId: string; tenant: string },
-  /** JSON array of redacted postures (DevicePosture[]). */
-  postures: string,
+  /** JSON array of redacted postures (DevicePosture[]), as text or UTF-8 bytes. */
+  postures: string | Buffer,
 ): Promise<number> {
-  const { rowCount } = await q.query(
-    `INSERT INTO intune_device_postures (snapshot_id, device_id, connection_id, tenant, os_family, compliance_state, ownership, last_sync_at, posture)
-     SELECT $1, e->>'device_id', $2, $3, e->>'os_family', e->>'compliance_state', e->>'ownership', (e->>'last_sync_at')::timestamptz, e
-       FROM jsonb_array_elements($4::jsonb) AS e
-     ON CONFLICT (snapshot_id, device_id) DO UPDATE
-        SET os_family = EXCLUDED.os_family, compliance_state = EXCLUDED.compliance_state, ownership = EXCLUDED.ownership,
-            last_sync_at = EXCLUDED.last_sync_at, posture = EXCLUDED.posture
-      WHERE EXCLUDED.last_sync_at > intune_device_postures.last_sync_at
-         OR (intune_device_postures.last_sync_at IS NULL AND EXCLUDED.last_sync_at IS NOT NULL)`,
-    [snapshot.snapshotId, snapshot.connectionId, snapshot.tenant, postures],
+  const asBytes = typeof postures !== 'string' && db.kind === 'postgres';
+  const param = typeof postures === 'string' || asBytes ? postures : postures.toString('utf8');
+  const { rows } = await db.query<{ devices: number }>(
+    `WITH page AS (
+       SELECT DISTINCT ON (e->>'device_id') e, (e->>'last_sync_at')::timestamptz AS last_sync_at
+         FROM jsonb_array_elements(${asBytes ? "convert_from($4::bytea, 'UTF8')::jsonb" : '$4::jsonb'}) AS e
+        ORDER BY e->>'device_id', (e->>'last_sync_at')::timestamptz DESC NULLS LAST
+     ), stored AS (
+       INSERT INTO intune_device_postures (snapshot_id, device_id, connection_id, tenant, os_family, compliance_state, ownership, last_sync_at, posture)
+       SELECT $1, e->>'device_id', $2, $3, e->>'os_family', e->>'compliance_state', e->>'ownership', last_sync_at, e FROM page
+       ON CONFLICT (snapshot_id, device_id) DO UPDATE
+          SET os_family = EXCLUDED.os_family, compliance_state = EXCLUDED.compliance_state, ownership = EXCLUDED.ownership,
+              last_sync_at = EXCLUDED.last_sync_at, posture = EXCLUDED.posture
+        WHERE EXCLUDED.last_sync_at > intune_device_postures.last_sync_at
+           OR (intune_device_postures.last_sync_at IS NULL AND EXCLUDED.last_sync_at IS NOT NULL)
+     )
+     SELECT count(*)::int AS devices FROM page`,
+    [snapshot.snapshotId, snapshot.connectionId, snapshot.tenant, param],
   );
-  return rowCount;
+  return rows[0]?.devices ?? 0;
 }
 
 export async function snapshotCounts(

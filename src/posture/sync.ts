@@ -16,7 +16,8 @@ import { DbError, type Db } from '../db/index.js';
 import type { Logger } from '../log/index.js';
 import { SecretRefError } from './errors.js';
 import { pickPosture, type ConnectionRow } from './rows.js';
-import { createPacer, planRanges, readPartitioned, snapshotBoundaries, type PreparedRows, type SyncPlan } from './partitions.js';
+import { createPacer, planRanges, readPartitioned, snapshotBoundaries, type Listing, type SyncPlan } from './partitions.js';
+import { PageSink, type PageRows } from './page-rows.js';
 import { insertPage, postureChanges, pruneSnapshots, snapshotCounts, syncedDevices, type SyncedDevices } from './snapshots.js';
 import { completeRun, failRun, renewLease } from './store.js';
 import type { SecretProvider, SyncProgress, SyncRunSummary } from './types.js';
@@ -116,67 +117,39 @@ async function planFor(ctx: RunContext, connection: ConnectionRow): Promise<Sync
   return planRanges(boundaries, ctx.now() - CLOCK_SKEW_MARGIN_MS);
 }
 
-/**
- * One device as the snapshot keeps it, made while its page is still arriving (mapDevice): the raw
- * device is garbage as soon as this returns, and the row is one short JSON string.
- */
-export interface PreparedDevice {
-  readonly id: string;
-  /** lastSyncDateTime in ms (NaN when absent or unreadable). */
-  readonly lastSyncMs: number;
-  readonly json: string;
-  /** The device's azureADDeviceId was not a GUID (stored without one). */
-  readonly invalidAzureADDeviceId: boolean;
-}
-
-export function prepareDevice(device: ManagedDevice, key: Buffer): PreparedDevice {
-  const posture = pickPosture(redactDevice(device, key));
-  return {
-    id: String(posture['device_id']),
-    lastSyncMs: Date.parse(String(posture['last_sync_at'] ?? '')),
-    json: JSON.stringify(posture),
-    invalidAzureADDeviceId: invalidAzureADDeviceIdOf(device),
-  };
-}
-
-/** A page's rows as the JSON array the insert unpacks: one per device id, its most recently synced record. */
-export function prepareRows(page: readonly PreparedDevice[]): PreparedRows {
-  const byId = new Map<string, PreparedDevice>();
-  const invalid: string[] = [];
-  for (const device of page) {
-    if (device.invalidAzureADDeviceId) invalid.push(device.id);
-    const seen = byId.get(device.id);
-    if (seen === undefined || device.lastSyncMs > seen.lastSyncMs) byId.set(device.id, device);
-  }
-  const rows: string[] = [];
-  for (const device of byId.values()) rows.push(device.json);
-  return { rows: `[${rows.join(',')}]`, count: byId.size, ...(invalid.length > 0 ? { invalidAzureADDeviceIds: invalid } : {}) };
+/** A device as the snapshot keeps it: its redacted posture, as JSON, made while its page is still arriving. */
+export function postureJson(device: ManagedDevice, key: Buffer): string {
+  return JSON.stringify(pickPosture(redactDevice(device, key)));
 }
 
 /**
  * Pages of a listing through `write`, fetching page n+1 while page n is written: Graph and the
- * database work at the same time, and at most two pages are in memory.
+ * database work at the same time, and two pages' rows are in memory at most.
  */
 async function consumePages(
-  listing: AsyncIterable<DevicePage<PreparedDevice>>,
+  listing: Listing,
+  sink: PageSink,
   signal: AbortSignal,
-  write: (prepared: PreparedRows) => Promise<void>,
+  write: (rows: PageRows) => Promise<void>,
 ): Promise<void> {
-  const iterator = listing[Symbol.asyncIterator]();
-  let pending: Promise<IteratorResult<DevicePage<PreparedDevice>>> | undefined = iterator.next();
+  const iterator = listing(sink)[Symbol.asyncIterator]();
+  let pending: Promise<IteratorResult<DevicePage<void>>> | undefined = iterator.next();
   try {
     for (;;) {
-      let result: IteratorResult<DevicePage<PreparedDevice>> | undefined = await pending;
+      const result: IteratorResult<DevicePage<void>> = await pending;
       pending = undefined;
       if (result.done) break;
       if (signal.aborted) throw signal.reason;
+      // The page's rows are ours before the next page starts arriving into the sink.
+      const rows = sink.take();
       pending = iterator.next();
       // A failure of the prefetch is handled where it is awaited; until then it must not count as unhandled.
       pending.catch(() => undefined);
-      const prepared = prepareRows(result.value.devices);
-      // Let the page go before the database round trip.
-      result = undefined;
-      await write(prepared);
+      try {
+        await write(rows);
+      } finally {
+        sink.release(rows);
+      }
     }
   } finally {
     if (pending !== undefined) {
@@ -241,19 +214,23 @@ export async function executeRun(ctx: RunContext, args: RunArgs): Promise<SyncRu
     const key = ctx.fingerprintKeyFor(connection.tenant);
     const snapshot = { snapshotId: run.id, connectionId: connection.id, tenant: connection.tenant };
     const graph = client;
-    const mapDevice = (device: ManagedDevice): PreparedDevice => prepareDevice(device, key);
-    const pagesFrom = (listing: AsyncIterable<DevicePage<PreparedDevice>>) => consumePages(listing, signal, (prepared) => write(prepared));
-    const write = async (prepared: PreparedRows): Promise<void> => {
-      await insertPage(ctx.db, snapshot, prepared.rows);
-      for (const id of prepared.invalidAzureADDeviceIds ?? []) invalidAzureIds.add(id);
+    const sink = (): PageSink =>
+      new PageSink((device) => {
+        if (invalidAzureADDeviceIdOf(device)) invalidAzureIds.add(String(device.id));
+        return postureJson(device, key);
+      });
+    const write = async (rows: PageRows): Promise<void> => {
+      devices += await insertPage(ctx.db, snapshot, rows.bytes());
       pages += 1;
-      devices += prepared.count;
       try {
         args.onProgress?.({ devices, pages });
       } catch (err) {
         log.debug({ err }, 'progress callback threw; ignored');
       }
     };
+    const pagesFrom = (listing: Listing) => consumePages(listing, sink(), signal, write);
+    const sequential: Listing = (into) =>
+      graph.listDevices({ top: ctx.pageSize, select: POSTURE_SOURCE_PROPERTIES, signal, mapDevice: into.mapDevice, onPageStart: into.onPageStart });
 
     const plan = await planFor(ctx, connection);
     if (plan !== undefined) {
@@ -266,16 +243,15 @@ export async function executeRun(ctx: RunContext, args: RunArgs): Promise<SyncRu
         signal,
         maxSplits: Math.max(MIN_SPLITS, plan.closed.length),
         pace: createPacer(ctx.requestsPer20s, 20_000),
-        mapDevice,
-        prepare: prepareRows,
+        sink,
         write,
         consume: pagesFrom,
       });
       strategy = outcome.complete ? 'partitioned' : `sequential_after_${outcome.reason}`;
       log.info({ strategy, ranges: outcome.ranges, splits: outcome.splits }, outcome.complete ? 'partitioned read complete' : 'partitioned read abandoned; reading the tenant by sequential paging');
-      if (!outcome.complete) await pagesFrom(graph.listDevices({ top: ctx.pageSize, select: POSTURE_SOURCE_PROPERTIES, signal, mapDevice }));
+      if (!outcome.complete) await pagesFrom(sequential);
     } else {
-      await pagesFrom(graph.listDevices({ top: ctx.pageSize, select: POSTURE_SOURCE_PROPERTIES, signal, mapDevice }));
+      await pagesFrom(sequential);
     }
     if (signal.aborted) throw signal.reason;
     const counts = await snapshotCounts(ctx.db, run.id);

@@ -10,6 +10,7 @@ import {
   parseCollectionPage,
   parseManagedDevice,
 } from '../../src/connector/graph/index.js';
+import { generateTenant } from '../../src/simulator/index.js';
 
 const graphSpecs = path.resolve(import.meta.dirname, '../../specs/graph');
 const metadata = JSON.parse(fs.readFileSync(path.join(graphSpecs, 'managedDevice.v1.json'), 'utf8')) as {
@@ -105,6 +106,33 @@ describe('the managedDevice schema', () => {
       lastSyncDateTime: NEVER_DATE,
       operatingSystem: null,
     });
+  });
+
+  it('answers with the compiled fast path exactly as the runtime parser does, and reports the same replacements', () => {
+    const heard = { fast: [] as string[], runtime: [] as string[] };
+    const fast = createManagedDeviceSchema((property, reason) => heard.fast.push(`${property}:${reason}`));
+    const runtime = createManagedDeviceSchema((property, reason) => heard.runtime.push(`${property}:${reason}`), { compiled: false });
+    const odd: Record<string, unknown>[] = [
+      { ...sample, complianceState: 'quarantinedByPolicy', isEncrypted: 'yes', totalStorageSpaceInBytes: '494384795648' },
+      { ...sample, lastSyncDateTime: 'last tuesday', freeStorageSpaceInBytes: 'lots', deviceName: 42, deviceActionResults: 'none' },
+      { id: sample['id'], model: 'MacBook Pro' },
+      { ...sample, hardwareInformation: { secret: 'x' }, newProperty2026: 1, '@odata.etag': 'W/1' },
+      { ...sample, physicalMemoryInBytes: '17179869184', azureADDeviceId: null, osVersion: null },
+      { ...sample, id: '' },
+      { ...sample, id: 7 },
+    ];
+    const devices = [...generateTenant(300, 'fast-path'), ...odd];
+    for (const [index, device] of devices.entries()) {
+      const a = fast.safeParse(device);
+      const b = runtime.safeParse(device);
+      expect(a.success, `device ${index}`).toBe(b.success);
+      if (a.success && b.success) {
+        expect(a.data, `device ${index}`).toEqual(b.data);
+        expect(Object.keys(a.data), `device ${index}`).toEqual(Object.keys(b.data));
+      }
+    }
+    expect(heard.fast).toEqual(heard.runtime);
+    expect(heard.fast.length).toBeGreaterThan(0);
   });
 
   it('drops properties it does not know', () => {

@@ -294,11 +294,13 @@ function firstPageTarget(request: ListDevicesRequest<unknown>, select: string | 
 function itemCollector<T>(
   parseItem: (item: unknown, index: number, requestId: string) => T,
   collectingInto: <R>(seen: Map<string, number>, parse: () => R) => R,
+  onStart?: () => void,
 ): { stream: (requestId: string) => CollectionStream; items: () => T[]; seen: () => Map<string, number> } {
   let items: T[] = [];
   let seen = new Map<string, number>();
   return {
     stream: (requestId) => {
+      onStart?.();
       const list: T[] = [];
       const counts = new Map<string, number>();
       items = list;
@@ -310,6 +312,13 @@ function itemCollector<T>(
     items: () => items,
     seen: () => seen,
   };
+}
+
+/** An untyped caller's mapDevice or onPageStart that is not a function is refused before any request. */
+function requireCallbacks(request: ListDevicesRequest<unknown>): void {
+  for (const name of ['mapDevice', 'onPageStart'] as const) {
+    if (request[name] !== undefined && typeof request[name] !== 'function') throw badRequest(`${name} must be a function.`);
+  }
 }
 
 const resultRequestId = (state: CallState): string => requestIdOf(state.exchange) ?? state.clientRequestId;
@@ -375,16 +384,18 @@ export function createGraphClient(options: GraphClientOptions): GraphClient {
    */
   const listDevicesPage = async <T = ManagedDevice>(request: ListDevicesRequest<T>): Promise<DevicePage<T>> => {
     if (request === null || typeof request !== 'object') throw badRequest('listDevicesPage needs a request object.');
-    if (request.mapDevice !== undefined && typeof request.mapDevice !== 'function') throw badRequest('mapDevice must be a function.');
+    requireCallbacks(request);
     const target = request.nextLink !== undefined ? checkNextLink(request.nextLink, DEVICES_PATH) : firstPageTarget(request, selectQuery(request.select));
     const map = request.mapDevice ?? ((device: ManagedDevice) => device as unknown as T);
-    const collector = itemCollector((item, index, id) => map(parseDevice(item, index, id)), collectingInto);
+    const { onPageStart } = request;
+    const collector = itemCollector((item, index, id) => map(parseDevice(item, index, id)), collectingInto, onPageStart);
     const state = await send('GET', target, DEVICES_PATH, request.signal, collector.stream);
     report(DEVICES_PATH, collector.seen());
     const requestId = resultRequestId(state);
+    const { streamed } = state;
+    if (streamed === undefined) onPageStart?.(); // a body read whole: its devices are mapped below, from the first
     // The skeleton (value: []) gets the checks of a whole page; a body read whole gets them all.
     const page = parseCollectionPage(state.json, (item, index) => map(parseDevice(item, index, requestId)), { requestId, status: state.exchange?.status ?? 0 });
-    const { streamed } = state;
     if (streamed?.ok === true && streamed.itemError !== undefined) throw streamed.itemError; // a device without a usable id
     if (page.nextLink !== undefined) checkNextLink(page.nextLink, DEVICES_PATH);
     const devices = streamed?.ok === true ? collector.items() : page.items;
@@ -394,9 +405,7 @@ export function createGraphClient(options: GraphClientOptions): GraphClient {
   async function* listDevices<T = ManagedDevice>(request: Omit<ListDevicesRequest<T>, 'nextLink'> = {}): AsyncGenerator<DevicePage<T>> {
     // A nextLink smuggled in by an untyped caller is dropped: listing starts from the first page.
     const { nextLink: _dropped, ...first } = request as ListDevicesRequest<T>;
-    const follow = {
-      ...defined({ signal: request.signal, mapDevice: request.mapDevice }),
-    };
+    const follow = defined({ signal: request.signal, mapDevice: request.mapDevice, onPageStart: request.onPageStart });
     let nextLink: string | undefined;
     {
       const page = await listDevicesPage<T>(first);

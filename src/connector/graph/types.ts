@@ -40,6 +40,11 @@ export interface ListDevicesRequest<T = ManagedDevice> {
    * all the page keeps of the device (the sync redacts here, so no raw device outlives its bytes).
    */
   readonly mapDevice?: (device: ManagedDevice) => T;
+  /**
+   * Called as each attempt's devices start to be mapped (a retried page starts over): a mapDevice
+   * that writes somewhere of its own drops what an earlier attempt of the page wrote.
+   */
+  readonly onPageStart?: () => void;
 }
 
 export interface DevicePage<T = ManagedDevice> {
