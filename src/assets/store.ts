@@ -145,24 +145,75 @@ export async function liveIntuneMatchRows(q: Queryable, tenant: string): Promise
   }));
 }
 
+/** The current snapshot of a connection whose records are live (it exists and is not disabled), else null. */
+export async function liveSnapshotOf(q: Queryable, tenant: string, connectionId: string): Promise<string | null> {
+  const { rows } = await q.query<{ id: string | null }>(
+    `SELECT current_snapshot_id::text AS id FROM intune_connections WHERE tenant = $1 AND id = $2::uuid AND status <> 'disabled'`,
+    [tenant, connectionId],
+  );
+  return rows[0]?.id ?? null;
+}
+
+/** The snapshot this connection's stored sources were last brought in step with, or null. */
+export async function matchedSnapshotOf(q: Queryable, tenant: string, connectionId: string): Promise<string | null> {
+  const { rows } = await q.query<{ id: string }>(`SELECT snapshot_id::text AS id FROM asset_matched_snapshots WHERE tenant = $1 AND connection_id = $2`, [tenant, connectionId]);
+  return rows[0]?.id ?? null;
+}
+
+/** Notes which snapshot a connection's stored sources now show (none: forgotten). */
+export async function recordMatchedSnapshot(q: Queryable, tenant: string, connectionId: string, snapshotId: string | null): Promise<void> {
+  if (snapshotId === null) {
+    await q.query('DELETE FROM asset_matched_snapshots WHERE tenant = $1 AND connection_id = $2', [tenant, connectionId]);
+    return;
+  }
+  await q.query(
+    `INSERT INTO asset_matched_snapshots (tenant, connection_id, snapshot_id) VALUES ($1, $2, $3::uuid)
+     ON CONFLICT (tenant, connection_id) DO UPDATE SET snapshot_id = EXCLUDED.snapshot_id`,
+    [tenant, connectionId, snapshotId],
+  );
+}
+
 /**
- * What changed for one connection since its sources were last matched: live records that are new
- * or whose redacted posture differs (compared in the database, so only the changes travel), and
- * stored records that are no longer live (deleted in Intune, or the connection disabled).
+ * Before a from-scratch match reads the live records: every live connection's current snapshot,
+ * noted as matched. Read first, so a sync that makes a newer snapshot current meanwhile is at
+ * worst re-applied (its list of changed records names every record that differs).
  */
-export async function connectionChanges(q: Queryable, tenant: string, connectionId: string): Promise<{ upserts: SourceRow[]; removed: StoredKey[] }> {
-  // The snapshot id is found once (an init plan), so each side is one hash anti-join over the other.
-  const current = `(SELECT current_snapshot_id FROM intune_connections WHERE tenant = $1 AND id = $2::uuid AND status <> 'disabled')`;
+export async function recordMatchedSnapshotsOfTenant(q: Queryable, tenant: string): Promise<void> {
+  await q.query('DELETE FROM asset_matched_snapshots WHERE tenant = $1', [tenant]);
+  await q.query(
+    `INSERT INTO asset_matched_snapshots (tenant, connection_id, snapshot_id)
+     SELECT tenant, id::text, current_snapshot_id FROM intune_connections WHERE tenant = $1 AND status <> 'disabled' AND current_snapshot_id IS NOT NULL`,
+    [tenant],
+  );
+}
+
+/**
+ * What changed for one connection since its sources were last matched: live records of
+ * `snapshotId` (null: none are live) that are new or whose redacted posture differs (compared in
+ * the database, so only the changes travel), and stored records that are no longer live (deleted
+ * in Intune, or the connection disabled). With `deviceIds`, only those records are looked at: the
+ * ones a sync says differ from the snapshot the stored sources show.
+ */
+export async function connectionChanges(
+  q: Queryable,
+  tenant: string,
+  connectionId: string,
+  snapshotId: string | null,
+  deviceIds?: readonly string[],
+): Promise<{ upserts: SourceRow[]; removed: StoredKey[] }> {
+  const params = [tenant, connectionId, snapshotId, ...(deviceIds === undefined ? [] : [arrayLiteral(deviceIds)])];
+  const onlyPostures = deviceIds === undefined ? '' : 'AND p.device_id = ANY($4::text[])';
+  const onlySources = deviceIds === undefined ? '' : 'AND s.source_id = ANY($4::text[])';
   const changed = await q.query<IntuneLiveRow>(
     `SELECT p.connection_id::text AS connection_id, p.device_id, p.posture FROM intune_device_postures p
-      WHERE p.snapshot_id = ${current} AND p.tenant = $1 AND NOT EXISTS (
-        SELECT 1 FROM asset_sources s WHERE s.tenant = $1 AND s.kind = 'intune' AND s.origin = $3::text AND s.source_id = p.device_id AND s.observation = p.posture)`,
-    [tenant, connectionId, connectionId],
+      WHERE p.snapshot_id = $3::uuid AND p.tenant = $1 ${onlyPostures} AND NOT EXISTS (
+        SELECT 1 FROM asset_sources s WHERE s.tenant = $1 AND s.kind = 'intune' AND s.origin = $2 AND s.source_id = p.device_id AND s.observation = p.posture)`,
+    params,
   );
   const removed = await q.query<StoredKey>(
-    `SELECT s.kind, s.origin, s.source_id FROM asset_sources s WHERE s.tenant = $1 AND s.kind = 'intune' AND s.origin = $3::text AND NOT EXISTS (
-       SELECT 1 FROM intune_device_postures p WHERE p.snapshot_id = ${current} AND p.device_id = s.source_id)`,
-    [tenant, connectionId, connectionId],
+    `SELECT s.kind, s.origin, s.source_id FROM asset_sources s WHERE s.tenant = $1 AND s.kind = 'intune' AND s.origin = $2 ${onlySources} AND NOT EXISTS (
+       SELECT 1 FROM intune_device_postures p WHERE p.snapshot_id = $3::uuid AND p.device_id = s.source_id)`,
+    params,
   );
   return { upserts: changed.rows.map(intuneSource), removed: removed.rows };
 }
