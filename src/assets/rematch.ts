@@ -250,14 +250,16 @@ export async function replaceSubset(q: Queryable, args: ReplaceArgs): Promise<Ma
 
   if (args.whole) {
     await store.deleteSources(q, tenant, [], true);
-    const intune: store.Placement[] = [];
+    // Indices, not objects: a large tenant's placements cost a number each.
+    const { assetIdAt } = placed;
+    const intune: number[] = [];
     const agents: StoredSource[] = [];
     args.after.forEach((row, i) => {
-      const asset_id = placed.assetIdAt[i] as string;
-      if (row.kind === 'intune') intune.push({ origin: row.origin, source_id: row.source_id, asset_id });
-      else agents.push({ ...(row as SourceRow), asset_id });
+      if (row.kind === 'intune') intune.push(i);
+      else agents.push({ ...(row as SourceRow), asset_id: assetIdAt[i] as string });
     });
-    await store.insertIntunePlacements(q, tenant, intune.sort(byAssetId));
+    intune.sort((a, b) => ((assetIdAt[a] as string) < (assetIdAt[b] as string) ? -1 : (assetIdAt[a] as string) > (assetIdAt[b] as string) ? 1 : 0));
+    await store.insertIntunePlacements(q, tenant, args.after, assetIdAt, intune);
     await store.insertSources(q, tenant, agents.sort(byAssetId));
     await store.deleteAssets(q, tenant, [], true);
   } else {
