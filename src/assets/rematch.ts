@@ -68,32 +68,51 @@ export async function closureOf(q: Queryable, tenant: string, seeds: readonly (S
 
 const asSummary = (s: MatchRow): SummarySource => ({ kind: s.kind, source_id: s.source_id, last_seen_at: s.last_seen_at, observation: s.observation }) as SummarySource;
 
-/** The matched assets: each asset's anchor and the indices of its rows; `assetIdAt[i]` is row i's asset. */
+/**
+ * The matched assets as flat arrays, not an object and an array per asset: asset k has the id
+ * `assetIds[k]` and the anchor `anchorOf[k]`, and its rows are `members[start[k]]` up to
+ * `members[start[k + 1] - 1]`, in row order; `assetIdAt[i]` is row i's asset.
+ */
 interface Placed {
-  readonly byAsset: ReadonlyMap<string, { readonly anchor: string; readonly rows: number[] }>;
+  readonly assetIds: readonly string[];
+  readonly anchorOf: readonly string[];
+  readonly members: Int32Array;
+  readonly start: Int32Array;
   readonly assetIdAt: readonly string[];
-  /** anchor -> asset id: one SHA-256 per anchor, never one per source or comparison. */
-  readonly idOf: ReadonlyMap<string, string>;
 }
 
+/** One SHA-256 per anchor, never one per source or comparison; rows grouped by a counting sort. */
 function place(tenant: string, anchors: readonly string[]): Placed {
-  const byAsset = new Map<string, { anchor: string; rows: number[] }>();
-  const idOf = new Map<string, string>();
-  const assetIdAt = new Array<string>(anchors.length);
+  const indexOf = new Map<string, number>();
+  const assetIds: string[] = [];
+  const anchorOf: string[] = [];
+  const assetAt = new Int32Array(anchors.length);
   for (let i = 0; i < anchors.length; i++) {
     const anchor = anchors[i] as string;
-    let assetId = idOf.get(anchor);
-    if (assetId === undefined) {
-      assetId = assetIdOf(tenant, anchor);
-      idOf.set(anchor, assetId);
-      byAsset.set(assetId, { anchor, rows: [i] });
-    } else {
-      (byAsset.get(assetId) as { rows: number[] }).rows.push(i);
+    let k = indexOf.get(anchor);
+    if (k === undefined) {
+      k = assetIds.length;
+      indexOf.set(anchor, k);
+      assetIds.push(assetIdOf(tenant, anchor));
+      anchorOf.push(anchor);
     }
-    assetIdAt[i] = assetId;
+    assetAt[i] = k;
   }
-  return { byAsset, assetIdAt, idOf };
+  const start = new Int32Array(assetIds.length + 1);
+  for (const k of assetAt) start[k + 1] = (start[k + 1] as number) + 1;
+  for (let k = 0; k < assetIds.length; k++) start[k + 1] = (start[k + 1] as number) + (start[k] as number);
+  const next = start.slice(0, assetIds.length);
+  const members = new Int32Array(anchors.length);
+  for (let i = 0; i < anchors.length; i++) {
+    const k = assetAt[i] as number;
+    members[next[k] as number] = i;
+    next[k] = (next[k] as number) + 1;
+  }
+  return { assetIds, anchorOf, members, start, assetIdAt: Array.from(assetAt, (k) => assetIds[k] as string) };
 }
+
+/** Asset k's row indices. */
+const rowsOf = (placed: Placed, k: number): number[] => Array.from(placed.members.subarray(placed.start[k], placed.start[k + 1]));
 
 const refOf = (s: MatchRow): SourceRef => ({ kind: s.kind, id: s.source_id });
 const serialOfAnchor = (anchor: string): string | null => (anchor.startsWith('serial:') ? (anchor.slice(7).split('|')[0] ?? null) : null);
@@ -106,7 +125,10 @@ function diffMerges(
 ): { merges: MergeItem[]; splits: SplitItem[] } {
   const merges: MergeItem[] = [];
   const movedFrom = new Map<string, Set<string>>();
-  for (const [assetId, { anchor, rows: members }] of placed.byAsset) {
+  for (let k = 0; k < placed.assetIds.length; k++) {
+    const assetId = placed.assetIds[k] as string;
+    const anchor = placed.anchorOf[k] as string;
+    const members = rowsOf(placed, k);
     for (const i of members) {
       const before = oldAssetOf.get(keys[i] as string);
       if (before !== undefined) movedFrom.set(before, (movedFrom.get(before) ?? new Set()).add(assetId));
@@ -125,29 +147,26 @@ function diffMerges(
     });
   }
   const splits: SplitItem[] = [];
+  let indexOfId: Map<string, number> | undefined;
   for (const [before, into] of movedFrom) {
     if (into.size < 2) continue;
-    const members = placed.byAsset.get(before)?.rows ?? [];
+    indexOfId ??= new Map(placed.assetIds.map((id, k) => [id, k]));
+    const k = indexOfId.get(before);
+    const members = k === undefined ? [] : rowsOf(placed, k);
     const serial = members.map((i) => rows[i] as MatchRow).find((r) => r.serial_fingerprint !== null)?.serial_fingerprint ?? null;
     splits.push({ asset_id: before, serial_fingerprint: serial, into_asset_ids: [...into].sort() });
   }
   return { merges, splits };
 }
 
-function conflictRows(
-  tenant: string,
-  conflicts: readonly MatchConflict[],
-  previous: ReadonlyMap<string, ConflictRow>,
-  idOf: ReadonlyMap<string, string>,
-  at: string,
-): ConflictRow[] {
+function conflictRows(tenant: string, conflicts: readonly MatchConflict[], previous: ReadonlyMap<string, ConflictRow>, at: string): ConflictRow[] {
   return conflicts.map((c) => ({
     conflict_key: c.key,
     conflict_id: previous.get(c.key)?.conflict_id ?? crypto.randomUUID(),
     kind: c.kind,
     serial_fingerprint: c.serial_fingerprint,
     entra_device_id: c.entra_device_id,
-    asset_ids: c.anchors.map((a) => idOf.get(a) ?? assetIdOf(tenant, a)).sort(),
+    asset_ids: c.anchors.map((a) => assetIdOf(tenant, a)).sort(),
     sources: c.sources,
     detected_at: previous.get(c.key)?.detected_at ?? at,
   }));
@@ -229,18 +248,19 @@ export async function replaceSubset(q: Queryable, args: ReplaceArgs): Promise<Ma
     after.forEach(noteKeys);
   }
   const previous = new Map((await store.conflictsByKey(q, tenant, args.whole ? null : [...scopeKeys])).map((c) => [c.conflict_key, c]));
-  const nextConflicts = conflictRows(tenant, conflicts, previous, placed.idOf, at);
+  const nextConflicts = conflictRows(tenant, conflicts, previous, at);
   const nextKeys = new Set(nextConflicts.map((c) => c.conflict_key));
   const detected = nextConflicts.filter((c) => !previous.has(c.conflict_key));
   const conflicted = new Set(nextConflicts.flatMap((c) => c.asset_ids));
 
   // In asset order: each table's (tenant, asset_id) index then fills from one end.
   const assetRows: store.AssetRow[] = [];
-  for (const [assetId, { anchor, rows: members }] of placed.byAsset) {
-    const mine = members.map((i) => after[i] as MatchRow);
+  for (let k = 0; k < placed.assetIds.length; k++) {
+    const assetId = placed.assetIds[k] as string;
+    const mine = rowsOf(placed, k).map((i) => after[i] as MatchRow);
     assetRows.push({
       asset_id: assetId,
-      anchor,
+      anchor: placed.anchorOf[k] as string,
       serial_fingerprint: mine.find((r) => r.serial_fingerprint !== null)?.serial_fingerprint ?? null,
       ...summarize(mine.map(asSummary)),
       conflict: conflicted.has(assetId),
@@ -250,20 +270,22 @@ export async function replaceSubset(q: Queryable, args: ReplaceArgs): Promise<Ma
 
   if (args.whole) {
     await store.deleteSources(q, tenant, [], true);
-    const intune: store.Placement[] = [];
+    // Indices, not objects: a large tenant's placements cost a number each.
+    const { assetIdAt } = placed;
+    const intune: number[] = [];
     const agents: StoredSource[] = [];
     args.after.forEach((row, i) => {
-      const asset_id = placed.assetIdAt[i] as string;
-      if (row.kind === 'intune') intune.push({ origin: row.origin, source_id: row.source_id, asset_id });
-      else agents.push({ ...(row as SourceRow), asset_id });
+      if (row.kind === 'intune') intune.push(i);
+      else agents.push({ ...(row as SourceRow), asset_id: assetIdAt[i] as string });
     });
-    await store.insertIntunePlacements(q, tenant, intune.sort(byAssetId));
+    intune.sort((a, b) => ((assetIdAt[a] as string) < (assetIdAt[b] as string) ? -1 : (assetIdAt[a] as string) > (assetIdAt[b] as string) ? 1 : 0));
+    await store.insertIntunePlacements(q, tenant, args.after, assetIdAt, intune);
     await store.insertSources(q, tenant, agents.sort(byAssetId));
     await store.deleteAssets(q, tenant, [], true);
   } else {
     const touchedAssets = new Set<string>();
     for (const s of before.values()) touchedAssets.add(s.asset_id);
-    for (const id of placed.byAsset.keys()) touchedAssets.add(id);
+    for (const id of placed.assetIds) touchedAssets.add(id);
     await store.deleteSources(q, tenant, [...before.values()], false);
     await store.insertSources(q, tenant, args.after.map((row, i) => ({ ...row, asset_id: placed.assetIdAt[i] as string })).sort(byAssetId));
     await store.deleteAssets(q, tenant, [...touchedAssets], false);
@@ -281,7 +303,7 @@ export async function replaceSubset(q: Queryable, args: ReplaceArgs): Promise<Ma
   await args.record(matchEvents(tenant, crypto.randomUUID(), merges, splits, detected));
   return {
     sources: after.length,
-    assets: placed.byAsset.size,
+    assets: placed.assetIds.length,
     merged: merges.length,
     split: splits.length,
     conflicts_detected: detected.length,

@@ -17,6 +17,7 @@ import type { StoredSource } from './store.js';
 import type { AssetQuery, AssetView, AssetPage } from './types.js';
 import { createAssetReader } from './reader.js';
 import type { EndpointAgent } from '../connector/assets.js';
+import type { SnapshotChanges } from '../posture/snapshots.js';
 
 export interface AssetServiceOptions {
   readonly db: Db;
@@ -28,8 +29,12 @@ export interface AssetServiceOptions {
 export interface AssetService {
   /** Matches every live source of the tenant from scratch. */
   rebuild(tenant: string): Promise<MatchReport>;
-  /** Re-matches what changed in one connection's current snapshot (after a sync, or a status change). */
-  rematchConnection(tenant: string, connectionId: string): Promise<MatchReport>;
+  /**
+   * Re-matches what changed in one connection's current snapshot (after a sync, or a status
+   * change). With the sync's list of changed records, only those are read, when the stored sources
+   * show the snapshot the list starts from; else every live record is compared with what is stored.
+   */
+  rematchConnection(tenant: string, connectionId: string, changes?: SnapshotChanges): Promise<MatchReport>;
   /**
    * Brings the tenant's assets in step with its sources: from scratch when none are stored yet,
    * else each connection's and the agents' changes (what a missed hook, a CLI sync or a CLI
@@ -76,6 +81,7 @@ export function createAssetService(options: AssetServiceOptions): AssetService {
   /** A from-scratch match inside a locked transaction: every live source, nothing of the stored assignment but ids and keys. */
   async function rebuildWithin(tx: Queryable, tenant: string, record: (events: AppendInput[]) => Promise<void>): Promise<MatchReport> {
     // One connection, one query at a time: a transaction's statements run in order.
+    await store.recordMatchedSnapshotsOfTenant(tx, tenant);
     const intune = await store.liveIntuneMatchRows(tx, tenant);
     const agents = await store.liveAgentSources(tx, tenant);
     const stored = await store.storedAssignmentsOfTenant(tx, tenant);
@@ -112,12 +118,19 @@ export function createAssetService(options: AssetServiceOptions): AssetService {
     return { ...report, sources: report.sources + sameKeys.length };
   }
 
-  async function rematchConnection(tenant: string, connectionId: string): Promise<MatchReport> {
+  async function rematchConnection(tenant: string, connectionId: string, changes?: SnapshotChanges): Promise<MatchReport> {
     return locked(tenant, async (tx, record) => {
       // Nothing matched yet (a first sync, from serve or the CLI): one from-scratch match, not every record as a change.
       if (!(await store.hasSources(tx, tenant))) return rebuildWithin(tx, tenant, record);
-      const { upserts, removed } = await store.connectionChanges(tx, tenant, connectionId.toLowerCase());
-      return rematchChanges(tenant, tx, record, upserts, removed);
+      const id = connectionId.toLowerCase();
+      // Read once: the comparison and the note of what the stored sources now show name one snapshot.
+      const snapshotId = await store.liveSnapshotOf(tx, tenant, id);
+      const listed =
+        changes !== undefined && snapshotId !== null && changes.snapshotId === snapshotId && (await store.matchedSnapshotOf(tx, tenant, id)) === changes.previousSnapshotId;
+      const { upserts, removed } = await store.connectionChanges(tx, tenant, id, snapshotId, listed ? changes.deviceIds : undefined);
+      const report = await rematchChanges(tenant, tx, record, upserts, removed);
+      await store.recordMatchedSnapshot(tx, tenant, id, snapshotId);
+      return report;
     });
   }
 

@@ -3,6 +3,7 @@
  * unrevoked agents), the stored assignment, and replacing a matched subset in bulk. Every
  * statement is scoped by tenant.
  */
+import crypto from 'node:crypto';
 import type { Queryable } from '../db/index.js';
 import type { DevicePosture } from '../connector/posture.js';
 import { isoOrNull } from '../common/values.js';
@@ -111,58 +112,160 @@ interface IntuneMatchDbRow {
   enrolled_at: string | null;
 }
 
+/** Rows per FETCH when a whole tenant is read: a large tenant's rows never arrive all at once. */
+const BATCH_ROWS = 10_000;
+
+/**
+ * The rows of a SELECT, batch by batch, through a cursor in the caller's transaction: the driver
+ * never holds the whole result beside what the caller keeps of it.
+ */
+async function* batches<R>(q: Queryable, sql: string, params: readonly unknown[]): AsyncGenerator<R[]> {
+  const cursor = `asset_rows_${crypto.randomBytes(6).toString('hex')}`;
+  await q.query(`DECLARE ${cursor} NO SCROLL CURSOR FOR ${sql}`, params);
+  let failed = false;
+  try {
+    for (;;) {
+      let rows: R[];
+      try {
+        rows = (await q.query<R>(`FETCH FORWARD ${BATCH_ROWS} FROM ${cursor}`)).rows;
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
+      if (rows.length === 0) return;
+      yield rows;
+    }
+  } finally {
+    // An aborted transaction drops the cursor itself (and would refuse the CLOSE).
+    if (!failed) await q.query(`CLOSE ${cursor}`);
+  }
+}
+
+/** One string per distinct value of a low-cardinality column (connection ids, OS families and versions, states). */
+function interner(): <T extends string | null>(value: T) => T {
+  const seen = new Map<string, string>();
+  return <T extends string | null>(value: T): T => {
+    if (value === null) return value;
+    const known = seen.get(value);
+    if (known !== undefined) return known as T;
+    seen.set(value, value);
+    return value;
+  };
+}
+
 /**
  * The live Intune records of the tenant as matching and the summary need them: columns read out of
  * the posture by the server, so a large tenant's postures never travel or get parsed whole (the
- * from-scratch write copies them inside the database).
+ * from-scratch write copies them inside the database), read in batches, with each repeated value
+ * (connection id, OS, state) held once.
  */
 export async function liveIntuneMatchRows(q: Queryable, tenant: string): Promise<MatchRow[]> {
-  const { rows } = await q.query<IntuneMatchDbRow>(
+  const out: MatchRow[] = [];
+  const same = interner();
+  for await (const rows of batches<IntuneMatchDbRow>(
+    q,
     `SELECT p.connection_id::text AS connection_id, p.device_id, p.posture->>'serial_fingerprint' AS serial_fingerprint,
             p.posture->>'azure_ad_device_id' AS entra_device_id, p.os_family, p.posture->>'os_version' AS os_version, p.compliance_state,
             (p.posture->>'is_encrypted')::boolean AS is_encrypted, p.posture->>'last_sync_at' AS last_sync_at, p.posture->>'enrolled_at' AS enrolled_at
        FROM intune_device_postures p JOIN intune_connections c ON c.current_snapshot_id = p.snapshot_id AND c.tenant = p.tenant
       WHERE c.tenant = $1 AND c.status <> 'disabled'`,
     [tenant],
+  )) {
+    for (const r of rows) {
+      out.push({
+        kind: 'intune',
+        origin: same(r.connection_id),
+        source_id: r.device_id,
+        serial_fingerprint: r.serial_fingerprint,
+        hardware_fingerprint: null,
+        entra_device_id: r.entra_device_id,
+        observation: {
+          device_id: r.device_id,
+          os_family: same(r.os_family) as DevicePosture['os_family'],
+          os_version: same(r.os_version),
+          compliance_state: same(r.compliance_state),
+          is_encrypted: r.is_encrypted === true,
+          last_sync_at: r.last_sync_at,
+          enrolled_at: r.enrolled_at,
+        },
+        last_seen_at: r.last_sync_at,
+      });
+    }
+  }
+  return out;
+}
+
+/** The current snapshot of a connection whose records are live (it exists and is not disabled), else null. */
+export async function liveSnapshotOf(q: Queryable, tenant: string, connectionId: string): Promise<string | null> {
+  const { rows } = await q.query<{ id: string | null }>(
+    `SELECT current_snapshot_id::text AS id FROM intune_connections WHERE tenant = $1 AND id = $2::uuid AND status <> 'disabled'`,
+    [tenant, connectionId],
   );
-  return rows.map((r) => ({
-    kind: 'intune',
-    origin: r.connection_id,
-    source_id: r.device_id,
-    serial_fingerprint: r.serial_fingerprint,
-    hardware_fingerprint: null,
-    entra_device_id: r.entra_device_id,
-    observation: {
-      device_id: r.device_id,
-      os_family: r.os_family as DevicePosture['os_family'],
-      os_version: r.os_version,
-      compliance_state: r.compliance_state,
-      is_encrypted: r.is_encrypted === true,
-      last_sync_at: r.last_sync_at,
-      enrolled_at: r.enrolled_at,
-    },
-    last_seen_at: r.last_sync_at,
-  }));
+  return rows[0]?.id ?? null;
+}
+
+/** The snapshot this connection's stored sources were last brought in step with, or null. */
+export async function matchedSnapshotOf(q: Queryable, tenant: string, connectionId: string): Promise<string | null> {
+  const { rows } = await q.query<{ id: string }>(`SELECT snapshot_id::text AS id FROM asset_matched_snapshots WHERE tenant = $1 AND connection_id = $2`, [tenant, connectionId]);
+  return rows[0]?.id ?? null;
+}
+
+/** Notes which snapshot a connection's stored sources now show (none: forgotten). */
+export async function recordMatchedSnapshot(q: Queryable, tenant: string, connectionId: string, snapshotId: string | null): Promise<void> {
+  if (snapshotId === null) {
+    await q.query('DELETE FROM asset_matched_snapshots WHERE tenant = $1 AND connection_id = $2', [tenant, connectionId]);
+    return;
+  }
+  await q.query(
+    `INSERT INTO asset_matched_snapshots (tenant, connection_id, snapshot_id) VALUES ($1, $2, $3::uuid)
+     ON CONFLICT (tenant, connection_id) DO UPDATE SET snapshot_id = EXCLUDED.snapshot_id`,
+    [tenant, connectionId, snapshotId],
+  );
 }
 
 /**
- * What changed for one connection since its sources were last matched: live records that are new
- * or whose redacted posture differs (compared in the database, so only the changes travel), and
- * stored records that are no longer live (deleted in Intune, or the connection disabled).
+ * Before a from-scratch match reads the live records: every live connection's current snapshot,
+ * noted as matched. Read first, so a sync that makes a newer snapshot current meanwhile is at
+ * worst re-applied (its list of changed records names every record that differs).
  */
-export async function connectionChanges(q: Queryable, tenant: string, connectionId: string): Promise<{ upserts: SourceRow[]; removed: StoredKey[] }> {
-  // The snapshot id is found once (an init plan), so each side is one hash anti-join over the other.
-  const current = `(SELECT current_snapshot_id FROM intune_connections WHERE tenant = $1 AND id = $2::uuid AND status <> 'disabled')`;
+export async function recordMatchedSnapshotsOfTenant(q: Queryable, tenant: string): Promise<void> {
+  await q.query('DELETE FROM asset_matched_snapshots WHERE tenant = $1', [tenant]);
+  await q.query(
+    `INSERT INTO asset_matched_snapshots (tenant, connection_id, snapshot_id)
+     SELECT tenant, id::text, current_snapshot_id FROM intune_connections WHERE tenant = $1 AND status <> 'disabled' AND current_snapshot_id IS NOT NULL`,
+    [tenant],
+  );
+}
+
+/**
+ * What changed for one connection since its sources were last matched: live records of
+ * `snapshotId` (null: none are live) that are new or whose redacted posture differs (compared in
+ * the database, so only the changes travel), and stored records that are no longer live (deleted
+ * in Intune, or the connection disabled). With `deviceIds`, only those records are looked at: the
+ * ones a sync says differ from the snapshot the stored sources show.
+ */
+export async function connectionChanges(
+  q: Queryable,
+  tenant: string,
+  connectionId: string,
+  snapshotId: string | null,
+  deviceIds?: readonly string[],
+): Promise<{ upserts: SourceRow[]; removed: StoredKey[] }> {
+  const params = [tenant, connectionId, snapshotId, ...(deviceIds === undefined ? [] : [arrayLiteral(deviceIds)])];
+  const onlyPostures = deviceIds === undefined ? '' : 'AND p.device_id = ANY($4::text[])';
+  const onlySources = deviceIds === undefined ? '' : 'AND s.source_id = ANY($4::text[])';
+  // The snapshot id as an init plan, not a constant: a snapshot written a moment ago has no
+  // statistics yet, and planned as a constant it looks empty (a nested loop over 100,000 rows).
   const changed = await q.query<IntuneLiveRow>(
     `SELECT p.connection_id::text AS connection_id, p.device_id, p.posture FROM intune_device_postures p
-      WHERE p.snapshot_id = ${current} AND p.tenant = $1 AND NOT EXISTS (
-        SELECT 1 FROM asset_sources s WHERE s.tenant = $1 AND s.kind = 'intune' AND s.origin = $3::text AND s.source_id = p.device_id AND s.observation = p.posture)`,
-    [tenant, connectionId, connectionId],
+      WHERE p.snapshot_id = (SELECT $3::uuid) AND p.tenant = $1 ${onlyPostures} AND NOT EXISTS (
+        SELECT 1 FROM asset_sources s WHERE s.tenant = $1 AND s.kind = 'intune' AND s.origin = $2 AND s.source_id = p.device_id AND s.observation = p.posture)`,
+    params,
   );
   const removed = await q.query<StoredKey>(
-    `SELECT s.kind, s.origin, s.source_id FROM asset_sources s WHERE s.tenant = $1 AND s.kind = 'intune' AND s.origin = $3::text AND NOT EXISTS (
-       SELECT 1 FROM intune_device_postures p WHERE p.snapshot_id = ${current} AND p.device_id = s.source_id)`,
-    [tenant, connectionId, connectionId],
+    `SELECT s.kind, s.origin, s.source_id FROM asset_sources s WHERE s.tenant = $1 AND s.kind = 'intune' AND s.origin = $2 ${onlySources} AND NOT EXISTS (
+       SELECT 1 FROM intune_device_postures p WHERE p.snapshot_id = (SELECT $3::uuid) AND p.device_id = s.source_id)`,
+    params,
   );
   return { upserts: changed.rows.map(intuneSource), removed: removed.rows };
 }
@@ -241,11 +344,17 @@ const storedOf = (row: StoredDbRow): StoredSource => ({
  * match needs of the previous state (which asset each source was in, for the merge and split records).
  */
 export async function storedAssignmentsOfTenant(q: Queryable, tenant: string): Promise<StoredSource[]> {
-  const { rows } = await q.query<Omit<StoredDbRow, 'observation' | 'last_seen_at'>>(
+  const out: StoredSource[] = [];
+  const same = interner();
+  const none = {} as Observation;
+  for await (const rows of batches<Omit<StoredDbRow, 'observation' | 'last_seen_at'>>(
+    q,
     `SELECT kind, origin, source_id, asset_id::text AS asset_id, serial_fingerprint, hardware_fingerprint, entra_device_id FROM asset_sources WHERE tenant = $1`,
     [tenant],
-  );
-  return rows.map((row) => ({ ...row, observation: {} as Observation, last_seen_at: null }));
+  )) {
+    for (const row of rows) out.push({ ...row, kind: same(row.kind), origin: same(row.origin), observation: none, last_seen_at: null });
+  }
+  return out;
 }
 
 export async function storedAgentSources(q: Queryable, tenant: string): Promise<StoredSource[]> {
@@ -317,27 +426,33 @@ export async function deleteSources(q: Queryable, tenant: string, keys: readonly
   );
 }
 
-/** Where a from-scratch match put one Intune record. */
-export interface Placement {
-  readonly origin: string;
-  readonly source_id: string;
-  readonly asset_id: string;
-}
-
 /**
- * A from-scratch match's Intune rows: copied from the current snapshots inside the database (their
+ * A from-scratch match's Intune rows, `order` giving indices into `rows` (by asset id) and
+ * `assetIdAt` each row's asset: copied from the current snapshots inside the database (their
  * observation is the snapshot's posture), so only ids travel, as three column arrays per statement.
  */
-export async function insertIntunePlacements(q: Queryable, tenant: string, rows: readonly Placement[]): Promise<void> {
-  for (let i = 0; i < rows.length; i += CHUNK * 4) {
-    const chunk = rows.slice(i, i + CHUNK * 4);
+export async function insertIntunePlacements(
+  q: Queryable,
+  tenant: string,
+  rows: readonly Pick<SourceIdentity, 'origin' | 'source_id'>[],
+  assetIdAt: readonly string[],
+  order: readonly number[],
+): Promise<void> {
+  const column = (chunk: readonly number[], pick: (i: number) => string) => arrayLiteral(chunk.map(pick));
+  for (let i = 0; i < order.length; i += CHUNK * 4) {
+    const chunk = order.slice(i, i + CHUNK * 4);
     await q.query(
       `INSERT INTO asset_sources (tenant, kind, origin, source_id, asset_id, serial_fingerprint, hardware_fingerprint, entra_device_id, observation, last_seen_at)
        SELECT $1, 'intune', a.origin, a.source_id, a.asset_id, p.posture->>'serial_fingerprint', NULL, p.posture->>'azure_ad_device_id', p.posture, p.last_sync_at
          FROM unnest($2::text[], $3::text[], $4::uuid[]) AS a(origin, source_id, asset_id)
          JOIN intune_connections c ON c.id = a.origin::uuid AND c.tenant = $1 AND c.status <> 'disabled'
          JOIN intune_device_postures p ON p.snapshot_id = c.current_snapshot_id AND p.device_id = a.source_id`,
-      [tenant, arrayLiteral(chunk.map((r) => r.origin)), arrayLiteral(chunk.map((r) => r.source_id)), arrayLiteral(chunk.map((r) => r.asset_id))],
+      [
+        tenant,
+        column(chunk, (k) => (rows[k] as SourceIdentity).origin),
+        column(chunk, (k) => (rows[k] as SourceIdentity).source_id),
+        column(chunk, (k) => assetIdAt[k] as string),
+      ],
     );
   }
 }

@@ -21,7 +21,7 @@ export async function openCliPostureService(runtime: Runtime, config: Config): P
     graphBudget: runtime.sharing.graphBudget,
     // Replicas serving the gate drop their cached answers of the tenant (REDIS_URL).
     onSynced: (tenant, changed) => runtime.connector.invalidateSynced(tenant, changed),
-    onSnapshotChanged: (tenant, connectionId) => assets.rematchConnection(tenant, connectionId),
+    onSnapshotChanged: (tenant, connectionId, changes) => assets.rematchConnection(tenant, connectionId, changes),
   });
   try {
     await posture.bootstrapFromConfig(config, runtime.demo !== undefined ? { demo: runtime.demo } : {});

@@ -18,7 +18,7 @@ import { PostureInputError, PostureNotFoundError, SyncInProgressError } from './
 import { createGraphClientCache, createGraphClientFactory, type DemoHostsSlot } from './graph-clients.js';
 import { createScheduler, jitteredIntervalMs } from './scheduler.js';
 import * as snapshots from './snapshots.js';
-import type { SyncedDevices } from './snapshots.js';
+import type { SnapshotChanges, SnapshotDiff, SyncedDevices } from './snapshots.js';
 import * as store from './store.js';
 import { executeRun, recordCompletion, SyncFailure, type RunContext } from './sync.js';
 import { SYNC_TRIGGERS, type Connection, type ConnectionInput, type ConnectionPatch, type PostureService, type SecretProvider, type StartSyncOptions, type SyncRunSummary } from './types.js';
@@ -58,10 +58,11 @@ export interface PostureServiceDeps {
   readonly options?: PostureServiceOptions;
   /**
    * Called when a connection's current snapshot or status changed (a run succeeded, an update):
-   * asset identity re-matches what changed. A run's `done` settles after it; its failure is logged,
-   * never the run's.
+   * asset identity re-matches what changed. After a run, `changes` lists the records it changed
+   * (absent when they were too many, or after an update). A run's `done` settles after it; its
+   * failure is logged, never the run's.
    */
-  readonly onSnapshotChanged?: (tenant: string, connectionId: string) => Promise<unknown>;
+  readonly onSnapshotChanged?: (tenant: string, connectionId: string, changes?: SnapshotChanges) => Promise<unknown>;
   /** Intune's per-app Graph budget every client keeps to (shared by replicas with REDIS_URL). */
   readonly graphBudget?: GraphBudget;
   /**
@@ -82,7 +83,7 @@ interface RunStarter {
   readonly holder: string;
   readonly intervalMs: number;
   readonly random: () => number;
-  readonly onSnapshotChanged: ((tenant: string, connectionId: string) => Promise<unknown>) | undefined;
+  readonly onSnapshotChanged: ((tenant: string, connectionId: string, changes?: SnapshotChanges) => Promise<unknown>) | undefined;
   /** Runs of this process, for close(). */
   readonly activeRuns: Map<string, { abort: AbortController; done: Promise<SyncRunSummary> }>;
   readonly onSynced: ((tenant: string, changed: SyncedDevices) => Promise<void>) | undefined;
@@ -127,7 +128,7 @@ async function startRun(
   for (const abandoned of acquired.abandoned) await recordCompletion(runContext, tenant, LEASE_EXPIRY_ACTOR, abandoned);
 
   const abort = new AbortController();
-  let changed: SyncedDevices = { all: true };
+  let changed: SnapshotDiff = { synced: { all: true }, records: null };
   const done = executeRun(runContext, {
     connection: acquired.connection,
     run: acquired.run,
@@ -140,7 +141,7 @@ async function startRun(
   })
     .then(async (summary) => {
       if (summary.status === 'succeeded') {
-        await starter.onSynced?.(tenant, changed).catch((err: unknown) => logger.warn({ err, run_id: acquired.run.id }, 'could not drop cached compliance answers after the sync'));
+        await starter.onSynced?.(tenant, changed.synced).catch((err: unknown) => logger.warn({ err, run_id: acquired.run.id }, 'could not drop cached compliance answers after the sync'));
       }
       return summary;
     })
@@ -150,7 +151,7 @@ async function startRun(
     })
     .then(async (summary) => {
       if (summary.status === 'succeeded' && onSnapshotChanged !== undefined) {
-        await onSnapshotChanged(tenant, acquired.run.connection_id).catch((err: unknown) => logger.warn({ err, run_id: acquired.run.id }, 'could not re-match assets after the sync'));
+        await onSnapshotChanged(tenant, acquired.run.connection_id, changed.records ?? undefined).catch((err: unknown) => logger.warn({ err, run_id: acquired.run.id }, 'could not re-match assets after the sync'));
       }
       return summary;
     })

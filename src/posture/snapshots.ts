@@ -252,27 +252,71 @@ export type SyncedDevices = SyncInvalidation;
 /** Beyond this many changed devices a sync drops the tenant's cached answers whole: the list would cost more than it saves. */
 export const SYNCED_DEVICES_CAP = 5_000;
 
+/** What changed between a connection's previous snapshot and the one a sync just wrote. */
+export interface SnapshotDiff {
+  /** What the compliance cache forgets. */
+  readonly synced: SyncedDevices;
+  /** Asset identity's input: device ids whose record differs in anything, added or removed included. */
+  readonly records: SnapshotChanges | null;
+}
+
 /**
- * Devices that differ between two snapshots in anything but last_sync_at (a check-in stamps it
- * every few hours without changing an answer; cached answers have a TTL of their own), and devices
- * in only one of them (enrolled: a cached "not managed" must go; removed). With both Entra ids a
- * device had, so answers cached under either key go too. More than `cap`: `all`.
+ * Device ids whose redacted record differs between two snapshots of one connection (a check-in
+ * included), or that are in one of them only: what asset identity re-matches after a sync instead
+ * of comparing every live record with what it stored.
  */
-export async function syncedDevices(q: Queryable, previousSnapshotId: string, snapshotId: string, cap = SYNCED_DEVICES_CAP): Promise<SyncedDevices> {
-  const { rows } = await q.query<{ device_id: string; old_aad: string | null; new_aad: string | null }>(
-    `SELECT device_id, o.posture->>'azure_ad_device_id' AS old_aad, n.posture->>'azure_ad_device_id' AS new_aad
+export interface SnapshotChanges {
+  readonly previousSnapshotId: string;
+  readonly snapshotId: string;
+  readonly deviceIds: readonly string[];
+}
+
+/** Beyond this many changed records (check-ins included) asset identity compares the whole snapshot itself. */
+export const SNAPSHOT_CHANGES_CAP = 20_000;
+
+/**
+ * One pass over both snapshots for both consumers. The compliance cache hears of devices that
+ * differ in anything but last_sync_at (a check-in stamps it every few hours without changing an
+ * answer; cached answers have a TTL of their own), and devices in only one snapshot (enrolled: a
+ * cached "not managed" must go; removed), with both Entra ids a device had, so answers cached
+ * under either key go too; more than `cap`: `all`. Asset identity hears of every difference,
+ * check-ins included (an asset shows when its sources were last seen); more than `recordsCap`: null.
+ * Rows that change an answer sort first, so the cache's list is exact whenever the records list is cut.
+ */
+export async function snapshotDiff(
+  q: Queryable,
+  previousSnapshotId: string,
+  snapshotId: string,
+  cap = SYNCED_DEVICES_CAP,
+  recordsCap = SNAPSHOT_CHANGES_CAP,
+): Promise<SnapshotDiff> {
+  const limit = Math.max(cap, recordsCap) + 1;
+  const { rows } = await q.query<{ device_id: string; old_aad: string | null; new_aad: string | null; answers: boolean }>(
+    `SELECT device_id, o.posture->>'azure_ad_device_id' AS old_aad, n.posture->>'azure_ad_device_id' AS new_aad,
+            (n.posture IS NULL OR o.posture IS NULL OR (n.posture - 'last_sync_at') IS DISTINCT FROM (o.posture - 'last_sync_at')) AS answers
        FROM (SELECT device_id, posture FROM intune_device_postures WHERE snapshot_id = $1) n
        FULL JOIN (SELECT device_id, posture FROM intune_device_postures WHERE snapshot_id = $2) o USING (device_id)
-      WHERE n.posture IS NULL OR o.posture IS NULL OR (n.posture - 'last_sync_at') IS DISTINCT FROM (o.posture - 'last_sync_at')
+      WHERE n.posture IS DISTINCT FROM o.posture
+      ORDER BY answers DESC
       LIMIT $3`,
-    [snapshotId, previousSnapshotId, cap + 1],
+    [snapshotId, previousSnapshotId, limit],
   );
-  if (rows.length > cap) return { all: true };
-  return {
-    all: false,
-    devices: rows.map((row) => ({
-      deviceId: row.device_id,
-      azureADDeviceIds: [...new Set([row.old_aad, row.new_aad].filter((id): id is string => id !== null && id !== ''))],
-    })),
-  };
+  const answering = rows.filter((row) => row.answers);
+  const synced: SyncedDevices =
+    answering.length > cap
+      ? { all: true }
+      : {
+          all: false,
+          devices: answering.map((row) => ({
+            deviceId: row.device_id,
+            azureADDeviceIds: [...new Set([row.old_aad, row.new_aad].filter((id): id is string => id !== null && id !== ''))],
+          })),
+        };
+  const records = rows.length > recordsCap ? null : { previousSnapshotId, snapshotId, deviceIds: rows.map((row) => row.device_id) };
+  return { synced, records };
+}
+
+/** The compliance cache's part of snapshotDiff. */
+export async function syncedDevices(q: Queryable, previousSnapshotId: string, snapshotId: string, cap = SYNCED_DEVICES_CAP): Promise<SyncedDevices> {
+  return (await snapshotDiff(q, previousSnapshotId, snapshotId, cap, 0)).synced;
 }

@@ -18,7 +18,7 @@ import { SecretRefError } from './errors.js';
 import { pickPosture, type ConnectionRow } from './rows.js';
 import { createPacer, planRanges, readPartitioned, snapshotBoundaries, type Listing, type SyncPlan } from './partitions.js';
 import { PageSink, type PageRows } from './page-rows.js';
-import { insertPage, postureChanges, pruneSnapshots, snapshotCounts, syncedDevices, type SyncedDevices } from './snapshots.js';
+import { insertPage, postureChanges, pruneSnapshots, snapshotCounts, snapshotDiff, type SnapshotDiff } from './snapshots.js';
 import { completeRun, failRun, renewLease } from './store.js';
 import type { SecretProvider, SyncProgress, SyncRunSummary } from './types.js';
 
@@ -59,8 +59,8 @@ export interface RunArgs {
   /** Aborted by close() (reason: a SyncFailure 'cancelled') or by a lost lease. */
   readonly abort: AbortController;
   readonly onProgress?: (progress: SyncProgress) => void;
-  /** Once the run's snapshot is current: which devices it changed, for the compliance cache. */
-  readonly onSucceeded?: (changed: SyncedDevices) => void;
+  /** Once the run's snapshot is current: which devices it changed, for the compliance cache and asset identity. */
+  readonly onSucceeded?: (changed: SnapshotDiff) => void;
 }
 
 const GRAPH_FAILURES: Readonly<Record<GraphError['kind'], { code: string; connectionError: boolean }>> = {
@@ -260,7 +260,8 @@ export async function executeRun(ctx: RunContext, args: RunArgs): Promise<SyncRu
     // Changes since the previous snapshot, read before the flip (the old rows are pruned after it).
     const changed =
       connection.current_snapshot_id === null ? undefined : await postureChanges(ctx.db, connection.current_snapshot_id, run.id, POSTURE_CHANGE_EVENT_CAP);
-    const synced: SyncedDevices = connection.current_snapshot_id === null ? { all: true } : await syncedDevices(ctx.db, connection.current_snapshot_id, run.id);
+    const synced: SnapshotDiff =
+      connection.current_snapshot_id === null ? { synced: { all: true }, records: null } : await snapshotDiff(ctx.db, connection.current_snapshot_id, run.id);
     // sync_completed commits with the completion itself when Chronicle shares this database.
     const within = ctx.chronicle.appendWithin?.bind(ctx.chronicle);
     const completed = await completeRun(

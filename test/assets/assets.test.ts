@@ -291,6 +291,28 @@ function suite(kind: 'postgres' | 'pglite') {
     expect((await call(`${AS}/${lonely.asset_id}`, `${AS}/{asset_id}`)).body.sources).toEqual(lonely.sources.map((s: any) => ({ ...s, confidence: expect.any(String), last_seen_at: expect.any(String) })));
   });
 
+  it("after a sync reads only the records the sync lists, and every record when the list starts from a snapshot the assets do not show", async () => {
+    const db = t.server.runtime.db;
+    const connection = (await t.request('GET', '/api/v1/integrations/intune/connections', { key: admin })).body.connections[0];
+    const [a, b] = macs().slice(-2);
+    const idOf = (d: Record<string, unknown> | undefined) => String(d?.['id']).toLowerCase();
+    const complianceOf = async (d: Record<string, unknown> | undefined) =>
+      (await call(`${AS}?fingerprint=${fp(String(d?.['serialNumber']))}`, AS)).body.assets[0].attributes.compliance_state.value;
+    const current = (await db.query<{ id: string }>('SELECT current_snapshot_id::text AS id FROM intune_connections WHERE id = $1', [connection.id])).rows[0]!.id;
+    const intuneSays = await complianceOf(a);
+    const outOfStep = intuneSays === 'inGracePeriod' ? 'conflict' : 'inGracePeriod';
+    // What a missed re-match leaves behind: a stored observation that is not the snapshot's.
+    await db.query(`UPDATE asset_sources SET observation = observation || jsonb_build_object('compliance_state', $2::text) WHERE kind = 'intune' AND source_id = $1`, [idOf(a), outOfStep]);
+    expect(await complianceOf(a)).toBe(outOfStep);
+
+    // A list that starts from the snapshot the assets show and names another record: A is not read.
+    await t.server.assets.rematchConnection('default', connection.id, { previousSnapshotId: current, snapshotId: current, deviceIds: [idOf(b)] });
+    expect(await complianceOf(a)).toBe(outOfStep);
+    // A list from another snapshot: every record is compared, and A says what Intune says again.
+    await t.server.assets.rematchConnection('default', connection.id, { previousSnapshotId: crypto.randomUUID(), snapshotId: current, deviceIds: [idOf(b)] });
+    expect(await complianceOf(a)).toBe(intuneSays);
+  });
+
   it('MCP: get_device and get_device_compliance say which enrolled agent sees the machine and what it reports; find_asset finds it by fingerprint', async () => {
     const agentKey = await t.key('default', 'agent');
     const client = new Client({ name: 'asset-test-agent', version: '1.0.0' });

@@ -12,6 +12,8 @@ import type { Migration } from '../migrate.js';
  *   re-match touches); attributes with their confidence are computed when read, since staleness
  *   depends on the time of reading.
  * - asset_conflicts: ambiguous keys the matcher refused to merge, until the ambiguity goes away.
+ * - asset_matched_snapshots: the snapshot each connection's stored sources were last brought in
+ *   step with, so a re-match after a sync reads only the records the sync says it changed.
  */
 export const assetMigrations: readonly Migration[] = [
   {
@@ -97,5 +99,15 @@ export const assetMigrations: readonly Migration[] = [
     // A re-match finds a serial's sources through assets_by_serial (every source reporting a serial
     // belongs to the asset of that serial), so each source written no longer pays for a fourth index.
     sql: `DROP INDEX IF EXISTS asset_sources_by_serial`,
+  },
+  {
+    version: 609,
+    name: 'asset_matched_snapshots',
+    sql: `CREATE TABLE asset_matched_snapshots (
+      tenant text NOT NULL CHECK (tenant ~ '^[A-Za-z0-9._-]{1,64}$'),
+      connection_id text COLLATE "C" NOT NULL,
+      snapshot_id uuid NOT NULL,
+      PRIMARY KEY (tenant, connection_id)
+    )`,
   },
 ];
