@@ -17,7 +17,7 @@ import type { StoredSource } from './store.js';
 import type { AssetQuery, AssetView, AssetPage } from './types.js';
 import { createAssetReader } from './reader.js';
 import type { EndpointAgent } from '../connector/assets.js';
-import type { SnapshotChanges } from '../posture/snapshots.js';
+import type { SnapshotChanges } from '../connector/posture.js';
 
 export interface AssetServiceOptions {
   readonly db: Db;

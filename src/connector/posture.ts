@@ -56,3 +56,14 @@ export const DevicePostureSchema = z
   })
   .strict();
 export type DevicePosture = z.infer<typeof DevicePostureSchema>;
+
+/**
+ * Device ids whose redacted record differs between two snapshots of one connection (a check-in
+ * included), or that are in one of them only: what asset identity re-matches after a sync instead
+ * of comparing every live record with what it stored.
+ */
+export interface SnapshotChanges {
+  readonly previousSnapshotId: string;
+  readonly snapshotId: string;
+  readonly deviceIds: readonly string[];
+}

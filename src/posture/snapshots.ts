@@ -10,6 +10,9 @@ import { iso } from '../common/values.js';
 import type { DeviceQuery, SnapshotDevice, SnapshotDevicePage } from './types.js';
 import { isGuid } from '../common/ids.js';
 import type { SyncInvalidation } from '../connector/cache.js';
+import type { SnapshotChanges } from '../connector/posture.js';
+
+export type { SnapshotChanges };
 
 /**
  * One round trip per page: the page travels as one JSON array and is unpacked by the server, which
@@ -260,16 +263,6 @@ export interface SnapshotDiff {
   readonly records: SnapshotChanges | null;
 }
 
-/**
- * Device ids whose redacted record differs between two snapshots of one connection (a check-in
- * included), or that are in one of them only: what asset identity re-matches after a sync instead
- * of comparing every live record with what it stored.
- */
-export interface SnapshotChanges {
-  readonly previousSnapshotId: string;
-  readonly snapshotId: string;
-  readonly deviceIds: readonly string[];
-}
 
 /** Beyond this many changed records (check-ins included) asset identity compares the whole snapshot itself. */
 export const SNAPSHOT_CHANGES_CAP = 20_000;
