@@ -7,24 +7,18 @@
  * specs/openapi.yaml.
  */
 import { z } from 'zod';
-import { GUID_PATTERN } from '../common/ids.js';
+import { dateTimeString as dateTime, guidString as guid, serialFingerprintOrNull as fingerprint } from '../common/schemas.js';
 import { requestJsonSchema, serializerJsonSchema } from '../common/json-schema.js';
 import { AGENT_CLASSES, AGENT_OS_FAMILIES, OS_VERSION_PATTERN, PLATFORMS } from './rules.js';
 
 export const MAX_TOKEN_TTL_SECONDS = 7 * 24 * 3_600;
 export const AGENT_STATUSES = ['active', 'stale', 'revoked'] as const;
 
-const guid = z.string().regex(GUID_PATTERN);
-const dateTime = z.string().meta({ format: 'date-time' });
 const osVersion = z.string().max(32).regex(OS_VERSION_PATTERN);
 const osBuild = z.string().regex(/^[A-Za-z0-9]{1,16}$/);
 const csr = z.string().min(64).max(16_384);
 /** A reading the agent could not make is "unknown", never absent or null. */
 const triState = z.union([z.boolean(), z.enum(['unknown'])]);
-const fingerprint = z
-  .string()
-  .regex(/^hmac-sha256:[0-9a-f]{64}$/)
-  .nullable();
 
 // ---- requests ------------------------------------------------------------------------------
 

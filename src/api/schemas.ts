@@ -6,11 +6,11 @@
  * widen an answer. Connection bodies are the posture service's own input schemas.
  */
 import { z } from 'zod';
+import { guidString as guid } from '../common/schemas.js';
 import { EVENT_TYPES } from '../chronicle/types.js';
 import { COMPLIANCE_STATES, OS_FAMILIES, OWNERSHIPS } from '../connector/posture.js';
 import { ConnectionInputSchema, ConnectionPatchSchema } from '../posture/validation.js';
 import { ROLES } from '../auth/types.js';
-import { GUID_PATTERN } from '../common/ids.js';
 import { TIME_BOUND_MAX_LENGTH, TIME_BOUND_PATTERN, TIME_BOUND_RULE } from '../common/time.js';
 import { AssetPageSchema, AssetParamsSchema, AssetsQuerySchema } from '../assets/types.js';
 import { FoundAssetSchema } from '../connector/assets.js';
@@ -22,7 +22,6 @@ import { requestJsonSchema, responseJsonSchema, serializerJsonSchema } from '../
 
 export { requestJsonSchema, responseJsonSchema, serializerJsonSchema, AssetParamsSchema, AssetsQuerySchema };
 
-const guid = z.string().regex(GUID_PATTERN);
 // The forms the CLI accepts too (src/common/time.ts); the handlers' own parsing checks the
 // calendar (no 31 April), which a pattern cannot.
 const dateTime = z.string().max(TIME_BOUND_MAX_LENGTH).regex(TIME_BOUND_PATTERN).describe(`An ISO 8601 time bound: ${TIME_BOUND_RULE}.`);

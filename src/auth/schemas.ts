@@ -1,5 +1,6 @@
 /** An API key as the store records and answers it, declared once in zod; the type is inferred. */
 import { z } from 'zod';
+import { dateTimeString } from '../common/schemas.js';
 import { CAPABILITIES } from '../config/index.js';
 import { ROLES } from './types.js';
 
@@ -12,9 +13,9 @@ export const ApiKeyRecordSchema = z
     role: z.enum(ROLES),
     capabilities: z.array(z.enum(CAPABILITIES)),
     name: z.string().nullable(),
-    created_at: z.string().meta({ format: 'date-time' }),
+    created_at: dateTimeString,
     created_by: z.string(),
-    revoked_at: z.string().meta({ format: 'date-time' }).nullable(),
+    revoked_at: dateTimeString.nullable(),
   })
   .strict();
 export type ApiKeyRecord = z.infer<typeof ApiKeyRecordSchema>;

@@ -6,9 +6,9 @@
  * specs/openapi.yaml.
  */
 import { z } from 'zod';
+import { dateTimeString, sha256Hex as hash } from '../common/schemas.js';
 import { EVENT_TYPES, VERIFY_FAILURES } from './types.js';
 
-const hash = z.string().regex(/^[0-9a-f]{64}$/);
 const count = z.int().min(0);
 
 export const ActorSchema = z
@@ -22,7 +22,7 @@ export const ChronicleEventJsonSchema = z
   .object({
     seq: z.int().min(1),
     tenant: z.string(),
-    time: z.string().meta({ format: 'date-time' }),
+    time: dateTimeString,
     type: z.enum(EVENT_TYPES),
     code: z.string().nullable(),
     actor: ActorSchema,

@@ -5,7 +5,7 @@
  * sees the machine and find_asset can answer, without the connector importing it.
  */
 import { z } from 'zod';
-import { GUID_PATTERN } from '../common/ids.js';
+import { dateTimeString as dateTime, guidString as guid } from '../common/schemas.js';
 import { OS_FAMILIES } from './posture.js';
 import { FINGERPRINT_PATTERN } from './redaction.js';
 
@@ -32,8 +32,6 @@ export const SOURCE_KINDS = ['intune', 'agent'] as const;
 /** Why sources were not merged: one serial on several machines, or one Entra device id on several assets. */
 export const CONFLICT_KINDS = ['serial_on_several_machines', 'entra_device_id_on_several_assets'] as const;
 
-const guid = z.string().regex(GUID_PATTERN);
-const dateTime = z.string().meta({ format: 'date-time' });
 const confidence = z
   .enum(['mdm', 'agent', 'stale'])
   .describe('mdm - Intune management channel; agent - an enrolled agent over mTLS; stale - its source is older than the staleness age.');

@@ -3,13 +3,14 @@
  * OpenAPI document and tests) are derived from it.
  */
 import { z } from 'zod';
-import { serializerJsonSchema } from '../common/json-schema.js';
+import { requestJsonSchema, responseJsonSchema, serializerJsonSchema } from '../common/json-schema.js';
+import { sha256Hex } from '../common/schemas.js';
 import { DevicePostureSchema } from '../connector/posture.js';
-import { ACCORD_NAME_PATTERN, GATE_REASONS, POSTURE_RULES } from './types.js';
+import { ACCORD_NAME_PATTERN, GATE_REASONS, POSTURE_RULES, VERDICTS } from './types.js';
 
 export const GateResponseSchema = z
   .object({
-    decision: z.enum(['allow', 'deny']).describe('The answer: issue the accord (allow) or not (deny). Both come with 200.'),
+    decision: z.enum(VERDICTS).describe('The answer: issue the accord (allow) or not (deny). Both come with 200.'),
     reason: z.enum(GATE_REASONS).describe('The row of the decision table that decided.'),
     evaluated: z.boolean().describe('True when the decision rests on an answer from Intune.'),
     message: z.string().describe('One sentence for the user or operator.'),
@@ -19,7 +20,7 @@ export const GateResponseSchema = z
       .array(z.string())
       .describe('Identifiers of the compliance settings Intune reports as failing on the record (e.g. MacOSCompliancePolicy.StorageRequireEncryption), read when the state denies; empty otherwise.'),
     event: z
-      .object({ seq: z.number().int().min(1), hash: z.string().regex(/^[0-9a-f]{64}$/) })
+      .object({ seq: z.number().int().min(1), hash: sha256Hex })
       .strict()
       .nullable()
       .describe('The DEVICE_COMPLIANCE_CHECKED event recording this decision; null only with audit_unavailable.'),
@@ -76,14 +77,9 @@ export const GateErrorSchema = z
   .object({ error: z.object({ code: z.string().regex(/^[a-z_]{1,64}$/), message: z.string() }).catchall(z.unknown()) })
   .strict();
 
-const jsonSchemaOf = (schema: z.ZodType): Record<string, unknown> => {
-  const { $schema: _dialect, ...rest } = z.toJSONSchema(schema, { target: 'draft-7' }) as Record<string, unknown>;
-  return rest;
-};
-
-export const GATE_RESPONSE_JSON_SCHEMA = jsonSchemaOf(GateResponseSchema);
+export const GATE_RESPONSE_JSON_SCHEMA = responseJsonSchema(GateResponseSchema);
 
 /** GATE_RESPONSE_JSON_SCHEMA as the route's serializer reads it: the same contract, nullable values by type (common/json-schema.ts). */
 export const GATE_RESPONSE_SERIALIZER_SCHEMA = serializerJsonSchema(GateResponseSchema);
-export const GATE_REQUEST_JSON_SCHEMA = jsonSchemaOf(GateRequestSchema);
-export const GATE_ERROR_JSON_SCHEMA = jsonSchemaOf(GateErrorSchema);
+export const GATE_REQUEST_JSON_SCHEMA = requestJsonSchema(GateRequestSchema);
+export const GATE_ERROR_JSON_SCHEMA = responseJsonSchema(GateErrorSchema);

@@ -4,7 +4,7 @@
  * declared here never leave), and test/api/contracts.test.ts compares them with specs/openapi.yaml.
  */
 import { z } from 'zod';
-import { GUID_PATTERN } from '../common/ids.js';
+import { dateTimeString as dateTime, guidString as guid, serialFingerprintOrNull } from '../common/schemas.js';
 import { CLOUDS } from '../config/index.js';
 import { COMPLIANCE_STATES, DevicePostureSchema, OS_FAMILIES } from '../connector/posture.js';
 
@@ -12,8 +12,6 @@ export const CONNECTION_STATUSES = ['active', 'disabled', 'error'] as const;
 export const SYNC_TRIGGERS = ['manual', 'scheduled', 'startup'] as const;
 export const SYNC_STATUSES = ['running', 'succeeded', 'failed'] as const;
 
-const guid = z.string().regex(GUID_PATTERN);
-const dateTime = z.string().meta({ format: 'date-time' });
 const count = z.int().min(0);
 
 /** A count per member of `values`; a member nothing was counted for may be absent. */
@@ -78,10 +76,7 @@ export const SnapshotDeviceSchema = DevicePostureSchema.extend({
   grace_period_expires_at: dateTime.nullable(),
   enrolled_at: dateTime.nullable(),
   last_sync_at: dateTime.nullable(),
-  serial_fingerprint: z
-    .string()
-    .regex(/^hmac-sha256:[0-9a-f]{64}$/)
-    .nullable(),
+  serial_fingerprint: serialFingerprintOrNull,
   connection_id: guid,
 }).strict();
 export type SnapshotDevice = z.infer<typeof SnapshotDeviceSchema>;
