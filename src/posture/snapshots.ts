@@ -263,7 +263,6 @@ export interface SnapshotDiff {
   readonly records: SnapshotChanges | null;
 }
 
-
 /** Beyond this many changed records (check-ins included) asset identity compares the whole snapshot itself. */
 export const SNAPSHOT_CHANGES_CAP = 20_000;
 
@@ -307,9 +306,4 @@ export async function snapshotDiff(
         };
   const records = rows.length > recordsCap ? null : { previousSnapshotId, snapshotId, deviceIds: rows.map((row) => row.device_id) };
   return { synced, records };
-}
-
-/** The compliance cache's part of snapshotDiff. */
-export async function syncedDevices(q: Queryable, previousSnapshotId: string, snapshotId: string, cap = SYNCED_DEVICES_CAP): Promise<SyncedDevices> {
-  return (await snapshotDiff(q, previousSnapshotId, snapshotId, cap, 0)).synced;
 }

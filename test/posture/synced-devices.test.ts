@@ -6,7 +6,7 @@ import crypto from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { SyncInvalidation } from '../../src/connector/index.js';
 import type { Connection, PostureService } from '../../src/posture/index.js';
-import { syncedDevices } from '../../src/posture/snapshots.js';
+import { snapshotDiff } from '../../src/posture/snapshots.js';
 import { forEachDatabase } from '../helpers/db.js';
 import { ADMIN, openWorld, type World } from './helpers.js';
 
@@ -65,9 +65,9 @@ forEachDatabase('a sync tells the cache what it changed', (create) => {
 
     // Devices in one snapshot only (enrolled, removed) are listed too; past the cap, the whole tenant.
     const empty = crypto.randomUUID();
-    const gone = await syncedDevices(world.db, second.id, empty);
+    const gone = (await snapshotDiff(world.db, second.id, empty)).synced;
     expect(!gone.all && gone.devices.length).toBe(300);
     expect(!gone.all && gone.devices.every((x) => x.azureADDeviceIds.length <= 1)).toBe(true);
-    expect(await syncedDevices(world.db, second.id, empty, 299)).toEqual({ all: true });
+    expect((await snapshotDiff(world.db, second.id, empty, 299)).synced).toEqual({ all: true });
   });
 });
