@@ -8,7 +8,6 @@
  * the serialiser drops a field the declaration lacks silently, so a live answer that no longer
  * parses (a required field gone, a type changed) is caught here too.
  */
-import Fastify from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
@@ -35,6 +34,7 @@ import { ChronicleEventPageSchema, VerifyReportJsonSchema } from '../../src/chro
 import { ConnectionSchema, PostureSummarySchema, SnapshotDevicePageSchema, SyncRunSummarySchema } from '../../src/posture/schemas.js';
 import { heartbeatBody, makeKeyAndCsr, mtlsRequest, type MtlsIdentity } from '../../src/agents/reference-agent.js';
 import { loadOpenApi, specChecker } from './openapi.js';
+import { writtenBy } from '../helpers/fastify.js';
 import { startTestServer, type TestResponse, type TestServer } from './helpers.js';
 
 const doc = loadOpenApi();
@@ -160,17 +160,6 @@ describe('live answers parse by their declarations (a real server on PGlite)', (
     await t?.close();
   });
 
-  /** What Fastify writes for this value by this response schema. */
-  async function written(schema: Record<string, unknown>, value: unknown): Promise<string> {
-    const app = Fastify();
-    app.get('/', { schema: { response: { 200: schema } } }, async () => value);
-    try {
-      return (await app.inject({ method: 'GET', url: '/' })).body;
-    } finally {
-      await app.close();
-    }
-  }
-
   /**
    * The answer has the status, parses strictly by the declaration, matches openapi.yaml, and is
    * written byte for byte as the declaration's own JSON Schema would write it (the routes use the
@@ -181,8 +170,8 @@ describe('live answers parse by their declarations (a real server on PGlite)', (
     const parsed = schema.safeParse(res.body);
     expect(parsed.success, JSON.stringify(parsed.error?.issues.slice(0, 3))).toBe(true);
     spec.check(method, template, res);
-    expect(res.text).toBe(await written(responseJsonSchema(schema), res.body));
-    expect(await written(serializerJsonSchema(schema), res.body)).toBe(res.text);
+    expect(res.text).toBe(await writtenBy(responseJsonSchema(schema), res.body));
+    expect(await writtenBy(serializerJsonSchema(schema), res.body)).toBe(res.text);
   }
 
   it('agents: a token, an enrollment, the list, one agent, its posture, a heartbeat, a renewal and a revocation', async () => {

@@ -4,7 +4,7 @@
  * the same answers are written byte for byte, for allows, denies, and the answer without a device
  * or an event.
  */
-import Fastify from 'fastify';
+import { writtenBy } from '../helpers/fastify.js';
 import { Ajv } from 'ajv';
 import { describe, expect, it } from 'vitest';
 import { GATE_RESPONSE_JSON_SCHEMA, GATE_RESPONSE_SERIALIZER_SCHEMA, type GateResponse } from '../../src/gate/schemas.js';
@@ -55,16 +55,6 @@ const ANSWERS: Record<string, GateResponse> = {
   },
 };
 
-async function serialised(schema: Record<string, unknown>, answer: GateResponse): Promise<string> {
-  const app = Fastify();
-  app.get('/', { schema: { response: { 200: schema } } }, async () => answer);
-  try {
-    return (await app.inject({ method: 'GET', url: '/' })).body;
-  } finally {
-    await app.close();
-  }
-}
-
 describe('the gate answer as written', () => {
   it('is the contract schema with nullable objects by type, and nothing else', () => {
     expect(JSON.stringify(GATE_RESPONSE_SERIALIZER_SCHEMA)).not.toContain('anyOf');
@@ -82,8 +72,8 @@ describe('the gate answer as written', () => {
 
   for (const [name, answer] of Object.entries(ANSWERS)) {
     it(`writes the same bytes as the contract schema: ${name}`, async () => {
-      const written = await serialised(GATE_RESPONSE_SERIALIZER_SCHEMA, answer);
-      expect(written).toBe(await serialised(GATE_RESPONSE_JSON_SCHEMA, answer));
+      const written = await writtenBy(GATE_RESPONSE_SERIALIZER_SCHEMA, answer);
+      expect(written).toBe(await writtenBy(GATE_RESPONSE_JSON_SCHEMA, answer));
       expect(JSON.parse(written)).toEqual(answer);
     });
   }
