@@ -22,6 +22,7 @@ import { validateAppendInput } from '../src/chronicle/validate.js';
 import { bodyAt, prepareEvent } from '../src/chronicle/envelope.js';
 import type { AppendInput, AppendReceipt, ChronicleWriter } from '../src/chronicle/types.js';
 import { median } from './lib.js';
+import { samplePosture } from '../test/helpers/posture.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
@@ -42,7 +43,7 @@ function devices(): Array<{ entra: string; record: DevicePosture; agents: Endpoi
     const mac = i % 3 !== 2;
     const hex = i.toString(16).padStart(12, '0');
     const state = states[i % states.length] as DevicePosture['compliance_state'];
-    const record: DevicePosture = {
+    const record = samplePosture({
       device_id: `6b7c1a52-3c4d-4e5f-8a9b-${hex}`,
       azure_ad_device_id: `0fa4e5e1-0000-4000-8000-${hex}`,
       os_family: mac ? 'macos' : 'windows',
@@ -50,18 +51,11 @@ function devices(): Array<{ entra: string; record: DevicePosture; agents: Endpoi
       compliance_state: state,
       grace_period_expires_at: state === 'inGracePeriod' ? new Date(NOW - 86_400_000).toISOString() : null,
       is_encrypted: i % 23 !== 0,
-      jailbroken: 'false',
-      management_agent: 'mdm',
-      management_state: 'managed',
-      ownership: 'company',
-      threat_state: 'unknown',
-      supervised: false,
       enrolled_at: '2024-01-15T09:00:00Z',
       last_sync_at: new Date(NOW - (i % 17 === 0 ? 40 : 1) * 86_400_000).toISOString(),
       model: mac ? 'MacBook Pro' : 'Surface Laptop',
       manufacturer: mac ? 'Apple' : 'Microsoft',
-      serial_fingerprint: null,
-    };
+    });
     const agents: EndpointAgentReport[] = mac ? [{ agent_id: `agt_${hex}`, confidence: 'agent', filevault: record.is_encrypted, os_version: (record.os_version ?? '').split(' ')[0] ?? null }] : [];
     const settings = state === 'compliant' ? [] : ['MacOSCompliancePolicy.StorageRequireEncryption', 'MacOSCompliancePolicy.FirewallEnabled'];
     out.push({ entra: record.azure_ad_device_id as string, record, agents, settings });
