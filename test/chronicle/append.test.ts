@@ -145,6 +145,23 @@ forEachDatabase('chronicle append', (create) => {
     for (const tenant of tenants) expect(await chronicle.verify({ tenant })).toMatchObject({ ok: true, eventsChecked: 50 });
   });
 
+  it('one batch that extends a chain and starts another chains each from its own head', async () => {
+    const [known, fresh] = [uniqueTenant('known'), uniqueTenant('fresh')];
+    const chronicle = await chronicleOn(db);
+    await chronicle.append(invoked(known, 0));
+    await chronicle.append(invoked(known, 1));
+    const receipts = await Promise.all([0, 1, 2, 3].map((i) => chronicle.append(invoked(i % 2 === 0 ? known : fresh, 10 + i))));
+    expect(receipts.map((r) => [r.tenant, r.seq])).toEqual([
+      [known, 3],
+      [fresh, 1],
+      [known, 4],
+      [fresh, 2],
+    ]);
+    const stored = await rows(db, fresh);
+    expect(stored.map((r) => r.prev_hash)).toEqual([GENESIS_HASH, stored[0]?.hash]);
+    for (const tenant of [known, fresh]) expect(await chronicle.verify({ tenant })).toMatchObject({ ok: true });
+  });
+
   it('never stamps an event earlier than the one before it, even when the clock steps back', async () => {
     const t = uniqueTenant();
     const chronicle = await chronicleOn(db);
