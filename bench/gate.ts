@@ -17,7 +17,9 @@
  * examples/accord-policy.yaml, whose device-management accord has posture rules; point it at a
  * file without rules to compare, such as bench/policies/compliance-only.yaml). Prints medians, with
  * the CPU time per decision of the server process and of the database's PostgreSQL backends (read
- * from /proc: on a shared machine a steadier figure than the rate); writes bench/results/gate.json.
+ * from /proc: on a shared machine a steadier figure than the rate), and what the server process saw
+ * during each run: Chronicle's commit round trips (p50/p90/p99, from sending a batch to its answer)
+ * and its event loop's utilisation and delay; writes bench/results/gate.json.
  *
  * The start-up sync runs and an agent that agrees with Intune is enrolled on every Mac of the load,
  * so with posture rules every Mac the gate allows is one whose agent measurements it reads.
@@ -28,6 +30,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
+import { createHistogram, monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -35,6 +38,7 @@ import { loadConfig } from '../src/config/index.js';
 import { createLogger } from '../src/log/index.js';
 import { startServer as startMainJob } from '../src/api/server.js';
 import { GATE_PATH } from '../src/gate/http.js';
+import { APPEND_EXPECTING_SQL } from '../src/chronicle/writer.js';
 import { median, adminQuery } from './lib.js';
 import { DEFAULT_TENANT } from '../src/common/ids.js';
 import { runSimulatedAgent } from '../src/agents/reference-agent.js';
@@ -73,6 +77,22 @@ interface ServerReady {
   readonly agentsEnrolled: number;
   readonly allowedMacsWithAgents: number;
   readonly pid: number;
+}
+
+/**
+ * What the server process saw since the last ask (SIGUSR2; one JSON line on stdout): its event
+ * loop's delay and utilisation, and Chronicle's commit round trips (from sending a batch to its
+ * answer, as the writer sees them, event-loop lag included).
+ */
+interface ServerWindow {
+  readonly eventLoopDelayP50Ms: number;
+  readonly eventLoopDelayP99Ms: number;
+  readonly eventLoopDelayMaxMs: number;
+  readonly eventLoopUtilization: number;
+  readonly commits: number;
+  readonly commitP50Ms: number;
+  readonly commitP90Ms: number;
+  readonly commitP99Ms: number;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -135,6 +155,39 @@ async function serve(): Promise<void> {
       allowedMacsWithAgents += 1;
     }
   }
+  // Observed, not changed: the writer's append statements are timed through the Db it calls.
+  const db = server.runtime.db;
+  const query = db.query.bind(db);
+  const commitNs = createHistogram();
+  db.query = (async (sql: string, params?: readonly unknown[]) => {
+    if (sql !== APPEND_EXPECTING_SQL) return query(sql, params);
+    const started = process.hrtime.bigint();
+    try {
+      return await query(sql, params);
+    } finally {
+      commitNs.record(Math.max(1, Number(process.hrtime.bigint() - started)));
+    }
+  }) as typeof db.query;
+  const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+  loopDelay.enable();
+  let utilization = performance.eventLoopUtilization();
+  const ms = (ns: number) => Number((ns / 1e6).toFixed(2));
+  process.on('SIGUSR2', () => {
+    const window: ServerWindow = {
+      eventLoopDelayP50Ms: ms(loopDelay.percentile(50)),
+      eventLoopDelayP99Ms: ms(loopDelay.percentile(99)),
+      eventLoopDelayMaxMs: ms(loopDelay.max),
+      eventLoopUtilization: Number(performance.eventLoopUtilization(utilization).utilization.toFixed(2)),
+      commits: commitNs.count,
+      commitP50Ms: ms(commitNs.percentile(50)),
+      commitP90Ms: ms(commitNs.percentile(90)),
+      commitP99Ms: ms(commitNs.percentile(99)),
+    };
+    loopDelay.reset();
+    commitNs.reset();
+    utilization = performance.eventLoopUtilization();
+    process.stdout.write(`${JSON.stringify(window)}\n`);
+  });
   process.stdout.write(`${JSON.stringify({ url, key, deviceIds, warmDecisions, agentsEnrolled, allowedMacsWithAgents, pid: process.pid } satisfies ServerReady)}\n`);
 
   const stop = async () => {
@@ -166,7 +219,11 @@ async function serveBare(): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // The load generator.
 
-async function startServer(databaseUrl: string, dataDir: string, mode: '--serve' | '--bare' = '--serve'): Promise<{ child: ChildProcess; ready: ServerReady }> {
+async function startServer(
+  databaseUrl: string,
+  dataDir: string,
+  mode: '--serve' | '--bare' = '--serve',
+): Promise<{ child: ChildProcess; ready: ServerReady; window: () => Promise<ServerWindow> }> {
   const child = spawn(process.execPath, [...(mode === '--serve' ? PROFILE_FLAGS : []), '--import', 'tsx', fileURLToPath(import.meta.url), mode], {
     cwd: ROOT,
     env: {
@@ -188,7 +245,13 @@ async function startServer(databaseUrl: string, dataDir: string, mode: '--serve'
     child.once('exit', (code) => reject(new Error(`the gate server exited (${code}) before it was ready`)));
     lines.once('line', (line) => resolve(JSON.parse(line) as ServerReady));
   });
-  return { child, ready };
+  /** Asks the server for what it saw since the last ask, and starts a new window. */
+  const window = () =>
+    new Promise<ServerWindow>((resolve) => {
+      lines.once('line', (line) => resolve(JSON.parse(line) as ServerWindow));
+      child.kill('SIGUSR2');
+    });
+  return { child, ready, window };
 }
 
 const CLOCK_TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
@@ -258,13 +321,15 @@ async function main(): Promise<void> {
     // JIT and pool warm-up, not reported
     await load(url, Math.min(5_000, REQUESTS));
     await load(bare.ready.url, Math.min(5_000, REQUESTS));
-    const runs: Array<{ decisionsPerSecond: number; p50Ms: number; p99Ms: number; ok: number; rowsAdded: number; non2xx: number; errors: number; bareRequestsPerSecond: number; bareP99Ms: number; serverCpuMsPerDecision: number; postgresCpuMsPerDecision: number; bareCpuMsPerRequest: number; decisionsPerCommit: number; loadAverage: number }> = [];
+    const runs: Array<{ decisionsPerSecond: number; p50Ms: number; p99Ms: number; ok: number; rowsAdded: number; non2xx: number; errors: number; bareRequestsPerSecond: number; bareP99Ms: number; serverCpuMsPerDecision: number; postgresCpuMsPerDecision: number; bareCpuMsPerRequest: number; decisionsPerCommit: number; loadAverage: number; server: ServerWindow }> = [];
     // Gate and ceiling alternate, so both see the same machine load.
     for (let i = 0; i < RUNS; i++) {
       const before = await countRows();
       const commitsBefore = await countCommits();
       const cpuBefore = await cpuSnapshot();
+      await started.window();
       const result = await load(url, REQUESTS);
+      const seen = await started.window();
       const cpu = await cpuSince(cpuBefore);
       const commits = (await countCommits()) - commitsBefore;
       const rowsAdded = (await countRows()) - before;
@@ -287,13 +352,15 @@ async function main(): Promise<void> {
         bareCpuMsPerRequest: Number((bareCpuMs / Math.max(1, ceiling['2xx'])).toFixed(3)),
         decisionsPerCommit: Number((rowsAdded / Math.max(1, commits)).toFixed(1)),
         loadAverage: Number((os.loadavg()[0] ?? 0).toFixed(1)),
+        server: seen,
       };
       runs.push(run);
       process.stdout.write(
         `run ${i + 1}: ${run.decisionsPerSecond} audited decisions/s, p50 ${run.p50Ms} ms, p99 ${run.p99Ms} ms, 200s ${ok}, rows ${rowsAdded}${run.non2xx + run.errors > 0 ? `, non-2xx ${run.non2xx}, errors ${run.errors}` : ''}; ` +
           `bare Fastify ${run.bareRequestsPerSecond} req/s (p99 ${run.bareP99Ms} ms), ratio ${(run.decisionsPerSecond / run.bareRequestsPerSecond).toFixed(2)}; ` +
           `CPU per decision: server ${run.serverCpuMsPerDecision} ms, PostgreSQL ${run.postgresCpuMsPerDecision} ms (bare Fastify ${run.bareCpuMsPerRequest} ms per request); ` +
-          `${run.decisionsPerCommit} decisions per commit; load average ${run.loadAverage}\n`,
+          `${run.decisionsPerCommit} decisions per commit; commit round trip p50 ${seen.commitP50Ms} ms, p90 ${seen.commitP90Ms} ms, p99 ${seen.commitP99Ms} ms; ` +
+          `server event loop: utilisation ${seen.eventLoopUtilization}, delay p99 ${seen.eventLoopDelayP99Ms} ms; load average ${run.loadAverage}\n`,
       );
       if (rowsAdded !== ok) throw new Error(`run ${i + 1}: ${ok} decisions answered but ${rowsAdded} recorded: every 200 must have its DEVICE_COMPLIANCE_CHECKED row`);
     }
@@ -315,6 +382,10 @@ async function main(): Promise<void> {
       medianPostgresCpuMsPerDecision: Number(median(runs.map((r) => r.postgresCpuMsPerDecision)).toFixed(3)),
       medianBareCpuMsPerRequest: Number(median(runs.map((r) => r.bareCpuMsPerRequest)).toFixed(3)),
       medianDecisionsPerCommit: median(runs.map((r) => r.decisionsPerCommit)),
+      medianCommitP50Ms: median(runs.map((r) => r.server.commitP50Ms)),
+      medianCommitP99Ms: median(runs.map((r) => r.server.commitP99Ms)),
+      medianEventLoopUtilization: median(runs.map((r) => r.server.eventLoopUtilization)),
+      medianEventLoopDelayP99Ms: median(runs.map((r) => r.server.eventLoopDelayP99Ms)),
       medianLoadAverage: median(runs.map((r) => r.loadAverage)),
       agentsEnrolled: started.ready.agentsEnrolled,
       allowedMacsWithAgents: started.ready.allowedMacsWithAgents,
