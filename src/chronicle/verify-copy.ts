@@ -195,6 +195,21 @@ const ACTOR = 2;
 const DATA = 3;
 const TARGET = 4;
 
+/** Most bodies are one of a few shapes: the scanner keeps the last few it read in full. */
+const MAX_TEMPLATES = 4;
+const MAX_HOLES = 256;
+
+/** A body the full scan accepted (b[at, end)), and where its strings and numbers are. */
+class Template {
+  at = 0;
+  end = 0;
+  count = 0;
+  readonly holeStart = new Int32Array(MAX_HOLES);
+  readonly holeEnd = new Int32Array(MAX_HOLES);
+  readonly holeSlot = new Int32Array(MAX_HOLES);
+  readonly holeString = new Uint8Array(MAX_HOLES);
+}
+
 /**
  * One pass over a body's bytes: RFC 8785 canonical JSON of an object (no whitespace, keys in
  * strictly increasing order, strings escaped exactly as RFC 8785 writes them and otherwise valid
@@ -203,6 +218,7 @@ const TARGET = 4;
  */
 class ByteScanner {
   b: Uint8Array = new Uint8Array(0);
+  private view = new DataView(this.b.buffer);
   readonly start = new Int32Array(SLOTS);
   readonly end = new Int32Array(SLOTS);
   readonly ascii = new Uint8Array(SLOTS);
@@ -210,6 +226,11 @@ class ByteScanner {
   private escaped = false;
   private nonAscii = false;
   private plain = false;
+  /** Bodies scanned in full lately, most recent first, as templates for the next ones. */
+  private readonly templates: Template[] = [];
+  private spare: Template | null = null;
+  /** The template the full scan is recording, if any. */
+  private holes: Template | null = null;
 
   /**
    * The envelope of b[from, to) when the scan vouches for it; false means "judge it the exact way".
@@ -217,12 +238,123 @@ class ByteScanner {
    * string is scanned by one comparison per byte.
    */
   scan(b: Uint8Array, from: number, to: number, plain: boolean): boolean {
+    if (this.b !== b) {
+      this.templates.length = 0; // a template is a body in the buffer it came from
+      this.view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    }
     this.b = b;
     this.plain = plain;
     this.start.fill(-1);
     this.seq = -1;
+    if (plain) {
+      const templates = this.templates;
+      for (let t = 0; t < templates.length; t++) {
+        const template = templates[t] as Template;
+        if (this.matches(template, from, to)) {
+          if (t > 0) templates.copyWithin(1, 0, t), (templates[0] = template);
+          return true;
+        }
+      }
+      this.start.fill(-1);
+      this.seq = -1;
+    }
     if (b[from] !== 0x7b) return false;
-    return this.object(from, 1, ENVELOPE) === to;
+    this.holes = plain ? this.spareTemplate() : null;
+    const ok = this.object(from, 1, ENVELOPE) === to;
+    const recorded = this.holes;
+    this.holes = null;
+    if (ok && recorded !== null && recorded.count <= MAX_HOLES) {
+      recorded.at = from;
+      recorded.end = to;
+      this.templates.unshift(recorded);
+      if (this.templates.length > MAX_TEMPLATES) this.spare = this.templates.pop() as Template;
+    } else if (recorded !== null) {
+      this.spare = recorded;
+    }
+    return ok;
+  }
+
+  /**
+   * Whether b[from, to) is `template`'s body with other scalars in its holes: the same bytes
+   * between them (every brace, bracket, comma, colon and key), and in each hole a string or a
+   * number that the full scan would accept where the template's had one. Such a body is canonical
+   * because the template's is, and its fields are captured where the template's were.
+   */
+  private matches(template: Template, from: number, to: number): boolean {
+    const b = this.b;
+    const { holeStart, holeEnd, holeSlot, holeString } = template;
+    let p = from;
+    let t = template.at;
+    for (let h = 0; h < template.count; h++) {
+      const hs = holeStart[h] as number;
+      const he = holeEnd[h] as number;
+      const slot = holeSlot[h] as number;
+      // Most values are the template's: the literal and the hole compared at once. A string that
+      // is the same bytes up to its closing quote is the same token; a number is judged by the
+      // scan when it is captured (seq), and otherwise the byte after it (a literal) ends it.
+      const isString = holeString[h] === 1;
+      if ((isString || slot < 0) && p + he - t <= to && this.same(p, t, he - t)) {
+        if (slot >= 0) {
+          this.start[slot] = p + hs - t + 1;
+          this.end[slot] = p + he - t - 1;
+          this.ascii[slot] = 1;
+        }
+        p += he - t;
+        t = he;
+        continue;
+      }
+      const literal = hs - t;
+      if (p + literal > to || !this.same(p, t, literal)) return false;
+      p += literal;
+      if (isString) {
+        if (b[p] !== 0x22) return false;
+        const end = this.string(p);
+        if (end === FAIL || end > to) return false;
+        if (slot >= 0) {
+          this.start[slot] = p + 1;
+          this.end[slot] = end - 1;
+          this.ascii[slot] = 1;
+        }
+        p = end;
+      } else {
+        const c = b[p] as number;
+        if (c !== 0x2d && (c < 0x30 || c > 0x39)) return false;
+        const end = this.number(p, slot);
+        if (end === FAIL || end > to) return false;
+        p = end;
+      }
+      t = he;
+    }
+    const literal = template.end - t;
+    return p + literal === to && this.same(p, t, literal);
+  }
+
+  /** Whether b[p, p+n) and b[t, t+n) are the same bytes, four at a time. */
+  private same(p: number, t: number, n: number): boolean {
+    const view = this.view;
+    let k = 0;
+    for (; k + 4 <= n; k += 4) if (view.getInt32(p + k, true) !== view.getInt32(t + k, true)) return false;
+    const b = this.b;
+    for (; k < n; k++) if (b[p + k] !== b[t + k]) return false;
+    return true;
+  }
+
+  private spareTemplate(): Template {
+    const template = this.spare ?? new Template();
+    this.spare = null;
+    template.count = 0;
+    return template;
+  }
+
+  /** Notes a scalar value the full scan accepted, as a hole of the template it is recording. */
+  private hole(start: number, end: number, slot: number, isString: boolean): void {
+    const holes = this.holes as Template;
+    const h = holes.count++;
+    if (h >= MAX_HOLES) return;
+    holes.holeStart[h] = start;
+    holes.holeEnd[h] = end;
+    holes.holeSlot[h] = slot;
+    holes.holeString[h] = isString ? 1 : 0;
   }
 
   /** A string whose quote is at i: the index after its closing quote, or FAIL. */
@@ -306,6 +438,7 @@ class ByteScanner {
         this.end[slot] = end - 1;
         this.ascii[slot] = this.nonAscii ? 0 : 1;
       }
+      if (end !== FAIL && this.holes !== null) this.hole(i, end, slot, true);
       return end;
     }
     if (c === 0x7b) return this.object(i, depth + 1, where);
@@ -325,7 +458,11 @@ class ByteScanner {
     if (c === 0x74) return b[i + 1] === 0x72 && b[i + 2] === 0x75 && b[i + 3] === 0x65 ? i + 4 : FAIL;
     if (c === 0x66) return b[i + 1] === 0x61 && b[i + 2] === 0x6c && b[i + 3] === 0x73 && b[i + 4] === 0x65 ? i + 5 : FAIL;
     if (c === 0x6e) return b[i + 1] === 0x75 && b[i + 2] === 0x6c && b[i + 3] === 0x6c ? i + 4 : FAIL;
-    if (c === 0x2d || (c !== undefined && c >= 0x30 && c <= 0x39)) return this.number(i, slot);
+    if (c === 0x2d || (c !== undefined && c >= 0x30 && c <= 0x39)) {
+      const end = this.number(i, slot);
+      if (end !== FAIL && this.holes !== null) this.hole(i, end, slot, false);
+      return end;
+    }
     return FAIL;
   }
 
@@ -705,13 +842,18 @@ export function checkAnyChunk(task: AnyChunkTask): ChunkResult {
 
 /**
  * The byte scan on one body, for tests: what it vouches for (null: it leaves the body to the exact
- * path), and whether `indexKey` is the index key it reads from the body.
+ * path), and whether `indexKey` is the index key it reads from the body. With `after`, the scan
+ * reads that body first, in the same buffer, so `body` is judged against it as a template.
  */
-export function scanBodyBytes(body: Buffer, indexKey: string): { seq: number; chain: string; time: string; indexKeyMatches: boolean | null } | null {
+export function scanBodyBytes(body: Buffer, indexKey: string, after?: Buffer): { seq: number; chain: string; time: string; indexKeyMatches: boolean | null } | null {
   const idx = Buffer.from(indexKey, 'utf8');
-  const b = Buffer.concat([body, idx]);
+  const before = after ?? Buffer.alloc(0);
+  const b = Buffer.concat([before, body, idx]);
+  const from = before.length;
+  const to = from + body.length;
   const scanner = new ByteScanner();
-  if (!scanner.scan(b, 0, body.length, isAscii(body) && body.indexOf(0x5c) < 0)) return null;
+  if (after !== undefined) scanner.scan(b, 0, from, isAscii(after) && after.indexOf(0x5c) < 0);
+  if (!scanner.scan(b, from, to, isAscii(body) && body.indexOf(0x5c) < 0)) return null;
   const text = (slot: number) => ((scanner.start[slot] as number) < 0 ? '' : b.toString('utf8', scanner.start[slot], scanner.end[slot]));
-  return { seq: scanner.seq, chain: text(CHAIN), time: text(TIME), indexKeyMatches: new IndexKeyMatcher().matches(scanner, b, body.length, b.length) };
+  return { seq: scanner.seq, chain: text(CHAIN), time: text(TIME), indexKeyMatches: new IndexKeyMatcher().matches(scanner, b, to, b.length) };
 }

@@ -139,3 +139,81 @@ describe('the byte scan verify runs over copied rows', () => {
       check(token);
   });
 });
+
+describe('the byte scan against the body before it (a template)', () => {
+  const base = canonicalJson(envelope({ ...SAMPLE_DATA.CONNECTOR_INVOKED, note: 'plain', n: [1.5, -0.25, 0, 123.456, null, true, false, {}] }));
+  const scanAfter = (text: string, indexKey: string, before = base) => scanBodyBytes(Buffer.from(text, 'utf8'), indexKey, Buffer.from(before, 'utf8'));
+
+  it('reads a body of the same shape with other values exactly like a full scan', () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          seq: fc.integer({ min: 1, max: 2 ** 40 }),
+          requestId: fc.option(fc.stringMatching(/^[ -!#-[\]-~]{0,20}$/), { nil: null }),
+          decision: fc.constantFrom('allowed', 'denied', ''),
+          device: fc.stringMatching(/^[A-Za-z0-9-]{0,12}$/),
+          duration: fc.double({ min: 0, max: 1e6, noNaN: true }),
+          time: fc.date({ min: new Date('2000-01-01T00:00:00Z'), max: new Date('2999-12-31T23:59:59Z'), noInvalidDate: true }),
+        }),
+        ({ seq, requestId, decision, device, duration, time }) => {
+          const text = canonicalJson(
+            envelope(
+              { ...SAMPLE_DATA.CONNECTOR_INVOKED, decision, duration_ms: duration, note: 'plain', n: [1.5, -0.25, 0, 123.456, null, true, false, {}], target: { device_id: device } },
+              { seq, request_id: requestId, time: time.toISOString() },
+            ),
+          );
+          const key = reference(text).indexKey as string;
+          expect(scanAfter(text, key)).toEqual(scanBodyBytes(Buffer.from(text, 'utf8'), key));
+          expect(scanAfter(text, `${key}x`)?.indexKeyMatches).not.toBe(true);
+        },
+      ),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('never vouches for text that is not canonical when it is read after a canonical body (random edits)', () => {
+    const edit = fc.record({
+      at: fc.nat({ max: base.length - 1 }),
+      kind: fc.constantFrom('replace', 'insert', 'delete', 'swap'),
+      char: fc.constantFrom(' ', '\n', '"', '\\', '0', '1', '.', 'e', '-', 'E', '+', ',', ':', '{', '}', '[', ']', 'a', 'z', 'u', '\u0001', '€', '\u0080'),
+    });
+    fc.assert(
+      fc.property(fc.array(edit, { minLength: 1, maxLength: 3 }), (edits) => {
+        let text = base;
+        for (const e of edits) {
+          const i = e.at % text.length;
+          if (e.kind === 'replace') text = text.slice(0, i) + e.char + text.slice(i + 1);
+          else if (e.kind === 'insert') text = text.slice(0, i) + e.char + text.slice(i);
+          else if (e.kind === 'delete') text = text.slice(0, i) + text.slice(i + 1);
+          else text = text.slice(0, i) + text.slice(i + 1, i + 2) + text.slice(i, i + 1) + text.slice(i + 2);
+        }
+        const exact = reference(text);
+        const scanned = scanAfter(text, exact.indexKey ?? '');
+        if (scanned !== null) {
+          expect(exact.canonical, text).toBe(true);
+          expect(scanned.indexKeyMatches).not.toBe(false);
+        }
+        // And the other way round: the edited text as the template, the original after it.
+        const back = scanAfter(base, reference(base).indexKey as string, text);
+        expect(back).toEqual(scanBodyBytes(Buffer.from(base, 'utf8'), reference(base).indexKey as string));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('turns down a value of another kind, or a string that breaks out of its quotes, in a hole of the template', () => {
+    const at = (from: string, to: string) => {
+      const text = base.replace(from, to);
+      expect(text).not.toBe(base);
+      return scanAfter(text, reference(text).indexKey ?? '');
+    };
+    // A number where the template had a string, and a string where it had a number: still canonical, judged in full.
+    expect(at('"request_id":"req-1"', '"request_id":12')).not.toBeNull();
+    expect(at('"seq":7', '"seq":"7"')).not.toBeNull();
+    // Not canonical: the scan never vouches.
+    expect(at('"request_id":"req-1"', '"request_id":"req"-1"')).toBeNull();
+    expect(at('"seq":7', '"seq":07')).toBeNull();
+    expect(at('"seq":7', '"seq":7.0')).toBeNull();
+    expect(at('"note":"plain"', '"note":"pl\u0001ain"')).toBeNull();
+  });
+});
