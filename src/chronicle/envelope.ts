@@ -138,6 +138,13 @@ export function indexKeyOf(body: Envelope): string {
   ].join('\x1f');
 }
 
+/**
+ * The indexed columns as stored, which verify copies instead of INDEX_KEY_SQL: rendering the key
+ * (to_char above all) costs the database more than copying the columns, and verify compares them
+ * with the body directly (verify-copy.ts).
+ */
+export const INDEX_COLUMNS_SQL = 'time, type, code, actor_kind, actor_id, request_id, decision, device_ids';
+
 export const INDEX_KEY_SQL = `concat_ws(E'\\x1f',
     to_char(time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
     type, coalesce(code, E'\\x1e'), actor_kind, actor_id, coalesce(request_id, E'\\x1e'),

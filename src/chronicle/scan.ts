@@ -146,8 +146,12 @@ class Scanner {
       if (end !== FAIL && into !== null) into[key] = stringValue(s, i, end, this.flags.escaped);
       return end;
     }
-    if (c === 0x7b) return this.object(i, depth + 1, where);
+    if (c === 0x7b) {
+      if (into !== null) into[key] = NOT_SCALAR;
+      return this.object(i, depth + 1, where);
+    }
     if (c === 0x5b) {
+      if (into !== null) into[key] = NOT_SCALAR;
       if (depth >= MAX_DEPTH) return FAIL;
       let j = i + 1;
       if (s.charCodeAt(j) === 0x5d) return j + 1;
@@ -255,6 +259,11 @@ function str(value: unknown): string | null {
   return typeof value === 'string' ? value : null;
 }
 
+/** What an object or array value is captured as: not a scalar the index key could hold. */
+const NOT_SCALAR = Object.freeze({});
+
+const stringOrAbsent = (value: unknown): boolean => value === undefined || value === null || typeof value === 'string';
+
 /**
  * The envelope fields of `body` when it is canonical JSON of an object with a numeric seq and
  * string chain, time and type; null otherwise (which means "check it the exact way", not "bad").
@@ -277,6 +286,8 @@ export function scanCanonicalEnvelope(body: string): ScannedEnvelope | null {
   if (new Scanner(body, captured).object(0, 1, 1) !== body.length) return null;
   const { seq, chain, time, type } = captured;
   if (typeof seq !== 'number' || typeof chain !== 'string' || typeof time !== 'string' || typeof type !== 'string') return null;
+  // indexKeyOf writes any other value of these as text ("5", "true", "[object Object]"): the exact path decides.
+  if (!stringOrAbsent(captured.code) || !stringOrAbsent(captured.requestId) || !stringOrAbsent(captured.kind) || !stringOrAbsent(captured.id)) return null;
   const entry = Object.prototype.hasOwnProperty.call(EVENT_CATALOG, type) ? EVENT_CATALOG[type as EventType] : undefined;
   let decision: string | null = null;
   const deviceIds: string[] = [];

@@ -1,12 +1,16 @@
 /**
  * Verify's fast path over the bytes PostgreSQL sends: a range of rows as `COPY ... TO STDOUT
- * (FORMAT binary)` (seq, prev_hash, hash, body, index key), checked without making a string or an
- * object per row.
+ * (FORMAT binary)` (seq, prev_hash, hash, body and the indexed columns as stored), checked without
+ * making a string or an object per row.
  *
  * The hash covers the stored body's UTF-8 bytes, so those bytes are hashed as they arrive; the
  * body is not re-canonicalized, only *checked* to be RFC 8785 canonical by one linear scan that
- * also finds the envelope fields the indexed columns copy (compared in place with the index key
- * the database rendered). The scan is only trusted to say "yes": a row it does not vouch for
+ * also finds the envelope fields the indexed columns copy (compared in place with the columns'
+ * binary values: the time as microseconds, texts as bytes, device ids as an array of texts). The
+ * index key the exact path compares is rendered here from the same bytes, as the database renders
+ * INDEX_KEY_SQL, for the rows that need it; a value it cannot render the same way (a time outside
+ * years 1 to 9999, an array of another type) fails the range, which verify then reads again with
+ * the key rendered by the database. The scan is only trusted to say "yes": a row it does not vouch for
  * (a failure, an escape or a non-ASCII character where it would have to decode, an unknown event
  * type) is judged by checkChunk in verify-core.ts from its decoded strings, the exact way, and the
  * walk goes on from there. So both paths give the same answer for every row.
@@ -17,7 +21,7 @@ import { EVENT_CATALOG } from './catalog.js';
 import { checkChunk, checkpointRecorder, type CheckpointRef, type ChunkResult, type ChunkTask, type Failure, type PackedChunkTask, type PreviousRow } from './verify-core.js';
 import type { EventType } from './types.js';
 
-/** A range of rows as the bytes of a binary COPY (columns: seq, prev_hash, hash, body, index key). */
+/** A range of rows as the bytes of a binary COPY (columns: seq, prev_hash, hash, body, then INDEX_COLUMNS_SQL). */
 export interface CopyChunkTask {
   readonly tenant: string;
   readonly previous: PreviousRow;
@@ -26,8 +30,19 @@ export interface CopyChunkTask {
   readonly checkpoints: readonly CheckpointRef[];
 }
 
-/** The columns verify copies, in this order (the index key is rendered by the caller's SQL). */
-export const COPY_COLUMNS = 5;
+/** The columns verify copies: seq, prev_hash, hash, body, and the indexed ones (INDEX_COLUMNS_SQL). */
+export const COPY_COLUMNS = 12;
+/** The indexed columns, in INDEX_COLUMNS_SQL's order. */
+const TIME_COLUMN = 0;
+const TYPE_COLUMN = 1;
+const CODE_COLUMN = 2;
+const KIND_COLUMN = 3;
+const ID_COLUMN = 4;
+const REQUEST_ID_COLUMN = 5;
+const DECISION_COLUMN = 6;
+const DEVICES_COLUMN = 7;
+const INDEX_COLUMNS = 8;
+const TEXT_OID = 25;
 
 const SIGNATURE = [0x50, 0x47, 0x43, 0x4f, 0x50, 0x59, 0x0a, 0xff, 0x0d, 0x0a, 0x00]; // PGCOPY\n\377\r\n\0
 const HEX = Buffer.from('0123456789abcdef', 'latin1');
@@ -42,12 +57,12 @@ class CopyRow {
   hashEnd = 0;
   body = 0;
   bodyEnd = 0;
-  idx = -1;
-  idxEnd = -1;
+  /** The indexed columns: start and end of column k at 2k and 2k + 1 (-1, -1: NULL). */
+  readonly columns = new Int32Array(2 * INDEX_COLUMNS);
 }
 
 /**
- * Reads binary COPY rows one at a time. Throws on bytes that are not a COPY of verify's five
+ * Reads binary COPY rows one at a time. Throws on bytes that are not a COPY of verify's
  * columns (the range is then read again the ordinary way, see verify.ts).
  */
 class CopyReader {
@@ -89,9 +104,13 @@ class CopyReader {
     row.hashEnd = this.offset;
     row.body = this.text();
     row.bodyEnd = this.offset;
-    row.idx = this.text();
-    row.idxEnd = row.idx < 0 ? -1 : this.offset;
     if (row.prevHash < 0 || row.hash < 0 || row.body < 0) throw new Error('a COPY row has a NULL column');
+    const columns = row.columns;
+    for (let k = 0; k < INDEX_COLUMNS; k++) {
+      const start = this.text();
+      columns[2 * k] = start;
+      columns[2 * k + 1] = start < 0 ? -1 : this.offset;
+    }
     return true;
   }
 
@@ -208,6 +227,8 @@ class Template {
   readonly holeEnd = new Int32Array(MAX_HOLES);
   readonly holeSlot = new Int32Array(MAX_HOLES);
   readonly holeString = new Uint8Array(MAX_HOLES);
+  /** The scanner's isNull for this body: a null is part of the bytes between holes. */
+  readonly isNull = new Uint8Array(SLOTS);
 }
 
 /**
@@ -222,6 +243,8 @@ class ByteScanner {
   readonly start = new Int32Array(SLOTS);
   readonly end = new Int32Array(SLOTS);
   readonly ascii = new Uint8Array(SLOTS);
+  /** 1 where the slot's value is JSON null (start is then -1, as for any value that is not a string). */
+  readonly isNull = new Uint8Array(SLOTS);
   seq = -1;
   private escaped = false;
   private nonAscii = false;
@@ -245,12 +268,14 @@ class ByteScanner {
     this.b = b;
     this.plain = plain;
     this.start.fill(-1);
+    this.isNull.fill(0);
     this.seq = -1;
     if (plain) {
       const templates = this.templates;
       for (let t = 0; t < templates.length; t++) {
         const template = templates[t] as Template;
         if (this.matches(template, from, to)) {
+          this.isNull.set(template.isNull);
           if (t > 0) templates.copyWithin(1, 0, t), (templates[0] = template);
           return true;
         }
@@ -266,6 +291,7 @@ class ByteScanner {
     if (ok && recorded !== null && recorded.count <= MAX_HOLES) {
       recorded.at = from;
       recorded.end = to;
+      recorded.isNull.set(this.isNull);
       this.templates.unshift(recorded);
       if (this.templates.length > MAX_TEMPLATES) this.spare = this.templates.pop() as Template;
     } else if (recorded !== null) {
@@ -457,7 +483,11 @@ class ByteScanner {
     }
     if (c === 0x74) return b[i + 1] === 0x72 && b[i + 2] === 0x75 && b[i + 3] === 0x65 ? i + 4 : FAIL;
     if (c === 0x66) return b[i + 1] === 0x61 && b[i + 2] === 0x6c && b[i + 3] === 0x73 && b[i + 4] === 0x65 ? i + 5 : FAIL;
-    if (c === 0x6e) return b[i + 1] === 0x75 && b[i + 2] === 0x6c && b[i + 3] === 0x6c ? i + 4 : FAIL;
+    if (c === 0x6e) {
+      if (b[i + 1] !== 0x75 || b[i + 2] !== 0x6c || b[i + 3] !== 0x6c) return FAIL;
+      if (slot >= 0) this.isNull[slot] = 1;
+      return i + 4;
+    }
     if (c === 0x2d || (c !== undefined && c >= 0x30 && c <= 0x39)) {
       const end = this.number(i, slot);
       if (end !== FAIL && this.holes !== null) this.hole(i, end, slot, false);
@@ -581,45 +611,104 @@ function lower(c: number): number {
   return c >= 0x41 && c <= 0x5a ? c | 0x20 : c;
 }
 
-/**
- * Whether the index key the database rendered (b[at, to)) is the one indexKeyOf renders from the
- * scanned envelope; null when the scan cannot tell (the exact path decides).
- */
-class IndexKeyMatcher {
-  private b: Uint8Array = new Uint8Array(0);
-  private s: ByteScanner | null = null;
-  private p = 0;
-  private to = 0;
+/** The entry of the scanned body's event type; undefined when it is not in the catalog. */
+function typeOf(s: ByteScanner, b: Uint8Array): TypeEntry | undefined {
+  const typeAt = s.start[TYPE] as number;
+  const typeLength = (s.end[TYPE] as number) - typeAt;
+  for (let t = 0; t < TYPES.length; t++) {
+    const name = (TYPES[t] as TypeEntry).name;
+    if (name.length !== typeLength) continue;
+    let k = 0;
+    while (k < typeLength && name[k] === b[typeAt + k]) k++;
+    if (k === typeLength) return TYPES[t];
+  }
+  return undefined;
+}
 
-  matches(s: ByteScanner, b: Uint8Array, at: number, to: number): boolean | null {
-    const { start, end } = s;
-    let type: TypeEntry | undefined;
-    const typeAt = start[TYPE] as number;
-    const typeLength = (end[TYPE] as number) - typeAt;
-    for (let t = 0; t < TYPES.length && type === undefined; t++) {
-      const name = (TYPES[t] as TypeEntry).name;
-      if (name.length !== typeLength) continue;
-      let k = 0;
-      while (k < typeLength && name[k] === b[typeAt + k]) k++;
-      if (k === typeLength) type = TYPES[t];
+/**
+ * Whether the scan vouches that the indexed columns as copied (row.columns) are the ones
+ * indexKeyOf reads from the scanned envelope: only when each column is exactly its field (a text
+ * its string, NULL a JSON null, the time the instant the body's text names, the device ids the
+ * distinct lowercased ids in order). Any other row is judged the exact way, from the index key
+ * rendered as the database renders it.
+ */
+class ColumnMatcher {
+  private readonly view: { b: Uint8Array; dv: DataView } = { b: new Uint8Array(0), dv: new DataView(new ArrayBuffer(0)) };
+
+  /** A DataView over b (kept while b is the buffer checked). */
+  viewOf(b: Uint8Array): DataView {
+    if (this.view.b !== b) {
+      this.view.b = b;
+      this.view.dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
     }
-    if (type === undefined || type.deviceSlots === null) return null;
-    this.b = b;
-    this.s = s;
-    this.p = at;
-    this.to = to;
-    if (!(this.range(TIME, -1) && this.separator() && this.range(TYPE, -1) && this.separator() && this.range(CODE, 0x1e) && this.separator())) return false;
-    if (!(this.range(KIND, -1) && this.separator() && this.range(ID, -1) && this.separator() && this.range(REQUEST_ID, 0x1e) && this.separator())) return false;
-    if (!((type.decisionSlot < 0 ? b[this.p++] === 0x1e : this.range(type.decisionSlot, 0x1e)) && this.separator())) return false;
-    // Device ids: non-empty strings, lowercased, first occurrence only, joined with commas.
+    return this.view.dv;
+  }
+
+  matches(s: ByteScanner, b: Uint8Array, row: CopyRow): boolean {
+    const { start, end } = s;
+    const type = typeOf(s, b);
+    if (type === undefined || type.deviceSlots === null) return false;
+    this.viewOf(b);
+    const columns = row.columns;
+    // The time: a timestamptz, microseconds since 2000-01-01 UTC, equal to the body's time text.
+    const timeAt = columns[2 * TIME_COLUMN] as number;
+    if (timeAt < 0 || (columns[2 * TIME_COLUMN + 1] as number) - timeAt !== 8) return false;
+    const ms = isoMillis(b, start[TIME] as number, end[TIME] as number);
+    if (ms === null) return false;
+    const dv = this.view.dv;
+    const high = dv.getInt32(timeAt);
+    if (high * 2 ** 32 + dv.getUint32(timeAt + 4) !== (ms - EPOCH_2000_MS) * 1000) return false;
+    if (!this.text(b, columns, TYPE_COLUMN, start, end, TYPE)) return false;
+    if (!this.text(b, columns, KIND_COLUMN, start, end, KIND) || !this.text(b, columns, ID_COLUMN, start, end, ID)) return false;
+    if (!this.nullable(b, columns, CODE_COLUMN, s, CODE) || !this.nullable(b, columns, REQUEST_ID_COLUMN, s, REQUEST_ID)) return false;
+    // The decision: the data field's string, else NULL (decisionOf maps anything else to null).
+    if (type.decisionSlot < 0 || (start[type.decisionSlot] as number) < 0) {
+      if ((columns[2 * DECISION_COLUMN] as number) >= 0) return false;
+    } else if (!this.text(b, columns, DECISION_COLUMN, start, end, type.decisionSlot)) {
+      return false;
+    }
+    return this.devices(s, b, columns, type.deviceSlots);
+  }
+
+  /** Column k is not NULL and holds the bytes of the slot's string. */
+  private text(b: Uint8Array, columns: Int32Array, k: number, start: Int32Array, end: Int32Array, slot: number): boolean {
+    const at = columns[2 * k] as number;
+    const from = start[slot] as number;
+    if (at < 0 || from < 0) return false;
+    const length = (end[slot] as number) - from;
+    return (columns[2 * k + 1] as number) - at === length && sameIn(this.view.dv, b, at, from, length);
+  }
+
+  /** Column k is NULL where the body holds JSON null, else the slot's string. */
+  private nullable(b: Uint8Array, columns: Int32Array, k: number, s: ByteScanner, slot: number): boolean {
+    if (s.isNull[slot] === 1) return (columns[2 * k] as number) < 0;
+    return this.text(b, columns, k, s.start, s.end, slot);
+  }
+
+  /** A one-dimensional text[] without NULLs holding the body's device ids: non-empty, lowercased, first occurrence only. */
+  private devices(s: ByteScanner, b: Uint8Array, columns: Int32Array, slots: readonly number[]): boolean {
+    const { start, end } = s;
+    const dv = this.view.dv;
+    const at = columns[2 * DEVICES_COLUMN] as number;
+    const to = columns[2 * DEVICES_COLUMN + 1] as number;
+    if (at < 0 || to - at < 12) return false;
+    const dims = dv.getInt32(at);
+    if (dv.getInt32(at + 8) !== TEXT_OID || dims < 0 || dims > 1) return false;
+    let p = at + 12;
+    let elements = 0;
+    if (dims === 1) {
+      if (p + 8 > to) return false;
+      elements = dv.getInt32(p);
+      if (dv.getInt32(p + 4) !== 1) return false; // a lower bound of 1, as string_to_array makes it
+      p += 8;
+    }
     let written = 0;
-    const slots = type.deviceSlots;
     for (let i = 0; i < slots.length; i++) {
       const slot = slots[i] as number;
       const from = start[slot] as number;
       const length = (end[slot] as number) - from;
       if (from < 0 || length === 0) continue;
-      if (s.ascii[slot] !== 1) return null;
+      if (s.ascii[slot] !== 1) return false;
       let seen = false;
       for (let h = 0; h < i && !seen; h++) {
         const other = slots[h] as number;
@@ -630,36 +719,139 @@ class IndexKeyMatcher {
         seen = k === length;
       }
       if (seen) continue;
-      if (written++ > 0 && b[this.p++] !== 0x2c) return false;
-      const p = this.p;
-      if (p + length > to) return false;
-      for (let k = 0; k < length; k++) if (b[p + k] !== lower(b[from + k] as number)) return false;
-      this.p = p + length;
+      if (written++ >= elements || p + 4 > to || dv.getInt32(p) !== length) return false;
+      p += 4;
+      if (p + length > to || !lowercaseOfIn(dv, b, p, from, length)) return false;
+      p += length;
     }
-    return this.p === to;
+    return written === elements && p === to;
   }
+}
 
-  /** The captured string of a slot next, or the byte `missing` (-1: nothing) when it is not a string. */
-  private range(slot: number, missing: number): boolean {
-    const b = this.b;
-    const from = (this.s as ByteScanner).start[slot] as number;
-    if (from < 0) return missing < 0 || b[this.p++] === missing;
-    const length = ((this.s as ByteScanner).end[slot] as number) - from;
-    const p = this.p;
-    if (p + length > this.to) return false;
-    for (let k = 0; k < length; k++) if (b[p + k] !== b[from + k]) return false;
-    this.p = p + length;
-    return true;
-  }
+/** 2000-01-01T00:00:00Z, PostgreSQL's epoch for timestamps, in Unix milliseconds. */
+const EPOCH_2000_MS = 946_684_800_000;
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 
-  private separator(): boolean {
-    return this.b[this.p++] === 0x1f;
+function digits(b: Uint8Array, at: number, n: number): number {
+  let value = 0;
+  for (let k = 0; k < n; k++) {
+    const d = (b[at + k] as number) - 0x30;
+    if (d < 0 || d > 9) return -1;
+    value = value * 10 + d;
   }
+  return value;
+}
+
+/**
+ * Unix milliseconds of a time text exactly as to_char(..., 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+ * writes one in years 1 to 9999 (every field in range, the day in its month); null for any other text.
+ */
+function isoMillis(b: Uint8Array, from: number, to: number): number | null {
+  if (to - from !== 24) return null;
+  if (b[from + 4] !== 0x2d || b[from + 7] !== 0x2d || b[from + 10] !== 0x54 || b[from + 13] !== 0x3a || b[from + 16] !== 0x3a || b[from + 19] !== 0x2e || b[from + 23] !== 0x5a) return null;
+  const year = digits(b, from, 4);
+  const month = digits(b, from + 5, 2);
+  const day = digits(b, from + 8, 2);
+  const hour = digits(b, from + 11, 2);
+  const minute = digits(b, from + 14, 2);
+  const second = digits(b, from + 17, 2);
+  const milli = digits(b, from + 20, 3);
+  if (year < 1 || month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 59 || milli < 0) return null;
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  if (day > (DAYS_IN_MONTH[month - 1] as number) + (month === 2 && leap ? 1 : 0)) return null;
+  // Days since 1970-01-01 in the proleptic Gregorian calendar (H. Hinnant's days_from_civil).
+  const y = month <= 2 ? year - 1 : year;
+  const era = Math.floor(y / 400);
+  const yoe = y - era * 400;
+  const doy = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1;
+  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
+  const days = era * 146_097 + doe - 719_468;
+  return ((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + milli;
+}
+
+/** Earliest and latest instants to_char writes as a four-digit year 1 to 9999 (Unix ms). */
+const FIRST_MS = -62_135_596_800_000;
+const LAST_MS = 253_402_300_799_999;
+
+/**
+ * The index key as INDEX_KEY_SQL renders it from these columns (concat_ws skips NULLs,
+ * array_to_string skips NULL elements); null when it cannot be rendered here with certainty.
+ */
+function renderIndexKey(text: Buffer, columns: Int32Array): string | null {
+  const column = (k: number): string | null => {
+    const at = columns[2 * k] as number;
+    return at < 0 ? null : text.toString('utf8', at, columns[2 * k + 1]);
+  };
+  const timeAt = columns[2 * TIME_COLUMN] as number;
+  if (timeAt < 0 || (columns[2 * TIME_COLUMN + 1] as number) - timeAt !== 8) return null;
+  const micros = text.readBigInt64BE(timeAt);
+  // Milliseconds, truncated as to_char's MS truncates (towards the past: the fraction of a second is never negative).
+  const ms = Number(micros / 1000n - (micros < 0n && micros % 1000n !== 0n ? 1n : 0n)) + EPOCH_2000_MS;
+  if (!(ms >= FIRST_MS && ms <= LAST_MS)) return null;
+  const devicesAt = columns[2 * DEVICES_COLUMN] as number;
+  let devices: string | null = null;
+  if (devicesAt >= 0) {
+    const to = columns[2 * DEVICES_COLUMN + 1] as number;
+    if (to - devicesAt < 12) return null;
+    const dims = text.readInt32BE(devicesAt);
+    if (text.readInt32BE(devicesAt + 8) !== TEXT_OID || dims < 0) return null;
+    let p = devicesAt + 12;
+    let count = dims === 0 ? 0 : 1;
+    for (let d = 0; d < dims; d++, p += 8) {
+      if (p + 8 > to) return null;
+      count *= text.readInt32BE(p);
+    }
+    const elements: string[] = [];
+    for (let e = 0; e < count; e++) {
+      if (p + 4 > to) return null;
+      const length = text.readInt32BE(p);
+      p += 4;
+      if (length < 0) continue;
+      if (p + length > to) return null;
+      elements.push(text.toString('utf8', p, p + length));
+      p += length;
+    }
+    if (p !== to) return null;
+    devices = elements.join(',');
+  }
+  const fields = [
+    new Date(ms).toISOString(),
+    column(TYPE_COLUMN),
+    column(CODE_COLUMN) ?? '\x1e',
+    column(KIND_COLUMN),
+    column(ID_COLUMN),
+    column(REQUEST_ID_COLUMN) ?? '\x1e',
+    column(DECISION_COLUMN) ?? '\x1e',
+    devices,
+  ];
+  return fields.filter((f) => f !== null).join('\x1f');
 }
 
 /** Whether b[a, a+n) and c[x, x+n) are the same bytes. */
 function same(b: Uint8Array, a: number, c: Uint8Array, x: number, n: number): boolean {
   for (let k = 0; k < n; k++) if (b[a + k] !== c[x + k]) return false;
+  return true;
+}
+
+/** Whether b[a, a+n) and b[x, x+n) are the same bytes, four at a time (view: b's DataView). */
+function sameIn(view: DataView, b: Uint8Array, a: number, x: number, n: number): boolean {
+  let k = 0;
+  for (; k + 4 <= n; k += 4) if (view.getInt32(a + k) !== view.getInt32(x + k)) return false;
+  for (; k < n; k++) if (b[a + k] !== b[x + k]) return false;
+  return true;
+}
+
+/** Four ASCII bytes with A-Z lowered: a lane's top bit marks >= 'A' and not >= '[' (no lane carries: every byte is below 0x80). */
+function lower4(w: number): number {
+  const upper = (w + 0x3f3f3f3f) & ~(w + 0x25252525) & 0x80808080;
+  return w | (upper >>> 2);
+}
+
+/** Whether b[a, a+n) is b[x, x+n) lowercased (ASCII), four bytes at a time. */
+function lowercaseOfIn(view: DataView, b: Uint8Array, a: number, x: number, n: number): boolean {
+  let k = 0;
+  for (; k + 4 <= n; k += 4) if (view.getInt32(a + k) !== lower4(view.getInt32(x + k))) return false;
+  for (; k < n; k++) if (b[a + k] !== lower(b[x + k] as number)) return false;
   return true;
 }
 
@@ -697,7 +889,7 @@ export function checkCopyChunk(task: CopyChunkTask): ChunkResult {
   const tenant = Buffer.from(task.tenant, 'utf8');
   const { checkpointsAt, checkpointChecks, recordCheckpoint } = checkpointRecorder(task.checkpoints);
   const scanner = new ByteScanner();
-  const matcher = new IndexKeyMatcher();
+  const matcher = new ColumnMatcher();
   const chain = new ChainBytes();
   const row = new CopyRow();
 
@@ -710,7 +902,9 @@ export function checkCopyChunk(task: CopyChunkTask): ChunkResult {
   let prevTimeAt = 0;
   let prevTimeEnd = prevTimeBuf.length;
   let prevTimeAscii = isAscii(prevTimeBuf);
-  let prevBody: { at: number; end: number } | string = task.previous.body;
+  // The previous body: in b (prevBodyAt >= 0) or, before the first row, the task's own.
+  let prevBodyAt = -1;
+  let prevBodyEnd = -1;
   let hashAtHead: string | null = null;
   let passed = 0;
 
@@ -739,7 +933,7 @@ export function checkCopyChunk(task: CopyChunkTask): ChunkResult {
       const previous: PreviousRow = {
         seq: prevSeq,
         hash: Buffer.from(prevHashBuf.buffer, prevHashBuf.byteOffset + prevHashAt, prevHashLength).toString('utf8'),
-        body: typeof prevBody === 'string' ? prevBody : text.toString('utf8', prevBody.at, prevBody.end),
+        body: prevBodyAt < 0 ? task.previous.body : text.toString('utf8', prevBodyAt, prevBodyEnd),
         time: Buffer.from(prevTimeBuf.buffer, prevTimeBuf.byteOffset + prevTimeAt, prevTimeEnd - prevTimeAt).toString('utf8'),
       };
       const body = text.toString('utf8', row.body, row.bodyEnd);
@@ -751,7 +945,8 @@ export function checkCopyChunk(task: CopyChunkTask): ChunkResult {
         body: [body],
         prevHash: [text.toString('utf8', row.prevHash, row.prevHashEnd)],
         hash: [text.toString('utf8', row.hash, row.hashEnd)],
-        idx: [row.idx < 0 ? null : text.toString('utf8', row.idx, row.idxEnd)],
+        // null where it cannot be rendered here: the row then fails, and verify reads the range again with the database's rendering.
+        idx: [renderIndexKey(text, row.columns)],
         checkpoints: checkpointsAt.get(seq) ?? [],
       });
       checkpointChecks.push(...exact.checkpointChecks);
@@ -767,7 +962,8 @@ export function checkCopyChunk(task: CopyChunkTask): ChunkResult {
     prevHashBuf = b;
     prevHashAt = row.hash;
     prevHashLength = row.hashEnd - row.hash;
-    prevBody = { at: row.body, end: row.bodyEnd };
+    prevBodyAt = row.body;
+    prevBodyEnd = row.bodyEnd;
     passed++;
   }
   return { passed, lastPassedSeq: prevSeq, failure: null, checkpointChecks, hashAtHead };
@@ -778,7 +974,7 @@ function fastRow(
   b: Buffer,
   row: CopyRow,
   scanner: ByteScanner,
-  matcher: IndexKeyMatcher,
+  matcher: ColumnMatcher,
   chain: ChainBytes,
   tenant: Uint8Array,
   prevHashBuf: Uint8Array,
@@ -788,10 +984,10 @@ function fastRow(
   prevTimeAt: number,
   prevTimeEnd: number,
 ): boolean {
-  if (prevTime === null || row.idx < 0) return false;
+  if (prevTime === null) return false;
   // prev_hash is the previous row's stored hash, and both are 64 lowercase hex digits.
   if (row.prevHashEnd - row.prevHash !== HASH_HEX_LENGTH || row.hashEnd - row.hash !== HASH_HEX_LENGTH || prevHashLength !== HASH_HEX_LENGTH) return false;
-  if (!same(b, row.prevHash, prevHashBuf, prevHashAt, HASH_HEX_LENGTH)) return false;
+  if (prevHashBuf === b ? !sameIn(matcher.viewOf(b), b, row.prevHash, prevHashAt, HASH_HEX_LENGTH) : !same(b, row.prevHash, prevHashBuf, prevHashAt, HASH_HEX_LENGTH)) return false;
   // hash = SHA-256(prev_hash || SHA-256(body)), over the body's bytes as stored. Digests come back
   // as latin1 ('binary') strings: node's one-shot hash answers those several times faster than a Buffer.
   const scratch = chain.scratch;
@@ -825,7 +1021,7 @@ function fastRow(
   const time = start[TIME] as number;
   if (time < 0 || (start[TYPE] as number) < 0 || scanner.ascii[TIME] !== 1) return false;
   if (!notBefore(b, time, end[TIME] as number, prevTime, prevTimeAt, prevTimeEnd)) return false;
-  return matcher.matches(scanner, b, row.idx, row.idxEnd) === true;
+  return matcher.matches(scanner, b, row) === true;
 }
 
 function unreadable(task: { previous: PreviousRow }, err: unknown): ChunkResult {
@@ -842,18 +1038,72 @@ export function checkAnyChunk(task: AnyChunkTask): ChunkResult {
 
 /**
  * The byte scan on one body, for tests: what it vouches for (null: it leaves the body to the exact
- * path), and whether `indexKey` is the index key it reads from the body. With `after`, the scan
- * reads that body first, in the same buffer, so `body` is judged against it as a template.
+ * path), and whether it vouches that the columns INDEX_KEY_SQL would render as `indexKey` are the
+ * ones it reads from the body (true), or leaves that to the exact path (null). With
+ * `after`, the scan reads that body first, in the same buffer, so `body` is judged against it as
+ * a template.
  */
 export function scanBodyBytes(body: Buffer, indexKey: string, after?: Buffer): { seq: number; chain: string; time: string; indexKeyMatches: boolean | null } | null {
-  const idx = Buffer.from(indexKey, 'utf8');
+  const columns = columnsOf(indexKey);
   const before = after ?? Buffer.alloc(0);
-  const b = Buffer.concat([before, body, idx]);
+  const b = Buffer.concat([before, body, columns ?? Buffer.alloc(0)]);
   const from = before.length;
   const to = from + body.length;
   const scanner = new ByteScanner();
   if (after !== undefined) scanner.scan(b, 0, from, isAscii(after) && after.indexOf(0x5c) < 0);
   if (!scanner.scan(b, from, to, isAscii(body) && body.indexOf(0x5c) < 0)) return null;
   const text = (slot: number) => ((scanner.start[slot] as number) < 0 ? '' : b.toString('utf8', scanner.start[slot], scanner.end[slot]));
-  return { seq: scanner.seq, chain: text(CHAIN), time: text(TIME), indexKeyMatches: new IndexKeyMatcher().matches(scanner, b, to, b.length) };
+  let indexKeyMatches: boolean | null = null;
+  if (columns !== null) {
+    const row = new CopyRow();
+    let p = to;
+    for (let k = 0; k < INDEX_COLUMNS; k++) {
+      const length = b.readInt32BE(p);
+      p += 4;
+      row.columns[2 * k] = length < 0 ? -1 : p;
+      row.columns[2 * k + 1] = length < 0 ? -1 : p + length;
+      p += Math.max(0, length);
+    }
+    indexKeyMatches = new ColumnMatcher().matches(scanner, b, row) ? true : null;
+    // The exact path's rendering of the same columns gives back the key.
+    if (renderIndexKey(b, row.columns) !== indexKey) throw new Error(`the index key ${JSON.stringify(indexKey)} does not render back from its columns`);
+  }
+  return { seq: scanner.seq, chain: text(CHAIN), time: text(TIME), indexKeyMatches };
+}
+
+/** The binary COPY fields of INDEX_COLUMNS_SQL that INDEX_KEY_SQL renders as `key`; null when no columns render as it. */
+function columnsOf(key: string): Buffer | null {
+  const parts = key.split('\x1f');
+  if (parts.length !== INDEX_COLUMNS) return null;
+  const [time, type, code, kind, id, requestId, decision, devices] = parts as [string, string, string, string, string, string, string, string];
+  const ms = Date.parse(time);
+  if (Number.isNaN(ms) || ms < FIRST_MS || ms > LAST_MS || new Date(ms).toISOString() !== time) return null;
+  const field = (value: Buffer | null) => {
+    const length = Buffer.alloc(4);
+    length.writeInt32BE(value === null ? -1 : value.length);
+    return value === null ? length : Buffer.concat([length, value]);
+  };
+  const textOf = (value: string, nullMark = false) => field(nullMark && value === '\x1e' ? null : Buffer.from(value, 'utf8'));
+  const micros = Buffer.alloc(8);
+  micros.writeBigInt64BE(BigInt(ms - EPOCH_2000_MS) * 1000n);
+  const ids = devices === '' ? [] : devices.split(',');
+  const header = Buffer.alloc(ids.length === 0 ? 12 : 20);
+  header.writeInt32BE(ids.length === 0 ? 0 : 1, 0);
+  header.writeInt32BE(TEXT_OID, 8);
+  if (ids.length > 0) {
+    header.writeInt32BE(ids.length, 12);
+    header.writeInt32BE(1, 16);
+  }
+  const array = Buffer.concat([header, ...ids.map((d) => field(Buffer.from(d, 'utf8')))]);
+  return Buffer.concat([field(micros), textOf(type), textOf(code, true), textOf(kind), textOf(id), textOf(requestId, true), textOf(decision, true), field(array)]);
+}
+
+/** The index key of each row of a copy of verify's columns, as the exact path renders it here (null: left to the database), for tests. */
+export function renderCopiedIndexKeys(copy: Uint8Array): Array<string | null> {
+  const text = Buffer.from(copy.buffer, copy.byteOffset, copy.byteLength);
+  const reader = new CopyReader(copy);
+  const row = new CopyRow();
+  const keys: Array<string | null> = [];
+  while (reader.next(row)) keys.push(renderIndexKey(text, row.columns));
+  return keys;
 }

@@ -28,7 +28,7 @@ import {
   type KeyRing,
   type LogFailure,
 } from './checkpoints.js';
-import { INDEX_KEY_SQL } from './envelope.js';
+import { INDEX_COLUMNS_SQL, INDEX_KEY_SQL } from './envelope.js';
 import { BEFORE_CHAIN, ChainWalk, checkChunk, unpackRow, type CheckpointRef, type ChunkResult, type ChunkTask, type Failure, type PreviousRow } from './verify-core.js';
 import { checkAnyChunk, lastCopyRow, type AnyChunkTask, type CopyChunkTask } from './verify-copy.js';
 import type { VerifyPool } from './verify-pool.js';
@@ -467,6 +467,22 @@ async function exactBlame(
   return outcome;
 }
 
+/** The columns verify copies, and the types it reads their binary values as. */
+const COPIED_TYPES: Readonly<Record<string, string>> = {
+  seq: 'bigint',
+  prev_hash: 'text',
+  hash: 'text',
+  body: 'text',
+  time: 'timestamp with time zone',
+  type: 'text',
+  code: 'text',
+  actor_kind: 'text',
+  actor_id: 'text',
+  request_id: 'text',
+  decision: 'text',
+  device_ids: 'text[]',
+};
+
 type Range = { copy: Buffer; last: { seq: number; hash: string; body: string } | null } | { packed: Array<string | null> };
 
 /** Reads a chain's ranges: as binary COPY where the driver streams it, else as one string per row. */
@@ -495,11 +511,22 @@ function rangeReader(db: Db, tenant: string, rangeEnd: (after: number) => number
   };
   const fetchCopy = (after: number, into: Buffer) =>
     (copyBinary as NonNullable<typeof copyBinary>)(
-      `SELECT seq, prev_hash, hash, body, ${INDEX_KEY_SQL} FROM chronicle_event
+      `SELECT seq, prev_hash, hash, body, ${INDEX_COLUMNS_SQL} FROM chronicle_event
        WHERE tenant = ${sqlLiteral(tenant)} AND seq > ${after} AND seq <= ${rangeEnd(after)} ORDER BY seq`,
       into,
     );
+  // The copy is read as binary values of these types; a table altered to others is read the ordinary way.
+  let typesChecked: Promise<void> | undefined;
+  const checkTypes = async () => {
+    const { rows } = await db.query<{ name: string; type: string }>(
+      `SELECT attname AS name, format_type(atttypid, atttypmod) AS type FROM pg_attribute
+       WHERE attrelid = 'chronicle_event'::regclass AND attnum > 0 AND NOT attisdropped`,
+    );
+    const types = new Map(rows.map((r) => [r.name, r.type]));
+    if (Object.entries(COPIED_TYPES).some(([name, type]) => types.get(name) !== type)) copyBinary = undefined;
+  };
   const fetchRange = async (after: number): Promise<Range> => {
+    if (copyBinary !== undefined) await (typesChecked ??= checkTypes().catch(() => void (copyBinary = undefined)));
     if (copyBinary !== undefined) {
       const into = spare.pop() ?? Buffer.from(new SharedArrayBuffer(Math.max(1 << 20, Math.ceil(copySize * 1.25))));
       try {

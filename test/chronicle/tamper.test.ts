@@ -303,6 +303,41 @@ forEachDatabase('chronicle tamper detection', (create) => {
     expect(await verifyChain(tenant)).toMatchObject({ ok: false, firstBadSeq: 3, reason: 'column_mismatch' });
   });
 
+  it.each([
+    ['time', "time = time + interval '1 millisecond'"],
+    ['type', "type = 'DEVICE_COMPLIANCE_CHECKED'"],
+    ['code', "code = '0x2801'"],
+    ['actor_kind', "actor_kind = 'human'"],
+    ['actor_id', "actor_id = upper(actor_id)"],
+    ['request_id', 'request_id = NULL'],
+    ['decision', 'decision = NULL'],
+    ['device_ids (order)', 'device_ids = ARRAY[device_ids[2], device_ids[1]]'],
+    ['device_ids (case)', 'device_ids = ARRAY[upper(device_ids[1]), device_ids[2]]'],
+    ['device_ids (one more)', "device_ids = device_ids || 'x'::text"],
+    ['device_ids (none)', "device_ids = '{}'"],
+  ])('catches the indexed column %s changed on its own', async (_column, set) => {
+    const tenant = await chain(6);
+    await asSuperuserWithoutGuards(db, (tx) => tx.query(`UPDATE chronicle_event SET ${set} WHERE tenant = $1 AND seq = 3`, [tenant]));
+    expect(await verifyChain(tenant)).toMatchObject({ ok: false, firstBadSeq: 3, reason: 'column_mismatch' });
+  });
+
+  it('catches a body whose code is not a string or null while its column is NULL, in a rewritten chain', async () => {
+    const tenant = await chain(6);
+    await asSuperuserWithoutGuards(db, async (tx) => {
+      let prev = (await rows(tx, tenant)).find((r) => r.seq === 2)?.hash as string;
+      for (const row of (await rows(tx, tenant)).filter((r) => r.seq >= 3)) {
+        const envelope = JSON.parse(row.body) as { code: unknown };
+        if (row.seq === 3) envelope.code = 5;
+        const body = canonicalJson(envelope);
+        const hash = chainHash(prev, body);
+        await tx.query('UPDATE chronicle_event SET body = $3, prev_hash = $4, hash = $5 WHERE tenant = $1 AND seq = $2', [tenant, row.seq, body, prev, hash]);
+        prev = hash;
+      }
+      await tx.query('UPDATE chronicle_chain SET head_hash = $2 WHERE tenant = $1', [tenant, prev]);
+    });
+    expect(await verifyChain(tenant)).toMatchObject({ ok: false, firstBadSeq: 3, reason: 'column_mismatch' });
+  });
+
   it('names the exact reason even for values that confuse a fast read (odd lengths, separators)', async () => {
     const tenant = await chain(8);
     await asSuperuserWithoutGuards(db, async (tx) => {

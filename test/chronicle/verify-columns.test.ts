@@ -1,0 +1,57 @@
+/**
+ * Verify copies the indexed columns as stored and, for the rows it judges the exact way, renders
+ * their index key itself: that key must be the one the database renders with INDEX_KEY_SQL, or
+ * none (the range is then read again with the database's key).
+ */
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { Db } from '../../src/db/index.js';
+import { INDEX_COLUMNS_SQL, INDEX_KEY_SQL } from '../../src/chronicle/envelope.js';
+import { renderCopiedIndexKeys } from '../../src/chronicle/verify-copy.js';
+import { forEachDatabase, type TestDatabase } from '../helpers/db.js';
+
+// time, type, code, actor_kind, actor_id, request_id, decision, device_ids
+const ROWS = [
+  `'2025-01-02T03:04:05.678Z', 'CONNECTOR_INVOKED', NULL, 'agent', 'key:1', 'req-1', 'allowed', '{0f8fad5b-d9cb-469f-a165-70867728950e,7c9e6679-7425-40de-944b-e07fc1f90ae7}'`,
+  `'2025-01-02T03:04:05.678999Z', 'DEVICE_COMPLIANCE_CHECKED', '0x2801', 'human', 'Zoë', NULL, NULL, '{}'`,
+  `'1999-12-31T23:59:59.999999Z', 'x', E'\\x1e', '', '', '', '', '{NULL,ABC-é}'`,
+  `'1970-01-01T00:00:00Z', NULL, 'c', NULL, 'i', 'r,s', 'd', '{{a,b},{c,d}}'`,
+  `'0001-01-01T00:00:00Z', 't', NULL, 'k', 'i', NULL, NULL, '[0:1]={a,b}'`,
+  `'9999-12-31T23:59:59.999999Z', 't', NULL, 'k', 'i', NULL, NULL, NULL`,
+  `'2024-02-29T12:00:00.5Z', 't', NULL, 'k', 'i', NULL, NULL, '{""}'`,
+  `'1900-03-01T00:00:00.001Z', 't', NULL, 'k', 'i', NULL, NULL, '{","}'`,
+  // Times to_char writes otherwise than as four-digit years: left to the database.
+  `'infinity', 't', NULL, 'k', 'i', NULL, NULL, '{}'`,
+  `'-infinity', 't', NULL, 'k', 'i', NULL, NULL, '{}'`,
+  `'10000-01-01T00:00:00Z', 't', NULL, 'k', 'i', NULL, NULL, '{}'`,
+  `'0001-12-31T23:59:59Z BC', 't', NULL, 'k', 'i', NULL, NULL, '{}'`,
+];
+
+const VALUES = `(VALUES ${ROWS.map((r, i) => `(${i}, ${r})`).join(', ')})
+  AS v(n, time, type, code, actor_kind, actor_id, request_id, decision, device_ids)`;
+const typed = `SELECT n, time::timestamptz AS time, type::text, code::text, actor_kind::text, actor_id::text, request_id::text, decision::text, device_ids::text[] FROM ${VALUES}`;
+
+forEachDatabase('the index key verify renders from copied columns', (create) => {
+  let tdb: TestDatabase;
+  let db: Db;
+  beforeAll(async () => {
+    tdb = await create();
+    db = await tdb.open();
+  });
+  afterAll(async () => {
+    await tdb?.drop();
+  });
+
+  it('is the key the database renders, or none where it would write the time otherwise', async () => {
+    const copy = await (db.copyBinary as NonNullable<Db['copyBinary']>)(
+      `SELECT n::bigint AS seq, 'p'::text, 'h'::text, '{}'::text, ${INDEX_COLUMNS_SQL} FROM (${typed}) AS t ORDER BY n`,
+    );
+    const { rows } = await db.query<{ idx: string }>(`SELECT ${INDEX_KEY_SQL} AS idx FROM (${typed}) AS t ORDER BY n`);
+    const rendered = renderCopiedIndexKeys(copy);
+    expect(rendered).toHaveLength(ROWS.length);
+    const unrenderable = ROWS.length - 4;
+    rendered.forEach((key, i) => {
+      if (i >= unrenderable) expect(key, ROWS[i]).toBeNull();
+      else expect(key, ROWS[i]).toBe(rows[i]?.idx);
+    });
+  });
+});
