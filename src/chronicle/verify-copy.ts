@@ -256,21 +256,22 @@ class ByteScanner {
   private holes: Template | null = null;
 
   /**
-   * The envelope of b[from, to) when the scan vouches for it; false means "judge it the exact way".
-   * `plain`: the body is known to be ASCII without a backslash (one native check each), so a
-   * string is scanned by one comparison per byte.
+   * The envelope of b[from, to) (`body`: the same bytes) when the scan vouches for it; false means
+   * "judge it the exact way". A body read in full is first checked to be ASCII without a backslash
+   * (one native check each); such a body's strings are then scanned by one comparison per byte.
    */
-  scan(b: Uint8Array, from: number, to: number, plain: boolean): boolean {
+  scan(b: Uint8Array, from: number, to: number, body: Buffer): boolean {
     if (this.b !== b) {
       this.templates.length = 0; // a template is a body in the buffer it came from
       this.view = new DataView(b.buffer, b.byteOffset, b.byteLength);
     }
     this.b = b;
-    this.plain = plain;
     this.start.fill(-1);
     this.isNull.fill(0);
     this.seq = -1;
-    if (plain) {
+    // Against a template, strings are read with every check (only the values in its holes are read).
+    this.plain = false;
+    {
       const templates = this.templates;
       for (let t = 0; t < templates.length; t++) {
         const template = templates[t] as Template;
@@ -281,8 +282,11 @@ class ByteScanner {
         }
       }
       this.start.fill(-1);
+      this.isNull.fill(0);
       this.seq = -1;
     }
+    const plain = isAscii(body) && body.indexOf(0x5c) < 0;
+    this.plain = plain;
     if (b[from] !== 0x7b) return false;
     this.holes = plain ? this.spareTemplate() : null;
     const ok = this.object(from, 1, ENVELOPE) === to;
@@ -337,9 +341,10 @@ class ByteScanner {
         const end = this.string(p);
         if (end === FAIL || end > to) return false;
         if (slot >= 0) {
+          if (this.escaped) return false; // its bytes are not its value: judged in full, then the exact way
           this.start[slot] = p + 1;
           this.end[slot] = end - 1;
-          this.ascii[slot] = 1;
+          this.ascii[slot] = this.nonAscii ? 0 : 1;
         }
         p = end;
       } else {
@@ -875,6 +880,8 @@ class ChainBytes {
 }
 
 const hexValue = (c: number) => (c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : -1);
+/** hexValue by table, for the 32 bytes of every row's stored hash. */
+const HEX_VALUE = Int8Array.from({ length: 256 }, (_, c) => hexValue(c));
 
 
 export function checkCopyChunk(task: CopyChunkTask): ChunkResult {
@@ -1002,18 +1009,21 @@ function fastRow(
   const body = b.subarray(row.body, row.bodyEnd);
   scratch.write(crypto.hash('sha256', body, 'binary'), 32, 'latin1');
   const outer = crypto.hash('sha256', scratch, 'binary');
+  // The stored hash, decoded (lowercase hex only) and compared with the digest byte by byte; its
+  // bytes become the first half of the next row's input (the previous digest is no longer needed).
   for (let k = 0; k < 32; k++) {
-    const d = outer.charCodeAt(k);
-    if (b[row.hash + 2 * k] !== HEX[d >> 4] || b[row.hash + 2 * k + 1] !== HEX[d & 15]) {
+    const hi = HEX_VALUE[b[row.hash + 2 * k] as number] as number;
+    const lo = HEX_VALUE[b[row.hash + 2 * k + 1] as number] as number;
+    const value = (hi << 4) | lo;
+    if ((hi | lo) < 0 || value !== outer.charCodeAt(k)) {
       chain.digestOf = -1;
       return false;
     }
+    scratch[k] = value;
   }
-  // This row's stored hash, as bytes, for the next row: it is the digest just matched.
-  scratch.write(outer, 0, 'latin1');
   chain.digestOf = row.seq;
   // Canonical, at its place in this chain, time not going back, the indexed columns agreeing.
-  if (!scanner.scan(b, row.body, row.bodyEnd, isAscii(body) && body.indexOf(0x5c) < 0)) return false;
+  if (!scanner.scan(b, row.body, row.bodyEnd, body)) return false;
   const { start, end } = scanner;
   if (scanner.seq !== row.seq) return false;
   const chainAt = start[CHAIN] as number;
@@ -1050,8 +1060,8 @@ export function scanBodyBytes(body: Buffer, indexKey: string, after?: Buffer): {
   const from = before.length;
   const to = from + body.length;
   const scanner = new ByteScanner();
-  if (after !== undefined) scanner.scan(b, 0, from, isAscii(after) && after.indexOf(0x5c) < 0);
-  if (!scanner.scan(b, from, to, isAscii(body) && body.indexOf(0x5c) < 0)) return null;
+  if (after !== undefined) scanner.scan(b, 0, from, b.subarray(0, from));
+  if (!scanner.scan(b, from, to, b.subarray(from, to))) return null;
   const text = (slot: number) => ((scanner.start[slot] as number) < 0 ? '' : b.toString('utf8', scanner.start[slot], scanner.end[slot]));
   let indexKeyMatches: boolean | null = null;
   if (columns !== null) {

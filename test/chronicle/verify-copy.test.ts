@@ -215,5 +215,16 @@ describe('the byte scan against the body before it (a template)', () => {
     expect(at('"seq":7', '"seq":07')).toBeNull();
     expect(at('"seq":7', '"seq":7.0')).toBeNull();
     expect(at('"note":"plain"', '"note":"pl\u0001ain"')).toBeNull();
+    // Escapes and non-ASCII in a hole: read with every check, as a full scan reads them.
+    const same = (from: string, to: string) => {
+      const text = base.replace(from, to);
+      const key = reference(text).indexKey as string;
+      expect(scanAfter(text, key), to).toEqual(scanBodyBytes(Buffer.from(text, 'utf8'), key));
+    };
+    same('"request_id":"req-1"', '"request_id":"a\\"b"');
+    same('"request_id":"req-1"', '"request_id":"Zoë"');
+    same('"note":"plain"', '"note":"a\\"b\\\\c€"');
+    expect(at('"request_id":"req-1"', '"request_id":"a\\"b"')).toBeNull();
+    expect(at('"note":"plain"', '"note":"a\\"b"')).not.toBeNull();
   });
 });
