@@ -10,7 +10,10 @@
  *   BENCH_RUNS=5 BENCH_SECONDS=3 BENCH_VERIFY_EVENTS=300000 npm run bench:chronicle
  *
  * Targets on a 2-core machine: ≥ 5,000 committed appends/s with 16 writers on PostgreSQL, and
- * verify ≥ 250,000 events/s and ≥ 0.6 of the floor. BENCH_BACKENDS=postgres runs one backend. Prints medians of several runs; writes bench/results/chronicle.json.
+ * verify ≥ 250,000 events/s and ≥ 0.6 of the floor. BENCH_BACKENDS=postgres runs one backend. Prints medians of several runs,
+ * and the CPU time per event of verify and of the floor, in this process (every thread) and, when
+ * the PostgreSQL server runs on this machine, in its server processes (from /proc); writes
+ * bench/results/chronicle.json.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -43,6 +46,42 @@ async function sequentialRead(db: Db, tenant: string, events: number, chunk = 5_
   }
   if (read !== events) throw new Error(`the floor read ${read} of ${events} events`);
   return read;
+}
+
+/**
+ * CPU time (ms) the server processes of this database's client connections have used so far, by pid, read
+ * from /proc: null when the server is not on this machine or /proc cannot be read (then the bench
+ * prints no server CPU).
+ */
+async function serverCpuMs(db: Db): Promise<Map<number, number> | null> {
+  if (db.kind !== 'postgres') return null;
+  const { rows } = await db.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend'");
+  const used = new Map<number, number>();
+  for (const { pid } of rows) {
+    try {
+      used.set(pid, Number(fs.readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]) / 1e6);
+    } catch {
+      return null;
+    }
+  }
+  return used;
+}
+
+/** Runs fn; answers its wall seconds and the CPU µs per event of this process (every thread) and of the server. */
+async function measured(db: Db, events: number, fn: () => Promise<void>): Promise<{ seconds: number; processUs: number; serverUs: number | null }> {
+  const server0 = await serverCpuMs(db);
+  const cpu0 = process.cpuUsage();
+  const started = performance.now();
+  await fn();
+  const seconds = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  const server1 = await serverCpuMs(db);
+  let serverMs: number | null = null;
+  if (server0 !== null && server1 !== null) {
+    serverMs = 0;
+    for (const [pid, ms] of server1) serverMs += ms - (server0.get(pid) ?? 0);
+  }
+  return { seconds, processUs: (cpu.user + cpu.system) / events, serverUs: serverMs === null ? null : (serverMs * 1000) / events };
 }
 
 const percentile = (sorted: readonly number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
@@ -185,20 +224,28 @@ async function benchBackend(backend: Backend, verifyEvents: number) {
     if (db.kind === 'postgres') await db.query('ANALYZE chronicle_event');
     const verifyRuns: number[] = [];
     const floorRuns: number[] = [];
+    const verifyCpu: Array<{ processUs: number; serverUs: number | null }> = [];
+    const floorCpu: Array<{ processUs: number; serverUs: number | null }> = [];
     await chronicle.verify({ tenant: 'verify' }); // warm-up: starts the worker threads, warms the cache
     await sequentialRead(db, 'verify', verifyEvents);
     // Interleaved, so both see the same machine load.
     for (let r = 0; r < Math.max(RUNS, 5); r++) {
-      let started = performance.now();
-      const report = await chronicle.verify({ tenant: 'verify' });
-      let seconds = (performance.now() - started) / 1000;
-      if (!report.ok || report.eventsChecked !== verifyEvents) throw new Error(`verify failed: ${JSON.stringify(report.chains[0])}`);
-      verifyRuns.push(verifyEvents / seconds);
-      started = performance.now();
-      await sequentialRead(db, 'verify', verifyEvents);
-      seconds = (performance.now() - started) / 1000;
-      floorRuns.push(verifyEvents / seconds);
+      const v = await measured(db, verifyEvents, async () => {
+        const report = await chronicle.verify({ tenant: 'verify' });
+        if (!report.ok || report.eventsChecked !== verifyEvents) throw new Error(`verify failed: ${JSON.stringify(report.chains[0])}`);
+      });
+      verifyRuns.push(verifyEvents / v.seconds);
+      verifyCpu.push(v);
+      const f = await measured(db, verifyEvents, async () => void (await sequentialRead(db, 'verify', verifyEvents)));
+      floorRuns.push(verifyEvents / f.seconds);
+      floorCpu.push(f);
     }
+    // CPU per event: what a busy machine distorts far less than events per second.
+    const cpuOf = (runs: ReadonlyArray<{ processUs: number; serverUs: number | null }>) => ({
+      processUs: Number(median(runs.map((x) => x.processUs)).toFixed(2)),
+      serverUs: runs.some((x) => x.serverUs === null) ? null : Number(median(runs.map((x) => x.serverUs as number)).toFixed(2)),
+    });
+    const cpu = { verify: cpuOf(verifyCpu), floor: cpuOf(floorCpu) };
     const verifyPerSecond = Math.round(median(verifyRuns));
     const floorPerSecond = Math.round(median(floorRuns));
     const ratio = Number((verifyPerSecond / floorPerSecond).toFixed(2));
@@ -208,11 +255,15 @@ async function benchBackend(backend: Backend, verifyEvents: number) {
     console.log(
       `${backend.name.padEnd(8)} floor:  ${floorPerSecond} events/s, a plain sequential read of the same bodies (runs: ${floorRuns.map((v) => Math.round(v)).join(', ')}); verify/floor ${ratio}`,
     );
+    const server = (us: number | null) => (us === null ? '' : ` + ${us} µs in the database server`);
+    console.log(
+      `${backend.name.padEnd(8)} CPU per event (medians): verify ${cpu.verify.processUs} µs in this process${server(cpu.verify.serverUs)}; floor ${cpu.floor.processUs} µs${server(cpu.floor.serverUs)}`,
+    );
     await chronicle.close();
     return {
       appends,
-      verify: { events: verifyEvents, eventsPerSecond: verifyPerSecond, runs: verifyRuns.map(Math.round) },
-      floor: { eventsPerSecond: floorPerSecond, runs: floorRuns.map(Math.round) },
+      verify: { events: verifyEvents, eventsPerSecond: verifyPerSecond, runs: verifyRuns.map(Math.round), cpuPerEvent: cpu.verify },
+      floor: { eventsPerSecond: floorPerSecond, runs: floorRuns.map(Math.round), cpuPerEvent: cpu.floor },
       verifyToFloor: ratio,
     };
   } finally {
