@@ -207,11 +207,14 @@ export async function verifyChronicle(options: VerifyOptions): Promise<VerifyRep
     tenants = [...new Set([...heads.map((r) => r.tenant), ...orphans.map((r) => r.tenant), ...evidence.keys()])].sort();
   }
 
+  // Asked once per verify, on the first range a chain copies.
+  let typesHold: Promise<boolean> | undefined;
+  const copiedTypesHold = () => (typesHold ??= columnTypesAreCopied(options.db));
   const chains: ChainVerifyReport[] = [];
   let uncoveredEvents = 0;
   for (const tenant of tenants) {
     const e = evidence.get(tenant) ?? { trusted: [], failures: [], count: 0 };
-    const report = await verifyChain(options, tenant, e);
+    const report = await verifyChain(options, tenant, e, copiedTypesHold);
     chains.push(report);
     const covered = e.trusted.reduce((max, cp) => Math.max(max, cp.seq), 0);
     uncoveredEvents += Math.max(0, report.headSeq - covered);
@@ -276,7 +279,7 @@ async function judgeOtherInstances(
   }
 }
 
-async function verifyChain(options: VerifyOptions, tenant: string, evidence: ChainEvidence): Promise<ChainVerifyReport> {
+async function verifyChain(options: VerifyOptions, tenant: string, evidence: ChainEvidence, copiedTypesHold: () => Promise<boolean>): Promise<ChainVerifyReport> {
   const { db } = options;
   const chunkSize = options.chunkSize ?? 5_000;
   // Signed checkpoints are evidence; forged ones are failures at the seq they claim.
@@ -309,7 +312,7 @@ async function verifyChain(options: VerifyOptions, tenant: string, evidence: Cha
   const parallel = pool !== undefined && pool.size > 0;
   const walk = new ChainWalk();
   const rangeEnd = (after: number) => Math.min(after + chunkSize, lastSeq);
-  const { fetchRange, release } = rangeReader(db, tenant, rangeEnd);
+  const { fetchRange, release } = rangeReader(db, tenant, rangeEnd, copiedTypesHold);
   // A range with a failing row is read again column by column and judged from that: the packed
   // and copied forms are only trusted for rows that pass.
   const recheck = async (after: number, previous: PreviousRow): Promise<ChunkResult> => {
@@ -467,6 +470,20 @@ async function exactBlame(
   return outcome;
 }
 
+/** Whether chronicle_event's columns have the types verify reads their copied binary values as (false also when it cannot tell). */
+async function columnTypesAreCopied(db: Db): Promise<boolean> {
+  try {
+    const { rows } = await db.query<{ name: string; type: string }>(
+      `SELECT attname AS name, format_type(atttypid, atttypmod) AS type FROM pg_attribute
+       WHERE attrelid = 'chronicle_event'::regclass AND attnum > 0 AND NOT attisdropped`,
+    );
+    const types = new Map(rows.map((r) => [r.name, r.type]));
+    return Object.entries(COPIED_TYPES).every(([name, type]) => types.get(name) === type);
+  } catch {
+    return false;
+  }
+}
+
 /** The columns verify copies, and the types it reads their binary values as. */
 const COPIED_TYPES: Readonly<Record<string, string>> = {
   seq: 'bigint',
@@ -486,7 +503,7 @@ const COPIED_TYPES: Readonly<Record<string, string>> = {
 type Range = { copy: Buffer; last: { seq: number; hash: string; body: string } | null } | { packed: Array<string | null> };
 
 /** Reads a chain's ranges: as binary COPY where the driver streams it, else as one string per row. */
-function rangeReader(db: Db, tenant: string, rangeEnd: (after: number) => number) {
+function rangeReader(db: Db, tenant: string, rangeEnd: (after: number) => number, copiedTypesHold: () => Promise<boolean>) {
   // One string per row (see PackedChunkTask): a fifth of the fetching thread's work of five columns.
   // Hashes of any other length would move the boundaries between the concatenated columns (a
   // digit moved from hash to prev_hash reads the same), so such a row is packed as NULL: it fails
@@ -516,17 +533,8 @@ function rangeReader(db: Db, tenant: string, rangeEnd: (after: number) => number
       into,
     );
   // The copy is read as binary values of these types; a table altered to others is read the ordinary way.
-  let typesChecked: Promise<void> | undefined;
-  const checkTypes = async () => {
-    const { rows } = await db.query<{ name: string; type: string }>(
-      `SELECT attname AS name, format_type(atttypid, atttypmod) AS type FROM pg_attribute
-       WHERE attrelid = 'chronicle_event'::regclass AND attnum > 0 AND NOT attisdropped`,
-    );
-    const types = new Map(rows.map((r) => [r.name, r.type]));
-    if (Object.entries(COPIED_TYPES).some(([name, type]) => types.get(name) !== type)) copyBinary = undefined;
-  };
   const fetchRange = async (after: number): Promise<Range> => {
-    if (copyBinary !== undefined) await (typesChecked ??= checkTypes().catch(() => void (copyBinary = undefined)));
+    if (copyBinary !== undefined && !(await copiedTypesHold())) copyBinary = undefined;
     if (copyBinary !== undefined) {
       const into = spare.pop() ?? Buffer.from(new SharedArrayBuffer(Math.max(1 << 20, Math.ceil(copySize * 1.25))));
       try {
