@@ -214,9 +214,29 @@ const ACTOR = 2;
 const DATA = 3;
 const TARGET = 4;
 
-/** Most bodies are one of a few shapes: the scanner keeps the last few it read in full. */
-const MAX_TEMPLATES = 4;
+/**
+ * Most bodies of one event type share a shape: the scanner keeps the last two it read in full per
+ * type (told apart by the type's length, first and last byte, read back from the body's end), for
+ * at most MAX_SHAPES types at once.
+ */
+const TEMPLATES_PER_SHAPE = 2;
+const MAX_SHAPES = 64;
 const MAX_HOLES = 256;
+
+/**
+ * Which templates to try for b[from, to): the length, first and last byte of the string that ends
+ * a canonical envelope (`…"type":"<type>","v":1}`); -1 when the body does not end that way. Only a
+ * hint: a template is used only when the whole body matches it.
+ */
+function shapeOf(b: Uint8Array, from: number, to: number): number {
+  const last = to - 9;
+  if (last <= from || b[to - 8] !== 0x22 || b[to - 1] !== 0x7d) return -1;
+  const stop = Math.max(from, last - 64);
+  let quote = last;
+  while (quote > stop && b[quote] !== 0x22) quote--;
+  if (b[quote] !== 0x22 || quote === last) return -1;
+  return ((last - quote) << 16) | ((b[quote + 1] as number) << 8) | (b[last] as number);
+}
 
 /** A body the full scan accepted (b[at, end)), and where its strings and numbers are. */
 class Template {
@@ -249,9 +269,9 @@ class ByteScanner {
   private escaped = false;
   private nonAscii = false;
   private plain = false;
-  /** Bodies scanned in full lately, most recent first, as templates for the next ones. */
-  private readonly templates: Template[] = [];
-  private spare: Template | null = null;
+  /** Bodies scanned in full lately, by shape, most recent first, as templates for the next ones. */
+  private readonly templates = new Map<number, Template[]>();
+  private readonly spares: Template[] = [];
   /** The template the full scan is recording, if any. */
   private holes: Template | null = null;
 
@@ -262,7 +282,7 @@ class ByteScanner {
    */
   scan(b: Uint8Array, from: number, to: number, body: Uint8Array): boolean {
     if (this.b !== b) {
-      this.templates.length = 0; // a template is a body in the buffer it came from
+      this.forgetTemplates(); // a template is a body in the buffer it came from
       this.view = new DataView(b.buffer, b.byteOffset, b.byteLength);
     }
     this.b = b;
@@ -271,8 +291,9 @@ class ByteScanner {
     this.seq = -1;
     // Against a template, strings are read with every check (only the values in its holes are read).
     this.plain = false;
-    {
-      const templates = this.templates;
+    const shape = shapeOf(b, from, to);
+    const templates = shape < 0 ? undefined : this.templates.get(shape);
+    if (templates !== undefined) {
       for (let t = 0; t < templates.length; t++) {
         const template = templates[t] as Template;
         if (this.matches(template, from, to)) {
@@ -288,7 +309,7 @@ class ByteScanner {
     const plain = isAscii(body) && body.indexOf(0x5c) < 0;
     this.plain = plain;
     if (b[from] !== 0x7b) return false;
-    this.holes = plain ? this.spareTemplate() : null;
+    this.holes = plain && shape >= 0 ? this.spareTemplate() : null;
     const ok = this.object(from, 1, ENVELOPE) === to;
     const recorded = this.holes;
     this.holes = null;
@@ -296,12 +317,22 @@ class ByteScanner {
       recorded.at = from;
       recorded.end = to;
       recorded.isNull.set(this.isNull);
-      this.templates.unshift(recorded);
-      if (this.templates.length > MAX_TEMPLATES) this.spare = this.templates.pop() as Template;
+      if (templates !== undefined) {
+        templates.unshift(recorded);
+        if (templates.length > TEMPLATES_PER_SHAPE) this.spares.push(templates.pop() as Template);
+      } else {
+        if (this.templates.size >= MAX_SHAPES) this.forgetTemplates();
+        this.templates.set(shape, [recorded]);
+      }
     } else if (recorded !== null) {
-      this.spare = recorded;
+      this.spares.push(recorded);
     }
     return ok;
+  }
+
+  private forgetTemplates(): void {
+    for (const list of this.templates.values()) for (const template of list) if (this.spares.length < TEMPLATES_PER_SHAPE) this.spares.push(template);
+    this.templates.clear();
   }
 
   /**
@@ -371,8 +402,7 @@ class ByteScanner {
   }
 
   private spareTemplate(): Template {
-    const template = this.spare ?? new Template();
-    this.spare = null;
+    const template = this.spares.pop() ?? new Template();
     template.count = 0;
     return template;
   }
