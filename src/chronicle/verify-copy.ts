@@ -45,7 +45,6 @@ const INDEX_COLUMNS = 8;
 const TEXT_OID = 25;
 
 const SIGNATURE = [0x50, 0x47, 0x43, 0x4f, 0x50, 0x59, 0x0a, 0xff, 0x0d, 0x0a, 0x00]; // PGCOPY\n\377\r\n\0
-const HEX = Buffer.from('0123456789abcdef', 'latin1');
 const HASH_HEX_LENGTH = 64;
 
 /** Offsets of one row's fields in the copy buffer (start, end; -1 for NULL). */
