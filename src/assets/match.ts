@@ -79,114 +79,235 @@ export function assetIdOf(tenant: string, anchor: string): string {
   return [hex.slice(0, 8), hex.slice(8, 12), `8${hex.slice(13, 16)}`, `${variant}${hex.slice(17, 20)}`, hex.slice(20, 32)].join('-');
 }
 
-/** Indices of the sources grouped by a key (sources without one left out), in source order. */
-function groupBy(sources: readonly SourceIdentity[], keyOf: (s: SourceIdentity) => string | null): Map<string, number[]> {
-  const groups = new Map<string, number[]>();
-  for (let i = 0; i < sources.length; i++) {
-    const key = keyOf(sources[i] as SourceIdentity);
-    if (key === null) continue;
-    const group = groups.get(key);
-    if (group === undefined) groups.set(key, [i]);
-    else group.push(i);
+/**
+ * The identity keys of n sources as numbers: equal keys, equal numbers (any numbering, from 0),
+ * -1 for none. Matching needs nothing else, so a whole tenant's match holds a few typed arrays,
+ * never its sources' strings; whoever numbered the keys renders anchors from the members' keys.
+ */
+export interface KeyColumns {
+  readonly count: number;
+  /** 1 for an agent, 0 for an Intune record. */
+  readonly agent: Uint8Array;
+  readonly serial: Int32Array;
+  readonly entra: Int32Array;
+  /** Agents only. */
+  readonly hardware: Int32Array;
+}
+
+/** What an asset was formed on; its anchor text is rendered from its members' keys by `anchorText`. */
+export const ANCHOR_KINDS = ['serial', 'serial_intune', 'serial_hardware', 'entra', 'source'] as const;
+export type AnchorKind = (typeof ANCHOR_KINDS)[number];
+const SERIAL = 0;
+const SERIAL_INTUNE = 1;
+const SERIAL_HARDWARE = 2;
+const ENTRA = 3;
+const SOURCE = 4;
+
+/** A conflict by index: the assets the key could have joined and the sources that report it. */
+export interface IndexConflict {
+  readonly kind: ConflictKind;
+  /** A source whose serial (serial_on_several_machines) or Entra id (the other kind) is the ambiguous key. */
+  readonly keySource: number;
+  readonly assets: readonly number[];
+  readonly sources: readonly number[];
+}
+
+/** Which asset each source belongs to (`assetOf`), what each asset was formed on, and the conflicts. */
+export interface Membership {
+  readonly assets: number;
+  readonly assetOf: Int32Array;
+  /** Per asset, an index into ANCHOR_KINDS. */
+  readonly anchorKind: Uint8Array;
+  /** Per asset, 1 when a conflict names it. */
+  readonly inConflict: Uint8Array;
+  readonly conflicts: readonly IndexConflict[];
+}
+
+/** Sources grouped by a numbered key (sources without one left out): `rows[start[g]..start[g + 1])` in source order. */
+function groupsOf(key: Int32Array): { start: Int32Array; rows: Int32Array } {
+  let max = -1;
+  for (const k of key) if (k > max) max = k;
+  const start = new Int32Array(max + 2);
+  for (const k of key) if (k >= 0) start[k + 1] = (start[k + 1] as number) + 1;
+  for (let g = 0; g <= max; g++) start[g + 1] = (start[g + 1] as number) + (start[g] as number);
+  const rows = new Int32Array(start[max + 1] as number);
+  const next = start.slice(0, max + 1);
+  for (let i = 0; i < key.length; i++) {
+    const k = key[i] as number;
+    if (k < 0) continue;
+    rows[next[k] as number] = i;
+    next[k] = (next[k] as number) + 1;
   }
-  return groups;
+  return { start, rows };
 }
 
-/** What the steps share: the sources, each one's key (computed once), and the anchor found so far by index. */
-interface MatchState {
-  readonly sources: readonly SourceIdentity[];
-  readonly keys: readonly string[];
-  readonly anchors: (string | undefined)[];
-  readonly conflicts: MatchConflict[];
-}
+/** The matching rules over numbered keys (see the top of this file); the one implementation every match runs. */
+export function matchKeys(keys: KeyColumns): Membership {
+  const { count, agent, serial, entra, hardware } = keys;
+  const assetOf = new Int32Array(count).fill(-1);
+  const kinds: number[] = [];
+  const conflicts: IndexConflict[] = [];
+  const newAsset = (kind: number): number => kinds.push(kind) - 1;
 
-const soloAnchorAt = (st: MatchState, i: number): string => `source:${st.keys[i] as string}`;
-
-/** Step 1: serial groups; a serial two machines claim is split per machine and reported. */
-function matchSerials(st: MatchState): void {
-  const { sources, anchors } = st;
-  for (const [serial, group] of groupBy(sources, (s) => s.serial_fingerprint)) {
-    const machines = new Set<string>();
+  // Step 1: serial groups; a serial two machines claim is split per machine and reported.
+  const bySerial = groupsOf(serial);
+  for (let g = 0; g + 1 < bySerial.start.length; g++) {
+    const group = bySerial.rows.subarray(bySerial.start[g], bySerial.start[g + 1]);
+    if (group.length === 0) continue;
+    let machine = -1;
+    let several = false;
     for (const i of group) {
-      const s = sources[i] as SourceIdentity;
-      if (s.kind === 'agent' && s.hardware_fingerprint !== null) machines.add(s.hardware_fingerprint);
+      const h = hardware[i] as number;
+      if (agent[i] !== 1 || h < 0) continue;
+      if (machine < 0) machine = h;
+      else if (h !== machine) several = true;
     }
-    if (machines.size <= 1) {
-      const anchor = `serial:${serial}`;
-      for (const i of group) anchors[i] = anchor;
+    if (!several) {
+      const k = newAsset(SERIAL);
+      for (const i of group) assetOf[i] = k;
       continue;
     }
-    const anchorSet = new Set<string>();
+    let intuneAsset = -1;
+    const byMachine = new Map<number, number>();
+    const formed: number[] = [];
     for (const i of group) {
-      const s = sources[i] as SourceIdentity;
-      const anchor =
-        s.kind === 'intune' ? `serial:${serial}|intune` : s.hardware_fingerprint === null ? soloAnchorAt(st, i) : `serial:${serial}|hardware:${s.hardware_fingerprint}`;
-      anchors[i] = anchor;
-      anchorSet.add(anchor);
+      const h = hardware[i] as number;
+      let k: number;
+      if (agent[i] !== 1) {
+        if (intuneAsset < 0) formed.push((intuneAsset = newAsset(SERIAL_INTUNE)));
+        k = intuneAsset;
+      } else if (h < 0) {
+        formed.push((k = newAsset(SOURCE)));
+      } else {
+        const known = byMachine.get(h);
+        if (known === undefined) {
+          formed.push((k = newAsset(SERIAL_HARDWARE)));
+          byMachine.set(h, k);
+        } else k = known;
+      }
+      assetOf[i] = k;
     }
-    st.conflicts.push({
-      key: `serial_on_several_machines:${serial}`,
-      kind: 'serial_on_several_machines',
-      serial_fingerprint: serial,
-      entra_device_id: null,
-      anchors: [...anchorSet].sort(),
-      sources: group.map((i) => refOf(sources[i] as SourceIdentity)).sort(byRef),
-    });
+    conflicts.push({ kind: 'serial_on_several_machines', keySource: group[0] as number, assets: formed, sources: Array.from(group) });
   }
-}
 
-/** Step 2: Entra device ids, for the sources without a serial. */
-function matchEntraIds(st: MatchState): void {
-  const { sources, anchors } = st;
-  for (const [entra, group] of groupBy(sources, (s) => s.entra_device_id)) {
+  // Step 2: Entra device ids, for the sources without a serial.
+  const byEntra = groupsOf(entra);
+  for (let g = 0; g + 1 < byEntra.start.length; g++) {
+    const group = byEntra.rows.subarray(byEntra.start[g], byEntra.start[g + 1]);
+    if (group.length === 0) continue;
     const loose: number[] = [];
-    const anchorSet = new Set<string>();
+    const found: number[] = [];
     for (const i of group) {
-      const anchor = anchors[i];
-      if (anchor === undefined) loose.push(i);
-      else anchorSet.add(anchor);
+      const k = assetOf[i] as number;
+      if (k < 0) loose.push(i);
+      else if (!found.includes(k)) found.push(k);
     }
-    const found = [...anchorSet].sort();
     if (found.length === 1) {
-      for (const i of loose) anchors[i] = found[0] as string;
+      for (const i of loose) assetOf[i] = found[0] as number;
     } else if (found.length === 0) {
-      for (const i of loose) anchors[i] = `entra:${entra}`;
+      const k = newAsset(ENTRA);
+      for (const i of loose) assetOf[i] = k;
     } else {
-      for (const i of loose) anchors[i] = soloAnchorAt(st, i);
-      st.conflicts.push({
-        key: `entra_device_id_on_several_assets:${entra}`,
-        kind: 'entra_device_id_on_several_assets',
-        serial_fingerprint: null,
-        entra_device_id: entra,
-        anchors: [...found, ...loose.map((i) => soloAnchorAt(st, i))].sort(),
-        sources: group.map((i) => refOf(sources[i] as SourceIdentity)).sort(byRef),
-      });
+      for (const i of loose) found.push((assetOf[i] = newAsset(SOURCE)));
+      conflicts.push({ kind: 'entra_device_id_on_several_assets', keySource: group[0] as number, assets: found, sources: Array.from(group) });
     }
   }
+
+  // Step 3: everything else stands alone.
+  for (let i = 0; i < count; i++) if (assetOf[i] === -1) assetOf[i] = newAsset(SOURCE);
+  const inConflict = new Uint8Array(kinds.length);
+  for (const c of conflicts) for (const k of c.assets) inConflict[k] = 1;
+  return { assets: kinds.length, assetOf, anchorKind: Uint8Array.from(kinds), inConflict, conflicts };
 }
 
 /**
+ * An asset's anchor text from its kind and its members' keys (in any order): the key it was formed
+ * on, which every member carrying that key shares.
+ */
+export function anchorText(kind: AnchorKind, members: readonly SourceIdentity[]): string {
+  const withSerial = () => members.find((s) => s.serial_fingerprint !== null) as SourceIdentity;
+  const first = members[0] as SourceIdentity;
+  switch (kind) {
+    case 'serial':
+      return `serial:${withSerial().serial_fingerprint as string}`;
+    case 'serial_intune':
+      return `serial:${withSerial().serial_fingerprint as string}|intune`;
+    case 'serial_hardware':
+      return `serial:${first.serial_fingerprint as string}|hardware:${first.hardware_fingerprint as string}`;
+    case 'entra':
+      return `entra:${first.entra_device_id as string}`;
+    case 'source':
+      return `source:${sourceKey(first)}`;
+  }
+}
+
+/** Numbers the distinct values of one key column (-1 for none). */
+function numbered(sources: readonly SourceIdentity[], keyOf: (s: SourceIdentity) => string | null): Int32Array {
+  const seen = new Map<string, number>();
+  const out = new Int32Array(sources.length);
+  sources.forEach((s, i) => {
+    const key = keyOf(s);
+    if (key === null) out[i] = -1;
+    else {
+      let n = seen.get(key);
+      if (n === undefined) seen.set(key, (n = seen.size));
+      out[i] = n;
+    }
+  });
+  return out;
+}
+
+/** The key columns of sources held as objects (an incremental re-match's few, the tests'). */
+export function keyColumnsOf(sources: readonly SourceIdentity[]): KeyColumns {
+  return {
+    count: sources.length,
+    agent: Uint8Array.from(sources, (s) => (s.kind === 'agent' ? 1 : 0)),
+    serial: numbered(sources, (s) => s.serial_fingerprint),
+    entra: numbered(sources, (s) => s.entra_device_id),
+    hardware: numbered(sources, (s) => (s.kind === 'agent' ? s.hardware_fingerprint : null)),
+  };
+}
+
+/** A conflict with its key and anchors rendered, its sources sorted. */
+export function conflictOf(c: IndexConflict, sourceAt: (i: number) => SourceIdentity, anchorOfAsset: (k: number) => string): MatchConflict {
+  const keySource = sourceAt(c.keySource);
+  const serial = c.kind === 'serial_on_several_machines' ? keySource.serial_fingerprint : null;
+  const entra = c.kind === 'entra_device_id_on_several_assets' ? keySource.entra_device_id : null;
+  return {
+    key: `${c.kind}:${(serial ?? entra) as string}`,
+    kind: c.kind,
+    serial_fingerprint: serial,
+    entra_device_id: entra,
+    anchors: c.assets.map(anchorOfAsset).sort(),
+    sources: c.sources.map((i) => refOf(sourceAt(i))).sort(byRef),
+  };
+}
+
+export const byConflictKey = (a: MatchConflict, b: MatchConflict): number => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+
+/**
  * Matches the sources; `anchors[i]` is the anchor of `sources[i]` (`anchorOf` the same by source
- * key). Each source's key is computed once, and the steps index sources by position, so a large
- * tenant's match allocates little beyond its result.
+ * key). Numbers the keys and runs `matchKeys`, the same rules a from-scratch match runs over
+ * numbers the database assigned.
  */
 export function matchSources(sources: readonly SourceIdentity[]): MatchResult & { readonly anchors: readonly string[]; readonly keys: readonly string[] } {
-  const st: MatchState = { sources, keys: sources.map(sourceKey), anchors: new Array<string | undefined>(sources.length), conflicts: [] };
-  matchSerials(st);
-  matchEntraIds(st);
-  for (let i = 0; i < sources.length; i++) st.anchors[i] ??= soloAnchorAt(st, i);
-  st.conflicts.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  const anchors = st.anchors as string[];
+  const m = matchKeys(keyColumnsOf(sources));
+  const members: SourceIdentity[][] = Array.from({ length: m.assets }, () => []);
+  sources.forEach((s, i) => (members[m.assetOf[i] as number] as SourceIdentity[]).push(s));
+  const anchorOfAsset = members.map((mine, k) => anchorText(ANCHOR_KINDS[m.anchorKind[k] as number] as AnchorKind, mine));
+  const keys = sources.map(sourceKey);
+  const anchors = Array.from(m.assetOf, (k) => anchorOfAsset[k] as string);
+  const conflicts = m.conflicts.map((c) => conflictOf(c, (i) => sources[i] as SourceIdentity, (k) => anchorOfAsset[k] as string)).sort(byConflictKey);
   let anchorOf: Map<string, string> | undefined;
   return {
     // Built when asked for: the service reads anchors by index and never needs the map.
     get anchorOf() {
-      anchorOf ??= new Map(anchors.map((a, i) => [st.keys[i] as string, a]));
+      anchorOf ??= new Map(anchors.map((a, i) => [keys[i] as string, a]));
       return anchorOf;
     },
     anchors,
-    keys: st.keys,
-    conflicts: st.conflicts,
+    keys,
+    conflicts,
   };
 }
 
