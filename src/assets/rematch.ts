@@ -7,9 +7,9 @@ import crypto from 'node:crypto';
 import type { Queryable } from '../db/index.js';
 import type { Actor, AppendInput } from '../chronicle/types.js';
 import { summarize, type SummarySource } from './attributes.js';
-import { assetIdOf, keysOf, matchSources, sourceKey, type MatchConflict, type SourceRef } from './match.js';
+import { assetIdOf, keysOf, matchSources, sourceKey, type MatchConflict, type SourceIdentity, type SourceRef } from './match.js';
 import * as store from './store.js';
-import type { ConflictRow, MatchRow, SourceRow, StoredKey, StoredSource } from './store.js';
+import type { ConflictRow, SourceRow, StoredKey, StoredSource } from './store.js';
 
 export const MATCHER_ACTOR: Actor = { kind: 'system', id: 'asset-matcher' };
 /** Items per event: a from-scratch match of a large tenant is a few dozen events, not thousands. */
@@ -66,7 +66,7 @@ export async function closureOf(q: Queryable, tenant: string, seeds: readonly (S
   return found;
 }
 
-const asSummary = (s: MatchRow): SummarySource => ({ kind: s.kind, source_id: s.source_id, last_seen_at: s.last_seen_at, observation: s.observation }) as SummarySource;
+const asSummary = (s: SourceRow): SummarySource => ({ kind: s.kind, source_id: s.source_id, last_seen_at: s.last_seen_at, observation: s.observation }) as SummarySource;
 
 /**
  * The matched assets as flat arrays, not an object and an array per asset: asset k has the id
@@ -114,11 +114,34 @@ function place(tenant: string, anchors: readonly string[]): Placed {
 /** Asset k's row indices. */
 const rowsOf = (placed: Placed, k: number): number[] => Array.from(placed.members.subarray(placed.start[k], placed.start[k + 1]));
 
-const refOf = (s: MatchRow): SourceRef => ({ kind: s.kind, id: s.source_id });
+const refOf = (s: SourceIdentity): SourceRef => ({ kind: s.kind, id: s.source_id });
 const serialOfAnchor = (anchor: string): string | null => (anchor.startsWith('serial:') ? (anchor.slice(7).split('|')[0] ?? null) : null);
 
+/**
+ * The merge an asset of several sources records, or null when none of them joined it: `mine` its
+ * sources in order, `before[j]` the asset `mine[j]` was stored in (undefined: new).
+ */
+export function mergeItemOf(assetId: string, anchor: string, mine: readonly SourceIdentity[], before: readonly (string | undefined)[]): MergeItem | null {
+  if (mine.length < 2) return null;
+  const joined = mine.filter((_, j) => before[j] !== assetId);
+  if (joined.length === 0) return null;
+  const previous = new Set<string>();
+  mine.forEach((_, j) => {
+    const b = before[j];
+    if (b !== undefined && b !== assetId) previous.add(b);
+  });
+  return {
+    asset_id: assetId,
+    rule: anchor.startsWith('entra:') || !mine.every((r) => r.serial_fingerprint !== null) ? 'entra_device_id' : 'serial_fingerprint',
+    serial_fingerprint: serialOfAnchor(anchor),
+    entra_device_id: anchor.startsWith('entra:') ? anchor.slice(6) : (mine.find((r) => r.entra_device_id !== null)?.entra_device_id ?? null),
+    joined: joined.map(refOf),
+    previous_asset_ids: [...previous].sort(),
+  };
+}
+
 function diffMerges(
-  rows: readonly MatchRow[],
+  rows: readonly SourceRow[],
   keys: readonly string[],
   placed: Placed,
   oldAssetOf: ReadonlyMap<string, string>,
@@ -127,24 +150,11 @@ function diffMerges(
   const movedFrom = new Map<string, Set<string>>();
   for (let k = 0; k < placed.assetIds.length; k++) {
     const assetId = placed.assetIds[k] as string;
-    const anchor = placed.anchorOf[k] as string;
     const members = rowsOf(placed, k);
-    for (const i of members) {
-      const before = oldAssetOf.get(keys[i] as string);
-      if (before !== undefined) movedFrom.set(before, (movedFrom.get(before) ?? new Set()).add(assetId));
-    }
-    if (members.length < 2) continue;
-    const joined = members.filter((i) => oldAssetOf.get(keys[i] as string) !== assetId);
-    if (joined.length === 0) continue;
-    const mine = members.map((i) => rows[i] as MatchRow);
-    merges.push({
-      asset_id: assetId,
-      rule: anchor.startsWith('entra:') || !mine.every((r) => r.serial_fingerprint !== null) ? 'entra_device_id' : 'serial_fingerprint',
-      serial_fingerprint: serialOfAnchor(anchor),
-      entra_device_id: anchor.startsWith('entra:') ? anchor.slice(6) : (mine.find((r) => r.entra_device_id !== null)?.entra_device_id ?? null),
-      joined: joined.map((i) => refOf(rows[i] as MatchRow)),
-      previous_asset_ids: [...new Set(joined.map((i) => oldAssetOf.get(keys[i] as string)).filter((a): a is string => a !== undefined && a !== assetId))].sort(),
-    });
+    const before = members.map((i) => oldAssetOf.get(keys[i] as string));
+    for (const b of before) if (b !== undefined) movedFrom.set(b, (movedFrom.get(b) ?? new Set()).add(assetId));
+    const merge = mergeItemOf(assetId, placed.anchorOf[k] as string, members.map((i) => rows[i] as SourceRow), before);
+    if (merge !== null) merges.push(merge);
   }
   const splits: SplitItem[] = [];
   let indexOfId: Map<string, number> | undefined;
@@ -153,13 +163,13 @@ function diffMerges(
     indexOfId ??= new Map(placed.assetIds.map((id, k) => [id, k]));
     const k = indexOfId.get(before);
     const members = k === undefined ? [] : rowsOf(placed, k);
-    const serial = members.map((i) => rows[i] as MatchRow).find((r) => r.serial_fingerprint !== null)?.serial_fingerprint ?? null;
+    const serial = members.map((i) => rows[i] as SourceRow).find((r) => r.serial_fingerprint !== null)?.serial_fingerprint ?? null;
     splits.push({ asset_id: before, serial_fingerprint: serial, into_asset_ids: [...into].sort() });
   }
   return { merges, splits };
 }
 
-function conflictRows(tenant: string, conflicts: readonly MatchConflict[], previous: ReadonlyMap<string, ConflictRow>, at: string): ConflictRow[] {
+export function conflictRows(tenant: string, conflicts: readonly MatchConflict[], previous: ReadonlyMap<string, ConflictRow>, at: string): ConflictRow[] {
   return conflicts.map((c) => ({
     conflict_key: c.key,
     conflict_id: previous.get(c.key)?.conflict_id ?? crypto.randomUUID(),
@@ -203,28 +213,15 @@ export function matchEvents(tenant: string, runId: string, merges: readonly Merg
   return events;
 }
 
-interface ReplaceBase {
+export interface ReplaceArgs {
   readonly tenant: string;
-  /** The stored rows in scope (all of the tenant's for a from-scratch match). */
+  /** The stored rows in scope. */
   readonly before: ReadonlyMap<string, StoredSource>;
+  /** What the sources in scope are now (removed ones absent, new ones present), observations whole. */
+  readonly after: readonly SourceRow[];
   readonly at: string;
   readonly record: (events: AppendInput[]) => Promise<void>;
 }
-
-export type ReplaceArgs = ReplaceBase &
-  (
-    | {
-        /** The whole tenant is in scope (bulk deletes, every conflict replaced); Intune observations are copied inside the database. */
-        readonly whole: true;
-        /** Every live source: Intune records with their summary fields only, agents whole. */
-        readonly after: readonly MatchRow[];
-      }
-    | {
-        readonly whole: false;
-        /** What the sources in scope are now (removed ones absent, new ones present), observations whole. */
-        readonly after: readonly SourceRow[];
-      }
-  );
 
 const byAssetId = <T extends { asset_id: string }>(a: T, b: T): number => (a.asset_id < b.asset_id ? -1 : a.asset_id > b.asset_id ? 1 : 0);
 
@@ -239,15 +236,13 @@ export async function replaceSubset(q: Queryable, args: ReplaceArgs): Promise<Ma
 
   // Conflicts whose key this scope could have touched: every key of a source before or after.
   const scopeKeys = new Set<string>();
-  const noteKeys = (s: MatchRow) => {
+  const noteKeys = (s: SourceRow) => {
     if (s.serial_fingerprint !== null) scopeKeys.add(`serial_on_several_machines:${s.serial_fingerprint}`);
     if (s.entra_device_id !== null) scopeKeys.add(`entra_device_id_on_several_assets:${s.entra_device_id}`);
   };
-  if (!args.whole) {
-    before.forEach(noteKeys);
-    after.forEach(noteKeys);
-  }
-  const previous = new Map((await store.conflictsByKey(q, tenant, args.whole ? null : [...scopeKeys])).map((c) => [c.conflict_key, c]));
+  before.forEach(noteKeys);
+  after.forEach(noteKeys);
+  const previous = new Map((await store.conflictsByKey(q, tenant, [...scopeKeys])).map((c) => [c.conflict_key, c]));
   const nextConflicts = conflictRows(tenant, conflicts, previous, at);
   const nextKeys = new Set(nextConflicts.map((c) => c.conflict_key));
   const detected = nextConflicts.filter((c) => !previous.has(c.conflict_key));
@@ -257,7 +252,7 @@ export async function replaceSubset(q: Queryable, args: ReplaceArgs): Promise<Ma
   const assetRows: store.AssetRow[] = [];
   for (let k = 0; k < placed.assetIds.length; k++) {
     const assetId = placed.assetIds[k] as string;
-    const mine = rowsOf(placed, k).map((i) => after[i] as MatchRow);
+    const mine = rowsOf(placed, k).map((i) => after[i] as SourceRow);
     assetRows.push({
       asset_id: assetId,
       anchor: placed.anchorOf[k] as string,
@@ -268,38 +263,20 @@ export async function replaceSubset(q: Queryable, args: ReplaceArgs): Promise<Ma
   }
   assetRows.sort(byAssetId);
 
-  if (args.whole) {
-    await store.deleteSources(q, tenant, [], true);
-    // Indices, not objects: a large tenant's placements cost a number each.
-    const { assetIdAt } = placed;
-    const intune: number[] = [];
-    const agents: StoredSource[] = [];
-    args.after.forEach((row, i) => {
-      if (row.kind === 'intune') intune.push(i);
-      else agents.push({ ...(row as SourceRow), asset_id: assetIdAt[i] as string });
-    });
-    intune.sort((a, b) => ((assetIdAt[a] as string) < (assetIdAt[b] as string) ? -1 : (assetIdAt[a] as string) > (assetIdAt[b] as string) ? 1 : 0));
-    await store.insertIntunePlacements(q, tenant, args.after, assetIdAt, intune);
-    await store.insertSources(q, tenant, agents.sort(byAssetId));
-    await store.deleteAssets(q, tenant, [], true);
-  } else {
-    const touchedAssets = new Set<string>();
-    for (const s of before.values()) touchedAssets.add(s.asset_id);
-    for (const id of placed.assetIds) touchedAssets.add(id);
-    await store.deleteSources(q, tenant, [...before.values()], false);
-    await store.insertSources(q, tenant, args.after.map((row, i) => ({ ...row, asset_id: placed.assetIdAt[i] as string })).sort(byAssetId));
-    await store.deleteAssets(q, tenant, [...touchedAssets], false);
-  }
+  const touchedAssets = new Set<string>();
+  for (const s of before.values()) touchedAssets.add(s.asset_id);
+  for (const id of placed.assetIds) touchedAssets.add(id);
+  await store.deleteSources(q, tenant, [...before.values()], false);
+  await store.insertSources(q, tenant, after.map((row, i) => ({ ...row, asset_id: placed.assetIdAt[i] as string })).sort(byAssetId));
+  await store.deleteAssets(q, tenant, [...touchedAssets], false);
   await store.insertAssets(q, tenant, assetRows, at);
-  await store.replaceConflicts(q, tenant, args.whole ? null : [...scopeKeys], nextConflicts);
+  await store.replaceConflicts(q, tenant, [...scopeKeys], nextConflicts);
   // Assets outside this scope named by a conflict in it keep their flag in step.
-  if (!args.whole) {
-    await q.query(
-      `UPDATE assets a SET conflict = EXISTS (SELECT 1 FROM asset_conflicts c WHERE c.tenant = a.tenant AND c.asset_ids ? a.asset_id::text)
-        WHERE a.tenant = $1 AND a.asset_id = ANY($2::uuid[])`,
-      [tenant, [...new Set([...previous.values(), ...nextConflicts].flatMap((c) => c.asset_ids))]],
-    );
-  }
+  await q.query(
+    `UPDATE assets a SET conflict = EXISTS (SELECT 1 FROM asset_conflicts c WHERE c.tenant = a.tenant AND c.asset_ids ? a.asset_id::text)
+      WHERE a.tenant = $1 AND a.asset_id = ANY($2::uuid[])`,
+    [tenant, [...new Set([...previous.values(), ...nextConflicts].flatMap((c) => c.asset_ids))]],
+  );
   await args.record(matchEvents(tenant, crypto.randomUUID(), merges, splits, detected));
   return {
     sources: after.length,

@@ -16,6 +16,7 @@ import * as store from './store.js';
 import type { StoredSource } from './store.js';
 import type { AssetQuery, AssetView, AssetPage } from './types.js';
 import { createAssetReader } from './reader.js';
+import { rebuildTenant } from './rebuild.js';
 import type { EndpointAgent } from '../connector/assets.js';
 import type { SnapshotChanges } from '../connector/posture.js';
 
@@ -78,15 +79,10 @@ export function createAssetService(options: AssetServiceOptions): AssetService {
     return report;
   }
 
-  /** A from-scratch match inside a locked transaction: every live source, nothing of the stored assignment but ids and keys. */
+  /** A from-scratch match inside a locked transaction: numbered keys matched, sources written back in batches (rebuild.ts). */
   async function rebuildWithin(tx: Queryable, tenant: string, record: (events: AppendInput[]) => Promise<void>): Promise<MatchReport> {
-    // One connection, one query at a time: a transaction's statements run in order.
     await store.recordMatchedSnapshotsOfTenant(tx, tenant);
-    const intune = await store.liveIntuneMatchRows(tx, tenant);
-    const agents = await store.liveAgentSources(tx, tenant);
-    const stored = await store.storedAssignmentsOfTenant(tx, tenant);
-    const before = new Map(stored.map((s) => [sourceKey(s), s]));
-    return replaceSubset(tx, { tenant, before, after: [...intune, ...agents], whole: true, at: new Date(now()).toISOString(), record });
+    return rebuildTenant(tx, { tenant, at: new Date(now()).toISOString(), record });
   }
 
   async function rebuild(tenant: string): Promise<MatchReport> {
@@ -114,7 +110,7 @@ export function createAssetService(options: AssetServiceOptions): AssetService {
     const seeds = [...moved, ...[...previous.values()].filter((s) => !unmoved.has(sourceKey(s)))];
     const before = await closureOf(tx, tenant, seeds);
     const after = applyChanges(before, moved, removed);
-    const report = await replaceSubset(tx, { tenant, before, after, whole: false, at, record });
+    const report = await replaceSubset(tx, { tenant, before, after, at, record });
     return { ...report, sources: report.sources + sameKeys.length };
   }
 

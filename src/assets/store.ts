@@ -3,27 +3,19 @@
  * unrevoked agents), the stored assignment, and replacing a matched subset in bulk. Every
  * statement is scoped by tenant.
  */
-import crypto from 'node:crypto';
 import type { Queryable } from '../db/index.js';
 import type { DevicePosture } from '../connector/posture.js';
 import { isoOrNull } from '../common/values.js';
 import { heartbeatReadings, summarize, type AgentObservation, type IntuneSummaryFields, type ObservedSource } from './attributes.js';
-import type { ConflictKind, SourceIdentity, SourceKind } from './match.js';
+import type { ConflictKind, KeyColumns, SourceIdentity, SourceKind } from './match.js';
 import type { AgentSourceRow } from './agent-rows.js';
 
 export type Observation = DevicePosture | AgentObservation;
 
-/**
- * A source as a from-scratch match needs it: its identity keys and what the asset summary reads
- * (an Intune record's few summary fields, not its whole posture; an agent's small observation whole).
- */
-export interface MatchRow extends SourceIdentity {
-  readonly observation: IntuneSummaryFields | AgentObservation;
-  readonly last_seen_at: string | null;
-}
-
-export interface SourceRow extends MatchRow {
+/** A source with its identity keys and its whole observation (an Intune record's redacted posture, an agent's readings). */
+export interface SourceRow extends SourceIdentity {
   readonly observation: Observation;
+  readonly last_seen_at: string | null;
 }
 
 export interface StoredSource extends SourceRow {
@@ -98,102 +90,6 @@ export function intuneSource(row: IntuneLiveRow): SourceRow {
   };
 }
 
-
-interface IntuneMatchDbRow {
-  connection_id: string;
-  device_id: string;
-  serial_fingerprint: string | null;
-  entra_device_id: string | null;
-  os_family: string;
-  os_version: string | null;
-  compliance_state: DevicePosture['compliance_state'];
-  is_encrypted: boolean | null;
-  last_sync_at: string | null;
-  enrolled_at: string | null;
-}
-
-/** Rows per FETCH when a whole tenant is read: a large tenant's rows never arrive all at once. */
-const BATCH_ROWS = 10_000;
-
-/**
- * The rows of a SELECT, batch by batch, through a cursor in the caller's transaction: the driver
- * never holds the whole result beside what the caller keeps of it.
- */
-async function* batches<R>(q: Queryable, sql: string, params: readonly unknown[]): AsyncGenerator<R[]> {
-  const cursor = `asset_rows_${crypto.randomBytes(6).toString('hex')}`;
-  await q.query(`DECLARE ${cursor} NO SCROLL CURSOR FOR ${sql}`, params);
-  let failed = false;
-  try {
-    for (;;) {
-      let rows: R[];
-      try {
-        rows = (await q.query<R>(`FETCH FORWARD ${BATCH_ROWS} FROM ${cursor}`)).rows;
-      } catch (err) {
-        failed = true;
-        throw err;
-      }
-      if (rows.length === 0) return;
-      yield rows;
-    }
-  } finally {
-    // An aborted transaction drops the cursor itself (and would refuse the CLOSE).
-    if (!failed) await q.query(`CLOSE ${cursor}`);
-  }
-}
-
-/** One string per distinct value of a low-cardinality column (connection ids, OS families and versions, states). */
-function interner(): <T extends string | null>(value: T) => T {
-  const seen = new Map<string, string>();
-  return <T extends string | null>(value: T): T => {
-    if (value === null) return value;
-    const known = seen.get(value);
-    if (known !== undefined) return known as T;
-    seen.set(value, value);
-    return value;
-  };
-}
-
-/**
- * The live Intune records of the tenant as matching and the summary need them: columns read out of
- * the posture by the server, so a large tenant's postures never travel or get parsed whole (the
- * from-scratch write copies them inside the database), read in batches, with each repeated value
- * (connection id, OS, state) held once.
- */
-export async function liveIntuneMatchRows(q: Queryable, tenant: string): Promise<MatchRow[]> {
-  const out: MatchRow[] = [];
-  const same = interner();
-  for await (const rows of batches<IntuneMatchDbRow>(
-    q,
-    `SELECT p.connection_id::text AS connection_id, p.device_id, p.posture->>'serial_fingerprint' AS serial_fingerprint,
-            p.posture->>'azure_ad_device_id' AS entra_device_id, p.os_family, p.posture->>'os_version' AS os_version, p.compliance_state,
-            (p.posture->>'is_encrypted')::boolean AS is_encrypted, p.posture->>'last_sync_at' AS last_sync_at, p.posture->>'enrolled_at' AS enrolled_at
-       FROM intune_device_postures p JOIN intune_connections c ON c.current_snapshot_id = p.snapshot_id AND c.tenant = p.tenant
-      WHERE c.tenant = $1 AND c.status <> 'disabled'`,
-    [tenant],
-  )) {
-    for (const r of rows) {
-      out.push({
-        kind: 'intune',
-        origin: same(r.connection_id),
-        source_id: r.device_id,
-        serial_fingerprint: r.serial_fingerprint,
-        hardware_fingerprint: null,
-        entra_device_id: r.entra_device_id,
-        observation: {
-          device_id: r.device_id,
-          os_family: same(r.os_family) as DevicePosture['os_family'],
-          os_version: same(r.os_version),
-          compliance_state: same(r.compliance_state),
-          is_encrypted: r.is_encrypted === true,
-          last_sync_at: r.last_sync_at,
-          enrolled_at: r.enrolled_at,
-        },
-        last_seen_at: r.last_sync_at,
-      });
-    }
-  }
-  return out;
-}
 
 /** The current snapshot of a connection whose records are live (it exists and is not disabled), else null. */
 export async function liveSnapshotOf(q: Queryable, tenant: string, connectionId: string): Promise<string | null> {
@@ -304,6 +200,191 @@ export async function liveAgentSources(q: Queryable, tenant: string, agentId?: s
   return rows.map(agentSource);
 }
 
+// ---- a from-scratch match's working set ------------------------------------------------------
+
+/**
+ * Every live source of the tenant in a temporary table for this transaction, one scan of the
+ * current snapshots and the agents: row i's kind, ids and keys, the asset it is stored in now, what
+ * the asset summary reads of it (columns read out of an Intune posture; an agent's row), and where
+ * an Intune posture lives (copied from there when the sources are written). One statement, so the
+ * keys, the summary fields and the stored assignment are one consistent view, read back by number.
+ */
+export async function createScratch(q: Queryable, tenant: string): Promise<void> {
+  await q.query(
+    `CREATE TEMP TABLE asset_scratch ON COMMIT DROP AS
+     SELECT (row_number() OVER () - 1)::int AS i, l.*, s.asset_id AS old_asset
+       FROM (SELECT 'intune'::text AS kind, p.connection_id::text AS origin, p.device_id AS source_id, p.posture->>'serial_fingerprint' AS serial_fingerprint,
+                    p.posture->>'azure_ad_device_id' AS entra_device_id, NULL::text AS hardware_fingerprint, p.os_family, p.posture->>'os_version' AS os_version,
+                    p.compliance_state, (p.posture->>'is_encrypted')::boolean AS is_encrypted, p.posture->>'last_sync_at' AS last_sync_at,
+                    p.posture->>'enrolled_at' AS intune_enrolled_at, NULL::text AS os_build, NULL::text AS model, NULL::jsonb AS posture,
+                    NULL::timestamptz AS last_seen_at, NULL::timestamptz AS enrolled_at, p.snapshot_id
+               FROM intune_device_postures p JOIN intune_connections c ON c.current_snapshot_id = p.snapshot_id AND c.tenant = p.tenant
+              WHERE c.tenant = $1 AND c.status <> 'disabled'
+             UNION ALL
+             SELECT 'agent', '', agent_id::text, serial_fingerprint, NULL, hardware_fingerprint, os_family, os_version, NULL, NULL, NULL, NULL,
+                    os_build, model, posture, last_seen_at, enrolled_at, NULL
+               FROM agents WHERE tenant = $1 AND revoked_at IS NULL) l
+       LEFT JOIN asset_sources s ON s.tenant = $1 AND s.kind = l.kind AND s.origin = l.origin AND s.source_id = l.source_id`,
+    [tenant],
+  );
+  await q.query('CREATE UNIQUE INDEX ON asset_scratch (i)');
+}
+
+/** Big-endian 4-byte integers (int4send) as an Int32Array. */
+function int32sOf(bytes: Uint8Array | null, count: number): Int32Array {
+  const out = new Int32Array(count);
+  if (bytes === null) return out;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let i = 0; i < count; i++) out[i] = view.getInt32(i * 4);
+  return out;
+}
+
+/**
+ * The working set's identity keys numbered by the server (equal keys, equal numbers, from 1; -1
+ * none), each column one bytea of 4 bytes a row in row order: no row objects, no strings.
+ */
+export async function scratchKeys(q: Queryable): Promise<KeyColumns & { readonly stored: number }> {
+  const ranked = (column: string) =>
+    `(SELECT string_agg(int4send(k), ''::bytea ORDER BY i) FROM (
+        SELECT i, CASE WHEN ${column} IS NULL THEN -1 ELSE dense_rank() OVER (ORDER BY ${column} COLLATE "C") END::int AS k FROM asset_scratch) r)`;
+  const { rows } = await q.query<{ n: number; stored: number; agent: Uint8Array | null; serial: Uint8Array | null; entra: Uint8Array | null; hardware: Uint8Array | null }>(
+    // Each key numbered by dense_rank over byte order (COLLATE "C") in a subquery of its own: a narrow sort per key.
+    `SELECT (SELECT count(*) FROM asset_scratch)::int AS n, (SELECT count(old_asset) FROM asset_scratch)::int AS stored,
+            (SELECT string_agg(int4send(CASE WHEN kind = 'agent' THEN 1 ELSE 0 END), ''::bytea ORDER BY i) FROM asset_scratch) AS agent,
+            ${ranked('serial_fingerprint')} AS serial, ${ranked('entra_device_id')} AS entra, ${ranked('hardware_fingerprint')} AS hardware`,
+  );
+  const row = rows[0];
+  const count = row?.n ?? 0;
+  return {
+    count,
+    stored: row?.stored ?? 0,
+    agent: Uint8Array.from(int32sOf(row?.agent ?? null, count)),
+    serial: int32sOf(row?.serial ?? null, count),
+    entra: int32sOf(row?.entra ?? null, count),
+    hardware: int32sOf(row?.hardware ?? null, count),
+  };
+}
+
+/** A row of the working set read back: its keys, the asset it is stored in now, and what the summary and the write need. */
+export interface ScratchRow extends SourceIdentity {
+  readonly i: number;
+  /** The snapshot an Intune record was read from; null for an agent. */
+  readonly snapshot_id: string | null;
+  readonly old_asset: string | null;
+  /** What the asset summary reads of an Intune record. */
+  readonly intune: IntuneSummaryFields | null;
+  /** An agent's row, for agentSource. */
+  readonly agent: AgentSourceRow | null;
+}
+
+interface ScratchDbRow {
+  i: number;
+  kind: SourceKind;
+  origin: string;
+  source_id: string;
+  snapshot_id: string | null;
+  old_asset: string | null;
+  serial_fingerprint: string | null;
+  entra_device_id: string | null;
+  hardware_fingerprint: string | null;
+  os_family: string | null;
+  os_version: string | null;
+  compliance_state: DevicePosture['compliance_state'] | null;
+  is_encrypted: boolean | null;
+  last_sync_at: string | null;
+  intune_enrolled_at: string | null;
+  os_build: string | null;
+  model: string | null;
+  posture: AgentSourceRow['posture'];
+  last_seen_at: Date | string | null;
+  enrolled_at: Date | string | null;
+}
+
+function scratchRowOf(r: ScratchDbRow): ScratchRow {
+  const intune = r.kind === 'intune';
+  return {
+    i: r.i,
+    kind: r.kind,
+    origin: r.origin,
+    source_id: r.source_id,
+    snapshot_id: r.snapshot_id,
+    serial_fingerprint: r.serial_fingerprint,
+    hardware_fingerprint: intune ? null : r.hardware_fingerprint,
+    entra_device_id: intune ? r.entra_device_id : null,
+    old_asset: r.old_asset,
+    intune: intune
+      ? {
+          device_id: r.source_id,
+          os_family: r.os_family as DevicePosture['os_family'],
+          os_version: r.os_version,
+          compliance_state: r.compliance_state as DevicePosture['compliance_state'],
+          is_encrypted: r.is_encrypted === true,
+          last_sync_at: r.last_sync_at,
+          enrolled_at: r.intune_enrolled_at,
+        }
+      : null,
+    agent: intune
+      ? null
+      : {
+          agent_id: r.source_id,
+          os_family: r.os_family as string,
+          os_version: r.os_version,
+          os_build: r.os_build,
+          model: r.model,
+          serial_fingerprint: r.serial_fingerprint,
+          hardware_fingerprint: r.hardware_fingerprint,
+          posture: r.posture,
+          last_seen_at: r.last_seen_at,
+          enrolled_at: r.enrolled_at as Date | string,
+        },
+  };
+}
+
+/**
+ * Rows of the working set by number, in the order given: one index lookup per number (a lateral
+ * join, so a batch never scans the whole working set).
+ */
+export async function scratchRows(q: Queryable, numbers: Int32Array): Promise<ScratchRow[]> {
+  const { rows } = await q.query<ScratchDbRow>(
+    `SELECT s.* FROM unnest($1::int[]) WITH ORDINALITY AS b(i, n) CROSS JOIN LATERAL (
+       SELECT s.i, s.kind, s.origin, s.source_id, s.snapshot_id::text AS snapshot_id, s.old_asset::text AS old_asset, s.serial_fingerprint, s.entra_device_id,
+              s.hardware_fingerprint, s.os_family, s.os_version, s.compliance_state, s.is_encrypted, s.last_sync_at, s.intune_enrolled_at, s.os_build, s.model,
+              s.posture, s.last_seen_at, s.enrolled_at
+         FROM asset_scratch s WHERE s.i = b.i) s
+      ORDER BY b.n`,
+    [`{${numbers.join(',')}}`],
+  );
+  return rows.map(scratchRowOf);
+}
+
+/**
+ * Intune sources of the working set, each with its asset: their postures copied inside the
+ * database from the snapshot the working set read, so only ids travel, as column arrays.
+ */
+export async function insertScratchIntune(q: Queryable, tenant: string, rows: readonly ScratchRow[], assetIds: readonly string[]): Promise<void> {
+  if (rows.length === 0) return;
+  await q.query(
+    `INSERT INTO asset_sources (tenant, kind, origin, source_id, asset_id, serial_fingerprint, hardware_fingerprint, entra_device_id, observation, last_seen_at)
+     SELECT $1, 'intune', a.origin, a.source_id, a.asset_id, p.posture->>'serial_fingerprint', NULL, p.posture->>'azure_ad_device_id', p.posture, p.last_sync_at
+       FROM unnest($2::text[], $3::text[], $4::uuid[], $5::uuid[]) AS a(origin, source_id, snapshot_id, asset_id)
+       JOIN intune_device_postures p ON p.snapshot_id = a.snapshot_id AND p.device_id = a.source_id`,
+    [tenant, arrayLiteral(rows.map((r) => r.origin)), arrayLiteral(rows.map((r) => r.source_id)), arrayLiteral(rows.map((r) => r.snapshot_id)), arrayLiteral(assetIds)],
+  );
+}
+
+/** Stored assets whose sources the new assignment spreads over several assets, with the serial of the new asset that keeps the id. */
+export async function scratchSplits(q: Queryable, tenant: string): Promise<{ asset_id: string; serial_fingerprint: string | null; into_asset_ids: string[] }[]> {
+  const { rows } = await q.query<{ asset_id: string; serial_fingerprint: string | null; into_asset_ids: string[] | string }>(
+    `SELECT s.old_asset::text AS asset_id, a.serial_fingerprint,
+            array_agg(DISTINCT n.asset_id::text COLLATE "C" ORDER BY n.asset_id::text COLLATE "C") AS into_asset_ids
+       FROM asset_scratch s JOIN asset_sources n ON n.tenant = $1 AND n.kind = s.kind AND n.origin = s.origin AND n.source_id = s.source_id
+       LEFT JOIN assets a ON a.tenant = $1 AND a.asset_id = s.old_asset
+      WHERE s.old_asset IS NOT NULL GROUP BY s.old_asset, a.serial_fingerprint HAVING count(DISTINCT n.asset_id) > 1 ORDER BY 1`,
+    [tenant],
+  );
+  return rows.map((r) => ({ ...r, into_asset_ids: typeof r.into_asset_ids === 'string' ? r.into_asset_ids.slice(1, -1).split(',') : r.into_asset_ids }));
+}
+
 // ---- stored assignment ----------------------------------------------------------------------
 
 export interface StoredKey {
@@ -338,24 +419,6 @@ const storedOf = (row: StoredDbRow): StoredSource => ({
   observation: json<Observation>(row.observation),
   last_seen_at: isoOrNull(row.last_seen_at),
 });
-
-/**
- * The stored assignment of every source of the tenant, without observations: what a from-scratch
- * match needs of the previous state (which asset each source was in, for the merge and split records).
- */
-export async function storedAssignmentsOfTenant(q: Queryable, tenant: string): Promise<StoredSource[]> {
-  const out: StoredSource[] = [];
-  const same = interner();
-  const none = {} as Observation;
-  for await (const rows of batches<Omit<StoredDbRow, 'observation' | 'last_seen_at'>>(
-    q,
-    `SELECT kind, origin, source_id, asset_id::text AS asset_id, serial_fingerprint, hardware_fingerprint, entra_device_id FROM asset_sources WHERE tenant = $1`,
-    [tenant],
-  )) {
-    for (const row of rows) out.push({ ...row, kind: same(row.kind), origin: same(row.origin), observation: none, last_seen_at: null });
-  }
-  return out;
-}
 
 export async function storedAgentSources(q: Queryable, tenant: string): Promise<StoredSource[]> {
   const { rows } = await q.query<StoredDbRow>(`SELECT ${STORED_COLUMNS} FROM asset_sources WHERE tenant = $1 AND kind = 'agent'`, [tenant]);
@@ -424,37 +487,6 @@ export async function deleteSources(q: Queryable, tenant: string, keys: readonly
       [tenant, JSON.stringify(chunk.map((k) => ({ kind: k.kind, origin: k.origin, source_id: k.source_id })))],
     ),
   );
-}
-
-/**
- * A from-scratch match's Intune rows, `order` giving indices into `rows` (by asset id) and
- * `assetIdAt` each row's asset: copied from the current snapshots inside the database (their
- * observation is the snapshot's posture), so only ids travel, as three column arrays per statement.
- */
-export async function insertIntunePlacements(
-  q: Queryable,
-  tenant: string,
-  rows: readonly Pick<SourceIdentity, 'origin' | 'source_id'>[],
-  assetIdAt: readonly string[],
-  order: readonly number[],
-): Promise<void> {
-  const column = (chunk: readonly number[], pick: (i: number) => string) => arrayLiteral(chunk.map(pick));
-  for (let i = 0; i < order.length; i += CHUNK * 4) {
-    const chunk = order.slice(i, i + CHUNK * 4);
-    await q.query(
-      `INSERT INTO asset_sources (tenant, kind, origin, source_id, asset_id, serial_fingerprint, hardware_fingerprint, entra_device_id, observation, last_seen_at)
-       SELECT $1, 'intune', a.origin, a.source_id, a.asset_id, p.posture->>'serial_fingerprint', NULL, p.posture->>'azure_ad_device_id', p.posture, p.last_sync_at
-         FROM unnest($2::text[], $3::text[], $4::uuid[]) AS a(origin, source_id, asset_id)
-         JOIN intune_connections c ON c.id = a.origin::uuid AND c.tenant = $1 AND c.status <> 'disabled'
-         JOIN intune_device_postures p ON p.snapshot_id = c.current_snapshot_id AND p.device_id = a.source_id`,
-      [
-        tenant,
-        column(chunk, (k) => (rows[k] as SourceIdentity).origin),
-        column(chunk, (k) => (rows[k] as SourceIdentity).source_id),
-        column(chunk, (k) => assetIdAt[k] as string),
-      ],
-    );
-  }
 }
 
 export async function insertSources(q: Queryable, tenant: string, rows: readonly StoredSource[]): Promise<void> {
