@@ -111,6 +111,8 @@ export async function snapshotInto(
 }
 
 const ms = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e6;
+/** The process's high-water mark so far, in MB: read after each phase, it says which phase set the peak. */
+const maxRssMb = () => Math.round(process.resourceUsage().maxRSS / 1024);
 
 type Querier = { query<R>(sql: string, params?: unknown[]): Promise<{ rows: R[] }> };
 
@@ -193,7 +195,15 @@ async function main() {
   if (postgres) env['DATABASE_URL'] = url.toString();
   const logger = createLogger({ level: 'silent' });
   const runtime = await openRuntime(loadConfig(env), { logger, demo: false });
-  const rows: { loadAvg1m: number; scratch: Phase & { report: unknown }; diff: Phase; incremental: Phase & { report: unknown }; fullComparison: Phase & { report: unknown } }[] = [];
+  const rows: {
+    loadAvg1m: number;
+    scratch: Phase & { report: unknown };
+    diff: Phase;
+    incremental: Phase & { report: unknown };
+    fullComparison: Phase & { report: unknown };
+    /** Peak RSS so far (MB) before the run and after each of its phases. */
+    maxRssMb: { before: number; scratch: number; incremental: number; fullComparison: number };
+  }[] = [];
   try {
     await seed(runtime.db);
     await runtime.db.query('ANALYZE');
@@ -206,7 +216,9 @@ async function main() {
       await runtime.db.query('DELETE FROM asset_conflicts WHERE tenant = $1', [TENANT]);
       await snapshotInto(runtime.db, crypto.randomUUID(), null, 0);
       const loadAvg1m = os.loadavg()[0] as number;
+      const rssBefore = maxRssMb();
       const { result: scratchReport, ...scratch } = await measured(serverDb, () => assets.rebuild(TENANT));
+      const rssScratch = maxRssMb();
       printTrace('from scratch');
       await runtime.db.query('ANALYZE asset_sources');
       // One sync changed 1 % of the records, and says which.
@@ -218,6 +230,7 @@ async function main() {
       });
       if (changes === null || diff === undefined) throw new Error('the bench sync listed no changes');
       const { result: incrementalReport, ...incremental } = await measured(serverDb, () => assets.rematchConnection(TENANT, CONNECTION, changes));
+      const rssIncremental = maxRssMb();
       printTrace('incremental');
       // The same 1 % changed back, re-matched without the list: what serve's reconcile at start does.
       await snapshotInto(runtime.db, crypto.randomUUID(), null, 0);
@@ -229,11 +242,14 @@ async function main() {
         diff,
         incremental: { ...incremental, report: incrementalReport },
         fullComparison: { ...fullComparison, report: fullReport },
+        maxRssMb: { before: rssBefore, scratch: rssScratch, incremental: rssIncremental, fullComparison: maxRssMb() },
       });
+      const peak = rows[rows.length - 1]?.maxRssMb;
       const line = (p: Phase) => `${p.wallMs.toFixed(0)} ms (cpu: client ${p.clientCpuMs.toFixed(0)} ms, server ${p.serverCpuMs === null ? '-' : `${p.serverCpuMs.toFixed(0)} ms`})`;
       process.stdout.write(
         `run ${i + 1} (load ${loadAvg1m.toFixed(1)}): from scratch ${line(scratch)} ${JSON.stringify(scratchReport)}; incremental ${line(incremental)} ${JSON.stringify(incrementalReport)}; ` +
-          `diff in the sync ${line(diff)}; incremental without the list ${line(fullComparison)} ${JSON.stringify(fullReport)}\n`,
+          `diff in the sync ${line(diff)}; incremental without the list ${line(fullComparison)} ${JSON.stringify(fullReport)}; ` +
+          `peak RSS so far ${JSON.stringify(peak)} MB\n`,
       );
     }
   } finally {
