@@ -13,7 +13,7 @@ import { summarize, type SummarySource } from './attributes.js';
 import { ANCHOR_KINDS, anchorText, assetIdOf, byConflictKey, conflictOf, matchKeys, type AnchorKind, type Membership, type SourceIdentity } from './match.js';
 import { EVENT_ITEMS, conflictRows, matchEvents, mergeItemOf, type MatchReport, type MergeItem } from './rematch.js';
 import * as store from './store.js';
-import type { ScratchRow, StoredSource } from './store.js';
+import type { ScratchRow } from './store.js';
 
 /** Assets per batch: a batch's rows, summaries and statements are what a match holds at a time. */
 export const ASSETS_PER_BATCH = 2000;
@@ -98,9 +98,7 @@ async function writeBatch(st: RebuildState, from: number, to: number): Promise<B
   const rows = await store.scratchRows(q, members.subarray(start[from], start[to]));
   const base = start[from] as number;
   const assetRows: store.AssetRow[] = [];
-  const intuneRows: ScratchRow[] = [];
-  const intuneAssets: string[] = [];
-  const agents: StoredSource[] = [];
+  const places: { i: number; asset_id: string; observation: string | null; last_seen_at: string | null }[] = [];
   const merges: MergeItem[] = [];
   for (let j = from; j < to; j++) {
     const k = order[j] as number;
@@ -119,10 +117,7 @@ async function writeBatch(st: RebuildState, from: number, to: number): Promise<B
     });
     mine.forEach((r, m) => {
       const agent = agentSources[m];
-      if (agent == null) {
-        intuneRows.push(r);
-        intuneAssets.push(assetId);
-      } else agents.push({ ...agent, asset_id: assetId });
+      places.push({ i: r.i, asset_id: assetId, observation: agent == null ? null : JSON.stringify(agent.observation), last_seen_at: agent?.last_seen_at ?? null });
     });
     if (mine.length > 1) {
       mine.sort(bySource);
@@ -130,9 +125,7 @@ async function writeBatch(st: RebuildState, from: number, to: number): Promise<B
       if (merge !== null) merges.push(merge);
     }
   }
-  await store.insertAssets(q, tenant, assetRows, at);
-  await store.insertScratchIntune(q, tenant, intuneRows, intuneAssets);
-  await store.insertSources(q, tenant, agents);
+  await store.placeBatch(q, assetRows, places);
   return { assets: assetRows.length, merges };
 }
 
@@ -140,6 +133,7 @@ async function writeBatch(st: RebuildState, from: number, to: number): Promise<B
 export async function rebuildTenant(q: Queryable, args: RebuildArgs): Promise<MatchReport> {
   const { tenant, at } = args;
   await store.createScratch(q, tenant);
+  await store.createPlacements(q);
   const keys = await store.scratchKeys(q);
   const match = matchKeys(keys);
   const { order, start, members } = membersOf(match);
@@ -164,6 +158,7 @@ export async function rebuildTenant(q: Queryable, args: RebuildArgs): Promise<Ma
     while (pending.length >= EVENT_ITEMS) await args.record(matchEvents(tenant, runId, pending.splice(0, EVENT_ITEMS), [], []));
   }
   if (pending.length > 0) await args.record(matchEvents(tenant, runId, pending, [], []));
+  await store.writePlacements(q, tenant, at);
 
   const conflicts = match.conflicts
     .map((c) => conflictOf(c, (i) => conflictSources.get(i) as SourceIdentity, (k) => st.conflictAnchors.get(k) as string))

@@ -372,6 +372,73 @@ export async function insertScratchIntune(q: Queryable, tenant: string, rows: re
   );
 }
 
+/**
+ * Where a from-scratch match puts each batch's result until the end: asset rows, and each source's
+ * asset (with an agent's observation and last sighting as agentSource made them). Temporary tables
+ * take rows without WAL or indexes; the real tables are then written once, in asset-id order, so
+ * each index fills from one end instead of at random places batch after batch.
+ */
+export async function createPlacements(q: Queryable): Promise<void> {
+  await q.query(
+    `CREATE TEMP TABLE asset_scratch_assets (asset_id uuid, anchor text, serial_fingerprint text, os_family text, compliance_state text,
+       has_intune boolean, has_agent boolean, disagreement boolean, conflict boolean) ON COMMIT DROP`,
+  );
+  await q.query('CREATE TEMP TABLE asset_scratch_places (i int, asset_id uuid, observation jsonb, last_seen_at timestamptz) ON COMMIT DROP');
+}
+
+/** One batch's assets and placements (`observation` and `last_seen_at` for agents, null for Intune records). */
+export async function placeBatch(
+  q: Queryable,
+  assets: readonly AssetRow[],
+  places: readonly { i: number; asset_id: string; observation: string | null; last_seen_at: string | null }[],
+): Promise<void> {
+  const column = <K extends keyof AssetRow>(key: K) => arrayLiteral(assets.map((r) => r[key]));
+  await q.query(
+    `INSERT INTO asset_scratch_assets SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::boolean[], $7::boolean[], $8::boolean[], $9::boolean[])`,
+    [
+      column('asset_id'),
+      column('anchor'),
+      column('serial_fingerprint'),
+      column('os_family'),
+      column('compliance_state'),
+      column('has_intune'),
+      column('has_agent'),
+      column('disagreement'),
+      column('conflict'),
+    ],
+  );
+  await q.query('INSERT INTO asset_scratch_places SELECT * FROM unnest($1::int[], $2::uuid[], $3::jsonb[], $4::timestamptz[])', [
+    `{${places.map((p) => p.i).join(',')}}`,
+    arrayLiteral(places.map((p) => p.asset_id)),
+    arrayLiteral(places.map((p) => p.observation)),
+    arrayLiteral(places.map((p) => p.last_seen_at)),
+  ]);
+}
+
+/**
+ * The placed assets and sources written to the real tables in asset-id order: Intune postures
+ * copied from the snapshot the working set read (a lateral lookup per source, so the order holds).
+ */
+export async function writePlacements(q: Queryable, tenant: string, at: string): Promise<void> {
+  await q.query(
+    `INSERT INTO assets (tenant, asset_id, anchor, serial_fingerprint, os_family, compliance_state, has_intune, has_agent, disagreement, conflict, updated_at)
+     SELECT $1, asset_id, anchor, serial_fingerprint, os_family, compliance_state, has_intune, has_agent, disagreement, conflict, $2
+       FROM asset_scratch_assets ORDER BY asset_id`,
+    [tenant, at],
+  );
+  await q.query(
+    `INSERT INTO asset_sources (tenant, kind, origin, source_id, asset_id, serial_fingerprint, hardware_fingerprint, entra_device_id, observation, last_seen_at)
+     SELECT $1, x.kind, x.origin, x.source_id, x.asset_id, x.serial_fingerprint, x.hardware_fingerprint, x.entra_device_id,
+            coalesce(x.observation, d.posture), CASE WHEN x.kind = 'intune' THEN d.last_sync_at ELSE x.last_seen_at END
+       FROM (SELECT s.kind, s.origin, s.source_id, p.asset_id, s.serial_fingerprint, s.hardware_fingerprint, s.entra_device_id, s.snapshot_id, p.observation, p.last_seen_at
+               FROM asset_scratch_places p JOIN asset_scratch s ON s.i = p.i ORDER BY p.asset_id) x
+       LEFT JOIN LATERAL (SELECT posture, last_sync_at FROM intune_device_postures d
+                           WHERE x.kind = 'intune' AND d.snapshot_id = x.snapshot_id AND d.device_id = x.source_id) d ON true
+      WHERE x.kind = 'agent' OR d.posture IS NOT NULL`,
+    [tenant],
+  );
+}
+
 /** Stored assets whose sources the new assignment spreads over several assets, with the serial of the new asset that keeps the id. */
 export async function scratchSplits(q: Queryable, tenant: string): Promise<{ asset_id: string; serial_fingerprint: string | null; into_asset_ids: string[] }[]> {
   const { rows } = await q.query<{ asset_id: string; serial_fingerprint: string | null; into_asset_ids: string[] | string }>(
