@@ -9,8 +9,8 @@
  * measured a second time without it: the full comparison serve's reconcile at start makes.
  *
  * The rows are made by SQL (generate_series) in a fresh database, so this process holds only what
- * matching needs. Peak RSS is the process's high-water mark (getrusage maxrss) after the runs; with
- * PGlite it includes the embedded database's own memory.
+ * matching needs. Peak RSS is the process's high-water mark (getrusage maxrss) after the runs, and
+ * per run after each phase; with PGlite it includes the embedded database's own memory.
  *
  * On a shared machine wall time says more about the neighbours than about the code, so every run
  * also reports CPU time: this process's (process.cpuUsage), and on PostgreSQL the server backends'
