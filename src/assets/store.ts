@@ -268,8 +268,6 @@ export async function scratchKeys(q: Queryable): Promise<KeyColumns & { readonly
 /** A row of the working set read back: its keys, the asset it is stored in now, and what the summary and the write need. */
 export interface ScratchRow extends SourceIdentity {
   readonly i: number;
-  /** The snapshot an Intune record was read from; null for an agent. */
-  readonly snapshot_id: string | null;
   readonly old_asset: string | null;
   /** What the asset summary reads of an Intune record. */
   readonly intune: IntuneSummaryFields | null;
@@ -282,7 +280,6 @@ interface ScratchDbRow {
   kind: SourceKind;
   origin: string;
   source_id: string;
-  snapshot_id: string | null;
   old_asset: string | null;
   serial_fingerprint: string | null;
   entra_device_id: string | null;
@@ -307,7 +304,6 @@ function scratchRowOf(r: ScratchDbRow): ScratchRow {
     kind: r.kind,
     origin: r.origin,
     source_id: r.source_id,
-    snapshot_id: r.snapshot_id,
     serial_fingerprint: r.serial_fingerprint,
     hardware_fingerprint: intune ? null : r.hardware_fingerprint,
     entra_device_id: intune ? r.entra_device_id : null,
@@ -347,7 +343,7 @@ function scratchRowOf(r: ScratchDbRow): ScratchRow {
 export async function scratchRows(q: Queryable, numbers: Int32Array): Promise<ScratchRow[]> {
   const { rows } = await q.query<ScratchDbRow>(
     `SELECT s.* FROM unnest($1::int[]) WITH ORDINALITY AS b(i, n) CROSS JOIN LATERAL (
-       SELECT s.i, s.kind, s.origin, s.source_id, s.snapshot_id::text AS snapshot_id, s.old_asset::text AS old_asset, s.serial_fingerprint, s.entra_device_id,
+       SELECT s.i, s.kind, s.origin, s.source_id, s.old_asset::text AS old_asset, s.serial_fingerprint, s.entra_device_id,
               s.hardware_fingerprint, s.os_family, s.os_version, s.compliance_state, s.is_encrypted, s.last_sync_at, s.intune_enrolled_at, s.os_build, s.model,
               s.posture, s.last_seen_at, s.enrolled_at
          FROM asset_scratch s WHERE s.i = b.i) s
@@ -355,21 +351,6 @@ export async function scratchRows(q: Queryable, numbers: Int32Array): Promise<Sc
     [`{${numbers.join(',')}}`],
   );
   return rows.map(scratchRowOf);
-}
-
-/**
- * Intune sources of the working set, each with its asset: their postures copied inside the
- * database from the snapshot the working set read, so only ids travel, as column arrays.
- */
-export async function insertScratchIntune(q: Queryable, tenant: string, rows: readonly ScratchRow[], assetIds: readonly string[]): Promise<void> {
-  if (rows.length === 0) return;
-  await q.query(
-    `INSERT INTO asset_sources (tenant, kind, origin, source_id, asset_id, serial_fingerprint, hardware_fingerprint, entra_device_id, observation, last_seen_at)
-     SELECT $1, 'intune', a.origin, a.source_id, a.asset_id, p.posture->>'serial_fingerprint', NULL, p.posture->>'azure_ad_device_id', p.posture, p.last_sync_at
-       FROM unnest($2::text[], $3::text[], $4::uuid[], $5::uuid[]) AS a(origin, source_id, snapshot_id, asset_id)
-       JOIN intune_device_postures p ON p.snapshot_id = a.snapshot_id AND p.device_id = a.source_id`,
-    [tenant, arrayLiteral(rows.map((r) => r.origin)), arrayLiteral(rows.map((r) => r.source_id)), arrayLiteral(rows.map((r) => r.snapshot_id)), arrayLiteral(assetIds)],
-  );
 }
 
 /**
