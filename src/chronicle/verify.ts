@@ -325,14 +325,18 @@ async function verifyChain(options: VerifyOptions, tenant: string, evidence: Cha
   };
 
   let previous: PreviousRow = BEFORE_CHAIN;
-  // Ranges are read ahead on more than one connection when workers check them: the server renders
-  // a range (the index key above all) more slowly than a worker checks it, so one reader at a time
-  // would leave the workers waiting.
+  // When workers check the ranges, the next two are copied at once over two connections of the
+  // pool (two server backends at work), each handed to a worker as it arrives; they are still
+  // joined in seq order, so the links between ranges and the blame are those of one reader. A
+  // second stream is opened only while the pool has two connections to spare (the one the first
+  // stream may be about to take, and this one's): never more than two, one when the pool is busy,
+  // and one over a pool of a single connection.
   const readAhead = parallel ? 2 : 1;
+  const spare = db.spareConnections?.bind(db);
   const fetching: Array<{ after: number; range: Promise<Range> }> = [];
   let nextAfter = 0;
   const fillReads = () => {
-    while (fetching.length < readAhead && nextAfter < lastSeq) {
+    while ((fetching.length === 0 || (fetching.length < readAhead && (spare === undefined || spare() >= 2))) && nextAfter < lastSeq) {
       const after = nextAfter;
       fetching.push({ after, range: fetchRange(after) });
       nextAfter = rangeEnd(after);

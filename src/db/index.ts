@@ -243,6 +243,7 @@ function overPool(pool: pg.Pool, connect: () => Promise<pg.PoolClient>): Db {
           throw asDbError(err);
         }
       }),
+    spareConnections: () => Math.max(0, pool.idleCount + Math.max(0, (pool.options.max ?? 10) - pool.totalCount) - pool.waitingCount),
     close: () => pool.end(),
   };
 }

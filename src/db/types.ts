@@ -24,4 +24,10 @@ export interface Db extends Queryable {
    * allocation, page faults and garbage collection of a fresh multi-megabyte buffer per range.
    */
   copyBinary?(query: string, into?: Buffer): Promise<Buffer>;
+  /**
+   * Connections of the pool a caller could take now without waiting: idle ones plus those the
+   * pool may still open, less callers already waiting. Absent where queries do not use a pool of
+   * connections (the embedded database runs one statement at a time in this process).
+   */
+  spareConnections?(): number;
 }

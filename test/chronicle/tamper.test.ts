@@ -118,6 +118,64 @@ forEachDatabase('chronicle tamper detection', (create) => {
     expect(await verifyChain(atHead)).toMatchObject({ ok: false, firstBadSeq: 12, reason: 'hash_mismatch' });
   });
 
+  it('names the first changed seq at a range boundary while two ranges are copied at once, and with one', async () => {
+    // Ranges of 4 rows (1-4, 5-8, 9-12, 13-16) checked by worker threads; the copies are counted.
+    const reading = (spareConnections?: () => number) => {
+      const seen = { inFlight: 0, most: 0 };
+      const copyBinary = db.copyBinary?.bind(db);
+      const counted: Db = {
+        ...db,
+        ...(copyBinary === undefined
+          ? {}
+          : {
+              copyBinary: async (query: string, into?: Buffer) => {
+                seen.most = Math.max(seen.most, ++seen.inFlight);
+                try {
+                  return await copyBinary(query, into);
+                } finally {
+                  seen.inFlight--;
+                }
+              },
+            }),
+        ...(spareConnections === undefined ? {} : { spareConnections }),
+      };
+      return { seen, counted };
+    };
+    const twoStreams = reading();
+    const oneStream = reading(() => 1);
+    const readers = { signingKeyFile: path.join(keys.dir, 'signing-key.pem'), checkpointDir, verify: { workers: 2, minEventsForWorkers: 0, chunkSize: 4 } };
+    const two = await createChronicle({ ...readers, db: twoStreams.counted });
+    const one = await createChronicle({ ...readers, db: oneStream.counted });
+    try {
+      const cases: Array<{ edit: (tenant: string) => Promise<void>; seq: number; reason: string }> = [
+        // The last row of a range, rehashed: only the next range's first row shows it (its prev_hash).
+        { edit: (t) => editBodyRehashed(db, t, 8), seq: 8, reason: 'hash_mismatch' },
+        // The first row of a range, rehashed, and a later range changed too: the earlier change is named.
+        { edit: async (t) => (await editBodyRehashed(db, t, 9), await changeBodyByte(db, t, 13, 40)), seq: 9, reason: 'hash_mismatch' },
+        // The last row of one range and the first of the next, both changed.
+        { edit: async (t) => (await changeBodyByte(db, t, 12, 40), await changeBodyByte(db, t, 13, 40)), seq: 12, reason: 'hash_mismatch' },
+        // A row deleted at a boundary.
+        { edit: (t) => deleteRow(db, t, 5), seq: 5, reason: 'gap' },
+      ];
+      for (const { edit, seq, reason } of cases) {
+        const tenant = await chain(16);
+        await edit(tenant);
+        const expected = await verifyChain(tenant);
+        expect(expected).toMatchObject({ ok: false, firstBadSeq: seq, reason });
+        expect((await two.verify({ tenant })).chains, `two streams, change at seq ${seq}`).toEqual([expected]);
+        expect((await one.verify({ tenant })).chains, `one stream, change at seq ${seq}`).toEqual([expected]);
+      }
+    } finally {
+      await two.close();
+      await one.close();
+    }
+    if (db.copyBinary !== undefined) {
+      // Never more than two connections at once for the ranges, and one when the pool has only one to spare.
+      expect(twoStreams.seen.most).toBe(2);
+      expect(oneStream.seen.most).toBe(1);
+    }
+  });
+
   it('catches a deleted row at its seq', async () => {
     const tenant = await chain(12);
     await deleteRow(db, tenant, 5);
