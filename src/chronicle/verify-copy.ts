@@ -85,6 +85,24 @@ class CopyReader {
     return length;
   }
 
+  /** Where the next row starts. */
+  get at(): number {
+    return this.offset;
+  }
+
+  /** Reads the row at `offset` into `row`: true when it is a whole row and the trailer ends the copy right after it. */
+  rowAt(offset: number, row: CopyRow): boolean {
+    const saved = this.offset;
+    this.offset = offset;
+    try {
+      return this.next(row) && this.offset + 2 === this.b.length && this.view.getInt16(this.offset) === -1;
+    } catch {
+      return false;
+    } finally {
+      this.offset = saved;
+    }
+  }
+
   /** Fills `row` with the next row; false after the last one. */
   next(row: CopyRow): boolean {
     if (this.offset + 2 > this.b.length) throw new Error('a COPY ends without its trailer');
@@ -124,14 +142,23 @@ class CopyReader {
 }
 
 /** The last row of a copied range, as verify hands it to the next range (see PreviousRow). */
-export function lastCopyRow(copy: Uint8Array): { seq: number; hash: string; body: string } | null {
+export function lastCopyRow(copy: Uint8Array, lastRowAt = -1): { seq: number; hash: string; body: string } | null {
   const reader = new CopyReader(copy);
   const row = new CopyRow();
-  let last: { seq: number; hash: number; hashEnd: number; body: number; bodyEnd: number } | null = null;
-  while (reader.next(row)) last = { seq: row.seq, hash: row.hash, hashEnd: row.hashEnd, body: row.body, bodyEnd: row.bodyEnd };
-  if (last === null) return null;
+  let found = false;
+  // Where the driver saw the last row's message start: one row read there, taken only when the
+  // trailer follows it at the very end. Otherwise, and for an empty copy, every row is walked.
+  if (lastRowAt >= 19 && reader.rowAt(lastRowAt, row)) {
+    found = true;
+  } else {
+    const walk = new CopyReader(copy);
+    let at = -1;
+    for (let start = walk.at; walk.next(row); start = walk.at) at = start;
+    found = at >= 0 && reader.rowAt(at, row);
+  }
+  if (!found) return null;
   const text = Buffer.from(copy.buffer, copy.byteOffset, copy.byteLength);
-  return { seq: last.seq, hash: text.toString('utf8', last.hash, last.hashEnd), body: text.toString('utf8', last.body, last.bodyEnd) };
+  return { seq: row.seq, hash: text.toString('utf8', row.hash, row.hashEnd), body: text.toString('utf8', row.body, row.bodyEnd) };
 }
 
 // Capture slots: the envelope fields the index key needs, then data and data.target fields the

@@ -530,11 +530,12 @@ function rangeReader(db: Db, tenant: string, rangeEnd: (after: number) => number
   const release = (copy: Buffer | undefined): void => {
     if (copy !== undefined && copy.buffer instanceof SharedArrayBuffer && copy.buffer.byteLength >= copySize) spare.push(Buffer.from(copy.buffer));
   };
-  const fetchCopy = (after: number, into: Buffer) =>
+  const fetchCopy = (after: number, into: Buffer, framing: { lastRowAt: number }) =>
     (copyBinary as NonNullable<typeof copyBinary>)(
       `SELECT seq, prev_hash, hash, body, ${INDEX_COLUMNS_SQL} FROM chronicle_event
        WHERE tenant = ${sqlLiteral(tenant)} AND seq > ${after} AND seq <= ${rangeEnd(after)} ORDER BY seq`,
       into,
+      framing,
     );
   // The copy is read as binary values of these types; a table altered to others is read the ordinary way.
   const fetchRange = async (after: number): Promise<Range> => {
@@ -542,10 +543,13 @@ function rangeReader(db: Db, tenant: string, rangeEnd: (after: number) => number
     if (copyBinary !== undefined) {
       const into = spare.pop() ?? Buffer.from(new SharedArrayBuffer(Math.max(1 << 20, Math.ceil(copySize * 1.25))));
       try {
-        const copy = await fetchCopy(after, into);
+        // The next range's link needs this range's last row now, on this thread: where the driver
+        // saw the messages, that row is read alone instead of walking the range to it.
+        const framing = { lastRowAt: -1 };
+        const copy = await fetchCopy(after, into, framing);
         copySize = Math.max(copySize, copy.length);
         if (copy.buffer !== into.buffer) release(into); // it did not fit: kept only if a later range would
-        return { copy, last: lastCopyRow(copy) };
+        return { copy, last: lastCopyRow(copy, framing.lastRowAt) };
       } catch {
         // A server or socket that cannot COPY, or bytes that do not read as verify's columns: the
         // ordinary read decides, for this range and the rest.

@@ -114,6 +114,9 @@ export function openSharedPGlite(dataDir: string, { waitMs = 30_000 }: { waitMs?
 class CopyOutQuery {
   private data: Buffer;
   private length = 0;
+  /** Where the last two CopyData messages started. */
+  private lastAt = -1;
+  private beforeLastAt = -1;
   private settled = false;
   readonly done: Promise<Buffer>;
   private resolve!: (data: Buffer) => void;
@@ -144,6 +147,8 @@ class CopyOutQuery {
       this.data = grown;
     }
     this.data.set(chunk, this.length);
+    this.beforeLastAt = this.lastAt;
+    this.lastAt = this.length;
     this.length += chunk.length;
   }
 
@@ -157,6 +162,11 @@ class CopyOutQuery {
     if (this.settled) return;
     this.settled = true;
     this.resolve(this.data.subarray(0, this.length));
+  }
+
+  /** The offset of the message before the last one (-1: fewer than two). */
+  get beforeLastMessageAt(): number {
+    return this.beforeLastAt;
   }
 
   handleCommandComplete(): void {}
@@ -232,12 +242,14 @@ function overPool(pool: pg.Pool, connect: () => Promise<pg.PoolClient>): Db {
           throw asDbError(err);
         }
       }),
-    copyBinary: (query: string, into?: Buffer): Promise<Buffer> =>
+    copyBinary: (query: string, into?: Buffer, framing?: { lastRowAt: number }): Promise<Buffer> =>
       withClient(async (client, lease) => {
         try {
           const copy = new CopyOutQuery(`COPY (${query}) TO STDOUT (FORMAT binary)`, into);
           void client.query(copy as unknown as pg.QueryConfig);
-          return await copy.done;
+          const bytes = await copy.done;
+          if (framing !== undefined) framing.lastRowAt = copy.beforeLastMessageAt;
+          return bytes;
         } catch (err) {
           lease.broken = asDbError(err) instanceof DbError;
           throw asDbError(err);

@@ -22,8 +22,11 @@ export interface Db extends Queryable {
    * `into`: a buffer to write the bytes into (its contents are overwritten); the answer is then a
    * view of it when they fit, else a buffer of its own. Reusing buffers spares a long read the
    * allocation, page faults and garbage collection of a fresh multi-megabyte buffer per range.
+   * `framing`: where the driver sees the protocol's CopyData messages (the server sends the header,
+   * each row and the trailer as messages of their own), `lastRowAt` is set to the offset of the
+   * message before the last one, the last row's; it stays -1 where the driver cannot tell.
    */
-  copyBinary?(query: string, into?: Buffer): Promise<Buffer>;
+  copyBinary?(query: string, into?: Buffer, framing?: { lastRowAt: number }): Promise<Buffer>;
   /**
    * Connections of the pool a caller could take now without waiting: idle ones plus those the
    * pool may still open, less callers already waiting. Absent where queries do not use a pool of

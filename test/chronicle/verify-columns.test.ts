@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Db } from '../../src/db/index.js';
 import { INDEX_COLUMNS_SQL, INDEX_KEY_SQL } from '../../src/chronicle/envelope.js';
-import { renderCopiedIndexKeys } from '../../src/chronicle/verify-copy.js';
+import { lastCopyRow, renderCopiedIndexKeys } from '../../src/chronicle/verify-copy.js';
 import { forEachDatabase, type TestDatabase } from '../helpers/db.js';
 
 // time, type, code, actor_kind, actor_id, request_id, decision, device_ids
@@ -53,5 +53,24 @@ forEachDatabase('the index key verify renders from copied columns', (create) => 
       if (i >= unrenderable) expect(key, ROWS[i]).toBeNull();
       else expect(key, ROWS[i]).toBe(rows[i]?.idx);
     });
+  });
+
+  it('hands the next range the last copied row, whether the driver says where it starts or not', async () => {
+    const framing = { lastRowAt: -1 };
+    const copy = await (db.copyBinary as NonNullable<Db['copyBinary']>)(
+      `SELECT n::bigint AS seq, 'p'::text, repeat(n::text, 64)::text, '{"n":' || n || '}', ${INDEX_COLUMNS_SQL} FROM (${typed}) AS t ORDER BY n`,
+      undefined,
+      framing,
+    );
+    const last = ROWS.length - 1;
+    const expected = { seq: last, hash: String(last).repeat(64), body: `{"n":${last}}` };
+    if (db.kind === 'postgres') expect(framing.lastRowAt).toBeGreaterThan(19);
+    expect(lastCopyRow(copy, framing.lastRowAt)).toEqual(expected);
+    // A position that is not the last row's (the header, another row, past the end) is not believed.
+    for (const wrong of [-1, 0, 19, framing.lastRowAt - 1, Math.floor(copy.length / 2), copy.length - 2, copy.length + 5]) {
+      expect(lastCopyRow(copy, wrong), `lastRowAt ${wrong}`).toEqual(expected);
+    }
+    const empty = await (db.copyBinary as NonNullable<Db['copyBinary']>)(`SELECT 1::bigint WHERE false`, undefined, { lastRowAt: -1 });
+    expect(lastCopyRow(empty, 19)).toBeNull();
   });
 });
