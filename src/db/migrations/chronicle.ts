@@ -365,134 +365,20 @@ export const chronicleMigrations: readonly Migration[] = [
   //  - A head row is never removed, so a plain read tells whether the batch's chains have theirs;
   //    only a batch that starts a chain runs the INSERT … ON CONFLICT (a write, on every batch
   //    before).
-  {
-    version: 310,
-    name: 'chronicle_append_generic_plans',
-    sql: `CREATE OR REPLACE FUNCTION chronicle_append(
-        p_tenant text[], p_head text[], p_tail text[], p_type text[], p_code text[],
-        p_actor_kind text[], p_actor_id text[], p_request_id text[], p_decision text[], p_devices text[],
-        p_now text, p_genesis text)
-      RETURNS TABLE (out_seq bigint, out_prev_hash text, out_hash text, out_time text)
-      LANGUAGE plpgsql
-      SET plan_cache_mode = force_generic_plan
-      AS $$
-      DECLARE
-        n int := coalesce(cardinality(p_tenant), 0);
-        chains text[];
-        h_tenant text[] := '{}';
-        h_seq bigint[] := '{}';
-        h_hash text[] := '{}';
-        h_time text[] := '{}';
-        o_seq bigint[] := '{}';
-        o_prev text[] := '{}';
-        o_hash text[] := '{}';
-        o_time text[] := '{}';
-        o_body text[] := '{}';
-        r record;
-        k int;
-        s bigint;
-        body text;
-        hx text;
-        written bigint;
-      BEGIN
-        IF n = 0 THEN RETURN; END IF;
-        SELECT array_agg(t ORDER BY t) INTO chains FROM (SELECT DISTINCT t FROM unnest(p_tenant) AS t) d;
-        -- Head rows are never removed: once a chain has one, a plain read is enough to skip the insert.
-        IF (SELECT count(*) FROM chronicle_chain c WHERE c.tenant = ANY(chains)) < cardinality(chains) THEN
-          INSERT INTO chronicle_chain (tenant, head_seq, head_hash)
-            SELECT t, 0, p_genesis FROM unnest(chains) AS t ORDER BY t
-            ON CONFLICT (tenant) DO NOTHING;
-        END IF;
-        FOR r IN SELECT c.tenant, c.head_seq, c.head_hash, c.head_time FROM chronicle_chain c
-                 WHERE c.tenant = ANY(chains) ORDER BY c.tenant FOR UPDATE LOOP
-          h_tenant := h_tenant || r.tenant;
-          h_seq := h_seq || r.head_seq;
-          h_hash := h_hash || r.head_hash;
-          -- Time never runs backwards along a chain, even when the clocks of replicas disagree.
-          h_time := h_time || greatest(p_now, r.head_time);
-        END LOOP;
-        IF cardinality(h_tenant) <> cardinality(chains) THEN
-          RAISE EXCEPTION 'chronicle_append: locked % of % head rows', cardinality(h_tenant), cardinality(chains);
-        END IF;
-        FOR i IN 1 .. n LOOP
-          k := array_position(h_tenant, p_tenant[i]);
-          s := h_seq[k] + 1;
-          body := p_head[i] || s::text || ',"time":"' || h_time[k] || '"' || p_tail[i];
-          hx := encode(sha256(decode(h_hash[k], 'hex') || sha256(convert_to(body, 'UTF8'))), 'hex');
-          o_seq[i] := s;
-          o_prev[i] := h_hash[k];
-          o_hash[i] := hx;
-          o_time[i] := h_time[k];
-          o_body[i] := body;
-          h_seq[k] := s;
-          h_hash[k] := hx;
-        END LOOP;
-        INSERT INTO chronicle_event (tenant, seq, time, type, code, actor_kind, actor_id, request_id, decision, device_ids, body, prev_hash, hash)
-          SELECT u.tenant, u.seq, u.tm::timestamptz, u.type, u.code, u.actor_kind, u.actor_id, u.request_id, u.decision,
-                 coalesce(string_to_array(nullif(u.devices, ''), ','), '{}'::text[]), u.body, u.prev_hash, u.hash
-          FROM unnest(p_tenant, o_seq, o_time, p_type, p_code, p_actor_kind, p_actor_id, p_request_id, p_decision, p_devices, o_body, o_prev, o_hash)
-            AS u(tenant, seq, tm, type, code, actor_kind, actor_id, request_id, decision, devices, body, prev_hash, hash);
-        GET DIAGNOSTICS written = ROW_COUNT;
-        IF written <> n THEN
-          RAISE EXCEPTION 'chronicle_append: wrote % of % events', written, n;
-        END IF;
-        UPDATE chronicle_chain c SET head_seq = h.seq, head_hash = h.hash, head_time = h.tm
-          FROM unnest(h_tenant, h_seq, h_hash, h_time) AS h(tenant, seq, hash, tm)
-          WHERE c.tenant = h.tenant;
-        RETURN QUERY SELECT o.seq, o.prev, o.hash, o.tm FROM unnest(o_seq, o_prev, o_hash, o_time) WITH ORDINALITY AS o(seq, prev, hash, tm, ord) ORDER BY o.ord;
-      END
-      $$`,
-  },
-  {
-    version: 311,
-    name: 'chronicle_append_expecting_generic_plans',
-    sql: `CREATE OR REPLACE FUNCTION chronicle_append_expecting(
-        p_expect_chain text[], p_expect_seq bigint[], p_expect_hash text[],
-        p_tenant text[], p_head text[], p_tail text[], p_type text[], p_code text[],
-        p_actor_kind text[], p_actor_id text[], p_request_id text[], p_decision text[], p_devices text[],
-        p_now text, p_genesis text)
-      RETURNS TABLE (out_seq bigint, out_prev_hash text, out_hash text, out_time text)
-      LANGUAGE plpgsql
-      SET plan_cache_mode = force_generic_plan
-      AS $$
-      DECLARE
-        n int := coalesce(cardinality(p_tenant), 0);
-        chains text[];
-        h_tenant text[] := '{}';
-        h_seq bigint[] := '{}';
-        h_hash text[] := '{}';
-        h_time text[] := '{}';
-        o_seq bigint[] := '{}';
-        o_prev text[] := '{}';
-        o_hash text[] := '{}';
-        o_time text[] := '{}';
-        o_body text[] := '{}';
-        r record;
-        k int;
-        s bigint;
-        body text;
-        hx text;
-        written bigint;
-      BEGIN
-        IF n = 0 THEN RETURN; END IF;
-        SELECT array_agg(t ORDER BY t) INTO chains FROM (SELECT DISTINCT t FROM unnest(p_tenant) AS t) d;
-        -- Head rows are never removed: once a chain has one, a plain read is enough to skip the insert.
-        IF (SELECT count(*) FROM chronicle_chain c WHERE c.tenant = ANY(chains)) < cardinality(chains) THEN
-          INSERT INTO chronicle_chain (tenant, head_seq, head_hash)
-            SELECT t, 0, p_genesis FROM unnest(chains) AS t ORDER BY t
-            ON CONFLICT (tenant) DO NOTHING;
-        END IF;
-        FOR r IN SELECT c.tenant, c.head_seq, c.head_hash, c.head_time FROM chronicle_chain c
-                 WHERE c.tenant = ANY(chains) ORDER BY c.tenant FOR UPDATE LOOP
-          h_tenant := h_tenant || r.tenant;
-          h_seq := h_seq || r.head_seq;
-          h_hash := h_hash || r.head_hash;
-          -- Time never runs backwards along a chain, even when the clocks of replicas disagree.
-          h_time := h_time || greatest(p_now, r.head_time);
-        END LOOP;
-        IF cardinality(h_tenant) <> cardinality(chains) THEN
-          RAISE EXCEPTION 'chronicle_append_expecting: locked % of % head rows', cardinality(h_tenant), cardinality(chains);
-        END IF;
+  { version: 310, name: 'chronicle_append_generic_plans', sql: appendFunctionSql('chronicle_append') },
+  { version: 311, name: 'chronicle_append_expecting_generic_plans', sql: appendFunctionSql('chronicle_append_expecting') },
+];
+
+/**
+ * The append functions of migrations 310 and 311, with generic plans. chronicle_append_expecting is
+ * chronicle_append with the heads the writer expects (p_expect_*, NULL: none; see migration 140):
+ * when the heads it locks are not those, it writes nothing and returns no rows.
+ */
+function appendFunctionSql(name: 'chronicle_append' | 'chronicle_append_expecting'): string {
+  const expecting = name === 'chronicle_append_expecting';
+  const expectParams = expecting ? '\n        p_expect_chain text[], p_expect_seq bigint[], p_expect_hash text[],' : '';
+  const expectCheck = expecting
+    ? `
         -- The heads the writer chained this batch on: another head (a batch before it that did
         -- not commit, another writer in between) and nothing is written; no rows is the answer.
         IF p_expect_chain IS NOT NULL THEN
@@ -502,7 +388,54 @@ export const chronicleMigrations: readonly Migration[] = [
               RETURN;
             END IF;
           END LOOP;
+        END IF;`
+    : '';
+  return `CREATE OR REPLACE FUNCTION ${name}(${expectParams}
+        p_tenant text[], p_head text[], p_tail text[], p_type text[], p_code text[],
+        p_actor_kind text[], p_actor_id text[], p_request_id text[], p_decision text[], p_devices text[],
+        p_now text, p_genesis text)
+      RETURNS TABLE (out_seq bigint, out_prev_hash text, out_hash text, out_time text)
+      LANGUAGE plpgsql
+      SET plan_cache_mode = force_generic_plan
+      AS $$
+      DECLARE
+        n int := coalesce(cardinality(p_tenant), 0);
+        chains text[];
+        h_tenant text[] := '{}';
+        h_seq bigint[] := '{}';
+        h_hash text[] := '{}';
+        h_time text[] := '{}';
+        o_seq bigint[] := '{}';
+        o_prev text[] := '{}';
+        o_hash text[] := '{}';
+        o_time text[] := '{}';
+        o_body text[] := '{}';
+        r record;
+        k int;
+        s bigint;
+        body text;
+        hx text;
+        written bigint;
+      BEGIN
+        IF n = 0 THEN RETURN; END IF;
+        SELECT array_agg(t ORDER BY t) INTO chains FROM (SELECT DISTINCT t FROM unnest(p_tenant) AS t) d;
+        -- Head rows are never removed: once a chain has one, a plain read is enough to skip the insert.
+        IF (SELECT count(*) FROM chronicle_chain c WHERE c.tenant = ANY(chains)) < cardinality(chains) THEN
+          INSERT INTO chronicle_chain (tenant, head_seq, head_hash)
+            SELECT t, 0, p_genesis FROM unnest(chains) AS t ORDER BY t
+            ON CONFLICT (tenant) DO NOTHING;
         END IF;
+        FOR r IN SELECT c.tenant, c.head_seq, c.head_hash, c.head_time FROM chronicle_chain c
+                 WHERE c.tenant = ANY(chains) ORDER BY c.tenant FOR UPDATE LOOP
+          h_tenant := h_tenant || r.tenant;
+          h_seq := h_seq || r.head_seq;
+          h_hash := h_hash || r.head_hash;
+          -- Time never runs backwards along a chain, even when the clocks of replicas disagree.
+          h_time := h_time || greatest(p_now, r.head_time);
+        END LOOP;
+        IF cardinality(h_tenant) <> cardinality(chains) THEN
+          RAISE EXCEPTION '${name}: locked % of % head rows', cardinality(h_tenant), cardinality(chains);
+        END IF;${expectCheck}
         FOR i IN 1 .. n LOOP
           k := array_position(h_tenant, p_tenant[i]);
           s := h_seq[k] + 1;
@@ -523,13 +456,12 @@ export const chronicleMigrations: readonly Migration[] = [
             AS u(tenant, seq, tm, type, code, actor_kind, actor_id, request_id, decision, devices, body, prev_hash, hash);
         GET DIAGNOSTICS written = ROW_COUNT;
         IF written <> n THEN
-          RAISE EXCEPTION 'chronicle_append_expecting: wrote % of % events', written, n;
+          RAISE EXCEPTION '${name}: wrote % of % events', written, n;
         END IF;
         UPDATE chronicle_chain c SET head_seq = h.seq, head_hash = h.hash, head_time = h.tm
           FROM unnest(h_tenant, h_seq, h_hash, h_time) AS h(tenant, seq, hash, tm)
           WHERE c.tenant = h.tenant;
         RETURN QUERY SELECT o.seq, o.prev, o.hash, o.tm FROM unnest(o_seq, o_prev, o_hash, o_time) WITH ORDINALITY AS o(seq, prev, hash, tm, ord) ORDER BY o.ord;
       END
-      $$`,
-  },
-];
+      $$`;
+}
