@@ -34,7 +34,7 @@ import { openRuntime } from '../src/runtime/index.js';
 import { createAssetService } from '../src/assets/index.js';
 import type { Queryable } from '../src/db/index.js';
 import { snapshotDiff, type SnapshotChanges } from '../src/posture/snapshots.js';
-import { adminQuery, median } from './lib.js';
+import { adminQuery, backendCpuMs, backendCpuSpent, median, type Querier } from './lib.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const SERVER_URL = process.env['BENCH_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -114,39 +114,16 @@ const ms = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e6;
 /** The process's high-water mark so far, in MB: read after each phase, it says which phase set the peak. */
 const maxRssMb = () => Math.round(process.resourceUsage().maxRSS / 1024);
 
-type Querier = { query<R>(sql: string, params?: unknown[]): Promise<{ rows: R[] }> };
-
-/** CPU milliseconds of the PostgreSQL backends serving this database, by pid; null when /proc cannot tell (a remote server). */
-async function backendCpu(db: Querier): Promise<Map<number, number> | null> {
-  const { rows } = await db.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database()');
-  const out = new Map<number, number>();
-  for (const { pid } of rows) {
-    try {
-      const fields = (fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1] ?? '').split(' ');
-      out.set(pid, (Number(fields[11]) + Number(fields[12])) * (1000 / 100));
-    } catch {
-      return null;
-    }
-  }
-  return out;
-}
-
 /** Wall, client CPU and server CPU of one phase. */
 async function measured<T>(db: Querier | null, work: () => Promise<T>): Promise<{ result: T; wallMs: number; clientCpuMs: number; serverCpuMs: number | null }> {
-  const server0 = db === null ? null : await backendCpu(db);
+  const server0 = db === null ? null : await backendCpuMs(db);
   const cpu0 = process.cpuUsage();
   const start = process.hrtime.bigint();
   const result = await work();
   const wallMs = ms(start);
   const cpu = process.cpuUsage(cpu0);
-  const server1 = db === null || server0 === null ? null : await backendCpu(db);
-  let serverCpuMs: number | null = null;
-  if (server0 !== null && server1 !== null) {
-    serverCpuMs = 0;
-    // A backend that started during the phase counts from zero; one that ended is lost (the pool keeps them open).
-    for (const [pid, after] of server1) serverCpuMs += after - (server0.get(pid) ?? 0);
-  }
-  return { result, wallMs, clientCpuMs: (cpu.user + cpu.system) / 1000, serverCpuMs };
+  const server1 = db === null || server0 === null ? null : await backendCpuMs(db);
+  return { result, wallMs, clientCpuMs: (cpu.user + cpu.system) / 1000, serverCpuMs: backendCpuSpent(server0, server1) };
 }
 
 type Traced = { query(sql: string, params?: readonly unknown[]): Promise<unknown> };

@@ -23,7 +23,7 @@ import { openPGlite, openPostgres, type Db } from '../src/db/index.js';
 import { runMigrations } from '../src/db/migrate.js';
 import { chronicleMigrations } from '../src/db/migrations/chronicle.js';
 import { createChronicle, type AppendInput, type Chronicle } from '../src/chronicle/index.js';
-import { median, adminQuery } from './lib.js';
+import { adminQuery, backendCpuMs, backendCpuSpent, median } from './lib.js';
 
 const SERVER_URL = process.env['BENCH_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 3);
@@ -48,39 +48,16 @@ async function sequentialRead(db: Db, tenant: string, events: number, chunk = 5_
   return read;
 }
 
-/**
- * CPU time (ms) the server processes of this database's client connections have used so far, by pid, read
- * from /proc: null when the server is not on this machine or /proc cannot be read (then the bench
- * prints no server CPU).
- */
-async function serverCpuMs(db: Db): Promise<Map<number, number> | null> {
-  if (db.kind !== 'postgres') return null;
-  const { rows } = await db.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend'");
-  const used = new Map<number, number>();
-  for (const { pid } of rows) {
-    try {
-      used.set(pid, Number(fs.readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]) / 1e6);
-    } catch {
-      return null;
-    }
-  }
-  return used;
-}
-
 /** Runs fn; answers its wall seconds and the CPU µs per event of this process (every thread) and of the server. */
 async function measured(db: Db, events: number, fn: () => Promise<void>): Promise<{ seconds: number; processUs: number; serverUs: number | null }> {
-  const server0 = await serverCpuMs(db);
+  const server0 = db.kind === 'postgres' ? await backendCpuMs(db) : null;
   const cpu0 = process.cpuUsage();
   const started = performance.now();
   await fn();
   const seconds = (performance.now() - started) / 1000;
   const cpu = process.cpuUsage(cpu0);
-  const server1 = await serverCpuMs(db);
-  let serverMs: number | null = null;
-  if (server0 !== null && server1 !== null) {
-    serverMs = 0;
-    for (const [pid, ms] of server1) serverMs += ms - (server0.get(pid) ?? 0);
-  }
+  const server1 = server0 === null ? null : await backendCpuMs(db);
+  const serverMs = backendCpuSpent(server0, server1);
   return { seconds, processUs: (cpu.user + cpu.system) / events, serverUs: serverMs === null ? null : (serverMs * 1000) / events };
 }
 
