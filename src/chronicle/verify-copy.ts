@@ -145,18 +145,14 @@ class CopyReader {
 export function lastCopyRow(copy: Uint8Array, lastRowAt = -1): { seq: number; hash: string; body: string } | null {
   const reader = new CopyReader(copy);
   const row = new CopyRow();
-  let found = false;
   // Where the driver saw the last row's message start: one row read there, taken only when the
-  // trailer follows it at the very end. Otherwise, and for an empty copy, every row is walked.
-  if (lastRowAt >= 19 && reader.rowAt(lastRowAt, row)) {
-    found = true;
-  } else {
-    const walk = new CopyReader(copy);
-    let at = -1;
-    for (let start = walk.at; walk.next(row); start = walk.at) at = start;
-    found = at >= 0 && reader.rowAt(at, row);
+  // trailer follows it at the very end. Otherwise, and for an empty copy, every row is walked (the
+  // row read last stays in `row`), again taken only when the trailer ends the copy.
+  if (!(lastRowAt >= 19 && reader.rowAt(lastRowAt, row))) {
+    let rows = 0;
+    while (reader.next(row)) rows++;
+    if (rows === 0 || reader.at !== copy.length) return null;
   }
-  if (!found) return null;
   const text = Buffer.from(copy.buffer, copy.byteOffset, copy.byteLength);
   return { seq: row.seq, hash: text.toString('utf8', row.hash, row.hashEnd), body: text.toString('utf8', row.body, row.bodyEnd) };
 }
