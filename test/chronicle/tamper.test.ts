@@ -128,10 +128,10 @@ forEachDatabase('chronicle tamper detection', (create) => {
         ...(copyBinary === undefined
           ? {}
           : {
-              copyBinary: async (query: string, into?: Buffer) => {
+              copyBinary: async (...args: Parameters<NonNullable<Db['copyBinary']>>) => {
                 seen.most = Math.max(seen.most, ++seen.inFlight);
                 try {
-                  return await copyBinary(query, into);
+                  return await copyBinary(...args);
                 } finally {
                   seen.inFlight--;
                 }
