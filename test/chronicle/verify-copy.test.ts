@@ -42,6 +42,25 @@ const envelope = (data: unknown, extra: Record<string, unknown> = {}) => ({
 
 const scan = (text: string, indexKey: string) => scanBodyBytes(Buffer.from(text, 'utf8'), indexKey);
 
+/** What the random edits below write: whitespace, JSON punctuation, number and escape characters, control and non-ASCII ones. */
+const EDIT_CHARS = [' ', '\n', '"', '\\', '0', '1', '.', 'e', '-', 'E', '+', ',', ':', '{', '}', '[', ']', 'a', 'z', 'u', '\u0001', '€', '\u0080'];
+
+/** `base` after one to three random edits (a character replaced, inserted, deleted, or two swapped). */
+const edited = (base: string, chars: readonly string[]) =>
+  fc
+    .array(fc.record({ at: fc.nat({ max: base.length - 1 }), kind: fc.constantFrom('replace', 'insert', 'delete', 'swap'), char: fc.constantFrom(...chars) }), { minLength: 1, maxLength: 3 })
+    .map((edits) => {
+      let text = base;
+      for (const e of edits) {
+        const i = e.at % text.length;
+        if (e.kind === 'replace') text = text.slice(0, i) + e.char + text.slice(i + 1);
+        else if (e.kind === 'insert') text = text.slice(0, i) + e.char + text.slice(i);
+        else if (e.kind === 'delete') text = text.slice(0, i) + text.slice(i + 1);
+        else text = text.slice(0, i) + text.slice(i + 1, i + 2) + text.slice(i, i + 1) + text.slice(i + 2);
+      }
+      return text;
+    });
+
 describe('the byte scan verify runs over copied rows', () => {
   it.each(EVENT_TYPES)('reads a stored %s body and its index key exactly like the parser does', (type) => {
     const body = bodyAt(prepareEvent({ tenant: 'acme', type, actor: { kind: 'agent', id: 'key:1' }, requestId: 'r-1', data: SAMPLE_DATA[type] }), 9, '2025-01-02T03:04:05.678Z');
@@ -83,23 +102,10 @@ describe('the byte scan verify runs over copied rows', () => {
 
   it('never vouches for text that is not canonical (random edits)', () => {
     const base = canonicalJson(envelope({ ...SAMPLE_DATA.CONNECTOR_INVOKED, note: 'a\u0001b"c\\d€😀', n: [1.5, -0.25, 1e21, 0, 0.000001, 1e-7, 123.456, null, true, false, {}] }));
-    const edit = fc.record({
-      at: fc.nat({ max: base.length - 1 }),
-      kind: fc.constantFrom('replace', 'insert', 'delete', 'swap'),
-      char: fc.constantFrom(' ', '\n', '"', '\\', '0', '1', '.', 'e', '-', 'E', '+', ',', ':', '{', '}', '[', ']', 'a', 'z', 'u', '\u0001', '\ud800', '€', '\u0080'),
-    });
     fc.assert(
-      fc.property(fc.array(edit, { minLength: 1, maxLength: 3 }), (edits) => {
-        let text = base;
-        for (const e of edits) {
-          const i = e.at % text.length;
-          if (e.kind === 'replace') text = text.slice(0, i) + e.char + text.slice(i + 1);
-          else if (e.kind === 'insert') text = text.slice(0, i) + e.char + text.slice(i);
-          else if (e.kind === 'delete') text = text.slice(0, i) + text.slice(i + 1);
-          else text = text.slice(0, i) + text.slice(i + 1, i + 2) + text.slice(i, i + 1) + text.slice(i + 2);
-        }
+      fc.property(edited(base, [...EDIT_CHARS, '\ud800']), (edit) => {
         // As stored: UTF-8 (a lone surrogate has no UTF-8 form; the database holds U+FFFD instead).
-        text = Buffer.from(text, 'utf8').toString('utf8');
+        const text = Buffer.from(edit, 'utf8').toString('utf8');
         const exact = reference(text);
         const scanned = scan(text, exact.indexKey ?? '');
         if (scanned !== null) {
@@ -172,21 +178,8 @@ describe('the byte scan against the body before it (a template)', () => {
   });
 
   it('never vouches for text that is not canonical when it is read after a canonical body (random edits)', () => {
-    const edit = fc.record({
-      at: fc.nat({ max: base.length - 1 }),
-      kind: fc.constantFrom('replace', 'insert', 'delete', 'swap'),
-      char: fc.constantFrom(' ', '\n', '"', '\\', '0', '1', '.', 'e', '-', 'E', '+', ',', ':', '{', '}', '[', ']', 'a', 'z', 'u', '\u0001', '€', '\u0080'),
-    });
     fc.assert(
-      fc.property(fc.array(edit, { minLength: 1, maxLength: 3 }), (edits) => {
-        let text = base;
-        for (const e of edits) {
-          const i = e.at % text.length;
-          if (e.kind === 'replace') text = text.slice(0, i) + e.char + text.slice(i + 1);
-          else if (e.kind === 'insert') text = text.slice(0, i) + e.char + text.slice(i);
-          else if (e.kind === 'delete') text = text.slice(0, i) + text.slice(i + 1);
-          else text = text.slice(0, i) + text.slice(i + 1, i + 2) + text.slice(i, i + 1) + text.slice(i + 2);
-        }
+      fc.property(edited(base, EDIT_CHARS), (text) => {
         const exact = reference(text);
         const scanned = scanAfter(text, exact.indexKey ?? '');
         if (scanned !== null) {
