@@ -7,6 +7,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import fc from 'fast-check';
 import type { Db, Queryable } from '../../src/db/index.js';
 import { canonicalJson, chainHash, type AppendInput, type EventType } from '../../src/chronicle/index.js';
 
@@ -304,3 +305,22 @@ export function logFiles(checkpointDir: string): string[] {
     .sort()
     .map((n) => path.join(checkpointDir, n));
 }
+
+/** Characters the random-edit properties insert or replace with: JSON syntax, digits, escapes, controls, non-ASCII. */
+export const EDIT_CHARS = [' ', '\n', '"', '\\', '0', '1', '.', 'e', '-', 'E', '+', ',', ':', '{', '}', '[', ']', 'a', 'z', 'u', '\u0001', '€', '\u0080'];
+
+/** `base` after one to three random edits (a character replaced, inserted, deleted, or two swapped). */
+export const edited = (base: string, chars: readonly string[]) =>
+  fc
+    .array(fc.record({ at: fc.nat({ max: base.length - 1 }), kind: fc.constantFrom('replace', 'insert', 'delete', 'swap'), char: fc.constantFrom(...chars) }), { minLength: 1, maxLength: 3 })
+    .map((edits) => {
+      let text = base;
+      for (const e of edits) {
+        const i = e.at % text.length;
+        if (e.kind === 'replace') text = text.slice(0, i) + e.char + text.slice(i + 1);
+        else if (e.kind === 'insert') text = text.slice(0, i) + e.char + text.slice(i);
+        else if (e.kind === 'delete') text = text.slice(0, i) + text.slice(i + 1);
+        else text = text.slice(0, i) + text.slice(i + 1, i + 2) + text.slice(i, i + 1) + text.slice(i + 2);
+      }
+      return text;
+    });

@@ -8,7 +8,7 @@ import { canonicalJson } from '../../src/chronicle/index.js';
 import { bodyAt, indexKeyOf, prepareEvent, type Envelope } from '../../src/chronicle/envelope.js';
 import { scanBodyBytes } from '../../src/chronicle/verify-copy.js';
 import { EVENT_TYPES } from '../../src/chronicle/types.js';
-import { SAMPLE_DATA } from './helpers.js';
+import { EDIT_CHARS, SAMPLE_DATA, edited } from './helpers.js';
 
 /** The exact answer: canonical, and the index key read from the parsed body. */
 function reference(text: string): { canonical: boolean; indexKey: string | null } {
@@ -43,24 +43,6 @@ const envelope = (data: unknown, extra: Record<string, unknown> = {}) => ({
 const scan = (text: string, indexKey: string) => scanBodyBytes(Buffer.from(text, 'utf8'), indexKey);
 
 /** What the random edits below write: whitespace, JSON punctuation, number and escape characters, control and non-ASCII ones. */
-const EDIT_CHARS = [' ', '\n', '"', '\\', '0', '1', '.', 'e', '-', 'E', '+', ',', ':', '{', '}', '[', ']', 'a', 'z', 'u', '\u0001', '€', '\u0080'];
-
-/** `base` after one to three random edits (a character replaced, inserted, deleted, or two swapped). */
-const edited = (base: string, chars: readonly string[]) =>
-  fc
-    .array(fc.record({ at: fc.nat({ max: base.length - 1 }), kind: fc.constantFrom('replace', 'insert', 'delete', 'swap'), char: fc.constantFrom(...chars) }), { minLength: 1, maxLength: 3 })
-    .map((edits) => {
-      let text = base;
-      for (const e of edits) {
-        const i = e.at % text.length;
-        if (e.kind === 'replace') text = text.slice(0, i) + e.char + text.slice(i + 1);
-        else if (e.kind === 'insert') text = text.slice(0, i) + e.char + text.slice(i);
-        else if (e.kind === 'delete') text = text.slice(0, i) + text.slice(i + 1);
-        else text = text.slice(0, i) + text.slice(i + 1, i + 2) + text.slice(i, i + 1) + text.slice(i + 2);
-      }
-      return text;
-    });
-
 describe('the byte scan verify runs over copied rows', () => {
   it.each(EVENT_TYPES)('reads a stored %s body and its index key exactly like the parser does', (type) => {
     const body = bodyAt(prepareEvent({ tenant: 'acme', type, actor: { kind: 'agent', id: 'key:1' }, requestId: 'r-1', data: SAMPLE_DATA[type] }), 9, '2025-01-02T03:04:05.678Z');
