@@ -415,12 +415,7 @@ class ByteScanner {
 
   /** Whether b[p, p+n) and b[t, t+n) are the same bytes, four at a time. */
   private same(p: number, t: number, n: number): boolean {
-    const view = this.view;
-    let k = 0;
-    for (; k + 4 <= n; k += 4) if (view.getInt32(p + k, true) !== view.getInt32(t + k, true)) return false;
-    const b = this.b;
-    for (; k < n; k++) if (b[p + k] !== b[t + k]) return false;
-    return true;
+    return sameIn(this.view, this.b, p, t, n);
   }
 
   private spareTemplate(): Template {
