@@ -68,6 +68,26 @@ export function arrayLiteral(values: readonly (string | boolean | null)[]): stri
   return `{${parts.join(',')}}`;
 }
 
+/** An asset row's columns in table order, with the array type each travels as. */
+const ASSET_ROW_TYPES = [
+  ['asset_id', 'uuid'],
+  ['anchor', 'text'],
+  ['serial_fingerprint', 'text'],
+  ['os_family', 'text'],
+  ['compliance_state', 'text'],
+  ['has_intune', 'boolean'],
+  ['has_agent', 'boolean'],
+  ['disagreement', 'boolean'],
+  ['conflict', 'boolean'],
+] as const satisfies readonly (readonly [keyof AssetRow, string])[];
+const ASSET_NAMES = ASSET_ROW_TYPES.map(([name]) => name).join(', ');
+
+/** `unnest(...)` of asset rows passed as `assetColumns`, their parameters numbered from `$first`. */
+const assetUnnest = (first: number): string => `unnest(${ASSET_ROW_TYPES.map(([, type], j) => `$${first + j}::${type}[]`).join(', ')}) AS r(${ASSET_NAMES})`;
+
+/** Asset rows as one array literal per column, in ASSET_ROW_TYPES order. */
+const assetColumns = (rows: readonly AssetRow[]): string[] => ASSET_ROW_TYPES.map(([name]) => arrayLiteral(rows.map((r) => r[name])));
+
 // ---- live sources ---------------------------------------------------------------------------
 
 interface IntuneLiveRow {
@@ -361,8 +381,7 @@ export async function scratchRows(q: Queryable, numbers: Int32Array): Promise<Sc
  */
 export async function createPlacements(q: Queryable): Promise<void> {
   await q.query(
-    `CREATE TEMP TABLE asset_scratch_assets (asset_id uuid, anchor text, serial_fingerprint text, os_family text, compliance_state text,
-       has_intune boolean, has_agent boolean, disagreement boolean, conflict boolean) ON COMMIT DROP`,
+    `CREATE TEMP TABLE asset_scratch_assets (${ASSET_ROW_TYPES.map(([name, type]) => `${name} ${type}`).join(', ')}) ON COMMIT DROP`,
   );
   await q.query('CREATE TEMP TABLE asset_scratch_places (i int, asset_id uuid, observation jsonb, last_seen_at timestamptz) ON COMMIT DROP');
 }
@@ -373,21 +392,7 @@ export async function placeBatch(
   assets: readonly AssetRow[],
   places: readonly { i: number; asset_id: string; observation: string | null; last_seen_at: string | null }[],
 ): Promise<void> {
-  const column = <K extends keyof AssetRow>(key: K) => arrayLiteral(assets.map((r) => r[key]));
-  await q.query(
-    `INSERT INTO asset_scratch_assets SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::boolean[], $7::boolean[], $8::boolean[], $9::boolean[])`,
-    [
-      column('asset_id'),
-      column('anchor'),
-      column('serial_fingerprint'),
-      column('os_family'),
-      column('compliance_state'),
-      column('has_intune'),
-      column('has_agent'),
-      column('disagreement'),
-      column('conflict'),
-    ],
-  );
+  await q.query(`INSERT INTO asset_scratch_assets SELECT * FROM ${assetUnnest(1)}`, assetColumns(assets));
   await q.query('INSERT INTO asset_scratch_places SELECT * FROM unnest($1::int[], $2::uuid[], $3::jsonb[], $4::timestamptz[])', [
     `{${places.map((p) => p.i).join(',')}}`,
     arrayLiteral(places.map((p) => p.asset_id)),
@@ -402,9 +407,7 @@ export async function placeBatch(
  */
 export async function writePlacements(q: Queryable, tenant: string, at: string): Promise<void> {
   await q.query(
-    `INSERT INTO assets (tenant, asset_id, anchor, serial_fingerprint, os_family, compliance_state, has_intune, has_agent, disagreement, conflict, updated_at)
-     SELECT $1, asset_id, anchor, serial_fingerprint, os_family, compliance_state, has_intune, has_agent, disagreement, conflict, $2
-       FROM asset_scratch_assets ORDER BY asset_id`,
+    `INSERT INTO assets (tenant, ${ASSET_NAMES}, updated_at) SELECT $1, ${ASSET_NAMES}, $2 FROM asset_scratch_assets ORDER BY asset_id`,
     [tenant, at],
   );
   await q.query(
@@ -597,26 +600,7 @@ export async function insertAssets(q: Queryable, tenant: string, rows: readonly 
   // Column arrays: one parameter per column, no JSON to build or parse.
   for (let i = 0; i < rows.length; i += CHUNK * 4) {
     const chunk = rows.slice(i, i + CHUNK * 4);
-    const column = <K extends keyof AssetRow>(key: K) => arrayLiteral(chunk.map((r) => r[key]));
-    await q.query(
-      `INSERT INTO assets (tenant, asset_id, anchor, serial_fingerprint, os_family, compliance_state, has_intune, has_agent, disagreement, conflict, updated_at)
-       SELECT $1, r.asset_id, r.anchor, r.serial_fingerprint, r.os_family, r.compliance_state, r.has_intune, r.has_agent, r.disagreement, r.conflict, $11
-         FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::boolean[], $8::boolean[], $9::boolean[], $10::boolean[])
-              AS r(asset_id, anchor, serial_fingerprint, os_family, compliance_state, has_intune, has_agent, disagreement, conflict)`,
-      [
-        tenant,
-        column('asset_id'),
-        column('anchor'),
-        column('serial_fingerprint'),
-        column('os_family'),
-        column('compliance_state'),
-        column('has_intune'),
-        column('has_agent'),
-        column('disagreement'),
-        column('conflict'),
-        at,
-      ],
-    );
+    await q.query(`INSERT INTO assets (tenant, ${ASSET_NAMES}, updated_at) SELECT $1, r.*, $2 FROM ${assetUnnest(3)}`, [tenant, at, ...assetColumns(chunk)]);
   }
 }
 
