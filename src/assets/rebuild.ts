@@ -94,7 +94,7 @@ interface RebuildState {
 /** Reads, summarises and writes the assets `order[from..to)`. */
 async function writeBatch(st: RebuildState, from: number, to: number): Promise<BatchOutcome> {
   const { q, args, match, order, start, members } = st;
-  const { tenant, at } = args;
+  const { tenant } = args;
   const rows = await store.scratchRows(q, members.subarray(start[from], start[to]));
   const base = start[from] as number;
   const assetRows: store.AssetRow[] = [];
