@@ -11,7 +11,7 @@ import type { Queryable } from '../db/index.js';
 import type { AppendInput } from '../chronicle/types.js';
 import { summarize, type SummarySource } from './attributes.js';
 import { ANCHOR_KINDS, anchorText, assetIdOf, byConflictKey, conflictOf, matchKeys, type AnchorKind, type Membership, type SourceIdentity } from './match.js';
-import { EVENT_ITEMS, conflictRows, matchEvents, mergeItemOf, type MatchReport, type MergeItem } from './rematch.js';
+import { EVENT_ITEMS, conflictChanges, matchEvents, mergeItemOf, type MatchReport, type MergeItem } from './rematch.js';
 import * as store from './store.js';
 import type { ScratchRow } from './store.js';
 
@@ -163,9 +163,7 @@ export async function rebuildTenant(q: Queryable, args: RebuildArgs): Promise<Ma
   const conflicts = match.conflicts
     .map((c) => conflictOf(c, (i) => conflictSources.get(i) as SourceIdentity, (k) => st.conflictAnchors.get(k) as string))
     .sort(byConflictKey);
-  const nextConflicts = conflictRows(tenant, conflicts, previous, at);
-  const nextKeys = new Set(nextConflicts.map((c) => c.conflict_key));
-  const detected = nextConflicts.filter((c) => !previous.has(c.conflict_key));
+  const { rows: nextConflicts, detected, resolved } = conflictChanges(tenant, conflicts, previous, at);
   await store.replaceConflicts(q, tenant, null, nextConflicts);
   const splits = keys.stored === 0 ? [] : await store.scratchSplits(q, tenant);
   await args.record(matchEvents(tenant, runId, [], splits, detected));
@@ -175,6 +173,6 @@ export async function rebuildTenant(q: Queryable, args: RebuildArgs): Promise<Ma
     merged,
     split: splits.length,
     conflicts_detected: detected.length,
-    conflicts_resolved: [...previous.keys()].filter((k) => !nextKeys.has(k)).length,
+    conflicts_resolved: resolved,
   };
 }

@@ -169,8 +169,17 @@ function diffMerges(
   return { merges, splits };
 }
 
-export function conflictRows(tenant: string, conflicts: readonly MatchConflict[], previous: ReadonlyMap<string, ConflictRow>, at: string): ConflictRow[] {
-  return conflicts.map((c) => ({
+/**
+ * The conflict rows a match leaves (a key seen before keeps its id and detection time), those of
+ * them that are new, and how many of `previous` no longer hold.
+ */
+export function conflictChanges(
+  tenant: string,
+  conflicts: readonly MatchConflict[],
+  previous: ReadonlyMap<string, ConflictRow>,
+  at: string,
+): { rows: ConflictRow[]; detected: ConflictRow[]; resolved: number } {
+  const rows = conflicts.map((c) => ({
     conflict_key: c.key,
     conflict_id: previous.get(c.key)?.conflict_id ?? crypto.randomUUID(),
     kind: c.kind,
@@ -180,6 +189,8 @@ export function conflictRows(tenant: string, conflicts: readonly MatchConflict[]
     sources: c.sources,
     detected_at: previous.get(c.key)?.detected_at ?? at,
   }));
+  const keys = new Set(rows.map((c) => c.conflict_key));
+  return { rows, detected: rows.filter((c) => !previous.has(c.conflict_key)), resolved: [...previous.keys()].filter((k) => !keys.has(k)).length };
 }
 
 function chunked<T>(items: readonly T[]): T[][] {
@@ -243,9 +254,7 @@ export async function replaceSubset(q: Queryable, args: ReplaceArgs): Promise<Ma
   before.forEach(noteKeys);
   after.forEach(noteKeys);
   const previous = new Map((await store.conflictsByKey(q, tenant, [...scopeKeys])).map((c) => [c.conflict_key, c]));
-  const nextConflicts = conflictRows(tenant, conflicts, previous, at);
-  const nextKeys = new Set(nextConflicts.map((c) => c.conflict_key));
-  const detected = nextConflicts.filter((c) => !previous.has(c.conflict_key));
+  const { rows: nextConflicts, detected, resolved } = conflictChanges(tenant, conflicts, previous, at);
   const conflicted = new Set(nextConflicts.flatMap((c) => c.asset_ids));
 
   // In asset order: each table's (tenant, asset_id) index then fills from one end.
@@ -284,7 +293,7 @@ export async function replaceSubset(q: Queryable, args: ReplaceArgs): Promise<Ma
     merged: merges.length,
     split: splits.length,
     conflicts_detected: detected.length,
-    conflicts_resolved: [...previous.keys()].filter((k) => !nextKeys.has(k)).length,
+    conflicts_resolved: resolved,
   };
 }
 
