@@ -124,7 +124,7 @@ export interface Membership {
 }
 
 /** Sources grouped by a numbered key (sources without one left out): `rows[start[g]..start[g + 1])` in source order. */
-function groupsOf(key: Int32Array): { start: Int32Array; rows: Int32Array } {
+export function groupsOf(key: Int32Array): { start: Int32Array; rows: Int32Array } {
   let max = -1;
   for (const k of key) if (k > max) max = k;
   const start = new Int32Array(max + 2);

@@ -10,7 +10,7 @@ import crypto from 'node:crypto';
 import type { Queryable } from '../db/index.js';
 import type { AppendInput } from '../chronicle/types.js';
 import { summarize, type SummarySource } from './attributes.js';
-import { ANCHOR_KINDS, anchorText, assetIdOf, byConflictKey, conflictOf, matchKeys, type AnchorKind, type Membership, type SourceIdentity } from './match.js';
+import { ANCHOR_KINDS, anchorText, assetIdOf, byConflictKey, conflictOf, groupsOf, matchKeys, type AnchorKind, type Membership, type SourceIdentity } from './match.js';
 import { EVENT_ITEMS, conflictChanges, matchEvents, mergeItemOf, type MatchReport, type MergeItem } from './rematch.js';
 import * as store from './store.js';
 import type { ScratchRow } from './store.js';
@@ -27,33 +27,25 @@ export interface RebuildArgs {
 }
 
 /**
- * The assets in the order of their first source, and their members by a counting sort: the j-th
- * asset in that order is `order[j]`, and its sources are `members[start[j]..start[j + 1])`, in
- * source order. Sources are numbered in the order the snapshot's rows were read, so a batch of
- * assets reads and copies rows that lie close together.
+ * The assets in the order of their first source, and their members grouped by that rank
+ * (`groupsOf`): the j-th asset in that order is `order[j]`, and its sources are
+ * `members[start[j]..start[j + 1])`, in source order. Sources are numbered in the order the
+ * snapshot's rows were read, so a batch of assets reads and copies rows that lie close together.
  */
 function membersOf(m: Membership): { order: Int32Array; start: Int32Array; members: Int32Array } {
   const rank = new Int32Array(m.assets).fill(-1);
   const order = new Int32Array(m.assets);
+  const rankAt = new Int32Array(m.assetOf.length);
   let ranked = 0;
-  for (const k of m.assetOf) {
-    if (rank[k] !== -1) continue;
-    rank[k] = ranked;
-    order[ranked++] = k;
+  for (let i = 0; i < m.assetOf.length; i++) {
+    const k = m.assetOf[i] as number;
+    if (rank[k] === -1) {
+      rank[k] = ranked;
+      order[ranked++] = k;
+    }
+    rankAt[i] = rank[k] as number;
   }
-  const start = new Int32Array(m.assets + 1);
-  for (const k of m.assetOf) {
-    const j = rank[k] as number;
-    start[j + 1] = (start[j + 1] as number) + 1;
-  }
-  for (let j = 0; j < m.assets; j++) start[j + 1] = (start[j + 1] as number) + (start[j] as number);
-  const next = start.slice(0, m.assets);
-  const members = new Int32Array(m.assetOf.length);
-  m.assetOf.forEach((k, i) => {
-    const j = rank[k] as number;
-    members[next[j] as number] = i;
-    next[j] = (next[j] as number) + 1;
-  });
+  const { start, rows: members } = groupsOf(rankAt);
   return { order, start, members };
 }
 
