@@ -7,7 +7,7 @@ import crypto from 'node:crypto';
 import type { Queryable } from '../db/index.js';
 import type { Actor, AppendInput } from '../chronicle/types.js';
 import { summarize, type SummarySource } from './attributes.js';
-import { assetIdOf, keysOf, matchSources, sourceKey, type MatchConflict, type SourceIdentity, type SourceRef } from './match.js';
+import { assetIdOf, groupsOf, keysOf, matchSources, sourceKey, type MatchConflict, type SourceIdentity, type SourceRef } from './match.js';
 import * as store from './store.js';
 import type { ConflictRow, SourceRow, StoredKey, StoredSource } from './store.js';
 
@@ -98,16 +98,7 @@ function place(tenant: string, anchors: readonly string[]): Placed {
     }
     assetAt[i] = k;
   }
-  const start = new Int32Array(assetIds.length + 1);
-  for (const k of assetAt) start[k + 1] = (start[k + 1] as number) + 1;
-  for (let k = 0; k < assetIds.length; k++) start[k + 1] = (start[k + 1] as number) + (start[k] as number);
-  const next = start.slice(0, assetIds.length);
-  const members = new Int32Array(anchors.length);
-  for (let i = 0; i < anchors.length; i++) {
-    const k = assetAt[i] as number;
-    members[next[k] as number] = i;
-    next[k] = (next[k] as number) + 1;
-  }
+  const { start, rows: members } = groupsOf(assetAt);
   return { assetIds, anchorOf, members, start, assetIdAt: Array.from(assetAt, (k) => assetIds[k] as string) };
 }
 
