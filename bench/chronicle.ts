@@ -10,7 +10,9 @@
  *   BENCH_RUNS=5 BENCH_SECONDS=3 BENCH_VERIFY_EVENTS=300000 npm run bench:chronicle
  *
  * Targets on a 2-core machine: ≥ 5,000 committed appends/s with 16 writers on PostgreSQL, and
- * verify ≥ 250,000 events/s and ≥ 0.6 of the floor. BENCH_BACKENDS=postgres runs one backend. Prints medians of several runs,
+ * verify ≥ 250,000 events/s and ≥ 0.6 of the floor. BENCH_BACKENDS=postgres runs one backend;
+ * BENCH_VERIFY_WORKERS=N sets verify's worker threads; BENCH_NO_READERS=1 has the verifying thread
+ * read every range (as over the embedded database) instead of the workers. Prints medians of several runs,
  * and the CPU time per event of verify and of the floor, in this process (every thread) and, when
  * the PostgreSQL server runs on this machine, in its server processes (from /proc); writes
  * bench/results/chronicle.json.
@@ -32,18 +34,29 @@ const VERIFY_EVENTS_PG = Number(process.env['BENCH_VERIFY_EVENTS'] ?? 200_000);
 const VERIFY_EVENTS_PGLITE = Number(process.env['BENCH_VERIFY_EVENTS_PGLITE'] ?? 50_000);
 const WRITERS = [1, 4, 16] as const;
 const BACKENDS = (process.env['BENCH_BACKENDS'] ?? 'postgres,pglite').split(',');
+/** Verify's worker threads (default: Chronicle's own, two on this machine). */
+const VERIFY_WORKERS = process.env['BENCH_VERIFY_WORKERS'] === undefined ? undefined : Number(process.env['BENCH_VERIFY_WORKERS']);
+/** Set: PostgreSQL's ranges are all read on the verifying thread, as over the embedded database, instead of by the workers over connections of their own. */
+const NO_READERS = process.env['BENCH_NO_READERS'] !== undefined && process.env['BENCH_NO_READERS'] !== '';
 
-/** The floor: the same bodies read in order, in the same ranges verify uses, and nothing else done with them. */
+/**
+ * The floor: the same bodies read in order, in the same ranges verify uses, and nothing else done
+ * with them. Read through the primary key's order as verify reads (sorting discouraged for these
+ * statements: see copyBinaryOn), so that neither pays for a plan the other avoids.
+ */
 async function sequentialRead(db: Db, tenant: string, events: number, chunk = 5_000): Promise<number> {
   let read = 0;
-  for (let after = 0; after < events; after += chunk) {
-    const { rows } = await db.query<{ body: string }>('SELECT body FROM chronicle_event WHERE tenant = $1 AND seq > $2 AND seq <= $3 ORDER BY seq', [
-      tenant,
-      after,
-      Math.min(after + chunk, events),
-    ]);
-    read += rows.length;
-  }
+  await db.transaction(async (tx) => {
+    await tx.query('SET LOCAL enable_sort = off');
+    for (let after = 0; after < events; after += chunk) {
+      const { rows } = await tx.query<{ body: string }>('SELECT body FROM chronicle_event WHERE tenant = $1 AND seq > $2 AND seq <= $3 ORDER BY seq', [
+        tenant,
+        after,
+        Math.min(after + chunk, events),
+      ]);
+      read += rows.length;
+    }
+  });
   if (read !== events) throw new Error(`the floor read ${read} of ${events} events`);
   return read;
 }
@@ -170,10 +183,11 @@ async function fill(chronicle: Chronicle, tenant: string, count: number): Promis
 }
 
 async function benchBackend(backend: Backend, verifyEvents: number) {
-  const db = await backend.open();
+  const opened = await backend.open();
+  const db: Db = NO_READERS ? (({ readerConnection: _readers, ...rest }) => rest)(opened) : opened;
   try {
     // Defaults for the measured appends; a larger batch bound only to build the chain verify reads.
-    const chronicle = await createChronicle({ db, appendTimeoutMs: 60_000 });
+    const chronicle = await createChronicle({ db, appendTimeoutMs: 60_000, ...(VERIFY_WORKERS === undefined ? {} : { verify: { workers: VERIFY_WORKERS } }) });
     const filler = await createChronicle({ db, maxBatch: 2_000, appendTimeoutMs: 60_000 });
     const appends: Record<string, { appendsPerSecond: number; p50Ms: number; p99Ms: number; meanBatch: number; runs: AppendRun[] }> = {};
     for (const writers of WRITERS) {

@@ -8,6 +8,7 @@ import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { ChunkResult } from './verify-core.js';
 import { checkAnyChunk, type AnyChunkTask } from './verify-copy.js';
+import type { ReadResult, ReadTask } from './verify-read.js';
 
 function spawnWorker(): Worker {
   const fromSource = import.meta.url.endsWith('.ts');
@@ -27,7 +28,8 @@ interface Slot {
 
 export class VerifyPool {
   private readonly slots: Slot[] = [];
-  private readonly waiting = new Map<number, { resolve: (r: ChunkResult) => void; task: AnyChunkTask; slot: Slot }>();
+  /** Calls in flight: what answers each, and what stands in when its worker cannot. */
+  private readonly waiting = new Map<number, { resolve: (r: unknown) => void; fallback: () => unknown; slot: Slot }>();
   private nextId = 0;
   private closed = false;
 
@@ -41,21 +43,21 @@ export class VerifyPool {
       }
       worker.unref();
       const slot: Slot = { worker, busy: 0 };
-      worker.on('message', (message: { id: number; result?: ChunkResult; error?: string }) => {
+      worker.on('message', (message: { id: number; result?: unknown; error?: string; closed?: true }) => {
         const entry = this.waiting.get(message.id);
         if (entry === undefined) return;
         this.waiting.delete(message.id);
         entry.slot.busy--;
-        entry.resolve(message.result ?? checkAnyChunk(entry.task));
+        entry.resolve(message.result ?? (message.closed === true ? undefined : entry.fallback()));
       });
-      // A worker that fails to start or dies: its ranges are checked here instead.
+      // A worker that fails to start or dies: its calls are answered here instead.
       const retire = () => {
         const index = this.slots.indexOf(slot);
         if (index >= 0) this.slots.splice(index, 1);
         for (const [id, entry] of this.waiting) {
           if (entry.slot !== slot) continue;
           this.waiting.delete(id);
-          entry.resolve(checkAnyChunk(entry.task));
+          entry.resolve(entry.fallback());
         }
       };
       worker.on('error', retire);
@@ -68,22 +70,39 @@ export class VerifyPool {
     return this.slots.length;
   }
 
+  /** Checks a range on the least busy worker (here, when there is none). */
   run(task: AnyChunkTask): Promise<ChunkResult> {
-    const slot = this.slots.reduce<Slot | undefined>((best, s) => (best === undefined || s.busy < best.busy ? s : best), undefined);
-    if (slot === undefined || this.closed) return Promise.resolve(checkAnyChunk(task));
+    // Copied bytes over shared memory are read in place; others move to the worker (no copy), and
+    // a worker that dies with them leaves an empty buffer here, which checks as unreadable and is
+    // read again the ordinary way.
+    const transfer = 'copy' in task && task.copy.buffer instanceof ArrayBuffer ? [task.copy.buffer] : [];
+    return this.call({ task }, () => checkAnyChunk(task), transfer);
+  }
+
+  /** Has the least busy worker read and check a range over its own connection (read: false when none could). */
+  read(task: ReadTask): Promise<ReadResult> {
+    return this.call<ReadResult>({ read: task }, () => ({ read: false, reason: 'no verify worker is running' }));
+  }
+
+  private call<T>(message: object, fallback: () => T, transfer: ArrayBuffer[] = [], to?: Slot): Promise<T> {
+    const slot = to ?? this.slots.reduce<Slot | undefined>((best, s) => (best === undefined || s.busy < best.busy ? s : best), undefined);
+    if (slot === undefined || this.closed) return Promise.resolve(fallback());
     const id = this.nextId++;
     slot.busy++;
-    return new Promise<ChunkResult>((resolve) => {
-      this.waiting.set(id, { resolve, task, slot });
-      // Copied bytes over shared memory are read in place; others move to the worker (no copy), and
-      // a worker that dies with them leaves an empty buffer here, which checks as unreadable and is
-      // read again the ordinary way.
-      slot.worker.postMessage({ id, task }, 'copy' in task && task.copy.buffer instanceof ArrayBuffer ? [task.copy.buffer] : []);
+    return new Promise<T>((resolve) => {
+      this.waiting.set(id, { resolve: resolve as (r: unknown) => void, fallback, slot });
+      slot.worker.postMessage({ id, ...message }, transfer);
     });
   }
 
   async close(): Promise<void> {
+    // Workers end their connections first (a server sees a client leave, not a socket cut), but a
+    // worker that does not answer within a second is stopped anyway.
+    const ended = this.slots.map((slot) =>
+      Promise.race([this.call<undefined>({ close: true }, () => undefined, [], slot), new Promise((resolve) => setTimeout(resolve, 1_000).unref())]),
+    );
     this.closed = true;
+    await Promise.all(ended);
     await Promise.all(this.slots.splice(0).map((s) => s.worker.terminate()));
   }
 }

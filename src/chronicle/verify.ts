@@ -28,10 +28,11 @@ import {
   type KeyRing,
   type LogFailure,
 } from './checkpoints.js';
-import { INDEX_COLUMNS_SQL, INDEX_KEY_SQL } from './envelope.js';
+import { INDEX_KEY_SQL } from './envelope.js';
 import { BEFORE_CHAIN, ChainWalk, checkChunk, unpackRow, type CheckpointRef, type ChunkResult, type ChunkTask, type Failure, type PreviousRow } from './verify-core.js';
 import { checkAnyChunk, lastCopyRow, type AnyChunkTask, type CopyChunkTask } from './verify-copy.js';
 import type { VerifyPool } from './verify-pool.js';
+import { copyRangeSql, samePrevious, timeOf, type ReadResult } from './verify-read.js';
 import { ChronicleError, type ChainVerifyReport, type CheckpointLogReport, type InstanceReport, type VerifyReport } from './types.js';
 import { isTenant } from '../common/ids.js';
 
@@ -324,7 +325,42 @@ async function verifyChain(options: VerifyOptions, tenant: string, evidence: Cha
     return checkChunk(toTask(tenant, previous, headSeq, rows, trusted));
   };
 
+  const inRange = (after: number) => trusted.filter((cp) => cp.seq > after && cp.seq <= rangeEnd(after));
   let previous: PreviousRow = BEFORE_CHAIN;
+  let resumeAt = 0;
+
+  // On PostgreSQL, workers read their ranges themselves, each over a connection of its own
+  // (verify-read.ts): this thread only hands out ranges and joins the answers in seq order. A range
+  // a worker could not read, or whose row before it is not the row this walk ended on, and every
+  // range after it, is read here instead, as below.
+  const connection = parallel && db.copyBinary !== undefined ? db.readerConnection?.() : undefined;
+  if (connection !== undefined && (await copiedTypesHold())) {
+    const reads: Array<{ after: number; answer: Promise<ReadResult> }> = [];
+    let nextAfter = 0;
+    const fill = () => {
+      while (reads.length < (pool as VerifyPool).size * 2 && nextAfter < lastSeq) {
+        const after = nextAfter;
+        reads.push({ after, answer: (pool as VerifyPool).read({ connection, tenant, after, end: rangeEnd(after), headSeq, checkpoints: inRange(after) }) });
+        nextAfter = rangeEnd(after);
+      }
+    };
+    fill();
+    resumeAt = lastSeq;
+    while (reads.length > 0 && walk.outcome === undefined) {
+      const { after, answer } = reads.shift() as { after: number; answer: Promise<ReadResult> };
+      const found = await answer;
+      if (!found.read || (found.last !== null && !samePrevious(found.previous, previous))) {
+        resumeAt = after;
+        break;
+      }
+      fill();
+      if (found.result === null || found.last === null) continue;
+      walk.add(found.result.failure === null ? found.result : await recheck(after, previous));
+      previous = { seq: found.last.seq, hash: found.last.hash, body: found.last.body, time: timeOf(found.last.body) };
+    }
+    await Promise.all(reads.map((r) => r.answer)); // answered or abandoned, none outlives this call
+  }
+
   // When workers check the ranges, the next two are copied at once over two connections of the
   // pool (two server backends at work), each handed to a worker as it arrives; they are still
   // joined in seq order, so the links between ranges and the blame are those of one reader. A
@@ -334,7 +370,7 @@ async function verifyChain(options: VerifyOptions, tenant: string, evidence: Cha
   const readAhead = parallel ? 2 : 1;
   const spare = db.spareConnections?.bind(db);
   const fetching: Array<{ after: number; range: Promise<Range> }> = [];
-  let nextAfter = 0;
+  let nextAfter = resumeAt;
   const fillReads = () => {
     while ((fetching.length === 0 || (fetching.length < readAhead && (spare === undefined || spare() >= 2))) && nextAfter < lastSeq) {
       const after = nextAfter;
@@ -350,9 +386,8 @@ async function verifyChain(options: VerifyOptions, tenant: string, evidence: Cha
     while (fetching.length > 0 && walk.outcome === undefined) {
       const { after, range: reading } = fetching.shift() as { after: number; range: Promise<Range> };
       const range = await reading;
-      const rangeStart = rangeEnd(after);
       fillReads();
-      const checkpoints = trusted.filter((cp) => cp.seq > after && cp.seq <= rangeStart);
+      const checkpoints = inRange(after);
       let task: AnyChunkTask | null = null;
       let last: { seq: number; hash: string; body: string } | null = null;
       if ('copy' in range) {
@@ -532,8 +567,7 @@ function rangeReader(db: Db, tenant: string, rangeEnd: (after: number) => number
   };
   const fetchCopy = (after: number, into: Buffer, framing: { lastRowAt: number }) =>
     (copyBinary as NonNullable<typeof copyBinary>)(
-      `SELECT seq, prev_hash, hash, body, ${INDEX_COLUMNS_SQL} FROM chronicle_event
-       WHERE tenant = ${sqlLiteral(tenant)} AND seq > ${after} AND seq <= ${rangeEnd(after)} ORDER BY seq`,
+      copyRangeSql(tenant, after, rangeEnd(after)),
       into,
       framing,
     );
@@ -580,16 +614,4 @@ function toTask(tenant: string, previous: PreviousRow, headSeq: number, rows: re
   const from = seq[0] as number;
   const to = seq[n - 1] as number;
   return { tenant, previous, headSeq, seq, body, prevHash, hash, idx, checkpoints: trusted.filter((cp) => cp.seq >= from && cp.seq <= to) };
-}
-
-/** A string as an SQL literal (standard_conforming_strings or not). */
-function sqlLiteral(value: string): string {
-  const quoted = `'${value.replace(/'/g, "''")}'`;
-  return value.includes('\\') ? `E${quoted.replace(/\\/g, '\\\\')}` : quoted;
-}
-
-/** The time of a stored body, for the next range's "time never goes back" check; '' when unreadable. */
-function timeOf(body: string): string {
-  const at = body.lastIndexOf('"time":"');
-  return at < 0 ? '' : body.slice(at + 8, at + 32);
 }

@@ -19,10 +19,11 @@ import { MIGRATIONS } from './migrations/index.js';
 import { acquireDirLock, liveLockHolder, type DirLock } from './lock.js';
 import { createSessionGate, shareOverSocket, socketPath, SOCKET_PORT, type SessionGate, type SharedSocket } from './share.js';
 import { DbError } from './errors.js';
-import type { Db, Queryable, QueryResult } from './types.js';
+import { COPY_SETTINGS, copyBinaryOn } from './copy.js';
+import type { Db, Queryable, QueryResult, ReaderConnection } from './types.js';
 import { defined } from '../common/values.js';
 
-export type { Db, Queryable, QueryResult } from './types.js';
+export type { Db, Queryable, QueryResult, ReaderConnection } from './types.js';
 export { DbError } from './errors.js';
 
 const INT8_OID = 20;
@@ -58,7 +59,13 @@ export function openPostgres(options: PostgresOptions): Db {
     statement_timeout: options.statementTimeoutMs ?? 30_000,
     application_name: options.applicationName ?? 'intune-connector',
   });
-  return overPool(pool, () => pool.connect());
+  const reader: ReaderConnection = {
+    connectionString: options.url,
+    connectTimeoutMs: options.connectTimeoutMs ?? 5_000,
+    statementTimeoutMs: options.statementTimeoutMs ?? 30_000,
+    applicationName: `${options.applicationName ?? 'intune-connector'} reader`,
+  };
+  return { ...overPool(pool, () => pool.connect()), readerConnection: () => reader };
 }
 
 /**
@@ -104,81 +111,6 @@ export function openSharedPGlite(dataDir: string, { waitMs = 30_000 }: { waitMs?
     }
   };
   return { ...overPool(pool, connect), kind: 'pglite' };
-}
-
-/**
- * `COPY ... TO STDOUT` as a node-postgres submittable: each CopyData message's bytes are appended
- * to one growing buffer as they arrive (the protocol parser reuses its own buffer, so they are
- * copied at once), and no row object or string is ever made.
- */
-class CopyOutQuery {
-  private data: Buffer;
-  private length = 0;
-  /** Where the last two CopyData messages started. */
-  private lastAt = -1;
-  private beforeLastAt = -1;
-  private settled = false;
-  readonly done: Promise<Buffer>;
-  private resolve!: (data: Buffer) => void;
-  private reject!: (err: unknown) => void;
-
-  constructor(
-    readonly text: string,
-    into?: Buffer,
-  ) {
-    this.data = into ?? Buffer.allocUnsafeSlow(1 << 20);
-    this.done = new Promise<Buffer>((resolve, reject) => {
-      this.resolve = resolve;
-      this.reject = reject;
-    });
-  }
-
-  submit(connection: { query(text: string): void }): void {
-    connection.query(this.text);
-  }
-
-  handleCopyData(message: { chunk: Buffer }): void {
-    const chunk = message.chunk;
-    if (this.length + chunk.length > this.data.length) {
-      let size = Math.max(1 << 20, this.data.length * 2);
-      while (size < this.length + chunk.length) size *= 2;
-      const grown = Buffer.allocUnsafeSlow(size);
-      this.data.copy(grown, 0, 0, this.length);
-      this.data = grown;
-    }
-    this.data.set(chunk, this.length);
-    this.beforeLastAt = this.lastAt;
-    this.lastAt = this.length;
-    this.length += chunk.length;
-  }
-
-  handleError(err: unknown): void {
-    if (this.settled) return;
-    this.settled = true;
-    this.reject(err);
-  }
-
-  handleReadyForQuery(): void {
-    if (this.settled) return;
-    this.settled = true;
-    this.resolve(this.data.subarray(0, this.length));
-  }
-
-  /** The offset of the message before the last one (-1: fewer than two). */
-  get beforeLastMessageAt(): number {
-    return this.beforeLastAt;
-  }
-
-  handleCommandComplete(): void {}
-  handleRowDescription(): void {}
-  handleDataRow(): void {
-    this.handleError(new Error('COPY TO STDOUT answered rows instead of copy data'));
-  }
-  handleEmptyQuery(): void {}
-  handlePortalSuspended(): void {}
-  handleCopyInResponse(connection: { sendCopyFail(message: string): void }): void {
-    connection.sendCopyFail('this query only copies out');
-  }
 }
 
 function overPool(pool: pg.Pool, connect: () => Promise<pg.PoolClient>): Db {
@@ -245,11 +177,7 @@ function overPool(pool: pg.Pool, connect: () => Promise<pg.PoolClient>): Db {
     copyBinary: (query: string, into?: Buffer, framing?: { lastRowAt: number }): Promise<Buffer> =>
       withClient(async (client, lease) => {
         try {
-          const copy = new CopyOutQuery(`COPY (${query}) TO STDOUT (FORMAT binary)`, into);
-          void client.query(copy as unknown as pg.QueryConfig);
-          const bytes = await copy.done;
-          if (framing !== undefined) framing.lastRowAt = copy.beforeLastMessageAt;
-          return bytes;
+          return await copyBinaryOn(client, query, into, framing);
         } catch (err) {
           lease.broken = asDbError(err) instanceof DbError;
           throw asDbError(err);
@@ -351,12 +279,16 @@ export async function openPGlite(options: PGliteOptions): Promise<Db> {
           fn({ query: async <R>(sql: string, params: readonly unknown[] = []) => normalise<R>(await tx.query(sql, params as unknown[])) }),
         ),
       ),
+    // Sorting discouraged for the statement, as over PostgreSQL (see copyBinaryOn).
     copyBinary: (query: string) =>
-      guard(async () => {
-        const result = await db.query(`COPY (${query}) TO '/dev/blob' (FORMAT binary)`);
-        if (result.blob === undefined) throw new Error('the embedded database answered no COPY data');
-        return Buffer.from(await result.blob.arrayBuffer());
-      }),
+      guard(() =>
+        db.transaction(async (tx) => {
+          await tx.query(COPY_SETTINGS);
+          const result = await tx.query(`COPY (${query}) TO '/dev/blob' (FORMAT binary)`);
+          if (result.blob === undefined) throw new Error('the embedded database answered no COPY data');
+          return Buffer.from(await result.blob.arrayBuffer());
+        }),
+      ),
     async close() {
       try {
         await shared?.close();

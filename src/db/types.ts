@@ -19,6 +19,8 @@ export interface Db extends Queryable {
    * ArrayBuffer of its own (so it can be transferred to a worker thread) or over `into`'s memory: no row objects, no
    * strings. `query` takes no parameters (COPY has none): callers inline only literals they quoted.
    * Absent where the driver cannot stream COPY; verify then reads rows the ordinary way.
+   * The statement runs with sorting discouraged (`enable_sort` off for it alone): a query ordered
+   * by an index's key reads through that index (see copyBinaryOn in copy.ts).
    * `into`: a buffer to write the bytes into (its contents are overwritten); the answer is then a
    * view of it when they fit, else a buffer of its own. Reusing buffers spares a long read the
    * allocation, page faults and garbage collection of a fresh multi-megabyte buffer per range.
@@ -33,4 +35,18 @@ export interface Db extends Queryable {
    * connections (the embedded database runs one statement at a time in this process).
    */
   spareConnections?(): number;
+  /**
+   * How a worker thread of this process opens a connection of its own to this database (plain
+   * data, passed to the thread): verify's workers read their ranges over it. Absent where another
+   * connection cannot be opened (the embedded database, or one shared over its one-client socket).
+   */
+  readerConnection?(): ReaderConnection;
+}
+
+/** A PostgreSQL server and the settings of this process's pool, as another thread opens a client on them. */
+export interface ReaderConnection {
+  readonly connectionString: string;
+  readonly connectTimeoutMs: number;
+  readonly statementTimeoutMs: number;
+  readonly applicationName: string;
 }

@@ -118,17 +118,23 @@ forEachDatabase('chronicle tamper detection', (create) => {
     expect(await verifyChain(atHead)).toMatchObject({ ok: false, firstBadSeq: 12, reason: 'hash_mismatch' });
   });
 
-  it('names the first changed seq at a range boundary while two ranges are copied at once, and with one', async () => {
-    // Ranges of 4 rows (1-4, 5-8, 9-12, 13-16) checked by worker threads; the copies are counted.
-    const reading = (spareConnections?: () => number) => {
-      const seen = { inFlight: 0, most: 0 };
+  it('names the first changed seq at a range boundary whether workers read the ranges, two are copied at once here, or one', async () => {
+    // Ranges of 4 rows (1-4, 5-8, 9-12, 13-16) checked by worker threads; the copies made on the
+    // verifying thread are counted. Workers read ranges themselves only where the database gives
+    // them a connection of their own (PostgreSQL); a worker that cannot connect leaves its range
+    // to this thread.
+    const reading = (spareConnections?: () => number, readerConnection?: Db['readerConnection']) => {
+      const seen = { inFlight: 0, most: 0, copies: 0 };
       const copyBinary = db.copyBinary?.bind(db);
+      const { readerConnection: _own, ...rest } = db;
       const counted: Db = {
-        ...db,
+        ...rest,
+        ...(readerConnection === undefined ? {} : { readerConnection }),
         ...(copyBinary === undefined
           ? {}
           : {
               copyBinary: async (...args: Parameters<NonNullable<Db['copyBinary']>>) => {
+                seen.copies++;
                 seen.most = Math.max(seen.most, ++seen.inFlight);
                 try {
                   return await copyBinary(...args);
@@ -143,9 +149,14 @@ forEachDatabase('chronicle tamper detection', (create) => {
     };
     const twoStreams = reading();
     const oneStream = reading(() => 1);
+    const own = db.readerConnection?.bind(db);
+    const workersRead = reading(undefined, own);
+    const unreachable = reading(undefined, own === undefined ? undefined : () => ({ ...own(), connectionString: 'postgres://postgres@127.0.0.1:1/nowhere', connectTimeoutMs: 500 }));
     const readers = { signingKeyFile: path.join(keys.dir, 'signing-key.pem'), checkpointDir, verify: { workers: 2, minEventsForWorkers: 0, chunkSize: 4 } };
     const two = await createChronicle({ ...readers, db: twoStreams.counted });
     const one = await createChronicle({ ...readers, db: oneStream.counted });
+    const byWorkers = await createChronicle({ ...readers, db: workersRead.counted });
+    const fallingBack = await createChronicle({ ...readers, db: unreachable.counted });
     try {
       const cases: Array<{ edit: (tenant: string) => Promise<void>; seq: number; reason: string }> = [
         // The last row of a range, rehashed: only the next range's first row shows it (its prev_hash).
@@ -164,15 +175,28 @@ forEachDatabase('chronicle tamper detection', (create) => {
         expect(expected).toMatchObject({ ok: false, firstBadSeq: seq, reason });
         expect((await two.verify({ tenant })).chains, `two streams, change at seq ${seq}`).toEqual([expected]);
         expect((await one.verify({ tenant })).chains, `one stream, change at seq ${seq}`).toEqual([expected]);
+        expect((await byWorkers.verify({ tenant })).chains, `workers reading, change at seq ${seq}`).toEqual([expected]);
+        expect((await fallingBack.verify({ tenant })).chains, `workers unable to connect, change at seq ${seq}`).toEqual([expected]);
       }
+      const intact = await chain(16);
+      for (const chronicle of [two, one, byWorkers, fallingBack]) expect((await chronicle.verify({ tenant: intact })).chains[0]).toMatchObject({ ok: true, eventsChecked: 16 });
     } finally {
       await two.close();
       await one.close();
+      await byWorkers.close();
+      await fallingBack.close();
     }
     if (db.copyBinary !== undefined) {
       // Never more than two connections at once for the ranges, and one when the pool has only one to spare.
       expect(twoStreams.seen.most).toBe(2);
       expect(oneStream.seen.most).toBe(1);
+    }
+    if (own !== undefined) {
+      // Workers with a connection of their own read every range but those a failure sends back here
+      // (at most the two of a boundary, read again column by column, never copied here).
+      expect(workersRead.seen.copies).toBe(0);
+      // Workers that cannot connect: this thread copies every range.
+      expect(unreachable.seen.copies).toBeGreaterThanOrEqual(5 * 4);
     }
   });
 
