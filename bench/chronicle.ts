@@ -11,7 +11,7 @@
  *
  * Targets on a 2-core machine: ≥ 5,000 committed appends/s with 16 writers on PostgreSQL, and
  * verify ≥ 250,000 events/s and ≥ 0.6 of the floor. BENCH_BACKENDS=postgres runs one backend;
- * BENCH_VERIFY_WORKERS=N sets verify's worker threads; BENCH_NO_READERS=1 has the verifying thread
+ * BENCH_VERIFY_WORKERS=N sets verify's worker threads, BENCH_VERIFY_CHUNK=N its rows per range; BENCH_NO_READERS=1 has the verifying thread
  * read every range (as over the embedded database) instead of the workers. Prints medians of several runs,
  * and the CPU time per event of verify and of the floor, in this process (every thread) and, when
  * the PostgreSQL server runs on this machine, in its server processes (from /proc); writes
@@ -36,6 +36,8 @@ const WRITERS = [1, 4, 16] as const;
 const BACKENDS = (process.env['BENCH_BACKENDS'] ?? 'postgres,pglite').split(',');
 /** Verify's worker threads (default: Chronicle's own, two on this machine). */
 const VERIFY_WORKERS = process.env['BENCH_VERIFY_WORKERS'] === undefined ? undefined : Number(process.env['BENCH_VERIFY_WORKERS']);
+/** Rows per range verify reads (default: Chronicle's own, 5,000). */
+const VERIFY_CHUNK = process.env['BENCH_VERIFY_CHUNK'] === undefined ? undefined : Number(process.env['BENCH_VERIFY_CHUNK']);
 /** Set: PostgreSQL's ranges are all read on the verifying thread, as over the embedded database, instead of by the workers over connections of their own. */
 const NO_READERS = process.env['BENCH_NO_READERS'] !== undefined && process.env['BENCH_NO_READERS'] !== '';
 
@@ -187,7 +189,7 @@ async function benchBackend(backend: Backend, verifyEvents: number) {
   const db: Db = NO_READERS ? (({ readerConnection: _readers, ...rest }) => rest)(opened) : opened;
   try {
     // Defaults for the measured appends; a larger batch bound only to build the chain verify reads.
-    const chronicle = await createChronicle({ db, appendTimeoutMs: 60_000, ...(VERIFY_WORKERS === undefined ? {} : { verify: { workers: VERIFY_WORKERS } }) });
+    const chronicle = await createChronicle({ db, appendTimeoutMs: 60_000, verify: { ...(VERIFY_WORKERS === undefined ? {} : { workers: VERIFY_WORKERS }), ...(VERIFY_CHUNK === undefined ? {} : { chunkSize: VERIFY_CHUNK }) } });
     const filler = await createChronicle({ db, maxBatch: 2_000, appendTimeoutMs: 60_000 });
     const appends: Record<string, { appendsPerSecond: number; p50Ms: number; p99Ms: number; meanBatch: number; runs: AppendRun[] }> = {};
     for (const writers of WRITERS) {
