@@ -37,7 +37,7 @@ import type {
   ExportOptions,
   VerifyReport,
 } from './types.js';
-import { readInstanceId, verifyChronicle } from './verify.js';
+import { readInstanceId, verifyChronicle, type VerifyProgress } from './verify.js';
 import { VerifyPool } from './verify-pool.js';
 import { GroupCommitWriter } from './writer.js';
 import { defined } from '../common/values.js';
@@ -93,7 +93,7 @@ export interface KeyRotation {
 export interface Chronicle extends ChronicleWriter {
   appendWithin(tx: Queryable, input: AppendInput): Promise<AppendReceipt>;
   /** Walks every chain (or one) and reports, per chain, whether it is intact or its first bad seq and why. */
-  verify(options?: { tenant?: string; witnessDir?: string }): Promise<VerifyReport>;
+  verify(options?: { tenant?: string; witnessDir?: string; onProgress?: (progress: VerifyProgress) => void }): Promise<VerifyReport>;
   /** Events of one tenant's chain in seq order, filtered; page with nextCursor. */
   query(filter: ChronicleQuery): Promise<ChronicleQueryResult>;
   /** Writes events as JSONL that an outside script re-verifies with SHA-256 alone. */
@@ -135,6 +135,7 @@ export type {
   VerifyReport,
 } from './types.js';
 export { EVENT_TYPES, VERIFY_FAILURES } from './types.js';
+export type { VerifyProgress } from './verify.js';
 export { EVENT_CATALOG, ENVELOPE_SCHEMA_FILE, specPath, type EventCatalogEntry } from './catalog.js';
 export { validateAppendInput, validateEventData, type ValidationResult } from './validate.js';
 export { GENESIS_HASH, canonicalJson, chainHash } from './canonical.js';
@@ -293,6 +294,7 @@ export async function createChronicle(options: ChronicleOptions): Promise<Chroni
           checkpointDir,
           tenant: verifyOptions.tenant,
           witnessDir: verifyOptions.witnessDir,
+          onProgress: verifyOptions.onProgress,
           chunkSize: options.verify?.chunkSize,
           minEventsForWorkers: options.verify?.minEventsForWorkers,
         }),

@@ -14,7 +14,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Db } from '../db/index.js';
+import type { Db, ReaderConnection } from '../db/index.js';
 import { GENESIS_HASH } from './canonical.js';
 import {
   INSTANCE_ID,
@@ -52,6 +52,15 @@ export interface VerifyOptions {
   readonly pool?: () => VerifyPool | undefined;
   /** Chains shorter than this are checked on the calling thread (default 20000). */
   readonly minEventsForWorkers?: number;
+  /** Told after each range a chain's walk has joined, in seq order (a terminal's progress bar). */
+  readonly onProgress?: (progress: VerifyProgress) => void;
+}
+
+/** How far verify has walked one chain: `checked` of about `total` rows (the highest seq stored). */
+export interface VerifyProgress {
+  readonly tenant: string;
+  readonly checked: number;
+  readonly total: number;
 }
 
 interface Row {
@@ -326,39 +335,15 @@ async function verifyChain(options: VerifyOptions, tenant: string, evidence: Cha
   };
 
   const inRange = (after: number) => trusted.filter((cp) => cp.seq > after && cp.seq <= rangeEnd(after));
+  const progress = () => options.onProgress?.({ tenant, checked: walk.checked, total: lastSeq });
   let previous: PreviousRow = BEFORE_CHAIN;
   let resumeAt = 0;
 
-  // On PostgreSQL, workers read their ranges themselves, each over a connection of its own
-  // (verify-read.ts): this thread only hands out ranges and joins the answers in seq order. A range
-  // a worker could not read, or whose row before it is not the row this walk ended on, and every
-  // range after it, is read here instead, as below.
+  // On PostgreSQL, workers read their ranges themselves (see walkWithReaders); from a range they
+  // could not read on, the ranges are read here, as below.
   const connection = parallel && db.copyBinary !== undefined ? db.readerConnection?.() : undefined;
   if (connection !== undefined && (await copiedTypesHold())) {
-    const reads: Array<{ after: number; answer: Promise<ReadResult> }> = [];
-    let nextAfter = 0;
-    const fill = () => {
-      while (reads.length < (pool as VerifyPool).size * 2 && nextAfter < lastSeq) {
-        const after = nextAfter;
-        reads.push({ after, answer: (pool as VerifyPool).read({ connection, tenant, after, end: rangeEnd(after), headSeq, checkpoints: inRange(after) }) });
-        nextAfter = rangeEnd(after);
-      }
-    };
-    fill();
-    resumeAt = lastSeq;
-    while (reads.length > 0 && walk.outcome === undefined) {
-      const { after, answer } = reads.shift() as { after: number; answer: Promise<ReadResult> };
-      const found = await answer;
-      if (!found.read || (found.last !== null && !samePrevious(found.previous, previous))) {
-        resumeAt = after;
-        break;
-      }
-      fill();
-      if (found.result === null || found.last === null) continue;
-      walk.add(found.result.failure === null ? found.result : await recheck(after, previous));
-      previous = { seq: found.last.seq, hash: found.last.hash, body: found.last.body, time: timeOf(found.last.body) };
-    }
-    await Promise.all(reads.map((r) => r.answer)); // answered or abandoned, none outlives this call
+    ({ previous, resumeAt } = await walkWithReaders({ pool: pool as VerifyPool, connection, tenant, headSeq, lastSeq, rangeEnd, inRange, walk, recheck, progress }));
   }
 
   // When workers check the ranges, the next two are copied at once over two connections of the
@@ -408,6 +393,7 @@ async function verifyChain(options: VerifyOptions, tenant: string, evidence: Cha
         release(next.copy);
         if (result.failure !== null) result = await recheck(next.after, next.previous);
         walk.add(result);
+        progress();
         if (walk.outcome !== undefined) break;
       }
     }
@@ -455,6 +441,55 @@ async function verifyChain(options: VerifyOptions, tenant: string, evidence: Cha
     reason: first?.reason ?? null,
     detail: first?.detail ?? null,
   };
+}
+
+/**
+ * Workers read and check a chain's ranges over connections of their own (verify-read.ts); this
+ * thread only hands out ranges and joins the answers in seq order. A range a worker could not
+ * read, or whose row before it is not the row the walk ended on (a row changed between two
+ * reads), stops this: the caller reads it and every range after it (`resumeAt`) the other way.
+ */
+async function walkWithReaders(w: {
+  pool: VerifyPool;
+  connection: ReaderConnection;
+  tenant: string;
+  headSeq: number;
+  lastSeq: number;
+  rangeEnd: (after: number) => number;
+  inRange: (after: number) => CheckpointRef[];
+  walk: ChainWalk;
+  recheck: (after: number, previous: PreviousRow) => Promise<ChunkResult>;
+  progress: () => void;
+}): Promise<{ previous: PreviousRow; resumeAt: number }> {
+  const reads: Array<{ after: number; answer: Promise<ReadResult> }> = [];
+  let previous: PreviousRow = BEFORE_CHAIN;
+  let resumeAt = w.lastSeq;
+  let nextAfter = 0;
+  // Two ranges per worker in flight: one copied while the other is checked.
+  const fill = () => {
+    while (reads.length < w.pool.size * 2 && nextAfter < w.lastSeq) {
+      const after = nextAfter;
+      const task = { connection: w.connection, tenant: w.tenant, after, end: w.rangeEnd(after), headSeq: w.headSeq, checkpoints: w.inRange(after) };
+      reads.push({ after, answer: w.pool.read(task) });
+      nextAfter = w.rangeEnd(after);
+    }
+  };
+  fill();
+  while (reads.length > 0 && w.walk.outcome === undefined) {
+    const { after, answer } = reads.shift() as { after: number; answer: Promise<ReadResult> };
+    const found = await answer;
+    if (!found.read || (found.last !== null && !samePrevious(found.previous, previous))) {
+      resumeAt = after;
+      break;
+    }
+    fill();
+    if (found.result === null || found.last === null) continue;
+    w.walk.add(found.result.failure === null ? found.result : await w.recheck(after, previous));
+    w.progress();
+    previous = { seq: found.last.seq, hash: found.last.hash, body: found.last.body, time: timeOf(found.last.body) };
+  }
+  await Promise.all(reads.map((r) => r.answer)); // answered or abandoned, none outlives the verify
+  return { previous, resumeAt };
 }
 
 /**

@@ -7,6 +7,7 @@
  */
 import fs from 'node:fs';
 import { once } from 'node:events';
+import cliProgress from 'cli-progress';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { DbError } from '../db/errors.js';
 import { ChronicleError, EVENT_TYPES, reviewerQuery, type ReviewerFilter, type EventType, type VerifyReport } from '../chronicle/types.js';
@@ -17,7 +18,49 @@ import { parseTimeBound, TIME_BOUND_RULE } from '../common/time.js';
 import { eventToJson, fullVerifyReportToJson } from '../chronicle/json.js';
 import type { Queryable } from '../db/index.js';
 import { defined } from '../common/values.js';
+import type { VerifyProgress } from '../chronicle/verify.js';
 
+
+/**
+ * Progress of a long verify on stderr: nothing while it is short (a fast verify prints its report
+ * alone); after `quietMs`, a bar on a terminal (cleared before the report), else one plain line
+ * every `everyMs` (logs, CI).
+ */
+export function verifyProgressReporter(
+  stream: NodeJS.WritableStream & { isTTY?: boolean },
+  { now = Date.now, quietMs = 1_000, everyMs = 5_000 }: { now?: () => number; quietMs?: number; everyMs?: number } = {},
+): { update(p: VerifyProgress): void; stop(): void } {
+  const started = now();
+  let bar: cliProgress.SingleBar | undefined;
+  let tenant: string | undefined;
+  let lastLine = started;
+  const rate = (checked: number) => Math.round(checked / Math.max(0.001, (now() - started) / 1000));
+  return {
+    update: (p) => {
+      const at = now();
+      if (stream.isTTY === true) {
+        if (bar === undefined) {
+          if (at - started < quietMs) return;
+          bar = new cliProgress.SingleBar(
+            { stream, format: 'verify | {tenant} | {bar} {percentage}% | {value}/{total} events | {speed} events/s | eta {eta_formatted}', barsize: 20, hideCursor: true, clearOnComplete: true },
+            cliProgress.Presets.shades_classic,
+          );
+          bar.start(p.total, p.checked, { tenant: p.tenant, speed: rate(p.checked) });
+          tenant = p.tenant;
+          return;
+        }
+        if (p.tenant !== tenant) bar.setTotal(p.total);
+        tenant = p.tenant;
+        bar.update(p.checked, { tenant: p.tenant, speed: rate(p.checked) });
+        return;
+      }
+      if (at - lastLine < everyMs) return;
+      lastLine = at;
+      stream.write(`verify: tenant ${p.tenant}: ${p.checked} of ${p.total} events checked\n`);
+    },
+    stop: () => bar?.stop(),
+  };
+}
 
 /** Runs a command body and turns Chronicle's and the database's failures into exit codes. */
 async function run(body: () => Promise<number>): Promise<void> {
@@ -144,9 +187,15 @@ export function registerChronicle(program: Command): void {
         }
         const report = await withChronicle(config, { createKey: false }, async (c, db) => {
           if (options.tenant !== undefined) await requireChain(db, options.tenant);
-          return c.verify({
-            ...defined({ tenant: options.tenant, witnessDir: options.witness }),
-          });
+          const progress = verifyProgressReporter(process.stderr);
+          try {
+            return await c.verify({
+              ...defined({ tenant: options.tenant, witnessDir: options.witness }),
+              onProgress: progress.update,
+            });
+          } finally {
+            progress.stop();
+          }
         });
         await write(process.stdout, options.json === true ? `${JSON.stringify(fullVerifyReportToJson(report), null, 2)}\n` : formatVerifyReport(report));
         for (const warning of report.warnings) process.stderr.write(`warning: checkpoint ${warning}\n`);

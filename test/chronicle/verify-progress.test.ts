@@ -1,0 +1,97 @@
+/**
+ * A long verify tells how far it is: Chronicle reports each chain's walk range by range, and the
+ * CLI shows it on stderr (a bar on a terminal, a line now and then in a log), never for a short one.
+ */
+import { PassThrough } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Db } from '../../src/db/index.js';
+import { createChronicle, type Chronicle, type VerifyProgress } from '../../src/chronicle/index.js';
+import { verifyProgressReporter } from '../../src/cli/chronicle.js';
+import { forEachDatabase, type TestDatabase } from '../helpers/db.js';
+import { invoked, uniqueTenant } from './helpers.js';
+
+forEachDatabase('verify progress', (create) => {
+  let tdb: TestDatabase;
+  let db: Db;
+  let writer: Chronicle;
+  beforeAll(async () => {
+    tdb = await create();
+    db = await tdb.open();
+    writer = await createChronicle({ db, maxBatch: 500 });
+  });
+  afterAll(async () => {
+    await writer?.close();
+    await tdb?.drop();
+  });
+
+  it('is reported range by range up to every row of each chain, on the calling thread and by workers', async () => {
+    const a = uniqueTenant('pa');
+    const b = uniqueTenant('pb');
+    await Promise.all([...Array.from({ length: 1_000 }, (_, i) => writer.append(invoked(a, i))), ...Array.from({ length: 450 }, (_, i) => writer.append(invoked(b, i)))]);
+    for (const verify of [{ workers: 0, chunkSize: 100 }, { workers: 2, minEventsForWorkers: 0, chunkSize: 100 }]) {
+      const chronicle = await createChronicle({ db, verify });
+      try {
+        const seen: VerifyProgress[] = [];
+        const report = await chronicle.verify({ onProgress: (p) => seen.push(p) });
+        expect(report.ok).toBe(true);
+        for (const [tenant, total] of [[a, 1_000], [b, 450]] as const) {
+          const mine = seen.filter((p) => p.tenant === tenant);
+          expect(mine.map((p) => p.checked), JSON.stringify(verify)).toEqual(Array.from({ length: Math.ceil(total / 100) }, (_, i) => Math.min(total, (i + 1) * 100)));
+          expect(mine.every((p) => p.total === total)).toBe(true);
+        }
+      } finally {
+        await chronicle.close();
+      }
+    }
+  });
+});
+
+describe('the CLI\'s verify progress', () => {
+  const capture = (isTTY: boolean) => {
+    const stream = Object.assign(new PassThrough(), { isTTY, columns: 120 });
+    let text = '';
+    stream.on('data', (chunk: Buffer) => (text += chunk.toString()));
+    return { stream, text: () => text };
+  };
+
+  it('prints nothing for a verify shorter than its quiet period, on a terminal or not', () => {
+    for (const isTTY of [true, false]) {
+      const out = capture(isTTY);
+      let t = 0;
+      const progress = verifyProgressReporter(out.stream, { now: () => t, quietMs: 1_000, everyMs: 5_000 });
+      for (let checked = 100; checked <= 1_000; checked += 100) {
+        t += 50;
+        progress.update({ tenant: 'acme', checked, total: 1_000 });
+      }
+      progress.stop();
+      expect(out.text(), `isTTY ${isTTY}`).toBe('');
+    }
+  });
+
+  it('draws a bar on a terminal once the verify runs long, with the tenant and the count', () => {
+    const out = capture(true);
+    let t = 0;
+    const progress = verifyProgressReporter(out.stream, { now: () => t, quietMs: 1_000 });
+    for (let checked = 0; checked <= 200_000; checked += 20_000) {
+      t += 400;
+      progress.update({ tenant: 'acme', checked, total: 200_000 });
+    }
+    progress.stop();
+    expect(out.text()).toMatch(/verify \| acme \|/);
+    expect(out.text()).toMatch(/\/200000 events/);
+  });
+
+  it('writes one plain line every few seconds to a log', () => {
+    const out = capture(false);
+    let t = 0;
+    const progress = verifyProgressReporter(out.stream, { now: () => t, everyMs: 5_000 });
+    for (let checked = 10_000; checked <= 100_000; checked += 10_000) {
+      t += 2_000;
+      progress.update({ tenant: 'acme', checked, total: 100_000 });
+    }
+    progress.stop();
+    expect(out.text()).toBe(
+      ['verify: tenant acme: 30000 of 100000 events checked', 'verify: tenant acme: 60000 of 100000 events checked', 'verify: tenant acme: 90000 of 100000 events checked', ''].join('\n'),
+    );
+  });
+});
