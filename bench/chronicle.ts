@@ -21,7 +21,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { openPGlite, openPostgres, type Db } from '../src/db/index.js';
+import { KEY_ORDER, openPGlite, openPostgres, type Db } from '../src/db/index.js';
 import { runMigrations } from '../src/db/migrate.js';
 import { chronicleMigrations } from '../src/db/migrations/chronicle.js';
 import { createChronicle, type AppendInput, type Chronicle } from '../src/chronicle/index.js';
@@ -49,7 +49,7 @@ const NO_READERS = process.env['BENCH_NO_READERS'] !== undefined && process.env[
 async function sequentialRead(db: Db, tenant: string, events: number, chunk = 5_000): Promise<number> {
   let read = 0;
   await db.transaction(async (tx) => {
-    await tx.query('SET LOCAL enable_sort = off');
+    await tx.query(KEY_ORDER);
     for (let after = 0; after < events; after += chunk) {
       const { rows } = await tx.query<{ body: string }>('SELECT body FROM chronicle_event WHERE tenant = $1 AND seq > $2 AND seq <= $3 ORDER BY seq', [
         tenant,

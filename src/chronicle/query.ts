@@ -4,7 +4,7 @@
  * that were hashed), never from the indexed columns, which only select rows.
  */
 import { once } from 'node:events';
-import type { Db } from '../db/index.js';
+import { queryInKeyOrder, type Db } from '../db/index.js';
 import { isEventType } from './catalog.js';
 import { toChronicleEvent, type Envelope } from './envelope.js';
 import { ChronicleError, type ChronicleEvent, type ChronicleQuery, type ChronicleQueryResult, type ExportOptions } from './types.js';
@@ -143,9 +143,11 @@ export async function exportChronicle(
   for (const tenant of tenants) {
     const { rows: top } = await db.query<{ max: number | null }>('SELECT max(seq) AS max FROM chronicle_event WHERE tenant = $1', [tenant]);
     const maxSeq = Number(top[0]?.max ?? 0);
-    // Bounded seq ranges keep the primary-key range scan whatever the planner's statistics say.
+    // Bounded seq ranges, read through the primary key: a chain's rows among other tenants' look
+    // scattered to the planner, which would gather each range and sort it (queryInKeyOrder).
     for (let after = fromSeq - 1; after < maxSeq; after += chunkSize) {
-      const { rows } = await db.query<EventRow>(
+      const { rows } = await queryInKeyOrder<EventRow>(
+        db,
         'SELECT seq, body, prev_hash, hash FROM chronicle_event WHERE tenant = $1 AND seq > $2 AND seq <= $3 ORDER BY seq',
         [tenant, after, after + chunkSize],
       );

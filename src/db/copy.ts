@@ -80,19 +80,23 @@ class CopyOutQuery {
   }
 }
 
-/** What a copy statement runs under (SET LOCAL: that statement only); see copyBinaryOn. */
-export const COPY_SETTINGS = 'SET LOCAL enable_sort = off';
+/**
+ * What a bulk read in key order runs under (SET LOCAL: its own statement or transaction only):
+ * sorting discouraged, so a query ordered by an index's key reads through that index. See
+ * copyBinaryOn for why, and queryInKeyOrder (index.ts) for reads that are not copies.
+ */
+export const KEY_ORDER = 'SET LOCAL enable_sort = off';
 
 /**
  * `COPY (query) TO STDOUT (FORMAT binary)` on one client: see Db.copyBinary. The statement runs
- * with sorting discouraged (COPY_SETTINGS, this statement only): a query ordered by an index's key
+ * with sorting discouraged (KEY_ORDER, this statement only): a query ordered by an index's key
  * is read through that index. Otherwise a table whose rows of one key prefix lie scattered among
  * others' (a chain's events among other tenants' events, appended as they come) looks to the
  * planner like random reads, and it gathers a range with a bitmap scan and sorts it, spilling to
  * disk past work_mem: more than twice the server's work per row, measured on verify's ranges.
  */
 export async function copyBinaryOn(client: pg.ClientBase, query: string, into?: Buffer, framing?: { lastRowAt: number }): Promise<Buffer> {
-  const copy = new CopyOutQuery(`${COPY_SETTINGS}; COPY (${query}) TO STDOUT (FORMAT binary)`, into);
+  const copy = new CopyOutQuery(`${KEY_ORDER}; COPY (${query}) TO STDOUT (FORMAT binary)`, into);
   void client.query(copy as unknown as pg.QueryConfig);
   const bytes = await copy.done;
   if (framing !== undefined) framing.lastRowAt = copy.beforeLastMessageAt;

@@ -19,12 +19,13 @@ import { MIGRATIONS } from './migrations/index.js';
 import { acquireDirLock, liveLockHolder, type DirLock } from './lock.js';
 import { createSessionGate, shareOverSocket, socketPath, SOCKET_PORT, type SessionGate, type SharedSocket } from './share.js';
 import { DbError } from './errors.js';
-import { COPY_SETTINGS, copyBinaryOn } from './copy.js';
+import { KEY_ORDER, copyBinaryOn } from './copy.js';
 import type { Db, Queryable, QueryResult, ReaderConnection } from './types.js';
 import { defined } from '../common/values.js';
 
 export type { Db, Queryable, QueryResult, ReaderConnection } from './types.js';
 export { DbError } from './errors.js';
+export { KEY_ORDER } from './copy.js';
 
 const INT8_OID = 20;
 
@@ -203,6 +204,18 @@ function asDbError(err: unknown): unknown {
   return connectionLevel ? new DbError(`database unavailable: ${message}`, 'db_unavailable', { cause: err }) : err;
 }
 
+/**
+ * Runs one query ordered by an index's key, read through that index (sorting off for it alone, in
+ * a transaction of its own): for ranges of one chain in seq order, which the planner otherwise
+ * sorts when the chain's rows lie among other tenants' (see copyBinaryOn in copy.ts).
+ */
+export function queryInKeyOrder<R>(db: Db, sql: string, params: readonly unknown[]): Promise<QueryResult<R>> {
+  return db.transaction(async (tx) => {
+    await tx.query(KEY_ORDER);
+    return tx.query<R>(sql, params);
+  });
+}
+
 export interface PGliteOptions {
   /** A directory, or 'memory://' for a throwaway in-memory database (tests). */
   readonly dataDir: string;
@@ -283,7 +296,7 @@ export async function openPGlite(options: PGliteOptions): Promise<Db> {
     copyBinary: (query: string) =>
       guard(() =>
         db.transaction(async (tx) => {
-          await tx.query(COPY_SETTINGS);
+          await tx.query(KEY_ORDER);
           const result = await tx.query(`COPY (${query}) TO '/dev/blob' (FORMAT binary)`);
           if (result.blob === undefined) throw new Error('the embedded database answered no COPY data');
           return Buffer.from(await result.blob.arrayBuffer());

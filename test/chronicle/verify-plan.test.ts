@@ -1,17 +1,17 @@
 /**
- * Verify reads a chain's ranges in key order through the primary key, never gathered and sorted,
+ * Verify and export read a chain's ranges in key order through the primary key, never gathered and sorted,
  * even where the chain's rows lie among other tenants' rows (the planner then judges an index
  * scan to be random reads and, left alone, sorts each range, past work_mem on disk).
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { Db } from '../../src/db/index.js';
-import { COPY_SETTINGS } from '../../src/db/copy.js';
+import { queryInKeyOrder, type Db } from '../../src/db/index.js';
+import { KEY_ORDER } from '../../src/db/copy.js';
 import { createChronicle } from '../../src/chronicle/index.js';
 import { copyRangeSql } from '../../src/chronicle/verify-read.js';
 import { forEachDatabase, type TestDatabase } from '../helpers/db.js';
 import { invoked } from './helpers.js';
 
-forEachDatabase('the statements verify copies its ranges with', (create) => {
+forEachDatabase('the statements verify and export read a chain\'s ranges with', (create) => {
   let tdb: TestDatabase;
   let db: Db;
   beforeAll(async () => {
@@ -47,10 +47,16 @@ forEachDatabase('the statements verify copies its ranges with', (create) => {
         const { rows } = await tx.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${copyRangeSql('a-chain', 0, 3_000)}`);
         return rows.map((r) => r['QUERY PLAN']).join('\n');
       });
-    const read = await plan(COPY_SETTINGS);
+    const read = await plan(KEY_ORDER);
     expect(read).toMatch(/Index Scan using chronicle_event_pkey/);
     expect(read).not.toMatch(/Sort/);
     // What the setting prevents, on this data: the planner's own choice sorts the range.
     expect(await plan(null)).toMatch(/Sort/);
+
+    // Export's ranges (2,000 rows, with parameters) are read the same way.
+    const exportRange = 'SELECT seq, body, prev_hash, hash FROM chronicle_event WHERE tenant = $1 AND seq > $2 AND seq <= $3 ORDER BY seq';
+    const explained = (await queryInKeyOrder<{ 'QUERY PLAN': string }>(db, `EXPLAIN ${exportRange}`, ['a-chain', 0, 2_000])).rows.map((r) => r['QUERY PLAN']).join('\n');
+    expect(explained).toMatch(/Index Scan using chronicle_event_pkey/);
+    expect(explained).not.toMatch(/Sort/);
   });
 });
