@@ -103,12 +103,17 @@ export async function copyBinaryOn(client: pg.ClientBase, query: string, into?: 
   return bytes;
 }
 
-/** A client of its own on the database a ReaderConnection describes (not connected yet). */
-export function readerClient(connection: ReaderConnection): pg.Client {
-  return new pg.Client({
+/** node-postgres's settings for a connection as a ReaderConnection describes it (the pool's and a reader's alike). */
+export function clientConfig(connection: ReaderConnection): pg.ClientConfig {
+  return {
     connectionString: connection.connectionString,
     connectionTimeoutMillis: connection.connectTimeoutMs,
     statement_timeout: connection.statementTimeoutMs,
     application_name: connection.applicationName,
-  });
+  };
+}
+
+/** A client of its own on the database a ReaderConnection describes (not connected yet). */
+export function readerClient(connection: ReaderConnection): pg.Client {
+  return new pg.Client(clientConfig(connection));
 }

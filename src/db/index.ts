@@ -19,7 +19,7 @@ import { MIGRATIONS } from './migrations/index.js';
 import { acquireDirLock, liveLockHolder, type DirLock } from './lock.js';
 import { createSessionGate, shareOverSocket, socketPath, SOCKET_PORT, type SessionGate, type SharedSocket } from './share.js';
 import { DbError } from './errors.js';
-import { KEY_ORDER, copyBinaryOn } from './copy.js';
+import { KEY_ORDER, clientConfig, copyBinaryOn } from './copy.js';
 import type { Db, Queryable, QueryResult, ReaderConnection } from './types.js';
 import { defined } from '../common/values.js';
 
@@ -53,19 +53,15 @@ export interface PostgresOptions {
 }
 
 export function openPostgres(options: PostgresOptions): Db {
-  const pool = new pg.Pool({
-    connectionString: options.url,
-    max: options.maxConnections ?? 10,
-    connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000,
-    statement_timeout: options.statementTimeoutMs ?? 30_000,
-    application_name: options.applicationName ?? 'intune-connector',
-  });
-  const reader: ReaderConnection = {
+  const connection: ReaderConnection = {
     connectionString: options.url,
     connectTimeoutMs: options.connectTimeoutMs ?? 5_000,
     statementTimeoutMs: options.statementTimeoutMs ?? 30_000,
-    applicationName: `${options.applicationName ?? 'intune-connector'} reader`,
+    applicationName: options.applicationName ?? 'intune-connector',
   };
+  const pool = new pg.Pool({ ...clientConfig(connection), max: options.maxConnections ?? 10 });
+  // Another thread's client: the pool's settings, told apart by its application name.
+  const reader: ReaderConnection = { ...connection, applicationName: `${connection.applicationName} reader` };
   return { ...overPool(pool, () => pool.connect()), readerConnection: () => reader };
 }
 
