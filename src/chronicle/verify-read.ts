@@ -11,7 +11,6 @@
 import type pg from 'pg';
 import { copyBinaryOn, readerClient } from '../db/copy.js';
 import type { ReaderConnection } from '../db/types.js';
-import { INDEX_COLUMNS_SQL } from './envelope.js';
 import { BEFORE_CHAIN, type CheckpointRef, type ChunkResult, type PreviousRow } from './verify-core.js';
 import { checkCopyChunk, lastCopyRow } from './verify-copy.js';
 
@@ -26,7 +25,8 @@ export interface ReadTask {
   readonly checkpoints: readonly CheckpointRef[];
 }
 
-export type LastRow = { readonly seq: number; readonly hash: string; readonly body: string };
+/** A row as the next range needs it (seq arrives as text from a client without the int8 parser). */
+export type LastRow = { readonly seq: number | string; readonly hash: string; readonly body: string };
 
 /**
  * What a worker found: the row before the range it read, the range's last row (null: no row, or
@@ -37,24 +37,50 @@ export type ReadResult =
   | { readonly read: true; readonly previous: PreviousRow; readonly last: LastRow | null; readonly result: ChunkResult | null }
   | { readonly read: false; readonly reason: string };
 
-/** The statement copying seq in (after, end] of a chain: the columns checkCopyChunk reads. COPY takes no parameters: the tenant is a quoted literal. */
+/**
+ * The columns verify copies, in the order checkCopyChunk reads them (seq, prev_hash, hash, body,
+ * then envelope.ts's INDEX_COLUMNS_SQL), and the types it reads their binary values as: a table altered to
+ * other types is read the ordinary way (verify.ts asks the catalog).
+ */
+export const COPIED_TYPES: Readonly<Record<string, string>> = {
+  seq: 'bigint',
+  prev_hash: 'text',
+  hash: 'text',
+  body: 'text',
+  time: 'timestamp with time zone',
+  type: 'text',
+  code: 'text',
+  actor_kind: 'text',
+  actor_id: 'text',
+  request_id: 'text',
+  decision: 'text',
+  device_ids: 'text[]',
+};
+const COPIED_COLUMNS = Object.keys(COPIED_TYPES).join(', ');
+
+/** The statement copying seq in (after, end] of a chain: COPIED_TYPES's columns. COPY takes no parameters: the tenant is a quoted literal. */
 export function copyRangeSql(tenant: string, after: number, end: number): string {
-  return `SELECT seq, prev_hash, hash, body, ${INDEX_COLUMNS_SQL} FROM chronicle_event
+  return `SELECT ${COPIED_COLUMNS} FROM chronicle_event
        WHERE tenant = ${sqlLiteral(tenant)} AND seq > ${after} AND seq <= ${end} ORDER BY seq`;
 }
 
 const PREVIOUS_ROW_SQL = 'SELECT seq, hash, body FROM chronicle_event WHERE tenant = $1 AND seq > 0 AND seq <= $2 ORDER BY seq DESC LIMIT 1';
 
 /** A string as an SQL literal (standard_conforming_strings or not). */
-export function sqlLiteral(value: string): string {
+function sqlLiteral(value: string): string {
   const quoted = `'${value.replace(/'/g, "''")}'`;
   return value.includes('\\') ? `E${quoted.replace(/\\/g, '\\\\')}` : quoted;
 }
 
 /** The time of a stored body, for the next range's "time never goes back" check; '' when unreadable. */
-export function timeOf(body: string): string {
+function timeOf(body: string): string {
   const at = body.lastIndexOf('"time":"');
   return at < 0 ? '' : body.slice(at + 8, at + 32);
+}
+
+/** A range's last row as the row before the next range. */
+export function rowBefore(last: LastRow): PreviousRow {
+  return { seq: Number(last.seq), hash: last.hash, body: last.body, time: timeOf(last.body) };
 }
 
 /** Whether two rows before a range are the same stored row. */
@@ -117,14 +143,14 @@ export class RangeReader {
     const { task, resolve } = next;
     const into = this.buffers.pop();
     const framing = { lastRowAt: -1 };
-    const before = task.after === 0 ? Promise.resolve(null) : client.query<{ seq: string; hash: string; body: string }>(PREVIOUS_ROW_SQL, [task.tenant, task.after]);
+    const before = task.after === 0 ? Promise.resolve(null) : client.query<{ seq: string | number; hash: string; body: string }>(PREVIOUS_ROW_SQL, [task.tenant, task.after]);
     const copying = copyBinaryOn(client, copyRangeSql(task.tenant, task.after, task.end), into, framing);
     Promise.all([before, copying]).then(
       ([found, bytes]) => {
         this.sending = false;
         this.pump();
         const row = found?.rows[0];
-        const previous = row === undefined ? BEFORE_CHAIN : { seq: Number(row.seq), hash: row.hash, body: row.body, time: timeOf(row.body) };
+        const previous = row === undefined ? BEFORE_CHAIN : rowBefore(row);
         const last = lastCopyRow(bytes, framing.lastRowAt);
         const result = last === null ? null : checkCopyChunk({ tenant: task.tenant, previous, headSeq: task.headSeq, copy: bytes, checkpoints: task.checkpoints });
         this.buffers.push(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.buffer.byteLength - bytes.byteOffset));

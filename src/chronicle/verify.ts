@@ -32,7 +32,7 @@ import { INDEX_KEY_SQL } from './envelope.js';
 import { BEFORE_CHAIN, ChainWalk, checkChunk, unpackRow, type CheckpointRef, type ChunkResult, type ChunkTask, type Failure, type PreviousRow } from './verify-core.js';
 import { checkAnyChunk, lastCopyRow, type AnyChunkTask, type CopyChunkTask } from './verify-copy.js';
 import type { VerifyPool } from './verify-pool.js';
-import { copyRangeSql, samePrevious, timeOf, type ReadResult } from './verify-read.js';
+import { COPIED_TYPES, copyRangeSql, rowBefore, samePrevious, type LastRow, type ReadResult } from './verify-read.js';
 import { ChronicleError, type ChainVerifyReport, type CheckpointLogReport, type InstanceReport, type VerifyReport } from './types.js';
 import { isTenant } from '../common/ids.js';
 
@@ -374,7 +374,7 @@ async function verifyChain(options: VerifyOptions, tenant: string, evidence: Cha
       fillReads();
       const checkpoints = inRange(after);
       let task: AnyChunkTask | null = null;
-      let last: { seq: number; hash: string; body: string } | null = null;
+      let last: LastRow | null = null;
       if ('copy' in range) {
         last = range.last;
         if (last !== null) task = { tenant, previous, headSeq, copy: range.copy, checkpoints } satisfies CopyChunkTask;
@@ -385,7 +385,7 @@ async function verifyChain(options: VerifyOptions, tenant: string, evidence: Cha
       if (task !== null && last !== null) {
         const result = parallel ? (pool as VerifyPool).run(task) : Promise.resolve(checkAnyChunk(task));
         checking.push({ after, previous, result, ...('copy' in range ? { copy: range.copy } : {}) });
-        previous = { seq: last.seq, hash: last.hash, body: last.body, time: timeOf(last.body) };
+        previous = rowBefore(last);
       }
       while (checking.length > maxInFlight || (fetching.length === 0 && checking.length > 0)) {
         const next = checking.shift() as { after: number; previous: PreviousRow; result: Promise<ChunkResult>; copy?: Buffer };
@@ -486,7 +486,7 @@ async function walkWithReaders(w: {
     if (found.result === null || found.last === null) continue;
     w.walk.add(found.result.failure === null ? found.result : await w.recheck(after, previous));
     w.progress();
-    previous = { seq: found.last.seq, hash: found.last.hash, body: found.last.body, time: timeOf(found.last.body) };
+    previous = rowBefore(found.last);
   }
   await Promise.all(reads.map((r) => r.answer)); // answered or abandoned, none outlives the verify
   return { previous, resumeAt };
@@ -558,23 +558,8 @@ async function columnTypesAreCopied(db: Db): Promise<boolean> {
   }
 }
 
-/** The columns verify copies, and the types it reads their binary values as. */
-const COPIED_TYPES: Readonly<Record<string, string>> = {
-  seq: 'bigint',
-  prev_hash: 'text',
-  hash: 'text',
-  body: 'text',
-  time: 'timestamp with time zone',
-  type: 'text',
-  code: 'text',
-  actor_kind: 'text',
-  actor_id: 'text',
-  request_id: 'text',
-  decision: 'text',
-  device_ids: 'text[]',
-};
 
-type Range = { copy: Buffer; last: { seq: number; hash: string; body: string } | null } | { packed: Array<string | null> };
+type Range = { copy: Buffer; last: LastRow | null } | { packed: Array<string | null> };
 
 /** Reads a chain's ranges: as binary COPY where the driver streams it, else as one string per row. */
 function rangeReader(db: Db, tenant: string, rangeEnd: (after: number) => number, copiedTypesHold: () => Promise<boolean>) {

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Db } from '../../src/db/index.js';
 import { INDEX_COLUMNS_SQL, INDEX_KEY_SQL } from '../../src/chronicle/envelope.js';
 import { lastCopyRow, renderCopiedIndexKeys } from '../../src/chronicle/verify-copy.js';
+import { COPIED_TYPES } from '../../src/chronicle/verify-read.js';
 import { forEachDatabase, type TestDatabase } from '../helpers/db.js';
 
 // time, type, code, actor_kind, actor_id, request_id, decision, device_ids
@@ -39,6 +40,10 @@ forEachDatabase('the index key verify renders from copied columns', (create) => 
   });
   afterAll(async () => {
     await tdb?.drop();
+  });
+
+  it('is read from the columns verify copies, in the order the copy reader expects them', () => {
+    expect(Object.keys(COPIED_TYPES).join(', ')).toBe(`seq, prev_hash, hash, body, ${INDEX_COLUMNS_SQL}`);
   });
 
   it('is the key the database renders, or none where it would write the time otherwise', async () => {
