@@ -926,9 +926,8 @@ class ChainBytes {
   digestOf = -1;
 }
 
-const hexValue = (c: number) => (c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : -1);
-/** hexValue by table, for the 32 bytes of every row's stored hash. */
-const HEX_VALUE = Int8Array.from({ length: 256 }, (_, c) => hexValue(c));
+/** The value of a lowercase hex digit by its byte, -1 for any other byte. */
+const HEX_VALUE = Int8Array.from({ length: 256 }, (_, c) => (c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : -1));
 
 
 export function checkCopyChunk(task: CopyChunkTask): ChunkResult {
@@ -1047,10 +1046,10 @@ function fastRow(
   const scratch = chain.scratch;
   if (chain.digestOf !== row.seq - 1) {
     for (let k = 0; k < 32; k++) {
-      const hi = hexValue(b[row.prevHash + 2 * k] as number);
-      const lo = hexValue(b[row.prevHash + 2 * k + 1] as number);
-      if (hi < 0 || lo < 0) return false;
-      scratch[k] = hi * 16 + lo;
+      const hi = HEX_VALUE[b[row.prevHash + 2 * k] as number] as number;
+      const lo = HEX_VALUE[b[row.prevHash + 2 * k + 1] as number] as number;
+      if ((hi | lo) < 0) return false;
+      scratch[k] = (hi << 4) | lo;
     }
   }
   // A plain view (a Buffer's subarray costs several times more to make, once per row).
