@@ -3,12 +3,12 @@
  * their index key itself: that key must be the one the database renders with INDEX_KEY_SQL, or
  * none (the range is then read again with the database's key).
  */
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import type { Db } from '../../src/db/index.js';
 import { INDEX_COLUMNS_SQL, INDEX_KEY_SQL } from '../../src/chronicle/envelope.js';
 import { lastCopyRow, renderCopiedIndexKeys } from '../../src/chronicle/verify-copy.js';
 import { COPIED_TYPES } from '../../src/chronicle/verify-read.js';
-import { forEachDatabase, type TestDatabase } from '../helpers/db.js';
+import { forEachDatabase, suiteDatabase } from '../helpers/db.js';
 
 // time, type, code, actor_kind, actor_id, request_id, decision, device_ids
 const ROWS = [
@@ -32,25 +32,17 @@ const VALUES = `(VALUES ${ROWS.map((r, i) => `(${i}, ${r})`).join(', ')})
 const typed = `SELECT n, time::timestamptz AS time, type::text, code::text, actor_kind::text, actor_id::text, request_id::text, decision::text, device_ids::text[] FROM ${VALUES}`;
 
 forEachDatabase('the index key verify renders from copied columns', (create) => {
-  let tdb: TestDatabase;
-  let db: Db;
-  beforeAll(async () => {
-    tdb = await create();
-    db = await tdb.open();
-  });
-  afterAll(async () => {
-    await tdb?.drop();
-  });
+  const suite = suiteDatabase(create);
 
   it('is read from the columns verify copies, in the order the copy reader expects them', () => {
     expect(Object.keys(COPIED_TYPES).join(', ')).toBe(`seq, prev_hash, hash, body, ${INDEX_COLUMNS_SQL}`);
   });
 
   it('is the key the database renders, or none where it would write the time otherwise', async () => {
-    const copy = await (db.copyBinary as NonNullable<Db['copyBinary']>)(
+    const copy = await (suite.db.copyBinary as NonNullable<Db['copyBinary']>)(
       `SELECT n::bigint AS seq, 'p'::text, 'h'::text, '{}'::text, ${INDEX_COLUMNS_SQL} FROM (${typed}) AS t ORDER BY n`,
     );
-    const { rows } = await db.query<{ idx: string }>(`SELECT ${INDEX_KEY_SQL} AS idx FROM (${typed}) AS t ORDER BY n`);
+    const { rows } = await suite.db.query<{ idx: string }>(`SELECT ${INDEX_KEY_SQL} AS idx FROM (${typed}) AS t ORDER BY n`);
     const rendered = renderCopiedIndexKeys(copy);
     expect(rendered).toHaveLength(ROWS.length);
     const unrenderable = ROWS.length - 4;
@@ -62,20 +54,20 @@ forEachDatabase('the index key verify renders from copied columns', (create) => 
 
   it('hands the next range the last copied row, whether the driver says where it starts or not', async () => {
     const framing = { lastRowAt: -1 };
-    const copy = await (db.copyBinary as NonNullable<Db['copyBinary']>)(
+    const copy = await (suite.db.copyBinary as NonNullable<Db['copyBinary']>)(
       `SELECT n::bigint AS seq, 'p'::text, repeat(n::text, 64)::text, '{"n":' || n || '}', ${INDEX_COLUMNS_SQL} FROM (${typed}) AS t ORDER BY n`,
       undefined,
       framing,
     );
     const last = ROWS.length - 1;
     const expected = { seq: last, hash: String(last).repeat(64), body: `{"n":${last}}` };
-    if (db.kind === 'postgres') expect(framing.lastRowAt).toBeGreaterThan(19);
+    if (suite.db.kind === 'postgres') expect(framing.lastRowAt).toBeGreaterThan(19);
     expect(lastCopyRow(copy, framing.lastRowAt)).toEqual(expected);
     // A position that is not the last row's (the header, another row, past the end) is not believed.
     for (const wrong of [-1, 0, 19, framing.lastRowAt - 1, Math.floor(copy.length / 2), copy.length - 2, copy.length + 5]) {
       expect(lastCopyRow(copy, wrong), `lastRowAt ${wrong}`).toEqual(expected);
     }
-    const empty = await (db.copyBinary as NonNullable<Db['copyBinary']>)(`SELECT 1::bigint WHERE false`, undefined, { lastRowAt: -1 });
+    const empty = await (suite.db.copyBinary as NonNullable<Db['copyBinary']>)(`SELECT 1::bigint WHERE false`, undefined, { lastRowAt: -1 });
     expect(lastCopyRow(empty, 19)).toBeNull();
   });
 });

@@ -7,21 +7,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '../../src/db/index.js';
 import { createChronicle, type Chronicle, type VerifyProgress } from '../../src/chronicle/index.js';
 import { verifyProgressReporter } from '../../src/cli/chronicle.js';
-import { forEachDatabase, type TestDatabase } from '../helpers/db.js';
+import { forEachDatabase, suiteDatabase } from '../helpers/db.js';
 import { invoked, uniqueTenant } from './helpers.js';
 
 forEachDatabase('verify progress', (create) => {
-  let tdb: TestDatabase;
-  let db: Db;
+  const suite = suiteDatabase(create);
   let writer: Chronicle;
   beforeAll(async () => {
-    tdb = await create();
-    db = await tdb.open();
-    writer = await createChronicle({ db, maxBatch: 500 });
+    writer = await createChronicle({ db: suite.db, maxBatch: 500 });
   });
   afterAll(async () => {
     await writer?.close();
-    await tdb?.drop();
   });
 
   it('is reported range by range up to every row of each chain, on the calling thread and by workers', async () => {
@@ -29,7 +25,7 @@ forEachDatabase('verify progress', (create) => {
     const b = uniqueTenant('pb');
     await Promise.all([...Array.from({ length: 1_000 }, (_, i) => writer.append(invoked(a, i))), ...Array.from({ length: 450 }, (_, i) => writer.append(invoked(b, i)))]);
     for (const verify of [{ workers: 0, chunkSize: 100 }, { workers: 2, minEventsForWorkers: 0, chunkSize: 100 }]) {
-      const chronicle = await createChronicle({ db, verify });
+      const chronicle = await createChronicle({ db: suite.db, verify });
       try {
         const seen: VerifyProgress[] = [];
         const report = await chronicle.verify({ onProgress: (p) => seen.push(p) });

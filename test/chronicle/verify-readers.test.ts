@@ -6,21 +6,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '../../src/db/index.js';
 import { createChronicle, type Chronicle } from '../../src/chronicle/index.js';
-import { createPostgresDatabase, pgAvailable, type TestDatabase } from '../helpers/db.js';
+import { createPostgresDatabase, pgAvailable, suiteDatabase } from '../helpers/db.js';
 import { changeBodyByte, editBodyRehashed, invoked, uniqueTenant } from './helpers.js';
 
 describe.skipIf(!pgAvailable())('verify with worker readers whose connections are cut [postgres]', () => {
-  let tdb: TestDatabase;
-  let db: Db;
+  const suite = suiteDatabase(createPostgresDatabase);
   let writer: Chronicle;
   beforeAll(async () => {
-    tdb = await createPostgresDatabase();
-    db = await tdb.open();
-    writer = await createChronicle({ db, maxBatch: 500 });
+    writer = await createChronicle({ db: suite.db, maxBatch: 500 });
   });
   afterAll(async () => {
     await writer?.close();
-    await tdb?.drop();
   });
 
   const chain = async (events: number): Promise<string> => {
@@ -35,7 +31,7 @@ describe.skipIf(!pgAvailable())('verify with worker readers whose connections ar
     let cuts = 0;
     const loop = (async () => {
       while (!stop) {
-        const { rows } = await db.query<{ cut: boolean }>('SELECT pg_terminate_backend(pid) AS cut FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1', [
+        const { rows } = await suite.db.query<{ cut: boolean }>('SELECT pg_terminate_backend(pid) AS cut FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1', [
           applicationName,
         ]);
         cuts += rows.filter((r) => r.cut).length;
@@ -54,16 +50,16 @@ describe.skipIf(!pgAvailable())('verify with worker readers whose connections ar
   it('gives the same answer when every reader connection is terminated while it reads', async () => {
     const intact = await chain(3_000);
     const rehashed = await chain(3_000);
-    await editBodyRehashed(db, rehashed, 1_234);
+    await editBodyRehashed(suite.db, rehashed, 1_234);
     const changed = await chain(3_000);
-    await changeBodyByte(db, changed, 2_001, 60);
+    await changeBodyByte(suite.db, changed, 2_001, 60);
 
     // The readers' connections are told apart by their application name, so only they are cut.
-    const own = db.readerConnection?.bind(db);
+    const own = suite.db.readerConnection?.bind(suite.db);
     expect(own).toBeDefined();
     const applicationName = `verify-cut-${Math.random().toString(36).slice(2, 8)}`;
-    const readersCut: Db = { ...db, readerConnection: () => ({ ...(own as NonNullable<Db['readerConnection']>)(), applicationName }) };
-    const reference = await createChronicle({ db, verify: { workers: 0, chunkSize: 100 } });
+    const readersCut: Db = { ...suite.db, readerConnection: () => ({ ...(own as NonNullable<Db['readerConnection']>)(), applicationName }) };
+    const reference = await createChronicle({ db: suite.db, verify: { workers: 0, chunkSize: 100 } });
     const verifier = await createChronicle({ db: readersCut, verify: { workers: 2, minEventsForWorkers: 0, chunkSize: 100 } });
     try {
       const expected = [];

@@ -4,7 +4,7 @@
  */
 import crypto from 'node:crypto';
 import pg from 'pg';
-import { describe, inject } from 'vitest';
+import { afterAll, beforeAll, describe, inject } from 'vitest';
 import './global-setup.js';
 import { openDatabase, openPGlite, openPostgres, type Db } from '../../src/db/index.js';
 import { runMigrations } from '../../src/db/migrate.js';
@@ -71,6 +71,35 @@ export async function createPGliteDatabase(): Promise<TestDatabase> {
     },
     async drop() {
       await (await opening?.catch(() => undefined))?.close();
+    },
+  };
+}
+
+/**
+ * One database for the suite this is called in: created and opened before its tests, dropped
+ * after them (after hooks registered later, such as closing a Chronicle on it). Read `db` in tests
+ * and hooks, not while the suite is being declared.
+ */
+export function suiteDatabase(create: () => Promise<TestDatabase>): { readonly db: Db; readonly database: TestDatabase } {
+  let database: TestDatabase | undefined;
+  let db: Db | undefined;
+  beforeAll(async () => {
+    database = await create();
+    db = await database.open();
+  });
+  afterAll(async () => {
+    await database?.drop();
+  });
+  const opened = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error('suiteDatabase: read db inside a test or hook, once the suite has started');
+    return value;
+  };
+  return {
+    get db() {
+      return opened(db);
+    },
+    get database() {
+      return opened(database);
     },
   };
 }
