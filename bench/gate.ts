@@ -39,7 +39,7 @@ import { createLogger } from '../src/log/index.js';
 import { startServer as startMainJob } from '../src/api/server.js';
 import { GATE_PATH } from '../src/gate/http.js';
 import { APPEND_EXPECTING_SQL } from '../src/chronicle/writer.js';
-import { median, adminQuery } from './lib.js';
+import { adminQuery, backendCpuMs, backendCpuSpent, median } from './lib.js';
 import { DEFAULT_TENANT } from '../src/common/ids.js';
 import { runSimulatedAgent } from '../src/agents/reference-agent.js';
 
@@ -297,14 +297,11 @@ async function main(): Promise<void> {
     await db.connect();
     // CPU time of the gate server and of this database's PostgreSQL backends: on a shared machine the
     // rate moves with others' load, the CPU a decision costs much less.
-    const backendPids = async (): Promise<number[]> =>
-      (await db.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()')).rows.map((r) => r.pid);
-    const cpuSnapshot = async (): Promise<Map<number, number>> => new Map([child!.pid!, ...(await backendPids())].map((pid) => [pid, cpuMsOf(pid)]));
-    const cpuSince = async (before: Map<number, number>): Promise<{ serverMs: number; postgresMs: number }> => {
+    const serverPid = child.pid as number;
+    const cpuSnapshot = async () => ({ serverMs: cpuMsOf(serverPid), backends: await backendCpuMs(db) });
+    const cpuSince = async (before: Awaited<ReturnType<typeof cpuSnapshot>>): Promise<{ serverMs: number; postgresMs: number }> => {
       const after = await cpuSnapshot();
-      let postgresMs = 0;
-      for (const [pid, ms] of after) if (pid !== child!.pid) postgresMs += ms - (before.get(pid) ?? 0);
-      return { serverMs: (after.get(child!.pid!) ?? 0) - (before.get(child!.pid!) ?? 0), postgresMs };
+      return { serverMs: after.serverMs - before.serverMs, postgresMs: backendCpuSpent(before.backends, after.backends) ?? 0 };
     };
     // Transactions committed in the gate's database (Chronicle batches, and any other write): how well appends are grouped.
     const countCommits = async (): Promise<number> =>
