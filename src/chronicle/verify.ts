@@ -14,7 +14,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Db, ReaderConnection } from '../db/index.js';
+import { queryInKeyOrder, type Db, type ReaderConnection } from '../db/index.js';
 import { GENESIS_HASH } from './canonical.js';
 import {
   INSTANCE_ID,
@@ -326,11 +326,7 @@ async function verifyChain(options: VerifyOptions, tenant: string, evidence: Cha
   // A range with a failing row is read again column by column and judged from that: the packed
   // and copied forms are only trusted for rows that pass.
   const recheck = async (after: number, previous: PreviousRow): Promise<ChunkResult> => {
-    const { rows } = await db.query<Row>(
-      `SELECT seq, body, prev_hash, hash, ${INDEX_KEY_SQL} AS idx FROM chronicle_event
-       WHERE tenant = $1 AND seq > $2 AND seq <= $3 ORDER BY seq`,
-      [tenant, after, rangeEnd(after)],
-    );
+    const { rows } = await queryInKeyOrder<Row>(db, RECHECK_RANGE_SQL, [tenant, after, rangeEnd(after)]);
     return checkChunk(toTask(tenant, previous, headSeq, rows, trusted));
   };
 
@@ -559,6 +555,17 @@ async function columnTypesAreCopied(db: Db): Promise<boolean> {
 }
 
 
+/**
+ * The range reads besides COPY, in key order like every range verify reads (queryInKeyOrder: see
+ * copyBinaryOn in db/copy.ts for the plan they would otherwise get): a failing range read again
+ * column by column, and a range as one packed string per row where COPY is not used.
+ */
+export const RECHECK_RANGE_SQL = `SELECT seq, body, prev_hash, hash, ${INDEX_KEY_SQL} AS idx FROM chronicle_event
+       WHERE tenant = $1 AND seq > $2 AND seq <= $3 ORDER BY seq`;
+export const PACKED_RANGE_SQL = `SELECT CASE WHEN length(prev_hash) = 64 AND length(hash) = 64
+                   THEN seq::text || ':' || prev_hash || hash || body || E'\\x1d' || ${INDEX_KEY_SQL} END AS r FROM chronicle_event
+       WHERE tenant = $1 AND seq > $2 AND seq <= $3 ORDER BY seq`;
+
 type Range = { copy: Buffer; last: LastRow | null } | { packed: Array<string | null> };
 
 /** Reads a chain's ranges: as binary COPY where the driver streams it, else as one string per row. */
@@ -567,13 +574,7 @@ function rangeReader(db: Db, tenant: string, rangeEnd: (after: number) => number
   // Hashes of any other length would move the boundaries between the concatenated columns (a
   // digit moved from hash to prev_hash reads the same), so such a row is packed as NULL: it fails
   // and is judged column by column.
-  const fetchPacked = (after: number) =>
-    db.query<{ r: string | null }>(
-      `SELECT CASE WHEN length(prev_hash) = 64 AND length(hash) = 64
-                   THEN seq::text || ':' || prev_hash || hash || body || E'\\x1d' || ${INDEX_KEY_SQL} END AS r FROM chronicle_event
-       WHERE tenant = $1 AND seq > $2 AND seq <= $3 ORDER BY seq`,
-      [tenant, after, rangeEnd(after)],
-    );
+  const fetchPacked = (after: number) => queryInKeyOrder<{ r: string | null }>(db, PACKED_RANGE_SQL, [tenant, after, rangeEnd(after)]);
   // Where the driver streams COPY: the range's bytes as sent, checked without a string or an object
   // per row (verify-copy.ts). COPY takes no parameters: the tenant is inlined as a quoted literal.
   let copyBinary = db.copyBinary?.bind(db);
