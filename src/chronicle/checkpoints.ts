@@ -118,6 +118,36 @@ export function loadSigningKey(file: string, { create, logger }: { create: boole
   return key;
 }
 
+/** What tells a file's new contents from its old (inode, size, modification time); null when it cannot be read. */
+export function fileStamp(file: string): string | null {
+  try {
+    const st = fs.statSync(file);
+    return `${st.ino}:${st.size}:${st.mtimeMs}`;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The key file read again when it changed since `seen` (its stamp then): `key` is the key it holds
+ * now when that is another key than `loaded` (a rotation made elsewhere), else null (unchanged, the
+ * same key, or unreadable: the caller keeps signing with `loaded`); `seen` is the stamp to keep.
+ */
+export function rereadKeyFile(file: string, loaded: SigningKey, seen: string | null, logger?: Logger): { key: SigningKey | null; seen: string | null } {
+  const stamp = fileStamp(file);
+  if (stamp === null || stamp === seen) return { key: null, seen };
+  let next: SigningKey;
+  try {
+    next = parseKeyFile(file, fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    logger?.warn({ file, err: { message: (err as Error).message } }, 'the Chronicle signing key file changed and cannot be read; signing with the key read before');
+    return { key: null, seen: stamp };
+  }
+  if (next.keyId === loaded.keyId) return { key: null, seen: stamp };
+  logger?.info({ oldKeyId: loaded.keyId, newKeyId: next.keyId }, 'the Chronicle signing key file holds a new key (a rotation): signing with it from now on');
+  return { key: next, seen: stamp };
+}
+
 /** Creates the checkpoint directory and the public key file beside the checkpoints. */
 export function prepareCheckpointDir(dir: string, key: SigningKey): void {
   try {
@@ -289,17 +319,23 @@ export type LogEntry =
 /**
  * Appends signed, chained lines to an instance's log (and returns their text), fsynced before it
  * resolves. The log's tail is read under the lock, so writers in several processes keep one chain.
+ * `key` may be a function: it is asked under the lock, so a writer that follows the key file signs
+ * with the key a hand-over in another process has just put there. `thenUnderLock` runs after the
+ * lines are on disk, before the lock is released (a key hand-over replaces the key file there, so
+ * no writer signs with the old key after the hand-over line).
  */
 export async function appendLogLines(
   dir: string,
-  key: SigningKey,
+  key: SigningKey | (() => SigningKey),
   instance: string,
   entries: readonly LogEntry[],
   now: Date,
+  thenUnderLock?: () => void,
 ): Promise<{ lines: CheckpointLogLine[]; texts: string[]; file: string | null }> {
   if (entries.length === 0) return { lines: [], texts: [], file: null };
   await fs.promises.mkdir(dir, { recursive: true, mode: 0o700 });
   return withLogLock(dir, async () => {
+    const signer = typeof key === 'function' ? key() : key;
     const tail = await logTail(dir);
     let { n, prev } = tail;
     const time = now.toISOString();
@@ -309,8 +345,8 @@ export async function appendLogLines(
       n += 1;
       const line: CheckpointLogLine =
         entry.kind === 'checkpoint'
-          ? signLine(key, { v: 2, n, prev, instance, chain: entry.chain, seq: entry.seq, hash: entry.hash, time, key_id: key.keyId } as Omit<Checkpoint, 'sig'>)
-          : signLine(key, {
+          ? signLine(signer, { v: 2, n, prev, instance, chain: entry.chain, seq: entry.seq, hash: entry.hash, time, key_id: signer.keyId } as Omit<Checkpoint, 'sig'>)
+          : signLine(signer, {
               v: 2,
               n,
               prev,
@@ -319,7 +355,7 @@ export async function appendLogLines(
               new_key_id: entry.newKey.keyId,
               new_public_key: rawPublicKey(entry.newKey.publicKey).toString('base64'),
               time,
-              key_id: key.keyId,
+              key_id: signer.keyId,
             } as Omit<KeyHandover, 'sig'>);
       const text = canonicalJson(line);
       lines.push(line);
@@ -337,6 +373,7 @@ export async function appendLogLines(
       await handle.close();
     }
     if (tail.needsNewline !== null && tail.needsNewline !== file) await fs.promises.appendFile(tail.needsNewline, '\n');
+    thenUnderLock?.();
     return { lines, texts, file };
   });
 }
@@ -344,7 +381,7 @@ export async function appendLogLines(
 /** Appends signed lines for the given heads to the instance's log. */
 export async function writeCheckpoints(
   checkpointDir: string,
-  key: SigningKey,
+  key: SigningKey | (() => SigningKey),
   instance: string,
   heads: readonly { chain: string; seq: number; hash: string }[],
   now: Date,
@@ -422,6 +459,18 @@ export interface LogFailure {
   readonly detail: string;
 }
 
+/**
+ * A line signed by a key after the line that handed it over to another: a server still signing with
+ * the old key (one with its own copy of the key file, not restarted since), or someone who holds
+ * the old key. Its signature is good, so it is not tampering by itself; verify says so plainly.
+ */
+export interface RetiredKeyUse {
+  readonly line: number;
+  readonly keyId: string;
+  /** The hand-over line that retired the key. */
+  readonly retiredAt: number;
+}
+
 export interface CheckedLog {
   readonly failure: LogFailure | null;
   /** Checkpoint lines whose signatures verify with a trusted key, with where they were read. */
@@ -429,6 +478,8 @@ export interface CheckedLog {
   /** Checkpoint lines whose signatures do not verify, with why. */
   readonly forged: ReadonlyArray<{ readonly line: Checkpoint & { readonly source: string }; readonly detail: string }>;
   readonly keyRotations: ReadonlyArray<{ readonly line: number; readonly from: string; readonly to: string; readonly time: string }>;
+  /** Lines signed by a key after the line that handed it over (trusted, but see RetiredKeyUse). */
+  readonly retiredKeyLines: readonly RetiredKeyUse[];
   /** The text of each numbered line that chained correctly. */
   readonly texts: ReadonlyMap<number, string>;
 }
@@ -443,6 +494,8 @@ export function checkLog(raw: readonly RawLogLine[], instance: string, ring: Key
   const checkpoints: Array<Checkpoint & { source: string }> = [];
   const forged: Array<{ line: Checkpoint & { source: string }; detail: string }> = [];
   const keyRotations: Array<{ line: number; from: string; to: string; time: string }> = [];
+  const retiredKeyLines: RetiredKeyUse[] = [];
+  const retiredAt = new Map<string, number>();
   const texts = new Map<number, string>();
   let failure: LogFailure | null = null;
   const fail = (f: LogFailure) => {
@@ -466,6 +519,8 @@ export function checkLog(raw: readonly RawLogLine[], instance: string, ring: Key
     const known = verified?.has(entry.text) === true && keys.has(parsed.key_id);
     const signature = known ? ({ ok: true } as const) : checkLineSignature(parsed, keys);
     if (signature.ok && !known && verified !== undefined && verified.size < 1_000_000) verified.add(entry.text);
+    const retired = signature.ok ? retiredAt.get(parsed.key_id) : undefined;
+    if (retired !== undefined) retiredKeyLines.push({ line: parsed.n, keyId: parsed.key_id, retiredAt: retired });
     if ('chain' in parsed) {
       if (signature.ok) checkpoints.push({ ...parsed, source: entry.source });
       else forged.push({ line: { ...parsed, source: entry.source }, detail: `${entry.source}: ${signature.detail}` });
@@ -474,6 +529,7 @@ export function checkLog(raw: readonly RawLogLine[], instance: string, ring: Key
       if (newKey !== null && keyIdOf(rawPublicKey(newKey)) === parsed.new_key_id) {
         keys.set(parsed.new_key_id, newKey);
         keyRotations.push({ line: parsed.n, from: parsed.key_id, to: parsed.new_key_id, time: parsed.time });
+        if (parsed.new_key_id !== parsed.key_id && !retiredAt.has(parsed.key_id)) retiredAt.set(parsed.key_id, parsed.n);
       } else {
         fail({ line: parsed.n, reason: 'edited', detail: `line ${parsed.n} (${entry.source}) hands over to a key that does not match its key id` });
       }
@@ -508,7 +564,7 @@ export function checkLog(raw: readonly RawLogLine[], instance: string, ring: Key
     prev = lineHash(entry.text);
     previousSource = `line ${parsed.n} (${entry.source})`;
   });
-  return { failure, checkpoints, forged, keyRotations, texts };
+  return { failure, checkpoints, forged, keyRotations, retiredKeyLines, texts };
 }
 
 /**

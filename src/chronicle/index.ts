@@ -16,11 +16,13 @@ import {
   appendLogLines,
   archiveDirOf,
   checkpointFileName,
+  fileStamp,
   instanceLogDir,
   loadKeyRing,
   loadSigningKey,
   parseKeyFile,
   prepareCheckpointDir,
+  rereadKeyFile,
   writeCheckpoints,
   type SigningKey,
 } from './checkpoints.js';
@@ -190,6 +192,20 @@ export async function createChronicle(options: ChronicleOptions): Promise<Chroni
   const checkpointDir = options.checkpointDir;
   const canCheckpoint = key !== null && checkpointDir !== undefined;
   if (canCheckpoint) prepareCheckpointDir(checkpointDir, key as SigningKey);
+  // The key file as this process last read it. A hand-over made by another process (rotate-key
+  // beside serve) replaces the file while it holds the log's lock, and signers ask for their key
+  // under that lock: the next line this process signs uses the new key, never the retired one.
+  let keyFileSeen = options.signingKeyFile === undefined ? null : fileStamp(options.signingKeyFile);
+  const currentKey = (): SigningKey => {
+    if (options.signingKeyFile === undefined) return key as SigningKey;
+    const reread = rereadKeyFile(options.signingKeyFile, key as SigningKey, keyFileSeen, logger);
+    keyFileSeen = reread.seen;
+    if (reread.key !== null) {
+      key = reread.key;
+      if (checkpointDir !== undefined) prepareCheckpointDir(checkpointDir, reread.key);
+    }
+    return key as SigningKey;
+  };
   const witnesses = openWitnesses(options);
   const verifiedLines = new Set<string>();
   let instance: string | null | undefined;
@@ -220,7 +236,7 @@ export async function createChronicle(options: ChronicleOptions): Promise<Chroni
       .filter((h) => (!onlyMoved || lastSigned.get(h.chain) !== h.seq) && (chains === undefined || chains.has(h.chain)));
     const now = new Date();
     const id = await requireInstance();
-    const result = await writeCheckpoints(checkpointDir as string, key as SigningKey, id, heads, now);
+    const result = await writeCheckpoints(checkpointDir as string, currentKey, id, heads, now);
     witnesses.send(id, checkpointFileName(now), result.texts);
     for (const cp of result.checkpoints) lastSigned.set(cp.chain, cp.seq);
     if (result.file !== null) logger?.debug({ file: result.file, chains: result.checkpoints.length }, 'Chronicle checkpoint written');
@@ -246,28 +262,11 @@ export async function createChronicle(options: ChronicleOptions): Promise<Chroni
     if (key === null || keyFile === undefined || checkpointDir === undefined) {
       throw new ConfigError(['rotating the Chronicle signing key needs the current key and the checkpoint directory: set CHRONICLE_SIGNING_KEY_FILE and CHRONICLE_CHECKPOINT_DIR']);
     }
-    const old = key;
-    const id = await requireInstance();
-    const { privateKey } = crypto.generateKeyPairSync('ed25519');
-    const pem = privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
-    const next = parseKeyFile(keyFile, pem);
-    // 1. The old public key is archived beside the key file first: its lines stay verifiable whatever happens next.
-    const archiveDir = archiveDirOf(keyFile);
-    fs.mkdirSync(archiveDir, { recursive: true, mode: 0o700 });
-    const archivedPublicKey = path.join(archiveDir, `chronicle-signing-key.${old.keyId}.pub.pem`);
-    fs.writeFileSync(archivedPublicKey, old.publicKeyPem, { mode: 0o644 });
-    // 2. The hand-over, signed by the old key, in the log (and to the witnesses).
-    const now = new Date();
-    const { lines, texts } = await appendLogLines(instanceLogDir(checkpointDir, id), old, id, [{ kind: 'key_rotation', newKey: next }], now);
-    witnesses.send(id, checkpointFileName(now), texts);
-    // 3. The new private key replaces the old one whole (rename), 0600; its public key goes beside the checkpoints.
-    const tmp = `${keyFile}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`;
-    fs.writeFileSync(tmp, pem, { mode: 0o600, flag: 'wx' });
-    fs.renameSync(tmp, keyFile);
-    prepareCheckpointDir(checkpointDir, next);
+    const { next, rotation } = await handOver({ keyFile, checkpointDir, instance: await requireInstance(), current: currentKey, witnesses });
+    keyFileSeen = fileStamp(keyFile);
     key = next;
-    logger?.info({ oldKeyId: old.keyId, newKeyId: next.keyId }, 'rotated the Chronicle checkpoint signing key');
-    return { oldKeyId: old.keyId, newKeyId: next.keyId, line: (lines[0] as { n: number }).n, archivedPublicKey };
+    logger?.info({ oldKeyId: rotation.oldKeyId, newKeyId: rotation.newKeyId }, 'rotated the Chronicle checkpoint signing key');
+    return rotation;
   };
 
   const verifyWorkers = options.verify?.workers ?? Math.min(2, os.availableParallelism());
@@ -328,4 +327,38 @@ export async function createChronicle(options: ChronicleOptions): Promise<Chroni
       return closing;
     },
   };
+}
+
+/**
+ * A new signing key, handed over in the log. Under the log's lock: the key handed over is the one
+ * the key file holds now (another process may have rotated it since this one read it), its public
+ * key is archived beside the key file first (its lines stay verifiable whatever happens next), the
+ * hand-over line is signed by it, and the key file is replaced (rename, 0600) before the lock is
+ * released, so no writer signs with the old key after the hand-over line.
+ */
+async function handOver(o: { keyFile: string; checkpointDir: string; instance: string; current: () => SigningKey; witnesses: Witnesses }): Promise<{ next: SigningKey; rotation: KeyRotation }> {
+  const { privateKey } = crypto.generateKeyPairSync('ed25519');
+  const pem = privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+  const next = parseKeyFile(o.keyFile, pem);
+  let old = next;
+  let archivedPublicKey = '';
+  const now = new Date();
+  const signer = (): SigningKey => {
+    old = o.current();
+    const archiveDir = archiveDirOf(o.keyFile);
+    fs.mkdirSync(archiveDir, { recursive: true, mode: 0o700 });
+    archivedPublicKey = path.join(archiveDir, `chronicle-signing-key.${old.keyId}.pub.pem`);
+    fs.writeFileSync(archivedPublicKey, old.publicKeyPem, { mode: 0o644 });
+    return old;
+  };
+  const replaceKeyFile = (): void => {
+    const tmp = `${o.keyFile}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`;
+    fs.writeFileSync(tmp, pem, { mode: 0o600, flag: 'wx' });
+    fs.renameSync(tmp, o.keyFile);
+  };
+  const { lines, texts } = await appendLogLines(instanceLogDir(o.checkpointDir, o.instance), signer, o.instance, [{ kind: 'key_rotation', newKey: next }], now, replaceKeyFile);
+  o.witnesses.send(o.instance, checkpointFileName(now), texts);
+  // Its public key goes beside the checkpoints.
+  prepareCheckpointDir(o.checkpointDir, next);
+  return { next, rotation: { oldKeyId: old.keyId, newKeyId: next.keyId, line: (lines[0] as { n: number }).n, archivedPublicKey } };
 }

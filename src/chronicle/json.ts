@@ -53,6 +53,7 @@ function checkpointLogToJson(log: CheckpointLogReport): Record<string, unknown> 
     reason: log.reason,
     detail: log.detail,
     key_rotations: log.keyRotations.map((r) => ({ line: r.line, from: r.from, to: r.to, time: r.time })),
+    retired_key_lines: log.retiredKeyLines.map((r) => ({ line: r.line, key_id: r.keyId, retired_at: r.retiredAt })),
     witness: log.witness === null ? null : { dir: log.witness.dir, lines: log.witness.lines },
   };
 }

@@ -284,6 +284,12 @@ export interface CheckpointLogReport {
   readonly detail: string | null;
   /** Key hand-overs found in the log, oldest first. */
   readonly keyRotations: ReadonlyArray<{ readonly line: number; readonly from: string; readonly to: string; readonly time: string }>;
+  /**
+   * Lines signed by a key after the hand-over that retired it: good signatures, so not tampering by
+   * themselves, but either a server still signing with the old key or someone who holds it (a
+   * warning names them).
+   */
+  readonly retiredKeyLines: ReadonlyArray<{ readonly line: number; readonly keyId: string; readonly retiredAt: number }>;
   /** The witness copy compared with this log, when one was given. */
   readonly witness: { readonly dir: string; readonly lines: number } | null;
 }

@@ -25,6 +25,7 @@ import {
   parseLogLine,
   readLegacyCheckpoints,
   readLogLines,
+  type CheckedLog,
   type KeyRing,
   type LogFailure,
 } from './checkpoints.js';
@@ -197,8 +198,10 @@ export async function verifyChronicle(options: VerifyOptions): Promise<VerifyRep
         reason: failure?.reason ?? null,
         detail: failure?.detail ?? null,
         keyRotations: checked.keyRotations,
+        retiredKeyLines: checked.retiredKeyLines,
         witness,
       };
+      warnings.push(...retiredKeyWarnings(checked.retiredKeyLines, checked.keyRotations));
     }
   }
 
@@ -244,6 +247,27 @@ export async function verifyChronicle(options: VerifyOptions): Promise<VerifyRep
     durationMs: Math.round(performance.now() - started),
     warnings,
   };
+}
+
+/**
+ * One warning per retired key still seen signing: which lines, and which hand-over retired it.
+ * Not tampering by itself (the signatures are good); a reviewer should know who still holds the key.
+ */
+function retiredKeyWarnings(
+  uses: CheckedLog['retiredKeyLines'],
+  rotations: CheckedLog['keyRotations'],
+): string[] {
+  const byKey = new Map<string, { retiredAt: number; lines: number[] }>();
+  for (const use of uses) {
+    const entry = byKey.get(use.keyId) ?? { retiredAt: use.retiredAt, lines: [] };
+    entry.lines.push(use.line);
+    byKey.set(use.keyId, entry);
+  }
+  return [...byKey].map(([keyId, { retiredAt, lines }]) => {
+    const to = rotations.find((r) => r.line === retiredAt)?.to ?? 'another key';
+    const which = lines.length === 1 ? `line ${lines[0]} is` : `${lines.length} lines (${lines[0]} to ${lines[lines.length - 1]}) are`;
+    return `log: ${which} signed by key ${keyId} after line ${retiredAt} handed it over to ${to}: a server still signing with the retired key (give it the new key file or restart it), or someone who holds that key`;
+  });
 }
 
 function witnessText(raw: readonly { source: string; text: string }[], source: string): string {

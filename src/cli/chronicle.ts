@@ -280,7 +280,7 @@ export function registerChronicle(program: Command): void {
         const rotation = await withChronicle(config, { createKey: false }, (c) => c.rotateKey());
         process.stdout.write(
           `rotated the signing key: ${rotation.oldKeyId} -> ${rotation.newKeyId} (hand-over at checkpoint log line ${rotation.line}; old public key archived at ${rotation.archivedPublicKey})\n` +
-            'restart running servers so they sign with the new key; verify trusts both, each for the lines it signed\n',
+            'servers reading this key file sign with the new key from their next checkpoint; give servers with a copy of their own the new file (verify warns about lines signed with the old key after the hand-over)\n',
         );
         return EXIT.ok;
       }),

@@ -276,6 +276,55 @@ forEachDatabase('chronicle checkpoint log', (create) => {
     expect((await archivedOnly.verify({ tenant })).ok).toBe(true);
   });
 
+  it('a server that shares the key file signs with the new key as soon as another process has rotated it', async () => {
+    const server = await chronicleWith();
+    const tenant = await chain(server, 2, [2]);
+    const oldKeyId = server.keyId as string;
+    // rotate-key run beside serve: another Chronicle on the same key file and directory.
+    const cli = await chronicleWith();
+    const rotation = await cli.rotateKey();
+    await server.append(invoked(tenant, 3));
+    await server.checkpoint();
+    expect(server.keyId).toBe(rotation.newKeyId);
+    const lines = logLines().lines.map((l) => JSON.parse(l) as { key_id: string; kind?: string });
+    expect(lines.map((l) => [l.key_id, l.kind ?? 'checkpoint'])).toEqual([
+      [oldKeyId, 'checkpoint'],
+      [oldKeyId, 'key_rotation'],
+      [rotation.newKeyId, 'checkpoint'],
+    ]);
+    const report = await (await chronicleWith({ createSigningKey: false })).verify({ tenant });
+    expect(report.ok).toBe(true);
+    expect(report.warnings).toEqual([]);
+    expect(report.checkpointLog?.retiredKeyLines).toEqual([]);
+  });
+
+  it('names lines signed with a key after its hand-over (a replica with its own copy of the old key) in a warning, not as tampering', async () => {
+    const rotating = await chronicleWith();
+    const tenant = await chain(rotating, 2, [2]);
+    const oldKeyId = rotating.keyId as string;
+    // A replica with a key file of its own, a copy of the key before the rotation.
+    const replicaKeyFile = path.join(tmp.dir, 'replica-keys', 'signing-key.pem');
+    fs.mkdirSync(path.dirname(replicaKeyFile), { recursive: true });
+    fs.copyFileSync(base.signingKeyFile as string, replicaKeyFile);
+    const replica = await chronicleWith({ signingKeyFile: replicaKeyFile });
+    const rotation = await rotating.rotateKey();
+    for (const i of [3, 4]) {
+      await replica.append(invoked(tenant, i));
+      await replica.checkpoint();
+    }
+
+    const report = await (await chronicleWith({ createSigningKey: false })).verify({ tenant });
+    expect(report.ok).toBe(true);
+    expect(report.chains[0]).toMatchObject({ ok: true, checkpointsChecked: 3 });
+    expect(report.checkpointLog?.retiredKeyLines).toEqual([
+      { line: 3, keyId: oldKeyId, retiredAt: 2 },
+      { line: 4, keyId: oldKeyId, retiredAt: 2 },
+    ]);
+    expect(report.warnings).toEqual([
+      `log: 2 lines (3 to 4) are signed by key ${oldKeyId} after line 2 handed it over to ${rotation.newKeyId}: a server still signing with the retired key (give it the new key file or restart it), or someone who holds that key`,
+    ]);
+  });
+
   it('delivers checkpoint lines to an HTTPS witness in the background, retrying until it takes them', async () => {
     const tls = await createTlsMaterial(['localhost', '127.0.0.1']);
     const received: string[] = [];
