@@ -524,7 +524,9 @@ export function checkLog(raw: readonly RawLogLine[], instance: string, ring: Key
     if ('chain' in parsed) {
       if (signature.ok) checkpoints.push({ ...parsed, source: entry.source });
       else forged.push({ line: { ...parsed, source: entry.source }, detail: `${entry.source}: ${signature.detail}` });
-    } else if (signature.ok) {
+    } else if (signature.ok && retired === undefined) {
+      // Only a key not yet handed over hands over: a retired key naming another successor (someone
+      // who kept it) makes no key trusted, and the lines that key signs then fail as unsigned.
       const newKey = publicKeyFromRaw(parsed.new_public_key);
       if (newKey !== null && keyIdOf(rawPublicKey(newKey)) === parsed.new_key_id) {
         keys.set(parsed.new_key_id, newKey);

@@ -5,6 +5,7 @@
  * checkpoints; key rotation. Every case has its own directory, so one case's damage is not the next
  * one's.
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -13,6 +14,7 @@ import fc from 'fast-check';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import type { Db } from '../../src/db/index.js';
 import { createChronicle, type Chronicle, type ChronicleOptions } from '../../src/chronicle/index.js';
+import { appendLogLines, instanceLogDir, parseKeyFile } from '../../src/chronicle/checkpoints.js';
 import { formatVerifyReport } from '../../src/cli/chronicle.js';
 import { createTlsMaterial } from '../../src/simulator/tls.js';
 import { forEachDatabase, type TestDatabase } from '../helpers/db.js';
@@ -323,6 +325,26 @@ forEachDatabase('chronicle checkpoint log', (create) => {
     expect(report.warnings).toEqual([
       `log: 2 lines (3 to 4) are signed by key ${oldKeyId} after line 2 handed it over to ${rotation.newKeyId}: a server still signing with the retired key (give it the new key file or restart it), or someone who holds that key`,
     ]);
+  });
+
+  it('trusts no key a retired key hands over to: lines signed with it fail as unsigned', async () => {
+    const c = await chronicleWith();
+    const tenant = await chain(c, 2, [2]);
+    const stolen = parseKeyFile('old key', fs.readFileSync(base.signingKeyFile as string, 'utf8'));
+    const rotation = await c.rotateKey();
+    // Someone who kept the old key names a successor of their own, and signs a checkpoint with it.
+    const theirs = parseKeyFile('their key', crypto.generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString());
+    const dir = instanceLogDir(base.checkpointDir as string, (await c.instanceId()) as string);
+    await appendLogLines(dir, stolen, (await c.instanceId()) as string, [{ kind: 'key_rotation', newKey: theirs }], new Date());
+    const head = (await db.query<{ head_seq: number; head_hash: string }>('SELECT head_seq, head_hash FROM chronicle_chain WHERE tenant = $1', [tenant])).rows[0];
+    await appendLogLines(dir, theirs, (await c.instanceId()) as string, [{ kind: 'checkpoint', chain: tenant, seq: Number(head?.head_seq), hash: head?.head_hash as string }], new Date());
+
+    const report = await c.verify({ tenant });
+    expect(report.ok).toBe(false);
+    expect(report.checkpointLog).toMatchObject({ ok: false, firstBadLine: 4, reason: 'bad_signature' });
+    expect(report.checkpointLog?.keyRotations.map((r) => r.to)).toEqual([rotation.newKeyId]);
+    expect(report.checkpointLog?.retiredKeyLines).toEqual([{ line: 3, keyId: stolen.keyId, retiredAt: 2 }]);
+    expect(report.warnings.join('\n')).toMatch(new RegExp(`line 3 is signed by key ${stolen.keyId} after line 2 handed it over to ${rotation.newKeyId}`));
   });
 
   it('delivers checkpoint lines to an HTTPS witness in the background, retrying until it takes them', async () => {
