@@ -531,7 +531,7 @@ export function checkLog(raw: readonly RawLogLine[], instance: string, ring: Key
       if (newKey !== null && keyIdOf(rawPublicKey(newKey)) === parsed.new_key_id) {
         keys.set(parsed.new_key_id, newKey);
         keyRotations.push({ line: parsed.n, from: parsed.key_id, to: parsed.new_key_id, time: parsed.time });
-        if (parsed.new_key_id !== parsed.key_id && !retiredAt.has(parsed.key_id)) retiredAt.set(parsed.key_id, parsed.n);
+        if (parsed.new_key_id !== parsed.key_id) retiredAt.set(parsed.key_id, parsed.n);
       } else {
         fail({ line: parsed.n, reason: 'edited', detail: `line ${parsed.n} (${entry.source}) hands over to a key that does not match its key id` });
       }
