@@ -262,8 +262,8 @@ export async function createChronicle(options: ChronicleOptions): Promise<Chroni
     if (key === null || keyFile === undefined || checkpointDir === undefined) {
       throw new ConfigError(['rotating the Chronicle signing key needs the current key and the checkpoint directory: set CHRONICLE_SIGNING_KEY_FILE and CHRONICLE_CHECKPOINT_DIR']);
     }
-    const { next, rotation } = await handOver({ keyFile, checkpointDir, instance: await requireInstance(), current: currentKey, witnesses });
-    keyFileSeen = fileStamp(keyFile);
+    const { next, stamp, rotation } = await handOver({ keyFile, checkpointDir, instance: await requireInstance(), current: currentKey, witnesses });
+    keyFileSeen = stamp;
     key = next;
     logger?.info({ oldKeyId: rotation.oldKeyId, newKeyId: rotation.newKeyId }, 'rotated the Chronicle checkpoint signing key');
     return rotation;
@@ -336,12 +336,21 @@ export async function createChronicle(options: ChronicleOptions): Promise<Chroni
  * hand-over line is signed by it, and the key file is replaced (rename, 0600) before the lock is
  * released, so no writer signs with the old key after the hand-over line.
  */
-async function handOver(o: { keyFile: string; checkpointDir: string; instance: string; current: () => SigningKey; witnesses: Witnesses }): Promise<{ next: SigningKey; rotation: KeyRotation }> {
+async function handOver(o: {
+  keyFile: string;
+  checkpointDir: string;
+  instance: string;
+  current: () => SigningKey;
+  witnesses: Witnesses;
+}): Promise<{ next: SigningKey; stamp: string | null; rotation: KeyRotation }> {
   const { privateKey } = crypto.generateKeyPairSync('ed25519');
   const pem = privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
   const next = parseKeyFile(o.keyFile, pem);
   let old = next;
   let archivedPublicKey = '';
+  // The replaced file's stamp, taken under the lock: one taken after it could be a later rotation's,
+  // which this process would then never follow.
+  let stamp: string | null = null;
   const now = new Date();
   const signer = (): SigningKey => {
     old = o.current();
@@ -355,10 +364,11 @@ async function handOver(o: { keyFile: string; checkpointDir: string; instance: s
     const tmp = `${o.keyFile}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`;
     fs.writeFileSync(tmp, pem, { mode: 0o600, flag: 'wx' });
     fs.renameSync(tmp, o.keyFile);
+    stamp = fileStamp(o.keyFile);
   };
   const { lines, texts } = await appendLogLines(instanceLogDir(o.checkpointDir, o.instance), signer, o.instance, [{ kind: 'key_rotation', newKey: next }], now, replaceKeyFile);
   o.witnesses.send(o.instance, checkpointFileName(now), texts);
   // Its public key goes beside the checkpoints.
   prepareCheckpointDir(o.checkpointDir, next);
-  return { next, rotation: { oldKeyId: old.keyId, newKeyId: next.keyId, line: (lines[0] as { n: number }).n, archivedPublicKey } };
+  return { next, stamp, rotation: { oldKeyId: old.keyId, newKeyId: next.keyId, line: (lines[0] as { n: number }).n, archivedPublicKey } };
 }
