@@ -29,7 +29,7 @@ import path from 'node:path';
 import { ConfigError } from '../config/index.js';
 import type { Logger } from '../log/index.js';
 import { canonicalJson } from './canonical.js';
-import type { Checkpoint, CheckpointLogFailure, CheckpointLogLine, CheckpointResult, KeyHandover } from './types.js';
+import type { Checkpoint, CheckpointLogFailure, CheckpointLogLine, CheckpointResult, KeyHandover, RetiredKeyUse } from './types.js';
 import { isTenant } from '../common/ids.js';
 import { isPlainObject } from '../common/values.js';
 
@@ -457,18 +457,6 @@ export interface LogFailure {
   readonly line: number;
   readonly reason: CheckpointLogFailure;
   readonly detail: string;
-}
-
-/**
- * A line signed by a key after the line that handed it over to another: a server still signing with
- * the old key (one with its own copy of the key file, not restarted since), or someone who holds
- * the old key. Its signature is good, so it is not tampering by itself; verify says so plainly.
- */
-export interface RetiredKeyUse {
-  readonly line: number;
-  readonly keyId: string;
-  /** The hand-over line that retired the key. */
-  readonly retiredAt: number;
 }
 
 export interface CheckedLog {

@@ -272,6 +272,18 @@ export interface CheckpointResult {
 export const CHECKPOINT_LOG_FAILURES = ['missing', 'edited', 'reordered', 'cut', 'bad_signature', 'foreign_line', 'witness_mismatch'] as const;
 export type CheckpointLogFailure = (typeof CHECKPOINT_LOG_FAILURES)[number];
 
+/**
+ * A checkpoint log line signed by a key after the line that handed it over to another: a server
+ * still signing with the old key (one with its own copy of the key file), or someone who holds the
+ * old key. Its signature is good, so it is not tampering by itself; verify says so plainly.
+ */
+export interface RetiredKeyUse {
+  readonly line: number;
+  readonly keyId: string;
+  /** The hand-over line that retired the key. */
+  readonly retiredAt: number;
+}
+
 export interface CheckpointLogReport {
   /** The log's directory (one per instance). */
   readonly dir: string;
@@ -284,12 +296,8 @@ export interface CheckpointLogReport {
   readonly detail: string | null;
   /** Key hand-overs found in the log, oldest first. */
   readonly keyRotations: ReadonlyArray<{ readonly line: number; readonly from: string; readonly to: string; readonly time: string }>;
-  /**
-   * Lines signed by a key after the hand-over that retired it: good signatures, so not tampering by
-   * themselves, but either a server still signing with the old key or someone who holds it (a
-   * warning names them).
-   */
-  readonly retiredKeyLines: ReadonlyArray<{ readonly line: number; readonly keyId: string; readonly retiredAt: number }>;
+  /** Lines signed by a key after the hand-over that retired it (a warning names them). */
+  readonly retiredKeyLines: readonly RetiredKeyUse[];
   /** The witness copy compared with this log, when one was given. */
   readonly witness: { readonly dir: string; readonly lines: number } | null;
 }
