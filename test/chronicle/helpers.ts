@@ -8,8 +8,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
+import { afterAll, beforeAll } from 'vitest';
 import type { Db, Queryable } from '../../src/db/index.js';
-import { canonicalJson, chainHash, type AppendInput, type EventType } from '../../src/chronicle/index.js';
+import { canonicalJson, chainHash, createChronicle, type AppendInput, type Chronicle, type EventType } from '../../src/chronicle/index.js';
 
 export const GUID_A = '0f8fad5b-d9cb-469f-a165-70867728950e';
 export const GUID_B = '7c9e6679-7425-40de-944b-e07fc1f90ae7';
@@ -324,3 +325,24 @@ export const edited = (base: string, chars: readonly string[]) =>
       }
       return text;
     });
+
+/**
+ * One writer for a whole suite on its database (batches of up to 500, so a Promise.all of appends
+ * goes in a few statements): opened before the suite's tests, closed after them and before the
+ * database is dropped (call it after suiteDatabase).
+ */
+export function suiteWriter(suite: { readonly db: Db }): Pick<Chronicle, 'append'> {
+  let writer: Chronicle | undefined;
+  beforeAll(async () => {
+    writer = await createChronicle({ db: suite.db, maxBatch: 500 });
+  });
+  afterAll(async () => {
+    await writer?.close();
+  });
+  return {
+    append: (input) => {
+      if (writer === undefined) throw new Error('suiteWriter: append inside a test or hook, once the suite has started');
+      return writer.append(input);
+    },
+  };
+}

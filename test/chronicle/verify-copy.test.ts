@@ -42,7 +42,6 @@ const envelope = (data: unknown, extra: Record<string, unknown> = {}) => ({
 
 const scan = (text: string, indexKey: string) => scanBodyBytes(Buffer.from(text, 'utf8'), indexKey);
 
-/** What the random edits below write: whitespace, JSON punctuation, number and escape characters, control and non-ASCII ones. */
 describe('the byte scan verify runs over copied rows', () => {
   it.each(EVENT_TYPES)('reads a stored %s body and its index key exactly like the parser does', (type) => {
     const body = bodyAt(prepareEvent({ tenant: 'acme', type, actor: { kind: 'agent', id: 'key:1' }, requestId: 'r-1', data: SAMPLE_DATA[type] }), 9, '2025-01-02T03:04:05.678Z');

@@ -10,7 +10,7 @@ import { createChronicle } from '../../src/chronicle/index.js';
 import { copyRangeSql } from '../../src/chronicle/verify-read.js';
 import { PACKED_RANGE_SQL, RECHECK_RANGE_SQL } from '../../src/chronicle/verify.js';
 import { forEachDatabase, suiteDatabase } from '../helpers/db.js';
-import { changeBodyByte, invoked } from './helpers.js';
+import { changeBodyByte, invoked, suiteWriter } from './helpers.js';
 
 /** A range read: a statement bounded by seq on both sides (verify's ranges, export's pages). */
 const RANGE = /seq > \$2 AND seq <= \$3/;
@@ -51,6 +51,7 @@ function withoutCopy(db: Db): { db: Db; reads: { inKeyOrder: number; otherwise: 
 
 forEachDatabase('the statements verify and export read a chain\'s ranges with', (create) => {
   const suite = suiteDatabase(create);
+  const writer = suiteWriter(suite);
 
   it('run with sorting off for that statement alone, and leave the connection as it was', async () => {
     const copy = await (suite.db.copyBinary as NonNullable<Db['copyBinary']>)(`SELECT current_setting('enable_sort')`);
@@ -63,13 +64,8 @@ forEachDatabase('the statements verify and export read a chain\'s ranges with', 
   it('read a range of a chain scattered among other chains through the primary key, without a sort', async () => {
     // Other tenants' events first, then the chain verify reads: its rows lie after theirs, so the
     // planner's correlation for the key's first column (tenant) says "random".
-    const chronicle = await createChronicle({ db: suite.db, maxBatch: 500 });
-    try {
-      for (const tenant of ['x-1', 'x-2', 'x-3']) await Promise.all(Array.from({ length: 1_500 }, (_, i) => chronicle.append(invoked(tenant, i))));
-      await Promise.all(Array.from({ length: 3_000 }, (_, i) => chronicle.append(invoked('a-chain', i))));
-    } finally {
-      await chronicle.close();
-    }
+    for (const tenant of ['x-1', 'x-2', 'x-3']) await Promise.all(Array.from({ length: 1_500 }, (_, i) => writer.append(invoked(tenant, i))));
+    await Promise.all(Array.from({ length: 3_000 }, (_, i) => writer.append(invoked('a-chain', i))));
     await suite.db.query('ANALYZE chronicle_event');
     const plan = async (settings: string | null) =>
       suite.db.transaction(async (tx) => {
@@ -99,12 +95,7 @@ forEachDatabase('the statements verify and export read a chain\'s ranges with', 
 
   it('verify reads every range in key order where it cannot copy, and when it reads a failing range again', async () => {
     const tenant = 'packed-chain';
-    const writer = await createChronicle({ db: suite.db, maxBatch: 500 });
-    try {
-      await Promise.all(Array.from({ length: 40 }, (_, i) => writer.append(invoked(tenant, i))));
-    } finally {
-      await writer.close();
-    }
+    await Promise.all(Array.from({ length: 40 }, (_, i) => writer.append(invoked(tenant, i))));
     const packed = withoutCopy(suite.db);
     const verifier = await createChronicle({ db: packed.db, verify: { workers: 0, chunkSize: 10 } });
     try {

@@ -3,22 +3,15 @@
  * CLI shows it on stderr (a bar on a terminal, a line now and then in a log), never for a short one.
  */
 import { PassThrough } from 'node:stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Db } from '../../src/db/index.js';
-import { createChronicle, type Chronicle, type VerifyProgress } from '../../src/chronicle/index.js';
+import { describe, expect, it } from 'vitest';
+import { createChronicle, type VerifyProgress } from '../../src/chronicle/index.js';
 import { verifyProgressReporter } from '../../src/cli/chronicle.js';
 import { forEachDatabase, suiteDatabase } from '../helpers/db.js';
-import { invoked, uniqueTenant } from './helpers.js';
+import { invoked, suiteWriter, uniqueTenant } from './helpers.js';
 
 forEachDatabase('verify progress', (create) => {
   const suite = suiteDatabase(create);
-  let writer: Chronicle;
-  beforeAll(async () => {
-    writer = await createChronicle({ db: suite.db, maxBatch: 500 });
-  });
-  afterAll(async () => {
-    await writer?.close();
-  });
+  const writer = suiteWriter(suite);
 
   it('is reported range by range up to every row of each chain, on the calling thread and by workers', async () => {
     const a = uniqueTenant('pa');

@@ -3,21 +3,15 @@
  * connections can be refused or cut at any moment (a server restart, an administrator's
  * pg_terminate_backend, a connection limit): the answer must not change, only who reads.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Db } from '../../src/db/index.js';
-import { createChronicle, type Chronicle } from '../../src/chronicle/index.js';
+import { createChronicle } from '../../src/chronicle/index.js';
 import { createPostgresDatabase, pgAvailable, suiteDatabase } from '../helpers/db.js';
-import { changeBodyByte, editBodyRehashed, invoked, uniqueTenant } from './helpers.js';
+import { changeBodyByte, editBodyRehashed, invoked, suiteWriter, uniqueTenant } from './helpers.js';
 
 describe.skipIf(!pgAvailable())('verify with worker readers whose connections are cut [postgres]', () => {
   const suite = suiteDatabase(createPostgresDatabase);
-  let writer: Chronicle;
-  beforeAll(async () => {
-    writer = await createChronicle({ db: suite.db, maxBatch: 500 });
-  });
-  afterAll(async () => {
-    await writer?.close();
-  });
+  const writer = suiteWriter(suite);
 
   const chain = async (events: number): Promise<string> => {
     const tenant = uniqueTenant('cut');
