@@ -18,6 +18,7 @@
 import { isAscii } from 'node:buffer';
 import crypto from 'node:crypto';
 import { EVENT_CATALOG } from './catalog.js';
+import { pairHasher, type PairHasher } from './pair-hash.js';
 import { checkChunk, checkpointRecorder, type CheckpointRef, type ChunkResult, type ChunkTask, type Failure, type PackedChunkTask, type PreviousRow } from './verify-core.js';
 import type { EventType } from './types.js';
 
@@ -924,13 +925,110 @@ function notBefore(b: Uint8Array, a0: number, a1: number, c: Uint8Array, x0: num
 class ChainBytes {
   readonly scratch = Buffer.alloc(64);
   digestOf = -1;
+
+  /** Set: outer hashes are left to the batch, taken for the whole range at its end. */
+  constructor(readonly batch: PairBatch | null) {}
+}
+
+/**
+ * A range's outer-hash inputs and the stored hashes they must give, for one native call at the
+ * range's end (pair-hash.ts). Input i is row i's prev_hash as bytes then SHA-256 of its body; the
+ * stored hash of row i, decoded, is expected digest i and the first half of input i + 1 (its
+ * prev_hash, checked equal as text). Reused range after range (one per thread: checks are synchronous).
+ */
+class PairBatch {
+  private pairs = Buffer.alloc(64 * 5_001);
+  private digests = Buffer.alloc(32 * 5_000);
+  private expected = Buffer.alloc(32 * 5_000);
+  private rows = 0;
+
+  constructor(private readonly hasher: PairHasher) {}
+
+  reset(): void {
+    this.rows = 0;
+  }
+
+  /** Adds a row whose prev_hash and hash are 64 characters; false when either is not lowercase hex. */
+  add(b: Uint8Array, row: CopyRow, body: Uint8Array): boolean {
+    const i = this.rows;
+    if (64 * (i + 2) > this.pairs.length) this.grow();
+    const pairs = this.pairs;
+    if (i === 0 && !decodeHex(b, row.prevHash, pairs, 0, null, 0)) return false;
+    pairs.write(crypto.hash('sha256', body, 'binary'), 64 * i + 32, 'latin1');
+    if (!decodeHex(b, row.hash, this.expected, 32 * i, pairs, 64 * (i + 1))) return false;
+    this.rows = i + 1;
+    return true;
+  }
+
+  /** Whether every row added since reset hashes to its stored hash. */
+  matches(): boolean {
+    const n = this.rows;
+    if (n === 0) return true;
+    const digests = this.digests.subarray(0, 32 * n);
+    this.hasher(this.pairs.subarray(0, 64 * n), digests);
+    return digests.equals(this.expected.subarray(0, 32 * n));
+  }
+
+  private grow(): void {
+    const rows = 2 * (this.pairs.length / 64);
+    const pairs = Buffer.alloc(64 * rows);
+    this.pairs.copy(pairs);
+    this.pairs = pairs;
+    const expected = Buffer.alloc(32 * rows);
+    this.expected.copy(expected);
+    this.expected = expected;
+    this.digests = Buffer.alloc(32 * rows);
+  }
+}
+
+/** Decodes 64 lowercase hex digits at b[at] into out[to] (and into also[alsoAt] unless null); false for any other byte. */
+function decodeHex(b: Uint8Array, at: number, out: Uint8Array, to: number, also: Uint8Array | null, alsoAt: number): boolean {
+  for (let k = 0; k < 32; k++) {
+    const hi = HEX_VALUE[b[at + 2 * k] as number] as number;
+    const lo = HEX_VALUE[b[at + 2 * k + 1] as number] as number;
+    if ((hi | lo) < 0) return false;
+    const value = (hi << 4) | lo;
+    out[to + k] = value;
+    if (also !== null) also[alsoAt + k] = value;
+  }
+  return true;
+}
+
+/** Each hasher's batch, made once per thread (checks are synchronous, so one is enough). */
+const batches = new WeakMap<PairHasher, PairBatch>();
+
+function batchFor(hasher: PairHasher): PairBatch {
+  let batch = batches.get(hasher);
+  if (batch === undefined) {
+    batch = new PairBatch(hasher);
+    batches.set(hasher, batch);
+  }
+  return batch;
 }
 
 /** The value of a lowercase hex digit by its byte, -1 for any other byte. */
 const HEX_VALUE = Int8Array.from({ length: 256 }, (_, c) => (c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : -1));
 
 
-export function checkCopyChunk(task: CopyChunkTask): ChunkResult {
+/**
+ * Checks a range of copied rows. With a hasher (by default the native one, where the platform
+ * has it: pair-hash.ts), the outer hashes are taken together at the end, and the answer is kept only
+ * when every row passed and every hash matched; any other range, and every range without a hasher,
+ * is checked row by row with node:crypto, which is what names a failure. So both give the same
+ * answer, and a failing range costs two passes.
+ */
+export function checkCopyChunk(task: CopyChunkTask, hasher: PairHasher | null = pairHasher): ChunkResult {
+  if (hasher !== null) {
+    const batch = batchFor(hasher);
+    batch.reset();
+    const result = walkCopyChunk(task, batch);
+    if (result.failure === null && batch.matches()) return result;
+  }
+  return walkCopyChunk(task, null);
+}
+
+/** One pass over a range (see checkCopyChunk): with a batch, a result without a failure still waits for batch.matches(). */
+function walkCopyChunk(task: CopyChunkTask, batch: PairBatch | null): ChunkResult {
   const b = task.copy;
   const text = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
   let reader: CopyReader;
@@ -943,7 +1041,7 @@ export function checkCopyChunk(task: CopyChunkTask): ChunkResult {
   const { checkpointsAt, checkpointChecks, recordCheckpoint } = checkpointRecorder(task.checkpoints);
   const scanner = new ByteScanner();
   const matcher = new ColumnMatcher();
-  const chain = new ChainBytes();
+  const chain = new ChainBytes(batch);
   const row = new CopyRow();
 
   // The row before: its stored hash and time as bytes (in the task's own buffers for the first row).
@@ -1005,6 +1103,9 @@ export function checkCopyChunk(task: CopyChunkTask): ChunkResult {
       checkpointChecks.push(...exact.checkpointChecks);
       hashAtHead ??= exact.hashAtHead;
       if (exact.failure !== null) return { passed, lastPassedSeq: prevSeq, failure: exact.failure, checkpointChecks, hashAtHead };
+      if (batch !== null && !batch.add(b, row, new Uint8Array(b.buffer, b.byteOffset + row.body, row.bodyEnd - row.body))) {
+        return { passed, lastPassedSeq: prevSeq, failure: { seq, reason: 'hash_mismatch', detail: 'a hash is not lowercase hex (checked again row by row)' }, checkpointChecks, hashAtHead };
+      }
       const time = (JSON.parse(body) as { time: string }).time;
       prevTimeBuf = Buffer.from(time, 'utf8');
       prevTimeAt = 0;
@@ -1043,17 +1144,11 @@ function fastRow(
   if (prevHashBuf === b ? !sameIn(matcher.viewOf(b), b, row.prevHash, prevHashAt, HASH_HEX_LENGTH) : !same(b, row.prevHash, prevHashBuf, prevHashAt, HASH_HEX_LENGTH)) return false;
   // hash = SHA-256(prev_hash || SHA-256(body)), over the body's bytes as stored. Digests come back
   // as latin1 ('binary') strings: node's one-shot hash answers those several times faster than a Buffer.
-  const scratch = chain.scratch;
-  if (chain.digestOf !== row.seq - 1) {
-    for (let k = 0; k < 32; k++) {
-      const hi = HEX_VALUE[b[row.prevHash + 2 * k] as number] as number;
-      const lo = HEX_VALUE[b[row.prevHash + 2 * k + 1] as number] as number;
-      if ((hi | lo) < 0) return false;
-      scratch[k] = (hi << 4) | lo;
-    }
-  }
   // A plain view (a Buffer's subarray costs several times more to make, once per row).
   const body = new Uint8Array(b.buffer, b.byteOffset + row.body, row.bodyEnd - row.body);
+  if (chain.batch !== null) return chain.batch.add(b, row, body) && bodyVouched(b, row, body, scanner, matcher, tenant, prevTime, prevTimeAt, prevTimeEnd);
+  const scratch = chain.scratch;
+  if (chain.digestOf !== row.seq - 1 && !decodeHex(b, row.prevHash, scratch, 0, null, 0)) return false;
   scratch.write(crypto.hash('sha256', body, 'binary'), 32, 'latin1');
   const outer = crypto.hash('sha256', scratch, 'binary');
   // The stored hash, decoded (lowercase hex only) and compared with the digest byte by byte; its
@@ -1069,7 +1164,21 @@ function fastRow(
     scratch[k] = value;
   }
   chain.digestOf = row.seq;
-  // Canonical, at its place in this chain, time not going back, the indexed columns agreeing.
+  return bodyVouched(b, row, body, scanner, matcher, tenant, prevTime, prevTimeAt, prevTimeEnd);
+}
+
+/** The body canonical, at its place in this chain, its time not going back, the indexed columns agreeing. */
+function bodyVouched(
+  b: Buffer,
+  row: CopyRow,
+  body: Uint8Array,
+  scanner: ByteScanner,
+  matcher: ColumnMatcher,
+  tenant: Uint8Array,
+  prevTime: Uint8Array,
+  prevTimeAt: number,
+  prevTimeEnd: number,
+): boolean {
   if (!scanner.scan(b, row.body, row.bodyEnd, body)) return false;
   const { start, end } = scanner;
   if (scanner.seq !== row.seq) return false;
