@@ -48,21 +48,30 @@ forEachDatabase('checking a copied range with its outer hashes in one batch', (c
   it('passes an intact range in one batch call, with the answer row by row gives', async () => {
     for (let i = 0; i < ROWS; i++) {
       const type = EVENT_TYPES[i % EVENT_TYPES.length] as (typeof EVENT_TYPES)[number];
-      // Mostly one type, as chains are, with every other type among them.
-      await writer.append(i % 3 === 0 ? { tenant, type, actor: { kind: 'agent', id: `key:${i}` }, requestId: `r-${i}`, data: SAMPLE_DATA[type] } : invoked(tenant, i));
+      // Mostly one type, as chains are, with every other type among them, and now and then an actor
+      // the byte scan leaves to the exact path (an escaped quote).
+      const actor = { kind: 'agent' as const, id: i % 10 === 4 ? `Zoë "${i}"` : `key:${i}` };
+      await writer.append(i % 3 === 0 ? { tenant, type, actor, requestId: `r-${i}`, data: SAMPLE_DATA[type] } : { ...invoked(tenant, i), actor });
     }
     copy = await (suite.db.copyBinary as NonNullable<Db['copyBinary']>)(copyRangeSql(tenant, 0, ROWS));
     const { rows } = await suite.db.query<{ seq: string; hash: string }>('SELECT seq, hash FROM chronicle_event WHERE tenant = $1 AND seq IN (17, 80)', [tenant]);
     checkpoints = rows.map((r) => ({ seq: Number(r.seq), hash: r.hash, time: '2025-01-01T00:00:00.000Z', source: 'test' }));
     const task: CopyChunkTask = { tenant, previous: BEFORE_CHAIN, headSeq: ROWS, copy, checkpoints };
 
-    let calls = 0;
-    const counted: PairHasher = (input, output) => {
-      calls++;
+    const inputs: Buffer[] = [];
+    const recorded: PairHasher = (input, output) => {
+      inputs.push(Buffer.from(input));
       cryptoHasher(input, output);
     };
-    const batched = checkCopyChunk(task, counted);
-    expect(calls).toBe(1);
+    const batched = checkCopyChunk(task, recorded);
+    // One call, one input per row: its stored prev_hash as bytes, then SHA-256 of its body.
+    expect(inputs).toHaveLength(1);
+    const stored = await suite.db.query<{ prev_hash: string; body: string }>('SELECT prev_hash, body FROM chronicle_event WHERE tenant = $1 ORDER BY seq', [tenant]);
+    expect(inputs[0]?.length).toBe(64 * ROWS);
+    stored.rows.forEach((r, i) => {
+      const expected = Buffer.concat([Buffer.from(r.prev_hash, 'hex'), crypto.hash('sha256', r.body, 'buffer') as unknown as Buffer]);
+      expect(inputs[0]?.subarray(64 * i, 64 * i + 64).equals(expected), `input of seq ${i + 1}`).toBe(true);
+    });
     expect(batched.failure).toBeNull();
     expect(batched.passed).toBe(ROWS);
     expect(batched.checkpointChecks.map((c) => [c.seq, c.matches])).toEqual([
