@@ -96,6 +96,15 @@ forEachDatabase('checking a copied range with its outer hashes in one batch', (c
     );
   });
 
+  it('checks the range row by row when the hasher throws', () => {
+    const task: CopyChunkTask = { tenant, previous: BEFORE_CHAIN, headSeq: ROWS, copy, checkpoints };
+    const throwing: PairHasher = () => {
+      throw new Error('no SHA extensions');
+    };
+    expect(checkCopyChunk(task, throwing)).toEqual(checkCopyChunk(task, null));
+    expect(checkCopyChunk(task, throwing).passed).toBe(ROWS);
+  });
+
   it('names the row whose stored hash alone was changed, as row by row does', () => {
     const hashAt = copy.indexOf(Buffer.from(checkpoints.find((c) => c.seq === 17)?.hash as string, 'latin1'));
     const changed = Buffer.from(copy);
