@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import Fastify, { type FastifyBaseLogger } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger } from 'fastify';
 import { createLogger, lazyChildLoggerFactory, type Logger } from '../../src/log/index.js';
 
 function capture(): { stream: Writable; lines: () => Record<string, unknown>[]; text: () => string } {
@@ -51,7 +51,7 @@ describe('request loggers made on first use', () => {
     });
     const app = Fastify({
       loggerInstance: counting as unknown as FastifyBaseLogger,
-      disableRequestLogging: true,
+      logController: new LogController({ disableRequestLogging: true }),
       genReqId: () => 'req-lazy-1',
       childLoggerFactory: (l, bindings, options) => lazyChildLoggerFactory(l as unknown as Logger, bindings, options as never) as unknown as FastifyBaseLogger,
     });
