@@ -997,15 +997,20 @@ function writeDigest(out: Uint8Array, at: number, digest: string): void {
 /** Decodes 64 lowercase hex digits at b[at] into out[to] (and into also[alsoAt] unless null); false for any other byte. */
 function decodeHex(b: Uint8Array, at: number, out: Uint8Array, to: number, also: Uint8Array | null, alsoAt: number): boolean {
   for (let k = 0; k < 32; k++) {
-    const hi = HEX_VALUE[b[at + 2 * k] as number] as number;
-    const lo = HEX_VALUE[b[at + 2 * k + 1] as number] as number;
-    if ((hi | lo) < 0) return false;
-    const value = (hi << 4) | lo;
+    const value = HEX_PAIR[((b[at + 2 * k] as number) << 8) | (b[at + 2 * k + 1] as number)] as number;
+    if (value < 0) return false;
     out[to + k] = value;
     if (also !== null) also[alsoAt + k] = value;
   }
   return true;
 }
+
+/** The byte two lowercase hex digits stand for, by the digits' bytes (first << 8 | second); -1 for any other pair. */
+const HEX_PAIR = Int16Array.from({ length: 1 << 16 }, (_, i) => {
+  const hi = hexDigit(i >> 8);
+  const lo = hexDigit(i & 0xff);
+  return hi < 0 || lo < 0 ? -1 : (hi << 4) | lo;
+});
 
 /** Each hasher's batch, made once per thread (checks are synchronous, so one is enough). */
 const batches = new WeakMap<PairHasher, PairBatch>();
@@ -1020,7 +1025,12 @@ function batchFor(hasher: PairHasher): PairBatch {
 }
 
 /** The value of a lowercase hex digit by its byte, -1 for any other byte. */
-const HEX_VALUE = Int8Array.from({ length: 256 }, (_, c) => (c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : -1));
+function hexDigit(c: number): number {
+  return c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : -1;
+}
+
+/** hexDigit as a table. */
+const HEX_VALUE = Int8Array.from({ length: 256 }, (_, c) => hexDigit(c));
 
 
 /**
