@@ -1006,11 +1006,12 @@ function decodeHex(b: Uint8Array, at: number, out: Uint8Array, to: number, also:
 }
 
 /** The byte two lowercase hex digits stand for, by the digits' bytes (first << 8 | second); -1 for any other pair. */
-const HEX_PAIR = Int16Array.from({ length: 1 << 16 }, (_, i) => {
-  const hi = hexDigit(i >> 8);
-  const lo = hexDigit(i & 0xff);
-  return hi < 0 || lo < 0 ? -1 : (hi << 4) | lo;
-});
+const HEX_PAIR = (() => {
+  const digits = '0123456789abcdef';
+  const table = new Int16Array(1 << 16).fill(-1);
+  for (let hi = 0; hi < 16; hi++) for (let lo = 0; lo < 16; lo++) table[(digits.charCodeAt(hi) << 8) | digits.charCodeAt(lo)] = (hi << 4) | lo;
+  return table;
+})();
 
 /** Each hasher's batch, made once per thread (checks are synchronous, so one is enough). */
 const batches = new WeakMap<PairHasher, PairBatch>();
@@ -1023,14 +1024,6 @@ function batchFor(hasher: PairHasher): PairBatch {
   }
   return batch;
 }
-
-/** The value of a lowercase hex digit by its byte, -1 for any other byte. */
-function hexDigit(c: number): number {
-  return c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : -1;
-}
-
-/** hexDigit as a table. */
-const HEX_VALUE = Int8Array.from({ length: 256 }, (_, c) => hexDigit(c));
 
 
 /**
@@ -1174,17 +1167,14 @@ function fastRow(
   if (chain.digestOf !== row.seq - 1 && !decodeHex(b, row.prevHash, scratch, 0, null, 0)) return false;
   writeDigest(scratch, 32, crypto.hash('sha256', body, 'binary'));
   const outer = crypto.hash('sha256', scratch, 'binary');
-  // The stored hash, decoded (lowercase hex only) and compared with the digest byte by byte; its
-  // bytes become the first half of the next row's input (the previous digest is no longer needed).
-  for (let k = 0; k < 32; k++) {
-    const hi = HEX_VALUE[b[row.hash + 2 * k] as number] as number;
-    const lo = HEX_VALUE[b[row.hash + 2 * k + 1] as number] as number;
-    const value = (hi << 4) | lo;
-    if ((hi | lo) < 0 || value !== outer.charCodeAt(k)) {
-      chain.digestOf = -1;
-      return false;
-    }
-    scratch[k] = value;
+  // The stored hash, decoded (lowercase hex only) into the first half of the next row's input (the
+  // previous digest is no longer needed), then compared with the digest byte by byte.
+  const decoded = decodeHex(b, row.hash, scratch, 0, null, 0);
+  let k = 0;
+  while (decoded && k < 32 && scratch[k] === outer.charCodeAt(k)) k++;
+  if (k < 32) {
+    chain.digestOf = -1;
+    return false;
   }
   chain.digestOf = row.seq;
   return bodyVouched(b, row, body, scanner, matcher, tenant, prevTime, prevTimeAt, prevTimeEnd);
