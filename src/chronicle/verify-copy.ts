@@ -941,8 +941,6 @@ class PairBatch {
   private digests = Buffer.alloc(32 * 5_000);
   private expected = Buffer.alloc(32 * 5_000);
   private rows = 0;
-  /** The seq of the row added last (a row judged the exact way after its fast check was added once). */
-  private lastSeq = -1;
 
   constructor(private readonly hasher: PairHasher) {}
 
@@ -953,14 +951,12 @@ class PairBatch {
   /** Adds a row whose prev_hash and hash are 64 characters; false when either is not lowercase hex. */
   add(b: Uint8Array, row: CopyRow, body: Uint8Array): boolean {
     const i = this.rows;
-    if (i > 0 && this.lastSeq === row.seq) return true;
     if (64 * (i + 2) > this.pairs.length) this.grow();
     const pairs = this.pairs;
     if (i === 0 && !decodeHex(b, row.prevHash, pairs, 0, null, 0)) return false;
     writeDigest(pairs, 64 * i + 32, crypto.hash('sha256', body, 'binary'));
     if (!decodeHex(b, row.hash, this.expected, 32 * i, pairs, 64 * (i + 1))) return false;
     this.rows = i + 1;
-    this.lastSeq = row.seq;
     return true;
   }
 
@@ -1024,7 +1020,6 @@ function batchFor(hasher: PairHasher): PairBatch {
   }
   return batch;
 }
-
 
 /**
  * Checks a range of copied rows. With a hasher (by default the native one, where the platform
@@ -1162,7 +1157,8 @@ function fastRow(
   // as latin1 ('binary') strings: node's one-shot hash answers those several times faster than a Buffer.
   // A plain view (a Buffer's subarray costs several times more to make, once per row).
   const body = new Uint8Array(b.buffer, b.byteOffset + row.body, row.bodyEnd - row.body);
-  if (chain.batch !== null) return chain.batch.add(b, row, body) && bodyVouched(b, row, body, scanner, matcher, tenant, prevTime, prevTimeAt, prevTimeEnd);
+  // Added to the batch only once vouched for: a row left to the exact path is added there, once.
+  if (chain.batch !== null) return bodyVouched(b, row, body, scanner, matcher, tenant, prevTime, prevTimeAt, prevTimeEnd) && chain.batch.add(b, row, body);
   const scratch = chain.scratch;
   if (chain.digestOf !== row.seq - 1 && !decodeHex(b, row.prevHash, scratch, 0, null, 0)) return false;
   writeDigest(scratch, 32, crypto.hash('sha256', body, 'binary'));
