@@ -43,43 +43,33 @@ describe('the CLI\'s verify progress', () => {
     return { stream, text: () => text };
   };
 
+  /** Feeds tenant acme's progress from `from` to `total` by `step`, the clock moving `ms` before each update: what the reporter wrote. */
+  const feed = (isTTY: boolean, options: { quietMs?: number; everyMs?: number }, { from, step, total, ms }: { from: number; step: number; total: number; ms: number }) => {
+    const out = capture(isTTY);
+    let t = 0;
+    const progress = verifyProgressReporter(out.stream, { now: () => t, ...options });
+    for (let checked = from; checked <= total; checked += step) {
+      t += ms;
+      progress.update({ tenant: 'acme', checked, total });
+    }
+    progress.stop();
+    return out.text();
+  };
+
   it('prints nothing for a verify shorter than its quiet period, on a terminal or not', () => {
     for (const isTTY of [true, false]) {
-      const out = capture(isTTY);
-      let t = 0;
-      const progress = verifyProgressReporter(out.stream, { now: () => t, quietMs: 1_000, everyMs: 5_000 });
-      for (let checked = 100; checked <= 1_000; checked += 100) {
-        t += 50;
-        progress.update({ tenant: 'acme', checked, total: 1_000 });
-      }
-      progress.stop();
-      expect(out.text(), `isTTY ${isTTY}`).toBe('');
+      expect(feed(isTTY, { quietMs: 1_000, everyMs: 5_000 }, { from: 100, step: 100, total: 1_000, ms: 50 }), `isTTY ${isTTY}`).toBe('');
     }
   });
 
   it('draws a bar on a terminal once the verify runs long, with the tenant and the count', () => {
-    const out = capture(true);
-    let t = 0;
-    const progress = verifyProgressReporter(out.stream, { now: () => t, quietMs: 1_000 });
-    for (let checked = 0; checked <= 200_000; checked += 20_000) {
-      t += 400;
-      progress.update({ tenant: 'acme', checked, total: 200_000 });
-    }
-    progress.stop();
-    expect(out.text()).toMatch(/verify \| acme \|/);
-    expect(out.text()).toMatch(/\/200000 events/);
+    const text = feed(true, { quietMs: 1_000 }, { from: 0, step: 20_000, total: 200_000, ms: 400 });
+    expect(text).toMatch(/verify \| acme \|/);
+    expect(text).toMatch(/\/200000 events/);
   });
 
   it('writes one plain line every few seconds to a log', () => {
-    const out = capture(false);
-    let t = 0;
-    const progress = verifyProgressReporter(out.stream, { now: () => t, everyMs: 5_000 });
-    for (let checked = 10_000; checked <= 100_000; checked += 10_000) {
-      t += 2_000;
-      progress.update({ tenant: 'acme', checked, total: 100_000 });
-    }
-    progress.stop();
-    expect(out.text()).toBe(
+    expect(feed(false, { everyMs: 5_000 }, { from: 10_000, step: 10_000, total: 100_000, ms: 2_000 })).toBe(
       ['verify: tenant acme: 30000 of 100000 events checked', 'verify: tenant acme: 60000 of 100000 events checked', 'verify: tenant acme: 90000 of 100000 events checked', ''].join('\n'),
     );
   });
