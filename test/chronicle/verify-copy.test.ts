@@ -161,7 +161,8 @@ describe('the byte scan against the body before it (a template)', () => {
   it('reads each of a series of bodies of one shape like a full scan, whichever values change from one to the next', () => {
     // Few values per field, so that a field often keeps the value it had in the body before and
     // sometimes does not: the scan compares the values that did not change last time in one go.
-    const body = fc.record({
+    type BodyValues = { seq: number; requestId: string | null; decision: string; device: string; duration: number; time: string; note: string };
+    const body: fc.Arbitrary<BodyValues> = fc.record({
       seq: fc.constantFrom(7, 8, 1234),
       requestId: fc.constantFrom('req-1', 'req-2', 'req-1000', null),
       decision: fc.constantFrom('allowed', 'denied'),
@@ -170,7 +171,7 @@ describe('the byte scan against the body before it (a template)', () => {
       time: fc.constantFrom('2025-01-02T03:04:05.678Z', '2025-01-02T03:04:05.679Z'),
       note: fc.constantFrom('plain', 'plain!', 'a\\"b'),
     });
-    const textOf = ({ seq, requestId, decision, device, duration, time, note }: fc.RecordValue<typeof body>) =>
+    const textOf = ({ seq, requestId, decision, device, duration, time, note }: BodyValues) =>
       canonicalJson(envelope({ ...SAMPLE_DATA.CONNECTOR_INVOKED, decision, duration_ms: duration, note, target: { device_id: device } }, { seq, request_id: requestId, time }));
     fc.assert(
       fc.property(fc.array(body, { minLength: 2, maxLength: 8 }), (bodies) => {
