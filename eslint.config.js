@@ -29,6 +29,8 @@ export default tseslint.config(
         { considerDefaultExhaustiveForUnions: true, requireDefaultForNonUnion: false },
       ],
       '@typescript-eslint/await-thenable': 'error',
+      // One blank line between steps is a paragraph break; more is a gap a reader stops at.
+      'no-multiple-empty-lines': ['error', { max: 1, maxBOF: 0, maxEOF: 0 }],
     },
   },
   {

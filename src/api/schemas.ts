@@ -76,7 +76,6 @@ export const KeyCreateBodySchema = z
 
 export const KeysQuerySchema = z.object({ include_revoked: z.boolean().default(false) }).strict();
 
-
 export const connectionParams = requestJsonSchema(ConnectionParamsSchema);
 export const runParams = requestJsonSchema(RunParamsSchema);
 export const deviceParams = requestJsonSchema(DeviceParamsSchema);
@@ -122,7 +121,6 @@ export const CreatedKeySchema = ApiKeyRecordSchema.extend({
   key: z.string().regex(/^icn_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$/).describe('The key itself. Shown in this answer only; stored as a SHA-256 digest.'),
   revoked_at: z.null(),
 }).strict();
-
 
 export const connectionResponse = serializerJsonSchema(ConnectionSchema);
 export const connectionListResponse = serializerJsonSchema(ConnectionListSchema);

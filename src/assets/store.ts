@@ -110,7 +110,6 @@ export function intuneSource(row: IntuneLiveRow): SourceRow {
   };
 }
 
-
 /** The current snapshot of a connection whose records are live (it exists and is not disabled), else null. */
 export async function liveSnapshotOf(q: Queryable, tenant: string, connectionId: string): Promise<string | null> {
   const { rows } = await q.query<{ id: string | null }>(

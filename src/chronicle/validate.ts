@@ -137,4 +137,3 @@ export function validateAppendInput(input: unknown): ValidationResult {
   if (!envelope.ok) return envelope;
   return validateEventData(raw['type'] as string, raw['data']);
 }
-

@@ -1137,7 +1137,6 @@ function walkCopyChunk(task: CopyChunkTask, batch: PairBatch | null): ChunkResul
   let hashAtHead: string | null = null;
   let passed = 0;
 
-
   for (;;) {
     try {
       if (!reader.next(row)) break;

@@ -578,7 +578,6 @@ async function columnTypesAreCopied(db: Db): Promise<boolean> {
   }
 }
 
-
 /**
  * The range reads besides COPY, in key order like every range verify reads (queryInKeyOrder: see
  * copyBinaryOn in db/copy.ts for the plan they would otherwise get): a failing range read again

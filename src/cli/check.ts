@@ -23,7 +23,6 @@ interface CheckOptions {
   readonly tenant: string;
 }
 
-
 /** The claims to evaluate: --claims as given, or a token carrying --device-id as its deviceid claim. */
 function claimsFrom(options: CheckOptions): Readonly<Record<string, unknown>> {
   if (options.deviceId !== undefined && options.claims !== undefined) throw new UsageError('give --device-id or --claims, not both');

@@ -20,7 +20,6 @@ import type { Queryable } from '../db/index.js';
 import { defined } from '../common/values.js';
 import type { VerifyProgress } from '../chronicle/verify.js';
 
-
 /**
  * Progress of a long verify on stderr: nothing while it is short (a fast verify prints its report
  * alone); after `quietMs`, a bar on a terminal (cleared before the report), else one plain line

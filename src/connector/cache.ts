@@ -376,8 +376,6 @@ export class ComplianceCache<T = DevicePosture> {
     await this.#shared?.invalidateTenant(tenant);
   }
 
-
-
   clear(): void {
     this.#lru?.clear();
   }

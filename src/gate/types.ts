@@ -98,7 +98,6 @@ export type MinOsPlatform = (typeof MIN_OS_PLATFORMS)[number];
 /** partnerReportedThreatState readings that are levels, lowest first (declared with Graph's enum); max_threat_state names one. */
 export { THREAT_LEVELS, type ThreatLevel };
 
-
 /**
  * An accord's posture rules (policy file: require_encryption, min_os_version, allowed_ownership,
  * allowed_management_agents, max_threat_state, require_supervised). Null or false: not limited.

@@ -52,7 +52,6 @@ export interface RunRow {
   error_message: string | null;
 }
 
-
 /** jsonb returns keys in its own order; callers get them in the catalog's (compliant before error, …). */
 function countsInOrder(value: Record<string, number> | string, order: readonly string[]): Record<string, number> {
   const counts = typeof value === 'string' ? (JSON.parse(value) as Record<string, number>) : value;

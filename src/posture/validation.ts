@@ -13,7 +13,6 @@ import { parseTimeBound, TIME_BOUND_RULE } from '../common/time.js';
 const ENTRA_TENANT = /^[A-Za-z0-9.-]{1,253}$/;
 const NO_CONTROL_CHARS = /^[^\p{Cc}]*$/u;
 
-
 export function assertTenant(tenant: unknown): asserts tenant is string {
   if (typeof tenant !== 'string' || !isTenant(tenant)) {
     throw new PostureInputError('invalid_tenant', 'tenant', 'tenant must be 1 to 64 letters, digits, dots, dashes or underscores');

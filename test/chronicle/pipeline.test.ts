@@ -172,5 +172,4 @@ describe.skipIf(!pgAvailable())('chronicle pipelined group commit [postgres]', (
     ]);
   });
 
-
 });

@@ -10,7 +10,6 @@ import { samplePosture } from '../helpers/posture.js';
 
 const posture = (id: string): DevicePosture => samplePosture({ device_id: id, os_version: '14.6', model: null, manufacturer: null });
 
-
 function setup(options: { ttlMs: number; staleMaxMs?: number; notFoundTtlMs?: number; maxEntries?: number }) {
   let now = 1_000_000;
   const cache = new ComplianceCache({ maxEntries: options.maxEntries ?? 100, staleMaxMs: options.staleMaxMs ?? 0, ttlMs: options.ttlMs, now: () => now, ...(options.notFoundTtlMs !== undefined ? { notFoundTtlMs: options.notFoundTtlMs } : {}) });
