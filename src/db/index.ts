@@ -19,7 +19,7 @@ import { MIGRATIONS } from './migrations/index.js';
 import { acquireDirLock, liveLockHolder, type DirLock } from './lock.js';
 import { createSessionGate, shareOverSocket, socketPath, SOCKET_PORT, type SessionGate, type SharedSocket } from './share.js';
 import { DbError } from './errors.js';
-import { KEY_ORDER, clientConfig, copyBinaryOn } from './copy.js';
+import { KEY_ORDER, clientConfig, copyBinaryOn, copyOutOfMessages, simpleQueryMessage } from './copy.js';
 import type { Db, Queryable, QueryResult, ReaderConnection } from './types.js';
 import { defined } from '../common/values.js';
 
@@ -288,15 +288,15 @@ export async function openPGlite(options: PGliteOptions): Promise<Db> {
           fn({ query: async <R>(sql: string, params: readonly unknown[] = []) => normalise<R>(await tx.query(sql, params as unknown[])) }),
         ),
       ),
-    // Sorting discouraged for the statement, as over PostgreSQL (see copyBinaryOn).
+    // Sorting discouraged for the statement, as over PostgreSQL (see copyBinaryOn). COPY TO STDOUT
+    // as raw protocol messages, in a turn of its own (execProtocolRaw takes no lock itself): a
+    // quarter or more cheaper than COPY to '/dev/blob', whose file grows in the WASM heap row by row
+    // and is then read back through a Blob.
     copyBinary: (query: string) =>
       guard(() =>
-        db.transaction(async (tx) => {
-          await tx.query(KEY_ORDER);
-          const result = await tx.query(`COPY (${query}) TO '/dev/blob' (FORMAT binary)`);
-          if (result.blob === undefined) throw new Error('the embedded database answered no COPY data');
-          return Buffer.from(await result.blob.arrayBuffer());
-        }),
+        db.runExclusive(async () =>
+          copyOutOfMessages(await db.execProtocolRaw(simpleQueryMessage(`${KEY_ORDER}; COPY (${query}) TO STDOUT (FORMAT binary)`), { syncToFs: false })),
+        ),
       ),
     async close() {
       try {

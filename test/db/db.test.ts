@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { copyOutOfMessages } from '../../src/db/copy.js';
 import { DbError, openDatabase, openPGlite, openPostgres, type Db } from '../../src/db/index.js';
 import { runMigrations, type Migration } from '../../src/db/migrate.js';
 import { forEachDatabase, type TestDatabase } from '../helpers/db.js';
@@ -60,6 +61,22 @@ forEachDatabase('db interface', (create) => {
     expect((await db.query<{ v: number }>('SELECT v FROM m1')).rows).toEqual([{ v: 42 }]);
   });
 
+  it('copies a query out as binary COPY bytes, and answers a copy it refuses with the database\'s error and code', async () => {
+    tdb = await create();
+    db = await tdb.open();
+    const copy = db.copyBinary?.bind(db);
+    if (copy === undefined) throw new Error('both drivers copy');
+    const bytes = await copy("SELECT n::bigint, repeat('é', n) FROM generate_series(1, 3) AS n ORDER BY n");
+    // The signature, flags and header extension, three rows of two fields, and the -1 trailer.
+    expect(bytes.subarray(0, 11).toString('latin1')).toBe('PGCOPY\n\xff\r\n\0');
+    expect(bytes.length).toBe(19 + 3 * (2 + 4 + 8 + 4) + 2 * (1 + 2 + 3) + 2);
+    expect(bytes.readInt16BE(bytes.length - 2)).toBe(-1);
+    await expect(copy('SELECT no_such_column')).rejects.toMatchObject({ code: '42703', message: expect.stringMatching(/no_such_column/) });
+    // The connection is as it was: the next statement and the next copy answer.
+    expect((await db.query<{ v: number }>('SELECT 1 AS v')).rows).toEqual([{ v: 1 }]);
+    expect((await copy('SELECT 1::bigint')).length).toBe(19 + 2 + 4 + 8 + 2);
+  });
+
   it('rolls back a failing migration whole and names it', async () => {
     tdb = await create();
     db = await tdb.open();
@@ -70,6 +87,30 @@ forEachDatabase('db interface', (create) => {
     await expect(runMigrations(db, migrations)).rejects.toThrow(/migration 9102 \(bad\) failed/);
     const { rows } = await db.query<{ n: number }>("SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'm2'");
     expect(rows[0]?.n).toBe(0);
+  });
+});
+
+describe('COPY out of raw protocol messages (the embedded database\'s answer)', () => {
+  const message = (code: string, payload: Buffer) => {
+    const header = Buffer.alloc(5);
+    header[0] = code.charCodeAt(0);
+    header.writeInt32BE(4 + payload.length, 1);
+    return Buffer.concat([header, payload]);
+  };
+  const copyOut = message('H', Buffer.from([0, 0, 0]));
+  const ready = message('Z', Buffer.from('I'));
+
+  it('joins the CopyData payloads and skips every other message', () => {
+    const raw = Buffer.concat([message('S', Buffer.from('a\0b\0')), copyOut, message('d', Buffer.from('ab')), message('d', Buffer.from('cde')), message('c', Buffer.alloc(0)), message('C', Buffer.from('COPY 2\0')), ready]);
+    expect(copyOutOfMessages(raw).toString()).toBe('abcde');
+  });
+
+  it('throws an ErrorResponse with its message and SQLSTATE, and refuses an answer cut short or without a copy', () => {
+    const error = message('E', Buffer.from('SERROR\0C42703\0Mcolumn "x" does not exist\0\0'));
+    expect(() => copyOutOfMessages(Buffer.concat([error, ready]))).toThrow(expect.objectContaining({ code: '42703', message: 'column "x" does not exist' }));
+    const whole = Buffer.concat([copyOut, message('d', Buffer.from('abc')), ready]);
+    for (const cut of [whole.length - 1, copyOut.length + 3, copyOut.length + 7]) expect(() => copyOutOfMessages(whole.subarray(0, cut)), `cut at ${cut}`).toThrow(/ends inside/);
+    expect(() => copyOutOfMessages(Buffer.concat([message('C', Buffer.from('SELECT 1\0')), ready]))).toThrow(/no COPY data/);
   });
 });
 
