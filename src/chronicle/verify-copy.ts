@@ -1180,7 +1180,7 @@ function walkCopyChunk(task: CopyChunkTask, batch: PairBatch | null): ChunkResul
       checkpointChecks.push(...exact.checkpointChecks);
       hashAtHead ??= exact.hashAtHead;
       if (exact.failure !== null) return { passed, lastPassedSeq: prevSeq, failure: exact.failure, checkpointChecks, hashAtHead };
-      if (batch !== null && !batch.add(matcher.viewOf(b), row, new Uint8Array(b.buffer, b.byteOffset + row.body, row.bodyEnd - row.body))) {
+      if (batch !== null && !batch.add(matcher.viewOf(text), row, new Uint8Array(chain.memory, chain.base + row.body, row.bodyEnd - row.body))) {
         return { passed, lastPassedSeq: prevSeq, failure: { seq, reason: 'hash_mismatch', detail: 'a hash is not lowercase hex (checked again row by row)' }, checkpointChecks, hashAtHead };
       }
       const time = (JSON.parse(body) as { time: string }).time;
