@@ -123,7 +123,8 @@ export function copyOutOfMessages(raw: Uint8Array): Buffer {
   const b = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
   let size = 0;
   let copied = false;
-  for (let p = 0; p + 5 <= b.length; p += 1 + b.readInt32BE(p + 1)) if (b[p] === 0x64) size += b.readInt32BE(p + 1) - 4;
+  // Sized first (a length under 4 stops the sizing; the pass below refuses it).
+  for (let p = 0, length = 0; p + 5 <= b.length && (length = b.readInt32BE(p + 1)) >= 4; p += 1 + length) if (b[p] === 0x64) size += length - 4;
   const out = Buffer.allocUnsafeSlow(size);
   let at = 0;
   let p = 0;

@@ -110,6 +110,12 @@ describe('COPY out of raw protocol messages (the embedded database\'s answer)', 
     expect(() => copyOutOfMessages(Buffer.concat([error, ready]))).toThrow(expect.objectContaining({ code: '42703', message: 'column "x" does not exist' }));
     const whole = Buffer.concat([copyOut, message('d', Buffer.from('abc')), ready]);
     for (const cut of [whole.length - 1, copyOut.length + 3, copyOut.length + 7]) expect(() => copyOutOfMessages(whole.subarray(0, cut)), `cut at ${cut}`).toThrow(/ends inside/);
+    // A length that cannot be a message's (under 4, negative) is refused, not looped on.
+    for (const length of [-1, 0, 3]) {
+      const bad = Buffer.concat([copyOut, message('d', Buffer.from('abc'))]);
+      bad.writeInt32BE(length, copyOut.length + 1);
+      expect(() => copyOutOfMessages(bad), `length ${length}`).toThrow(/ends inside/);
+    }
     expect(() => copyOutOfMessages(Buffer.concat([message('C', Buffer.from('SELECT 1\0')), ready]))).toThrow(/no COPY data/);
   });
 });
