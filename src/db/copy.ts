@@ -6,13 +6,46 @@ import pg from 'pg';
 import type { ReaderConnection } from './types.js';
 
 /**
+ * Bytes appended as they arrive, into one buffer that doubles when full (at least 1 MiB). The
+ * chunks are copied at once: node-postgres's parser and the embedded database both reuse the
+ * memory they hand over.
+ */
+export class ByteSink {
+  private data: Buffer;
+  private size = 0;
+
+  constructor(into?: Buffer) {
+    this.data = into ?? Buffer.allocUnsafeSlow(1 << 20);
+  }
+
+  get length(): number {
+    return this.size;
+  }
+
+  append(chunk: Uint8Array): void {
+    if (this.size + chunk.length > this.data.length) {
+      let size = Math.max(1 << 20, this.data.length * 2);
+      while (size < this.size + chunk.length) size *= 2;
+      const grown = Buffer.allocUnsafeSlow(size);
+      this.data.copy(grown, 0, 0, this.size);
+      this.data = grown;
+    }
+    this.data.set(chunk, this.size);
+    this.size += chunk.length;
+  }
+
+  /** What was appended (a view, valid until the next append). */
+  bytes(): Buffer {
+    return this.data.subarray(0, this.size);
+  }
+}
+
+/**
  * `COPY ... TO STDOUT` as a node-postgres submittable: each CopyData message's bytes are appended
- * to one growing buffer as they arrive (the protocol parser reuses its own buffer, so they are
- * copied at once), and no row object or string is ever made.
+ * to one growing buffer as they arrive, and no row object or string is ever made.
  */
 class CopyOutQuery {
-  private data: Buffer;
-  private length = 0;
+  private readonly sink: ByteSink;
   /** Where the last two CopyData messages started. */
   private lastAt = -1;
   private beforeLastAt = -1;
@@ -25,7 +58,7 @@ class CopyOutQuery {
     readonly text: string,
     into?: Buffer,
   ) {
-    this.data = into ?? Buffer.allocUnsafeSlow(1 << 20);
+    this.sink = new ByteSink(into);
     this.done = new Promise<Buffer>((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
@@ -37,18 +70,9 @@ class CopyOutQuery {
   }
 
   handleCopyData(message: { chunk: Buffer }): void {
-    const chunk = message.chunk;
-    if (this.length + chunk.length > this.data.length) {
-      let size = Math.max(1 << 20, this.data.length * 2);
-      while (size < this.length + chunk.length) size *= 2;
-      const grown = Buffer.allocUnsafeSlow(size);
-      this.data.copy(grown, 0, 0, this.length);
-      this.data = grown;
-    }
-    this.data.set(chunk, this.length);
     this.beforeLastAt = this.lastAt;
-    this.lastAt = this.length;
-    this.length += chunk.length;
+    this.lastAt = this.sink.length;
+    this.sink.append(message.chunk);
   }
 
   handleError(err: unknown): void {
@@ -60,7 +84,7 @@ class CopyOutQuery {
   handleReadyForQuery(): void {
     if (this.settled) return;
     this.settled = true;
-    this.resolve(this.data.subarray(0, this.length));
+    this.resolve(this.sink.bytes());
   }
 
   /** The offset of the message before the last one (-1: fewer than two). */
