@@ -127,67 +127,6 @@ export async function copyBinaryOn(client: pg.ClientBase, query: string, into?: 
   return bytes;
 }
 
-/** The simple-query ('Q') protocol message running `sql`. */
-export function simpleQueryMessage(sql: string): Uint8Array {
-  const text = Buffer.from(`${sql}\0`, 'utf8');
-  const message = Buffer.alloc(5 + text.length);
-  message[0] = 0x51;
-  message.writeInt32BE(4 + text.length, 1);
-  text.copy(message, 5);
-  return message;
-}
-
-/**
- * The copy data of a backend's answer to `COPY ... TO STDOUT` given as raw protocol messages (what
- * the embedded database's execProtocolRaw returns): the CopyData payloads joined, other messages
- * skipped. An ErrorResponse is thrown as an Error carrying its SQLSTATE as `code`, and an answer
- * cut short, or one with no copy in it, is an error too.
- */
-export function copyOutOfMessages(raw: Uint8Array): Buffer {
-  const b = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
-  let size = 0;
-  let copied = false;
-  // Sized first (a length under 4 stops the sizing; the pass below refuses it).
-  for (let p = 0, length = 0; p + 5 <= b.length && (length = b.readInt32BE(p + 1)) >= 4; p += 1 + length) if (b[p] === 0x64) size += length - 4;
-  const out = Buffer.allocUnsafeSlow(size);
-  let at = 0;
-  let p = 0;
-  while (p < b.length) {
-    if (p + 5 > b.length) throw new Error('the COPY answer ends inside a message header');
-    const code = b[p] as number;
-    const length = b.readInt32BE(p + 1);
-    const end = p + 1 + length;
-    if (length < 4 || end > b.length) throw new Error('the COPY answer ends inside a message');
-    if (code === 0x64) {
-      b.copy(out, at, p + 5, end); // CopyData
-      at += end - p - 5;
-    } else if (code === 0x48) {
-      copied = true; // CopyOutResponse
-    } else if (code === 0x45) {
-      throw errorResponse(b.subarray(p + 5, end));
-    }
-    p = end;
-  }
-  if (!copied) throw new Error('the statement answered no COPY data');
-  return out;
-}
-
-/** An ErrorResponse's fields as an Error: its message (M), with its SQLSTATE (C) as `code`. */
-function errorResponse(fields: Buffer): Error & { code?: string } {
-  const values = new Map<string, string>();
-  let p = 0;
-  while (p < fields.length && fields[p] !== 0) {
-    const end = fields.indexOf(0, p + 1);
-    if (end < 0) break;
-    values.set(String.fromCharCode(fields[p] as number), fields.toString('utf8', p + 1, end));
-    p = end + 1;
-  }
-  const err: Error & { code?: string } = new Error(values.get('M') ?? 'the database answered an error');
-  const code = values.get('C');
-  if (code !== undefined) err.code = code;
-  return err;
-}
-
 /** node-postgres's settings for a connection as a ReaderConnection describes it (the pool's and a reader's alike). */
 export function clientConfig(connection: ReaderConnection): pg.ClientConfig {
   return {

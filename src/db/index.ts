@@ -19,7 +19,7 @@ import { MIGRATIONS } from './migrations/index.js';
 import { acquireDirLock, liveLockHolder, type DirLock } from './lock.js';
 import { createSessionGate, shareOverSocket, socketPath, SOCKET_PORT, type SessionGate, type SharedSocket } from './share.js';
 import { DbError } from './errors.js';
-import { ByteSink, KEY_ORDER, clientConfig, copyBinaryOn, copyOutOfMessages, simpleQueryMessage } from './copy.js';
+import { KEY_ORDER, clientConfig, copyBinaryOn } from './copy.js';
 import type { Db, Queryable, QueryResult, ReaderConnection } from './types.js';
 import { defined } from '../common/values.js';
 
@@ -225,7 +225,7 @@ export interface PGliteOptions {
 }
 
 export async function openPGlite(options: PGliteOptions): Promise<Db> {
-  const { PGlite } = await import('@electric-sql/pglite');
+  const [{ PGlite }, { copyBinaryEmbedded }] = await Promise.all([import('@electric-sql/pglite'), import('./embedded-copy.js')]);
   const inMemory = options.dataDir.startsWith('memory://');
   let lock: DirLock | undefined;
   if (!inMemory) {
@@ -288,20 +288,7 @@ export async function openPGlite(options: PGliteOptions): Promise<Db> {
           fn({ query: async <R>(sql: string, params: readonly unknown[] = []) => normalise<R>(await tx.query(sql, params as unknown[])) }),
         ),
       ),
-    // Sorting discouraged for the statement, as over PostgreSQL (see copyBinaryOn). COPY TO STDOUT
-    // as raw protocol messages streamed out of the WASM heap, in a turn of its own (the protocol
-    // calls take no lock themselves): streamed, PGlite hands the bytes over without parsing each
-    // message itself, half the time of execProtocolRaw and under half that of COPY to '/dev/blob'
-    // (a file grown in the WASM heap row by row, then read back through a Blob).
-    copyBinary: (query: string) =>
-      guard(() =>
-        db.runExclusive(async () => {
-          const answer = new ByteSink();
-          const message = simpleQueryMessage(`${KEY_ORDER}; COPY (${query}) TO STDOUT (FORMAT binary)`);
-          await db.execProtocolRawStream(message, { syncToFs: false, onRawData: (chunk) => answer.append(chunk) });
-          return copyOutOfMessages(answer.bytes());
-        }),
-      ),
+    copyBinary: (query: string) => guard(() => copyBinaryEmbedded(db, query)),
     async close() {
       try {
         await shared?.close();

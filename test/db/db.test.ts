@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { copyOutOfMessages } from '../../src/db/copy.js';
+import { copyOutOfAnswer } from '../../src/db/embedded-copy.js';
 import { DbError, openDatabase, openPGlite, openPostgres, type Db } from '../../src/db/index.js';
 import { runMigrations, type Migration } from '../../src/db/migrate.js';
 import { forEachDatabase, type TestDatabase } from '../helpers/db.js';
@@ -90,7 +90,7 @@ forEachDatabase('db interface', (create) => {
   });
 });
 
-describe('COPY out of raw protocol messages (the embedded database\'s answer)', () => {
+describe('COPY out of raw protocol messages (the embedded database\'s answer, joined in place)', () => {
   const message = (code: string, payload: Buffer) => {
     const header = Buffer.alloc(5);
     header[0] = code.charCodeAt(0);
@@ -102,21 +102,21 @@ describe('COPY out of raw protocol messages (the embedded database\'s answer)', 
 
   it('joins the CopyData payloads and skips every other message', () => {
     const raw = Buffer.concat([message('S', Buffer.from('a\0b\0')), copyOut, message('d', Buffer.from('ab')), message('d', Buffer.from('cde')), message('c', Buffer.alloc(0)), message('C', Buffer.from('COPY 2\0')), ready]);
-    expect(copyOutOfMessages(raw).toString()).toBe('abcde');
+    expect(copyOutOfAnswer(raw).toString()).toBe('abcde');
   });
 
   it('throws an ErrorResponse with its message and SQLSTATE, and refuses an answer cut short or without a copy', () => {
     const error = message('E', Buffer.from('SERROR\0C42703\0Mcolumn "x" does not exist\0\0'));
-    expect(() => copyOutOfMessages(Buffer.concat([error, ready]))).toThrow(expect.objectContaining({ code: '42703', message: 'column "x" does not exist' }));
+    expect(() => copyOutOfAnswer(Buffer.concat([error, ready]))).toThrow(expect.objectContaining({ code: '42703', message: 'column "x" does not exist' }));
     const whole = Buffer.concat([copyOut, message('d', Buffer.from('abc')), ready]);
-    for (const cut of [whole.length - 1, copyOut.length + 3, copyOut.length + 7]) expect(() => copyOutOfMessages(whole.subarray(0, cut)), `cut at ${cut}`).toThrow(/ends inside/);
+    for (const cut of [whole.length - 1, copyOut.length + 3, copyOut.length + 7]) expect(() => copyOutOfAnswer(Buffer.from(whole.subarray(0, cut))), `cut at ${cut}`).toThrow(/ends inside/);
     // A length that cannot be a message's (under 4, negative) is refused, not looped on.
     for (const length of [-1, 0, 3]) {
       const bad = Buffer.concat([copyOut, message('d', Buffer.from('abc'))]);
       bad.writeInt32BE(length, copyOut.length + 1);
-      expect(() => copyOutOfMessages(bad), `length ${length}`).toThrow(/ends inside/);
+      expect(() => copyOutOfAnswer(bad), `length ${length}`).toThrow(/ends inside/);
     }
-    expect(() => copyOutOfMessages(Buffer.concat([message('C', Buffer.from('SELECT 1\0')), ready]))).toThrow(/no COPY data/);
+    expect(() => copyOutOfAnswer(Buffer.concat([message('C', Buffer.from('SELECT 1\0')), ready]))).toThrow(/no COPY data/);
   });
 });
 
