@@ -382,39 +382,20 @@ class ByteScanner {
       // scan when it is captured (seq), and otherwise the byte after it (a literal) ends it.
       const isString = holeString[h] === 1;
       if (isString || slot < 0) {
-        // Holes that held the template's values in the last body: the whole stretch up to the end of
-        // the last of them compared at once, and the captured ones among them placed as in the template.
-        if (runs && asIs[h] === 1) {
-          let r = h + 1;
-          while (r < count && asIs[r] === 1 && (holeString[r] === 1 || (holeSlot[r] as number) < 0)) r++;
-          if (r > h + 1) {
-            const runEnd = holeEnd[r - 1] as number;
-            if (p + runEnd - t <= to && this.same(p, t, runEnd - t)) {
-              const shift = p - t;
-              for (let k = h; k < r; k++) {
-                const s = holeSlot[k] as number;
-                if (s < 0) continue;
-                this.start[s] = (holeStart[k] as number) + shift + 1;
-                this.end[s] = (holeEnd[k] as number) + shift - 1;
-                this.ascii[s] = 1;
-              }
-              p += runEnd - t;
-              t = runEnd;
-              h = r - 1;
-              continue;
-            }
-            runs = false;
-          }
+        // Holes that held the template's values in the last body are tried together first: the
+        // whole stretch up to the end of the last of them compared at once.
+        let r = h + 1;
+        if (runs && asIs[h] === 1) while (r < count && asIs[r] === 1 && (holeString[r] === 1 || (holeSlot[r] as number) < 0)) r++;
+        if (r > h + 1 && !this.asTemplate(template, h, r, p, t, to)) {
+          runs = false;
+          r = h + 1;
         }
-        if (p + he - t <= to && this.same(p, t, he - t)) {
+        if (r > h + 1 || this.asTemplate(template, h, r, p, t, to)) {
           asIs[h] = 1;
-          if (slot >= 0) {
-            this.start[slot] = p + hs - t + 1;
-            this.end[slot] = p + he - t - 1;
-            this.ascii[slot] = 1;
-          }
-          p += he - t;
-          t = he;
+          const end = holeEnd[r - 1] as number;
+          p += end - t;
+          t = end;
+          h = r - 1;
           continue;
         }
       }
@@ -444,6 +425,24 @@ class ByteScanner {
     }
     const literal = template.end - t;
     return p + literal === to && this.same(p, t, literal);
+  }
+
+  /**
+   * Whether the body at p holds the template's bytes from t to the end of hole r - 1, holes h to
+   * r - 1 with the template's own values; if so, the captured ones among them are placed there.
+   */
+  private asTemplate(template: Template, h: number, r: number, p: number, t: number, to: number): boolean {
+    const end = template.holeEnd[r - 1] as number;
+    if (p + end - t > to || !this.same(p, t, end - t)) return false;
+    const shift = p - t;
+    for (let k = h; k < r; k++) {
+      const slot = template.holeSlot[k] as number;
+      if (slot < 0) continue;
+      this.start[slot] = (template.holeStart[k] as number) + shift + 1;
+      this.end[slot] = (template.holeEnd[k] as number) + shift - 1;
+      this.ascii[slot] = 1;
+    }
+    return true;
   }
 
   /** Whether b[p, p+n) and b[t, t+n) are the same bytes, four at a time. */
