@@ -48,6 +48,11 @@ const TEXT_OID = 25;
 const SIGNATURE = [0x50, 0x47, 0x43, 0x4f, 0x50, 0x59, 0x0a, 0xff, 0x0d, 0x0a, 0x00]; // PGCOPY\n\377\r\n\0
 const HASH_HEX_LENGTH = 64;
 
+/** A DataView over exactly b's bytes. */
+function viewOf(b: Uint8Array): DataView {
+  return new DataView(b.buffer, b.byteOffset, b.byteLength);
+}
+
 /** Offsets of one row's fields in the copy buffer (start, end; -1 for NULL). */
 class CopyRow {
   seq = 0;
@@ -70,7 +75,7 @@ class CopyReader {
   private readonly view: DataView;
 
   constructor(private readonly b: Uint8Array) {
-    this.view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    this.view = viewOf(b);
     if (b.length < 19) throw new Error('not a binary COPY');
     for (let i = 0; i < SIGNATURE.length; i++) if (b[i] !== SIGNATURE[i]) throw new Error('not a binary COPY');
     const extension = this.view.getInt32(15);
@@ -308,7 +313,7 @@ class ByteScanner {
   scan(b: Uint8Array, from: number, to: number, body: Uint8Array): boolean {
     if (this.b !== b) {
       this.forgetTemplates(); // a template is a body in the buffer it came from
-      this.view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+      this.view = viewOf(b);
     }
     this.b = b;
     this.start.fill(-1);
@@ -724,7 +729,7 @@ class ColumnMatcher {
   viewOf(b: Uint8Array): DataView {
     if (this.view.b !== b) {
       this.view.b = b;
-      this.view.dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+      this.view.dv = viewOf(b);
     }
     return this.view.dv;
   }
@@ -965,7 +970,7 @@ function notBefore(b: Uint8Array, a0: number, a1: number, c: Uint8Array, x0: num
  */
 class ChainBytes {
   readonly scratch = Buffer.alloc(64);
-  readonly scratchView = new DataView(this.scratch.buffer, this.scratch.byteOffset, 64);
+  readonly scratchView = viewOf(this.scratch);
   digestOf = -1;
 
   /**
@@ -1037,10 +1042,6 @@ class PairBatch {
     this.expectedView = viewOf(expected);
     this.digests = Buffer.alloc(32 * rows);
   }
-}
-
-function viewOf(b: Uint8Array): DataView {
-  return new DataView(b.buffer, b.byteOffset, b.byteLength);
 }
 
 /** Writes a digest given as latin1 ('binary') text into out[at, at + 32): its code units as bytes, four to a store (cheaper than Buffer#write for 32 of them). */
