@@ -9,7 +9,7 @@
  * order would have read last before the range (ranges cover seq 1 to the end without a gap).
  */
 import type pg from 'pg';
-import { copyBinaryOn, readerClient } from '../db/copy.js';
+import { copyBinaryOn, readerClient, type CopyDemux } from '../db/copy.js';
 import type { ReaderConnection } from '../db/types.js';
 import { BEFORE_CHAIN, type CheckpointRef, type ChunkResult, type PreviousRow } from './verify-core.js';
 import { checkCopyChunk, lastCopyRow } from './verify-copy.js';
@@ -97,7 +97,7 @@ export function samePrevious(a: PreviousRow, b: PreviousRow): boolean {
 export class RangeReader {
   private readonly queue: Array<{ task: ReadTask; resolve: (result: ReadResult) => void }> = [];
   private readonly buffers: Buffer[] = [];
-  private client: { key: string; client: pg.Client } | undefined;
+  private client: { key: string; client: pg.Client; demux: CopyDemux | undefined } | undefined;
   private connecting: Promise<void> | undefined;
   /** Statements of a range are on the connection. */
   private sending = false;
@@ -136,15 +136,16 @@ export class RangeReader {
   private pump(): void {
     const next = this.queue[0];
     if (this.sending || next === undefined) return;
-    const client = this.connected(next.task.connection);
-    if (client === undefined) return;
+    const open = this.connected(next.task.connection);
+    if (open === undefined) return;
+    const { client, demux } = open;
     this.queue.shift();
     this.sending = true;
     const { task, resolve } = next;
     const into = this.buffers.pop();
     const framing = { lastRowAt: -1 };
     const before = task.after === 0 ? Promise.resolve(null) : client.query<{ seq: string | number; hash: string; body: string }>(PREVIOUS_ROW_SQL, [task.tenant, task.after]);
-    const copying = copyBinaryOn(client, copyRangeSql(task.tenant, task.after, task.end), into, framing);
+    const copying = copyBinaryOn(client, copyRangeSql(task.tenant, task.after, task.end), into, framing, demux);
     Promise.all([before, copying]).then(
       ([found, bytes]) => {
         this.sending = false;
@@ -170,12 +171,12 @@ export class RangeReader {
   }
 
   /** The connected client for `connection`; undefined while one connects (pump runs again once it has). */
-  private connected(connection: ReaderConnection): pg.Client | undefined {
+  private connected(connection: ReaderConnection): { client: pg.Client; demux: CopyDemux | undefined } | undefined {
     const key = JSON.stringify(connection);
-    if (this.client !== undefined && this.client.key === key) return this.client.client;
+    if (this.client !== undefined && this.client.key === key) return this.client;
     if (this.connecting !== undefined) return undefined;
     void this.close();
-    const client = readerClient(connection);
+    const { client, demux } = readerClient(connection);
     // A server that goes away between ranges: the client is dropped, the next range opens another.
     client.on('error', () => {
       if (this.client?.client === client) this.client = undefined;
@@ -183,7 +184,7 @@ export class RangeReader {
     this.connecting = client.connect().then(
       () => {
         this.connecting = undefined;
-        this.client = { key, client };
+        this.client = { key, client, demux };
         this.pump();
       },
       (err: unknown) => {

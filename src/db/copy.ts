@@ -2,6 +2,7 @@
  * Binary COPY out over a node-postgres connection, and the plain description of a connection that
  * another thread of this process can open to the same database (a worker reading on its own).
  */
+import net from 'node:net';
 import pg from 'pg';
 import type { ReaderConnection } from './types.js';
 
@@ -23,15 +24,24 @@ export class ByteSink {
   }
 
   append(chunk: Uint8Array): void {
-    if (this.size + chunk.length > this.data.length) {
-      let size = Math.max(1 << 20, this.data.length * 2);
-      while (size < this.size + chunk.length) size *= 2;
-      const grown = Buffer.allocUnsafeSlow(size);
-      this.data.copy(grown, 0, 0, this.size);
-      this.data = grown;
-    }
+    this.reserve(chunk.length);
     this.data.set(chunk, this.size);
     this.size += chunk.length;
+  }
+
+  /** Appends `from[start, end)` (no view of it made). */
+  appendRange(from: Buffer, start: number, end: number): void {
+    this.reserve(end - start);
+    this.size += from.copy(this.data, this.size, start, end);
+  }
+
+  private reserve(more: number): void {
+    if (this.size + more <= this.data.length) return;
+    let size = Math.max(1 << 20, this.data.length * 2);
+    while (size < this.size + more) size *= 2;
+    const grown = Buffer.allocUnsafeSlow(size);
+    this.data.copy(grown, 0, 0, this.size);
+    this.data = grown;
   }
 
   /** What was appended (a view, valid until the next append). */
@@ -42,10 +52,12 @@ export class ByteSink {
 
 /**
  * `COPY ... TO STDOUT` as a node-postgres submittable: each CopyData message's bytes are appended
- * to one growing buffer as they arrive, and no row object or string is ever made.
+ * to one growing buffer as they arrive, and no row object or string is ever made. Over a
+ * CopyDemux's socket the messages never reach node-postgres: the demux hands them over itself.
  */
-class CopyOutQuery {
+class CopyOutQuery implements CopyTarget {
   private readonly sink: ByteSink;
+  private readonly demux: CopyDemux | undefined;
   /** Where the last two CopyData messages started. */
   private lastAt = -1;
   private beforeLastAt = -1;
@@ -57,8 +69,10 @@ class CopyOutQuery {
   constructor(
     readonly text: string,
     into?: Buffer,
+    demux?: CopyDemux,
   ) {
     this.sink = new ByteSink(into);
+    this.demux = demux;
     this.done = new Promise<Buffer>((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
@@ -66,22 +80,40 @@ class CopyOutQuery {
   }
 
   submit(connection: { query(text: string): void }): void {
+    // Every byte the server sends from here on answers this statement: its CopyData can go
+    // straight to the sink.
+    if (this.demux !== undefined) this.demux.target = this;
     connection.query(this.text);
   }
 
   handleCopyData(message: { chunk: Buffer }): void {
-    this.beforeLastAt = this.lastAt;
-    this.lastAt = this.sink.length;
+    this.beginCopyData();
     this.sink.append(message.chunk);
   }
 
+  /** A CopyData message starts (its payload follows through appendCopyData). */
+  beginCopyData(): void {
+    this.beforeLastAt = this.lastAt;
+    this.lastAt = this.sink.length;
+  }
+
+  appendCopyData(from: Buffer, start: number, end: number): void {
+    this.sink.appendRange(from, start, end);
+  }
+
+  private release(): void {
+    if (this.demux?.target === this) this.demux.target = undefined;
+  }
+
   handleError(err: unknown): void {
+    this.release();
     if (this.settled) return;
     this.settled = true;
     this.reject(err);
   }
 
   handleReadyForQuery(): void {
+    this.release();
     if (this.settled) return;
     this.settled = true;
     this.resolve(this.sink.bytes());
@@ -119,8 +151,14 @@ export const KEY_ORDER = 'SET LOCAL enable_sort = off';
  * planner like random reads, and it gathers a range with a bitmap scan and sorts it, spilling to
  * disk past work_mem: more than twice the server's work per row, measured on verify's ranges.
  */
-export async function copyBinaryOn(client: pg.ClientBase, query: string, into?: Buffer, framing?: { lastRowAt: number }): Promise<Buffer> {
-  const copy = new CopyOutQuery(`${KEY_ORDER}; COPY (${query}) TO STDOUT (FORMAT binary)`, into);
+export async function copyBinaryOn(
+  client: pg.ClientBase,
+  query: string,
+  into?: Buffer,
+  framing?: { lastRowAt: number },
+  demux?: CopyDemux,
+): Promise<Buffer> {
+  const copy = new CopyOutQuery(`${KEY_ORDER}; COPY (${query}) TO STDOUT (FORMAT binary)`, into, demux);
   void client.query(copy as unknown as pg.QueryConfig);
   const bytes = await copy.done;
   if (framing !== undefined) framing.lastRowAt = copy.beforeLastMessageAt;
@@ -137,7 +175,138 @@ export function clientConfig(connection: ReaderConnection): pg.ClientConfig {
   };
 }
 
-/** A client of its own on the database a ReaderConnection describes (not connected yet). */
-export function readerClient(connection: ReaderConnection): pg.Client {
-  return new pg.Client(clientConfig(connection));
+/**
+ * A client of its own on the database a ReaderConnection describes (not connected yet), and, when
+ * the connection is not TLS, the CopyDemux its copies should go through (copyBinaryOn's demux).
+ */
+export function readerClient(connection: ReaderConnection): { readonly client: pg.Client; readonly demux: CopyDemux | undefined } {
+  let demux: CopyDemux | undefined;
+  // node-postgres calls this as the client is made, with the TLS settings it parsed from the
+  // connection string (its type declarations omit the argument). TLS is layered on the socket's
+  // own reads, which a CopyDemux takes over: a TLS connection gets the plain socket pg would make.
+  const stream = (config: { ssl?: unknown }): net.Socket => {
+    if (config.ssl !== undefined && config.ssl !== false) return new net.Socket();
+    demux = new CopyDemux();
+    return demux.socket;
+  };
+  const client = new pg.Client({ ...clientConfig(connection), stream: stream as unknown as () => net.Socket });
+  return { client, demux };
+}
+
+/** Bytes a CopyDemux reads into at once (Node reads a TCP socket 64 KiB at a time). */
+const READ_BUFFER_BYTES = 64 * 1024;
+const COPY_DATA = 0x64; // 'd'
+
+/** Where a CopyDemux puts a copy's rows: each CopyData message's start, then its payload in one or more pieces. */
+export interface CopyTarget {
+  beginCopyData(): void;
+  appendCopyData(from: Buffer, start: number, end: number): void;
+}
+
+/**
+ * A plain TCP socket for node-postgres that takes a copy's rows off the wire itself. It reads into
+ * one buffer of its own, reused read after read (Node's `onread`), and walks the protocol's
+ * messages (a type byte, then a length that counts itself): while a copy is its target, each
+ * CopyData message's payload goes straight to that copy; every other message, and every message
+ * while no copy is its target, is handed to node-postgres as the stream's data, copied, at the end
+ * of the read. node-postgres parses what it would have parsed, minus the rows. No Buffer is made
+ * per socket read (memory outside the JavaScript heap that, at a few hundred megabytes a second,
+ * made the garbage collector run a full collection several times a second), and no message object
+ * per row.
+ */
+export class CopyDemux {
+  readonly socket: net.Socket;
+  /** The copy whose CopyData messages this socket takes (set as the copy's statement is sent). */
+  target: CopyTarget | undefined;
+  private readonly header = Buffer.alloc(5);
+  private headerHave = 0;
+  /** Bytes still to come of the message being read, and whether they are a copy's row. */
+  private left = 0;
+  private toTarget = false;
+  /** A length below 4 is not the protocol: from there on node-postgres gets every byte, and says so. */
+  private passThrough = false;
+  /** This read's bytes for node-postgres: copies made, then a run [runStart, runEnd) still in the read buffer. */
+  private readonly pieces: Buffer[] = [];
+  private runStart = -1;
+  private runEnd = -1;
+
+  constructor() {
+    const onread = { buffer: Buffer.allocUnsafeSlow(READ_BUFFER_BYTES), callback: (n: number, b: Buffer) => this.take(b, n) };
+    // `onread` is an option of the constructor too (Node 20), not only of connect().
+    this.socket = new net.Socket({ onread } as net.SocketConstructorOpts);
+  }
+
+  /** What one read put in b[0, n); b is reused by the next read. */
+  take(b: Buffer, n: number): void {
+    let at = 0;
+    while (at < n) {
+      if (this.passThrough) {
+        this.forward(b, at, n);
+        break;
+      }
+      if (this.left > 0) {
+        const end = Math.min(n, at + this.left);
+        // (A row whose copy ended meanwhile is dropped: its header never reached node-postgres.)
+        if (this.toTarget) this.target?.appendCopyData(b, at, end);
+        else this.forward(b, at, end);
+        this.left -= end - at;
+        at = end;
+        continue;
+      }
+      let type: number;
+      let length: number;
+      if (this.headerHave === 0 && n - at >= 5) {
+        type = b[at]!;
+        length = b.readInt32BE(at + 1);
+        this.toTarget = type === COPY_DATA && this.target !== undefined && length >= 4;
+        if (!this.toTarget) this.forward(b, at, at + 5);
+        at += 5;
+      } else {
+        // A header cut by the end of a read: gathered here, and a copy of it for node-postgres.
+        const end = Math.min(n, at + 5 - this.headerHave);
+        b.copy(this.header, this.headerHave, at, end);
+        this.headerHave += end - at;
+        at = end;
+        if (this.headerHave < 5) break;
+        this.headerHave = 0;
+        type = this.header[0]!;
+        length = this.header.readInt32BE(1);
+        this.toTarget = type === COPY_DATA && this.target !== undefined && length >= 4;
+        if (!this.toTarget) {
+          this.closeRun(b);
+          this.pieces.push(Buffer.from(this.header));
+        }
+      }
+      if (this.toTarget) this.target!.beginCopyData();
+      if (length < 4) this.passThrough = true;
+      else this.left = length - 4;
+    }
+    this.flush(b);
+  }
+
+  /** Hands b[start, end) to node-postgres (joined to the run before it when they touch). */
+  private forward(b: Buffer, start: number, end: number): void {
+    if (this.runEnd === start) {
+      this.runEnd = end;
+      return;
+    }
+    this.closeRun(b);
+    this.runStart = start;
+    this.runEnd = end;
+  }
+
+  private closeRun(b: Buffer): void {
+    if (this.runStart < 0) return;
+    this.pieces.push(Buffer.from(b.subarray(this.runStart, this.runEnd)));
+    this.runStart = this.runEnd = -1;
+  }
+
+  /** node-postgres parses this read's other messages. */
+  private flush(b: Buffer): void {
+    this.closeRun(b);
+    if (this.pieces.length === 0) return;
+    const data = this.pieces.length === 1 ? this.pieces[0]! : Buffer.concat(this.pieces);
+    this.pieces.length = 0;
+    this.socket.emit('data', data);
+  }
 }
