@@ -1,5 +1,6 @@
 /**
- * Binary COPY out over a node-postgres connection, and the plain description of a connection that
+ * Binary COPY out over a node-postgres connection (on a reader's own connection, through a socket
+ * that takes the copy's rows off the wire itself), and the plain description of a connection that
  * another thread of this process can open to the same database (a worker reading on its own).
  */
 import net from 'node:net';
@@ -29,7 +30,7 @@ export class ByteSink {
     this.size += chunk.length;
   }
 
-  /** Appends `from[start, end)` (no view of it made). */
+  /** Appends `from[start, end)`. */
   appendRange(from: Buffer, start: number, end: number): void {
     this.reserve(end - start);
     this.size += from.copy(this.data, this.size, start, end);
