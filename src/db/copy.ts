@@ -196,7 +196,8 @@ export function readerClient(connection: ReaderConnection): { readonly client: p
 
 /** Bytes a CopyDemux reads into at once (Node reads a TCP socket 64 KiB at a time). */
 const READ_BUFFER_BYTES = 64 * 1024;
-const COPY_DATA = 0x64; // 'd'
+/** The protocol's CopyData message type ('d'). */
+export const COPY_DATA = 0x64;
 
 /** Where a CopyDemux puts a copy's rows: each CopyData message's start, then its payload in one or more pieces. */
 export interface CopyTarget {
@@ -254,31 +255,30 @@ export class CopyDemux {
         at = end;
         continue;
       }
-      let type: number;
-      let length: number;
+      // The header: at b[from], or cut by the end of a read and gathered in this.header.
+      let header = b;
+      let from = at;
       if (this.headerHave === 0 && n - at >= 5) {
-        type = b[at]!;
-        length = b.readInt32BE(at + 1);
-        this.toTarget = type === COPY_DATA && this.target !== undefined && length >= 4;
-        if (!this.toTarget) this.forward(b, at, at + 5);
         at += 5;
       } else {
-        // A header cut by the end of a read: gathered here, and a copy of it for node-postgres.
         const end = Math.min(n, at + 5 - this.headerHave);
         b.copy(this.header, this.headerHave, at, end);
         this.headerHave += end - at;
         at = end;
         if (this.headerHave < 5) break;
         this.headerHave = 0;
-        type = this.header[0]!;
-        length = this.header.readInt32BE(1);
-        this.toTarget = type === COPY_DATA && this.target !== undefined && length >= 4;
-        if (!this.toTarget) {
-          this.closeRun(b);
-          this.pieces.push(Buffer.from(this.header));
-        }
+        header = this.header;
+        from = 0;
       }
+      const length = header.readInt32BE(from + 1);
+      this.toTarget = header[from] === COPY_DATA && this.target !== undefined && length >= 4;
       if (this.toTarget) this.target!.beginCopyData();
+      else if (header === b) this.forward(b, from, from + 5);
+      else {
+        // node-postgres gets a copy of a gathered header (this.header is reused).
+        this.closeRun(b);
+        this.pieces.push(Buffer.from(this.header));
+      }
       if (length < 4) this.passThrough = true;
       else this.left = length - 4;
     }

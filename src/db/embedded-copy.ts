@@ -7,9 +7,8 @@
  * PostgreSQL.
  */
 import { protocol, type PGlite } from '@electric-sql/pglite';
-import { ByteSink, KEY_ORDER } from './copy.js';
+import { ByteSink, COPY_DATA, KEY_ORDER } from './copy.js';
 
-const COPY_DATA = 0x64;
 const COPY_OUT_RESPONSE = 0x48;
 const ERROR_RESPONSE = 0x45;
 

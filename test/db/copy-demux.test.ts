@@ -4,16 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CopyDemux, copyBinaryOn, readerClient, type CopyTarget } from '../../src/db/copy.js';
 import type { ReaderConnection } from '../../src/db/types.js';
 import { createPostgresDatabase, pgAvailable, type TestDatabase } from '../helpers/db.js';
+import { protocolMessage } from '../helpers/protocol.js';
 
-const COPY_DATA = 0x64;
-
-function message(type: number, payload: Uint8Array): Buffer {
-  const bytes = Buffer.alloc(5 + payload.length);
-  bytes[0] = type;
-  bytes.writeInt32BE(4 + payload.length, 1);
-  bytes.set(payload, 5);
-  return bytes;
-}
+const message = protocolMessage;
 
 /** Each CopyData payload as the demux hands it over, in pieces joined here. */
 class Rows implements CopyTarget {
@@ -48,7 +41,7 @@ function feed(demux: CopyDemux, stream: Buffer, cuts: readonly number[]): Buffer
   return Buffer.concat(handed);
 }
 
-const TYPES = [COPY_DATA, 0x48, 0x63, 0x43, 0x5a, 0x45, 0x44, 0x54, 0x53].map((t) => fc.constant(t));
+const TYPES = ['d', 'H', 'c', 'C', 'Z', 'E', 'D', 'T', 'S'].map((t) => fc.constant(t));
 const messages = fc.array(fc.record({ type: fc.oneof(...TYPES), payload: fc.uint8Array({ maxLength: 300 }) }), { maxLength: 40 });
 const cuts = fc.array(fc.nat(), { maxLength: 30 });
 
@@ -60,8 +53,8 @@ describe('CopyDemux: the protocol stream split between a copy and node-postgres'
         const rows = new Rows();
         demux.target = rows;
         const handed = feed(demux, Buffer.concat(list.map((m) => message(m.type, m.payload))), at);
-        expect(rows.rows).toEqual(list.filter((m) => m.type === COPY_DATA).map((m) => Buffer.from(m.payload)));
-        expect(handed).toEqual(Buffer.concat(list.filter((m) => m.type !== COPY_DATA).map((m) => message(m.type, m.payload))));
+        expect(rows.rows).toEqual(list.filter((m) => m.type === 'd').map((m) => Buffer.from(m.payload)));
+        expect(handed).toEqual(Buffer.concat(list.filter((m) => m.type !== 'd').map((m) => message(m.type, m.payload))));
       }),
     );
   });
@@ -79,9 +72,9 @@ describe('CopyDemux: the protocol stream split between a copy and node-postgres'
     const demux = new CopyDemux();
     const rows = new Rows();
     demux.target = rows;
-    const broken = Buffer.from([COPY_DATA, 0, 0, 0, 2, 1, 2, 3]);
-    const stream = Buffer.concat([message(COPY_DATA, Buffer.from('row')), broken, message(0x5a, Buffer.from('I'))]);
-    expect(feed(demux, stream, [7, 9])).toEqual(Buffer.concat([broken, message(0x5a, Buffer.from('I'))]));
+    const broken = Buffer.from([0x64, 0, 0, 0, 2, 1, 2, 3]); // CopyData with a length of 2
+    const stream = Buffer.concat([message('d', Buffer.from('row')), broken, message('Z', Buffer.from('I'))]);
+    expect(feed(demux, stream, [7, 9])).toEqual(Buffer.concat([broken, message('Z', Buffer.from('I'))]));
     expect(rows.rows).toEqual([Buffer.from('row')]);
   });
 });
@@ -128,8 +121,6 @@ describe.skipIf(!pgAvailable())('CopyDemux under node-postgres [postgres]', () =
   it('leaves a TLS connection on the socket node-postgres would make', () => {
     const url = new URL(database.url!);
     url.searchParams.set('sslmode', 'verify-full');
-    const { client, demux } = readerClient({ ...connection, connectionString: url.toString() });
-    expect(demux).toBeUndefined();
-    expect(client).toBeInstanceOf(pg.Client);
+    expect(readerClient({ ...connection, connectionString: url.toString() }).demux).toBeUndefined();
   });
 });

@@ -7,6 +7,7 @@ import { copyOutOfAnswer } from '../../src/db/embedded-copy.js';
 import { DbError, openDatabase, openPGlite, openPostgres, type Db } from '../../src/db/index.js';
 import { runMigrations, type Migration } from '../../src/db/migrate.js';
 import { forEachDatabase, type TestDatabase } from '../helpers/db.js';
+import { protocolMessage } from '../helpers/protocol.js';
 
 forEachDatabase('db interface', (create) => {
   let tdb: TestDatabase;
@@ -91,12 +92,7 @@ forEachDatabase('db interface', (create) => {
 });
 
 describe('COPY out of raw protocol messages (the embedded database\'s answer, joined in place)', () => {
-  const message = (code: string, payload: Buffer) => {
-    const header = Buffer.alloc(5);
-    header[0] = code.charCodeAt(0);
-    header.writeInt32BE(4 + payload.length, 1);
-    return Buffer.concat([header, payload]);
-  };
+  const message = protocolMessage;
   const copyOut = message('H', Buffer.from([0, 0, 0]));
   const ready = message('Z', Buffer.from('I'));
 
