@@ -61,7 +61,8 @@ export interface AppOptions {
   /** Enables POST …/connections/{id}/test: the connection's pre-flight (src/posture/preflight.ts). */
   readonly preflight?: (tenant: string, connectionId: string) => Promise<PreflightReport>;
   /** Whether Chronicle accepts appends, for /readyz (default: the session may write its event table). */
-  readonly chronicleWritable?: () => Promise<boolean>;
+  /** true when Chronicle can append; false, or a sentence saying why, when it cannot. */
+  readonly chronicleWritable?: () => Promise<boolean | string>;
   /** Extra metric sources (sync runs); the cache and Chronicle figures come from the runtime. */
   readonly metrics?: Omit<MetricsSources, 'cacheStats' | 'chronicleStats' | 'sharing'>;
   readonly migrations?: readonly Migration[];
@@ -102,13 +103,16 @@ function requestValidators(): { body: Ajv; other: Ajv } {
 
 /**
  * The default readiness check for Chronicle: its database session accepts writes (not a read-only
- * replica or session) and may insert into the event table.
+ * replica or session) and may insert into the event table; otherwise which of the two it is not.
  */
-async function chronicleTableWritable(db: Db): Promise<boolean> {
-  const { rows } = await db.query<{ ok: boolean }>(
-    `SELECT current_setting('transaction_read_only') = 'off' AND has_table_privilege('chronicle_event', 'INSERT') AS ok`,
+async function chronicleTableWritable(db: Db): Promise<true | string> {
+  const { rows } = await db.query<{ writable: boolean; insert: boolean }>(
+    `SELECT current_setting('transaction_read_only') = 'off' AS writable, has_table_privilege('chronicle_event', 'INSERT') AS insert`,
   );
-  return rows[0]?.ok === true;
+  const row = rows[0];
+  if (row?.writable !== true) return 'Chronicle cannot append: the database is read-only (a standby, or default_transaction_read_only is on)';
+  if (row.insert !== true) return 'Chronicle cannot append: this database role may not INSERT into chronicle_event';
+  return true;
 }
 
 export async function createApp(options: AppOptions): Promise<FastifyInstance> {

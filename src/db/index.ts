@@ -18,7 +18,7 @@ import { runMigrations, type Migration } from './migrate.js';
 import { MIGRATIONS } from './migrations/index.js';
 import { acquireDirLock, liveLockHolder, type DirLock } from './lock.js';
 import { createSessionGate, shareOverSocket, socketPath, SOCKET_PORT, type SessionGate, type SharedSocket } from './share.js';
-import { DbError } from './errors.js';
+import { DbError, reasonOfCode } from './errors.js';
 import { KEY_ORDER, clientConfig, copyBinaryOn } from './copy.js';
 import type { Db, Queryable, QueryResult, ReaderConnection } from './types.js';
 import { defined } from '../common/values.js';
@@ -197,7 +197,7 @@ function asDbError(err: unknown): unknown {
   const connectionLevel =
     (typeof code === 'string' && (/^(ECONN|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|EPIPE|EHOSTUNREACH)/.test(code) || /^(08|57P0[1-4]|25006|53[0-9A-Z]{3})$|^08/.test(code))) ||
     /timeout exceeded when trying to connect|Connection terminated|Client has encountered a connection error|Cannot use a pool after calling end/i.test(message);
-  return connectionLevel ? new DbError(`database unavailable: ${message}`, 'db_unavailable', { cause: err }) : err;
+  return connectionLevel ? new DbError(`database unavailable: ${message}`, 'db_unavailable', { cause: err, reason: reasonOfCode(code) ?? 'unreachable' }) : err;
 }
 
 /**

@@ -400,6 +400,6 @@ function describeRow(decision: Decision): string {
     case 'compliance_unavailable':
       return `Intune could not be asked about the device (${decision.failure}) and no recent answer was cached: try again${decision.retryAfterMs === null ? '' : ` in ${Math.ceil(decision.retryAfterMs / 1000)} s`}.${flipped}`;
     case 'audit_unavailable':
-      return 'The decision could not be recorded in the audit trail, so it is refused: try again; if it persists, the audit database is down.';
+      return 'The decision could not be recorded in the audit trail, so it is refused: try again; if it persists, the audit database is down or refuses writes (see /readyz).';
   }
 }

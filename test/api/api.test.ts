@@ -5,6 +5,7 @@
  * events from real calls checked against specs/asyncapi.yaml; readiness when the database goes.
  */
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import pg from 'pg';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROLES, type Role } from '../../src/auth/types.js';
@@ -521,6 +522,42 @@ function suite(kind: 'postgres' | 'pglite') {
   it('never shows a PII value of either simulated tenant in any answer', () => {
     expect(pii.length).toBeGreaterThan(100);
     expect(findPii(seen.join('\n'), pii)).toEqual([]);
+  });
+
+  // PostgreSQL only: the embedded database has no read-only mode to switch on.
+  if (kind === 'postgres') it('says the database is read-only: 503 service_unavailable naming it, and /readyz saying why Chronicle cannot append', async () => {
+    const name = new URL(t.config.database.url as string).pathname.slice(1);
+    const server = new URL(t.config.database.url as string);
+    server.pathname = '/postgres';
+    const superuser = new pg.Client({ connectionString: server.toString() });
+    await superuser.connect();
+    // New sessions of the database start read-only; the server's open ones are ended so its pool opens new ones.
+    const reconnect = async () => {
+      await superuser.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name]);
+      await new Promise((r) => setTimeout(r, 300));
+    };
+    try {
+      await superuser.query(`ALTER DATABASE "${name}" SET default_transaction_read_only = on`);
+      await reconnect();
+      t.server.keys.clearCache();
+      // The pool may still hand out a session it has not yet seen ended: the second call is the one judged.
+      await call('POST', '/api/v1/keys', '/api/v1/keys', { key: admin, body: { role: 'reader', name: 'read-only' } });
+      const refused = await call('POST', '/api/v1/keys', '/api/v1/keys', { key: admin, body: { role: 'reader', name: 'read-only' } });
+      expect(refused.status).toBe(503);
+      expect(refused.body.error).toMatchObject({ code: 'service_unavailable', database: 'read_only' });
+      expect(refused.body.error.message).toMatch(/refuses writes \(it is read-only/);
+      expect(refused.headers.get('retry-after')).toBe('5');
+      const ready = await call('GET', '/readyz', '/readyz');
+      expect(ready.status).toBe(503);
+      expect(ready.body.checks.find((c: any) => c.name === 'chronicle')).toMatchObject({ ok: false, detail: expect.stringMatching(/the database is read-only/) });
+    } finally {
+      await superuser.query(`ALTER DATABASE "${name}" RESET default_transaction_read_only`);
+      await reconnect();
+      await superuser.end();
+    }
+    const created = await call('POST', '/api/v1/keys', '/api/v1/keys', { key: admin, body: { role: 'reader', name: 'writable again' } });
+    expect(created.status).toBe(201);
+    expect((await call('GET', '/readyz', '/readyz')).status).toBe(200);
   });
 
   it('answers 503 (not 500) and reports not ready when the database goes away', async () => {

@@ -21,8 +21,24 @@ describe('errorHandler', () => {
     ['PostureNotFoundError', () => new PostureNotFoundError('connection_not_found', 'no such connection'), 404, 'not_found'],
     ['SecretRefError', () => new SecretRefError('secret_ref_not_registered', 'env:X is not registered'), 400, 'secret_ref_not_registered', { field: 'secret_ref' }],
     ['SyncInProgressError', () => new SyncInProgressError(RUN_ID, RUN_ID), 409, 'sync_in_progress', { run_id: RUN_ID }],
-    ['DbError unavailable', () => new DbError('database unavailable: connect ECONNREFUSED 10.1.2.3:5432', 'db_unavailable'), 503, 'service_unavailable'],
+    ['DbError unavailable', () => new DbError('database unavailable: connect ECONNREFUSED 10.1.2.3:5432', 'db_unavailable'), 503, 'service_unavailable', { database: 'unreachable' }],
+    ['DbError read-only', () => new DbError('database unavailable: read-only transaction on 10.1.2.3', 'db_unavailable', { reason: 'read_only' }), 503, 'service_unavailable', { database: 'read_only' }],
+    ['DbError disk full', () => new DbError('database unavailable: could not extend file on pg-primary', 'db_unavailable', { reason: 'disk_full' }), 503, 'service_unavailable', { database: 'disk_full' }],
     ['ChronicleError unavailable', () => new ChronicleError('commit failed on pg-primary.internal', 'unavailable'), 503, 'audit_unavailable'],
+    [
+      'ChronicleError around a read-only database',
+      () => new ChronicleError('commit failed on pg-primary.internal', 'unavailable', undefined, { cause: new DbError('database unavailable: 10.1.2.3', 'db_unavailable', { reason: 'read_only' }) }),
+      503,
+      'audit_unavailable',
+      { database: 'read_only' },
+    ],
+    [
+      "ChronicleError around the driver's out-of-disk error",
+      () => new ChronicleError('commit failed on pg-primary.internal', 'unavailable', undefined, { cause: Object.assign(new Error('could not extend file "base/1/2": No space left on device'), { code: '53100' }) }),
+      503,
+      'audit_unavailable',
+      { database: 'disk_full' },
+    ],
     ['ChronicleError invalid cursor', () => new ChronicleError('cursor is not a cursor this query returned', 'invalid_query', 'cursor'), 400, 'invalid_cursor'],
   ];
 
@@ -46,6 +62,27 @@ describe('errorHandler', () => {
       await app.close();
     });
   }
+
+  it('says why the database cannot serve, in words and by name', async () => {
+    const app = Fastify();
+    app.setErrorHandler(errorHandler);
+    const reasons = ['unreachable', 'read_only', 'disk_full', 'out_of_resources', 'shutting_down'] as const;
+    const answers = new Map<string, { message: string; database: string }>();
+    for (const reason of reasons) {
+      app.get(`/${reason}`, async () => {
+        throw new DbError('database unavailable: 10.1.2.3', 'db_unavailable', { reason });
+      });
+    }
+    for (const reason of reasons) answers.set(reason, (await app.inject({ method: 'GET', url: `/${reason}` })).json().error);
+    expect([...answers.values()].map((a) => a.database)).toEqual([...reasons]);
+    expect(answers.get('read_only')?.message).toMatch(/refuses writes \(it is read-only/);
+    expect(answers.get('disk_full')?.message).toMatch(/out of disk space/);
+    expect(answers.get('shutting_down')?.message).toMatch(/shutting down or restarting/);
+    expect(answers.get('unreachable')?.message).toMatch(/cannot be reached/);
+    // Five reasons, five different sentences.
+    expect(new Set([...answers.values()].map((a) => a.message)).size).toBe(reasons.length);
+    await app.close();
+  });
 
   it('answers anything unexpected with 500 "internal error" and the request id, nothing else', async () => {
     const app = Fastify({ genReqId: () => 'req-1234' });

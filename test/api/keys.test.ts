@@ -103,7 +103,8 @@ forEachDatabase('API key store', (create) => {
       const keys = createKeyStore({ db: readOnly, chronicle });
       const err = await keys.create({ tenant: 't-readonly', role: 'reader' }, ADMIN).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(DbError);
-      expect(toApiError(err)).toMatchObject({ statusCode: 503, code: 'service_unavailable' });
+      expect(toApiError(err)).toMatchObject({ statusCode: 503, code: 'service_unavailable', extra: { database: 'read_only' } });
+      expect((toApiError(err) as Error).message).toMatch(/refuses writes \(it is read-only/);
     } finally {
       await readOnly.close();
       await db.query(`ALTER DATABASE ${name} SET default_transaction_read_only = off`);
