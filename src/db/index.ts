@@ -132,9 +132,17 @@ function overPool(pool: pg.Pool, connect: () => Promise<pg.PoolClient>): Db {
       throw asDbError(err);
     }
     const lease = { broken: false };
+    // Out of the pool, a client has no 'error' listener (the pool's is for idle ones): a backend
+    // that ends while no query runs on it (between a transaction's statements) would be an
+    // unhandled 'error' event, and end the process. The next query on it fails instead.
+    const lost = (): void => {
+      lease.broken = true;
+    };
+    client.on('error', lost);
     try {
       return await fn(client, lease);
     } finally {
+      client.removeListener('error', lost);
       client.release(lease.broken);
     }
   };
