@@ -60,9 +60,6 @@ export interface AppOptions {
   readonly mcpDefaultCapabilities?: readonly ('READ' | 'PROPOSE' | 'MUTATE')[];
   /** Enables POST …/connections/{id}/test: the connection's pre-flight (src/posture/preflight.ts). */
   readonly preflight?: (tenant: string, connectionId: string) => Promise<PreflightReport>;
-  /** Whether Chronicle accepts appends, for /readyz (default: the session may write its event table). */
-  /** true when Chronicle can append; false, or a sentence saying why, when it cannot. */
-  readonly chronicleWritable?: () => Promise<boolean | string>;
   /** Extra metric sources (sync runs); the cache and Chronicle figures come from the runtime. */
   readonly metrics?: Omit<MetricsSources, 'cacheStats' | 'chronicleStats' | 'sharing'>;
   readonly migrations?: readonly Migration[];
@@ -196,7 +193,7 @@ export async function createApp(options: AppOptions): Promise<FastifyInstance> {
     db: runtime.db,
     migrations: options.migrations ?? MIGRATIONS,
     metrics,
-    chronicleWritable: options.chronicleWritable ?? (() => chronicleTableWritable(runtime.db)),
+    chronicleWritable: () => chronicleTableWritable(runtime.db),
     ...defined({ sharing: runtime.sharing === undefined ? undefined : () => (runtime.sharing as { status(): SharingStatus }).status() }),
   });
   app.get('/', async (_request, reply) => reply.redirect('/settings', 302));

@@ -4,9 +4,9 @@
  * nothing else (no stack, no SQL, no host names); the details go to the operational log.
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { DATABASE_WORDS, DbError, dbUnavailableReason, type DbUnavailableReason } from '../db/errors.js';
+import { DATABASE_WORDS, DbError, dbUnavailableReason } from '../db/errors.js';
 import { ChronicleError } from '../chronicle/types.js';
-import { ApiError, sendError } from '../auth/errors.js';
+import { ApiError, databaseUnavailable, sendError } from '../auth/errors.js';
 import { KeyInputError } from '../auth/keys.js';
 import { issueInWords } from './validation-words.js';
 
@@ -37,7 +37,7 @@ function fromDomainError(err: Error & { code?: unknown; field?: unknown; runId?:
     default:
       break;
   }
-  if (err instanceof DbError && err.code === 'db_unavailable') return databaseUnavailable(err.reason ?? 'unreachable');
+  if (err instanceof DbError && err.code === 'db_unavailable') return databaseUnavailable(err);
   if (err instanceof ChronicleError && err.code === 'invalid_query') {
     const field = err.field ?? 'query';
     return new ApiError(400, field === 'cursor' ? 'invalid_cursor' : 'invalid_request', err.message.slice(0, 300), { field });
@@ -48,11 +48,6 @@ function fromDomainError(err: Error & { code?: unknown; field?: unknown; runId?:
     return new ApiError(503, 'audit_unavailable', `the audit trail cannot record, so nothing was done: ${DATABASE_WORDS[reason]}`, { database: reason }, { 'retry-after': '5' });
   }
   return null;
-}
-
-/** 503 service_unavailable for a database that cannot serve the request, saying why. */
-export function databaseUnavailable(reason: DbUnavailableReason): ApiError {
-  return new ApiError(503, 'service_unavailable', DATABASE_WORDS[reason], { database: reason }, { 'retry-after': '5' });
 }
 
 /** Fastify's own 4xx errors (parsing, validation, routing), with our codes. */

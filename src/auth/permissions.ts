@@ -5,8 +5,7 @@
  * learn what another tenant holds.
  */
 import type { FastifyRequest } from 'fastify';
-import { DATABASE_WORDS, dbUnavailableReason } from '../db/errors.js';
-import { ApiError } from './errors.js';
+import { ApiError, databaseUnavailable } from './errors.js';
 import type { Authenticator, Principal, Role } from './types.js';
 
 export const PERMISSIONS = {
@@ -98,8 +97,7 @@ export async function requirePermission(authenticator: Authenticator, request: P
   try {
     principal = await authenticator.authenticate(key);
   } catch (err) {
-    const reason = dbUnavailableReason(err) ?? 'unreachable';
-    throw new ApiError(503, 'service_unavailable', `API keys cannot be checked right now: ${DATABASE_WORDS[reason]}`, { database: reason }, { 'retry-after': '5' });
+    throw databaseUnavailable(err, 'API keys cannot be checked right now');
   }
   if (principal === null) throw unauthorized(wording, `the API key is unknown or revoked; create one with ${wording.create}`);
   const allowed: readonly Role[] = PERMISSIONS[permission];

@@ -21,7 +21,7 @@ export class DbError extends Error {
   constructor(
     message: string,
     readonly code: 'db_unavailable' | 'db_locked' | 'db_migration_failed',
-    options?: { cause?: unknown; reason?: DbUnavailableReason },
+    options?: { cause?: unknown; reason?: DbUnavailableReason | undefined },
   ) {
     super(message, options);
     this.reason = code === 'db_unavailable' ? (options?.reason ?? 'unreachable') : undefined;

@@ -113,6 +113,11 @@ export function openSharedPGlite(dataDir: string, { waitMs = 30_000 }: { waitMs?
 function overPool(pool: pg.Pool, connect: () => Promise<pg.PoolClient>): Db {
   // An idle client that loses its server emits 'error' on the pool; without a listener Node exits.
   pool.on('error', () => undefined);
+  // The pool listens only to its idle clients: one that is out of the pool but runs no statement
+  // (between a transaction's statements) and loses its backend would emit an 'error' nobody hears,
+  // and end the process. Each client listens for its life; its next statement fails instead, as
+  // db_unavailable, and the lease gives it back broken.
+  pool.on('connect', (client) => client.on('error', () => undefined));
 
   const wrap = async <R>(run: () => Promise<pg.QueryResult>): Promise<QueryResult<R>> => {
     try {
@@ -132,17 +137,9 @@ function overPool(pool: pg.Pool, connect: () => Promise<pg.PoolClient>): Db {
       throw asDbError(err);
     }
     const lease = { broken: false };
-    // Out of the pool, a client has no 'error' listener (the pool's is for idle ones): a backend
-    // that ends while no query runs on it (between a transaction's statements) would be an
-    // unhandled 'error' event, and end the process. The next query on it fails instead.
-    const lost = (): void => {
-      lease.broken = true;
-    };
-    client.on('error', lost);
     try {
       return await fn(client, lease);
     } finally {
-      client.removeListener('error', lost);
       client.release(lease.broken);
     }
   };
@@ -202,10 +199,12 @@ function asDbError(err: unknown): unknown {
   if (err instanceof DbError) return err;
   const code = (err as { code?: unknown } | null)?.code;
   const message = err instanceof Error ? err.message : String(err);
+  const reason = reasonOfCode(code);
   const connectionLevel =
-    (typeof code === 'string' && (/^(ECONN|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|EPIPE|EHOSTUNREACH)/.test(code) || /^(08|57P0[1-4]|25006|53[0-9A-Z]{3})$|^08/.test(code))) ||
+    reason !== undefined ||
+    (typeof code === 'string' && /^(ECONN|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|EPIPE|EHOSTUNREACH|08)/.test(code)) ||
     /timeout exceeded when trying to connect|Connection terminated|Client has encountered a connection error|Cannot use a pool after calling end/i.test(message);
-  return connectionLevel ? new DbError(`database unavailable: ${message}`, 'db_unavailable', { cause: err, reason: reasonOfCode(code) ?? 'unreachable' }) : err;
+  return connectionLevel ? new DbError(`database unavailable: ${message}`, 'db_unavailable', { cause: err, reason }) : err;
 }
 
 /**

@@ -5,13 +5,12 @@
  * events from real calls checked against specs/asyncapi.yaml; readiness when the database goes.
  */
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import pg from 'pg';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROLES, type Role } from '../../src/auth/types.js';
 import { registeredRoutes } from '../../src/api/app.js';
 import { PATTERN_WORDS } from '../../src/api/validation-words.js';
-import { pgAvailable } from '../helpers/db.js';
+import { adminQuery, endSessions, pgAvailable } from '../helpers/db.js';
 import { OTHER_SECRET_VAR, OTHER_TENANT, findPii, piiValues, startTestServer, waitForRun, type TestServer } from './helpers.js';
 import { specChecker } from './openapi.js';
 import { eventChecker } from './asyncapi.js';
@@ -527,18 +526,10 @@ function suite(kind: 'postgres' | 'pglite') {
   // PostgreSQL only: the embedded database has no read-only mode to switch on.
   if (kind === 'postgres') it('says the database is read-only: 503 service_unavailable naming it, and /readyz saying why Chronicle cannot append', async () => {
     const name = new URL(t.config.database.url as string).pathname.slice(1);
-    const server = new URL(t.config.database.url as string);
-    server.pathname = '/postgres';
-    const superuser = new pg.Client({ connectionString: server.toString() });
-    await superuser.connect();
     // New sessions of the database start read-only; the server's open ones are ended so its pool opens new ones.
-    const reconnect = async () => {
-      await superuser.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name]);
-      await new Promise((r) => setTimeout(r, 300));
-    };
     try {
-      await superuser.query(`ALTER DATABASE "${name}" SET default_transaction_read_only = on`);
-      await reconnect();
+      await adminQuery(`ALTER DATABASE "${name}" SET default_transaction_read_only = on`);
+      await endSessions(name);
       t.server.keys.clearCache();
       // The pool may still hand out a session it has not yet seen ended: the second call is the one judged.
       await call('POST', '/api/v1/keys', '/api/v1/keys', { key: admin, body: { role: 'reader', name: 'read-only' } });
@@ -551,9 +542,8 @@ function suite(kind: 'postgres' | 'pglite') {
       expect(ready.status).toBe(503);
       expect(ready.body.checks.find((c: any) => c.name === 'chronicle')).toMatchObject({ ok: false, detail: expect.stringMatching(/the database is read-only/) });
     } finally {
-      await superuser.query(`ALTER DATABASE "${name}" RESET default_transaction_read_only`);
-      await reconnect();
-      await superuser.end();
+      await adminQuery(`ALTER DATABASE "${name}" RESET default_transaction_read_only`);
+      await endSessions(name);
     }
     const created = await call('POST', '/api/v1/keys', '/api/v1/keys', { key: admin, body: { role: 'reader', name: 'writable again' } });
     expect(created.status).toBe(201);

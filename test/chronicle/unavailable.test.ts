@@ -3,29 +3,18 @@
  * and nothing is reported as recorded that was not.
  */
 import net from 'node:net';
-import pg from 'pg';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { openPGlite, openPostgres, runMigrations } from '../../src/db/index.js';
 import { MIGRATIONS } from '../../src/db/migrations/index.js';
 import { ChronicleError, createChronicle } from '../../src/chronicle/index.js';
-import { createPostgresDatabase, pgAvailable, serverUrl, type TestDatabase } from '../helpers/db.js';
+import { adminQuery, createPostgresDatabase, pgAvailable, type TestDatabase } from '../helpers/db.js';
 import { invoked, rows, tempDir } from './helpers.js';
-
-async function admin(sql: string): Promise<void> {
-  const client = new pg.Client({ connectionString: serverUrl() });
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
 
 describe.skipIf(!pgAvailable())('chronicle when PostgreSQL goes away', () => {
   let tdb: TestDatabase | undefined;
   let name = '';
   afterEach(async () => {
-    if (name !== '') await admin(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true`).catch(() => undefined);
+    if (name !== '') await adminQuery(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true`).catch(() => undefined);
     await tdb?.drop();
     tdb = undefined;
   });
@@ -37,8 +26,8 @@ describe.skipIf(!pgAvailable())('chronicle when PostgreSQL goes away', () => {
     const chronicle = await createChronicle({ db, appendTimeoutMs: 3_000 });
     const first = await chronicle.append(invoked('down', 1));
 
-    await admin(`ALTER DATABASE ${name} ALLOW_CONNECTIONS false`);
-    await admin(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${name}'`);
+    await adminQuery(`ALTER DATABASE ${name} ALLOW_CONNECTIONS false`);
+    await adminQuery(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${name}'`);
     const started = Date.now();
     const outcomes = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => chronicle.append(invoked('down', 100 + i))));
     const elapsedMs = Date.now() - started;
@@ -52,7 +41,7 @@ describe.skipIf(!pgAvailable())('chronicle when PostgreSQL goes away', () => {
     expect(elapsedMs).toBeLessThan(3_000 + 2_000);
     expect(chronicle.stats().failed).toBe(20);
 
-    await admin(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true`);
+    await adminQuery(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true`);
     const stored = await rows(await tdb.open(), 'down');
     expect(stored.map((r) => r.hash)).toEqual([first.hash]);
     // The same Chronicle carries on once the database is back.

@@ -33,6 +33,20 @@ async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
   }
 }
 
+/** One statement as the server's administrator (on its maintenance database). */
+export async function adminQuery(sql: string, params: unknown[] = []): Promise<void> {
+  await admin((c) => c.query(sql, params));
+}
+
+/**
+ * Ends every session of a database but the caller's, as an administrator, a restart or a failover
+ * would, and waits a moment for their clients to see it.
+ */
+export async function endSessions(database: string): Promise<void> {
+  await adminQuery('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [database]);
+  await new Promise((r) => setTimeout(r, 300));
+}
+
 export async function createPostgresDatabase(): Promise<TestDatabase> {
   const name = `ic_test_${crypto.randomBytes(6).toString('hex')}`;
   await admin((c) => c.query(`CREATE DATABASE ${name}`));

@@ -22,8 +22,8 @@ export interface HealthDeps {
   readonly db: Db;
   readonly migrations: readonly Migration[];
   readonly metrics: AppMetrics;
-  /** Whether Chronicle accepts appends (not closed, its tables writable): true, or false or a sentence saying why not. */
-  readonly chronicleWritable: () => Promise<boolean | string>;
+  /** Whether Chronicle accepts appends (its tables writable): true, or a sentence saying why not. */
+  readonly chronicleWritable: () => Promise<true | string>;
   /** Bound on each readiness probe, so a hung database answers 503 rather than hanging the probe. */
   readonly readinessTimeoutMs?: number;
   /** What replicas share (REDIS_URL): shown as the redis check. */
@@ -81,7 +81,7 @@ export async function readiness(deps: HealthDeps): Promise<ReadinessCheck[]> {
   }
   try {
     const writable = await withTimeout(deps.chronicleWritable(), timeoutMs);
-    checks.push(writable === true ? { name: 'chronicle', ok: true } : { name: 'chronicle', ok: false, detail: typeof writable === 'string' ? writable : 'Chronicle cannot append' });
+    checks.push(writable === true ? { name: 'chronicle', ok: true } : { name: 'chronicle', ok: false, detail: writable });
   } catch {
     checks.push({ name: 'chronicle', ok: false, detail: 'Chronicle cannot append' });
   }
